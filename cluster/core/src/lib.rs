@@ -1,0 +1,32 @@
+//! Tern's shared vocabulary.
+//!
+//! Owns: identifiers (`TableId`, `PartitionIndex`, `Gpid`, `Ballot`, `Decree`, `NodeId`), the
+//! storage key codec, the stored-value header, timetags and the hybrid logical clock, the
+//! partition hash, the `Mutation` type that is logged and replicated, the read requests of the
+//! data model, size limits, and the one error enum with stable codes.
+//!
+//! Must not depend on: tokio, tonic, rocksdb, the AWS SDK, or anything that does I/O. Time
+//! comes in through parameters (`Clock` is a trait implemented elsewhere).
+
+pub mod clock;
+pub mod codec;
+pub mod error;
+pub mod hash;
+pub mod hlc;
+pub mod ids;
+pub mod key;
+pub mod limits;
+pub mod mutation;
+pub mod read;
+pub mod timetag;
+pub mod value;
+
+pub use clock::{Clock, ManualClock};
+pub use error::{Error, ErrorCode, Fatal, Result};
+pub use hash::partition_of;
+pub use hlc::Hlc;
+pub use ids::{Ballot, ClusterId, Decree, Gpid, NodeAddr, NodeId, PartitionIndex, TableId};
+pub use limits::Limits;
+pub use mutation::{CheckType, Mutation, WriteOp};
+pub use timetag::Timetag;
+pub use value::ValueHeader;

@@ -1,0 +1,120 @@
+use super::*;
+use proptest::prelude::*;
+
+/// Pins encoding version 1: these bytes are in every log on disk.
+#[test]
+fn golden_bytes_v1() {
+    let m = Mutation::new(vec![
+        WriteOp::Set { hash_key: b"h".to_vec(), sort_key: b"s".to_vec(), value: b"v".to_vec(), ttl_secs: 300 },
+        WriteOp::Del { hash_key: b"h".to_vec(), sort_key: vec![] },
+        WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta: -2, ttl: IncrTtl::Set(5) },
+    ]);
+    let bytes = m.encode();
+    assert_eq!(
+        bytes,
+        vec![
+            1, 3, // version, op count
+            1, 1, b'h', 1, b's', 1, b'v', 0xac, 0x02, // set, ttl 300
+            2, 1, b'h', 0, // del
+            5, 1, b'h', 1, b'n', 3, 2, 5, // incr delta -2 (zigzag 3), ttl mode set, 5
+        ]
+    );
+    assert_eq!(Mutation::decode(&bytes).unwrap(), m);
+}
+
+#[test]
+fn unknown_version_and_tags_are_corruption() {
+    assert!(Mutation::decode(&[2, 0]).unwrap_err().to_string().contains("version 2"));
+    assert!(Mutation::decode(&[1, 1, 99]).unwrap_err().to_string().contains("op tag 99"));
+    assert!(Mutation::decode(&[]).unwrap_err().is_fatal());
+    // A claimed op count larger than the input must not allocate or panic.
+    assert!(Mutation::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+}
+
+#[test]
+fn check_type_names_round_trip() {
+    for &c in CheckType::ALL {
+        assert_eq!(CheckType::from_name(c.name()), Some(c));
+        assert_eq!(CheckType::from_u8(c as u8), Some(c));
+    }
+    assert!(CheckType::IntEqual.is_int_compare());
+    assert!(!CheckType::BytesEqual.is_int_compare());
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..8)
+}
+
+fn check_strategy() -> impl Strategy<Value = Check> {
+    (0..CheckType::ALL.len(), bytes()).prop_map(|(i, operand)| Check { kind: CheckType::ALL[i], operand })
+}
+
+pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
+    prop_oneof![
+        (bytes(), bytes(), bytes(), any::<u32>()).prop_map(|(hash_key, sort_key, value, ttl_secs)| {
+            WriteOp::Set { hash_key, sort_key, value, ttl_secs }
+        }),
+        (bytes(), bytes()).prop_map(|(hash_key, sort_key)| WriteOp::Del { hash_key, sort_key }),
+        (bytes(), proptest::collection::vec((bytes(), bytes()), 0..4), any::<u32>()).prop_map(
+            |(hash_key, entries, ttl_secs)| WriteOp::MultiSet { hash_key, entries, ttl_secs }
+        ),
+        (bytes(), proptest::collection::vec(bytes(), 0..4))
+            .prop_map(|(hash_key, sort_keys)| WriteOp::MultiDel { hash_key, sort_keys }),
+        (bytes(), bytes(), any::<i64>(), prop_oneof![
+            Just(IncrTtl::Keep),
+            Just(IncrTtl::Clear),
+            any::<u32>().prop_map(IncrTtl::Set)
+        ])
+        .prop_map(|(hash_key, sort_key, delta, ttl)| WriteOp::Incr { hash_key, sort_key, delta, ttl }),
+        (bytes(), bytes(), check_strategy(), bytes(), bytes(), any::<u32>(), any::<bool>()).prop_map(
+            |(hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value)| {
+                WriteOp::CheckAndSet {
+                    hash_key,
+                    check_sort_key,
+                    check,
+                    set_sort_key,
+                    set_value,
+                    set_ttl_secs,
+                    return_check_value,
+                }
+            }
+        ),
+        (
+            bytes(),
+            bytes(),
+            check_strategy(),
+            proptest::collection::vec(
+                prop_oneof![
+                    (bytes(), bytes(), any::<u32>())
+                        .prop_map(|(sort_key, value, ttl_secs)| CamOp::Put { sort_key, value, ttl_secs }),
+                    bytes().prop_map(|sort_key| CamOp::Delete { sort_key }),
+                ],
+                0..4
+            ),
+            any::<bool>()
+        )
+            .prop_map(|(hash_key, check_sort_key, check, mutations, return_check_value)| {
+                WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value }
+            }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn round_trip(ops in proptest::collection::vec(write_op(), 0..6)) {
+        let m = Mutation::new(ops);
+        prop_assert_eq!(Mutation::decode(&m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn truncation_is_always_detected(ops in proptest::collection::vec(write_op(), 1..4), cut in 0usize..1000) {
+        let bytes = Mutation::new(ops).encode();
+        let cut = cut % bytes.len();
+        prop_assert!(Mutation::decode(&bytes[..cut]).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Mutation::decode(&data);
+    }
+}

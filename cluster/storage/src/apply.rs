@@ -1,0 +1,232 @@
+//! Write semantics: how each [`WriteOp`] changes a partition. Written once, used by every back
+//! end through [`PartitionStore::apply_batch`].
+//!
+//! Determinism: every replica applies the same decrees with the same results. So "now" for TTLs
+//! and expiry checks is the mutation's timetag (stamped by the primary), never a local clock,
+//! and size limits are not re-checked here (they were checked at admission; a node's config
+//! must not change what a logged mutation does).
+
+use std::collections::BTreeMap;
+
+use tern_core::key::{self, escape};
+use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
+use tern_core::value::{self, ValueHeader, expire_ts_after};
+use tern_core::{Error, Result, Timetag, WriteOp};
+
+use crate::store::{ApplyEntry, PartitionStore, RawBatch};
+
+pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
+    store: &mut S,
+    entries: &[ApplyEntry<'_>],
+) -> Result<Vec<Vec<WriteOutcome>>> {
+    let Some(last) = entries.last() else { return Ok(Vec::new()) };
+    let mut expected = store.last_applied_decree().next();
+    for e in entries {
+        if e.decree != expected {
+            return Err(Error::invariant(format!(
+                "apply out of sequence: got decree {}, expected {expected}",
+                e.decree
+            )));
+        }
+        expected = expected.next();
+    }
+
+    let mut staged = Staged { store: &*store, overlay: BTreeMap::new() };
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for e in entries {
+        let mut per_op = Vec::with_capacity(e.mutation.ops.len());
+        for op in &e.mutation.ops {
+            per_op.push(staged.apply_op(op, e.timetag)?);
+        }
+        outcomes.push(per_op);
+    }
+    let batch: RawBatch = staged.overlay.into_iter().collect();
+    store.raw_write(batch, last.decree)?;
+    Ok(outcomes)
+}
+
+/// The store as seen by a batch being built: its own earlier writes first.
+struct Staged<'s, S: ?Sized> {
+    store: &'s S,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// Writes of one op, committed to the overlay only if the whole op succeeds.
+type OpWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+impl<S: PartitionStore + ?Sized> Staged<'_, S> {
+    /// Applies one op. Refusals become [`WriteOutcome::Failed`]; only fatal errors (corrupt data,
+    /// failed I/O) abort the batch.
+    fn apply_op(&mut self, op: &WriteOp, timetag: Timetag) -> Result<WriteOutcome> {
+        let mut writes = OpWrites::new();
+        match self.evaluate(op, timetag, &mut writes) {
+            Ok(outcome) => {
+                if !matches!(outcome, WriteOutcome::Failed(_)) {
+                    self.overlay.extend(writes);
+                }
+                Ok(outcome)
+            }
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => Ok(WriteOutcome::Failed(e)),
+        }
+    }
+
+    fn evaluate(&self, op: &WriteOp, tt: Timetag, w: &mut OpWrites) -> Result<WriteOutcome> {
+        let now = tt.physical_secs();
+        let put = |w: &mut OpWrites, hk: &[u8], sk: &[u8], v: &[u8], ttl_secs: u32| -> Result<()> {
+            let header = ValueHeader { expire_ts: expire_ts_after(now, ttl_secs), timetag: tt };
+            w.push((key::encode(hk, sk)?, Some(value::encode(&header, v))));
+            Ok(())
+        };
+        let del = |w: &mut OpWrites, hk: &[u8], sk: &[u8]| -> Result<()> {
+            w.push((key::encode(hk, sk)?, None));
+            Ok(())
+        };
+        match op {
+            WriteOp::Set { hash_key, sort_key, value, ttl_secs } => {
+                put(w, hash_key, sort_key, value, *ttl_secs)?;
+            }
+            WriteOp::Del { hash_key, sort_key } => del(w, hash_key, sort_key)?,
+            WriteOp::MultiSet { hash_key, entries, ttl_secs } => {
+                for (sk, v) in entries {
+                    put(w, hash_key, sk, v, *ttl_secs)?;
+                }
+            }
+            WriteOp::MultiDel { hash_key, sort_keys } => {
+                for sk in sort_keys {
+                    del(w, hash_key, sk)?;
+                }
+            }
+            WriteOp::Incr { hash_key, sort_key, delta, ttl } => {
+                let current = self.read_live(hash_key, sort_key, now)?;
+                let (base, old_expire) = match &current {
+                    None => (0, 0),
+                    // incr counts an empty value as 0 (as Pegasus does); checks do not.
+                    Some((h, v)) if v.is_empty() => (0, h.expire_ts),
+                    Some((h, v)) => (parse_int(v, || describe(hash_key, sort_key))?, h.expire_ts),
+                };
+                let new_value = base.checked_add(*delta).ok_or_else(|| {
+                    Error::IntegerOverflow(format!(
+                        "{} is {base}; adding {delta} leaves the int64 range",
+                        describe(hash_key, sort_key)
+                    ))
+                })?;
+                let expire_ts = match ttl {
+                    IncrTtl::Keep => old_expire,
+                    IncrTtl::Clear => 0,
+                    IncrTtl::Set(n) => expire_ts_after(now, *n),
+                };
+                let header = ValueHeader { expire_ts, timetag: tt };
+                let raw = value::encode(&header, new_value.to_string().as_bytes());
+                w.push((key::encode(hash_key, sort_key)?, Some(raw)));
+                return Ok(WriteOutcome::Incr { new_value });
+            }
+            WriteOp::CheckAndSet {
+                hash_key,
+                check_sort_key,
+                check,
+                set_sort_key,
+                set_value,
+                set_ttl_secs,
+                return_check_value,
+            } => {
+                let (passed, check_value) =
+                    self.check(hash_key, check_sort_key, check, *return_check_value, now)?;
+                if passed {
+                    put(w, hash_key, set_sort_key, set_value, *set_ttl_secs)?;
+                }
+                return Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
+            }
+            WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
+                let (passed, check_value) =
+                    self.check(hash_key, check_sort_key, check, *return_check_value, now)?;
+                if passed {
+                    for m in mutations {
+                        match m {
+                            CamOp::Put { sort_key, value, ttl_secs } => {
+                                put(w, hash_key, sort_key, value, *ttl_secs)?
+                            }
+                            CamOp::Delete { sort_key } => del(w, hash_key, sort_key)?,
+                        }
+                    }
+                }
+                return Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
+            }
+        }
+        Ok(WriteOutcome::Done)
+    }
+
+    /// Evaluates a check; returns whether it passed and, if asked, the checked value.
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        hk: &[u8],
+        sk: &[u8],
+        check: &Check,
+        return_value: bool,
+        now: u64,
+    ) -> Result<(bool, Option<Option<Vec<u8>>>)> {
+        let current = self.read_live(hk, sk, now)?.map(|(_, v)| v);
+        let passed = check_passes(check, current.as_deref(), || describe(hk, sk))?;
+        Ok((passed, return_value.then_some(current)))
+    }
+
+    /// The live record (not expired at `now_secs`, not a tombstone) under (hk, sk).
+    fn read_live(&self, hk: &[u8], sk: &[u8], now_secs: u64) -> Result<Option<(ValueHeader, Vec<u8>)>> {
+        let k = key::encode(hk, sk)?;
+        let raw = match self.overlay.get(&k) {
+            Some(staged) => staged.clone(),
+            None => self.store.raw_get(&k)?,
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        let (header, user) = value::decode(&raw)?;
+        Ok(header.is_live(now_secs).then(|| (header, user.to_vec())))
+    }
+}
+
+fn describe(hk: &[u8], sk: &[u8]) -> String {
+    format!("value of hash key \"{}\" sort key \"{}\"", escape(hk, 64), escape(sk, 64))
+}
+
+/// Parses a decimal int64: an optional sign and digits, nothing else (no spaces, not empty).
+pub fn parse_int(v: &[u8], what: impl FnOnce() -> String) -> Result<i64> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| Error::NotAnInteger { what: what(), value: escape(v, 64) })
+}
+
+/// Whether `check` passes against the record's current value (`None` = absent).
+pub fn check_passes(check: &Check, current: Option<&[u8]>, what: impl FnOnce() -> String) -> Result<bool> {
+    use CheckType::*;
+    let operand = check.operand.as_slice();
+    Ok(match check.kind {
+        NoCheck => true,
+        NotExist => current.is_none(),
+        NotExistOrEmpty => current.is_none_or(|v| v.is_empty()),
+        Exist => current.is_some(),
+        NotEmpty => current.is_some_and(|v| !v.is_empty()),
+        MatchAnywhere => current.is_some_and(|v| {
+            operand.is_empty() || v.windows(operand.len()).any(|w| w == operand)
+        }),
+        MatchPrefix => current.is_some_and(|v| v.starts_with(operand)),
+        MatchPostfix => current.is_some_and(|v| v.ends_with(operand)),
+        BytesLess => current.is_some_and(|v| v < operand),
+        BytesLessOrEqual => current.is_some_and(|v| v <= operand),
+        BytesEqual => current.is_some_and(|v| v == operand),
+        BytesGreaterOrEqual => current.is_some_and(|v| v >= operand),
+        BytesGreater => current.is_some_and(|v| v > operand),
+        IntLess | IntLessOrEqual | IntEqual | IntGreaterOrEqual | IntGreater => {
+            let want = parse_int(operand, || "check operand".to_string())?;
+            let Some(v) = current else { return Ok(false) };
+            let have = parse_int(v, what)?;
+            match check.kind {
+                IntLess => have < want,
+                IntLessOrEqual => have <= want,
+                IntEqual => have == want,
+                IntGreaterOrEqual => have >= want,
+                _ => have > want,
+            }
+        }
+    })
+}

@@ -1,0 +1,188 @@
+//! The in-memory partition store, for tests and the simulator.
+//!
+//! Its "disk" is a [`MemDisk`]: durable images keyed by path, shared by every store opened on
+//! it. Like the RocksDB store with its WAL off, writes are only in memory until a flush; a clean
+//! close (drop) persists everything; [`MemPartitionStore::crash`] keeps only what was flushed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tern_core::key::KeyRange;
+use tern_core::{Clock, Decree, Error, Result};
+
+use crate::store::{PartitionStore, RawBatch, RawVisit};
+
+#[derive(Clone, Debug, Default)]
+struct Image {
+    data: BTreeMap<Vec<u8>, Vec<u8>>,
+    applied: Decree,
+}
+
+/// A simulated disk: what survives a crash of the stores opened on it.
+#[derive(Clone, Debug, Default)]
+pub struct MemDisk {
+    images: Arc<Mutex<HashMap<PathBuf, Image>>>,
+}
+
+impl MemDisk {
+    pub fn new() -> MemDisk {
+        MemDisk::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Image>> {
+        // A panic while holding the lock leaves consistent data (every update is one insert).
+        self.images.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn exists(&self, path: &Path) -> bool {
+        self.lock().contains_key(path)
+    }
+
+    pub fn remove(&self, path: &Path) {
+        self.lock().remove(path);
+    }
+}
+
+#[derive(Debug)]
+pub struct MemPartitionStore {
+    disk: MemDisk,
+    path: PathBuf,
+    data: BTreeMap<Vec<u8>, Vec<u8>>,
+    applied: Decree,
+    durable: AtomicU64,
+    clock: Arc<dyn Clock>,
+    crashed: bool,
+}
+
+impl MemPartitionStore {
+    /// Opens the store at `path` on `disk`, empty if nothing was ever persisted there.
+    pub fn open(disk: &MemDisk, path: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> MemPartitionStore {
+        let path = path.into();
+        let image = disk.lock().get(&path).cloned().unwrap_or_default();
+        MemPartitionStore {
+            disk: disk.clone(),
+            path,
+            durable: AtomicU64::new(image.applied.0),
+            data: image.data,
+            applied: image.applied,
+            clock,
+            crashed: false,
+        }
+    }
+
+    /// Opens a new store at `path` holding the contents of the checkpoint at `checkpoint`.
+    pub fn open_from_checkpoint(
+        disk: &MemDisk,
+        checkpoint: &Path,
+        path: impl Into<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<MemPartitionStore> {
+        let path = path.into();
+        {
+            let mut images = disk.lock();
+            let image = images.get(checkpoint).cloned().ok_or_else(|| {
+                Error::InvalidArgument(format!("no checkpoint at {}", checkpoint.display()))
+            })?;
+            if images.contains_key(&path) {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot restore a checkpoint into {}: a store already exists there",
+                    path.display()
+                )));
+            }
+            images.insert(path.clone(), image);
+        }
+        Ok(MemPartitionStore::open(disk, path, clock))
+    }
+
+    /// Simulates a crash: everything not flushed is lost.
+    pub fn crash(mut self) {
+        self.crashed = true;
+    }
+
+    fn persist(&self) {
+        let image = Image { data: self.data.clone(), applied: self.applied };
+        self.disk.lock().insert(self.path.clone(), image);
+        self.durable.store(self.applied.0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for MemPartitionStore {
+    /// A clean close persists everything, as RocksDB flushes its memtables on close.
+    fn drop(&mut self) {
+        if !self.crashed {
+            self.persist();
+        }
+    }
+}
+
+impl PartitionStore for MemPartitionStore {
+    fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.data.get(key).cloned())
+    }
+
+    fn raw_scan(&self, range: &KeyRange, reverse: bool, visit: &mut RawVisit<'_>) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = range.as_ref_bounds();
+        let iter = self.data.range::<[u8], _>(bounds);
+        let mut each = |(k, v): (&Vec<u8>, &Vec<u8>)| visit(k, v);
+        if reverse {
+            for kv in iter.rev() {
+                if each(kv)?.is_break() {
+                    break;
+                }
+            }
+        } else {
+            for kv in iter {
+                if let ControlFlow::Break(()) = each(kv)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn raw_write(&mut self, batch: RawBatch, decree: Decree) -> Result<()> {
+        for (k, v) in batch {
+            match v {
+                Some(v) => self.data.insert(k, v),
+                None => self.data.remove(&k),
+            };
+        }
+        self.applied = decree;
+        Ok(())
+    }
+
+    fn last_applied_decree(&self) -> Decree {
+        self.applied
+    }
+
+    fn durable_decree(&self) -> Result<Decree> {
+        Ok(Decree(self.durable.load(Ordering::SeqCst)))
+    }
+
+    fn flush(&self) -> Result<Decree> {
+        self.persist();
+        Ok(self.applied)
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<Decree> {
+        let mut images = self.disk.lock();
+        if images.contains_key(dir) {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint directory {} already exists",
+                dir.display()
+            )));
+        }
+        images.insert(dir.to_path_buf(), Image { data: self.data.clone(), applied: self.applied });
+        Ok(self.applied)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}

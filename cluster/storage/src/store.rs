@@ -1,0 +1,109 @@
+//! The `PartitionStore` trait: one partition replica's data.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use tern_core::key::KeyRange;
+use tern_core::mutation::WriteOutcome;
+use tern_core::read::{MultiGet, MultiGetResult, SortKeyPage, SortKeyScan, TablePage, TableScan, Ttl};
+use tern_core::{Clock, Decree, Mutation, Result, Timetag};
+
+/// Raw writes for [`PartitionStore::raw_write`]: storage key → `Some(stored value)` to put,
+/// `None` to delete. Sorted by key, one entry per key.
+pub type RawBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Visitor of [`PartitionStore::raw_scan`]: gets each (storage key, stored value) in order and
+/// says whether to go on.
+pub type RawVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
+
+/// One decree to apply: its number, the timetag its primary stamped, and its mutation.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyEntry<'a> {
+    pub decree: Decree,
+    pub timetag: Timetag,
+    pub mutation: &'a Mutation,
+}
+
+/// The data of one partition replica.
+///
+/// Writes take `&mut self`: applying is serialized by its owner (the replica's task), which is
+/// what makes read-modify-write operations (incr, check-and-set) deterministic. Reads take
+/// `&self` and see only live records: not expired at the store clock's "now", not tombstones.
+///
+/// Durability: `raw_write` makes data visible, not durable. What survives a crash is exactly
+/// the state at [`durable_decree`](PartitionStore::durable_decree); the replication log holds
+/// everything after it and is replayed on restart. A clean close makes everything durable.
+pub trait PartitionStore: Send + Sync {
+    // ---- Required: the raw, back-end-specific part. ----
+
+    /// The stored value (header included) under a storage key.
+    fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Calls `visit` with every stored entry in `range`, in key order (descending if
+    /// `reverse`), until it returns `Break` or the range ends.
+    fn raw_scan(&self, range: &KeyRange, reverse: bool, visit: &mut RawVisit<'_>) -> Result<()>;
+
+    /// Atomically writes `batch` and records `decree` as the last applied decree: after a crash
+    /// either both are there or neither.
+    fn raw_write(&mut self, batch: RawBatch, decree: Decree) -> Result<()>;
+
+    /// The last decree whose writes are visible.
+    fn last_applied_decree(&self) -> Decree;
+
+    /// The last decree whose writes would survive a crash now.
+    fn durable_decree(&self) -> Result<Decree>;
+
+    /// Makes everything applied durable (fsync'ed) and returns the new durable decree.
+    fn flush(&self) -> Result<Decree>;
+
+    /// Writes a consistent checkpoint of the whole partition into `dir` (which must not exist)
+    /// and returns the decree it contains. A store opened from it starts at that decree.
+    fn checkpoint(&self, dir: &Path) -> Result<Decree>;
+
+    /// The clock that decides expiry for reads.
+    fn clock(&self) -> &dyn Clock;
+
+    // ---- Provided: the data model, the same for every back end. ----
+
+    /// Applies one decree. See [`PartitionStore::apply_batch`].
+    fn apply(&mut self, decree: Decree, timetag: Timetag, mutation: &Mutation) -> Result<Vec<WriteOutcome>> {
+        let mut out = self.apply_batch(&[ApplyEntry { decree, timetag, mutation }])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Applies consecutive decrees, starting right after the last applied one, in one atomic
+    /// write. Returns each op's outcome; an op that is refused (e.g. incr on a non-integer) is a
+    /// [`WriteOutcome::Failed`] and writes nothing, and the decree still counts as applied. An
+    /// `Err` is a store failure or a decree out of sequence: nothing was written.
+    fn apply_batch(&mut self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Vec<WriteOutcome>>> {
+        crate::apply::apply_batch(self, entries)
+    }
+
+    fn get(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<Option<Vec<u8>>> {
+        crate::read::get(self, hash_key, sort_key)
+    }
+
+    fn multi_get(&self, hash_key: &[u8], request: &MultiGet) -> Result<MultiGetResult> {
+        crate::read::multi_get(self, hash_key, request)
+    }
+
+    /// One page of a scan over the sort keys of `hash_key`.
+    fn scan(&self, hash_key: &[u8], scan: &SortKeyScan) -> Result<SortKeyPage> {
+        crate::read::scan(self, hash_key, scan)
+    }
+
+    /// How many live records `hash_key` has.
+    fn sort_key_count(&self, hash_key: &[u8]) -> Result<u64> {
+        crate::read::sort_key_count(self, hash_key)
+    }
+
+    /// The TTL of a live record, or `None` if there is none.
+    fn ttl(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<Option<Ttl>> {
+        crate::read::ttl(self, hash_key, sort_key)
+    }
+
+    /// One page of a scan over the whole partition.
+    fn scan_table(&self, scan: &TableScan) -> Result<TablePage> {
+        crate::read::scan_table(self, scan)
+    }
+}

@@ -1,0 +1,605 @@
+//! The conformance suite of [`PartitionStore`] back ends. A back end runs it with
+//! `tern_storage::partition_store_conformance!(harness_expression);` in its tests, which expands
+//! to one `#[test]` per case.
+
+use std::ops::Bound;
+
+use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
+use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, Ttl};
+use tern_core::{Clock, Decree, ErrorCode, Mutation, WriteOp};
+
+use super::{StoreHarness, apply_next, del, set, set_ttl, timetag_now};
+use crate::store::{ApplyEntry, PartitionStore};
+
+/// Expands to one `#[test]` per conformance case for the harness built by `$harness`.
+#[macro_export]
+macro_rules! partition_store_conformance {
+    ($harness:expr) => {
+        $crate::partition_store_conformance!(@cases $harness;
+            set_get_del, decrees_apply_in_sequence, batch_reads_its_own_writes,
+            refused_op_writes_nothing_and_others_proceed, multi_set_multi_del_multi_get,
+            scan_ranges_filters_and_reverse, scan_pages_cover_everything_once, incr_semantics,
+            check_types_truth_table, check_and_set_and_mutate, ttl_and_expiry,
+            apply_uses_the_timetag_for_ttl, sort_key_count_counts_live_records,
+            table_scan_pages, reopen_keeps_data_and_decree, flush_advances_durable_decree,
+            crash_keeps_only_flushed_state, checkpoint_and_open, corrupt_values_are_typed_errors,
+            oversized_hash_key_is_refused_at_apply, read_limits_are_validated);
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::conformance::$case(&$harness);
+            }
+        )*
+    };
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create temp dir")
+}
+
+fn keys(sks: &[&[u8]]) -> MultiGet {
+    MultiGet::Keys { sort_keys: sks.iter().map(|s| s.to_vec()).collect(), no_value: false, limits: ReadLimits::default() }
+}
+
+fn sks(records: &[tern_core::read::SortKeyValue]) -> Vec<Vec<u8>> {
+    records.iter().map(|r| r.sort_key.clone()).collect()
+}
+
+fn v(s: &[&[u8]]) -> Vec<Vec<u8>> {
+    s.iter().map(|x| x.to_vec()).collect()
+}
+
+pub fn set_get_del<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    assert_eq!(s.get(b"h", b"s").unwrap(), None);
+    assert_eq!(apply_next(&mut s, h.clock(), vec![set(b"h", b"s", b"v1")]), vec![WriteOutcome::Done]);
+    assert_eq!(s.get(b"h", b"s").unwrap(), Some(b"v1".to_vec()));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"s", b"v2"), set(b"h", b"", b"empty-sk")]);
+    assert_eq!(s.get(b"h", b"s").unwrap(), Some(b"v2".to_vec()));
+    assert_eq!(s.get(b"h", b"").unwrap(), Some(b"empty-sk".to_vec()));
+    assert_eq!(s.get(b"", b"s").unwrap(), None, "empty hash key is a different key");
+    apply_next(&mut s, h.clock(), vec![del(b"h", b"s"), del(b"h", b"never-there")]);
+    assert_eq!(s.get(b"h", b"s").unwrap(), None);
+    assert_eq!(s.last_applied_decree(), Decree(3));
+}
+
+pub fn decrees_apply_in_sequence<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let m = Mutation::new(vec![set(b"h", b"s", b"v")]);
+    let tt = timetag_now(h.clock(), 0);
+    let err = s.apply(Decree(2), tt, &m).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvariantViolated, "{err}");
+    assert_eq!(s.last_applied_decree(), Decree(0));
+    assert_eq!(s.get(b"h", b"s").unwrap(), None, "a refused batch writes nothing");
+    s.apply(Decree(1), tt, &Mutation::default()).unwrap();
+    assert_eq!(s.last_applied_decree(), Decree(1), "an empty mutation still takes its decree");
+    assert!(s.apply(Decree(1), tt, &m).is_err(), "a decree cannot be applied twice");
+    s.apply(Decree(2), tt, &m).unwrap();
+    assert_eq!(s.get(b"h", b"s").unwrap(), Some(b"v".to_vec()));
+}
+
+pub fn batch_reads_its_own_writes<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let tt = timetag_now(h.clock(), 0);
+    let m1 = Mutation::new(vec![set(b"h", b"n", b"10")]);
+    let incr = |delta| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta, ttl: IncrTtl::Keep };
+    let m2 = Mutation::new(vec![incr(5), incr(1)]);
+    let m3 = Mutation::new(vec![incr(100)]);
+    let out = s
+        .apply_batch(&[
+            ApplyEntry { decree: Decree(1), timetag: tt, mutation: &m1 },
+            ApplyEntry { decree: Decree(2), timetag: tt, mutation: &m2 },
+            ApplyEntry { decree: Decree(3), timetag: tt, mutation: &m3 },
+        ])
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            vec![WriteOutcome::Done],
+            vec![WriteOutcome::Incr { new_value: 15 }, WriteOutcome::Incr { new_value: 16 }],
+            vec![WriteOutcome::Incr { new_value: 116 }],
+        ]
+    );
+    assert_eq!(s.get(b"h", b"n").unwrap(), Some(b"116".to_vec()));
+    assert_eq!(s.last_applied_decree(), Decree(3));
+}
+
+pub fn refused_op_writes_nothing_and_others_proceed<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"text", b"not a number")]);
+    let out = apply_next(
+        &mut s,
+        h.clock(),
+        vec![
+            set(b"h", b"a", b"1"),
+            WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"text".to_vec(), delta: 1, ttl: IncrTtl::Clear },
+            set(b"h", b"b", b"2"),
+        ],
+    );
+    assert_eq!(out[0], WriteOutcome::Done);
+    match &out[1] {
+        WriteOutcome::Failed(e) => {
+            assert_eq!(e.code(), ErrorCode::NotAnInteger);
+            assert!(e.to_string().contains("not a number"), "{e}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(out[2], WriteOutcome::Done);
+    assert_eq!(s.get(b"h", b"text").unwrap(), Some(b"not a number".to_vec()));
+    assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(b"h", b"b").unwrap(), Some(b"2".to_vec()));
+}
+
+pub fn multi_set_multi_del_multi_get<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let entries = [(b"c", b"3"), (b"a", b"1"), (b"b", b"2"), (b"d", b"4")]
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    apply_next(&mut s, h.clock(), vec![WriteOp::MultiSet { hash_key: b"h".to_vec(), entries, ttl_secs: 0 }]);
+    apply_next(&mut s, h.clock(), vec![set(b"other", b"a", b"x")]);
+
+    let r = s.multi_get(b"h", &keys(&[b"d", b"a", b"zz", b"a"])).unwrap();
+    assert_eq!(sks(&r.records), v(&[b"a", b"d"]), "sorted, deduplicated, absent left out");
+    assert_eq!(r.records[1].value, b"4".to_vec());
+    assert!(r.complete);
+
+    let all = s.multi_get(b"h", &keys(&[])).unwrap();
+    assert_eq!(sks(&all.records), v(&[b"a", b"b", b"c", b"d"]), "empty list = whole hash key");
+
+    let limited = MultiGet::Keys {
+        sort_keys: v(&[b"a", b"b", b"c"]),
+        no_value: true,
+        limits: ReadLimits { max_count: Some(2), max_bytes: None },
+    };
+    let r = s.multi_get(b"h", &limited).unwrap();
+    assert_eq!(sks(&r.records), v(&[b"a", b"b"]));
+    assert!(r.records.iter().all(|r| r.value.is_empty()), "no_value returns keys only");
+    assert!(!r.complete);
+
+    let range = MultiGet::Range(SortKeyScan {
+        start: Bound::Included(b"b".to_vec()),
+        end: Bound::Excluded(b"d".to_vec()),
+        ..SortKeyScan::default()
+    });
+    let r = s.multi_get(b"h", &range).unwrap();
+    assert_eq!(sks(&r.records), v(&[b"b", b"c"]));
+    assert!(r.complete);
+
+    apply_next(&mut s, h.clock(), vec![WriteOp::MultiDel { hash_key: b"h".to_vec(), sort_keys: v(&[b"a", b"c", b"nope"]) }]);
+    let all = s.multi_get(b"h", &keys(&[])).unwrap();
+    assert_eq!(sks(&all.records), v(&[b"b", b"d"]));
+    assert_eq!(s.get(b"other", b"a").unwrap(), Some(b"x".to_vec()), "other hash keys untouched");
+}
+
+pub fn scan_ranges_filters_and_reverse<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let names: [&[u8]; 6] = [b"", b"a", b"ab", b"abc", b"b", b"bc"];
+    apply_next(&mut s, h.clock(), names.iter().map(|k| set(b"h", k, k)).collect());
+    apply_next(&mut s, h.clock(), vec![set(b"h\0", b"a", b"x"), set(b"g", b"a", b"x")]);
+    let scan = |spec: SortKeyScan| {
+        let p = s.scan(b"h", &spec).unwrap();
+        assert_eq!(p.resume, None);
+        sks(&p.records)
+    };
+    assert_eq!(scan(SortKeyScan::default()), v(&names));
+    assert_eq!(
+        scan(SortKeyScan { start: Bound::Excluded(b"a".to_vec()), end: Bound::Included(b"b".to_vec()), ..Default::default() }),
+        v(&[b"ab", b"abc", b"b"])
+    );
+    assert_eq!(
+        scan(SortKeyScan { reverse: true, end: Bound::Excluded(b"b".to_vec()), ..Default::default() }),
+        v(&[b"abc", b"ab", b"a", b""])
+    );
+    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Prefix(b"ab".to_vec())), ..Default::default() }), v(&[b"ab", b"abc"]));
+    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Postfix(b"c".to_vec())), ..Default::default() }), v(&[b"abc", b"bc"]));
+    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Anywhere(b"b".to_vec())), ..Default::default() }), v(&[b"ab", b"abc", b"b", b"bc"]));
+    assert_eq!(
+        scan(SortKeyScan { start: Bound::Included(b"z".to_vec()), end: Bound::Included(b"a".to_vec()), ..Default::default() }),
+        Vec::<Vec<u8>>::new(),
+        "an inverted range is empty"
+    );
+    let p = s.scan(b"h", &SortKeyScan { no_value: true, ..Default::default() }).unwrap();
+    assert!(p.records.iter().all(|r| r.value.is_empty()));
+    let p = s.scan(b"h", &SortKeyScan::default()).unwrap();
+    assert!(p.records.iter().all(|r| r.value == r.sort_key), "values come back");
+}
+
+pub fn scan_pages_cover_everything_once<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let all: Vec<Vec<u8>> = (0..50u32).map(|i| format!("k{i:03}").into_bytes()).collect();
+    apply_next(&mut s, h.clock(), all.iter().map(|k| set(b"h", k, b"0123456789")).collect());
+    for reverse in [false, true] {
+        for limits in [
+            ReadLimits { max_count: Some(7), max_bytes: None },
+            ReadLimits { max_count: None, max_bytes: Some(30) },
+            ReadLimits { max_count: Some(50), max_bytes: None },
+        ] {
+            let mut spec = SortKeyScan { reverse, limits, ..SortKeyScan::default() };
+            let mut seen = Vec::new();
+            let mut pages = 0;
+            loop {
+                let p = s.scan(b"h", &spec).unwrap();
+                pages += 1;
+                assert!(!p.records.is_empty(), "no empty pages");
+                if let Some(m) = limits.max_count {
+                    assert!(p.records.len() <= m as usize);
+                }
+                seen.extend(sks(&p.records));
+                match p.resume {
+                    Some(r) => spec = spec.resume_after(&r),
+                    None => break,
+                }
+                assert!(pages < 100);
+            }
+            let mut want = all.clone();
+            if reverse {
+                want.reverse();
+            }
+            assert_eq!(seen, want, "reverse={reverse} limits={limits:?}");
+        }
+    }
+}
+
+pub fn incr_semantics<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let incr = |sk: &[u8], delta, ttl| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: sk.to_vec(), delta, ttl };
+    let one = |s: &mut H::Store, op| apply_next(s, h.clock(), vec![op]).remove(0);
+    assert_eq!(one(&mut s, incr(b"n", 5, IncrTtl::Keep)), WriteOutcome::Incr { new_value: 5 }, "absent counts as 0");
+    assert_eq!(one(&mut s, incr(b"n", -7, IncrTtl::Keep)), WriteOutcome::Incr { new_value: -2 });
+    assert_eq!(s.get(b"h", b"n").unwrap(), Some(b"-2".to_vec()), "stored as decimal text");
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"e", b"")]);
+    assert_eq!(one(&mut s, incr(b"e", 3, IncrTtl::Keep)), WriteOutcome::Incr { new_value: 3 }, "empty counts as 0");
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"max", i64::MAX.to_string().as_bytes())]);
+    match one(&mut s, incr(b"max", 1, IncrTtl::Keep)) {
+        WriteOutcome::Failed(e) => assert_eq!(e.code(), ErrorCode::IntegerOverflow),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(s.get(b"h", b"max").unwrap(), Some(i64::MAX.to_string().into_bytes()), "unchanged");
+    for bad in [&b" 1"[..], b"1.5", b"0x10", b"99999999999999999999", b"\xff"] {
+        apply_next(&mut s, h.clock(), vec![set(b"h", b"bad", bad)]);
+        match one(&mut s, incr(b"bad", 1, IncrTtl::Keep)) {
+            WriteOutcome::Failed(e) => assert_eq!(e.code(), ErrorCode::NotAnInteger, "{bad:?}"),
+            o => panic!("{bad:?}: {o:?}"),
+        }
+    }
+    // TTL: keep, set, clear.
+    apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"t", b"1", 100)]);
+    one(&mut s, incr(b"t", 1, IncrTtl::Keep));
+    assert_eq!(s.ttl(b"h", b"t").unwrap(), Some(Ttl::Remaining(100)));
+    one(&mut s, incr(b"t", 1, IncrTtl::Set(50)));
+    assert_eq!(s.ttl(b"h", b"t").unwrap(), Some(Ttl::Remaining(50)));
+    one(&mut s, incr(b"t", 1, IncrTtl::Clear));
+    assert_eq!(s.ttl(b"h", b"t").unwrap(), Some(Ttl::Persistent));
+    assert_eq!(s.get(b"h", b"t").unwrap(), Some(b"4".to_vec()));
+}
+
+pub fn check_types_truth_table<H: StoreHarness>(h: &H) {
+    use CheckType::*;
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"empty", b""), set(b"h", b"abc", b"abc"), set(b"h", b"ten", b"10")]);
+    // (check, operand, checked sort key, expected: Ok(passed) or Err(code))
+    let cases: Vec<(CheckType, &[u8], &[u8], Result<bool, ErrorCode>)> = vec![
+        (NoCheck, b"", b"absent", Ok(true)),
+        (NotExist, b"", b"absent", Ok(true)),
+        (NotExist, b"", b"abc", Ok(false)),
+        (NotExistOrEmpty, b"", b"empty", Ok(true)),
+        (NotExistOrEmpty, b"", b"absent", Ok(true)),
+        (NotExistOrEmpty, b"", b"abc", Ok(false)),
+        (Exist, b"", b"empty", Ok(true)),
+        (Exist, b"", b"absent", Ok(false)),
+        (NotEmpty, b"", b"empty", Ok(false)),
+        (NotEmpty, b"", b"abc", Ok(true)),
+        (MatchAnywhere, b"b", b"abc", Ok(true)),
+        (MatchAnywhere, b"", b"empty", Ok(true)),
+        (MatchAnywhere, b"x", b"abc", Ok(false)),
+        (MatchAnywhere, b"", b"absent", Ok(false)),
+        (MatchPrefix, b"ab", b"abc", Ok(true)),
+        (MatchPrefix, b"bc", b"abc", Ok(false)),
+        (MatchPostfix, b"bc", b"abc", Ok(true)),
+        (MatchPostfix, b"ab", b"abc", Ok(false)),
+        (BytesLess, b"abd", b"abc", Ok(true)),
+        (BytesLess, b"abc", b"abc", Ok(false)),
+        (BytesLessOrEqual, b"abc", b"abc", Ok(true)),
+        (BytesEqual, b"abc", b"abc", Ok(true)),
+        (BytesEqual, b"abc", b"absent", Ok(false)),
+        (BytesGreaterOrEqual, b"abc", b"abc", Ok(true)),
+        (BytesGreater, b"abb", b"abc", Ok(true)),
+        (BytesGreater, b"abc", b"abc", Ok(false)),
+        (IntLess, b"11", b"ten", Ok(true)),
+        (IntLess, b"10", b"ten", Ok(false)),
+        (IntLessOrEqual, b"10", b"ten", Ok(true)),
+        (IntEqual, b"10", b"ten", Ok(true)),
+        (IntEqual, b"+10", b"ten", Ok(true)),
+        (IntGreaterOrEqual, b"10", b"ten", Ok(true)),
+        (IntGreater, b"9", b"ten", Ok(true)),
+        (IntGreater, b"-1", b"absent", Ok(false)),
+        (IntGreater, b"9", b"abc", Err(ErrorCode::NotAnInteger)),
+        (IntGreater, b"9", b"empty", Err(ErrorCode::NotAnInteger)),
+        (IntGreater, b"nine", b"ten", Err(ErrorCode::NotAnInteger)),
+    ];
+    for (kind, operand, check_sk, want) in cases {
+        let op = WriteOp::CheckAndSet {
+            hash_key: b"h".to_vec(),
+            check_sort_key: check_sk.to_vec(),
+            check: Check { kind, operand: operand.to_vec() },
+            set_sort_key: b"target".to_vec(),
+            set_value: b"written".to_vec(),
+            set_ttl_secs: 0,
+            return_check_value: false,
+        };
+        apply_next(&mut s, h.clock(), vec![del(b"h", b"target")]);
+        let out = apply_next(&mut s, h.clock(), vec![op]).remove(0);
+        let got = match out {
+            WriteOutcome::Checked(c) => Ok(c.passed),
+            WriteOutcome::Failed(e) => Err(e.code()),
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(got, want, "{} {:?} on {:?}", kind.name(), operand, check_sk);
+        let written = s.get(b"h", b"target").unwrap().is_some();
+        assert_eq!(written, want == Ok(true), "{} wrote iff it passed", kind.name());
+    }
+}
+
+pub fn check_and_set_and_mutate<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"ver", b"1"), set(b"h", b"old", b"x")]);
+    let cas = |expect: &[u8], ret| WriteOp::CheckAndSet {
+        hash_key: b"h".to_vec(),
+        check_sort_key: b"ver".to_vec(),
+        check: Check { kind: CheckType::BytesEqual, operand: expect.to_vec() },
+        set_sort_key: b"ver".to_vec(),
+        set_value: b"2".to_vec(),
+        set_ttl_secs: 30,
+        return_check_value: ret,
+    };
+    let out = apply_next(&mut s, h.clock(), vec![cas(b"0", true)]).remove(0);
+    assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(Some(b"1".to_vec())) }));
+    let out = apply_next(&mut s, h.clock(), vec![cas(b"1", false)]).remove(0);
+    assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: true, check_value: None }));
+    assert_eq!(s.get(b"h", b"ver").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(s.ttl(b"h", b"ver").unwrap(), Some(Ttl::Remaining(30)));
+
+    let cam = |kind, ret| WriteOp::CheckAndMutate {
+        hash_key: b"h".to_vec(),
+        check_sort_key: b"absent".to_vec(),
+        check: Check { kind, operand: vec![] },
+        mutations: vec![
+            CamOp::Put { sort_key: b"new".to_vec(), value: b"n".to_vec(), ttl_secs: 0 },
+            CamOp::Delete { sort_key: b"old".to_vec() },
+            CamOp::Put { sort_key: b"new2".to_vec(), value: b"m".to_vec(), ttl_secs: 0 },
+        ],
+        return_check_value: ret,
+    };
+    let out = apply_next(&mut s, h.clock(), vec![cam(CheckType::Exist, true)]).remove(0);
+    assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(None) }));
+    assert_eq!(s.get(b"h", b"new").unwrap(), None, "a failed check writes nothing");
+    assert_eq!(s.get(b"h", b"old").unwrap(), Some(b"x".to_vec()));
+    let out = apply_next(&mut s, h.clock(), vec![cam(CheckType::NotExist, false)]).remove(0);
+    assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: true, check_value: None }));
+    assert_eq!(s.get(b"h", b"new").unwrap(), Some(b"n".to_vec()));
+    assert_eq!(s.get(b"h", b"new2").unwrap(), Some(b"m".to_vec()));
+    assert_eq!(s.get(b"h", b"old").unwrap(), None);
+}
+
+pub fn ttl_and_expiry<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"short", b"s", 10), set_ttl(b"h", b"long", b"l", 1000), set(b"h", b"forever", b"f")]);
+    assert_eq!(s.ttl(b"h", b"short").unwrap(), Some(Ttl::Remaining(10)));
+    assert_eq!(s.ttl(b"h", b"forever").unwrap(), Some(Ttl::Persistent));
+    assert_eq!(s.ttl(b"h", b"absent").unwrap(), None);
+    h.clock().advance_ms(9_000);
+    assert_eq!(s.ttl(b"h", b"short").unwrap(), Some(Ttl::Remaining(1)));
+    assert_eq!(s.get(b"h", b"short").unwrap(), Some(b"s".to_vec()));
+    h.clock().advance_ms(1_000);
+    assert_eq!(s.get(b"h", b"short").unwrap(), None, "expired exactly at its expiry second");
+    assert_eq!(s.ttl(b"h", b"short").unwrap(), None);
+    assert_eq!(s.sort_key_count(b"h").unwrap(), 2);
+    let p = s.scan(b"h", &SortKeyScan::default()).unwrap();
+    assert_eq!(sks(&p.records), v(&[b"forever", b"long"]));
+    let r = s.multi_get(b"h", &keys(&[b"short", b"long"])).unwrap();
+    assert_eq!(sks(&r.records), v(&[b"long"]));
+    // Overwriting an expired record starts fresh; a set without TTL clears it.
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"short", b"again"), set(b"h", b"long", b"l2")]);
+    assert_eq!(s.ttl(b"h", b"short").unwrap(), Some(Ttl::Persistent));
+    assert_eq!(s.ttl(b"h", b"long").unwrap(), Some(Ttl::Persistent));
+    // An expired record counts as absent for writes too.
+    apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"n", b"41", 1)]);
+    h.clock().advance_ms(2_000);
+    let out = apply_next(&mut s, h.clock(), vec![WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta: 1, ttl: IncrTtl::Keep }]);
+    assert_eq!(out, vec![WriteOutcome::Incr { new_value: 1 }]);
+    assert_eq!(s.ttl(b"h", b"n").unwrap(), Some(Ttl::Persistent), "keep of an expired record keeps nothing");
+}
+
+pub fn apply_uses_the_timetag_for_ttl<H: StoreHarness>(h: &H) {
+    // A replica applying late (its clock far ahead) must compute the same expiry as the primary.
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let stamped = timetag_now(h.clock(), 0);
+    h.clock().advance_ms(3_600_000);
+    s.apply(Decree(1), stamped, &Mutation::new(vec![set_ttl(b"h", b"k", b"v", 7200)])).unwrap();
+    assert_eq!(s.ttl(b"h", b"k").unwrap(), Some(Ttl::Remaining(3600)));
+}
+
+pub fn sort_key_count_counts_live_records<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    assert_eq!(s.sort_key_count(b"h").unwrap(), 0);
+    apply_next(&mut s, h.clock(), (0..20u8).map(|i| set(b"h", &[i], b"v")).collect());
+    apply_next(&mut s, h.clock(), vec![set(b"h2", b"a", b"v"), set_ttl(b"h", b"zz", b"v", 1), del(b"h", &[3])]);
+    assert_eq!(s.sort_key_count(b"h").unwrap(), 20);
+    h.clock().advance_ms(1_000);
+    assert_eq!(s.sort_key_count(b"h").unwrap(), 19);
+    assert_eq!(s.sort_key_count(b"h2").unwrap(), 1);
+}
+
+pub fn table_scan_pages<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let mut want = Vec::new();
+    for hk in 0..10u32 {
+        let hk = format!("user{hk}").into_bytes();
+        let ops = (0..5u32).map(|sk| set(&hk, format!("f{sk}").as_bytes(), b"v")).collect();
+        apply_next(&mut s, h.clock(), ops);
+        for sk in 0..5u32 {
+            want.push((hk.clone(), format!("f{sk}").into_bytes()));
+        }
+    }
+    apply_next(&mut s, h.clock(), vec![set_ttl(b"gone", b"x", b"v", 1)]);
+    h.clock().advance_ms(1_000);
+    let mut spec = TableScan { limits: ReadLimits { max_count: Some(7), max_bytes: None }, ..TableScan::default() };
+    let mut seen = Vec::new();
+    loop {
+        let p = s.scan_table(&spec).unwrap();
+        assert!(p.records.len() <= 7);
+        seen.extend(p.records.into_iter().map(|r| (r.hash_key, r.sort_key)));
+        match p.resume_token {
+            Some(t) => spec.resume_token = Some(t),
+            None => break,
+        }
+    }
+    seen.sort();
+    want.sort();
+    assert_eq!(seen, want, "every live record exactly once");
+
+    let filtered = TableScan {
+        hash_key_filter: Some(KeyFilter::Postfix(b"3".to_vec())),
+        sort_key_filter: Some(KeyFilter::Prefix(b"f1".to_vec())),
+        no_value: true,
+        ..TableScan::default()
+    };
+    let p = s.scan_table(&filtered).unwrap();
+    assert_eq!(p.resume_token, None);
+    assert_eq!(p.records.len(), 1);
+    assert_eq!((p.records[0].hash_key.as_slice(), p.records[0].sort_key.as_slice()), (&b"user3"[..], &b"f1"[..]));
+    assert!(p.records[0].value.is_empty());
+}
+
+pub fn reopen_keeps_data_and_decree<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    {
+        let mut s = h.open(d.path());
+        apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"1")]);
+        apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"b", b"2", 60), del(b"h", b"a")]);
+    }
+    let mut s = h.open(d.path());
+    assert_eq!(s.last_applied_decree(), Decree(2));
+    assert_eq!(s.durable_decree().unwrap(), Decree(2), "a clean close makes everything durable");
+    assert_eq!(s.get(b"h", b"a").unwrap(), None);
+    assert_eq!(s.get(b"h", b"b").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(s.ttl(b"h", b"b").unwrap(), Some(Ttl::Remaining(60)));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"c", b"3")]);
+    assert_eq!(s.last_applied_decree(), Decree(3));
+}
+
+pub fn flush_advances_durable_decree<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    assert_eq!(s.durable_decree().unwrap(), Decree(0));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"1")]);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"b", b"2")]);
+    assert_eq!(s.last_applied_decree(), Decree(2));
+    assert!(s.durable_decree().unwrap() <= Decree(2));
+    assert_eq!(s.flush().unwrap(), Decree(2));
+    assert_eq!(s.durable_decree().unwrap(), Decree(2));
+}
+
+pub fn crash_keeps_only_flushed_state<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"1")]);
+    s.flush().unwrap();
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"b", b"2"), del(b"h", b"a")]);
+    if !h.crash(s) {
+        return; // the back end tests crashes in a child process instead
+    }
+    let s = h.open(d.path());
+    assert_eq!(s.last_applied_decree(), Decree(1));
+    assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(b"h", b"b").unwrap(), None);
+}
+
+pub fn checkpoint_and_open<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(&d.path().join("live"));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"1"), set_ttl(b"h", b"t", b"t", 500)]);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"b", b"2")]);
+    let cp = d.path().join("checkpoint");
+    assert_eq!(s.checkpoint(&cp).unwrap(), Decree(2));
+    assert!(s.checkpoint(&cp).is_err(), "an existing checkpoint directory is not overwritten");
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"c", b"3"), del(b"h", b"a")]);
+
+    let mut restored = h.open_from_checkpoint(&cp, &d.path().join("restored"));
+    assert_eq!(restored.last_applied_decree(), Decree(2));
+    assert_eq!(restored.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(restored.get(b"h", b"c").unwrap(), None);
+    assert_eq!(restored.ttl(b"h", b"t").unwrap(), Some(Ttl::Remaining(500)));
+    // The restored store continues from the checkpoint's decree, independently of the original.
+    let out = apply_next(&mut restored, h.clock(), vec![set(b"h", b"d", b"4")]);
+    assert_eq!(out, vec![WriteOutcome::Done]);
+    assert_eq!(restored.last_applied_decree(), Decree(3));
+    assert_eq!(s.get(b"h", b"d").unwrap(), None);
+    assert_eq!(s.get(b"h", b"c").unwrap(), Some(b"3".to_vec()));
+}
+
+pub fn corrupt_values_are_typed_errors<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"good", b"1")]);
+    let bad_key = tern_core::key::encode(b"h", b"bad").unwrap();
+    s.raw_write(vec![(bad_key, Some(vec![0x7f, 1, 2]))], Decree(2)).unwrap();
+    let err = s.get(b"h", b"bad").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corruption);
+    assert!(err.to_string().contains("bad"), "names the key: {err}");
+    assert_eq!(s.scan(b"h", &SortKeyScan::default()).unwrap_err().code(), ErrorCode::Corruption);
+    assert_eq!(s.sort_key_count(b"h").unwrap_err().code(), ErrorCode::Corruption);
+    assert_eq!(s.get(b"h", b"good").unwrap(), Some(b"1".to_vec()), "other records still readable");
+    // A write that must read the corrupt value fails the whole batch and changes nothing.
+    let m = Mutation::new(vec![
+        set(b"h", b"good", b"2"),
+        WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"bad".to_vec(), delta: 1, ttl: IncrTtl::Keep },
+    ]);
+    let err = s.apply(Decree(3), timetag_now(h.clock(), 3), &m).unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    assert_eq!(s.last_applied_decree(), Decree(2));
+    assert_eq!(s.get(b"h", b"good").unwrap(), Some(b"1".to_vec()));
+}
+
+pub fn oversized_hash_key_is_refused_at_apply<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let huge = vec![b'k'; 70_000];
+    let out = apply_next(&mut s, h.clock(), vec![set(&huge, b"s", b"v"), set(b"h", b"s", b"v")]);
+    match &out[0] {
+        WriteOutcome::Failed(e) => {
+            assert_eq!(e.code(), ErrorCode::LimitExceeded);
+            assert!(e.to_string().contains("70000"), "{e}");
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(out[1], WriteOutcome::Done);
+    let all = s.scan_table(&TableScan::default()).unwrap();
+    assert_eq!(all.records.len(), 1, "nothing of the refused op was written");
+}
+
+pub fn read_limits_are_validated<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let s = h.open(d.path());
+    let zero = ReadLimits { max_count: Some(0), max_bytes: None };
+    let err = s.scan(b"h", &SortKeyScan { limits: zero, ..SortKeyScan::default() }).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let _ = h.clock().now_ms();
+}
