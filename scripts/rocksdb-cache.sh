@@ -17,7 +17,16 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 features='"snappy", "lz4", "static", "bindgen-runtime"'
 feature_key=snappy-lz4
 
-version=$(awk '/^name = "librocksdb-sys"$/ {getline; gsub(/version = |"/, ""); print; exit}' "$repo/Cargo.lock")
+lock_version() {
+  [ -f "$repo/Cargo.lock" ] &&
+    awk '/^name = "librocksdb-sys"$/ {getline; gsub(/version = |"/, ""); print; exit}' "$repo/Cargo.lock"
+}
+version=$(lock_version || true)
+if [ -z "$version" ]; then
+  # A lockfile that does not list it yet (a dependency was just added): let cargo resolve.
+  (cd "$repo" && cargo metadata --format-version 1 >/dev/null)
+  version=$(lock_version || true)
+fi
 if [ -z "$version" ]; then
   echo "rocksdb-cache: librocksdb-sys not found in $repo/Cargo.lock" >&2
   exit 1

@@ -1,1 +1,38 @@
-fn main() {}
+//! The `tern` binary: parses the command line and dispatches. Everything else lives in the
+//! library crates (see `docs/architecture.md`).
+
+mod cli;
+mod embedded;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(cli::EXIT_FAILED)
+        }
+    }
+}
+
+/// A panic is a bug: say which build hit it, print the backtrace, and abort (no unwinding past
+/// half-updated state).
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!(
+            "tern {} (git {}) panicked; this is a bug.",
+            env!("CARGO_PKG_VERSION"),
+            env!("TERN_GIT_HASH")
+        );
+        default(info);
+        eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        std::process::abort();
+    }));
+}

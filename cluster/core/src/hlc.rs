@@ -43,8 +43,7 @@ impl Hlc {
     /// A clock for `cluster`, starting at `wall_ms`. Peer timetags more than `max_offset_ms`
     /// ahead of the local wall clock are reported by [`Hlc::observe`].
     pub fn new(cluster: ClusterId, wall_ms: u64, max_offset_ms: u64) -> Hlc {
-        let clock = Clock::manual(wall_ms.min(MAX_PHYSICAL_MS))
-            .expect("a manual clock source cannot fail");
+        let clock = Clock::manual(wall_ms.min(MAX_PHYSICAL_MS)).expect("a manual clock source cannot fail");
         Hlc { clock, cluster, max_offset_ms }
     }
 

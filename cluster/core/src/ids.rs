@@ -71,9 +71,7 @@ impl ClusterId {
         if (1..=Self::MAX).contains(&id) {
             Ok(ClusterId(id))
         } else {
-            Err(crate::Error::InvalidArgument(format!(
-                "cluster id {id} is out of range: it must be 1..=127"
-            )))
+            Err(crate::Error::InvalidArgument(format!("cluster id {id} is out of range: it must be 1..=127")))
         }
     }
 

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod mutation;
 pub mod read;
 pub mod timetag;
+pub mod units;
 pub mod value;
 
 pub use clock::{Clock, ManualClock};

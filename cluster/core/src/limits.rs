@@ -135,7 +135,12 @@ mod tests {
     use super::*;
 
     fn set(value_len: usize) -> WriteOp {
-        WriteOp::Set { hash_key: b"h".to_vec(), sort_key: b"s".to_vec(), value: vec![0; value_len], ttl_secs: 0 }
+        WriteOp::Set {
+            hash_key: b"h".to_vec(),
+            sort_key: b"s".to_vec(),
+            value: vec![0; value_len],
+            ttl_secs: 0,
+        }
     }
 
     #[test]
@@ -146,7 +151,12 @@ mod tests {
         let e = l.check_op(&set(1024 * 1024 + 1)).unwrap_err();
         assert_eq!(
             e,
-            Error::LimitExceeded { what: "value", size: 1_048_577, max: 1_048_576, setting: "max-value-bytes" }
+            Error::LimitExceeded {
+                what: "value",
+                size: 1_048_577,
+                max: 1_048_576,
+                setting: "max-value-bytes"
+            }
         );
     }
 
@@ -161,13 +171,9 @@ mod tests {
     #[test]
     fn sort_key_and_hash_key_limits() {
         let l = Limits::default();
-        let e = l
-            .check_op(&WriteOp::Del { hash_key: vec![0; 65_536], sort_key: vec![] })
-            .unwrap_err();
+        let e = l.check_op(&WriteOp::Del { hash_key: vec![0; 65_536], sort_key: vec![] }).unwrap_err();
         assert!(matches!(e, Error::LimitExceeded { what: "hash key", size: 65_536, .. }), "{e}");
-        let e = l
-            .check_op(&WriteOp::Del { hash_key: vec![], sort_key: vec![0; 65_537] })
-            .unwrap_err();
+        let e = l.check_op(&WriteOp::Del { hash_key: vec![], sort_key: vec![0; 65_537] }).unwrap_err();
         assert!(matches!(e, Error::LimitExceeded { what: "sort key", size: 65_537, .. }), "{e}");
     }
 

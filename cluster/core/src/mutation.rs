@@ -253,9 +253,7 @@ pub(crate) fn op_payload_bytes(op: &WriteOp) -> u64 {
         WriteOp::MultiSet { hash_key, entries, .. } => {
             n(hash_key) + entries.iter().map(|(s, v)| n(s) + n(v)).sum::<u64>()
         }
-        WriteOp::MultiDel { hash_key, sort_keys } => {
-            n(hash_key) + sort_keys.iter().map(n).sum::<u64>()
-        }
+        WriteOp::MultiDel { hash_key, sort_keys } => n(hash_key) + sort_keys.iter().map(n).sum::<u64>(),
         WriteOp::Incr { hash_key, sort_key, .. } => n(hash_key) + n(sort_key),
         WriteOp::CheckAndSet { hash_key, check_sort_key, check, set_sort_key, set_value, .. } => {
             n(hash_key) + n(check_sort_key) + n(&check.operand) + n(set_sort_key) + n(set_value)
@@ -366,9 +364,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
             value: r.bytes_vec("value")?,
             ttl_secs: ttl(r, "ttl")?,
         },
-        TAG_DEL => {
-            WriteOp::Del { hash_key: r.bytes_vec("hash key")?, sort_key: r.bytes_vec("sort key")? }
-        }
+        TAG_DEL => WriteOp::Del { hash_key: r.bytes_vec("hash key")?, sort_key: r.bytes_vec("sort key")? },
         TAG_MULTI_SET => {
             let hash_key = r.bytes_vec("hash key")?;
             let ttl_secs = ttl(r, "ttl")?;

@@ -5,7 +5,12 @@ use proptest::prelude::*;
 #[test]
 fn golden_bytes_v1() {
     let m = Mutation::new(vec![
-        WriteOp::Set { hash_key: b"h".to_vec(), sort_key: b"s".to_vec(), value: b"v".to_vec(), ttl_secs: 300 },
+        WriteOp::Set {
+            hash_key: b"h".to_vec(),
+            sort_key: b"s".to_vec(),
+            value: b"v".to_vec(),
+            ttl_secs: 300,
+        },
         WriteOp::Del { hash_key: b"h".to_vec(), sort_key: vec![] },
         WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta: -2, ttl: IncrTtl::Set(5) },
     ]);
@@ -55,17 +60,22 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
             WriteOp::Set { hash_key, sort_key, value, ttl_secs }
         }),
         (bytes(), bytes()).prop_map(|(hash_key, sort_key)| WriteOp::Del { hash_key, sort_key }),
-        (bytes(), proptest::collection::vec((bytes(), bytes()), 0..4), any::<u32>()).prop_map(
-            |(hash_key, entries, ttl_secs)| WriteOp::MultiSet { hash_key, entries, ttl_secs }
-        ),
+        (bytes(), proptest::collection::vec((bytes(), bytes()), 0..4), any::<u32>())
+            .prop_map(|(hash_key, entries, ttl_secs)| WriteOp::MultiSet { hash_key, entries, ttl_secs }),
         (bytes(), proptest::collection::vec(bytes(), 0..4))
             .prop_map(|(hash_key, sort_keys)| WriteOp::MultiDel { hash_key, sort_keys }),
-        (bytes(), bytes(), any::<i64>(), prop_oneof![
-            Just(IncrTtl::Keep),
-            Just(IncrTtl::Clear),
-            any::<u32>().prop_map(IncrTtl::Set)
-        ])
-        .prop_map(|(hash_key, sort_key, delta, ttl)| WriteOp::Incr { hash_key, sort_key, delta, ttl }),
+        (
+            bytes(),
+            bytes(),
+            any::<i64>(),
+            prop_oneof![Just(IncrTtl::Keep), Just(IncrTtl::Clear), any::<u32>().prop_map(IncrTtl::Set)]
+        )
+            .prop_map(|(hash_key, sort_key, delta, ttl)| WriteOp::Incr {
+                hash_key,
+                sort_key,
+                delta,
+                ttl
+            }),
         (bytes(), bytes(), check_strategy(), bytes(), bytes(), any::<u32>(), any::<bool>()).prop_map(
             |(hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value)| {
                 WriteOp::CheckAndSet {
@@ -85,8 +95,11 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
             check_strategy(),
             proptest::collection::vec(
                 prop_oneof![
-                    (bytes(), bytes(), any::<u32>())
-                        .prop_map(|(sort_key, value, ttl_secs)| CamOp::Put { sort_key, value, ttl_secs }),
+                    (bytes(), bytes(), any::<u32>()).prop_map(|(sort_key, value, ttl_secs)| CamOp::Put {
+                        sort_key,
+                        value,
+                        ttl_secs
+                    }),
                     bytes().prop_map(|sort_key| CamOp::Delete { sort_key }),
                 ],
                 0..4

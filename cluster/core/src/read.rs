@@ -90,7 +90,11 @@ pub struct SortKeyPage {
 pub enum MultiGet {
     /// These sort keys; absent ones are left out of the result. An empty list means every sort
     /// key of the hash key.
-    Keys { sort_keys: Vec<Vec<u8>>, no_value: bool, limits: ReadLimits },
+    Keys {
+        sort_keys: Vec<Vec<u8>>,
+        no_value: bool,
+        limits: ReadLimits,
+    },
     Range(SortKeyScan),
 }
 

@@ -71,10 +71,7 @@ pub fn decode(raw: &[u8]) -> Result<(ValueHeader, &[u8])> {
     let timetag = Timetag::from_u64(r.u64_be("timetag")?);
     let user = r.rest();
     if timetag.is_delete() && !user.is_empty() {
-        return Err(Error::corruption(format!(
-            "tombstone carries {} bytes of value",
-            user.len()
-        )));
+        return Err(Error::corruption(format!("tombstone carries {} bytes of value", user.len())));
     }
     Ok((ValueHeader { expire_ts, timetag }, user))
 }

@@ -13,7 +13,7 @@ use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteO
 use tern_core::value::{self, ValueHeader, expire_ts_after};
 use tern_core::{Error, Result, Timetag, WriteOp};
 
-use crate::store::{ApplyEntry, PartitionStore, RawBatch};
+use crate::store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch};
 
 pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
     store: &mut S,
@@ -41,7 +41,8 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
         outcomes.push(per_op);
     }
     let batch: RawBatch = staged.overlay.into_iter().collect();
-    store.raw_write(batch, last.decree)?;
+    let timetag = entries.iter().map(|e| e.timetag).fold(store.last_applied_timetag(), Timetag::max);
+    store.raw_write(batch, AppliedMark { decree: last.decree, timetag })?;
     Ok(outcomes)
 }
 
@@ -206,9 +207,9 @@ pub fn check_passes(check: &Check, current: Option<&[u8]>, what: impl FnOnce() -
         NotExistOrEmpty => current.is_none_or(|v| v.is_empty()),
         Exist => current.is_some(),
         NotEmpty => current.is_some_and(|v| !v.is_empty()),
-        MatchAnywhere => current.is_some_and(|v| {
-            operand.is_empty() || v.windows(operand.len()).any(|w| w == operand)
-        }),
+        MatchAnywhere => {
+            current.is_some_and(|v| operand.is_empty() || v.windows(operand.len()).any(|w| w == operand))
+        }
         MatchPrefix => current.is_some_and(|v| v.starts_with(operand)),
         MatchPostfix => current.is_some_and(|v| v.ends_with(operand)),
         BytesLess => current.is_some_and(|v| v < operand),

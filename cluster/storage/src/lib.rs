@@ -19,4 +19,4 @@ pub mod testing;
 
 pub use clock::SystemClock;
 pub use mem::{MemDisk, MemPartitionStore};
-pub use store::{ApplyEntry, PartitionStore, RawBatch, RawVisit};
+pub use store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch, RawVisit};

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tern_core::key::KeyRange;
-use tern_core::{Clock, Decree, Error, Result};
+use tern_core::{Clock, Decree, Error, Result, Timetag};
 
-use crate::store::{PartitionStore, RawBatch, RawVisit};
+use crate::store::{AppliedMark, PartitionStore, RawBatch, RawVisit};
 
 #[derive(Clone, Debug, Default)]
 struct Image {
     data: BTreeMap<Vec<u8>, Vec<u8>>,
-    applied: Decree,
+    applied: AppliedMark,
 }
 
 /// A simulated disk: what survives a crash of the stores opened on it.
@@ -51,7 +51,7 @@ pub struct MemPartitionStore {
     disk: MemDisk,
     path: PathBuf,
     data: BTreeMap<Vec<u8>, Vec<u8>>,
-    applied: Decree,
+    applied: AppliedMark,
     durable: AtomicU64,
     clock: Arc<dyn Clock>,
     crashed: bool,
@@ -65,7 +65,7 @@ impl MemPartitionStore {
         MemPartitionStore {
             disk: disk.clone(),
             path,
-            durable: AtomicU64::new(image.applied.0),
+            durable: AtomicU64::new(image.applied.decree.0),
             data: image.data,
             applied: image.applied,
             clock,
@@ -105,7 +105,7 @@ impl MemPartitionStore {
     fn persist(&self) {
         let image = Image { data: self.data.clone(), applied: self.applied };
         self.disk.lock().insert(self.path.clone(), image);
-        self.durable.store(self.applied.0, Ordering::SeqCst);
+        self.durable.store(self.applied.decree.0, Ordering::SeqCst);
     }
 }
 
@@ -146,19 +146,23 @@ impl PartitionStore for MemPartitionStore {
         Ok(())
     }
 
-    fn raw_write(&mut self, batch: RawBatch, decree: Decree) -> Result<()> {
+    fn raw_write(&mut self, batch: RawBatch, mark: AppliedMark) -> Result<()> {
         for (k, v) in batch {
             match v {
                 Some(v) => self.data.insert(k, v),
                 None => self.data.remove(&k),
             };
         }
-        self.applied = decree;
+        self.applied = mark;
         Ok(())
     }
 
     fn last_applied_decree(&self) -> Decree {
-        self.applied
+        self.applied.decree
+    }
+
+    fn last_applied_timetag(&self) -> Timetag {
+        self.applied.timetag
     }
 
     fn durable_decree(&self) -> Result<Decree> {
@@ -167,7 +171,7 @@ impl PartitionStore for MemPartitionStore {
 
     fn flush(&self) -> Result<Decree> {
         self.persist();
-        Ok(self.applied)
+        Ok(self.applied.decree)
     }
 
     fn checkpoint(&self, dir: &Path) -> Result<Decree> {
@@ -179,7 +183,7 @@ impl PartitionStore for MemPartitionStore {
             )));
         }
         images.insert(dir.to_path_buf(), Image { data: self.data.clone(), applied: self.applied });
-        Ok(self.applied)
+        Ok(self.applied.decree)
     }
 
     fn clock(&self) -> &dyn Clock {

@@ -86,20 +86,20 @@ where
     s.raw_scan(range, reverse, &mut |k, raw| {
         examined += 1;
         let (h, user) = decode_stored(k, raw)?;
-        if h.is_live(now) {
-            if let Some((item, size)) = pick(k, user)? {
-                if full {
-                    // One more qualifying record exists: resume after the last one returned.
-                    resume = last_returned.take();
-                    return Ok(ControlFlow::Break(()));
-                }
-                out.push(item);
-                count += 1;
-                bytes += size;
-                last_returned = Some(k.to_vec());
-                full = limits.max_count.is_some_and(|m| count >= m)
-                    || limits.max_bytes.is_some_and(|m| bytes >= m);
+        if h.is_live(now)
+            && let Some((item, size)) = pick(k, user)?
+        {
+            if full {
+                // One more qualifying record exists: resume after the last one returned.
+                resume = last_returned.take();
+                return Ok(ControlFlow::Break(()));
             }
+            out.push(item);
+            count += 1;
+            bytes += size;
+            last_returned = Some(k.to_vec());
+            full =
+                limits.max_count.is_some_and(|m| count >= m) || limits.max_bytes.is_some_and(|m| bytes >= m);
         }
         if examined >= MAX_EXAMINED_PER_PAGE {
             // Everything examined so far was returned or did not qualify.
@@ -138,7 +138,11 @@ pub(crate) fn scan<S: PartitionStore + ?Sized>(s: &S, hk: &[u8], spec: &SortKeyS
     Ok(SortKeyPage { records, resume: resume.map(|k| k[prefix_len..].to_vec()) })
 }
 
-pub(crate) fn multi_get<S: PartitionStore + ?Sized>(s: &S, hk: &[u8], req: &MultiGet) -> Result<MultiGetResult> {
+pub(crate) fn multi_get<S: PartitionStore + ?Sized>(
+    s: &S,
+    hk: &[u8],
+    req: &MultiGet,
+) -> Result<MultiGetResult> {
     match req {
         MultiGet::Range(spec) => {
             let page = scan(s, hk, spec)?;

@@ -16,6 +16,17 @@ pub type RawBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// says whether to go on.
 pub type RawVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 
+/// What a store records with every write: the last applied decree, and the largest timetag
+/// applied so far. Timetags grow with decrees (a new primary first observes its log's timetags),
+/// so every future write carries a timetag at least this large: a record expired at this
+/// timetag is expired for every future write too, which is what lets TTL compaction drop it
+/// without making replicas disagree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppliedMark {
+    pub decree: Decree,
+    pub timetag: Timetag,
+}
+
 /// One decree to apply: its number, the timetag its primary stamped, and its mutation.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyEntry<'a> {
@@ -43,12 +54,15 @@ pub trait PartitionStore: Send + Sync {
     /// `reverse`), until it returns `Break` or the range ends.
     fn raw_scan(&self, range: &KeyRange, reverse: bool, visit: &mut RawVisit<'_>) -> Result<()>;
 
-    /// Atomically writes `batch` and records `decree` as the last applied decree: after a crash
-    /// either both are there or neither.
-    fn raw_write(&mut self, batch: RawBatch, decree: Decree) -> Result<()>;
+    /// Atomically writes `batch` and records `mark`: after a crash either both are there or
+    /// neither.
+    fn raw_write(&mut self, batch: RawBatch, mark: AppliedMark) -> Result<()>;
 
     /// The last decree whose writes are visible.
     fn last_applied_decree(&self) -> Decree;
+
+    /// The largest timetag applied so far (see [`AppliedMark`]).
+    fn last_applied_timetag(&self) -> Timetag;
 
     /// The last decree whose writes would survive a crash now.
     fn durable_decree(&self) -> Result<Decree>;

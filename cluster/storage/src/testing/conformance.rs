@@ -9,7 +9,7 @@ use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, T
 use tern_core::{Clock, Decree, ErrorCode, Mutation, WriteOp};
 
 use super::{StoreHarness, apply_next, del, set, set_ttl, timetag_now};
-use crate::store::{ApplyEntry, PartitionStore};
+use crate::store::{AppliedMark, ApplyEntry, PartitionStore};
 
 /// Expands to one `#[test]` per conformance case for the harness built by `$harness`.
 #[macro_export]
@@ -23,7 +23,8 @@ macro_rules! partition_store_conformance {
             apply_uses_the_timetag_for_ttl, sort_key_count_counts_live_records,
             table_scan_pages, reopen_keeps_data_and_decree, flush_advances_durable_decree,
             crash_keeps_only_flushed_state, checkpoint_and_open, corrupt_values_are_typed_errors,
-            oversized_hash_key_is_refused_at_apply, read_limits_are_validated);
+            oversized_hash_key_is_refused_at_apply, read_limits_are_validated,
+            applied_timetag_is_the_largest_and_survives);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
@@ -40,7 +41,11 @@ fn tmp() -> tempfile::TempDir {
 }
 
 fn keys(sks: &[&[u8]]) -> MultiGet {
-    MultiGet::Keys { sort_keys: sks.iter().map(|s| s.to_vec()).collect(), no_value: false, limits: ReadLimits::default() }
+    MultiGet::Keys {
+        sort_keys: sks.iter().map(|s| s.to_vec()).collect(),
+        no_value: false,
+        limits: ReadLimits::default(),
+    }
 }
 
 fn sks(records: &[tern_core::read::SortKeyValue]) -> Vec<Vec<u8>> {
@@ -87,7 +92,8 @@ pub fn batch_reads_its_own_writes<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     let tt = timetag_now(h.clock(), 0);
     let m1 = Mutation::new(vec![set(b"h", b"n", b"10")]);
-    let incr = |delta| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta, ttl: IncrTtl::Keep };
+    let incr =
+        |delta| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta, ttl: IncrTtl::Keep };
     let m2 = Mutation::new(vec![incr(5), incr(1)]);
     let m3 = Mutation::new(vec![incr(100)]);
     let out = s
@@ -118,7 +124,12 @@ pub fn refused_op_writes_nothing_and_others_proceed<H: StoreHarness>(h: &H) {
         h.clock(),
         vec![
             set(b"h", b"a", b"1"),
-            WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"text".to_vec(), delta: 1, ttl: IncrTtl::Clear },
+            WriteOp::Incr {
+                hash_key: b"h".to_vec(),
+                sort_key: b"text".to_vec(),
+                delta: 1,
+                ttl: IncrTtl::Clear,
+            },
             set(b"h", b"b", b"2"),
         ],
     );
@@ -173,7 +184,11 @@ pub fn multi_set_multi_del_multi_get<H: StoreHarness>(h: &H) {
     assert_eq!(sks(&r.records), v(&[b"b", b"c"]));
     assert!(r.complete);
 
-    apply_next(&mut s, h.clock(), vec![WriteOp::MultiDel { hash_key: b"h".to_vec(), sort_keys: v(&[b"a", b"c", b"nope"]) }]);
+    apply_next(
+        &mut s,
+        h.clock(),
+        vec![WriteOp::MultiDel { hash_key: b"h".to_vec(), sort_keys: v(&[b"a", b"c", b"nope"]) }],
+    );
     let all = s.multi_get(b"h", &keys(&[])).unwrap();
     assert_eq!(sks(&all.records), v(&[b"b", b"d"]));
     assert_eq!(s.get(b"other", b"a").unwrap(), Some(b"x".to_vec()), "other hash keys untouched");
@@ -192,18 +207,35 @@ pub fn scan_ranges_filters_and_reverse<H: StoreHarness>(h: &H) {
     };
     assert_eq!(scan(SortKeyScan::default()), v(&names));
     assert_eq!(
-        scan(SortKeyScan { start: Bound::Excluded(b"a".to_vec()), end: Bound::Included(b"b".to_vec()), ..Default::default() }),
+        scan(SortKeyScan {
+            start: Bound::Excluded(b"a".to_vec()),
+            end: Bound::Included(b"b".to_vec()),
+            ..Default::default()
+        }),
         v(&[b"ab", b"abc", b"b"])
     );
     assert_eq!(
         scan(SortKeyScan { reverse: true, end: Bound::Excluded(b"b".to_vec()), ..Default::default() }),
         v(&[b"abc", b"ab", b"a", b""])
     );
-    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Prefix(b"ab".to_vec())), ..Default::default() }), v(&[b"ab", b"abc"]));
-    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Postfix(b"c".to_vec())), ..Default::default() }), v(&[b"abc", b"bc"]));
-    assert_eq!(scan(SortKeyScan { filter: Some(KeyFilter::Anywhere(b"b".to_vec())), ..Default::default() }), v(&[b"ab", b"abc", b"b", b"bc"]));
     assert_eq!(
-        scan(SortKeyScan { start: Bound::Included(b"z".to_vec()), end: Bound::Included(b"a".to_vec()), ..Default::default() }),
+        scan(SortKeyScan { filter: Some(KeyFilter::Prefix(b"ab".to_vec())), ..Default::default() }),
+        v(&[b"ab", b"abc"])
+    );
+    assert_eq!(
+        scan(SortKeyScan { filter: Some(KeyFilter::Postfix(b"c".to_vec())), ..Default::default() }),
+        v(&[b"abc", b"bc"])
+    );
+    assert_eq!(
+        scan(SortKeyScan { filter: Some(KeyFilter::Anywhere(b"b".to_vec())), ..Default::default() }),
+        v(&[b"ab", b"abc", b"b", b"bc"])
+    );
+    assert_eq!(
+        scan(SortKeyScan {
+            start: Bound::Included(b"z".to_vec()),
+            end: Bound::Included(b"a".to_vec()),
+            ..Default::default()
+        }),
         Vec::<Vec<u8>>::new(),
         "an inverted range is empty"
     );
@@ -253,13 +285,22 @@ pub fn scan_pages_cover_everything_once<H: StoreHarness>(h: &H) {
 pub fn incr_semantics<H: StoreHarness>(h: &H) {
     let d = tmp();
     let mut s = h.open(d.path());
-    let incr = |sk: &[u8], delta, ttl| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: sk.to_vec(), delta, ttl };
+    let incr =
+        |sk: &[u8], delta, ttl| WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: sk.to_vec(), delta, ttl };
     let one = |s: &mut H::Store, op| apply_next(s, h.clock(), vec![op]).remove(0);
-    assert_eq!(one(&mut s, incr(b"n", 5, IncrTtl::Keep)), WriteOutcome::Incr { new_value: 5 }, "absent counts as 0");
+    assert_eq!(
+        one(&mut s, incr(b"n", 5, IncrTtl::Keep)),
+        WriteOutcome::Incr { new_value: 5 },
+        "absent counts as 0"
+    );
     assert_eq!(one(&mut s, incr(b"n", -7, IncrTtl::Keep)), WriteOutcome::Incr { new_value: -2 });
     assert_eq!(s.get(b"h", b"n").unwrap(), Some(b"-2".to_vec()), "stored as decimal text");
     apply_next(&mut s, h.clock(), vec![set(b"h", b"e", b"")]);
-    assert_eq!(one(&mut s, incr(b"e", 3, IncrTtl::Keep)), WriteOutcome::Incr { new_value: 3 }, "empty counts as 0");
+    assert_eq!(
+        one(&mut s, incr(b"e", 3, IncrTtl::Keep)),
+        WriteOutcome::Incr { new_value: 3 },
+        "empty counts as 0"
+    );
     apply_next(&mut s, h.clock(), vec![set(b"h", b"max", i64::MAX.to_string().as_bytes())]);
     match one(&mut s, incr(b"max", 1, IncrTtl::Keep)) {
         WriteOutcome::Failed(e) => assert_eq!(e.code(), ErrorCode::IntegerOverflow),
@@ -288,9 +329,14 @@ pub fn check_types_truth_table<H: StoreHarness>(h: &H) {
     use CheckType::*;
     let d = tmp();
     let mut s = h.open(d.path());
-    apply_next(&mut s, h.clock(), vec![set(b"h", b"empty", b""), set(b"h", b"abc", b"abc"), set(b"h", b"ten", b"10")]);
+    apply_next(
+        &mut s,
+        h.clock(),
+        vec![set(b"h", b"empty", b""), set(b"h", b"abc", b"abc"), set(b"h", b"ten", b"10")],
+    );
     // (check, operand, checked sort key, expected: Ok(passed) or Err(code))
-    let cases: Vec<(CheckType, &[u8], &[u8], Result<bool, ErrorCode>)> = vec![
+    type Case = (CheckType, &'static [u8], &'static [u8], Result<bool, ErrorCode>);
+    let cases: Vec<Case> = vec![
         (NoCheck, b"", b"absent", Ok(true)),
         (NotExist, b"", b"absent", Ok(true)),
         (NotExist, b"", b"abc", Ok(false)),
@@ -366,7 +412,10 @@ pub fn check_and_set_and_mutate<H: StoreHarness>(h: &H) {
         return_check_value: ret,
     };
     let out = apply_next(&mut s, h.clock(), vec![cas(b"0", true)]).remove(0);
-    assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(Some(b"1".to_vec())) }));
+    assert_eq!(
+        out,
+        WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(Some(b"1".to_vec())) })
+    );
     let out = apply_next(&mut s, h.clock(), vec![cas(b"1", false)]).remove(0);
     assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: true, check_value: None }));
     assert_eq!(s.get(b"h", b"ver").unwrap(), Some(b"2".to_vec()));
@@ -397,7 +446,15 @@ pub fn check_and_set_and_mutate<H: StoreHarness>(h: &H) {
 pub fn ttl_and_expiry<H: StoreHarness>(h: &H) {
     let d = tmp();
     let mut s = h.open(d.path());
-    apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"short", b"s", 10), set_ttl(b"h", b"long", b"l", 1000), set(b"h", b"forever", b"f")]);
+    apply_next(
+        &mut s,
+        h.clock(),
+        vec![
+            set_ttl(b"h", b"short", b"s", 10),
+            set_ttl(b"h", b"long", b"l", 1000),
+            set(b"h", b"forever", b"f"),
+        ],
+    );
     assert_eq!(s.ttl(b"h", b"short").unwrap(), Some(Ttl::Remaining(10)));
     assert_eq!(s.ttl(b"h", b"forever").unwrap(), Some(Ttl::Persistent));
     assert_eq!(s.ttl(b"h", b"absent").unwrap(), None);
@@ -419,7 +476,16 @@ pub fn ttl_and_expiry<H: StoreHarness>(h: &H) {
     // An expired record counts as absent for writes too.
     apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"n", b"41", 1)]);
     h.clock().advance_ms(2_000);
-    let out = apply_next(&mut s, h.clock(), vec![WriteOp::Incr { hash_key: b"h".to_vec(), sort_key: b"n".to_vec(), delta: 1, ttl: IncrTtl::Keep }]);
+    let out = apply_next(
+        &mut s,
+        h.clock(),
+        vec![WriteOp::Incr {
+            hash_key: b"h".to_vec(),
+            sort_key: b"n".to_vec(),
+            delta: 1,
+            ttl: IncrTtl::Keep,
+        }],
+    );
     assert_eq!(out, vec![WriteOutcome::Incr { new_value: 1 }]);
     assert_eq!(s.ttl(b"h", b"n").unwrap(), Some(Ttl::Persistent), "keep of an expired record keeps nothing");
 }
@@ -439,7 +505,11 @@ pub fn sort_key_count_counts_live_records<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     assert_eq!(s.sort_key_count(b"h").unwrap(), 0);
     apply_next(&mut s, h.clock(), (0..20u8).map(|i| set(b"h", &[i], b"v")).collect());
-    apply_next(&mut s, h.clock(), vec![set(b"h2", b"a", b"v"), set_ttl(b"h", b"zz", b"v", 1), del(b"h", &[3])]);
+    apply_next(
+        &mut s,
+        h.clock(),
+        vec![set(b"h2", b"a", b"v"), set_ttl(b"h", b"zz", b"v", 1), del(b"h", &[3])],
+    );
     assert_eq!(s.sort_key_count(b"h").unwrap(), 20);
     h.clock().advance_ms(1_000);
     assert_eq!(s.sort_key_count(b"h").unwrap(), 19);
@@ -460,7 +530,8 @@ pub fn table_scan_pages<H: StoreHarness>(h: &H) {
     }
     apply_next(&mut s, h.clock(), vec![set_ttl(b"gone", b"x", b"v", 1)]);
     h.clock().advance_ms(1_000);
-    let mut spec = TableScan { limits: ReadLimits { max_count: Some(7), max_bytes: None }, ..TableScan::default() };
+    let mut spec =
+        TableScan { limits: ReadLimits { max_count: Some(7), max_bytes: None }, ..TableScan::default() };
     let mut seen = Vec::new();
     loop {
         let p = s.scan_table(&spec).unwrap();
@@ -484,7 +555,10 @@ pub fn table_scan_pages<H: StoreHarness>(h: &H) {
     let p = s.scan_table(&filtered).unwrap();
     assert_eq!(p.resume_token, None);
     assert_eq!(p.records.len(), 1);
-    assert_eq!((p.records[0].hash_key.as_slice(), p.records[0].sort_key.as_slice()), (&b"user3"[..], &b"f1"[..]));
+    assert_eq!(
+        (p.records[0].hash_key.as_slice(), p.records[0].sort_key.as_slice()),
+        (&b"user3"[..], &b"f1"[..])
+    );
     assert!(p.records[0].value.is_empty());
 }
 
@@ -560,7 +634,8 @@ pub fn corrupt_values_are_typed_errors<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"good", b"1")]);
     let bad_key = tern_core::key::encode(b"h", b"bad").unwrap();
-    s.raw_write(vec![(bad_key, Some(vec![0x7f, 1, 2]))], Decree(2)).unwrap();
+    let mark = AppliedMark { decree: Decree(2), timetag: s.last_applied_timetag() };
+    s.raw_write(vec![(bad_key, Some(vec![0x7f, 1, 2]))], mark).unwrap();
     let err = s.get(b"h", b"bad").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Corruption);
     assert!(err.to_string().contains("bad"), "names the key: {err}");
@@ -602,4 +677,21 @@ pub fn read_limits_are_validated<H: StoreHarness>(h: &H) {
     let err = s.scan(b"h", &SortKeyScan { limits: zero, ..SortKeyScan::default() }).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     let _ = h.clock().now_ms();
+}
+
+pub fn applied_timetag_is_the_largest_and_survives<H: StoreHarness>(h: &H) {
+    let d = tmp();
+    let late = timetag_now(h.clock(), 5);
+    let early = timetag_now(h.clock(), 1);
+    {
+        let mut s = h.open(&d.path().join("s"));
+        assert_eq!(s.last_applied_timetag(), tern_core::Timetag::ZERO);
+        s.apply(Decree(1), late, &Mutation::default()).unwrap();
+        s.apply(Decree(2), early, &Mutation::default()).unwrap();
+        assert_eq!(s.last_applied_timetag(), late, "the largest, not the last");
+        s.checkpoint(&d.path().join("cp")).unwrap();
+    }
+    assert_eq!(h.open(&d.path().join("s")).last_applied_timetag(), late, "survives reopen");
+    let restored = h.open_from_checkpoint(&d.path().join("cp"), &d.path().join("r"));
+    assert_eq!(restored.last_applied_timetag(), late, "travels with checkpoints");
 }

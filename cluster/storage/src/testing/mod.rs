@@ -1,6 +1,8 @@
 //! Test support every back end runs: the conformance suite (`partition_store_conformance!`)
 //! and a reference model of the data model for property tests (`model`).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 pub mod conformance;
 pub mod model;
 

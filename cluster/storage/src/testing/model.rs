@@ -49,10 +49,7 @@ fn int(b: &[u8]) -> Option<i64> {
 
 impl Model {
     fn live(&self, now: u64, hk: &[u8], sk: &[u8]) -> Option<(Vec<u8>, u32)> {
-        self.records
-            .get(&(hk.to_vec(), sk.to_vec()))
-            .filter(|(_, e)| *e == 0 || u64::from(*e) > now)
-            .cloned()
+        self.records.get(&(hk.to_vec(), sk.to_vec())).filter(|(_, e)| *e == 0 || u64::from(*e) > now).cloned()
     }
 
     /// The live records of `hk`, ascending by sort key.
@@ -87,9 +84,7 @@ impl Model {
                 }
             }
             (_, None) => false,
-            (MatchAnywhere, Some(v)) => {
-                o.is_empty() || (0..v.len()).any(|i| v[i..].starts_with(o))
-            }
+            (MatchAnywhere, Some(v)) => o.is_empty() || (0..v.len()).any(|i| v[i..].starts_with(o)),
             (MatchPrefix, Some(v)) => v.starts_with(o),
             (MatchPostfix, Some(v)) => v.ends_with(o),
             (BytesLess, Some(v)) => v.as_slice() < o,
@@ -143,20 +138,29 @@ impl Model {
                 return Outcome::Ok(WriteOutcome::Incr { new_value: new });
             }
             WriteOp::CheckAndSet {
-                hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value,
+                hash_key,
+                check_sort_key,
+                check,
+                set_sort_key,
+                set_value,
+                set_ttl_secs,
+                return_check_value,
             } => {
-                let check_value = return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
+                let check_value =
+                    return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
                 let passed = match self.check(now, hash_key, check_sort_key, check) {
                     Ok(p) => p,
                     Err(code) => return Outcome::Failed(code),
                 };
                 if passed {
-                    self.records.insert(k(hash_key, set_sort_key), (set_value.clone(), expiry(now, *set_ttl_secs)));
+                    self.records
+                        .insert(k(hash_key, set_sort_key), (set_value.clone(), expiry(now, *set_ttl_secs)));
                 }
                 return Outcome::Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
             }
             WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
-                let check_value = return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
+                let check_value =
+                    return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
                 let passed = match self.check(now, hash_key, check_sort_key, check) {
                     Ok(p) => p,
                     Err(code) => return Outcome::Failed(code),
@@ -165,7 +169,8 @@ impl Model {
                     for m in mutations {
                         match m {
                             CamOp::Put { sort_key, value, ttl_secs } => {
-                                self.records.insert(k(hash_key, sort_key), (value.clone(), expiry(now, *ttl_secs)));
+                                self.records
+                                    .insert(k(hash_key, sort_key), (value.clone(), expiry(now, *ttl_secs)));
                             }
                             CamOp::Delete { sort_key } => {
                                 self.records.remove(&k(hash_key, sort_key));
@@ -268,40 +273,61 @@ pub fn run<H: StoreHarness>(h: &H, root: &Path, actions: &[Action]) {
         let now = h.clock().now_secs();
         match a {
             Action::Write(ops) => {
-                let got: Vec<Outcome> = super::apply_next(s, h.clock(), ops.clone()).into_iter().map(Outcome::from).collect();
+                let got: Vec<Outcome> =
+                    super::apply_next(s, h.clock(), ops.clone()).into_iter().map(Outcome::from).collect();
                 let want: Vec<Outcome> = ops.iter().map(|op| model.apply(now, op)).collect();
                 assert_eq!(got, want, "step {i}: {a:?}");
             }
             Action::AdvanceSecs(n) => h.clock().advance_ms(n * 1000),
             Action::Get(hk, sk) => {
-                assert_eq!(s.get(hk, sk).unwrap(), model.live(now, hk, sk).map(|(v, _)| v), "step {i}: {a:?}");
+                assert_eq!(
+                    s.get(hk, sk).unwrap(),
+                    model.live(now, hk, sk).map(|(v, _)| v),
+                    "step {i}: {a:?}"
+                );
             }
             Action::Ttl(hk, sk) => {
-                let want = model.live(now, hk, sk).map(|(_, e)| if e == 0 { Ttl::Persistent } else { Ttl::Remaining(u64::from(e) - now) });
+                let want = model
+                    .live(now, hk, sk)
+                    .map(|(_, e)| if e == 0 { Ttl::Persistent } else { Ttl::Remaining(u64::from(e) - now) });
                 assert_eq!(s.ttl(hk, sk).unwrap(), want, "step {i}: {a:?}");
             }
             Action::Count(hk) => {
-                assert_eq!(s.sort_key_count(hk).unwrap(), model.hash_key_records(now, hk).len() as u64, "step {i}");
+                assert_eq!(
+                    s.sort_key_count(hk).unwrap(),
+                    model.hash_key_records(now, hk).len() as u64,
+                    "step {i}"
+                );
             }
             Action::MultiGet(hk, req) => {
                 let got = s.multi_get(hk, req).unwrap();
                 let (want, complete) = match req {
                     MultiGet::Keys { sort_keys, no_value, limits } => {
                         let all = if sort_keys.is_empty() {
-                            model_scan(&model, now, hk, &SortKeyScan { no_value: *no_value, ..SortKeyScan::default() })
+                            model_scan(
+                                &model,
+                                now,
+                                hk,
+                                &SortKeyScan { no_value: *no_value, ..SortKeyScan::default() },
+                            )
                         } else {
                             let mut ks = sort_keys.clone();
                             ks.sort();
                             ks.dedup();
                             ks.into_iter()
                                 .filter_map(|sk| {
-                                    model.live(now, hk, &sk).map(|(v, _)| SortKeyValue { sort_key: sk, value: if *no_value { vec![] } else { v } })
+                                    model.live(now, hk, &sk).map(|(v, _)| SortKeyValue {
+                                        sort_key: sk,
+                                        value: if *no_value { vec![] } else { v },
+                                    })
                                 })
                                 .collect()
                         };
                         limited(all, limits, kv_size)
                     }
-                    MultiGet::Range(spec) => limited(model_scan(&model, now, hk, spec), &spec.limits, kv_size),
+                    MultiGet::Range(spec) => {
+                        limited(model_scan(&model, now, hk, spec), &spec.limits, kv_size)
+                    }
                 };
                 assert_eq!(got.records, want, "step {i}: {a:?}");
                 assert_eq!(got.complete, complete, "step {i}: {a:?}");
@@ -314,7 +340,10 @@ pub fn run<H: StoreHarness>(h: &H, root: &Path, actions: &[Action]) {
                     let p = s.scan(hk, &cur).unwrap();
                     let (fits, _) = limited(p.records.clone(), &spec.limits, kv_size);
                     assert_eq!(fits.len(), p.records.len(), "step {i}: page over its limits");
-                    assert!(!(p.records.is_empty() && (page_no > 0 || p.resume.is_some())), "step {i}: empty page");
+                    assert!(
+                        !(p.records.is_empty() && (page_no > 0 || p.resume.is_some())),
+                        "step {i}: empty page"
+                    );
                     got.extend(p.records);
                     match p.resume {
                         Some(r) => cur = cur.resume_after(&r),
@@ -327,7 +356,11 @@ pub fn run<H: StoreHarness>(h: &H, root: &Path, actions: &[Action]) {
                 let mut want: Vec<Key> = model
                     .records
                     .iter()
-                    .filter(|((h, s), (_, e))| (*e == 0 || u64::from(*e) > now) && pass(&spec.hash_key_filter, h) && pass(&spec.sort_key_filter, s))
+                    .filter(|((h, s), (_, e))| {
+                        (*e == 0 || u64::from(*e) > now)
+                            && pass(&spec.hash_key_filter, h)
+                            && pass(&spec.sort_key_filter, s)
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 let mut got = Vec::new();
@@ -335,7 +368,9 @@ pub fn run<H: StoreHarness>(h: &H, root: &Path, actions: &[Action]) {
                 loop {
                     let p = s.scan_table(&cur).unwrap();
                     for r in p.records {
-                        let want_value = model.live(now, &r.hash_key, &r.sort_key).map(|(v, _)| if spec.no_value { vec![] } else { v });
+                        let want_value = model
+                            .live(now, &r.hash_key, &r.sort_key)
+                            .map(|(v, _)| if spec.no_value { vec![] } else { v });
                         assert_eq!(Some(r.value), want_value, "step {i}");
                         got.push((r.hash_key, r.sort_key));
                     }
@@ -401,7 +436,8 @@ fn ttl() -> impl Strategy<Value = u32> {
 }
 
 fn check() -> impl Strategy<Value = Check> {
-    (prop::sample::select(CheckType::ALL.to_vec()), value()).prop_map(|(kind, operand)| Check { kind, operand })
+    (prop::sample::select(CheckType::ALL.to_vec()), value())
+        .prop_map(|(kind, operand)| Check { kind, operand })
 }
 
 fn write_op() -> impl Strategy<Value = WriteOp> {
@@ -427,7 +463,8 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
 }
 
 fn limits() -> impl Strategy<Value = ReadLimits> {
-    (prop::option::of(1u32..4), prop::option::of(1u64..8)).prop_map(|(max_count, max_bytes)| ReadLimits { max_count, max_bytes })
+    (prop::option::of(1u32..4), prop::option::of(1u64..8))
+        .prop_map(|(max_count, max_bytes)| ReadLimits { max_count, max_bytes })
 }
 
 fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
@@ -447,8 +484,16 @@ fn filter() -> impl Strategy<Value = Option<KeyFilter>> {
 }
 
 fn sort_key_scan() -> impl Strategy<Value = SortKeyScan> {
-    (bound(), bound(), filter(), any::<bool>(), any::<bool>(), limits())
-        .prop_map(|(start, end, filter, reverse, no_value, limits)| SortKeyScan { start, end, filter, reverse, no_value, limits })
+    (bound(), bound(), filter(), any::<bool>(), any::<bool>(), limits()).prop_map(
+        |(start, end, filter, reverse, no_value, limits)| SortKeyScan {
+            start,
+            end,
+            filter,
+            reverse,
+            no_value,
+            limits,
+        },
+    )
 }
 
 fn action() -> impl Strategy<Value = Action> {

@@ -1,6 +1,8 @@
 //! Integration tests of tern-storage: the conformance suite and the model test on the in-memory
 //! store.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::sync::Arc;
 

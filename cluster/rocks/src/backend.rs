@@ -1,0 +1,95 @@
+//! Opening RocksDB partition stores that share a block cache and a configuration.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options};
+use tern_core::{Clock, Result};
+
+use crate::compaction::{Horizon, TtlFilterFactory};
+use crate::store::RocksPartitionStore;
+
+/// RocksDB settings for every store of one node.
+#[derive(Clone, Debug)]
+pub struct RocksConfig {
+    /// Block cache shared by every partition on the node.
+    pub block_cache_bytes: usize,
+    /// Memtable size per partition before it is flushed.
+    pub write_buffer_bytes: usize,
+    /// Background flush and compaction jobs per store.
+    pub max_background_jobs: i32,
+}
+
+impl Default for RocksConfig {
+    fn default() -> RocksConfig {
+        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 32 << 20, max_background_jobs: 2 }
+    }
+}
+
+/// Opens [`RocksPartitionStore`]s. Cheap to clone; clones share the block cache.
+#[derive(Clone)]
+pub struct RocksBackend {
+    config: RocksConfig,
+    cache: Cache,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RocksBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksBackend").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RocksBackend {
+    /// `clock` decides expiry for reads of every store this backend opens.
+    pub fn new(config: RocksConfig, clock: Arc<dyn Clock>) -> RocksBackend {
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        RocksBackend { config, cache, clock }
+    }
+
+    /// Opens the store in `dir`, creating an empty one if `dir` holds none.
+    pub fn open(&self, dir: &Path) -> Result<RocksPartitionStore> {
+        RocksPartitionStore::open(self, dir)
+    }
+
+    /// Creates the store in `dir` (which must not exist) from the checkpoint in `checkpoint`,
+    /// then opens it. Safe to re-run after an interruption.
+    pub fn open_from_checkpoint(&self, checkpoint: &Path, dir: &Path) -> Result<RocksPartitionStore> {
+        crate::store::restore_checkpoint(checkpoint, dir)?;
+        self.open(dir)
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    pub(crate) fn db_options(&self) -> Options {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        // Data and meta flush together: a crash never leaves a decree without its data.
+        o.set_atomic_flush(true);
+        o.set_max_background_jobs(self.config.max_background_jobs);
+        o.set_keep_log_file_num(3);
+        o
+    }
+
+    pub(crate) fn data_options(&self, horizon: Horizon) -> Options {
+        let mut block = BlockBasedOptions::default();
+        block.set_block_cache(&self.cache);
+        block.set_bloom_filter(10.0, false);
+        block.set_cache_index_and_filter_blocks(true);
+        let mut o = Options::default();
+        o.set_block_based_table_factory(&block);
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_write_buffer_size(self.config.write_buffer_bytes);
+        o.set_compaction_filter_factory(TtlFilterFactory::new(horizon));
+        o
+    }
+
+    pub(crate) fn meta_options(&self) -> Options {
+        let mut o = Options::default();
+        o.set_write_buffer_size(1 << 20);
+        o
+    }
+}

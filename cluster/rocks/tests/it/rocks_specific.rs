@@ -1,0 +1,116 @@
+use std::process::Command;
+
+use tern_core::{Decree, Mutation};
+use tern_storage::PartitionStore;
+use tern_storage::testing::{StoreHarness, apply_next, set, set_ttl, timetag_now};
+
+use crate::harness::RocksHarness;
+
+const CRASH_DIR_ENV: &str = "TERN_ROCKS_CRASH_CHILD_DIR";
+
+/// Runs only as the child of `crash_keeps_only_flushed_state`: writes, flushes part of it,
+/// writes more and aborts without closing.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CRASH_DIR_ENV) else { return };
+    let h = RocksHarness::new();
+    let mut s = h.open(dir.as_ref());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"1")]);
+    assert_eq!(s.flush().unwrap(), Decree(1));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"b", b"2")]);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"a", b"overwritten")]);
+    assert_eq!(s.durable_decree().unwrap(), Decree(1), "unflushed decrees are not durable");
+    std::process::abort();
+}
+
+#[test]
+fn crash_keeps_only_flushed_state() {
+    let d = tempfile::tempdir().unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rocks_specific::crash_child", "--nocapture", "--test-threads=1"])
+        .env(CRASH_DIR_ENV, d.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must die by abort, not exit cleanly");
+    let h = RocksHarness::new();
+    let s = h.open(d.path());
+    assert_eq!(s.last_applied_decree(), Decree(1), "the store comes back at its flushed decree");
+    assert_eq!(s.durable_decree().unwrap(), Decree(1));
+    assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(b"h", b"b").unwrap(), None);
+}
+
+fn raw_count(s: &impl PartitionStore) -> usize {
+    let mut n = 0;
+    s.raw_scan(&tern_core::key::KeyRange::all(), false, &mut |_, _| {
+        n += 1;
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    n
+}
+
+#[test]
+fn compaction_drops_records_expired_at_the_applied_horizon() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::new();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set_ttl(b"h", b"short", b"x", 5), set(b"h", b"keep", b"y")]);
+    s.flush().unwrap();
+    // The local clock passing the expiry hides the record but must not let compaction drop it:
+    // a write stamped before its expiry could still arrive and must see it on every replica.
+    h.clock().advance_ms(10_000);
+    assert_eq!(s.get(b"h", b"short").unwrap(), None);
+    s.compact();
+    assert_eq!(raw_count(&s), 2, "not dropped before the applied timetag passes its expiry");
+    // Once a write stamped after the expiry is applied, nothing can ever see the record again.
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"later", b"z")]);
+    s.flush().unwrap();
+    s.compact();
+    assert_eq!(raw_count(&s), 2, "dropped: keep + later remain");
+    assert_eq!(s.get(b"h", b"keep").unwrap(), Some(b"y".to_vec()));
+}
+
+#[test]
+fn unknown_format_version_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::new();
+    drop(h.open(d.path()));
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&o, d.path(), ["default", "meta"]).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), b"format_version", 9u64.to_be_bytes()).unwrap();
+    }
+    let err = h.backend.open(d.path()).unwrap_err();
+    assert!(err.is_fatal() && err.to_string().contains("format version 9"), "{err}");
+}
+
+#[test]
+fn durable_decree_lags_until_flush() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::new();
+    let mut s = h.open(d.path());
+    s.apply(Decree(1), timetag_now(h.clock(), 1), &Mutation::new(vec![set(b"h", b"k", b"v")])).unwrap();
+    assert_eq!(s.durable_decree().unwrap(), Decree(0), "with the WAL off, only flushed data is durable");
+    assert_eq!(s.flush().unwrap(), Decree(1));
+}
+
+#[test]
+fn interrupted_restore_is_redone() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::new();
+    let mut s = h.open(&d.path().join("live"));
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"k", b"v")]);
+    s.checkpoint(&d.path().join("cp")).unwrap();
+    // A previous restore died half way, leaving its staging directory.
+    std::fs::create_dir_all(d.path().join(".restored.restoring")).unwrap();
+    std::fs::write(d.path().join(".restored.restoring/garbage"), b"x").unwrap();
+    let r = h.backend.open_from_checkpoint(&d.path().join("cp"), &d.path().join("restored")).unwrap();
+    assert_eq!(r.get(b"h", b"k").unwrap(), Some(b"v".to_vec()));
+    assert!(!d.path().join(".restored.restoring").exists());
+    let err = h.backend.open_from_checkpoint(&d.path().join("cp"), &d.path().join("live")).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "never restores over a store: {err}");
+    let err = h.backend.open_from_checkpoint(&d.path().join("nope"), &d.path().join("x")).unwrap_err();
+    assert!(err.to_string().contains("not a RocksDB checkpoint"), "{err}");
+}

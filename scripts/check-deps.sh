@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Checks the dependency rules of docs/architecture.md: I/O-free cores and seam crates must not
+# reach tokio's runtime, tonic, RocksDB or the AWS SDK, even transitively.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# crate: forbidden crates in its normal (non-dev) dependency tree
+rules=(
+  "tern-core:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-storage:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-replica:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-sim:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-proto:rocksdb librocksdb-sys aws-sdk-s3"
+  "tern-client:rocksdb librocksdb-sys"
+  "tern-meta-proxy:rocksdb librocksdb-sys"
+)
+fail=0
+for rule in "${rules[@]}"; do
+  crate=${rule%%:*}
+  tree=$(cargo tree --locked -q -p "$crate" -e normal --prefix none | awk '{print $1}' | sort -u)
+  for banned in ${rule#*:}; do
+    if grep -qx "$banned" <<<"$tree"; then
+      echo "dependency rule broken: $crate depends on $banned (cargo tree -p $crate -i $banned)" >&2
+      fail=1
+    fi
+  done
+done
+[ "$fail" -eq 0 ] && echo "dependency rules: ok"
+exit "$fail"

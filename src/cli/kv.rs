@@ -1,0 +1,458 @@
+//! `tern kv`: every operation of the data model.
+//!
+//! Today the target is an embedded store (`--data-dir`); cluster targets arrive with issue #4.
+//! Keys and values are taken as the UTF-8 bytes of the arguments.
+
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use tern_core::WriteOp;
+use tern_core::mutation::{CamOp, Check, CheckType, IncrTtl, WriteOutcome};
+use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan};
+use tern_core::units::{parse_bytes, parse_ttl_secs};
+use tern_storage::PartitionStore;
+
+use super::OutputFormat;
+use crate::embedded::Embedded;
+use crate::output;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  tern kv --data-dir ./tern-data set user:1 name alice --ttl 1h\n  \
+    tern kv --data-dir ./tern-data get user:1 name\n  tern kv --data-dir ./tern-data scan user:1 --prefix na\n  \
+    tern kv --data-dir ./tern-data cas user:1 version --check bytes-equal --operand 3 --value 4")]
+pub struct KvArgs {
+    /// Embedded mode: use the single-partition store in DIR directly (created if missing), with
+    /// no servers. Cluster targets (meta servers, proxies) arrive with issue #4.
+    #[arg(long, env = "TERN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: KvCommand,
+}
+
+fn ttl_arg(s: &str) -> Result<u32, String> {
+    parse_ttl_secs(s).map_err(|e| e.to_string())
+}
+
+fn bytes_arg(s: &str) -> Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
+fn pair_arg(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not SORT_KEY=VALUE"))
+}
+
+fn check_arg(s: &str) -> Result<CheckType, String> {
+    CheckType::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = CheckType::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown check type {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct Limits {
+    /// Return at most N records.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    limit: Option<u32>,
+    /// Stop after about this many bytes of keys and values (e.g. 64KiB).
+    #[arg(long, value_name = "SIZE", value_parser = bytes_arg)]
+    max_bytes: Option<u64>,
+}
+
+impl Limits {
+    fn read_limits(&self) -> anyhow::Result<ReadLimits> {
+        if self.max_bytes == Some(0) {
+            anyhow::bail!("--max-bytes must be at least 1 byte");
+        }
+        Ok(ReadLimits { max_count: self.limit, max_bytes: self.max_bytes })
+    }
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct Filter {
+    /// Only keys that start with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only keys that end with this.
+    #[arg(long)]
+    postfix: Option<String>,
+    /// Only keys that contain this.
+    #[arg(long)]
+    contains: Option<String>,
+}
+
+impl Filter {
+    fn key_filter(&self) -> Option<KeyFilter> {
+        let b = |s: &String| s.as_bytes().to_vec();
+        (self.prefix.as_ref().map(|p| KeyFilter::Prefix(b(p))))
+            .or(self.postfix.as_ref().map(|p| KeyFilter::Postfix(b(p))))
+            .or(self.contains.as_ref().map(|p| KeyFilter::Anywhere(b(p))))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Range {
+    /// First sort key of the range (inclusive unless --start-exclusive).
+    #[arg(long)]
+    start: Option<String>,
+    #[arg(long, requires = "start")]
+    start_exclusive: bool,
+    /// End of the range (exclusive unless --end-inclusive).
+    #[arg(long)]
+    end: Option<String>,
+    #[arg(long, requires = "end")]
+    end_inclusive: bool,
+}
+
+impl Range {
+    fn bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        let start = match &self.start {
+            None => Bound::Unbounded,
+            Some(s) if self.start_exclusive => Bound::Excluded(s.as_bytes().to_vec()),
+            Some(s) => Bound::Included(s.as_bytes().to_vec()),
+        };
+        let end = match &self.end {
+            None => Bound::Unbounded,
+            Some(e) if self.end_inclusive => Bound::Included(e.as_bytes().to_vec()),
+            Some(e) => Bound::Excluded(e.as_bytes().to_vec()),
+        };
+        (start, end)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Read one record.
+    Get { hash_key: String, sort_key: String },
+    /// Write one record.
+    Set {
+        hash_key: String,
+        sort_key: String,
+        /// The value (or use --value-file).
+        #[arg(required_unless_present = "value_file")]
+        value: Option<String>,
+        /// Read the value's bytes from a file (`-` for standard input): for large or binary values.
+        #[arg(long, value_name = "PATH", conflicts_with = "value")]
+        value_file: Option<PathBuf>,
+        /// Expire the record after this long (e.g. 30s, 1h).
+        #[arg(long, value_parser = ttl_arg)]
+        ttl: Option<u32>,
+    },
+    /// Delete one record (deleting an absent record succeeds).
+    Del { hash_key: String, sort_key: String },
+    /// Read several sort keys of one hash key; with none given, all of them.
+    MultiGet {
+        hash_key: String,
+        sort_keys: Vec<String>,
+        /// Keys only.
+        #[arg(long)]
+        no_value: bool,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Write several records under one hash key atomically.
+    MultiSet {
+        hash_key: String,
+        /// SORT_KEY=VALUE pairs.
+        #[arg(required = true, value_parser = pair_arg)]
+        pairs: Vec<(String, String)>,
+        #[arg(long, value_parser = ttl_arg)]
+        ttl: Option<u32>,
+    },
+    /// Delete several records under one hash key atomically.
+    MultiDel {
+        hash_key: String,
+        #[arg(required = true)]
+        sort_keys: Vec<String>,
+    },
+    /// Add to a decimal int64 value (an absent or empty value counts as 0) and print the result.
+    Incr {
+        hash_key: String,
+        sort_key: String,
+        /// The amount to add (may be negative).
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        by: i64,
+        /// Set the record to expire after this long.
+        #[arg(long, value_parser = ttl_arg, conflicts_with = "clear_ttl")]
+        ttl: Option<u32>,
+        /// Remove the record's expiry. Without --ttl or --clear-ttl the expiry is kept.
+        #[arg(long)]
+        clear_ttl: bool,
+    },
+    /// Check-and-set: if the check on CHECK_SORT_KEY passes, write a value.
+    Cas {
+        hash_key: String,
+        check_sort_key: String,
+        /// The check, e.g. not-exist, bytes-equal, int-less (see `tern kv cas --help`).
+        #[arg(long, value_parser = check_arg)]
+        check: CheckType,
+        /// What the value is compared with.
+        #[arg(long, default_value = "")]
+        operand: String,
+        /// Sort key to write (default: the checked one).
+        #[arg(long)]
+        set_sort_key: Option<String>,
+        /// Value to write if the check passes.
+        #[arg(long)]
+        value: String,
+        #[arg(long, value_parser = ttl_arg)]
+        ttl: Option<u32>,
+        /// Also print the checked record's value.
+        #[arg(long)]
+        return_check_value: bool,
+    },
+    /// Check-and-mutate: if the check passes, apply puts and then deletes atomically.
+    Cam {
+        hash_key: String,
+        check_sort_key: String,
+        #[arg(long, value_parser = check_arg)]
+        check: CheckType,
+        #[arg(long, default_value = "")]
+        operand: String,
+        /// SORT_KEY=VALUE to write if the check passes (repeatable).
+        #[arg(long = "put", value_parser = pair_arg)]
+        puts: Vec<(String, String)>,
+        /// Sort key to delete if the check passes (repeatable).
+        #[arg(long = "del")]
+        dels: Vec<String>,
+        /// TTL of the puts.
+        #[arg(long, value_parser = ttl_arg)]
+        ttl: Option<u32>,
+        #[arg(long)]
+        return_check_value: bool,
+    },
+    /// Scan the sort keys of one hash key, in order, by pages.
+    Scan {
+        hash_key: String,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        filter: Filter,
+        /// Descending order.
+        #[arg(long)]
+        reverse: bool,
+        #[arg(long)]
+        no_value: bool,
+        #[command(flatten)]
+        limits: Limits,
+        /// Continue after this sort key (from a previous page).
+        #[arg(long, value_name = "SORT_KEY")]
+        after: Option<String>,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Count the records of one hash key.
+    Count { hash_key: String },
+    /// Show the remaining TTL of a record.
+    Ttl { hash_key: String, sort_key: String },
+    /// Scan every record of the table by pages (unordered across hash keys).
+    ScanTable {
+        /// Only hash keys that start with this.
+        #[arg(long)]
+        hash_key_prefix: Option<String>,
+        #[arg(long)]
+        no_value: bool,
+        #[command(flatten)]
+        limits: Limits,
+        /// Continue from a previous page's token.
+        #[arg(long, value_name = "TOKEN")]
+        resume: Option<String>,
+    },
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
+    let Some(dir) = args.data_dir else {
+        anyhow::bail!(
+            "tern kv needs a target: --data-dir DIR (or TERN_DATA_DIR) for an embedded store. \
+             Cluster targets arrive with issue #4."
+        );
+    };
+    let mut db = Embedded::open(&dir)?;
+    match args.command {
+        KvCommand::Get { hash_key, sort_key } => {
+            check_read_keys(&db, &hash_key, Some(&sort_key))?;
+            output::value(fmt, db.store().get(hash_key.as_bytes(), sort_key.as_bytes())?.as_deref());
+        }
+        KvCommand::Set { hash_key, sort_key, value, value_file, ttl } => {
+            let value = match (value, value_file) {
+                (Some(v), _) => b(&v),
+                (None, Some(path)) => read_value_file(&path)?,
+                (None, None) => anyhow::bail!("give a VALUE or --value-file"),
+            };
+            db.write(WriteOp::Set {
+                hash_key: b(&hash_key),
+                sort_key: b(&sort_key),
+                value,
+                ttl_secs: ttl.unwrap_or(0),
+            })?;
+            output::ok(fmt);
+        }
+        KvCommand::Del { hash_key, sort_key } => {
+            db.write(WriteOp::Del { hash_key: b(&hash_key), sort_key: b(&sort_key) })?;
+            output::ok(fmt);
+        }
+        KvCommand::MultiGet { hash_key, sort_keys, no_value, limits } => {
+            check_read_keys(&db, &hash_key, None)?;
+            let req = MultiGet::Keys {
+                sort_keys: sort_keys.iter().map(|s| b(s)).collect(),
+                no_value,
+                limits: limits.read_limits()?,
+            };
+            let r = db.store().multi_get(hash_key.as_bytes(), &req)?;
+            output::records(fmt, &r.records, no_value, None, r.complete);
+        }
+        KvCommand::MultiSet { hash_key, pairs, ttl } => {
+            let entries = pairs.iter().map(|(k, v)| (b(k), b(v))).collect();
+            db.write(WriteOp::MultiSet { hash_key: b(&hash_key), entries, ttl_secs: ttl.unwrap_or(0) })?;
+            output::ok(fmt);
+        }
+        KvCommand::MultiDel { hash_key, sort_keys } => {
+            db.write(WriteOp::MultiDel {
+                hash_key: b(&hash_key),
+                sort_keys: sort_keys.iter().map(|s| b(s)).collect(),
+            })?;
+            output::ok(fmt);
+        }
+        KvCommand::Incr { hash_key, sort_key, by, ttl, clear_ttl } => {
+            let ttl = match (ttl, clear_ttl) {
+                (Some(n), _) => IncrTtl::Set(n),
+                (None, true) => IncrTtl::Clear,
+                (None, false) => IncrTtl::Keep,
+            };
+            match db.write(WriteOp::Incr {
+                hash_key: b(&hash_key),
+                sort_key: b(&sort_key),
+                delta: by,
+                ttl,
+            })? {
+                WriteOutcome::Incr { new_value } => output::incr(fmt, new_value),
+                other => anyhow::bail!("unexpected outcome of incr: {other:?}"),
+            }
+        }
+        KvCommand::Cas {
+            hash_key,
+            check_sort_key,
+            check,
+            operand,
+            set_sort_key,
+            value,
+            ttl,
+            return_check_value,
+        } => {
+            let op = WriteOp::CheckAndSet {
+                hash_key: b(&hash_key),
+                set_sort_key: b(set_sort_key.as_deref().unwrap_or(&check_sort_key)),
+                check_sort_key: b(&check_sort_key),
+                check: Check { kind: check, operand: b(&operand) },
+                set_value: b(&value),
+                set_ttl_secs: ttl.unwrap_or(0),
+                return_check_value,
+            };
+            print_checked(fmt, db.write(op)?)?;
+        }
+        KvCommand::Cam { hash_key, check_sort_key, check, operand, puts, dels, ttl, return_check_value } => {
+            let mut mutations: Vec<CamOp> = puts
+                .iter()
+                .map(|(k, v)| CamOp::Put { sort_key: b(k), value: b(v), ttl_secs: ttl.unwrap_or(0) })
+                .collect();
+            mutations.extend(dels.iter().map(|k| CamOp::Delete { sort_key: b(k) }));
+            let op = WriteOp::CheckAndMutate {
+                hash_key: b(&hash_key),
+                check_sort_key: b(&check_sort_key),
+                check: Check { kind: check, operand: b(&operand) },
+                mutations,
+                return_check_value,
+            };
+            print_checked(fmt, db.write(op)?)?;
+        }
+        KvCommand::Scan { hash_key, range, filter, reverse, no_value, limits, after, all } => {
+            check_read_keys(&db, &hash_key, None)?;
+            let (start, end) = range.bounds();
+            let mut spec = SortKeyScan {
+                start,
+                end,
+                filter: filter.key_filter(),
+                reverse,
+                no_value,
+                limits: limits.read_limits()?,
+            };
+            if let Some(a) = &after {
+                spec = spec.resume_after(a.as_bytes());
+            }
+            let mut records = Vec::new();
+            let resume = loop {
+                let page = db.store().scan(hash_key.as_bytes(), &spec)?;
+                records.extend(page.records);
+                match page.resume {
+                    Some(r) if all => spec = spec.resume_after(&r),
+                    other => break other,
+                }
+            };
+            output::records(fmt, &records, no_value, resume.as_deref(), true);
+        }
+        KvCommand::Count { hash_key } => {
+            check_read_keys(&db, &hash_key, None)?;
+            output::count(fmt, db.store().sort_key_count(hash_key.as_bytes())?);
+        }
+        KvCommand::Ttl { hash_key, sort_key } => {
+            check_read_keys(&db, &hash_key, Some(&sort_key))?;
+            output::ttl(fmt, db.store().ttl(hash_key.as_bytes(), sort_key.as_bytes())?);
+        }
+        KvCommand::ScanTable { hash_key_prefix, no_value, limits, resume } => {
+            let resume_token = resume
+                .map(|t| {
+                    output::unhex(&t)
+                        .with_context(|| format!("--resume {t:?} is not a token printed by scan-table"))
+                })
+                .transpose()?;
+            let spec = TableScan {
+                resume_token,
+                hash_key_filter: hash_key_prefix.map(|p| KeyFilter::Prefix(b(&p))),
+                sort_key_filter: None,
+                no_value,
+                limits: limits.read_limits()?,
+            };
+            output::table_page(fmt, &db.store().scan_table(&spec)?, no_value);
+        }
+    }
+    Ok(())
+}
+
+fn read_value_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut buf).context("read the value from standard input")?;
+    } else {
+        buf = std::fs::read(path).with_context(|| format!("read --value-file {}", path.display()))?;
+    }
+    Ok(buf)
+}
+
+fn check_read_keys(db: &Embedded, hash_key: &str, sort_key: Option<&str>) -> anyhow::Result<()> {
+    db.limits().check_hash_key(hash_key.as_bytes())?;
+    if let Some(sk) = sort_key {
+        db.limits().check_sort_key(sk.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn print_checked(fmt: OutputFormat, outcome: WriteOutcome) -> anyhow::Result<()> {
+    match outcome {
+        WriteOutcome::Checked(c) => {
+            output::checked(fmt, &c);
+            Ok(())
+        }
+        other => anyhow::bail!("unexpected outcome of a checked write: {other:?}"),
+    }
+}

@@ -1,0 +1,141 @@
+//! Commands that later issues fill. They are part of the command tree now so that `--help`
+//! shows the whole shape of Tern; running one says plainly that it is not available yet and
+//! which issue brings it.
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum Planned {
+    /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated
+    /// with Raft among meta servers. [not available yet: issue #4]
+    Meta,
+    /// Run a replica server: hosts partition replicas, replicates writes with PacificA and
+    /// serves clients. [not available yet: issue #4]
+    Replica,
+    /// Run a meta-proxy: the single entry point for clients (gRPC and the Redis protocol) that
+    /// routes each table to its active cluster. [not available yet: issue #6]
+    Proxy,
+    /// Start a local deployment (meta servers, replica servers, proxies) as processes on this
+    /// machine. [not available yet: issue #4]
+    Up,
+    /// Stop a local deployment started by `tern up`. [not available yet: issue #4]
+    Down,
+    /// Show what `tern apply` would change to make a deployment match a topology file.
+    /// [not available yet: topology issue]
+    Plan,
+    /// Make a deployment match a topology file, idempotently. [not available yet: topology issue]
+    Apply,
+    /// Create, drop, list and describe tables. [not available yet: issue #4]
+    #[command(subcommand)]
+    Table(TableVerb),
+    /// Nodes, partitions and balance of one cluster. [not available yet: issue #4]
+    #[command(subcommand)]
+    Cluster(ClusterVerb),
+    /// Duplication links that ship a table's writes to another cluster. [not available yet: issue #5]
+    #[command(subcommand)]
+    Dup(DupVerb),
+    /// Disaster-recovery runbook: status, switchover, failover, reconcile, verify, drill.
+    /// [not available yet: DR issue]
+    #[command(subcommand)]
+    Dr(DrVerb),
+    /// Snapshots of tables in S3-compatible storage. [not available yet: backup issue]
+    #[command(subcommand)]
+    Backup(BackupVerb),
+    /// Load a cluster with YCSB-like workloads and report throughput and latency.
+    /// [not available yet: issue #4]
+    Bench,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableVerb {
+    /// Create a table with a partition count and a replica count.
+    Create,
+    /// Drop a table (soft: it can be recalled within a window).
+    Drop,
+    /// List tables.
+    List,
+    /// Show a table's partitions and their replicas.
+    Describe,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterVerb {
+    /// Nodes, partitions, unhealthy replicas and balance.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DupVerb {
+    /// Add a duplication link from a table to another cluster.
+    Add,
+    /// List duplication links.
+    List,
+    /// Show lag, throughput and errors of links.
+    Status,
+    /// Pause shipping on a link.
+    Pause,
+    /// Resume shipping on a link.
+    Resume,
+    /// Remove a link.
+    Remove,
+    /// Change a link's bytes-per-second limit.
+    SetThrottle,
+    /// Show recent writes that lost last-writer-wins.
+    Conflicts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrVerb {
+    /// Roles, epochs, lag per link and the newest backup of each table.
+    Status,
+    /// Planned move of the active role: drain, move, reverse the link; nothing lost.
+    Switchover,
+    /// Unplanned promotion of a standby; fences the old side and reports unshipped decrees.
+    Failover,
+    /// Replay the old active side's unshipped writes into the new active side.
+    Reconcile,
+    /// Compare two clusters' copies of a table by checksums.
+    Verify,
+    /// Rehearse recovery and measure real RPO and RTO without touching production traffic.
+    Drill,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupVerb {
+    /// Take a backup of tables now.
+    Create,
+    /// List backups.
+    List,
+    /// Restore a table from a backup.
+    Restore,
+    /// Manage backup policies (interval, retention, target).
+    Policy,
+}
+
+impl Planned {
+    fn describe(&self) -> (&'static str, &'static str) {
+        match self {
+            Planned::Meta => ("tern meta", "issue #4 (a running cluster)"),
+            Planned::Replica => ("tern replica", "issue #4 (a running cluster)"),
+            Planned::Proxy => ("tern proxy", "issue #6 (meta-proxy)"),
+            Planned::Up => ("tern up", "issue #4 (a running cluster)"),
+            Planned::Down => ("tern down", "issue #4 (a running cluster)"),
+            Planned::Plan => ("tern plan", "the topology issue"),
+            Planned::Apply => ("tern apply", "the topology issue"),
+            Planned::Table(_) => ("tern table", "issue #4 (a running cluster)"),
+            Planned::Cluster(_) => ("tern cluster", "issue #4 (a running cluster)"),
+            Planned::Dup(_) => ("tern dup", "issue #5 (duplication)"),
+            Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),
+            Planned::Backup(_) => ("tern backup", "the backup issue"),
+            Planned::Bench => ("tern bench", "issue #4 (a running cluster)"),
+        }
+    }
+
+    pub fn run(self) -> anyhow::Result<()> {
+        let (cmd, issue) = self.describe();
+        anyhow::bail!(
+            "`{cmd}` is not available yet: it arrives with {issue}. \
+             What works today is `tern kv --data-dir DIR ...` (an embedded store); see the README."
+        )
+    }
+}

@@ -1,0 +1,209 @@
+//! The real `tern` binary, run as a separate process per command against an embedded store.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tern(dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
+    c.env_remove("TERN_DATA_DIR").env_remove("TERN_OUTPUT");
+    if let Some(d) = dir {
+        c.arg("--data-dir").arg(d);
+    }
+    c.args(args).output().unwrap()
+}
+
+/// Runs `tern kv --data-dir DIR ARGS`, asserts success, returns stdout.
+fn kv_ok(dir: &Path, args: &[&str]) -> String {
+    let mut full = vec!["kv", "--data-dir", dir.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let out = tern(None, &full);
+    assert!(out.status.success(), "tern {full:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a kv command that must fail; returns (exit code, stderr).
+fn kv_err(dir: &Path, args: &[&str]) -> (i32, String) {
+    let mut full = vec!["kv", "--data-dir", dir.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let out = tern(None, &full);
+    assert!(!out.status.success(), "tern {full:?} should have failed");
+    (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s.trim()).unwrap()
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = tern(None, &["version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with(&format!("tern {} (git ", env!("CARGO_PKG_VERSION"))), "{text}");
+    let v = json(&String::from_utf8(tern(None, &["--output", "json", "version"]).stdout).unwrap());
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["git"].as_str().unwrap().len() >= 7);
+}
+
+#[test]
+fn every_kv_operation_persists_across_invocations() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    assert_eq!(kv_ok(d, &["set", "user:1", "name", "alice", "--ttl", "1h"]), "OK\n");
+    assert_eq!(kv_ok(d, &["get", "user:1", "name"]), "alice\n");
+    assert_eq!(kv_ok(d, &["ttl", "user:1", "name"]), "3600s\n");
+    assert_eq!(kv_ok(d, &["get", "user:1", "nobody"]), "(not found)\n");
+    kv_ok(d, &["multi-set", "user:1", "age=41", "city=Lisbon", "zip=1000"]);
+    assert_eq!(kv_ok(d, &["count", "user:1"]), "4\n");
+    assert_eq!(kv_ok(d, &["incr", "user:1", "age", "--by", "-1"]), "40\n");
+    assert_eq!(kv_ok(d, &["incr", "user:1", "visits"]), "1\n");
+
+    let v = json(&kv_ok(d, &["--output", "json", "multi-get", "user:1", "zip", "age", "nope"]));
+    assert_eq!(v["records"][0]["sort_key"], "age");
+    assert_eq!(v["records"][0]["value"], "40");
+    assert_eq!(v["records"][1]["value"], "1000");
+    assert_eq!(v["complete"], true);
+
+    // Scan by pages, following the resume point by hand.
+    let page = json(&kv_ok(d, &["--output", "json", "scan", "user:1", "--limit", "2", "--no-value"]));
+    assert_eq!(page["records"].as_array().unwrap().len(), 2);
+    let after = page["resume_after"].as_str().unwrap().to_string();
+    let rest = json(&kv_ok(d, &["--output", "json", "scan", "user:1", "--after", &after]));
+    let all = json(&kv_ok(d, &["--output", "json", "scan", "user:1", "--all", "--limit", "1"]));
+    assert_eq!(all["records"].as_array().unwrap().len(), 5);
+    assert_eq!(rest["records"].as_array().unwrap().len(), 3);
+    let rev = json(&kv_ok(d, &["--output", "json", "scan", "user:1", "--reverse", "--prefix", "v"]));
+    assert_eq!(rev["records"][0]["sort_key"], "visits");
+
+    // Check-and-set and check-and-mutate.
+    let cas = json(&kv_ok(
+        d,
+        &[
+            "--output",
+            "json",
+            "cas",
+            "user:1",
+            "age",
+            "--check",
+            "int-less",
+            "--operand",
+            "18",
+            "--value",
+            "x",
+            "--return-check-value",
+        ],
+    ));
+    assert_eq!(cas["passed"], false);
+    assert_eq!(cas["check_value"], "40");
+    assert_eq!(kv_ok(d, &["get", "user:1", "age"]), "40\n", "a failed check writes nothing");
+    kv_ok(
+        d,
+        &[
+            "cam",
+            "user:1",
+            "city",
+            "--check",
+            "bytes-equal",
+            "--operand",
+            "Lisbon",
+            "--put",
+            "city=Porto",
+            "--del",
+            "zip",
+        ],
+    );
+    assert_eq!(kv_ok(d, &["get", "user:1", "city"]), "Porto\n");
+    assert_eq!(kv_ok(d, &["get", "user:1", "zip"]), "(not found)\n");
+
+    kv_ok(d, &["multi-del", "user:1", "visits", "age"]);
+    kv_ok(d, &["del", "user:1", "name"]);
+    assert_eq!(kv_ok(d, &["count", "user:1"]), "1\n");
+}
+
+#[test]
+fn table_scan_pages_through_every_hash_key() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    for i in 0..5 {
+        kv_ok(d, &["multi-set", &format!("h{i}"), "a=1", "b=2"]);
+    }
+    let mut seen = 0;
+    let mut resume: Option<String> = None;
+    loop {
+        let mut args = vec!["--output", "json", "scan-table", "--limit", "3"];
+        if let Some(r) = &resume {
+            args.extend(["--resume", r.as_str()]);
+        }
+        let page = json(&kv_ok(d, &args));
+        seen += page["records"].as_array().unwrap().len();
+        match page["resume"].as_str() {
+            Some(t) => resume = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 10);
+    let (code, err) = kv_err(d, &["scan-table", "--resume", "xyz"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a token"), "{err}");
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    kv_ok(dir, &["set", "h", "s", "before"]);
+
+    let big = dir.join("big.bin");
+    std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+    let (code, err) = kv_err(dir, &["set", "h", "s", "--value-file", big.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("value is 1048577 bytes") && err.contains("max-value-bytes"), "{err}");
+
+    let long_key = "k".repeat(70_000);
+    let (_, err) = kv_err(dir, &["set", &long_key, "s", "v"]);
+    assert!(err.contains("hash key is 70000 bytes"), "{err}");
+
+    let (code, err) = kv_err(dir, &["incr", "h", "s"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a decimal 64-bit integer") && err.contains("before"), "{err}");
+
+    let (code, err) = kv_err(dir, &["cas", "h", "s", "--check", "sorta-equal", "--value", "v"]);
+    assert_eq!(code, 2, "usage errors exit 2");
+    assert!(err.contains("unknown check type") && err.contains("bytes-equal"), "{err}");
+
+    let (code, err) = kv_err(dir, &["set", "h", "s", "v", "--ttl", "500ms"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("whole number of seconds"), "{err}");
+
+    let (_, err) = kv_err(dir, &["cas", "h", "s", "--check", "int-less", "--operand", "ten", "--value", "v"]);
+    assert!(err.contains("check operand is not a decimal 64-bit integer"), "{err}");
+
+    let (_, err) = kv_err(dir, &["multi-set", "h", "no-equals-sign"]);
+    assert!(err.contains("is not SORT_KEY=VALUE"), "{err}");
+
+    assert_eq!(kv_ok(dir, &["get", "h", "s"]), "before\n", "every refusal left the store as it was");
+    let small = dir.join("small.bin");
+    std::fs::write(&small, b"\x00\xffbinary").unwrap();
+    kv_ok(dir, &["set", "h", "bin", "--value-file", small.to_str().unwrap()]);
+    assert_eq!(kv_ok(dir, &["get", "h", "bin"]), "\\x00\\xffbinary\n");
+}
+
+#[test]
+fn missing_target_and_planned_commands_say_what_to_do() {
+    let out = tern(None, &["kv", "get", "a", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
+    for cmd in [&["meta"][..], &["dr", "failover"], &["dup", "add"], &["backup", "create"], &["proxy"]] {
+        let out = tern(None, cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not available yet") && err.contains("arrives with"), "{cmd:?}: {err}");
+    }
+    let help = String::from_utf8(tern(None, &["--help"]).stdout).unwrap();
+    for noun in ["kv", "meta", "replica", "proxy", "table", "dup", "dr", "backup", "apply", "bench"] {
+        assert!(help.contains(&format!("\n  {noun} ")), "--help lists {noun}: {help}");
+    }
+}
