@@ -2,7 +2,8 @@
 //! end through [`PartitionStore::apply_batch`].
 //!
 //! Determinism: every replica applies the same decrees with the same results. So "now" for TTLs
-//! and expiry checks is the mutation's timetag (stamped by the primary), never a local clock,
+//! and expiry checks is the largest timetag applied so far (stamped by primaries), never a local
+//! clock,
 //! and size limits are not re-checked here (they were checked at admission; a node's config
 //! must not change what a logged mutation does).
 
@@ -33,16 +34,20 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
 
     let mut staged = Staged { store: &*store, overlay: BTreeMap::new() };
     let mut outcomes = Vec::with_capacity(entries.len());
+    // "Now" for a write is the largest timetag applied so far, this one included: the same on
+    // every replica (it depends only on the decree sequence) and never going back, even when a
+    // new primary re-proposes an old uncommitted entry with an old timetag.
+    let mut horizon = store.last_applied_timetag();
     for e in entries {
+        horizon = horizon.max(e.timetag);
         let mut per_op = Vec::with_capacity(e.mutation.ops.len());
         for op in &e.mutation.ops {
-            per_op.push(staged.apply_op(op, e.timetag)?);
+            per_op.push(staged.apply_op(op, e.timetag, horizon.physical_secs())?);
         }
         outcomes.push(per_op);
     }
     let batch: RawBatch = staged.overlay.into_iter().collect();
-    let timetag = entries.iter().map(|e| e.timetag).fold(store.last_applied_timetag(), Timetag::max);
-    store.raw_write(batch, AppliedMark { decree: last.decree, timetag })?;
+    store.raw_write(batch, AppliedMark { decree: last.decree, timetag: horizon })?;
     Ok(outcomes)
 }
 
@@ -58,9 +63,9 @@ type OpWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 impl<S: PartitionStore + ?Sized> Staged<'_, S> {
     /// Applies one op. Refusals become [`WriteOutcome::Failed`]; only fatal errors (corrupt data,
     /// failed I/O) abort the batch.
-    fn apply_op(&mut self, op: &WriteOp, timetag: Timetag) -> Result<WriteOutcome> {
+    fn apply_op(&mut self, op: &WriteOp, timetag: Timetag, now: u64) -> Result<WriteOutcome> {
         let mut writes = OpWrites::new();
-        match self.evaluate(op, timetag, &mut writes) {
+        match self.evaluate(op, timetag, now, &mut writes) {
             Ok(outcome) => {
                 if !matches!(outcome, WriteOutcome::Failed(_)) {
                     self.overlay.extend(writes);
@@ -72,8 +77,8 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
         }
     }
 
-    fn evaluate(&self, op: &WriteOp, tt: Timetag, w: &mut OpWrites) -> Result<WriteOutcome> {
-        let now = tt.physical_secs();
+    /// `tt` is stored with every record written; `now` (seconds) decides TTLs and expiry.
+    fn evaluate(&self, op: &WriteOp, tt: Timetag, now: u64, w: &mut OpWrites) -> Result<WriteOutcome> {
         let put = |w: &mut OpWrites, hk: &[u8], sk: &[u8], v: &[u8], ttl_secs: u32| -> Result<()> {
             let header = ValueHeader { expire_ts: expire_ts_after(now, ttl_secs), timetag: tt };
             w.push((key::encode(hk, sk)?, Some(value::encode(&header, v))));

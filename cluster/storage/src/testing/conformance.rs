@@ -24,7 +24,7 @@ macro_rules! partition_store_conformance {
             table_scan_pages, reopen_keeps_data_and_decree, flush_advances_durable_decree,
             crash_keeps_only_flushed_state, checkpoint_and_open, corrupt_values_are_typed_errors,
             oversized_hash_key_is_refused_at_apply, read_limits_are_validated,
-            applied_timetag_is_the_largest_and_survives);
+            applied_timetag_is_the_largest_and_survives, a_late_old_timetag_never_moves_now_back);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
@@ -694,4 +694,40 @@ pub fn applied_timetag_is_the_largest_and_survives<H: StoreHarness>(h: &H) {
     assert_eq!(h.open(&d.path().join("s")).last_applied_timetag(), late, "survives reopen");
     let restored = h.open_from_checkpoint(&d.path().join("cp"), &d.path().join("r"));
     assert_eq!(restored.last_applied_timetag(), late, "travels with checkpoints");
+}
+
+pub fn a_late_old_timetag_never_moves_now_back<H: StoreHarness>(h: &H) {
+    // A new primary may re-propose an old uncommitted entry after newer ones were applied: its
+    // writes must use "now" = the largest timetag applied, so TTLs and expiry never go back.
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let old = timetag_now(h.clock(), 1);
+    h.clock().advance_ms(100_000);
+    let newer = timetag_now(h.clock(), 2);
+    s.apply(Decree(1), newer, &Mutation::new(vec![set_ttl(b"h", b"short", b"x", 50)])).unwrap();
+    let out = s
+        .apply(
+            Decree(2),
+            old,
+            &Mutation::new(vec![
+                WriteOp::Incr {
+                    hash_key: b"h".to_vec(),
+                    sort_key: b"short".to_vec(),
+                    delta: 1,
+                    ttl: IncrTtl::Keep,
+                },
+                set_ttl(b"h", b"late", b"y", 10),
+            ]),
+        )
+        .unwrap();
+    assert_eq!(out[0], WriteOutcome::Failed(out_err(&out[0])), "x is not a number, and it is live");
+    assert_eq!(s.ttl(b"h", b"late").unwrap(), Some(Ttl::Remaining(10)), "TTL counted from the newer timetag");
+    assert_eq!(s.last_applied_timetag(), newer);
+}
+
+fn out_err(o: &WriteOutcome) -> tern_core::Error {
+    match o {
+        WriteOutcome::Failed(e) if e.code() == ErrorCode::NotAnInteger => e.clone(),
+        other => panic!("expected NOT_AN_INTEGER, got {other:?}"),
+    }
 }
