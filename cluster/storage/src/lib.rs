@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod clock;
+pub mod log;
 pub mod mem;
 pub mod read;
 pub mod store;
@@ -18,5 +19,6 @@ pub mod store;
 pub mod testing;
 
 pub use clock::SystemClock;
+pub use log::{FileMutationLog, LogEntry, MemMutationLog, MutationLog};
 pub use mem::{MemDisk, MemPartitionStore};
 pub use store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch, RawVisit};

@@ -21,10 +21,11 @@ struct Image {
     applied: AppliedMark,
 }
 
-/// A simulated disk: what survives a crash of the stores opened on it.
+/// A simulated disk: what survives a crash of the stores and logs opened on it.
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
     images: Arc<Mutex<HashMap<PathBuf, Image>>>,
+    logs: Arc<Mutex<HashMap<PathBuf, Vec<crate::log::LogEntry>>>>,
 }
 
 impl MemDisk {
@@ -41,8 +42,19 @@ impl MemDisk {
         self.lock().contains_key(path)
     }
 
+    /// Deletes the store and the log at `path` (as `rm -r` would).
     pub fn remove(&self, path: &Path) {
         self.lock().remove(path);
+        self.logs_lock().remove(path);
+    }
+
+    pub(crate) fn logs_lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Vec<crate::log::LogEntry>>> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The durable records of the log at `path`.
+    pub(crate) fn durable_log(&self, path: &Path) -> Vec<crate::log::LogEntry> {
+        self.logs_lock().get(path).cloned().unwrap_or_default()
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 pub mod conformance;
+pub mod log_conformance;
 pub mod model;
 
 use std::path::Path;

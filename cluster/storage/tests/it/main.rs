@@ -57,3 +57,130 @@ proptest! {
         model::run(&MemHarness::new(), dir.path(), &actions);
     }
 }
+
+mod logs {
+    use std::path::Path;
+
+    use tern_storage::MemDisk;
+    use tern_storage::log::{
+        FileLogConfig, FileMutationLog, MemMutationLog, MutationLog, Recovery, SyncPolicy,
+    };
+    use tern_storage::testing::log_conformance::{LogHarness, entry};
+
+    pub struct MemLogs(MemDisk);
+
+    impl LogHarness for MemLogs {
+        type Log = MemMutationLog;
+        fn open(&self, dir: &Path) -> (MemMutationLog, Recovery) {
+            MemMutationLog::open(&self.0, dir)
+        }
+        fn power_loss(&self, log: MemMutationLog, _torn_bytes: u64) {
+            drop(log);
+        }
+    }
+
+    /// Small segments so every case crosses segment boundaries.
+    pub struct FileLogs;
+
+    impl LogHarness for FileLogs {
+        type Log = FileMutationLog;
+        fn open(&self, dir: &Path) -> (FileMutationLog, Recovery) {
+            FileMutationLog::open(dir, FileLogConfig { segment_bytes: 600, sync: SyncPolicy::Explicit })
+                .unwrap()
+        }
+        fn power_loss(&self, log: FileMutationLog, torn_bytes: u64) {
+            log.simulate_power_loss(torn_bytes);
+        }
+    }
+
+    mod mem_log {
+        tern_storage::mutation_log_conformance!(super::MemLogs(tern_storage::MemDisk::new()));
+    }
+
+    mod file_log {
+        tern_storage::mutation_log_conformance!(super::FileLogs);
+    }
+
+    fn big() -> FileLogConfig {
+        FileLogConfig { segment_bytes: 64 << 20, sync: SyncPolicy::Explicit }
+    }
+
+    #[test]
+    fn one_sync_covers_everything_appended_meanwhile() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileMutationLog::open(d.path(), big()).unwrap();
+        let before = log.stats();
+        for i in 1..=100 {
+            log.append(&[entry(1, i)]).unwrap();
+        }
+        log.sync().unwrap();
+        assert_eq!(log.stats().syncs - before.syncs, 1);
+        assert_eq!(log.stats().fsyncs - before.fsyncs, 1, "one fsync for 100 appends");
+        log.sync().unwrap();
+        assert_eq!(log.stats().syncs - before.syncs, 1, "nothing to sync, no fsync");
+
+        let d2 = tempfile::tempdir().unwrap();
+        let cfg = FileLogConfig { sync: SyncPolicy::EveryAppend, ..big() };
+        let (mut every, _) = FileMutationLog::open(d2.path(), cfg).unwrap();
+        let before = every.stats();
+        for i in 1..=3 {
+            every.append(&[entry(1, i)]).unwrap();
+        }
+        assert_eq!(every.stats().syncs - before.syncs, 3);
+    }
+
+    fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_refused_not_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileMutationLog::open(d.path(), big()).unwrap();
+        log.append(&(1..=10).map(|i| entry(1, i)).collect::<Vec<_>>()).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let seg = &segments(d.path())[0];
+        let mut bytes = std::fs::read(seg).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(seg, &bytes).unwrap();
+        let err = FileMutationLog::open(d.path(), big()).unwrap_err();
+        assert!(err.is_fatal(), "{err}");
+        assert!(err.to_string().contains("not a torn write"), "{err}");
+        assert_eq!(std::fs::read(seg).unwrap(), bytes, "nothing was truncated");
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_cut_and_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileMutationLog::open(d.path(), big()).unwrap();
+        log.append(&[entry(1, 1), entry(1, 2)]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let seg = &segments(d.path())[0];
+        let mut bytes = std::fs::read(seg).unwrap();
+        bytes.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(seg, &bytes).unwrap();
+        let (log, rec) = FileMutationLog::open(d.path(), big()).unwrap();
+        assert_eq!(rec.truncated_bytes, 4096);
+        assert!(rec.truncation_reason.unwrap().contains("zero-filled"));
+        assert_eq!(log.read(tern_core::Decree(0), 10).unwrap(), vec![entry(1, 1), entry(1, 2)]);
+    }
+
+    #[test]
+    fn a_headerless_trailing_segment_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = FileMutationLog::open(d.path(), big()).unwrap();
+        log.append(&[entry(1, 1)]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        std::fs::write(d.path().join("0000000002.tlog"), b"TERN").unwrap();
+        let (log, rec) = FileMutationLog::open(d.path(), big()).unwrap();
+        assert!(rec.truncation_reason.unwrap().contains("no complete header"));
+        assert_eq!(log.read(tern_core::Decree(0), 10).unwrap(), vec![entry(1, 1)]);
+        assert_eq!(segments(d.path()).len(), 1);
+    }
+}

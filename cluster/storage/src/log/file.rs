@@ -1,0 +1,353 @@
+//! The file mutation log: segment files `0000000001.tlog`, `0000000002.tlog`, … in one
+//! directory, each a 16-byte header (`TERNLOG1`, sequence number) followed by records
+//! (`record.rs`). An in-memory index maps each decree to its latest record.
+//!
+//! Recovery (at open) reads every segment. An incomplete record or a zero-filled tail at the end
+//! of the *last* segment is a torn write: it is cut off (fsync'ed) and reported. A record that
+//! fails its checksum is also cut when nothing but zeros follows it in the last segment;
+//! anywhere else it is corruption and the log refuses to open, rather than silently dropping
+//! records that may have been acknowledged.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tern_core::{Decree, Error, Result};
+
+use super::record::{Decoded, decode_record, encode_record};
+use super::{LogEntry, MutationLog, Recovery};
+
+const MAGIC: &[u8; 8] = b"TERNLOG1";
+const SEGMENT_HEADER: u64 = 16;
+
+/// When appends are fsync'ed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every `append` syncs before returning.
+    EveryAppend,
+    /// The caller calls `sync` (group commit, see [`GroupCommit`](super::GroupCommit)).
+    Explicit,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileLogConfig {
+    /// A segment is closed once it reaches this size.
+    pub segment_bytes: u64,
+    pub sync: SyncPolicy,
+}
+
+impl Default for FileLogConfig {
+    fn default() -> Self {
+        FileLogConfig { segment_bytes: 64 << 20, sync: SyncPolicy::Explicit }
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    synced_len: u64,
+    max_decree: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Loc {
+    seq: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// Counters, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Calls to `sync` that had something to make durable.
+    pub syncs: u64,
+    /// fsync system calls on segment files and the directory.
+    pub fsyncs: u64,
+}
+
+#[derive(Debug)]
+pub struct FileMutationLog {
+    dir: PathBuf,
+    config: FileLogConfig,
+    segments: Vec<Segment>,
+    index: BTreeMap<u64, Loc>,
+    dir_dirty: bool,
+    stats: LogStats,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context, e)
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("{seq:010}.tlog")
+}
+
+impl FileMutationLog {
+    /// Opens (or creates) the log in `dir`, recovering from a crash if needed.
+    pub fn open(dir: &Path, config: FileLogConfig) -> Result<(FileMutationLog, Recovery)> {
+        fs::create_dir_all(dir).map_err(io(format!("create log directory {}", dir.display())))?;
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io(format!("list {}", dir.display())))? {
+            let name = entry.map_err(io(format!("list {}", dir.display())))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(seq) = name.strip_suffix(".tlog").and_then(|s| s.parse::<u64>().ok()) {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        let mut recovery = Recovery::default();
+        // Segments created just before a crash may be empty or lack their header (the rollover
+        // was never synced): such trailing segments held nothing durable.
+        while let Some(&seq) = seqs.last() {
+            let path = dir.join(segment_name(seq));
+            let len = fs::metadata(&path).map_err(io(format!("stat {}", path.display())))?.len();
+            if len >= SEGMENT_HEADER {
+                break;
+            }
+            fs::remove_file(&path).map_err(io(format!("remove {}", path.display())))?;
+            seqs.pop();
+            recovery.truncated_bytes += len;
+            recovery.truncation_reason =
+                Some(format!("removed {} ({len} bytes, no complete header)", path.display()));
+        }
+        let mut log = FileMutationLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: Vec::new(),
+            index: BTreeMap::new(),
+            dir_dirty: false,
+            stats: LogStats::default(),
+        };
+        let count = seqs.len();
+        for (i, seq) in seqs.into_iter().enumerate() {
+            log.recover_segment(seq, i + 1 == count, &mut recovery)?;
+        }
+        if log.segments.is_empty() {
+            log.new_segment(1)?;
+            log.sync()?;
+        }
+        Ok((log, recovery))
+    }
+
+    fn recover_segment(&mut self, seq: u64, last: bool, rec: &mut Recovery) -> Result<()> {
+        let path = self.dir.join(segment_name(seq));
+        let what = || format!("log segment {}", path.display());
+        let mut file =
+            OpenOptions::new().read(true).write(true).open(&path).map_err(io(format!("open {}", what())))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf).map_err(io(format!("read {}", what())))?;
+        if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != MAGIC || buf[8..16] != seq.to_le_bytes() {
+            return Err(Error::corruption(format!("{} has no valid header", what())));
+        }
+        let mut seg = Segment { seq, path: path.clone(), file, len: 0, synced_len: 0, max_decree: 0 };
+        let mut off = SEGMENT_HEADER as usize;
+        let cut: Option<String> = loop {
+            if off == buf.len() {
+                break None;
+            }
+            let rest = &buf[off..];
+            match decode_record(rest) {
+                Ok(Decoded::Record(e, n)) => {
+                    self.index.insert(e.decree.0, Loc { seq, offset: off as u64, len: n as u32 });
+                    seg.max_decree = seg.max_decree.max(e.decree.0);
+                    rec.records += 1;
+                    off += n;
+                }
+                Ok(Decoded::Incomplete { have }) => {
+                    break Some(format!("an incomplete record ({have} bytes)"));
+                }
+                Ok(Decoded::ZeroFill) if rest.iter().all(|&b| b == 0) => {
+                    break Some("a zero-filled tail".into());
+                }
+                Ok(Decoded::ZeroFill) => {
+                    return Err(Error::corruption(format!(
+                        "{}: zero record length at offset {off} followed by data",
+                        what()
+                    )));
+                }
+                Err(e) => {
+                    let claimed = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let after = (8 + claimed).min(rest.len());
+                    if rest[after..].iter().all(|&b| b == 0) {
+                        break Some(format!("a damaged last record ({e})"));
+                    }
+                    return Err(Error::corruption(format!(
+                        "{} at offset {off}: {e}; records follow it, so this is not a torn write",
+                        what()
+                    )));
+                }
+            }
+        };
+        if let Some(reason) = cut {
+            if !last {
+                return Err(Error::corruption(format!(
+                    "{} ends with {reason}, but it is not the last segment",
+                    what()
+                )));
+            }
+            let dropped = (buf.len() - off) as u64;
+            seg.file.set_len(off as u64).map_err(io(format!("truncate {}", what())))?;
+            seg.file.sync_all().map_err(io(format!("fsync {}", what())))?;
+            rec.truncated_bytes += dropped;
+            rec.truncation_reason =
+                Some(format!("{} ended with {reason}: cut {dropped} bytes at offset {off}", what()));
+        }
+        seg.len = off as u64;
+        seg.synced_len = seg.len;
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    fn new_segment(&mut self, seq: u64) -> Result<()> {
+        let path = self.dir.join(segment_name(seq));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(format!("create log segment {}", path.display())))?;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&seq.to_le_bytes());
+        file.write_all(&header).map_err(io(format!("write {}", path.display())))?;
+        self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER, synced_len: 0, max_decree: 0 });
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn segment(&self, seq: u64) -> Result<&Segment> {
+        self.segments
+            .iter()
+            .find(|s| s.seq == seq)
+            .ok_or_else(|| Error::invariant(format!("log index points to missing segment {seq}")))
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Test support: a power loss. Every segment loses what was not synced, except that the
+    /// last one keeps `torn_bytes` more of its unsynced tail (a torn write).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn simulate_power_loss(self, torn_bytes: u64) {
+        let last = self.segments.last().map(|s| s.seq);
+        for s in &self.segments {
+            let keep =
+                if Some(s.seq) == last { (s.synced_len + torn_bytes).min(s.len) } else { s.synced_len };
+            let _ = s.file.set_len(keep);
+        }
+    }
+}
+
+impl MutationLog for FileMutationLog {
+    fn append(&mut self, entries: &[LogEntry]) -> Result<()> {
+        for e in entries {
+            let rec = encode_record(e)?;
+            let active_len = self.segments.last().map(|s| s.len).unwrap_or(0);
+            if active_len > SEGMENT_HEADER && active_len + rec.len() as u64 > self.config.segment_bytes {
+                let next = self.segments.last().map(|s| s.seq + 1).unwrap_or(1);
+                self.new_segment(next)?;
+            }
+            let seg =
+                self.segments.last_mut().ok_or_else(|| Error::invariant("log has no active segment"))?;
+            seg.file.write_all_at(&rec, seg.len).map_err(io(format!("append to {}", seg.path.display())))?;
+            self.index.insert(e.decree.0, Loc { seq: seg.seq, offset: seg.len, len: rec.len() as u32 });
+            seg.len += rec.len() as u64;
+            seg.max_decree = seg.max_decree.max(e.decree.0);
+        }
+        if self.config.sync == SyncPolicy::EveryAppend {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let mut did = false;
+        for s in &mut self.segments {
+            if s.len > s.synced_len {
+                s.file.sync_data().map_err(io(format!("fsync {}", s.path.display())))?;
+                s.synced_len = s.len;
+                self.stats.fsyncs += 1;
+                did = true;
+            }
+        }
+        if self.dir_dirty {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(format!("fsync log directory {}", self.dir.display())))?;
+            self.dir_dirty = false;
+            self.stats.fsyncs += 1;
+            did = true;
+        }
+        if did {
+            self.stats.syncs += 1;
+        }
+        Ok(())
+    }
+
+    fn read(&self, from: Decree, max: usize) -> Result<Vec<LogEntry>> {
+        let mut out = Vec::new();
+        for (&decree, loc) in self.index.range(from.0..).take(max) {
+            let seg = self.segment(loc.seq)?;
+            let mut buf = vec![0u8; loc.len as usize];
+            seg.file
+                .read_exact_at(&mut buf, loc.offset)
+                .map_err(io(format!("read {}", seg.path.display())))?;
+            // Checked again after it is read back.
+            match decode_record(&buf)? {
+                Decoded::Record(e, n) if n == buf.len() && e.decree.0 == decree => out.push(e),
+                _ => {
+                    return Err(Error::corruption(format!(
+                        "{} at offset {}: record for decree {decree} does not read back",
+                        seg.path.display(),
+                        loc.offset
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn decree_range(&self) -> Option<(Decree, Decree)> {
+        let first = self.index.keys().next()?;
+        let last = self.index.keys().next_back()?;
+        Some((Decree(*first), Decree(*last)))
+    }
+
+    fn gc_below(&mut self, decree: Decree) -> Result<()> {
+        let mut removed = Vec::new();
+        while self.segments.len() > 1
+            && self.segments[0].max_decree < decree.0
+            && self.segments[0].synced_len == self.segments[0].len
+        {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path).map_err(io(format!("remove {}", seg.path.display())))?;
+            removed.push(seg.seq);
+        }
+        if !removed.is_empty() {
+            self.index.retain(|_, loc| !removed.contains(&loc.seq));
+            self.dir_dirty = true;
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        let next = self.segments.last().map(|s| s.seq + 1).unwrap_or(1);
+        for seg in self.segments.drain(..) {
+            fs::remove_file(&seg.path).map_err(io(format!("remove {}", seg.path.display())))?;
+        }
+        self.index.clear();
+        self.new_segment(next)?;
+        self.sync()
+    }
+}

@@ -1,0 +1,69 @@
+//! The mutation log: each replica's private write-ahead log of `(ballot, decree, timetag,
+//! mutation)` records.
+//!
+//! It serves crash recovery (replay what the store had not flushed), learning (a learner
+//! catches up from it) and duplication (shipped from it). Records are appended in arrival order;
+//! a decree may appear more than once when a newer primary re-proposes it under a higher
+//! ballot, and the latest appended record of a decree is the one that counts.
+//!
+//! Durability: `append` makes records readable, `sync` makes them durable (one fsync for
+//! everything appended since the last sync: group commit). Only synced records survive a
+//! crash; a torn tail is cut off at recovery and reported.
+
+mod file;
+mod group;
+mod mem;
+mod record;
+
+pub use file::{FileLogConfig, FileMutationLog, SyncPolicy};
+pub use group::GroupCommit;
+pub use mem::MemMutationLog;
+pub use record::{decode_record, encode_record};
+
+use tern_core::{Ballot, Decree, Mutation, Result, Timetag};
+
+/// One record of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub ballot: Ballot,
+    pub decree: Decree,
+    pub timetag: Timetag,
+    pub mutation: Mutation,
+}
+
+/// What opening a log found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Records read back.
+    pub records: u64,
+    /// Bytes cut off the end of the last segment (a torn or zero-filled tail), with why.
+    pub truncated_bytes: u64,
+    pub truncation_reason: Option<String>,
+}
+
+/// A replica's private log. Implementations: [`FileMutationLog`] (segment files) and
+/// [`MemMutationLog`] (tests and the simulator).
+pub trait MutationLog: Send {
+    /// Appends after everything appended so far; readable at once, durable after [`sync`].
+    /// An entry for a decree already present replaces it for reads.
+    ///
+    /// [`sync`]: MutationLog::sync
+    fn append(&mut self, entries: &[LogEntry]) -> Result<()>;
+
+    /// Makes every appended entry durable, with one fsync per touched file.
+    fn sync(&mut self) -> Result<()>;
+
+    /// Up to `max` entries with decree ≥ `from`, ascending; for a decree appended more than once,
+    /// the latest. Decrees may have gaps (records arrive out of order).
+    fn read(&self, from: Decree, max: usize) -> Result<Vec<LogEntry>>;
+
+    /// The smallest and largest decree held, if any.
+    fn decree_range(&self) -> Option<(Decree, Decree)>;
+
+    /// Frees space below `decree`: drops whole segments whose entries are all below it. Never
+    /// drops an entry at or above it.
+    fn gc_below(&mut self, decree: Decree) -> Result<()>;
+
+    /// Removes every entry, durably (a learner starting over).
+    fn reset(&mut self) -> Result<()>;
+}
