@@ -1,9 +1,24 @@
-//! The PacificA replica state machine (Lin et al., MSR 2008, as used by Apache Pegasus).
+//! The PacificA replica state machine (Lin et al., "PacificA: Replication in Log-Based
+//! Distributed Storage Systems", MSR 2008), as Apache Pegasus uses it, for one partition
+//! replica.
 //!
-//! Filled by the replication-core issue (#3). Owns: `handle(&mut self, now, event)` for one
-//! partition replica (primary, secondary, learner, inactive, error): two-phase commit, ballot
-//! checks, lease-guarded reads, reconfiguration proposals, reconciliation, learning and crash
-//! recovery. It emits actions (append, send, apply, reply, set timer) for a runtime to execute.
+//! `Replica::handle(now_ms, event, &mut actions)` is the whole interface: events in (client
+//! requests, peer messages, configuration updates, lease updates, log and store completions,
+//! timer ticks), actions out (append to the log, apply to the store, send, reply). It never
+//! reads a clock, draws randomness or does I/O; a runtime (the replica server, or the
+//! simulator) executes the actions and feeds completions back. Invariants and the lease rule
+//! are in `docs/replication.md`.
 //!
-//! Must not depend on: tokio, tonic, rocksdb, the AWS SDK, or anything that reads a clock, draws
-//! randomness or does I/O. Time and randomness come in as parameters.
+//! Must not depend on: tokio, tonic, rocksdb, the AWS SDK.
+
+mod learner;
+mod message;
+mod options;
+mod primary;
+mod replica;
+mod secondary;
+mod window;
+
+pub use message::{Action, Event, PeerMessage, ReadOp, Reign, RequestId};
+pub use options::ReplicaOptions;
+pub use replica::Replica;

@@ -1,0 +1,18 @@
+//! The configuration manager's decisions: the part of the meta server that decides who serves
+//! each partition. I/O-free: `ConfigManager::handle(now_ms, event, &mut actions)`; the meta
+//! server (issue #4) runs it behind Raft, the simulator runs it directly.
+//!
+//! Owns: node failure detection from beacons and the lease rule (`lease.rs`), choosing a new
+//! primary, removing failed members, assigning learners, and recovery when every replica of a
+//! partition was lost. See `docs/replication.md`.
+//!
+//! Must not depend on: tokio, tonic, rocksdb, or anything that reads a clock or does I/O.
+
+mod lease;
+mod manager;
+mod options;
+mod placement;
+
+pub use lease::NodeLease;
+pub use manager::{CmAction, CmEvent, ConfigManager};
+pub use options::CmOptions;

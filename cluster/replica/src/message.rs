@@ -1,0 +1,128 @@
+//! What goes in and out of the replica state machine.
+
+use tern_core::read::{MultiGet, SortKeyScan, TableScan};
+use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Timetag, WriteOp};
+use tern_storage::LogEntry;
+
+/// Identifies a client request inside one runtime (which maps it back to its connection).
+pub type RequestId = u64;
+
+/// A primary's reign: the ballot at which it became primary and the decree it knew committed
+/// then. A reign ends when another replica becomes primary (always with a higher ballot); the
+/// ballot may rise within a reign as members are added or removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reign {
+    pub ballot: Ballot,
+    pub base: Decree,
+}
+
+/// Messages between replicas of one partition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerMessage {
+    /// Primary → secondaries and learners: log this entry. Carries the commit point.
+    Prepare { config: PartitionConfig, reign: Reign, committed: Decree, entry: LogEntry },
+    /// Reply to a prepare: `entry_ballot`/`decree` name the entry; `durable_through` is the
+    /// sender's contiguous durable decree (used for learners); `refusal` says why it was not
+    /// logged.
+    PrepareAck { ballot: Ballot, entry_ballot: Ballot, decree: Decree, durable_through: Decree, refusal: Option<Refusal> },
+    /// Primary → members and learners, periodically: the configuration and commit point.
+    GroupCheck { config: PartitionConfig, reign: Reign, committed: Decree },
+    /// Primary → a new learner: start learning from me.
+    LearnInvite { config: PartitionConfig, reign: Reign },
+    /// Learner → primary: my store holds everything up to `applied`; send the rest.
+    LearnRequest { ballot: Ballot, applied: Decree },
+    /// Primary → learner (built by the runtime): a checkpoint if the log does not reach back
+    /// far enough, then log entries through `through`, and the commit point.
+    LearnResponse {
+        config: PartitionConfig,
+        reign: Reign,
+        committed: Decree,
+        through: Decree,
+        checkpoint: Option<CheckpointRef>,
+        entries: Vec<LogEntry>,
+    },
+    /// Learner → primary: everything through `through` is durable here.
+    LearnAck { ballot: Ballot, through: Decree },
+}
+
+/// A checkpoint a learner fetches from its primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointRef {
+    pub id: u64,
+    pub decree: Decree,
+    pub timetag: Timetag,
+}
+
+/// Why a replica refused a prepare or group check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The sender's ballot is older than the receiver's.
+    StaleBallot,
+    /// The receiver is not (or no longer) a member or learner of the sender's configuration.
+    NotMember,
+    /// The receiver is inactive or failed.
+    Inactive,
+}
+
+/// A read, executed by the runtime against the store if the state machine allows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOp {
+    Get { hash_key: Vec<u8>, sort_key: Vec<u8> },
+    MultiGet { hash_key: Vec<u8>, request: MultiGet },
+    Scan { hash_key: Vec<u8>, scan: SortKeyScan },
+    Count { hash_key: Vec<u8> },
+    Ttl { hash_key: Vec<u8>, sort_key: Vec<u8> },
+    ScanTable { scan: TableScan },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The runtime opened this replica's store and log (at start or restart): the store's applied
+    /// decree and timetag, and the log's entries after it. The replica starts inactive.
+    Open { applied: Decree, applied_timetag: Timetag, log: Vec<LogEntry> },
+    /// The configuration manager created this replica for a new, empty partition.
+    Create { config: PartitionConfig },
+    /// The configuration manager's current configuration.
+    ConfigUpdate { config: PartitionConfig },
+    /// The configuration manager asks this primary to bring `learner` in.
+    AddLearner { config: PartitionConfig, learner: NodeId },
+    /// The node's lease from the meta server now ends at this local time.
+    Lease { expires_at_ms: u64 },
+    /// Timers.
+    Tick,
+    ClientWrite { req: RequestId, op: WriteOp },
+    ClientRead { req: RequestId, read: ReadOp },
+    Peer { from: NodeId, msg: PeerMessage },
+    /// These appended entries are durable (fsync'ed).
+    Appended { entries: Vec<(Ballot, Decree)> },
+    /// The log could not be written: the replica must stop.
+    AppendFailed { error: Error },
+    /// The learner's store was replaced by the checkpoint.
+    CheckpointInstalled { decree: Decree, timetag: Timetag },
+    CheckpointFailed { error: Error },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Append to the log, then report `Appended` once durable. Appends are durable in order.
+    Append { entries: Vec<LogEntry> },
+    /// Empty the log (durably) before anything appended later.
+    ResetLog,
+    /// Apply committed entries to the store, in order, before any later action runs; then reply
+    /// to each listed request with the outcome of its decree's first op.
+    Apply { entries: Vec<LogEntry>, replies: Vec<(Decree, RequestId)> },
+    Send { to: NodeId, msg: PeerMessage },
+    /// Build and send a `LearnResponse` to `to`: entries after `learner_applied` through
+    /// `through` from the log, preceded by a checkpoint if the log no longer reaches back.
+    SendLearnResponse { to: NodeId, learner_applied: Decree, through: Decree, config: PartitionConfig, reign: Reign, committed: Decree },
+    /// Fetch checkpoint `checkpoint` from `from` and replace the store with it; then report
+    /// `CheckpointInstalled` (or `CheckpointFailed`).
+    InstallCheckpoint { from: NodeId, checkpoint: CheckpointRef },
+    /// Ask the configuration manager for a change, at the current ballot.
+    Propose { gpid: Gpid, ballot: Ballot, change: ConfigChange },
+    /// Serve a read from the store (after every earlier `Apply`) and reply.
+    ServeRead { req: RequestId, read: ReadOp, ballot: Ballot },
+    /// Refuse a request. `not_applied` is true when the write certainly did not and will not
+    /// happen; false means its outcome is unknown.
+    Refuse { req: RequestId, error: Error, not_applied: bool },
+}

@@ -1,0 +1,45 @@
+//! Tunables of a replica. Times are milliseconds of the node's local clock.
+
+use tern_core::{ClusterId, Limits};
+
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// This cluster's id, stamped into every timetag.
+    pub cluster: ClusterId,
+    /// Admission limits for client writes.
+    pub limits: Limits,
+    /// Most decrees a primary keeps prepared but not committed; more writes get `BUSY`.
+    pub max_inflight: u64,
+    /// A primary resends an unacknowledged prepare (and group-checks) this often.
+    pub resend_ms: u64,
+    /// A primary asks to remove a secondary that has not acknowledged a prepare for this long.
+    pub ack_timeout_ms: u64,
+    /// A primary forgets a learner that went quiet for this long; a learner asks again.
+    pub learn_timeout_ms: u64,
+    /// Peer timetags further ahead than this are reported by the HLC.
+    pub max_clock_offset_ms: u64,
+    /// Test only: commit once a majority (not every member) has logged a mutation.
+    #[cfg(feature = "planted-bugs")]
+    pub bug_commit_on_majority: bool,
+    /// Test only: serve reads without checking the lease.
+    #[cfg(feature = "planted-bugs")]
+    pub bug_read_without_lease: bool,
+}
+
+impl ReplicaOptions {
+    pub fn new(cluster: ClusterId) -> ReplicaOptions {
+        ReplicaOptions {
+            cluster,
+            limits: Limits::default(),
+            max_inflight: 1024,
+            resend_ms: 200,
+            ack_timeout_ms: 2_000,
+            learn_timeout_ms: 5_000,
+            max_clock_offset_ms: 500,
+            #[cfg(feature = "planted-bugs")]
+            bug_commit_on_majority: false,
+            #[cfg(feature = "planted-bugs")]
+            bug_read_without_lease: false,
+        }
+    }
+}

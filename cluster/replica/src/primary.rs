@@ -1,0 +1,337 @@
+//! The primary: taking over (reconciliation), admitting client requests, two-phase commit
+//! (commit once *every* member has logged an entry, PacificA §3.2), resending, suspecting
+//! secondaries, and bringing learners in (§3.4, §4).
+
+use tern_core::{Ballot, ConfigChange, Decree, Error, NodeId, PartitionConfig, ReplicaStatus, WriteOp};
+use tern_storage::LogEntry;
+
+use crate::message::{Action, PeerMessage, ReadOp, Refusal, Reign, RequestId};
+use crate::replica::Replica;
+use crate::window::Slot;
+
+/// A learner as its primary sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct LearnerProgress {
+    pub last_activity_ms: u64,
+    /// Everything through this decree is durable at the learner.
+    pub durable_through: Decree,
+}
+
+impl Replica {
+    /// Starts a reign: re-propose every entry after the committed decree under the new ballot,
+    /// followed by an empty entry that marks the reign, and serve nothing until all of it is
+    /// committed, so that every member agrees (PacificA §3.3, "reconciliation").
+    ///
+    /// Nothing is sent until those entries are durable here: a replica that restarts must find
+    /// its reign's ballot in its own log, or it could start another reign at the same ballot
+    /// while secondaries still hold entries of the first one.
+    pub(crate) fn become_primary(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
+        self.status = ReplicaStatus::Primary;
+        self.ballot = config.ballot;
+        self.config = config;
+        self.reign = Reign { ballot: self.ballot, base: self.committed };
+        self.learning = None;
+        self.learners.clear();
+        self.pending.clear();
+        self.proposed.clear();
+        self.last_resend_ms = now;
+        // Timetags must keep growing with decrees across reigns.
+        self.hlc.observe(self.window.max_timetag(), now);
+        self.window.truncate_at_gap(self.committed);
+        let mut entries = Vec::with_capacity(self.window.len() + 1);
+        for slot in self.window.iter_mut() {
+            slot.entry.ballot = self.reign.ballot;
+            slot.durable = false;
+            slot.acked.clear();
+            slot.first_sent_ms = now;
+            entries.push(slot.entry.clone());
+        }
+        let marker = LogEntry {
+            ballot: self.reign.ballot,
+            decree: self.last_prepared().next(),
+            timetag: self.hlc.now(now),
+            mutation: tern_core::Mutation::default(),
+        };
+        self.window.insert(Slot::new(marker.clone(), now));
+        entries.push(marker);
+        self.reconcile_target = self.last_prepared();
+        self.active = false;
+        self.reign_unsent = true;
+        out.push(Action::Append { entries });
+    }
+
+    /// Once the reign's first entries are durable here, send them.
+    pub(crate) fn send_reign_start(&mut self, out: &mut Vec<Action>) {
+        if !self.reign_unsent || self.window.iter().any(|s| !s.durable) {
+            return;
+        }
+        self.reign_unsent = false;
+        let entries: Vec<LogEntry> = self.window.iter().map(|s| s.entry.clone()).collect();
+        for e in entries {
+            self.send_prepare(e, out);
+        }
+    }
+
+    /// A newer configuration in which this replica stays primary (a member was added or
+    /// removed): same reign, new ballot.
+    pub(crate) fn continue_reign(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
+        self.ballot = config.ballot;
+        self.learners.retain(|l, _| !config.is_member(*l));
+        self.config = config;
+        self.try_commit(now, out);
+    }
+
+    fn send_prepare(&self, entry: LogEntry, out: &mut Vec<Action>) {
+        let targets: Vec<NodeId> = self.config.secondaries.iter().copied().chain(self.learners.keys().copied()).collect();
+        for to in targets {
+            out.push(Action::Send {
+                to,
+                msg: PeerMessage::Prepare {
+                    config: self.config.clone(),
+                    reign: self.reign,
+                    committed: self.committed,
+                    entry: entry.clone(),
+                },
+            });
+        }
+    }
+
+    fn refuse(&self, req: RequestId, error: Error, out: &mut Vec<Action>) {
+        out.push(Action::Refuse { req, error, not_applied: true });
+    }
+
+    /// Why this replica cannot serve a request now, if it cannot.
+    fn unable_to_serve(&self, now: u64, need_lease: bool) -> Option<Error> {
+        if self.status != ReplicaStatus::Primary {
+            return Some(Error::NotPrimary { gpid: self.gpid });
+        }
+        if !self.active {
+            return Some(Error::Unavailable(format!("partition {} primary is reconciling", self.gpid)));
+        }
+        if need_lease && !self.lease_valid(now) {
+            return Some(Error::Unavailable(format!("partition {} primary has no lease", self.gpid)));
+        }
+        None
+    }
+
+    pub(crate) fn on_write(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
+        if let Some(e) = self.unable_to_serve(now, true) {
+            return self.refuse(req, e, out);
+        }
+        if let Err(e) = self.opts.limits.check_op(&op) {
+            return self.refuse(req, e, out);
+        }
+        if self.last_prepared().0 - self.committed.0 >= self.opts.max_inflight {
+            return self.refuse(req, Error::Busy(format!("partition {} has too many writes in flight", self.gpid)), out);
+        }
+        let entry = LogEntry {
+            ballot: self.reign.ballot,
+            decree: self.last_prepared().next(),
+            timetag: self.hlc.now(now),
+            mutation: tern_core::Mutation::new(vec![op]),
+        };
+        self.pending.insert(entry.decree.0, req);
+        self.window.insert(Slot::new(entry.clone(), now));
+        self.send_prepare(entry.clone(), out);
+        out.push(Action::Append { entries: vec![entry] });
+    }
+
+    pub(crate) fn on_read(&mut self, now: u64, req: RequestId, read: ReadOp, out: &mut Vec<Action>) {
+        #[cfg(feature = "planted-bugs")]
+        let need_lease = !self.opts.bug_read_without_lease;
+        #[cfg(not(feature = "planted-bugs"))]
+        let need_lease = true;
+        if let Some(e) = self.unable_to_serve(now, need_lease) {
+            return self.refuse(req, e, out);
+        }
+        out.push(Action::ServeRead { req, read, ballot: self.ballot });
+    }
+
+    fn committable(&self, slot: &Slot) -> bool {
+        if !slot.durable {
+            return false;
+        }
+        #[cfg(feature = "planted-bugs")]
+        if self.opts.bug_commit_on_majority {
+            let members = 1 + self.config.secondaries.len();
+            let acks = 1 + self.config.secondaries.iter().filter(|s| slot.acked.contains(s)).count();
+            return acks * 2 > members;
+        }
+        self.config.secondaries.iter().all(|s| slot.acked.contains(s))
+    }
+
+    /// Commits the longest prefix that every member has logged, applies it and replies.
+    pub(crate) fn try_commit(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.status != ReplicaStatus::Primary {
+            return;
+        }
+        let mut entries = Vec::new();
+        let mut replies = Vec::new();
+        loop {
+            let next = self.committed.next();
+            match self.window.get(next) {
+                Some(slot) if self.committable(slot) => {}
+                _ => break,
+            }
+            let slot = self.window.remove(next).expect("checked above");
+            self.committed = next;
+            if let Some(req) = self.pending.remove(&next.0) {
+                replies.push((next, req));
+            }
+            entries.push(slot.entry);
+        }
+        if !entries.is_empty() {
+            out.push(Action::Apply { entries, replies });
+        }
+        if !self.active && self.committed >= self.reconcile_target {
+            self.active = true;
+        }
+        let caught_up: Vec<NodeId> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| l.durable_through >= self.last_prepared())
+            .map(|(n, _)| *n)
+            .collect();
+        for l in caught_up {
+            self.propose(ConfigChange::AddSecondary(l), l, out);
+        }
+        let _ = now;
+    }
+
+    fn propose(&mut self, change: ConfigChange, node: NodeId, out: &mut Vec<Action>) {
+        if self.proposed.insert((self.ballot, node)) {
+            out.push(Action::Propose { gpid: self.gpid, ballot: self.ballot, change });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_prepare_ack(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        ballot: Ballot,
+        entry_ballot: Ballot,
+        decree: Decree,
+        durable_through: Decree,
+        refusal: Option<Refusal>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != ReplicaStatus::Primary {
+            return;
+        }
+        let is_secondary = self.config.is_secondary(from);
+        if let Some(r) = refusal {
+            match r {
+                Refusal::StaleBallot if ballot > self.ballot => {
+                    // A newer configuration exists without this replica as its primary.
+                    self.step_down_if_primary(out);
+                    self.ballot = ballot;
+                }
+                _ if is_secondary => self.propose(ConfigChange::RemoveSecondary(from), from, out),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(l) = self.learners.get_mut(&from) {
+            l.durable_through = l.durable_through.max(durable_through);
+            l.last_activity_ms = now;
+        }
+        if let Some(slot) = self.window.get_mut(decree)
+            && slot.entry.ballot == entry_ballot
+        {
+            slot.acked.insert(from);
+        }
+        self.try_commit(now, out);
+    }
+
+    pub(crate) fn on_tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        match self.status {
+            ReplicaStatus::Primary => self.primary_tick(now, out),
+            ReplicaStatus::Learner => self.learner_tick(now, out),
+            _ => {}
+        }
+    }
+
+    fn primary_tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {
+            return;
+        }
+        self.last_resend_ms = now;
+        let learners: Vec<NodeId> = self.learners.keys().copied().collect();
+        let targets: Vec<NodeId> = self.config.secondaries.iter().copied().chain(learners).collect();
+        let mut suspects = Vec::new();
+        for slot in self.window.iter() {
+            for &to in &targets {
+                if slot.acked.contains(&to) {
+                    continue;
+                }
+                out.push(Action::Send {
+                    to,
+                    msg: PeerMessage::Prepare {
+                        config: self.config.clone(),
+                        reign: self.reign,
+                        committed: self.committed,
+                        entry: slot.entry.clone(),
+                    },
+                });
+                if self.config.is_secondary(to) && now.saturating_sub(slot.first_sent_ms) >= self.opts.ack_timeout_ms {
+                    suspects.push(to);
+                }
+            }
+        }
+        for to in targets {
+            out.push(Action::Send {
+                to,
+                msg: PeerMessage::GroupCheck { config: self.config.clone(), reign: self.reign, committed: self.committed },
+            });
+        }
+        for s in suspects {
+            self.propose(ConfigChange::RemoveSecondary(s), s, out);
+        }
+        let timeout = self.opts.learn_timeout_ms;
+        self.learners.retain(|_, l| now.saturating_sub(l.last_activity_ms) < timeout);
+    }
+
+    pub(crate) fn on_add_learner(&mut self, now: u64, config: PartitionConfig, learner: NodeId, out: &mut Vec<Action>) {
+        if self.status != ReplicaStatus::Primary
+            || !self.active
+            || config.ballot != self.ballot
+            || self.config.is_member(learner)
+            || learner == self.me
+        {
+            return;
+        }
+        self.learners
+            .entry(learner)
+            .and_modify(|l| l.last_activity_ms = now)
+            .or_insert(LearnerProgress { last_activity_ms: now, durable_through: Decree::ZERO });
+        out.push(Action::Send { to: learner, msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign } });
+    }
+
+    pub(crate) fn on_learn_request(&mut self, now: u64, from: NodeId, ballot: Ballot, applied: Decree, out: &mut Vec<Action>) {
+        if self.status != ReplicaStatus::Primary || ballot > self.ballot {
+            return;
+        }
+        let Some(l) = self.learners.get_mut(&from) else { return };
+        l.last_activity_ms = now;
+        out.push(Action::SendLearnResponse {
+            to: from,
+            learner_applied: applied,
+            through: self.last_prepared(),
+            config: self.config.clone(),
+            reign: self.reign,
+            committed: self.committed,
+        });
+    }
+
+    pub(crate) fn on_learn_ack(&mut self, now: u64, from: NodeId, ballot: Ballot, through: Decree, out: &mut Vec<Action>) {
+        if self.status != ReplicaStatus::Primary || ballot > self.ballot {
+            return;
+        }
+        if let Some(l) = self.learners.get_mut(&from) {
+            l.durable_through = l.durable_through.max(through);
+            l.last_activity_ms = now;
+        }
+        self.try_commit(now, out);
+    }
+}

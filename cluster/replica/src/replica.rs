@@ -1,0 +1,304 @@
+//! The replica: its state, the event dispatch, and what every role shares (configuration
+//! changes, leases, reports). Role-specific handlers are in `primary.rs`, `secondary.rs` and
+//! `learner.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tern_core::{
+    Ballot, Decree, Error, Gpid, Hlc, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Timetag,
+};
+use tern_storage::LogEntry;
+
+use crate::learner::Learning;
+use crate::message::{Action, Event, PeerMessage, Reign, RequestId};
+use crate::options::ReplicaOptions;
+use crate::primary::LearnerProgress;
+use crate::window::{Slot, Window};
+
+/// One partition replica. See the crate docs.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) gpid: Gpid,
+    pub(crate) me: NodeId,
+    pub(crate) opts: ReplicaOptions,
+    pub(crate) status: ReplicaStatus,
+    /// The newest configuration this replica knows.
+    pub(crate) config: PartitionConfig,
+    pub(crate) ballot: Ballot,
+    /// As primary, its own reign; otherwise the reign of the primary it follows.
+    pub(crate) reign: Reign,
+    pub(crate) hlc: Hlc,
+    pub(crate) lease_expires_ms: u64,
+    /// Highest committed decree; everything up to it has been handed to the store (`Apply`).
+    pub(crate) committed: Decree,
+    /// Entries after `committed`.
+    pub(crate) window: Window,
+    /// As secondary or learner: the newest commit point heard from the primary (entries may
+    /// become durable here after it arrived).
+    pub(crate) commit_hint: Decree,
+    // ---- primary ----
+    /// False while a new primary re-proposes its window; it serves nothing until then.
+    pub(crate) active: bool,
+    pub(crate) reconcile_target: Decree,
+    /// A new reign's first entries are not durable here yet, so nothing was sent.
+    pub(crate) reign_unsent: bool,
+    /// Client writes waiting for their decree to commit.
+    pub(crate) pending: BTreeMap<u64, RequestId>,
+    pub(crate) learners: BTreeMap<NodeId, LearnerProgress>,
+    /// Changes already proposed at a ballot (not proposed again at that ballot).
+    pub(crate) proposed: BTreeSet<(Ballot, NodeId)>,
+    pub(crate) last_resend_ms: u64,
+    // ---- learner ----
+    pub(crate) learning: Option<Learning>,
+}
+
+impl Replica {
+    /// A replica with nothing known yet; the runtime follows with `Open` or `Create`.
+    pub fn new(gpid: Gpid, me: NodeId, opts: ReplicaOptions, now_ms: u64) -> Replica {
+        let hlc = Hlc::new(opts.cluster, now_ms, opts.max_clock_offset_ms);
+        Replica {
+            gpid,
+            me,
+            status: ReplicaStatus::Inactive,
+            config: PartitionConfig { gpid, ballot: Ballot::ZERO, primary: None, secondaries: vec![] },
+            ballot: Ballot::ZERO,
+            reign: Reign::default(),
+            hlc,
+            lease_expires_ms: 0,
+            committed: Decree::ZERO,
+            window: Window::default(),
+            commit_hint: Decree::ZERO,
+            active: false,
+            reconcile_target: Decree::ZERO,
+            reign_unsent: false,
+            pending: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            proposed: BTreeSet::new(),
+            last_resend_ms: 0,
+            learning: None,
+            opts,
+        }
+    }
+
+    /// Handles one event; actions for the runtime are pushed to `out`, in the order they must
+    /// run.
+    pub fn handle(&mut self, now_ms: u64, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Open { applied, applied_timetag, log } => self.on_open(now_ms, applied, applied_timetag, log),
+            Event::Create { config } => self.on_create(now_ms, config, out),
+            Event::ConfigUpdate { config } => self.on_config(now_ms, config, out),
+            Event::AddLearner { config, learner } => self.on_add_learner(now_ms, config, learner, out),
+            Event::Lease { expires_at_ms } => self.lease_expires_ms = expires_at_ms,
+            Event::Tick => self.on_tick(now_ms, out),
+            Event::ClientWrite { req, op } => self.on_write(now_ms, req, op, out),
+            Event::ClientRead { req, read } => self.on_read(now_ms, req, read, out),
+            Event::Peer { from, msg } => self.on_peer(now_ms, from, msg, out),
+            Event::Appended { entries } => self.on_appended(now_ms, &entries, out),
+            Event::AppendFailed { error } => self.fail(error, out),
+            Event::CheckpointInstalled { decree, timetag } => self.on_checkpoint_installed(now_ms, decree, timetag, out),
+            Event::CheckpointFailed { error } => self.on_checkpoint_failed(now_ms, error, out),
+        }
+    }
+
+    fn on_peer(&mut self, now: u64, from: NodeId, msg: PeerMessage, out: &mut Vec<Action>) {
+        match msg {
+            PeerMessage::Prepare { config, reign, committed, entry } => {
+                self.on_prepare(now, from, config, reign, committed, entry, out)
+            }
+            PeerMessage::PrepareAck { ballot, entry_ballot, decree, durable_through, refusal } => {
+                self.on_prepare_ack(now, from, ballot, entry_ballot, decree, durable_through, refusal, out)
+            }
+            PeerMessage::GroupCheck { config, reign, committed } => {
+                self.on_group_check(now, from, config, reign, committed, out)
+            }
+            PeerMessage::LearnInvite { config, reign } => self.on_learn_invite(now, from, config, reign, out),
+            PeerMessage::LearnRequest { ballot, applied } => self.on_learn_request(now, from, ballot, applied, out),
+            PeerMessage::LearnResponse { config, reign, committed, through, checkpoint, entries } => {
+                self.on_learn_response(now, from, config, reign, committed, through, checkpoint, entries, out)
+            }
+            PeerMessage::LearnAck { ballot, through } => self.on_learn_ack(now, from, ballot, through, out),
+        }
+    }
+
+    // ---- queries ----
+
+    pub fn gpid(&self) -> Gpid {
+        self.gpid
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        self.status
+    }
+
+    pub fn ballot(&self) -> Ballot {
+        self.ballot
+    }
+
+    pub fn committed(&self) -> Decree {
+        self.committed
+    }
+
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
+    /// The highest decree this replica holds (committed or not).
+    pub fn last_prepared(&self) -> Decree {
+        self.window.last().unwrap_or(self.committed).max(self.committed)
+    }
+
+    /// Whether it would serve a read now: an active primary with a valid lease.
+    pub fn is_serving(&self, now_ms: u64) -> bool {
+        self.status == ReplicaStatus::Primary && self.active && self.lease_valid(now_ms)
+    }
+
+    pub fn report(&self) -> ReplicaReport {
+        ReplicaReport {
+            gpid: self.gpid,
+            ballot: self.ballot,
+            status: self.status,
+            committed: self.committed,
+            last_prepared: self.last_prepared(),
+        }
+    }
+
+    // ---- shared ----
+
+    pub(crate) fn lease_valid(&self, now_ms: u64) -> bool {
+        now_ms < self.lease_expires_ms
+    }
+
+    fn on_open(&mut self, now: u64, applied: Decree, applied_timetag: Timetag, log: Vec<LogEntry>) {
+        self.status = ReplicaStatus::Inactive;
+        self.committed = applied;
+        self.window.clear();
+        for e in log.into_iter().filter(|e| e.decree > applied) {
+            let mut slot = Slot::new(e, now);
+            slot.durable = true;
+            self.window.insert(slot);
+        }
+        self.ballot = self.window.max_ballot();
+        self.config.ballot = self.ballot;
+        self.hlc.observe(applied_timetag, now);
+        self.hlc.observe(self.window.max_timetag(), now);
+    }
+
+    fn on_create(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
+        if config.gpid != self.gpid || self.ballot > Ballot::ZERO || self.committed > Decree::ZERO {
+            return; // only a brand-new, empty replica can be created into a configuration
+        }
+        if config.is_primary(self.me) {
+            self.become_primary(now, config, out);
+        } else if config.is_secondary(self.me) {
+            self.ballot = config.ballot;
+            self.config = config;
+            self.status = ReplicaStatus::Secondary;
+        }
+    }
+
+    /// Adopts a newer configuration from the configuration manager.
+    pub(crate) fn on_config(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
+        if config.gpid != self.gpid || config.ballot <= self.ballot || self.status == ReplicaStatus::Error {
+            return;
+        }
+        let me = self.me;
+        if config.is_primary(me) {
+            if self.status == ReplicaStatus::Primary {
+                self.continue_reign(now, config, out);
+            } else {
+                self.become_primary(now, config, out);
+            }
+        } else if config.is_secondary(me) {
+            let can_serve = match self.status {
+                ReplicaStatus::Primary | ReplicaStatus::Secondary => true,
+                ReplicaStatus::Learner => self.learning_complete() && self.learning_primary() == config.primary,
+                _ => false,
+            };
+            self.step_down_if_primary(out);
+            self.ballot = config.ballot;
+            self.config = config;
+            if can_serve {
+                self.status = ReplicaStatus::Secondary;
+                self.learning = None;
+            }
+        } else {
+            let keeps_learning =
+                self.status == ReplicaStatus::Learner && self.learning_primary() == config.primary;
+            self.step_down_if_primary(out);
+            if !keeps_learning && self.status != ReplicaStatus::Inactive {
+                self.status = ReplicaStatus::Inactive;
+                self.learning = None;
+            }
+            self.ballot = config.ballot;
+            self.config = config;
+        }
+    }
+
+    pub(crate) fn step_down_if_primary(&mut self, out: &mut Vec<Action>) {
+        if self.status != ReplicaStatus::Primary {
+            return;
+        }
+        for (_, req) in std::mem::take(&mut self.pending) {
+            // Prepared but not committed: a later primary may still commit it.
+            out.push(Action::Refuse {
+                req,
+                error: Error::Unavailable(format!("partition {} changed primary", self.gpid)),
+                not_applied: false,
+            });
+        }
+        self.learners.clear();
+        self.active = false;
+        self.reign_unsent = false;
+        self.status = ReplicaStatus::Inactive;
+    }
+
+    fn fail(&mut self, error: Error, out: &mut Vec<Action>) {
+        self.step_down_if_primary(out);
+        let _ = error;
+        self.status = ReplicaStatus::Error;
+        self.learning = None;
+    }
+
+    fn on_appended(&mut self, now: u64, entries: &[(Ballot, Decree)], out: &mut Vec<Action>) {
+        let mut newly = Vec::new();
+        for &(b, d) in entries {
+            if let Some(slot) = self.window.get_mut(d)
+                && slot.entry.ballot == b
+                && !slot.durable
+            {
+                slot.durable = true;
+                newly.push((b, d));
+            }
+        }
+        match self.status {
+            ReplicaStatus::Primary => {
+                self.send_reign_start(out);
+                self.try_commit(now, out);
+            }
+            ReplicaStatus::Secondary => {
+                for (b, d) in newly {
+                    self.ack(b, d, out);
+                }
+                self.secondary_commit(self.commit_hint, out);
+            }
+            ReplicaStatus::Learner => self.learner_on_appended(now, &newly, out),
+            _ => {}
+        }
+    }
+
+    /// Acknowledges a durable entry to the primary this replica follows.
+    pub(crate) fn ack(&self, entry_ballot: Ballot, decree: Decree, out: &mut Vec<Action>) {
+        if let Some(p) = self.config.primary.filter(|&p| p != self.me) {
+            out.push(Action::Send {
+                to: p,
+                msg: PeerMessage::PrepareAck {
+                    ballot: self.ballot,
+                    entry_ballot,
+                    decree,
+                    durable_through: self.window.durable_through(self.committed),
+                    refusal: None,
+                },
+            });
+        }
+    }
+}
