@@ -43,7 +43,12 @@ fn apply_n<S: PartitionStore>(
     let entries: Vec<ApplyEntry<'_>> = muts
         .iter()
         .enumerate()
-        .map(|(i, m)| ApplyEntry { decree: Decree(first.0 + i as u64), timetag: hlc.now(T0_MS), mutation: m })
+        .map(|(i, m)| ApplyEntry {
+            decree: Decree(first.0 + i as u64),
+            ballot: tern_core::Ballot(1),
+            timetag: hlc.now(T0_MS),
+            mutation: m,
+        })
         .collect();
     s.apply_batch(&entries).unwrap();
 }

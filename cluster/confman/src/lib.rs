@@ -12,6 +12,8 @@ mod lease;
 mod manager;
 mod options;
 mod placement;
+#[cfg(test)]
+mod tests;
 
 pub use lease::NodeLease;
 pub use manager::{CmAction, CmEvent, ConfigManager};

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use tern_core::{
-    Ballot, ConfigChange, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, TableId,
-};
+use tern_core::{Ballot, ConfigChange, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, TableId};
 
 use crate::options::CmOptions;
 use crate::placement;
@@ -12,11 +10,24 @@ use crate::placement;
 #[derive(Clone, Debug)]
 pub enum CmEvent {
     /// Create `partitions` empty partitions of `table`, each with `replicas` replicas.
-    CreatePartitions { table: TableId, partitions: u32, replicas: usize },
+    CreatePartitions {
+        table: TableId,
+        partitions: u32,
+        replicas: usize,
+    },
     /// A replica server's beacon: its local send time and a report per replica it holds.
-    Beacon { node: NodeId, sent_at_ms: u64, reports: Vec<ReplicaReport> },
+    Beacon {
+        node: NodeId,
+        sent_at_ms: u64,
+        reports: Vec<ReplicaReport>,
+    },
     /// A primary asks for a change at its ballot.
-    Propose { from: NodeId, gpid: Gpid, ballot: Ballot, change: ConfigChange },
+    Propose {
+        from: NodeId,
+        gpid: Gpid,
+        ballot: Ballot,
+        change: ConfigChange,
+    },
     Tick,
 }
 
@@ -88,9 +99,15 @@ impl ConfigManager {
 
     pub fn handle(&mut self, now: u64, event: CmEvent, out: &mut Vec<CmAction>) {
         match event {
-            CmEvent::CreatePartitions { table, partitions, replicas } => self.create(now, table, partitions, replicas, out),
-            CmEvent::Beacon { node, sent_at_ms, reports } => self.on_beacon(now, node, sent_at_ms, reports, out),
-            CmEvent::Propose { from, gpid, ballot, change } => self.on_propose(now, from, gpid, ballot, change, out),
+            CmEvent::CreatePartitions { table, partitions, replicas } => {
+                self.create(now, table, partitions, replicas, out)
+            }
+            CmEvent::Beacon { node, sent_at_ms, reports } => {
+                self.on_beacon(now, node, sent_at_ms, reports, out)
+            }
+            CmEvent::Propose { from, gpid, ballot, change } => {
+                self.on_propose(now, from, gpid, ballot, change, out)
+            }
             CmEvent::Tick => self.on_tick(now, out),
         }
     }
@@ -99,7 +116,14 @@ impl ConfigManager {
         placement::load(&self.nodes, self.parts.values().map(|p| p.config.members()))
     }
 
-    fn create(&mut self, now: u64, table: TableId, partitions: u32, replicas: usize, out: &mut Vec<CmAction>) {
+    fn create(
+        &mut self,
+        now: u64,
+        table: TableId,
+        partitions: u32,
+        replicas: usize,
+        out: &mut Vec<CmAction>,
+    ) {
         for p in 0..partitions {
             let gpid = Gpid { table, partition: tern_core::PartitionIndex(p) };
             if self.parts.contains_key(&gpid) {
@@ -118,12 +142,26 @@ impl ConfigManager {
             out.push(CmAction::Changed { config: config.clone(), reason: "partition created".into() });
             self.parts.insert(
                 gpid,
-                PartState { last_members: members, config, replicas, changed_at_ms: now, pending_learner: None, recovery_since_ms: None },
+                PartState {
+                    last_members: members,
+                    config,
+                    replicas,
+                    changed_at_ms: now,
+                    pending_learner: None,
+                    recovery_since_ms: None,
+                },
             );
         }
     }
 
-    fn on_beacon(&mut self, now: u64, node: NodeId, sent_at_ms: u64, reports: Vec<ReplicaReport>, out: &mut Vec<CmAction>) {
+    fn on_beacon(
+        &mut self,
+        now: u64,
+        node: NodeId,
+        sent_at_ms: u64,
+        reports: Vec<ReplicaReport>,
+        out: &mut Vec<CmAction>,
+    ) {
         let state = self.nodes.entry(node).or_default();
         state.alive = true;
         state.last_beacon_ms = now;
@@ -138,7 +176,15 @@ impl ConfigManager {
         out.push(CmAction::BeaconAck { to: node, sent_at_ms, lease_ms: self.opts.lease_ms, configs });
     }
 
-    fn on_propose(&mut self, now: u64, from: NodeId, gpid: Gpid, ballot: Ballot, change: ConfigChange, out: &mut Vec<CmAction>) {
+    fn on_propose(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        gpid: Gpid,
+        ballot: Ballot,
+        change: ConfigChange,
+        out: &mut Vec<CmAction>,
+    ) {
         let Some(p) = self.parts.get(&gpid) else { return };
         let mut config = p.config.clone();
         if config.ballot != ballot || config.primary != Some(from) {
@@ -149,6 +195,11 @@ impl ConfigManager {
             ConfigChange::RemoveSecondary(n) if config.is_secondary(n) => {
                 config.secondaries.retain(|s| *s != n);
                 format!("primary {from} removed unresponsive secondary {n}")
+            }
+            // Not a member: the primary gives up a learner it had proposed to add. Raising the
+            // ballot voids that proposal, should it still arrive.
+            ConfigChange::RemoveSecondary(n) if !config.is_member(n) => {
+                format!("primary {from} abandoned adding learner {n}")
             }
             ConfigChange::AddSecondary(n) if !config.is_member(n) && self.is_alive(n) => {
                 config.secondaries.push(n);
@@ -223,7 +274,8 @@ impl ConfigManager {
         if !self.healthy(primary, &p, true) {
             return self.replace_primary(now, &p, primary, out);
         }
-        let failed: Vec<NodeId> = p.config.secondaries.iter().copied().filter(|s| !self.healthy(*s, &p, false)).collect();
+        let failed: Vec<NodeId> =
+            p.config.secondaries.iter().copied().filter(|s| !self.healthy(*s, &p, false)).collect();
         if !failed.is_empty() {
             let mut config = p.config.clone();
             config.secondaries.retain(|s| !failed.contains(s));
@@ -236,9 +288,12 @@ impl ConfigManager {
     /// The primary failed: promote the secondary with the longest log, or, with none left, wait
     /// for the last members to come back.
     fn replace_primary(&mut self, now: u64, p: &PartState, failed: NodeId, out: &mut Vec<CmAction>) {
-        let healthy: Vec<NodeId> = p.config.secondaries.iter().copied().filter(|s| self.healthy(*s, p, false)).collect();
+        let healthy: Vec<NodeId> =
+            p.config.secondaries.iter().copied().filter(|s| self.healthy(*s, p, false)).collect();
         let chosen = placement::longest_log(
-            healthy.iter().filter_map(|n| self.nodes.get(n).and_then(|s| s.report(p.config.gpid)).map(|r| (*n, r))),
+            healthy
+                .iter()
+                .filter_map(|n| self.nodes.get(n).and_then(|s| s.report(p.config.gpid)).map(|r| (*n, r))),
         )
         .or_else(|| healthy.first().copied());
         let mut config = p.config.clone();
@@ -251,7 +306,14 @@ impl ConfigManager {
             None => {
                 config.primary = None;
                 config.secondaries.clear();
-                self.set_config(now, config, format!("primary {failed} failed with no healthy secondary; waiting for the last members"), out);
+                self.set_config(
+                    now,
+                    config,
+                    format!(
+                        "primary {failed} failed with no healthy secondary; waiting for the last members"
+                    ),
+                    out,
+                );
             }
         }
     }
@@ -273,7 +335,8 @@ impl ConfigManager {
         if candidates.is_empty() {
             return;
         }
-        let since = *self.parts.get_mut(&gpid).map(|p| p.recovery_since_ms.get_or_insert(now)).expect("present");
+        let since =
+            *self.parts.get_mut(&gpid).map(|p| p.recovery_since_ms.get_or_insert(now)).expect("present");
         let everyone = candidates.len() == p.last_members.len();
         if !everyone && now.saturating_sub(since) < self.opts.recovery_wait_ms {
             return;
@@ -282,7 +345,12 @@ impl ConfigManager {
         let mut config = p.config.clone();
         config.primary = Some(chosen);
         config.secondaries.clear();
-        self.set_config(now, config, format!("recovered from {chosen}, the longest log among the last members"), out);
+        self.set_config(
+            now,
+            config,
+            format!("recovered from {chosen}, the longest log among the last members"),
+            out,
+        );
     }
 
     /// A brand-new partition whose `CreateReplica` was lost: send it again to members that have
@@ -309,7 +377,9 @@ impl ConfigManager {
         if members.len() >= p.replicas {
             return;
         }
-        if p.pending_learner.is_some_and(|(_, since)| now.saturating_sub(since) < self.opts.learner_timeout_ms) {
+        if p.pending_learner
+            .is_some_and(|(_, since)| now.saturating_sub(since) < self.opts.learner_timeout_ms)
+        {
             return;
         }
         let primary_ready = self
@@ -320,7 +390,10 @@ impl ConfigManager {
         if !primary_ready {
             return;
         }
-        let Some(learner) = placement::pick_learner(&self.nodes, &self.load(), p.config.gpid, &members) else { return };
+        let Some(learner) = placement::pick_learner(&self.nodes, &self.load(), p.config.gpid, &members)
+        else {
+            return;
+        };
         if let Some(ps) = self.parts.get_mut(&p.config.gpid) {
             ps.pending_learner = Some((learner, now));
         }

@@ -63,7 +63,12 @@ mod tests {
     #[test]
     fn lease_rule() {
         CmOptions::default().validate().unwrap();
-        let tight = CmOptions { lease_ms: 5_000, grace_ms: 5_050, max_clock_drift_ppm: 10_000, ..CmOptions::default() };
+        let tight = CmOptions {
+            lease_ms: 5_000,
+            grace_ms: 5_050,
+            max_clock_drift_ppm: 10_000,
+            ..CmOptions::default()
+        };
         let e = tight.validate().unwrap_err().to_string();
         assert!(e.contains("must exceed 5101 ms"), "{e}");
         let ok = CmOptions { grace_ms: 5_102, ..tight };

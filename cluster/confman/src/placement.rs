@@ -7,7 +7,10 @@ use tern_core::{Gpid, NodeId, ReplicaReport, ReplicaStatus};
 use crate::manager::NodeState;
 
 /// How many partition memberships each node holds.
-pub(crate) fn load(nodes: &BTreeMap<NodeId, NodeState>, configs: impl Iterator<Item = impl Iterator<Item = NodeId>>) -> BTreeMap<NodeId, usize> {
+pub(crate) fn load(
+    nodes: &BTreeMap<NodeId, NodeState>,
+    configs: impl Iterator<Item = impl Iterator<Item = NodeId>>,
+) -> BTreeMap<NodeId, usize> {
     let mut load: BTreeMap<NodeId, usize> = nodes.keys().map(|n| (*n, 0)).collect();
     for members in configs {
         for m in members {
@@ -24,7 +27,8 @@ pub(crate) fn pick_nodes(
     exclude: &[NodeId],
     count: usize,
 ) -> Vec<NodeId> {
-    let mut live: Vec<NodeId> = nodes.iter().filter(|(n, s)| s.alive && !exclude.contains(n)).map(|(n, _)| *n).collect();
+    let mut live: Vec<NodeId> =
+        nodes.iter().filter(|(n, s)| s.alive && !exclude.contains(n)).map(|(n, _)| *n).collect();
     live.sort_by_key(|n| (load.get(n).copied().unwrap_or(0), *n));
     live.truncate(count);
     live
@@ -50,6 +54,8 @@ pub(crate) fn pick_learner(
 }
 
 /// The candidate with the longest log (ties: the smallest id).
-pub(crate) fn longest_log<'a>(candidates: impl Iterator<Item = (NodeId, &'a ReplicaReport)>) -> Option<NodeId> {
+pub(crate) fn longest_log<'a>(
+    candidates: impl Iterator<Item = (NodeId, &'a ReplicaReport)>,
+) -> Option<NodeId> {
     candidates.max_by_key(|(n, r)| (r.last_prepared, std::cmp::Reverse(*n))).map(|(n, _)| n)
 }

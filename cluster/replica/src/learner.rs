@@ -4,7 +4,9 @@
 //!
 //! A learner empties its log when invited and acknowledges nothing until it holds everything
 //! through the point the primary sent it. It therefore never acknowledges an entry that a later
-//! step of learning could still remove.
+//! step of learning could still remove. A prepare lost on the way whose entry commits meanwhile
+//! is not resent (it left the primary's window); the primary tops the learner up from its log
+//! instead, and the learner accepts such responses after it completed, too.
 
 use tern_core::{Decree, Error, NodeId, PartitionConfig, ReplicaStatus, Timetag};
 use tern_storage::LogEntry;
@@ -42,10 +44,20 @@ impl Replica {
     }
 
     fn request_learn(&self, to: NodeId, out: &mut Vec<Action>) {
-        out.push(Action::Send { to, msg: PeerMessage::LearnRequest { ballot: self.ballot, applied: self.committed } });
+        out.push(Action::Send {
+            to,
+            msg: PeerMessage::LearnRequest { ballot: self.ballot, applied: self.committed },
+        });
     }
 
-    pub(crate) fn on_learn_invite(&mut self, now: u64, from: NodeId, config: PartitionConfig, reign: Reign, out: &mut Vec<Action>) {
+    pub(crate) fn on_learn_invite(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        config: PartitionConfig,
+        reign: Reign,
+        out: &mut Vec<Action>,
+    ) {
         if config.gpid != self.gpid
             || config.primary != Some(from)
             || config.ballot < self.ballot
@@ -55,8 +67,10 @@ impl Replica {
             return;
         }
         if self.status == ReplicaStatus::Learner && self.learning_primary() == Some(from) {
+            // Invited again: the primary lost track of it (or of its request). Ask again; once
+            // caught up, the answer is handled as a top-up.
             if let Some(l) = self.learning.as_mut()
-                && matches!(l.stage, Stage::Requested)
+                && matches!(l.stage, Stage::Requested | Stage::Complete)
             {
                 l.last_activity_ms = now;
                 self.request_learn(from, out);
@@ -90,7 +104,9 @@ impl Replica {
         entries: Vec<LogEntry>,
         out: &mut Vec<Action>,
     ) {
-        let waiting = matches!(&self.learning, Some(l) if l.primary == from && matches!(l.stage, Stage::Requested));
+        // The answer to its request, or a top-up once caught up (it may have missed a prepare).
+        let waiting = matches!(&self.learning,
+            Some(l) if l.primary == from && matches!(l.stage, Stage::Requested | Stage::Complete));
         if !waiting || self.status != ReplicaStatus::Learner || config.ballot < self.ballot {
             return;
         }
@@ -110,8 +126,16 @@ impl Replica {
         self.continue_learning(now, committed, through, entries, out);
     }
 
-    pub(crate) fn on_checkpoint_installed(&mut self, now: u64, decree: Decree, timetag: Timetag, out: &mut Vec<Action>) {
-        let Some(Learning { stage: Stage::Installing { committed, through, entries }, .. }) = self.learning.clone() else {
+    pub(crate) fn on_checkpoint_installed(
+        &mut self,
+        now: u64,
+        decree: Decree,
+        timetag: Timetag,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(Learning { stage: Stage::Installing { committed, through, entries }, .. }) =
+            self.learning.clone()
+        else {
             return;
         };
         // The store now holds everything through `decree`.
@@ -132,7 +156,14 @@ impl Replica {
         }
     }
 
-    fn continue_learning(&mut self, now: u64, committed: Decree, through: Decree, entries: Vec<LogEntry>, out: &mut Vec<Action>) {
+    fn continue_learning(
+        &mut self,
+        now: u64,
+        committed: Decree,
+        through: Decree,
+        entries: Vec<LogEntry>,
+        out: &mut Vec<Action>,
+    ) {
         let mut new = Vec::new();
         for e in entries.into_iter().filter(|e| e.decree > self.committed) {
             let held = self.window.get(e.decree).map(|s| s.entry.ballot);
@@ -153,7 +184,9 @@ impl Replica {
 
     /// Completes learning once everything through the learned point is durable.
     fn check_learned(&mut self, out: &mut Vec<Action>) {
-        let Some(Learning { stage: Stage::Persisting { committed, through }, primary, .. }) = self.learning.clone() else {
+        let Some(Learning { stage: Stage::Persisting { committed, through }, primary, .. }) =
+            self.learning.clone()
+        else {
             return;
         };
         if self.window.durable_through(self.committed) < through {
@@ -177,15 +210,24 @@ impl Replica {
             l.stage = Stage::Complete;
         }
         let durable = self.window.durable_through(self.committed);
-        out.push(Action::Send { to: primary, msg: PeerMessage::LearnAck { ballot: self.ballot, through: durable } });
-        let held: Vec<_> = self.window.iter().filter(|s| s.durable).map(|s| (s.entry.ballot, s.entry.decree)).collect();
+        out.push(Action::Send {
+            to: primary,
+            msg: PeerMessage::LearnAck { ballot: self.ballot, through: durable },
+        });
+        let held: Vec<_> =
+            self.window.iter().filter(|s| s.durable).map(|s| (s.entry.ballot, s.entry.decree)).collect();
         for (b, d) in held {
             self.ack(b, d, out);
         }
         self.secondary_commit(self.commit_hint, out);
     }
 
-    pub(crate) fn learner_on_appended(&mut self, _now: u64, newly: &[(tern_core::Ballot, Decree)], out: &mut Vec<Action>) {
+    pub(crate) fn learner_on_appended(
+        &mut self,
+        _now: u64,
+        newly: &[(tern_core::Ballot, Decree)],
+        out: &mut Vec<Action>,
+    ) {
         if self.learning_complete() {
             for &(b, d) in newly {
                 self.ack(b, d, out);

@@ -17,8 +17,10 @@ mod options;
 mod primary;
 mod replica;
 mod secondary;
+#[cfg(test)]
+mod tests;
 mod window;
 
-pub use message::{Action, Event, PeerMessage, ReadOp, Reign, RequestId};
+pub use message::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Refusal, Reign, RequestId};
 pub use options::ReplicaOptions;
 pub use replica::Replica;

@@ -24,7 +24,13 @@ pub enum PeerMessage {
     /// Reply to a prepare: `entry_ballot`/`decree` name the entry; `durable_through` is the
     /// sender's contiguous durable decree (used for learners); `refusal` says why it was not
     /// logged.
-    PrepareAck { ballot: Ballot, entry_ballot: Ballot, decree: Decree, durable_through: Decree, refusal: Option<Refusal> },
+    PrepareAck {
+        ballot: Ballot,
+        entry_ballot: Ballot,
+        decree: Decree,
+        durable_through: Decree,
+        refusal: Option<Refusal>,
+    },
     /// Primary → members and learners, periodically: the configuration and commit point.
     GroupCheck { config: PartitionConfig, reign: Reign, committed: Decree },
     /// Primary → a new learner: start learning from me.
@@ -78,51 +84,114 @@ pub enum ReadOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// The runtime opened this replica's store and log (at start or restart): the store's applied
-    /// decree and timetag, and the log's entries after it. The replica starts inactive.
-    Open { applied: Decree, applied_timetag: Timetag, log: Vec<LogEntry> },
+    /// decree, largest applied timetag and ballot, and the log's entries after it. The replica
+    /// starts inactive, at the largest ballot found in the store or the log.
+    Open {
+        applied: Decree,
+        applied_timetag: Timetag,
+        applied_ballot: Ballot,
+        log: Vec<LogEntry>,
+    },
     /// The configuration manager created this replica for a new, empty partition.
-    Create { config: PartitionConfig },
+    Create {
+        config: PartitionConfig,
+    },
     /// The configuration manager's current configuration.
-    ConfigUpdate { config: PartitionConfig },
+    ConfigUpdate {
+        config: PartitionConfig,
+    },
     /// The configuration manager asks this primary to bring `learner` in.
-    AddLearner { config: PartitionConfig, learner: NodeId },
+    AddLearner {
+        config: PartitionConfig,
+        learner: NodeId,
+    },
     /// The node's lease from the meta server now ends at this local time.
-    Lease { expires_at_ms: u64 },
+    Lease {
+        expires_at_ms: u64,
+    },
     /// Timers.
     Tick,
-    ClientWrite { req: RequestId, op: WriteOp },
-    ClientRead { req: RequestId, read: ReadOp },
-    Peer { from: NodeId, msg: PeerMessage },
+    ClientWrite {
+        req: RequestId,
+        op: WriteOp,
+    },
+    ClientRead {
+        req: RequestId,
+        read: ReadOp,
+    },
+    Peer {
+        from: NodeId,
+        msg: PeerMessage,
+    },
     /// These appended entries are durable (fsync'ed).
-    Appended { entries: Vec<(Ballot, Decree)> },
+    Appended {
+        entries: Vec<(Ballot, Decree)>,
+    },
     /// The log could not be written: the replica must stop.
-    AppendFailed { error: Error },
+    AppendFailed {
+        error: Error,
+    },
     /// The learner's store was replaced by the checkpoint.
-    CheckpointInstalled { decree: Decree, timetag: Timetag },
-    CheckpointFailed { error: Error },
+    CheckpointInstalled {
+        decree: Decree,
+        timetag: Timetag,
+    },
+    CheckpointFailed {
+        error: Error,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Append to the log, then report `Appended` once durable. Appends are durable in order.
-    Append { entries: Vec<LogEntry> },
+    Append {
+        entries: Vec<LogEntry>,
+    },
     /// Empty the log (durably) before anything appended later.
     ResetLog,
     /// Apply committed entries to the store, in order, before any later action runs; then reply
     /// to each listed request with the outcome of its decree's first op.
-    Apply { entries: Vec<LogEntry>, replies: Vec<(Decree, RequestId)> },
-    Send { to: NodeId, msg: PeerMessage },
+    Apply {
+        entries: Vec<LogEntry>,
+        replies: Vec<(Decree, RequestId)>,
+    },
+    Send {
+        to: NodeId,
+        msg: PeerMessage,
+    },
     /// Build and send a `LearnResponse` to `to`: entries after `learner_applied` through
     /// `through` from the log, preceded by a checkpoint if the log no longer reaches back.
-    SendLearnResponse { to: NodeId, learner_applied: Decree, through: Decree, config: PartitionConfig, reign: Reign, committed: Decree },
+    SendLearnResponse {
+        to: NodeId,
+        learner_applied: Decree,
+        through: Decree,
+        config: PartitionConfig,
+        reign: Reign,
+        committed: Decree,
+    },
     /// Fetch checkpoint `checkpoint` from `from` and replace the store with it; then report
     /// `CheckpointInstalled` (or `CheckpointFailed`).
-    InstallCheckpoint { from: NodeId, checkpoint: CheckpointRef },
+    InstallCheckpoint {
+        from: NodeId,
+        checkpoint: CheckpointRef,
+    },
     /// Ask the configuration manager for a change, at the current ballot.
-    Propose { gpid: Gpid, ballot: Ballot, change: ConfigChange },
+    Propose {
+        gpid: Gpid,
+        ballot: Ballot,
+        change: ConfigChange,
+    },
     /// Serve a read from the store (after every earlier `Apply`) and reply.
-    ServeRead { req: RequestId, read: ReadOp, ballot: Ballot },
+    ServeRead {
+        req: RequestId,
+        read: ReadOp,
+        ballot: Ballot,
+    },
     /// Refuse a request. `not_applied` is true when the write certainly did not and will not
     /// happen; false means its outcome is unknown.
-    Refuse { req: RequestId, error: Error, not_applied: bool },
+    Refuse {
+        req: RequestId,
+        error: Error,
+        not_applied: bool,
+    },
 }

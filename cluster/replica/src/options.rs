@@ -16,6 +16,8 @@ pub struct ReplicaOptions {
     pub ack_timeout_ms: u64,
     /// A primary forgets a learner that went quiet for this long; a learner asks again.
     pub learn_timeout_ms: u64,
+    /// A primary repeats a proposal to the configuration manager this often while it stands.
+    pub propose_retry_ms: u64,
     /// Peer timetags further ahead than this are reported by the HLC.
     pub max_clock_offset_ms: u64,
     /// Test only: commit once a majority (not every member) has logged a mutation.
@@ -35,6 +37,7 @@ impl ReplicaOptions {
             resend_ms: 200,
             ack_timeout_ms: 2_000,
             learn_timeout_ms: 5_000,
+            propose_retry_ms: 1_000,
             max_clock_offset_ms: 500,
             #[cfg(feature = "planted-bugs")]
             bug_commit_on_majority: false,

@@ -13,8 +13,16 @@ use crate::window::Slot;
 #[derive(Clone, Debug)]
 pub(crate) struct LearnerProgress {
     pub last_activity_ms: u64,
+    /// It asked to learn (so the invitation arrived).
+    pub requested: bool,
     /// Everything through this decree is durable at the learner.
     pub durable_through: Decree,
+    /// When it was last sent a top-up (see `primary_tick`).
+    pub topup_at_ms: u64,
+    /// Its promotion to secondary was proposed at the current ballot. From then on it counts
+    /// for commits as if it were a member: the configuration manager may make it one at any
+    /// moment, and every member must hold every committed entry.
+    pub joining: bool,
 }
 
 impl Replica {
@@ -77,12 +85,17 @@ impl Replica {
     pub(crate) fn continue_reign(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
         self.ballot = config.ballot;
         self.learners.retain(|l, _| !config.is_member(*l));
+        // Proposals made at the old ballot can no longer be accepted.
+        for l in self.learners.values_mut() {
+            l.joining = false;
+        }
         self.config = config;
         self.try_commit(now, out);
     }
 
     fn send_prepare(&self, entry: LogEntry, out: &mut Vec<Action>) {
-        let targets: Vec<NodeId> = self.config.secondaries.iter().copied().chain(self.learners.keys().copied()).collect();
+        let targets: Vec<NodeId> =
+            self.config.secondaries.iter().copied().chain(self.learners.keys().copied()).collect();
         for to in targets {
             out.push(Action::Send {
                 to,
@@ -122,7 +135,11 @@ impl Replica {
             return self.refuse(req, e, out);
         }
         if self.last_prepared().0 - self.committed.0 >= self.opts.max_inflight {
-            return self.refuse(req, Error::Busy(format!("partition {} has too many writes in flight", self.gpid)), out);
+            return self.refuse(
+                req,
+                Error::Busy(format!("partition {} has too many writes in flight", self.gpid)),
+                out,
+            );
         }
         let entry = LogEntry {
             ballot: self.reign.ballot,
@@ -157,7 +174,13 @@ impl Replica {
             let acks = 1 + self.config.secondaries.iter().filter(|s| slot.acked.contains(s)).count();
             return acks * 2 > members;
         }
+        let d = slot.entry.decree;
         self.config.secondaries.iter().all(|s| slot.acked.contains(s))
+            && self
+                .learners
+                .iter()
+                .filter(|(_, l)| l.joining)
+                .all(|(n, l)| slot.acked.contains(n) || d <= l.durable_through)
     }
 
     /// Commits the longest prefix that every member has logged, applies it and replies.
@@ -193,13 +216,18 @@ impl Replica {
             .map(|(n, _)| *n)
             .collect();
         for l in caught_up {
-            self.propose(ConfigChange::AddSecondary(l), l, out);
+            if let Some(p) = self.learners.get_mut(&l) {
+                p.joining = true;
+            }
+            self.propose(now, ConfigChange::AddSecondary(l), l, out);
         }
-        let _ = now;
     }
 
-    fn propose(&mut self, change: ConfigChange, node: NodeId, out: &mut Vec<Action>) {
-        if self.proposed.insert((self.ballot, node)) {
+    fn propose(&mut self, now: u64, change: ConfigChange, node: NodeId, out: &mut Vec<Action>) {
+        let retry = self.opts.propose_retry_ms;
+        let last = self.proposed.get(&(self.ballot, node)).copied();
+        if last.is_none_or(|at| now.saturating_sub(at) >= retry) {
+            self.proposed.insert((self.ballot, node), now);
             out.push(Action::Propose { gpid: self.gpid, ballot: self.ballot, change });
         }
     }
@@ -227,7 +255,7 @@ impl Replica {
                     self.step_down_if_primary(out);
                     self.ballot = ballot;
                 }
-                _ if is_secondary => self.propose(ConfigChange::RemoveSecondary(from), from, out),
+                _ if is_secondary => self.propose(now, ConfigChange::RemoveSecondary(from), from, out),
                 _ => {}
             }
             return;
@@ -256,6 +284,9 @@ impl Replica {
         if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {
             return;
         }
+        // Re-evaluate what only acks would otherwise trigger (a caught-up learner whose
+        // proposal was lost or refused).
+        self.try_commit(now, out);
         self.last_resend_ms = now;
         let learners: Vec<NodeId> = self.learners.keys().copied().collect();
         let targets: Vec<NodeId> = self.config.secondaries.iter().copied().chain(learners).collect();
@@ -274,7 +305,13 @@ impl Replica {
                         entry: slot.entry.clone(),
                     },
                 });
-                if self.config.is_secondary(to) && now.saturating_sub(slot.first_sent_ms) >= self.opts.ack_timeout_ms {
+                let joining = self
+                    .learners
+                    .get(&to)
+                    .is_some_and(|l| l.joining && slot.entry.decree > l.durable_through);
+                if (self.config.is_secondary(to) || joining)
+                    && now.saturating_sub(slot.first_sent_ms) >= self.opts.ack_timeout_ms
+                {
                     suspects.push(to);
                 }
             }
@@ -282,17 +319,56 @@ impl Replica {
         for to in targets {
             out.push(Action::Send {
                 to,
-                msg: PeerMessage::GroupCheck { config: self.config.clone(), reign: self.reign, committed: self.committed },
+                msg: PeerMessage::GroupCheck {
+                    config: self.config.clone(),
+                    reign: self.reign,
+                    committed: self.committed,
+                },
             });
         }
         for s in suspects {
-            self.propose(ConfigChange::RemoveSecondary(s), s, out);
+            self.propose(now, ConfigChange::RemoveSecondary(s), s, out);
+        }
+        // An invitation may have been lost: repeat it until the learner asks.
+        for (l, p) in &self.learners {
+            if !p.requested {
+                out.push(Action::Send {
+                    to: *l,
+                    msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign },
+                });
+            }
+        }
+        // A learner that lost a prepare whose entry has committed since cannot get it by resends
+        // (committed entries leave the window): top it up from the log, from where it stands.
+        let topup_every = 5 * self.opts.resend_ms;
+        let (committed, through) = (self.committed, self.last_prepared());
+        for (l, p) in self.learners.iter_mut() {
+            if p.requested
+                && p.durable_through < committed
+                && now.saturating_sub(p.topup_at_ms) >= topup_every
+            {
+                p.topup_at_ms = now;
+                out.push(Action::SendLearnResponse {
+                    to: *l,
+                    learner_applied: p.durable_through,
+                    through,
+                    config: self.config.clone(),
+                    reign: self.reign,
+                    committed,
+                });
+            }
         }
         let timeout = self.opts.learn_timeout_ms;
         self.learners.retain(|_, l| now.saturating_sub(l.last_activity_ms) < timeout);
     }
 
-    pub(crate) fn on_add_learner(&mut self, now: u64, config: PartitionConfig, learner: NodeId, out: &mut Vec<Action>) {
+    pub(crate) fn on_add_learner(
+        &mut self,
+        now: u64,
+        config: PartitionConfig,
+        learner: NodeId,
+        out: &mut Vec<Action>,
+    ) {
         if self.status != ReplicaStatus::Primary
             || !self.active
             || config.ballot != self.ballot
@@ -301,19 +377,33 @@ impl Replica {
         {
             return;
         }
-        self.learners
-            .entry(learner)
-            .and_modify(|l| l.last_activity_ms = now)
-            .or_insert(LearnerProgress { last_activity_ms: now, durable_through: Decree::ZERO });
-        out.push(Action::Send { to: learner, msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign } });
+        self.learners.entry(learner).and_modify(|l| l.last_activity_ms = now).or_insert(LearnerProgress {
+            last_activity_ms: now,
+            requested: false,
+            durable_through: Decree::ZERO,
+            topup_at_ms: now,
+            joining: false,
+        });
+        out.push(Action::Send {
+            to: learner,
+            msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign },
+        });
     }
 
-    pub(crate) fn on_learn_request(&mut self, now: u64, from: NodeId, ballot: Ballot, applied: Decree, out: &mut Vec<Action>) {
+    pub(crate) fn on_learn_request(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        ballot: Ballot,
+        applied: Decree,
+        out: &mut Vec<Action>,
+    ) {
         if self.status != ReplicaStatus::Primary || ballot > self.ballot {
             return;
         }
         let Some(l) = self.learners.get_mut(&from) else { return };
         l.last_activity_ms = now;
+        l.requested = true;
         out.push(Action::SendLearnResponse {
             to: from,
             learner_applied: applied,
@@ -324,7 +414,14 @@ impl Replica {
         });
     }
 
-    pub(crate) fn on_learn_ack(&mut self, now: u64, from: NodeId, ballot: Ballot, through: Decree, out: &mut Vec<Action>) {
+    pub(crate) fn on_learn_ack(
+        &mut self,
+        now: u64,
+        from: NodeId,
+        ballot: Ballot,
+        through: Decree,
+        out: &mut Vec<Action>,
+    ) {
         if self.status != ReplicaStatus::Primary || ballot > self.ballot {
             return;
         }

@@ -2,7 +2,7 @@
 //! changes, leases, reports). Role-specific handlers are in `primary.rs`, `secondary.rs` and
 //! `learner.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use tern_core::{
     Ballot, Decree, Error, Gpid, Hlc, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Timetag,
@@ -45,8 +45,9 @@ pub struct Replica {
     /// Client writes waiting for their decree to commit.
     pub(crate) pending: BTreeMap<u64, RequestId>,
     pub(crate) learners: BTreeMap<NodeId, LearnerProgress>,
-    /// Changes already proposed at a ballot (not proposed again at that ballot).
-    pub(crate) proposed: BTreeSet<(Ballot, NodeId)>,
+    /// When a change about a node was last proposed at a ballot (proposals are repeated while
+    /// their reason holds: the message may be lost, or refused for now).
+    pub(crate) proposed: BTreeMap<(Ballot, NodeId), u64>,
     pub(crate) last_resend_ms: u64,
     // ---- learner ----
     pub(crate) learning: Option<Learning>,
@@ -73,7 +74,7 @@ impl Replica {
             reign_unsent: false,
             pending: BTreeMap::new(),
             learners: BTreeMap::new(),
-            proposed: BTreeSet::new(),
+            proposed: BTreeMap::new(),
             last_resend_ms: 0,
             learning: None,
             opts,
@@ -84,7 +85,9 @@ impl Replica {
     /// run.
     pub fn handle(&mut self, now_ms: u64, event: Event, out: &mut Vec<Action>) {
         match event {
-            Event::Open { applied, applied_timetag, log } => self.on_open(now_ms, applied, applied_timetag, log),
+            Event::Open { applied, applied_timetag, applied_ballot, log } => {
+                self.on_open(now_ms, applied, applied_timetag, applied_ballot, log)
+            }
             Event::Create { config } => self.on_create(now_ms, config, out),
             Event::ConfigUpdate { config } => self.on_config(now_ms, config, out),
             Event::AddLearner { config, learner } => self.on_add_learner(now_ms, config, learner, out),
@@ -95,7 +98,9 @@ impl Replica {
             Event::Peer { from, msg } => self.on_peer(now_ms, from, msg, out),
             Event::Appended { entries } => self.on_appended(now_ms, &entries, out),
             Event::AppendFailed { error } => self.fail(error, out),
-            Event::CheckpointInstalled { decree, timetag } => self.on_checkpoint_installed(now_ms, decree, timetag, out),
+            Event::CheckpointInstalled { decree, timetag } => {
+                self.on_checkpoint_installed(now_ms, decree, timetag, out)
+            }
             Event::CheckpointFailed { error } => self.on_checkpoint_failed(now_ms, error, out),
         }
     }
@@ -112,7 +117,9 @@ impl Replica {
                 self.on_group_check(now, from, config, reign, committed, out)
             }
             PeerMessage::LearnInvite { config, reign } => self.on_learn_invite(now, from, config, reign, out),
-            PeerMessage::LearnRequest { ballot, applied } => self.on_learn_request(now, from, ballot, applied, out),
+            PeerMessage::LearnRequest { ballot, applied } => {
+                self.on_learn_request(now, from, ballot, applied, out)
+            }
             PeerMessage::LearnResponse { config, reign, committed, through, checkpoint, entries } => {
                 self.on_learn_response(now, from, config, reign, committed, through, checkpoint, entries, out)
             }
@@ -168,7 +175,14 @@ impl Replica {
         now_ms < self.lease_expires_ms
     }
 
-    fn on_open(&mut self, now: u64, applied: Decree, applied_timetag: Timetag, log: Vec<LogEntry>) {
+    fn on_open(
+        &mut self,
+        now: u64,
+        applied: Decree,
+        applied_timetag: Timetag,
+        applied_ballot: Ballot,
+        log: Vec<LogEntry>,
+    ) {
         self.status = ReplicaStatus::Inactive;
         self.committed = applied;
         self.window.clear();
@@ -177,7 +191,9 @@ impl Replica {
             slot.durable = true;
             self.window.insert(slot);
         }
-        self.ballot = self.window.max_ballot();
+        // Every durable entry is in the store or in the log: this is the largest ballot this
+        // replica ever logged, so a reign it started is never started again at the same ballot.
+        self.ballot = self.window.max_ballot().max(applied_ballot);
         self.config.ballot = self.ballot;
         self.hlc.observe(applied_timetag, now);
         self.hlc.observe(self.window.max_timetag(), now);
@@ -211,7 +227,9 @@ impl Replica {
         } else if config.is_secondary(me) {
             let can_serve = match self.status {
                 ReplicaStatus::Primary | ReplicaStatus::Secondary => true,
-                ReplicaStatus::Learner => self.learning_complete() && self.learning_primary() == config.primary,
+                ReplicaStatus::Learner => {
+                    self.learning_complete() && self.learning_primary() == config.primary
+                }
                 _ => false,
             };
             self.step_down_if_primary(out);

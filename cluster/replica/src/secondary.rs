@@ -16,7 +16,13 @@ use crate::window::Slot;
 impl Replica {
     /// Checks a message from a primary of `config`; adopts a newer configuration when this
     /// replica belongs to it. Returns the refusal to send back, if the message is refused.
-    fn accept_from_primary(&mut self, from: NodeId, config: &PartitionConfig, reign: Reign, out: &mut Vec<Action>) -> Option<Refusal> {
+    fn accept_from_primary(
+        &mut self,
+        from: NodeId,
+        config: &PartitionConfig,
+        reign: Reign,
+        out: &mut Vec<Action>,
+    ) -> Option<Refusal> {
         if config.gpid != self.gpid || config.primary != Some(from) {
             return Some(Refusal::NotMember);
         }
@@ -35,7 +41,9 @@ impl Replica {
                 match self.status {
                     ReplicaStatus::Secondary => true,
                     ReplicaStatus::Inactive => was_primary,
-                    ReplicaStatus::Learner => self.learning_complete() && self.learning_primary() == Some(from),
+                    ReplicaStatus::Learner => {
+                        self.learning_complete() && self.learning_primary() == Some(from)
+                    }
                     _ => false,
                 }
             } else {
@@ -57,7 +65,9 @@ impl Replica {
         }
         match self.status {
             ReplicaStatus::Inactive | ReplicaStatus::Error => return Some(Refusal::Inactive),
-            ReplicaStatus::Learner if self.learning_primary() != Some(from) => return Some(Refusal::NotMember),
+            ReplicaStatus::Learner if self.learning_primary() != Some(from) => {
+                return Some(Refusal::NotMember);
+            }
             _ => {}
         }
         if reign.ballot >= self.reign.ballot {
@@ -81,7 +91,8 @@ impl Replica {
 
     /// Whether this replica acknowledges entries now (a learner only once caught up).
     fn acks_entries(&self) -> bool {
-        self.status == ReplicaStatus::Secondary || (self.status == ReplicaStatus::Learner && self.learning_complete())
+        self.status == ReplicaStatus::Secondary
+            || (self.status == ReplicaStatus::Learner && self.learning_complete())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -140,6 +151,20 @@ impl Replica {
         }
         self.commit_hint = self.commit_hint.max(committed);
         self.secondary_commit(self.commit_hint, out);
+        // Answer, so the primary knows this replica is there and how far it holds the log
+        // (a learner with nothing to acknowledge would otherwise look gone).
+        if self.acks_entries() {
+            out.push(Action::Send {
+                to: from,
+                msg: PeerMessage::PrepareAck {
+                    ballot: self.ballot,
+                    entry_ballot: tern_core::Ballot::ZERO,
+                    decree: Decree::ZERO,
+                    durable_through: self.window.durable_through(self.committed),
+                    refusal: None,
+                },
+            });
+        }
     }
 
     /// Commits and applies, in order, what the primary says is committed, under the commit

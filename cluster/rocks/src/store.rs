@@ -10,7 +10,7 @@ use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, FlushOptions, ReadOptions, ReadTier, WriteBatch, WriteOptions,
 };
 use tern_core::key::KeyRange;
-use tern_core::{Clock, Decree, Error, Result, Timetag};
+use tern_core::{Ballot, Clock, Decree, Error, Result, Timetag};
 use tern_storage::{AppliedMark, PartitionStore, RawBatch, RawVisit};
 
 use crate::backend::RocksBackend;
@@ -21,6 +21,7 @@ const CF_META: &str = "meta";
 const KEY_FORMAT: &[u8] = b"format_version";
 const KEY_DECREE: &[u8] = b"last_applied_decree";
 const KEY_TIMETAG: &[u8] = b"last_applied_timetag";
+const KEY_BALLOT: &[u8] = b"last_applied_ballot";
 /// Version of the on-disk layout described in the crate docs.
 const FORMAT_V1: u64 = 1;
 
@@ -118,7 +119,8 @@ impl RocksPartitionStore {
         }
         let decree = Decree(self.meta_get(KEY_DECREE, ReadTier::All)?.unwrap_or(0));
         let timetag = Timetag::from_u64(self.meta_get(KEY_TIMETAG, ReadTier::All)?.unwrap_or(0));
-        self.applied = AppliedMark { decree, timetag };
+        let ballot = Ballot(self.meta_get(KEY_BALLOT, ReadTier::All)?.unwrap_or(0));
+        self.applied = AppliedMark { decree, timetag, ballot };
         self.horizon.store(timetag.as_u64(), Ordering::Release);
         Ok(())
     }
@@ -214,6 +216,7 @@ impl PartitionStore for RocksPartitionStore {
         let meta = self.meta_cf();
         wb.put_cf(meta, KEY_DECREE, mark.decree.0.to_be_bytes());
         wb.put_cf(meta, KEY_TIMETAG, mark.timetag.as_u64().to_be_bytes());
+        wb.put_cf(meta, KEY_BALLOT, mark.ballot.0.to_be_bytes());
         self.db.write_opt(wb, &self.write_opts).map_err(db_err(format!(
             "write decree {} to {}",
             mark.decree,
@@ -230,6 +233,10 @@ impl PartitionStore for RocksPartitionStore {
 
     fn last_applied_timetag(&self) -> Timetag {
         self.applied.timetag
+    }
+
+    fn last_applied_ballot(&self) -> Ballot {
+        self.applied.ballot
     }
 
     /// Reads the decree from persisted files only (the memtables are not durable with the WAL

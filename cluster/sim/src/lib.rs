@@ -1,6 +1,24 @@
-//! The deterministic simulator (tests only): whole clusters in one thread from one seed.
-//! See `docs/simulation.md`.
+//! The deterministic simulator (tests only): whole Tern clusters — the configuration manager,
+//! replica state machines over in-memory stores and logs, clients — in one thread, every random
+//! choice drawn from one seed, with message loss, duplication, delay and reordering, one-way and
+//! two-way partitions, crashes that lose whatever was not synced, disk faults and clock drift.
+//! A run has a fault phase and a heal phase and then checks linearizability, that no
+//! acknowledged write was lost, that replicas converged, that committed prefixes agree and that
+//! two primaries never served at once. See `docs/simulation.md`.
 //!
 //! Must not depend on: tokio, tonic, rocksdb, or real time.
 
 pub mod checker;
+mod client;
+pub mod clock;
+pub mod config;
+mod meta;
+mod net;
+mod node;
+mod observe;
+mod trace;
+mod world;
+mod world_ctx;
+
+pub use config::{Faults, PlantedBugs, SimConfig};
+pub use world::{RunResult, Stats, run};

@@ -47,7 +47,8 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
         outcomes.push(per_op);
     }
     let batch: RawBatch = staged.overlay.into_iter().collect();
-    store.raw_write(batch, AppliedMark { decree: last.decree, timetag: horizon })?;
+    let ballot = entries.iter().map(|e| e.ballot).fold(store.last_applied_ballot(), std::cmp::Ord::max);
+    store.raw_write(batch, AppliedMark { decree: last.decree, timetag: horizon, ballot })?;
     Ok(outcomes)
 }
 

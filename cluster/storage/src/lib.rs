@@ -20,5 +20,5 @@ pub mod testing;
 
 pub use clock::SystemClock;
 pub use log::{FileMutationLog, LogEntry, MemMutationLog, MutationLog};
-pub use mem::{MemDisk, MemPartitionStore};
+pub use mem::{MemDisk, MemImage, MemPartitionStore};
 pub use store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch, RawVisit};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tern_core::key::KeyRange;
-use tern_core::{Clock, Decree, Error, Result, Timetag};
+use tern_core::{Ballot, Clock, Decree, Error, Result, Timetag};
 
 use crate::store::{AppliedMark, PartitionStore, RawBatch, RawVisit};
 
@@ -19,6 +19,20 @@ use crate::store::{AppliedMark, PartitionStore, RawBatch, RawVisit};
 struct Image {
     data: BTreeMap<Vec<u8>, Vec<u8>>,
     applied: AppliedMark,
+}
+
+/// A store image moved between simulated disks (a checkpoint sent to a learner).
+#[derive(Clone, Debug)]
+pub struct MemImage(Image);
+
+impl MemImage {
+    pub fn applied(&self) -> (Decree, Timetag) {
+        (self.0.applied.decree, self.0.applied.timetag)
+    }
+
+    pub fn applied_ballot(&self) -> Ballot {
+        self.0.applied.ballot
+    }
 }
 
 /// A simulated disk: what survives a crash of the stores and logs opened on it.
@@ -40,6 +54,23 @@ impl MemDisk {
 
     pub fn exists(&self, path: &Path) -> bool {
         self.lock().contains_key(path)
+    }
+
+    /// Paths of every store on this disk.
+    pub fn store_paths(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A copy of the store (or checkpoint) at `path`, to carry to another disk.
+    pub fn export(&self, path: &Path) -> Option<MemImage> {
+        self.lock().get(path).cloned().map(MemImage)
+    }
+
+    /// Writes a store image at `path`, replacing what is there (durable at once).
+    pub fn import(&self, path: &Path, image: MemImage) {
+        self.lock().insert(path.to_path_buf(), image.0);
     }
 
     /// Deletes the store and the log at `path` (as `rm -r` would).
@@ -175,6 +206,10 @@ impl PartitionStore for MemPartitionStore {
 
     fn last_applied_timetag(&self) -> Timetag {
         self.applied.timetag
+    }
+
+    fn last_applied_ballot(&self) -> Ballot {
+        self.applied.ballot
     }
 
     fn durable_decree(&self) -> Result<Decree> {

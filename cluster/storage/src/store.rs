@@ -6,7 +6,7 @@ use std::path::Path;
 use tern_core::key::KeyRange;
 use tern_core::mutation::WriteOutcome;
 use tern_core::read::{MultiGet, MultiGetResult, SortKeyPage, SortKeyScan, TablePage, TableScan, Ttl};
-use tern_core::{Clock, Decree, Mutation, Result, Timetag};
+use tern_core::{Ballot, Clock, Decree, Mutation, Result, Timetag};
 
 /// Raw writes for [`PartitionStore::raw_write`]: storage key → `Some(stored value)` to put,
 /// `None` to delete. Sorted by key, one entry per key.
@@ -16,8 +16,9 @@ pub type RawBatch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// says whether to go on.
 pub type RawVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 
-/// What a store records with every write: the last applied decree, and the largest timetag
-/// applied so far. Timetags grow with decrees (a new primary first observes its log's timetags),
+/// What a store records with every write: the last applied decree, the largest timetag applied
+/// so far, and the largest ballot applied so far (with the log, it tells a restarted replica
+/// every ballot its durable entries carry, so it never starts a reign at a ballot it used). Timetags grow with decrees (a new primary first observes its log's timetags),
 /// so every future write carries a timetag at least this large: a record expired at this
 /// timetag is expired for every future write too, which is what lets TTL compaction drop it
 /// without making replicas disagree.
@@ -25,12 +26,15 @@ pub type RawVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 pub struct AppliedMark {
     pub decree: Decree,
     pub timetag: Timetag,
+    pub ballot: Ballot,
 }
 
-/// One decree to apply: its number, the timetag its primary stamped, and its mutation.
+/// One decree to apply: its number, the ballot it was proposed at, the timetag its primary
+/// stamped, and its mutation.
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyEntry<'a> {
     pub decree: Decree,
+    pub ballot: Ballot,
     pub timetag: Timetag,
     pub mutation: &'a Mutation,
 }
@@ -64,6 +68,9 @@ pub trait PartitionStore: Send + Sync {
     /// The largest timetag applied so far (see [`AppliedMark`]).
     fn last_applied_timetag(&self) -> Timetag;
 
+    /// The largest ballot applied so far (see [`AppliedMark`]).
+    fn last_applied_ballot(&self) -> Ballot;
+
     /// The last decree whose writes would survive a crash now.
     fn durable_decree(&self) -> Result<Decree>;
 
@@ -79,9 +86,9 @@ pub trait PartitionStore: Send + Sync {
 
     // ---- Provided: the data model, the same for every back end. ----
 
-    /// Applies one decree. See [`PartitionStore::apply_batch`].
+    /// Applies one decree outside replication (ballot 0). See [`PartitionStore::apply_batch`].
     fn apply(&mut self, decree: Decree, timetag: Timetag, mutation: &Mutation) -> Result<Vec<WriteOutcome>> {
-        let mut out = self.apply_batch(&[ApplyEntry { decree, timetag, mutation }])?;
+        let mut out = self.apply_batch(&[ApplyEntry { decree, ballot: Ballot::ZERO, timetag, mutation }])?;
         Ok(out.pop().unwrap_or_default())
     }
 

@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, Ttl};
-use tern_core::{Clock, Decree, ErrorCode, Mutation, WriteOp};
+use tern_core::{Ballot, Clock, Decree, ErrorCode, Mutation, WriteOp};
 
 use super::{StoreHarness, apply_next, del, set, set_ttl, timetag_now};
 use crate::store::{AppliedMark, ApplyEntry, PartitionStore};
@@ -98,9 +98,9 @@ pub fn batch_reads_its_own_writes<H: StoreHarness>(h: &H) {
     let m3 = Mutation::new(vec![incr(100)]);
     let out = s
         .apply_batch(&[
-            ApplyEntry { decree: Decree(1), timetag: tt, mutation: &m1 },
-            ApplyEntry { decree: Decree(2), timetag: tt, mutation: &m2 },
-            ApplyEntry { decree: Decree(3), timetag: tt, mutation: &m3 },
+            ApplyEntry { decree: Decree(1), ballot: Ballot(1), timetag: tt, mutation: &m1 },
+            ApplyEntry { decree: Decree(2), ballot: Ballot(3), timetag: tt, mutation: &m2 },
+            ApplyEntry { decree: Decree(3), ballot: Ballot(2), timetag: tt, mutation: &m3 },
         ])
         .unwrap();
     assert_eq!(
@@ -113,6 +113,9 @@ pub fn batch_reads_its_own_writes<H: StoreHarness>(h: &H) {
     );
     assert_eq!(s.get(b"h", b"n").unwrap(), Some(b"116".to_vec()));
     assert_eq!(s.last_applied_decree(), Decree(3));
+    assert_eq!(s.last_applied_ballot(), Ballot(3), "the largest ballot applied, not the last");
+    drop(s);
+    assert_eq!(h.open(d.path()).last_applied_ballot(), Ballot(3), "persisted with the data");
 }
 
 pub fn refused_op_writes_nothing_and_others_proceed<H: StoreHarness>(h: &H) {
@@ -634,7 +637,8 @@ pub fn corrupt_values_are_typed_errors<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"good", b"1")]);
     let bad_key = tern_core::key::encode(b"h", b"bad").unwrap();
-    let mark = AppliedMark { decree: Decree(2), timetag: s.last_applied_timetag() };
+    let mark =
+        AppliedMark { decree: Decree(2), timetag: s.last_applied_timetag(), ballot: s.last_applied_ballot() };
     s.raw_write(vec![(bad_key, Some(vec![0x7f, 1, 2]))], mark).unwrap();
     let err = s.get(b"h", b"bad").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Corruption);

@@ -1,0 +1,287 @@
+//! Decision tests: feed events, assert the exact configuration changes.
+
+use tern_core::{
+    Ballot, ConfigChange, Decree, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, TableId,
+};
+
+use crate::{CmAction, CmEvent, CmOptions, ConfigManager};
+
+const G: Gpid = Gpid::new(1, 0);
+const N: [NodeId; 5] = [NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)];
+
+fn h(cm: &mut ConfigManager, now: u64, e: CmEvent) -> Vec<CmAction> {
+    let mut out = Vec::new();
+    cm.handle(now, e, &mut out);
+    out
+}
+
+fn report(ballot: u64, status: ReplicaStatus, last_prepared: u64) -> ReplicaReport {
+    ReplicaReport {
+        gpid: G,
+        ballot: Ballot(ballot),
+        status,
+        committed: Decree(0),
+        last_prepared: Decree(last_prepared),
+    }
+}
+
+fn beacon(cm: &mut ConfigManager, now: u64, node: NodeId, reports: Vec<ReplicaReport>) -> Vec<CmAction> {
+    h(cm, now, CmEvent::Beacon { node, sent_at_ms: now, reports })
+}
+
+fn changes(actions: &[CmAction]) -> Vec<PartitionConfig> {
+    actions
+        .iter()
+        .filter_map(|a| if let CmAction::Changed { config, .. } = a { Some(config.clone()) } else { None })
+        .collect()
+}
+
+/// Four live nodes and one 3-replica partition on N1 (primary), N2, N3.
+fn cluster() -> ConfigManager {
+    let mut cm = ConfigManager::new(CmOptions::default());
+    for n in &N[..4] {
+        beacon(&mut cm, 0, *n, vec![]);
+    }
+    let a = h(&mut cm, 0, CmEvent::CreatePartitions { table: TableId(1), partitions: 1, replicas: 3 });
+    let created: Vec<NodeId> = a
+        .iter()
+        .filter_map(|x| if let CmAction::CreateReplica { to, .. } = x { Some(*to) } else { None })
+        .collect();
+    assert_eq!(created, vec![N[0], N[1], N[2]]);
+    let c = cm.config(G).unwrap().clone();
+    assert_eq!((c.ballot, c.primary, c.secondaries.clone()), (Ballot(1), Some(N[0]), vec![N[1], N[2]]));
+    cm
+}
+
+fn alive(cm: &mut ConfigManager, now: u64, nodes: &[(NodeId, ReplicaReport)]) {
+    for (n, r) in nodes {
+        beacon(cm, now, *n, vec![r.clone()]);
+    }
+}
+
+#[test]
+fn creation_spreads_partitions_over_the_least_loaded_nodes() {
+    let mut cm = cluster();
+    h(&mut cm, 0, CmEvent::CreatePartitions { table: TableId(2), partitions: 1, replicas: 3 });
+    let c = cm.config(Gpid::new(2, 0)).unwrap();
+    assert_eq!(c.primary, Some(N[3]), "the one node without a replica comes first");
+}
+
+#[test]
+fn a_beacon_gets_a_lease_counted_from_its_send_time_and_the_configs() {
+    let mut cm = cluster();
+    let a = h(&mut cm, 1_000, CmEvent::Beacon { node: N[1], sent_at_ms: 777, reports: vec![] });
+    match &a[..] {
+        [CmAction::BeaconAck { to, sent_at_ms: 777, lease_ms: 5_000, configs }] => {
+            assert_eq!(*to, N[1]);
+            assert_eq!(configs.len(), 1, "the node belongs to the partition even without reporting it");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_node_is_declared_dead_only_after_the_grace_period() {
+    let mut cm = cluster();
+    alive(
+        &mut cm,
+        1_000,
+        &[
+            (N[1], report(1, ReplicaStatus::Secondary, 5)),
+            (N[2], report(1, ReplicaStatus::Secondary, 7)),
+            (N[3], report(0, ReplicaStatus::Inactive, 0)),
+        ],
+    );
+    // N1 (primary) last beaconed at 0.
+    assert!(changes(&h(&mut cm, 10_000, CmEvent::Tick)).is_empty(), "grace is 10 s: not yet");
+    alive(
+        &mut cm,
+        10_001,
+        &[(N[1], report(1, ReplicaStatus::Secondary, 5)), (N[2], report(1, ReplicaStatus::Secondary, 7))],
+    );
+    let a = h(&mut cm, 10_001, CmEvent::Tick);
+    let c = changes(&a);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].ballot, c[0].primary, c[0].secondaries.clone()),
+        (Ballot(2), Some(N[2]), vec![N[1]]),
+        "the longest log wins"
+    );
+    let told: Vec<NodeId> = a
+        .iter()
+        .filter_map(|x| if let CmAction::ConfigUpdate { to, .. } = x { Some(*to) } else { None })
+        .collect();
+    assert_eq!(told, vec![N[0], N[1], N[2]], "old and new members hear of it");
+}
+
+#[test]
+fn a_dead_secondary_is_removed() {
+    let mut cm = cluster();
+    alive(
+        &mut cm,
+        10_001,
+        &[(N[0], report(1, ReplicaStatus::Primary, 3)), (N[1], report(1, ReplicaStatus::Secondary, 3))],
+    );
+    let c = changes(&h(&mut cm, 10_001, CmEvent::Tick));
+    assert_eq!((c[0].primary, c[0].secondaries.clone()), (Some(N[0]), vec![N[1]]));
+}
+
+#[test]
+fn reports_count_only_at_the_current_ballot() {
+    let mut cm = cluster();
+    // A report from before the member adopted ballot 1 proves nothing.
+    alive(
+        &mut cm,
+        100,
+        &[
+            (N[0], report(0, ReplicaStatus::Inactive, 0)),
+            (N[1], report(1, ReplicaStatus::Secondary, 0)),
+            (N[2], report(1, ReplicaStatus::Secondary, 0)),
+        ],
+    );
+    assert!(changes(&h(&mut cm, 100, CmEvent::Tick)).is_empty());
+    // At ballot 1, the primary says it is inactive (it restarted): replace it.
+    alive(&mut cm, 200, &[(N[0], report(1, ReplicaStatus::Inactive, 4))]);
+    let c = changes(&h(&mut cm, 200, CmEvent::Tick));
+    assert_eq!((c[0].ballot, c[0].primary), (Ballot(2), Some(N[1])));
+    // An error at the current ballot removes a secondary.
+    alive(
+        &mut cm,
+        300,
+        &[(N[2], report(2, ReplicaStatus::Error, 0)), (N[1], report(2, ReplicaStatus::Primary, 4))],
+    );
+    let c = changes(&h(&mut cm, 300, CmEvent::Tick));
+    assert_eq!((c[0].ballot, c[0].secondaries.clone()), (Ballot(3), vec![]));
+}
+
+#[test]
+fn proposals_at_a_stale_ballot_are_refused() {
+    let mut cm = cluster();
+    let a = h(
+        &mut cm,
+        0,
+        CmEvent::Propose {
+            from: N[0],
+            gpid: G,
+            ballot: Ballot(0),
+            change: ConfigChange::RemoveSecondary(N[1]),
+        },
+    );
+    assert!(changes(&a).is_empty());
+    assert!(
+        matches!(&a[..], [CmAction::ConfigUpdate { to, config }] if *to == N[0] && config.ballot == Ballot(1))
+    );
+    let a = h(
+        &mut cm,
+        0,
+        CmEvent::Propose {
+            from: N[1],
+            gpid: G,
+            ballot: Ballot(1),
+            change: ConfigChange::RemoveSecondary(N[2]),
+        },
+    );
+    assert!(changes(&a).is_empty(), "only the primary may propose");
+    let a = h(
+        &mut cm,
+        0,
+        CmEvent::Propose {
+            from: N[0],
+            gpid: G,
+            ballot: Ballot(1),
+            change: ConfigChange::RemoveSecondary(N[1]),
+        },
+    );
+    assert_eq!(changes(&a)[0].secondaries, vec![N[2]]);
+}
+
+#[test]
+fn a_missing_replica_is_replaced_by_a_learner_preferring_one_with_data() {
+    let mut cm = cluster();
+    h(
+        &mut cm,
+        0,
+        CmEvent::Propose {
+            from: N[0],
+            gpid: G,
+            ballot: Ballot(1),
+            change: ConfigChange::RemoveSecondary(N[2]),
+        },
+    );
+    // N4 has old data of the partition; N3 does not report it.
+    alive(
+        &mut cm,
+        100,
+        &[(N[0], report(2, ReplicaStatus::Primary, 9)), (N[3], report(1, ReplicaStatus::Inactive, 4))],
+    );
+    let a = h(&mut cm, 100, CmEvent::Tick);
+    assert!(
+        a.contains(&CmAction::AddLearner { to: N[0], config: cm.config(G).unwrap().clone(), learner: N[3] }),
+        "{a:?}"
+    );
+    assert!(
+        !h(&mut cm, 200, CmEvent::Tick).iter().any(|x| matches!(x, CmAction::AddLearner { .. })),
+        "one at a time"
+    );
+    let a = h(
+        &mut cm,
+        300,
+        CmEvent::Propose { from: N[0], gpid: G, ballot: Ballot(2), change: ConfigChange::AddSecondary(N[3]) },
+    );
+    assert_eq!(changes(&a)[0].secondaries, vec![N[1], N[3]]);
+}
+
+#[test]
+fn when_every_replica_is_lost_only_a_last_member_is_promoted_with_the_longest_log() {
+    let mut cm = cluster();
+    // All three members die; N4 keeps beaconing.
+    alive(&mut cm, 10_001, &[(N[3], report(0, ReplicaStatus::Inactive, 0))]);
+    let c = changes(&h(&mut cm, 10_001, CmEvent::Tick));
+    assert_eq!(c.last().map(|c| c.primary), Some(None), "no primary while waiting");
+    // N4 reports an (empty) replica: never promoted, it was not a member.
+    alive(&mut cm, 20_000, &[(N[3], report(0, ReplicaStatus::Inactive, 0))]);
+    assert!(changes(&h(&mut cm, 20_000, CmEvent::Tick)).is_empty());
+    // N2 comes back: the manager waits a while for the others.
+    alive(&mut cm, 21_000, &[(N[1], report(1, ReplicaStatus::Inactive, 10))]);
+    assert!(changes(&h(&mut cm, 21_000, CmEvent::Tick)).is_empty());
+    alive(
+        &mut cm,
+        22_000,
+        &[(N[2], report(1, ReplicaStatus::Inactive, 12)), (N[1], report(1, ReplicaStatus::Inactive, 10))],
+    );
+    assert!(changes(&h(&mut cm, 22_000, CmEvent::Tick)).is_empty());
+    alive(
+        &mut cm,
+        26_100,
+        &[(N[2], report(1, ReplicaStatus::Inactive, 12)), (N[1], report(1, ReplicaStatus::Inactive, 10))],
+    );
+    let c = changes(&h(&mut cm, 26_100, CmEvent::Tick));
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].primary, c[0].secondaries.clone()),
+        (Some(N[2]), vec![]),
+        "the longest log among the last members"
+    );
+    assert!(c[0].ballot > Ballot(2));
+}
+
+#[test]
+fn a_lost_create_is_resent_until_the_partition_has_data() {
+    let mut cm = cluster();
+    alive(
+        &mut cm,
+        100,
+        &[(N[0], report(1, ReplicaStatus::Primary, 0)), (N[1], report(1, ReplicaStatus::Secondary, 0))],
+    );
+    let a = h(&mut cm, 100, CmEvent::Tick);
+    let creates: Vec<NodeId> = a
+        .iter()
+        .filter_map(|x| if let CmAction::CreateReplica { to, .. } = x { Some(*to) } else { None })
+        .collect();
+    assert_eq!(creates, vec![N[2]]);
+    alive(&mut cm, 200, &[(N[0], report(1, ReplicaStatus::Primary, 1))]);
+    assert!(
+        !h(&mut cm, 200, CmEvent::Tick).iter().any(|x| matches!(x, CmAction::CreateReplica { .. })),
+        "never once data exists"
+    );
+}

@@ -1,0 +1,422 @@
+//! Engine tests: feed events, assert the exact actions, one protocol step at a time.
+
+use tern_core::{
+    Ballot, ClusterId, ConfigChange, Decree, Error, Gpid, Mutation, NodeId, PartitionConfig, ReplicaStatus,
+    Timetag, WriteOp,
+};
+use tern_storage::LogEntry;
+
+use crate::message::{Action, Event, PeerMessage, ReadOp, Refusal, Reign};
+use crate::{Replica, ReplicaOptions};
+
+const G: Gpid = Gpid::new(1, 0);
+const P: NodeId = NodeId(1);
+const S1: NodeId = NodeId(2);
+const S2: NodeId = NodeId(3);
+const L: NodeId = NodeId(4);
+const T0: u64 = 1_767_225_600_000;
+
+fn cfg(ballot: u64, primary: NodeId, secondaries: &[NodeId]) -> PartitionConfig {
+    PartitionConfig {
+        gpid: G,
+        ballot: Ballot(ballot),
+        primary: Some(primary),
+        secondaries: secondaries.to_vec(),
+    }
+}
+
+fn opts() -> ReplicaOptions {
+    ReplicaOptions::new(ClusterId::new(1).unwrap())
+}
+
+fn replica(me: NodeId) -> Replica {
+    Replica::new(G, me, opts(), T0)
+}
+
+fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
+    let mut out = Vec::new();
+    r.handle(now, e, &mut out);
+    out
+}
+
+fn set(k: &str) -> WriteOp {
+    WriteOp::Set { hash_key: k.as_bytes().to_vec(), sort_key: vec![], value: b"v".to_vec(), ttl_secs: 0 }
+}
+
+fn appended(actions: &[Action]) -> Vec<(Ballot, Decree)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Append { entries } => {
+                Some(entries.iter().map(|e| (e.ballot, e.decree)).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn sends(actions: &[Action]) -> Vec<(NodeId, &PeerMessage)> {
+    actions
+        .iter()
+        .filter_map(|a| if let Action::Send { to, msg } = a { Some((*to, msg)) } else { None })
+        .collect()
+}
+
+fn applied(actions: &[Action]) -> Vec<Decree> {
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Apply { entries, .. } = a {
+                Some(entries.iter().map(|e| e.decree).collect::<Vec<_>>())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
+fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
+    PeerMessage::PrepareAck {
+        ballot: Ballot(from_ballot),
+        entry_ballot: Ballot(entry_ballot),
+        decree: Decree(d),
+        durable_through: Decree(d),
+        refusal: None,
+    }
+}
+
+/// A primary of a fresh 3-replica partition, its reign marker committed, with a lease.
+fn active_primary() -> Replica {
+    let mut r = replica(P);
+    let a = h(&mut r, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))], "the reign marker");
+    assert!(sends(&a).is_empty(), "nothing is sent before the marker is durable");
+    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    assert_eq!(sends(&a).len(), 2, "marker prepared to both secondaries");
+    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 1) });
+    let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 1, 1) });
+    assert_eq!(applied(&a), vec![Decree(1)]);
+    h(&mut r, T0, Event::Lease { expires_at_ms: T0 + 5_000 });
+    assert!(r.is_serving(T0));
+    r
+}
+
+#[test]
+fn a_write_commits_only_when_every_member_logged_it() {
+    let mut r = active_primary();
+    let a = h(&mut r, T0, Event::ClientWrite { req: 7, op: set("k") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(2))]);
+    let targets: Vec<NodeId> = sends(&a).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(targets, vec![S1, S2]);
+    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    assert!(applied(&a).is_empty(), "own log alone is not enough");
+    let a = h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    assert!(applied(&a).is_empty(), "a majority is not enough: PacificA commits on all members");
+    let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 1, 2) });
+    match &a[..] {
+        [Action::Apply { entries, replies }] => {
+            assert_eq!(entries[0].decree, Decree(2));
+            assert_eq!(replies, &vec![(Decree(2), 7)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.committed(), Decree(2));
+}
+
+#[test]
+fn an_ack_for_another_ballots_entry_does_not_count() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
+    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 0, 2) });
+    assert!(applied(&a).is_empty());
+}
+
+#[test]
+fn requests_are_refused_with_the_right_error() {
+    let mut r = active_primary();
+    let a =
+        h(&mut r, T0 + 5_000, Event::ClientRead { req: 1, read: ReadOp::Count { hash_key: b"h".to_vec() } });
+    assert!(
+        matches!(&a[..], [Action::Refuse { req: 1, error: Error::Unavailable(m), not_applied: true }] if m.contains("lease")),
+        "{a:?}"
+    );
+    let a =
+        h(&mut r, T0 + 4_999, Event::ClientRead { req: 2, read: ReadOp::Count { hash_key: b"h".to_vec() } });
+    assert!(matches!(&a[..], [Action::ServeRead { req: 2, ballot: Ballot(1), .. }]), "{a:?}");
+    let big =
+        WriteOp::Set { hash_key: b"h".to_vec(), sort_key: vec![], value: vec![0; 2 << 20], ttl_secs: 0 };
+    let a = h(&mut r, T0, Event::ClientWrite { req: 3, op: big });
+    assert!(
+        matches!(&a[..], [Action::Refuse { req: 3, error: Error::LimitExceeded { .. }, not_applied: true }]),
+        "{a:?}"
+    );
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    let a = h(&mut s, T0, Event::ClientWrite { req: 4, op: set("k") });
+    assert!(matches!(&a[..], [Action::Refuse { error: Error::NotPrimary { .. }, .. }]), "{a:?}");
+}
+
+fn prepare(ballot: u64, reign: Reign, committed: u64, entry: LogEntry) -> Event {
+    Event::Peer {
+        from: P,
+        msg: PeerMessage::Prepare {
+            config: cfg(ballot, P, &[S1, S2]),
+            reign,
+            committed: Decree(committed),
+            entry,
+        },
+    }
+}
+
+fn entry(ballot: u64, d: u64, key: &str) -> LogEntry {
+    LogEntry {
+        ballot: Ballot(ballot),
+        decree: Decree(d),
+        timetag: Timetag::new(T0 + d, 0, ClusterId::new(1).unwrap(), false),
+        mutation: Mutation::new(vec![set(key)]),
+    }
+}
+
+#[test]
+fn a_secondary_logs_acks_and_commits_what_the_primary_committed() {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    let reign = Reign { ballot: Ballot(1), base: Decree(0) };
+    let a = h(&mut s, T0, prepare(1, reign, 0, entry(1, 1, "a")));
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))]);
+    assert!(sends(&a).is_empty(), "no ack before it is durable");
+    let a = h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    assert_eq!(sends(&a), vec![(P, &ack(1, 1, 1))]);
+    let a = h(&mut s, T0, prepare(1, reign, 1, entry(1, 2, "b")));
+    assert_eq!(applied(&a), vec![Decree(1)], "the commit point rides on the next prepare");
+    let a = h(&mut s, T0, prepare(1, reign, 1, entry(1, 2, "b")));
+    assert!(appended(&a).is_empty(), "a resent prepare is not logged twice");
+}
+
+#[test]
+fn stale_ballots_are_refused_and_newer_ones_adopted() {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(3, P, &[S1, S2]) });
+    let reign = Reign { ballot: Ballot(2), base: Decree(0) };
+    let a = h(&mut s, T0, prepare(2, reign, 0, entry(2, 1, "a")));
+    match sends(&a)[..] {
+        [(to, PeerMessage::PrepareAck { ballot, refusal: Some(Refusal::StaleBallot), .. })] => {
+            assert_eq!((to, *ballot), (P, Ballot(3)));
+        }
+        ref other => panic!("{other:?}"),
+    }
+    let reign = Reign { ballot: Ballot(5), base: Decree(0) };
+    h(&mut s, T0, prepare(5, reign, 0, entry(5, 1, "a")));
+    assert_eq!(s.ballot(), Ballot(5));
+    assert_eq!(s.status(), ReplicaStatus::Secondary);
+}
+
+#[test]
+fn a_commit_point_of_a_new_reign_does_not_commit_an_older_reigns_entry() {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    // Reign 1 prepared decree 1 here, never committed.
+    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
+    h(&mut s, T0, prepare(1, r1, 0, entry(1, 1, "old")));
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    // Reign 4 (another primary, base 0) committed its own decree 1 and 2; its prepare for 2
+    // arrives first, carrying commit point 2.
+    let mut r4cfg = cfg(4, S2, &[S1, P]);
+    r4cfg.primary = Some(S2);
+    let r4 = Reign { ballot: Ballot(4), base: Decree(0) };
+    let from_new = |e: LogEntry, c: u64| Event::Peer {
+        from: S2,
+        msg: PeerMessage::Prepare { config: r4cfg.clone(), reign: r4, committed: Decree(c), entry: e },
+    };
+    let a = h(&mut s, T0, from_new(entry(4, 2, "new2"), 2));
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(4), Decree(2))] });
+    assert!(applied(&a).is_empty(), "decree 1 here is reign 1's entry: it must not be applied");
+    assert_eq!(s.committed(), Decree(0));
+    h(&mut s, T0, from_new(entry(4, 1, "new1"), 2));
+    let a = h(&mut s, T0, Event::Appended { entries: vec![(Ballot(4), Decree(1))] });
+    assert_eq!(applied(&a), vec![Decree(1), Decree(2)]);
+    match a.iter().find(|x| matches!(x, Action::Apply { .. })) {
+        Some(Action::Apply { entries, .. }) => assert_eq!(entries[0].mutation.ops[0], set("new1")),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_new_primary_reconciles_before_serving() {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
+    h(&mut s, T0, prepare(1, r1, 0, entry(1, 1, "x")));
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    h(&mut s, T0, Event::Lease { expires_at_ms: T0 + 5_000 });
+    // P failed; the configuration manager promotes S1 with S2.
+    let a = h(&mut s, T0, Event::ConfigUpdate { config: cfg(2, S1, &[S2]).with_primary(S1) });
+    assert_eq!(appended(&a), vec![(Ballot(2), Decree(1)), (Ballot(2), Decree(2))], "re-proposed + marker");
+    assert!(sends(&a).is_empty());
+    assert!(!s.is_serving(T0), "not before reconciliation");
+    let a = h(&mut s, T0, Event::ClientWrite { req: 9, op: set("y") });
+    assert!(matches!(&a[..], [Action::Refuse { not_applied: true, .. }]));
+    let a = h(&mut s, T0, Event::Appended { entries: vec![(Ballot(2), Decree(1)), (Ballot(2), Decree(2))] });
+    let s2: Vec<_> = sends(&a).into_iter().filter(|(to, _)| *to == S2).collect();
+    assert_eq!(s2.len(), 2, "both entries prepared to S2 at ballot 2");
+    let a = h(&mut s, T0, Event::Peer { from: S2, msg: ack(2, 2, 1) });
+    assert_eq!(applied(&a), vec![Decree(1)]);
+    assert!(!s.is_serving(T0), "the reign marker is not committed yet");
+    let a = h(&mut s, T0, Event::Peer { from: S2, msg: ack(2, 2, 2) });
+    assert_eq!(applied(&a), vec![Decree(2)]);
+    assert!(s.is_serving(T0));
+}
+
+trait WithPrimary {
+    fn with_primary(self, p: NodeId) -> Self;
+}
+
+impl WithPrimary for PartitionConfig {
+    fn with_primary(mut self, p: NodeId) -> Self {
+        self.primary = Some(p);
+        self
+    }
+}
+
+#[test]
+fn a_restarted_replica_never_leads_again_at_a_ballot_it_may_have_used() {
+    let mut r = replica(P);
+    let log = vec![entry(3, 1, "a"), entry(3, 2, "b")];
+    h(
+        &mut r,
+        T0,
+        Event::Open { applied: Decree(0), applied_timetag: Timetag::ZERO, applied_ballot: Ballot(0), log },
+    );
+    assert_eq!(r.status(), ReplicaStatus::Inactive);
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
+    assert!(a.is_empty() && r.status() == ReplicaStatus::Inactive, "ballot 3 may be its old reign");
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(4, P, &[S1]) });
+    assert_eq!(r.status(), ReplicaStatus::Primary);
+    assert_eq!(appended(&a), vec![(Ballot(4), Decree(1)), (Ballot(4), Decree(2)), (Ballot(4), Decree(3))]);
+}
+
+#[test]
+fn a_silent_secondary_is_proposed_for_removal_until_removed() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
+    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    let a = h(&mut r, T0 + 2_500, Event::Tick);
+    let resent: Vec<NodeId> = sends(&a)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, PeerMessage::Prepare { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(resent, vec![S2], "only the member that did not ack");
+    let proposals: Vec<_> = a.iter().filter(|x| matches!(x, Action::Propose { .. })).collect();
+    assert_eq!(
+        proposals,
+        vec![&Action::Propose { gpid: G, ballot: Ballot(1), change: ConfigChange::RemoveSecondary(S2) }]
+    );
+    let a = h(&mut r, T0 + 2_800, Event::Tick);
+    assert!(!a.iter().any(|x| matches!(x, Action::Propose { .. })), "not again within the retry interval");
+    let a = h(&mut r, T0 + 3_600, Event::Tick);
+    assert!(a.iter().any(|x| matches!(x, Action::Propose { .. })), "again, in case it was lost or refused");
+    // The configuration manager removes S2: the write commits with S1 alone.
+    let a = h(&mut r, T0 + 5_000, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
+    assert_eq!(applied(&a), vec![Decree(2)]);
+}
+
+#[test]
+fn a_learner_catches_up_then_the_primary_asks_to_add_it() {
+    let mut p = active_primary();
+    h(&mut p, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
+    let a = h(&mut p, T0, Event::AddLearner { config: cfg(2, P, &[S1]), learner: L });
+    assert!(matches!(sends(&a)[..], [(L, PeerMessage::LearnInvite { .. })]));
+    let invite = sends(&a)[0].1.clone();
+
+    let mut l = replica(L);
+    h(
+        &mut l,
+        T0,
+        Event::Open {
+            applied: Decree(0),
+            applied_timetag: Timetag::ZERO,
+            applied_ballot: Ballot(0),
+            log: vec![entry(1, 1, "garbage")],
+        },
+    );
+    let a = h(&mut l, T0, Event::Peer { from: P, msg: invite });
+    assert_eq!(a[0], Action::ResetLog, "a learner empties its log first");
+    assert!(matches!(sends(&a)[..], [(P, PeerMessage::LearnRequest { applied: Decree(0), .. })]));
+    let a = h(
+        &mut p,
+        T0,
+        Event::Peer { from: L, msg: PeerMessage::LearnRequest { ballot: Ballot(2), applied: Decree(0) } },
+    );
+    let Action::SendLearnResponse { through, committed, config, reign, .. } = &a[0] else { panic!("{a:?}") };
+    assert_eq!((*through, *committed), (Decree(1), Decree(1)));
+    // A write happens meanwhile: the learner gets its prepare but must not ack yet.
+    let w = h(&mut p, T0, Event::ClientWrite { req: 1, op: set("k") });
+    let to_l = sends(&w).into_iter().find(|(to, _)| *to == L).expect("prepares go to learners").1.clone();
+    let a = h(&mut l, T0, Event::Peer { from: P, msg: to_l });
+    h(&mut l, T0, Event::Appended { entries: appended(&a) });
+    let marker = LogEntry {
+        ballot: Ballot(1),
+        decree: Decree(1),
+        timetag: Timetag::ZERO,
+        mutation: Mutation::default(),
+    };
+    let resp = PeerMessage::LearnResponse {
+        config: config.clone(),
+        reign: *reign,
+        committed: Decree(1),
+        through: Decree(1),
+        checkpoint: None,
+        entries: vec![marker],
+    };
+    let a = h(&mut l, T0, Event::Peer { from: P, msg: resp });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))]);
+    assert!(sends(&a).is_empty(), "nothing acknowledged before learning is complete");
+    let a = h(&mut l, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    assert_eq!(applied(&a), vec![Decree(1)]);
+    let msgs = sends(&a);
+    assert!(matches!(msgs[0], (P, PeerMessage::LearnAck { through: Decree(2), .. })), "{msgs:?}");
+    assert!(matches!(msgs[1], (P, PeerMessage::PrepareAck { decree: Decree(2), .. })));
+    let ack2 = msgs[1].1.clone();
+    h(&mut p, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    h(&mut p, T0, Event::Peer { from: S1, msg: ack(2, 1, 2) });
+    let a = h(&mut p, T0, Event::Peer { from: L, msg: ack2 });
+    assert!(
+        a.contains(&Action::Propose { gpid: G, ballot: Ballot(2), change: ConfigChange::AddSecondary(L) }),
+        "{a:?}"
+    );
+    h(&mut l, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1, L]) });
+    assert_eq!(l.status(), ReplicaStatus::Secondary);
+}
+
+#[test]
+fn a_log_failure_stops_the_replica() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 5, op: set("k") });
+    let a = h(&mut r, T0, Event::AppendFailed { error: Error::io("append", "disk full") });
+    assert!(matches!(&a[..], [Action::Refuse { req: 5, not_applied: false, .. }]), "outcome unknown: {a:?}");
+    assert_eq!(r.status(), ReplicaStatus::Error);
+    assert_eq!(r.report().status, ReplicaStatus::Error);
+}
+
+#[test]
+fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
+    // The reign marker was applied, flushed and garbage-collected from the log: only the store
+    // still knows ballot 3 was used.
+    let mut r = replica(P);
+    let open = Event::Open {
+        applied: Decree(40),
+        applied_timetag: Timetag::ZERO,
+        applied_ballot: Ballot(3),
+        log: vec![],
+    };
+    h(&mut r, T0, open);
+    assert_eq!(r.ballot(), Ballot(3));
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
+    assert!(a.is_empty() && r.status() == ReplicaStatus::Inactive);
+}

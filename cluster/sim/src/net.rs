@@ -1,0 +1,169 @@
+//! The simulated network: who can reach whom, and what happens to a message on the way.
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tern_core::mutation::WriteOutcome;
+use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport};
+use tern_replica::{PeerMessage, ReadOp};
+
+use crate::config::Faults;
+
+/// An endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addr {
+    Node(NodeId),
+    Meta,
+    Client(u32),
+}
+
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Peer { gpid: Gpid, msg: PeerMessage },
+    Beacon { sent_at_ms: u64, reports: Vec<ReplicaReport> },
+    Propose { gpid: Gpid, ballot: Ballot, change: ConfigChange },
+    BeaconAck { sent_at_ms: u64, lease_ms: u64, configs: Vec<PartitionConfig> },
+    ConfigUpdate { config: PartitionConfig },
+    CreateReplica { config: PartitionConfig },
+    AddLearner { config: PartitionConfig, learner: NodeId },
+    Request { id: u64, gpid: Gpid, body: RequestBody },
+    Response { id: u64, body: ResponseBody },
+    QueryConfigs,
+    Configs { configs: Vec<PartitionConfig> },
+}
+
+#[derive(Clone, Debug)]
+pub enum RequestBody {
+    Write(tern_core::WriteOp),
+    Read(ReadOp),
+}
+
+#[derive(Clone, Debug)]
+pub enum ResponseBody {
+    /// A write's outcome and the decree it committed at.
+    Written {
+        outcome: WriteOutcome,
+        decree: Decree,
+    },
+    Read {
+        value: Option<Vec<u8>>,
+    },
+    Refused {
+        error: Error,
+        not_applied: bool,
+    },
+}
+
+impl Msg {
+    /// A short name for the trace.
+    pub fn kind(&self) -> String {
+        match self {
+            Msg::Peer { gpid, msg } => {
+                let k = match msg {
+                    PeerMessage::Prepare { entry, config, .. } => {
+                        format!("prepare b{} d{} cfg-b{}", entry.ballot, entry.decree, config.ballot)
+                    }
+                    PeerMessage::PrepareAck { entry_ballot, decree, refusal, .. } => match refusal {
+                        None => format!("ack b{entry_ballot} d{decree}"),
+                        Some(r) => format!("refuse d{decree} {r:?}"),
+                    },
+                    PeerMessage::GroupCheck { committed, .. } => format!("group-check c{committed}"),
+                    PeerMessage::LearnInvite { .. } => "learn-invite".into(),
+                    PeerMessage::LearnRequest { applied, .. } => format!("learn-request a{applied}"),
+                    PeerMessage::LearnResponse { through, checkpoint, entries, .. } => format!(
+                        "learn-response t{through} cp={:?} n={}",
+                        checkpoint.map(|c| c.decree.0),
+                        entries.len()
+                    ),
+                    PeerMessage::LearnAck { through, .. } => format!("learn-ack t{through}"),
+                };
+                format!("{gpid} {k}")
+            }
+            Msg::Beacon { .. } => "beacon".into(),
+            Msg::Propose { gpid, ballot, change } => format!("propose {gpid} b{ballot} {change:?}"),
+            Msg::BeaconAck { .. } => "beacon-ack".into(),
+            Msg::ConfigUpdate { config } => format!("config {config}"),
+            Msg::CreateReplica { config } => format!("create {config}"),
+            Msg::AddLearner { config, learner } => format!("add-learner {} {learner}", config.gpid),
+            Msg::Request { id, gpid, body } => format!(
+                "request #{id} {gpid} {}",
+                match body {
+                    RequestBody::Write(op) => op.name(),
+                    RequestBody::Read(_) => "read",
+                }
+            ),
+            Msg::Response { id, body } => format!(
+                "response #{id} {}",
+                match body {
+                    ResponseBody::Written { decree, .. } => format!("written d{decree}"),
+                    ResponseBody::Read { .. } => "read".into(),
+                    ResponseBody::Refused { error, .. } => format!("refused {}", error.code()),
+                }
+            ),
+            Msg::QueryConfigs => "query-configs".into(),
+            Msg::Configs { .. } => "configs".into(),
+        }
+    }
+}
+
+/// Reachability and message fate.
+#[derive(Debug, Default)]
+pub struct Network {
+    /// Directed links that drop everything.
+    blocked: BTreeSet<(Addr, Addr)>,
+    /// While false (the heal phase), no drops, duplicates or slow messages.
+    pub faulty: bool,
+}
+
+/// What happens to one message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fate {
+    Drop,
+    /// Deliver after these delays (two for a duplicate).
+    Deliver(Vec<u64>),
+}
+
+impl Network {
+    /// A network that starts out faulty (the fault phase).
+    pub fn new() -> Network {
+        Network { blocked: BTreeSet::new(), faulty: true }
+    }
+
+    pub fn block(&mut self, from: Addr, to: Addr) {
+        self.blocked.insert((from, to));
+    }
+
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    pub fn is_blocked(&self, from: Addr, to: Addr) -> bool {
+        self.blocked.contains(&(from, to))
+    }
+
+    pub fn fate(&self, rng: &mut ChaCha8Rng, f: &Faults, from: Addr, to: Addr) -> Fate {
+        if self.is_blocked(from, to) {
+            return Fate::Drop;
+        }
+        let delay = |rng: &mut ChaCha8Rng, faulty: bool| {
+            if faulty && rng.random_bool(f.slow_chance) {
+                rng.random_range(f.slow_delay_us.0..=f.slow_delay_us.1)
+            } else {
+                rng.random_range(f.delay_us.0..=f.delay_us.1)
+            }
+        };
+        if self.faulty && rng.random_bool(f.drop) {
+            return Fate::Drop;
+        }
+        let mut delays = vec![delay(rng, self.faulty)];
+        // Client requests are never duplicated: a real transport (TCP) does not, and a client's
+        // retry is a new operation in the history. Replica and meta messages are, because the
+        // protocol resends them anyway and must be idempotent.
+        let is_client = matches!(from, Addr::Client(_));
+        if self.faulty && !is_client && rng.random_bool(f.duplicate) {
+            delays.push(delay(rng, true));
+        }
+        Fate::Deliver(delays)
+    }
+}

@@ -1,0 +1,546 @@
+//! A simulated replica server: the runtime around `tern_replica::Replica`, as `tern-server` will
+//! be, over in-memory stores and logs on its own simulated disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::Rng;
+use tern_confman::NodeLease;
+use tern_core::mutation::WriteOutcome;
+use tern_core::{
+    Ballot, Decree, Error, Gpid, ManualClock, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus,
+};
+use tern_replica::{Action, CheckpointRef, Event, ReadOp, Replica, ReplicaOptions, RequestId};
+use tern_storage::{ApplyEntry, MemDisk, MemMutationLog, MemPartitionStore, MutationLog, PartitionStore};
+
+use crate::clock::NodeClock;
+use crate::net::{Addr, Msg, RequestBody, ResponseBody};
+use crate::observe::digest;
+use crate::world_ctx::{Ctx, Ev};
+
+pub const TICK_MS: u64 = 50;
+pub const BEACON_MS: u64 = 500;
+pub const FLUSH_MS: u64 = 2_000;
+
+struct Hosted {
+    sm: Replica,
+    store: MemPartitionStore,
+    log: MemMutationLog,
+    /// Appended, not yet synced.
+    unsynced: Vec<(Ballot, Decree)>,
+    sync_scheduled: bool,
+}
+
+#[allow(missing_debug_implementations)]
+pub struct SimNode {
+    pub id: NodeId,
+    pub idx: usize,
+    pub up: bool,
+    pub incarnation: u64,
+    pub clock: NodeClock,
+    disk: MemDisk,
+    /// The store clock (reads' "now"), set to the node's clock before every event.
+    store_clock: Arc<ManualClock>,
+    lease: NodeLease,
+    replicas: BTreeMap<Gpid, Hosted>,
+    /// Partitions this node is a member of without holding a replica (reported as failed).
+    missing: BTreeMap<Gpid, Ballot>,
+    requests: BTreeMap<RequestId, (Addr, u64)>,
+    next_request: RequestId,
+    next_beacon_ms: u64,
+    opts: ReplicaOptions,
+}
+
+fn store_path(g: Gpid) -> PathBuf {
+    PathBuf::from(format!("/{g}/store"))
+}
+
+fn log_path(g: Gpid) -> PathBuf {
+    PathBuf::from(format!("/{g}/log"))
+}
+
+impl SimNode {
+    pub fn new(idx: usize, clock: NodeClock, opts: ReplicaOptions) -> SimNode {
+        SimNode {
+            id: NodeId(idx as u64 + 1),
+            idx,
+            up: true,
+            incarnation: 0,
+            clock,
+            disk: MemDisk::new(),
+            store_clock: Arc::new(ManualClock::new(0)),
+            lease: NodeLease::default(),
+            replicas: BTreeMap::new(),
+            missing: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            next_request: 1,
+            next_beacon_ms: 0,
+            opts,
+        }
+    }
+
+    fn addr(&self) -> Addr {
+        Addr::Node(self.id)
+    }
+
+    fn now_ms(&self, ctx: &Ctx<'_>) -> u64 {
+        let ms = self.clock.local_ms(ctx.now_us);
+        self.store_clock.set_ms(ms);
+        ms
+    }
+
+    pub fn replica(&self, g: Gpid) -> Option<&Replica> {
+        self.replicas.get(&g).map(|h| &h.sm)
+    }
+
+    pub fn store(&self, g: Gpid) -> Option<&MemPartitionStore> {
+        self.replicas.get(&g).map(|h| &h.store)
+    }
+
+    // ---- lifecycle ----
+
+    pub fn crash(&mut self, ctx: &mut Ctx<'_>) {
+        self.up = false;
+        self.incarnation += 1;
+        for (_, h) in std::mem::take(&mut self.replicas) {
+            h.store.crash();
+            drop(h.log); // unsynced records are lost
+        }
+        self.lease = NodeLease::default();
+        self.requests.clear();
+        self.missing.clear();
+        ctx.trace(format!("{} crashed", self.id));
+    }
+
+    pub fn restart(&mut self, ctx: &mut Ctx<'_>) {
+        self.up = true;
+        self.incarnation += 1;
+        let now = self.now_ms(ctx);
+        for path in self.disk.store_paths() {
+            let Some(g) = parse_gpid(&path) else { continue };
+            self.open_replica(ctx, g, now);
+        }
+        self.next_beacon_ms = now;
+        ctx.trace(format!("{} restarted with {} replicas", self.id, self.replicas.len()));
+        ctx.after(0, Ev::NodeTick(self.idx));
+        ctx.after(
+            self.clock.global_us_for(FLUSH_MS),
+            Ev::StoreFlush { node: self.idx, incarnation: self.incarnation },
+        );
+    }
+
+    /// Opens (or creates, empty) the replica of `g` from disk and tells it what it holds.
+    fn open_replica(&mut self, ctx: &mut Ctx<'_>, g: Gpid, now: u64) {
+        let store = MemPartitionStore::open(&self.disk, store_path(g), self.store_clock.clone());
+        store.flush().ok(); // make its existence durable
+        let (log, _) = MemMutationLog::open(&self.disk, log_path(g));
+        let applied = store.last_applied_decree();
+        let entries = log.read(applied.next(), usize::MAX).unwrap_or_default();
+        let mut sm = Replica::new(g, self.id, self.opts.clone(), now);
+        let mut out = Vec::new();
+        sm.handle(
+            now,
+            Event::Open {
+                applied,
+                applied_timetag: store.last_applied_timetag(),
+                applied_ballot: store.last_applied_ballot(),
+                log: entries,
+            },
+            &mut out,
+        );
+        self.replicas.insert(g, Hosted { sm, store, log, unsynced: vec![], sync_scheduled: false });
+        self.missing.remove(&g);
+        let _ = ctx;
+    }
+
+    // ---- events ----
+
+    pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.up {
+            return;
+        }
+        let now = self.now_ms(ctx);
+        let gpids: Vec<Gpid> = self.replicas.keys().copied().collect();
+        for g in gpids {
+            self.feed(ctx, g, Event::Tick);
+        }
+        if now >= self.next_beacon_ms {
+            self.next_beacon_ms = now + BEACON_MS;
+            let mut reports: Vec<ReplicaReport> = self.replicas.values().map(|h| h.sm.report()).collect();
+            for (g, b) in &self.missing {
+                reports.push(ReplicaReport {
+                    gpid: *g,
+                    ballot: *b,
+                    status: ReplicaStatus::Error,
+                    committed: Decree(0),
+                    last_prepared: Decree(0),
+                });
+            }
+            ctx.send(self.addr(), Addr::Meta, Msg::Beacon { sent_at_ms: now, reports });
+        }
+        ctx.after(self.clock.global_us_for(TICK_MS), Ev::NodeTick(self.idx));
+    }
+
+    pub fn on_message(&mut self, ctx: &mut Ctx<'_>, from: Addr, msg: Msg) {
+        if !self.up {
+            return;
+        }
+        let now = self.now_ms(ctx);
+        match msg {
+            Msg::Peer { gpid, msg } => {
+                let Addr::Node(from) = from else { return };
+                if !self.replicas.contains_key(&gpid) {
+                    if !matches!(msg, tern_replica::PeerMessage::LearnInvite { .. }) {
+                        return;
+                    }
+                    self.open_replica(ctx, gpid, now);
+                }
+                self.feed(ctx, gpid, Event::Peer { from, msg });
+            }
+            Msg::BeaconAck { sent_at_ms, lease_ms, configs } => {
+                // Configurations first, then the lease: a demoted primary must step down before
+                // it could serve on a fresh lease.
+                for c in configs {
+                    self.deliver_config(ctx, c);
+                }
+                self.lease.on_ack(sent_at_ms, lease_ms);
+                let expires_at_ms = self.lease.expires_at_ms();
+                let gpids: Vec<Gpid> = self.replicas.keys().copied().collect();
+                for g in gpids {
+                    self.feed(ctx, g, Event::Lease { expires_at_ms });
+                }
+            }
+            Msg::ConfigUpdate { config } => self.deliver_config(ctx, config),
+            Msg::CreateReplica { config } => {
+                let g = config.gpid;
+                if !self.replicas.contains_key(&g) && !self.disk.exists(&store_path(g)) {
+                    self.open_replica(ctx, g, now);
+                }
+                if self.replicas.contains_key(&g) {
+                    self.feed(ctx, g, Event::Create { config });
+                }
+            }
+            Msg::AddLearner { config, learner } => {
+                let g = config.gpid;
+                if self.replicas.contains_key(&g) {
+                    self.feed(ctx, g, Event::AddLearner { config, learner });
+                }
+            }
+            Msg::Request { id, gpid, body } => {
+                if !self.replicas.contains_key(&gpid) {
+                    let error = Error::NotPrimary { gpid };
+                    ctx.send(
+                        self.addr(),
+                        from,
+                        Msg::Response { id, body: ResponseBody::Refused { error, not_applied: true } },
+                    );
+                    return;
+                }
+                let req = self.next_request;
+                self.next_request += 1;
+                self.requests.insert(req, (from, id));
+                let ev = match body {
+                    RequestBody::Write(op) => Event::ClientWrite { req, op },
+                    RequestBody::Read(read) => Event::ClientRead { req, read },
+                };
+                self.feed(ctx, gpid, ev);
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver_config(&mut self, ctx: &mut Ctx<'_>, config: PartitionConfig) {
+        let g = config.gpid;
+        if self.replicas.contains_key(&g) {
+            self.feed(ctx, g, Event::ConfigUpdate { config });
+        } else if config.is_member(self.id) && config.ballot > Ballot(1) {
+            self.missing.insert(g, config.ballot);
+        } else {
+            self.missing.remove(&g);
+        }
+    }
+
+    pub fn on_log_sync(&mut self, ctx: &mut Ctx<'_>, g: Gpid, incarnation: u64) {
+        if !self.up || incarnation != self.incarnation {
+            return;
+        }
+        let fail = ctx.faulty && ctx.rng.random_bool(ctx.cfg.faults.disk_fault);
+        let Some(h) = self.replicas.get_mut(&g) else { return };
+        h.sync_scheduled = false;
+        if fail {
+            // The sync failed: what it was to make durable is gone, and the replica must stop.
+            h.unsynced.clear();
+            let (log, _) = MemMutationLog::open(&self.disk, log_path(g));
+            h.log = log;
+            ctx.trace(format!("{} {g} disk fault on log sync", self.id));
+            let error = Error::io(format!("sync log of {g}"), "injected disk fault");
+            self.feed(ctx, g, Event::AppendFailed { error });
+            // A replica server fail-stops on a failed fsync (it cannot know what reached the
+            // disk); it is restarted later and recovers from what is durable.
+            return self.crash(ctx);
+        }
+        if let Err(e) = h.log.sync() {
+            ctx.obs.violations.push(format!("{} {g}: log sync failed unexpectedly: {e}", self.id));
+            return;
+        }
+        let entries = std::mem::take(&mut h.unsynced);
+        if !entries.is_empty() {
+            self.feed(ctx, g, Event::Appended { entries });
+        }
+    }
+
+    pub fn on_store_flush(&mut self, ctx: &mut Ctx<'_>, incarnation: u64) {
+        if !self.up || incarnation != self.incarnation {
+            return;
+        }
+        for (g, h) in &mut self.replicas {
+            let durable = match h.store.flush() {
+                Ok(d) => d,
+                Err(e) => {
+                    ctx.obs.violations.push(format!("{} {g}: store flush failed: {e}", self.id));
+                    continue;
+                }
+            };
+            // The log is needed only above what the store holds durably.
+            if let Err(e) = h.log.gc_below(durable.next()) {
+                ctx.obs.violations.push(format!("{} {g}: log gc failed: {e}", self.id));
+            }
+        }
+        ctx.after(self.clock.global_us_for(FLUSH_MS), Ev::StoreFlush { node: self.idx, incarnation });
+    }
+
+    pub fn on_checkpoint_fetched(&mut self, ctx: &mut Ctx<'_>, g: Gpid, incarnation: u64, id: u64, ok: bool) {
+        if !self.up || incarnation != self.incarnation || !self.replicas.contains_key(&g) {
+            return;
+        }
+        let image = ctx.checkpoints.get(&id).cloned();
+        let (Some(image), true) = (image, ok) else {
+            let error = Error::Unavailable("checkpoint transfer failed".into());
+            return self.feed(ctx, g, Event::CheckpointFailed { error });
+        };
+        let (decree, timetag) = image.applied();
+        if let Some(h) = self.replicas.remove(&g) {
+            let Hosted { sm, store, log, unsynced, sync_scheduled } = h;
+            drop(store);
+            self.disk.remove(&store_path(g));
+            self.disk.import(&store_path(g), image);
+            let store = MemPartitionStore::open(&self.disk, store_path(g), self.store_clock.clone());
+            self.replicas.insert(g, Hosted { sm, store, log, unsynced, sync_scheduled });
+        }
+        ctx.trace(format!("{} {g} installed checkpoint at d{decree}", self.id));
+        self.feed(ctx, g, Event::CheckpointInstalled { decree, timetag });
+    }
+
+    /// Hands one event to a replica and carries out its actions.
+    fn feed(&mut self, ctx: &mut Ctx<'_>, g: Gpid, event: Event) {
+        let now = self.now_ms(ctx);
+        let mut out = Vec::new();
+        let Some(h) = self.replicas.get_mut(&g) else { return };
+        let before = (h.sm.status(), h.sm.ballot());
+        h.sm.handle(now, event, &mut out);
+        let after = (h.sm.status(), h.sm.ballot());
+        if before != after {
+            ctx.trace(format!(
+                "{} {g} {} b{} -> {} b{}",
+                self.id,
+                before.0.name(),
+                before.1,
+                after.0.name(),
+                after.1
+            ));
+        }
+        for a in out {
+            self.execute(ctx, g, a);
+        }
+    }
+
+    fn respond(&mut self, ctx: &mut Ctx<'_>, req: RequestId, body: ResponseBody) {
+        if let Some((to, id)) = self.requests.remove(&req) {
+            ctx.send(self.addr(), to, Msg::Response { id, body });
+        }
+    }
+
+    fn execute(&mut self, ctx: &mut Ctx<'_>, g: Gpid, action: Action) {
+        let me = self.id;
+        match action {
+            Action::Append { entries } => {
+                let Some(h) = self.replicas.get_mut(&g) else { return };
+                if let Err(e) = h.log.append(&entries) {
+                    ctx.obs.violations.push(format!("{me} {g}: log append failed: {e}"));
+                    return;
+                }
+                h.unsynced.extend(entries.iter().map(|e| (e.ballot, e.decree)));
+                if !h.sync_scheduled {
+                    h.sync_scheduled = true;
+                    let delay = ctx.rng.random_range(200..2_000);
+                    ctx.after(delay, Ev::LogSync { node: self.idx, gpid: g, incarnation: self.incarnation });
+                }
+            }
+            Action::ResetLog => {
+                let Some(h) = self.replicas.get_mut(&g) else { return };
+                h.unsynced.clear();
+                if let Err(e) = h.log.reset() {
+                    ctx.obs.violations.push(format!("{me} {g}: log reset failed: {e}"));
+                }
+            }
+            Action::Apply { entries, replies } => {
+                let Some(h) = self.replicas.get_mut(&g) else { return };
+                let batch: Vec<ApplyEntry<'_>> = entries
+                    .iter()
+                    .map(|e| ApplyEntry {
+                        decree: e.decree,
+                        ballot: e.ballot,
+                        timetag: e.timetag,
+                        mutation: &e.mutation,
+                    })
+                    .collect();
+                let outcomes = match h.store.apply_batch(&batch) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        ctx.obs.violations.push(format!(
+                            "{me} {g}: applying decrees {}..={} failed: {e}",
+                            entries[0].decree,
+                            entries[entries.len() - 1].decree
+                        ));
+                        return;
+                    }
+                };
+                for e in &entries {
+                    let d = digest(e);
+                    match ctx.obs.applied.get(&(g, e.decree.0)) {
+                        Some((first, who)) if *first != d => ctx.obs.violations.push(format!(
+                            "committed prefixes disagree (PacificA §2 consistency): {me} applied decree {} of {g} as a different entry than {who} did",
+                            e.decree
+                        )),
+                        Some(_) => {}
+                        None => {
+                            ctx.obs.applied.insert((g, e.decree.0), (d, me));
+                        }
+                    }
+                }
+                for (decree, req) in replies {
+                    let idx = entries.iter().position(|e| e.decree == decree);
+                    let outcome =
+                        idx.and_then(|i| outcomes[i].first().cloned()).unwrap_or(WriteOutcome::Done);
+                    if !matches!(outcome, WriteOutcome::Failed(_)) {
+                        ctx.obs.acked.push((g, decree));
+                    }
+                    self.respond(ctx, req, ResponseBody::Written { outcome, decree });
+                }
+            }
+            Action::Send { to, msg } => ctx.send(Addr::Node(me), Addr::Node(to), Msg::Peer { gpid: g, msg }),
+            Action::SendLearnResponse { to, learner_applied, through, config, reign, committed } => {
+                self.send_learn_response(ctx, g, to, learner_applied, through, config, reign, committed)
+            }
+            Action::InstallCheckpoint { from, checkpoint } => {
+                // The transfer takes a while and fails if the source is unreachable at the start.
+                let delay = ctx.rng.random_range(5_000..50_000);
+                let ok = !ctx.faulty || ctx.rng.random_bool(0.9);
+                let _ = from;
+                ctx.after(
+                    delay,
+                    Ev::CheckpointFetched {
+                        node: self.idx,
+                        gpid: g,
+                        incarnation: self.incarnation,
+                        id: checkpoint.id,
+                        ok,
+                    },
+                );
+            }
+            Action::Propose { gpid, ballot, change } => {
+                ctx.send(Addr::Node(me), Addr::Meta, Msg::Propose { gpid, ballot, change })
+            }
+            Action::ServeRead { req, read, ballot } => {
+                let Some(h) = self.replicas.get(&g) else { return };
+                let value = match read {
+                    ReadOp::Get { hash_key, sort_key } => h.store.get(&hash_key, &sort_key),
+                    other => Err(Error::InvalidArgument(format!(
+                        "the simulator only reads with get, not {other:?}"
+                    ))),
+                };
+                match value {
+                    Ok(value) => {
+                        ctx.obs.served.push((g, ctx.now_us, me, ballot));
+                        self.respond(ctx, req, ResponseBody::Read { value });
+                    }
+                    Err(e) => ctx.obs.violations.push(format!("{me} {g}: read failed: {e}")),
+                }
+            }
+            Action::Refuse { req, error, not_applied } => {
+                self.respond(ctx, req, ResponseBody::Refused { error, not_applied })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_learn_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        g: Gpid,
+        to: NodeId,
+        learner_applied: Decree,
+        through: Decree,
+        config: PartitionConfig,
+        reign: tern_replica::Reign,
+        committed: Decree,
+    ) {
+        let me = self.id;
+        let Some(h) = self.replicas.get(&g) else { return };
+        let need = learner_applied.next();
+        let log_reaches = h.log.decree_range().is_some_and(|(first, _)| first <= need);
+        let (checkpoint, from) = if learner_applied >= through || log_reaches {
+            (None, need)
+        } else {
+            let id = *ctx.next_checkpoint;
+            *ctx.next_checkpoint += 1;
+            let path = PathBuf::from(format!("/checkpoint/{id}"));
+            let decree = match h.store.checkpoint(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    ctx.obs.violations.push(format!("{me} {g}: checkpoint failed: {e}"));
+                    return;
+                }
+            };
+            if let Some(image) = self.disk.export(&path) {
+                ctx.checkpoints.insert(id, image);
+            }
+            self.disk.remove(&path);
+            (Some(CheckpointRef { id, decree, timetag: h.store.last_applied_timetag() }), decree.next())
+        };
+        let entries = if from <= through {
+            let n = (through.0 - from.0 + 1) as usize;
+            h.log
+                .read(from, n)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.decree <= through)
+                .collect::<Vec<_>>()
+        } else {
+            vec![]
+        };
+        let contiguous = entries.iter().enumerate().all(|(i, e)| e.decree.0 == from.0 + i as u64);
+        if !contiguous || (from <= through && entries.len() as u64 != through.0 - from.0 + 1) {
+            ctx.obs
+                .violations
+                .push(format!("{me} {g}: primary's log lacks decrees {from}..={through} for a learner"));
+            return;
+        }
+        let msg = tern_replica::PeerMessage::LearnResponse {
+            config,
+            reign,
+            committed,
+            through,
+            checkpoint,
+            entries,
+        };
+        ctx.send(Addr::Node(me), Addr::Node(to), Msg::Peer { gpid: g, msg });
+    }
+}
+
+fn parse_gpid(path: &std::path::Path) -> Option<Gpid> {
+    let s = path.to_str()?.strip_prefix('/')?.strip_suffix("/store")?;
+    let (t, p) = s.split_once('.')?;
+    Some(Gpid::new(t.parse().ok()?, p.parse().ok()?))
+}
