@@ -9,6 +9,7 @@ rules=(
   "tern-core:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-storage:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-replica:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-confman:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-sim:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-proto:rocksdb librocksdb-sys aws-sdk-s3"
   "tern-client:rocksdb librocksdb-sys"

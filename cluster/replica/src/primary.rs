@@ -1,6 +1,6 @@
 //! The primary: taking over (reconciliation), admitting client requests, two-phase commit
-//! (commit once *every* member has logged an entry, PacificA §3.2), resending, suspecting
-//! secondaries, and bringing learners in (§3.4, §4).
+//! (commit once *every* member has logged an entry, PacificA §2.2), resending, suspecting
+//! secondaries, and bringing learners in (§2.5, "addition of new secondaries").
 
 use tern_core::{Ballot, ConfigChange, Decree, Error, NodeId, PartitionConfig, ReplicaStatus, WriteOp};
 use tern_storage::LogEntry;
@@ -28,7 +28,7 @@ pub(crate) struct LearnerProgress {
 impl Replica {
     /// Starts a reign: re-propose every entry after the committed decree under the new ballot,
     /// followed by an empty entry that marks the reign, and serve nothing until all of it is
-    /// committed, so that every member agrees (PacificA §3.3, "reconciliation").
+    /// committed, so that every member agrees (PacificA §2.5, "reconciliation").
     ///
     /// Nothing is sent until those entries are durable here: a replica that restarts must find
     /// its reign's ballot in its own log, or it could start another reign at the same ballot

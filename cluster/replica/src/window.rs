@@ -72,15 +72,8 @@ impl Window {
     /// Drops every slot after the first gap above `base` (entries after a gap were never
     /// committed: commits are a prefix, and every member holds every committed entry).
     pub fn truncate_at_gap(&mut self, base: Decree) {
-        let mut expect = base.0 + 1;
-        let mut cut = None;
-        for &d in self.slots.keys() {
-            if d != expect {
-                cut = Some(expect);
-                break;
-            }
-            expect += 1;
-        }
+        let cut =
+            (base.0 + 1..).zip(self.slots.keys()).find(|(expect, d)| *d != expect).map(|(expect, _)| expect);
         if let Some(c) = cut {
             self.slots.split_off(&c);
         }

@@ -1,6 +1,6 @@
 //! The simulated network: who can reach whom, and what happens to a message on the way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -110,8 +110,9 @@ impl Msg {
 /// Reachability and message fate.
 #[derive(Debug, Default)]
 pub struct Network {
-    /// Directed links that drop everything.
-    blocked: BTreeSet<(Addr, Addr)>,
+    /// Current partitions by id: the directed links each one cuts.
+    partitions: BTreeMap<u64, BTreeSet<(Addr, Addr)>>,
+    next_partition: u64,
     /// While false (the heal phase), no drops, duplicates or slow messages.
     pub faulty: bool,
 }
@@ -127,19 +128,27 @@ pub enum Fate {
 impl Network {
     /// A network that starts out faulty (the fault phase).
     pub fn new() -> Network {
-        Network { blocked: BTreeSet::new(), faulty: true }
+        Network { partitions: BTreeMap::new(), next_partition: 1, faulty: true }
     }
 
-    pub fn block(&mut self, from: Addr, to: Addr) {
-        self.blocked.insert((from, to));
+    /// Cuts `links` until [`Network::heal`] of the returned id.
+    pub fn partition(&mut self, links: BTreeSet<(Addr, Addr)>) -> u64 {
+        let id = self.next_partition;
+        self.next_partition += 1;
+        self.partitions.insert(id, links);
+        id
     }
 
-    pub fn heal(&mut self) {
-        self.blocked.clear();
+    pub fn heal(&mut self, id: u64) {
+        self.partitions.remove(&id);
+    }
+
+    pub fn heal_all(&mut self) {
+        self.partitions.clear();
     }
 
     pub fn is_blocked(&self, from: Addr, to: Addr) -> bool {
-        self.blocked.contains(&(from, to))
+        self.partitions.values().any(|p| p.contains(&(from, to)))
     }
 
     pub fn fate(&self, rng: &mut ChaCha8Rng, f: &Faults, from: Addr, to: Addr) -> Fate {

@@ -410,7 +410,7 @@ impl SimNode {
                     let d = digest(e);
                     match ctx.obs.applied.get(&(g, e.decree.0)) {
                         Some((first, who)) if *first != d => ctx.obs.violations.push(format!(
-                            "committed prefixes disagree (PacificA §2 consistency): {me} applied decree {} of {g} as a different entry than {who} did",
+                            "committed prefixes disagree (PacificA §2.2 commit invariant): {me} applied decree {} of {g} as a different entry than {who} did",
                             e.decree
                         )),
                         Some(_) => {}

@@ -279,6 +279,10 @@ impl World {
                 self.with_ctx(|p, ctx| p.nodes[node].on_checkpoint_fetched(ctx, gpid, incarnation, id, ok))
             }
             Ev::FaultStep => self.fault_step(),
+            Ev::HealPartition(id) => {
+                self.net.heal(id);
+                self.trace.line(self.now_us, format!("partition {id} healed"));
+            }
             Ev::EndFaults => self.end_faults(),
             Ev::CheckConverged => self.check_progress(),
         }
@@ -292,46 +296,54 @@ impl World {
         let choice = self.rng.random_range(0..100);
         let n = self.nodes.len();
         match choice {
-            0..25 if down < self.cfg.faults.max_down => {
+            0..20 if down < self.cfg.faults.max_down => {
                 let up: Vec<usize> = (0..n).filter(|i| self.nodes[*i].up).collect();
                 let i = up[self.rng.random_range(0..up.len())];
                 self.stats.crashes += 1;
                 self.with_ctx(|p, ctx| p.nodes[i].crash(ctx));
             }
-            0..50 if down > 0 => {
+            0..45 if down > 0 => {
                 let downs: Vec<usize> = (0..n).filter(|i| !self.nodes[*i].up).collect();
                 let i = downs[self.rng.random_range(0..downs.len())];
                 self.with_ctx(|p, ctx| p.nodes[i].restart(ctx));
             }
-            50..80 => {
-                // Cut one process off, one way or both.
+            _ => {
+                // Cut one process off from everyone (one way or both), or a replica server from
+                // the meta server only (its clients still reach it: the lease rule's case), for
+                // one to fifteen seconds.
                 let target = self.rng.random_range(0..=n);
                 let victim = if target == n { Addr::Meta } else { Addr::Node(self.nodes[target].id) };
-                let mode = self.rng.random_range(0..3);
-                let others: Vec<Addr> = self
-                    .nodes
-                    .iter()
-                    .map(|x| Addr::Node(x.id))
-                    .chain([Addr::Meta])
-                    .chain((0..self.clients.len() as u32).map(Addr::Client))
-                    .filter(|a| *a != victim)
-                    .collect();
+                let mode = self.rng.random_range(0..5);
+                let servers = || self.nodes.iter().map(|x| Addr::Node(x.id)).chain([Addr::Meta]);
+                let others: Vec<Addr> = if mode == 3 && victim != Addr::Meta {
+                    vec![Addr::Meta]
+                } else if mode == 4 && victim != Addr::Meta {
+                    // The back-end network splits: no meta, no peers; clients still get through.
+                    servers().filter(|a| *a != victim).collect()
+                } else {
+                    self.nodes
+                        .iter()
+                        .map(|x| Addr::Node(x.id))
+                        .chain([Addr::Meta])
+                        .chain((0..self.clients.len() as u32).map(Addr::Client))
+                        .filter(|a| *a != victim)
+                        .collect()
+                };
+                let mut links = std::collections::BTreeSet::new();
                 for o in others {
                     if mode != 1 {
-                        self.net.block(victim, o);
+                        links.insert((victim, o));
                     }
                     if mode != 2 {
-                        self.net.block(o, victim);
+                        links.insert((o, victim));
                     }
                 }
-                self.trace.line(
-                    self.now_us,
-                    format!("partition: {victim:?} cut off ({})", ["both ways", "inbound", "outbound"][mode]),
-                );
-            }
-            _ => {
-                self.net.heal();
-                self.trace.line(self.now_us, "partition healed".into());
+                let id = self.net.partition(links);
+                let how =
+                    ["both ways", "inbound", "outbound", "from the meta server", "from all servers"][mode];
+                self.trace.line(self.now_us, format!("partition {id}: {victim:?} cut off ({how})"));
+                let lasts = self.rng.random_range(1_000_000..15_000_000);
+                self.push(lasts, Ev::HealPartition(id));
             }
         }
         let step = self.cfg.faults.step_ms * 1_000;
@@ -342,7 +354,7 @@ impl World {
     fn end_faults(&mut self) {
         self.phase = Phase::Heal;
         self.net.faulty = false;
-        self.net.heal();
+        self.net.heal_all();
         self.trace.line(self.now_us, "faults end: heal phase".into());
         for i in 0..self.nodes.len() {
             if !self.nodes[i].up {

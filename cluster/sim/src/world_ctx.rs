@@ -21,6 +21,7 @@ pub enum Ev {
     StoreFlush { node: usize, incarnation: u64 },
     CheckpointFetched { node: usize, gpid: tern_core::Gpid, incarnation: u64, id: u64, ok: bool },
     FaultStep,
+    HealPartition(u64),
     EndFaults,
     CheckConverged,
 }

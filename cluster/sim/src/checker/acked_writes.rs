@@ -1,4 +1,4 @@
-//! No acknowledged write is lost (PacificA §3.2: a mutation is acknowledged only once every
+//! No acknowledged write is lost (PacificA §2.2 and §2.5: a mutation is acknowledged only once every
 //! member logged it, and every later configuration keeps a member that has it): after healing,
 //! every replica has applied past every acknowledged decree, and the entry applied at that
 //! decree is the one first applied there (the online committed-prefix check).

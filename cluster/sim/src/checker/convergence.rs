@@ -1,4 +1,4 @@
-//! After healing, every replica of a partition holds the same data (PacificA §2: replicas
+//! After healing, every replica of a partition holds the same data (PacificA §2.2: replicas
 //! apply the same sequence of committed mutations): identical stored bytes, same applied decree.
 
 use std::ops::ControlFlow;

@@ -9,7 +9,7 @@ pub mod single_primary;
 
 use crate::client::{History, key_name};
 
-/// Linearizability of every key's history (PacificA §2: the replicated store behaves like one
+/// Linearizability of every key's history (PacificA §2.2: the replicated store behaves like one
 /// copy; checked per key, which suffices because linearizability is local).
 pub fn linearizability_of(history: &History) -> Vec<String> {
     let mut out = Vec::new();
@@ -17,7 +17,7 @@ pub fn linearizability_of(history: &History) -> Vec<String> {
         let ops: Vec<linearizability::Op> = ops.iter().flatten().cloned().collect();
         if let Err(v) = linearizability::check_key(&None, &ops) {
             out.push(format!(
-                "key {} is not linearizable (PacificA §2): {}",
+                "key {} is not linearizable (PacificA §2.2): {}",
                 String::from_utf8_lossy(&key_name(*key)),
                 v.message
             ));

@@ -1,4 +1,4 @@
-//! Never two primaries serving one partition at once (PacificA §3.3, the lease rule): reads
+//! Never two primaries serving one partition at once (PacificA §2.4, leases): reads
 //! served under an older ballot must all happen before any read served under a newer one.
 
 use std::collections::BTreeMap;
@@ -22,15 +22,15 @@ pub fn check(served: &[(Gpid, u64, NodeId, Ballot)]) -> Vec<String> {
                 out.push(format!("partition {g}: {n} and {other} both served as primary at ballot {b}"));
             }
             owner.insert(b, n);
-            if let Some((nt, nn, nb)) = newest {
-                if b < nb {
-                    out.push(format!(
-                        "partition {g}: {n} served a read at ballot {b} at {:.3} s, after {nn} served at ballot {nb} at {:.3} s (two primaries in overlapping lease windows)",
-                        t as f64 / 1e6,
-                        nt as f64 / 1e6
-                    ));
-                    break;
-                }
+            if let Some((nt, nn, nb)) = newest
+                && b < nb
+            {
+                out.push(format!(
+                    "partition {g}: {n} served a read at ballot {b} at {:.3} s, after {nn} served at ballot {nb} at {:.3} s (two primaries in overlapping lease windows)",
+                    t as f64 / 1e6,
+                    nt as f64 / 1e6
+                ));
+                break;
             }
             if newest.is_none_or(|(_, _, nb)| b >= nb) {
                 newest = Some((t, n, b));
