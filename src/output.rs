@@ -129,8 +129,8 @@ pub fn ttl(fmt: OutputFormat, t: Option<Ttl>) {
     }
 }
 
-pub fn table_page(fmt: OutputFormat, page: &TablePage, no_value: bool) {
-    let token = page.resume_token.as_deref().map(hex);
+pub fn table_page(fmt: OutputFormat, page: &TablePage, next: Option<&str>, no_value: bool) {
+    let token = next;
     match fmt {
         OutputFormat::Text => {
             for r in &page.records {

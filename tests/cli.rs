@@ -195,8 +195,15 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
 fn missing_target_and_planned_commands_say_what_to_do() {
     let out = tern(None, &["kv", "get", "a", "b"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
-    for cmd in [&["meta"][..], &["dr", "failover"], &["dup", "add"], &["backup", "create"], &["proxy"]] {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--data-dir") && err.contains("--meta"), "{err}");
+    for (cmd, wanted) in [(&["meta"][..], "--id is required"), (&["replica"], "--cluster-id is required")] {
+        let out = tern(None, cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(wanted), "{cmd:?}: {err}");
+    }
+    for cmd in [&["apply"][..], &["dr", "failover"], &["dup", "add"], &["backup", "create"], &["proxy"]] {
         let out = tern(None, cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
         let err = String::from_utf8_lossy(&out.stderr);

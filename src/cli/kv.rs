@@ -1,16 +1,18 @@
-//! `tern kv`: every operation of the data model.
-//!
-//! Today the target is an embedded store (`--data-dir`); cluster targets arrive with issue #4.
-//! Keys and values are taken as the UTF-8 bytes of the arguments.
+//! `tern kv`: every operation of the data model, against a cluster (`--meta`, `--table`) or an
+//! embedded single-partition store (`--data-dir`). Both build the same requests; only where they
+//! go differs. Keys and values are taken as the UTF-8 bytes of the arguments.
 
 use std::ops::Bound;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use tern_client::{ClientOptions, TableScanCursor, TernClient};
 use tern_core::WriteOp;
 use tern_core::mutation::{CamOp, Check, CheckType, IncrTtl, WriteOutcome};
-use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan};
+use tern_core::read::{
+    KeyFilter, MultiGet, ReadLimits, ReadOp, ReadResult, SortKeyScan, TablePage, TableScan,
+};
 use tern_core::units::{parse_bytes, parse_ttl_secs};
 use tern_storage::PartitionStore;
 
@@ -23,8 +25,16 @@ use crate::output;
     tern kv --data-dir ./tern-data get user:1 name\n  tern kv --data-dir ./tern-data scan user:1 --prefix na\n  \
     tern kv --data-dir ./tern-data cas user:1 version --check bytes-equal --operand 3 --value 4")]
 pub struct KvArgs {
+    /// A cluster: its meta servers, comma-separated `host:port` (use with --table).
+    #[arg(long, env = "TERN_META", value_delimiter = ',', value_name = "ADDRS", conflicts_with = "data_dir")]
+    pub meta: Option<Vec<String>>,
+
+    /// The table to use in the cluster.
+    #[arg(long, env = "TERN_TABLE", requires = "meta")]
+    pub table: Option<String>,
+
     /// Embedded mode: use the single-partition store in DIR directly (created if missing), with
-    /// no servers. Cluster targets (meta servers, proxies) arrive with issue #4.
+    /// no servers.
     #[arg(long, env = "TERN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -271,17 +281,122 @@ fn b(s: &str) -> Vec<u8> {
 }
 
 pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
-    let Some(dir) = args.data_dir else {
-        anyhow::bail!(
-            "tern kv needs a target: --data-dir DIR (or TERN_DATA_DIR) for an embedded store. \
-             Cluster targets arrive with issue #4."
-        );
+    let mut target = match (args.data_dir, args.meta, args.table) {
+        (Some(dir), _, _) => Target::Embedded(Box::new(Embedded::open(&dir)?)),
+        (None, Some(meta), Some(table)) => {
+            let rt = super::common::runtime()?;
+            Target::Cluster(Box::new(Remote {
+                client: TernClient::new(ClientOptions::new(meta))?,
+                table,
+                rt,
+            }))
+        }
+        (None, Some(_), None) => {
+            anyhow::bail!("tern kv --meta needs --table (or TERN_TABLE): which table to use")
+        }
+        (None, None, _) => anyhow::bail!(
+            "tern kv needs a target: --meta ADDRS --table NAME for a cluster, or --data-dir DIR for an embedded store"
+        ),
     };
-    let mut db = Embedded::open(&dir)?;
-    match args.command {
+    execute(&mut target, args.command, fmt)
+}
+
+/// Where `tern kv` sends its requests.
+/// A table of a running cluster.
+struct Remote {
+    client: TernClient,
+    table: String,
+    rt: tokio::runtime::Runtime,
+}
+
+enum Target {
+    Embedded(Box<Embedded>),
+    Cluster(Box<Remote>),
+}
+
+impl Target {
+    fn limits(&self) -> tern_core::Limits {
+        match self {
+            Target::Embedded(db) => *db.limits(),
+            Target::Cluster(_) => tern_core::Limits::default(),
+        }
+    }
+
+    fn write(&mut self, op: WriteOp) -> anyhow::Result<WriteOutcome> {
+        match self {
+            Target::Embedded(db) => db.write(op),
+            Target::Cluster(r) => match r.rt.block_on(r.client.write(&r.table, op))? {
+                WriteOutcome::Failed(e) => Err(e.into()),
+                o => Ok(o),
+            },
+        }
+    }
+
+    fn read(&mut self, op: ReadOp) -> anyhow::Result<ReadResult> {
+        match self {
+            Target::Embedded(db) => Ok(db.store().read(&op)?),
+            Target::Cluster(r) => Ok(r.rt.block_on(r.client.read(&r.table, op))?),
+        }
+    }
+
+    /// One page of a table scan; `token` is what the previous page printed.
+    fn scan_table(
+        &mut self,
+        scan: TableScan,
+        token: Option<&str>,
+    ) -> anyhow::Result<(TablePage, Option<String>)> {
+        let cursor = match token {
+            None => TableScanCursor::default(),
+            Some(t) => parse_table_token(t)?,
+        };
+        match self {
+            Target::Embedded(db) => {
+                let mut scan = scan;
+                scan.resume_token = cursor.token;
+                let page = db.store().scan_table(&scan)?;
+                let next = page
+                    .resume_token
+                    .as_ref()
+                    .map(|t| table_token(&TableScanCursor { partition: 0, token: Some(t.clone()) }));
+                Ok((page, next))
+            }
+            Target::Cluster(r) => {
+                let (page, next) = r.rt.block_on(r.client.scan_table(&r.table, &cursor, &scan))?;
+                Ok((page, next.as_ref().map(table_token)))
+            }
+        }
+    }
+}
+
+/// A table-scan resume token as printed: `PARTITION.HEX` (the hex part may be empty).
+fn table_token(c: &TableScanCursor) -> String {
+    format!("{}.{}", c.partition, c.token.as_deref().map(output::hex).unwrap_or_default())
+}
+
+fn parse_table_token(t: &str) -> anyhow::Result<TableScanCursor> {
+    let bad = || anyhow::anyhow!("--resume {t:?} is not a token printed by scan-table");
+    let (p, hex) = t.split_once('.').ok_or_else(bad)?;
+    let partition = p.parse().map_err(|_| bad())?;
+    let token = if hex.is_empty() { None } else { Some(output::unhex(hex).ok_or_else(bad)?) };
+    Ok(TableScanCursor { partition, token })
+}
+
+fn execute(target: &mut Target, command: KvCommand, fmt: OutputFormat) -> anyhow::Result<()> {
+    let limits = target.limits();
+    let check_keys = |hk: &str, sk: Option<&str>| -> anyhow::Result<()> {
+        limits.check_hash_key(hk.as_bytes())?;
+        if let Some(sk) = sk {
+            limits.check_sort_key(sk.as_bytes())?;
+        }
+        Ok(())
+    };
+    match command {
         KvCommand::Get { hash_key, sort_key } => {
-            check_read_keys(&db, &hash_key, Some(&sort_key))?;
-            output::value(fmt, db.store().get(hash_key.as_bytes(), sort_key.as_bytes())?.as_deref());
+            check_keys(&hash_key, Some(&sort_key))?;
+            match target.read(ReadOp::Get { hash_key: b(&hash_key), sort_key: b(&sort_key) })? {
+                ReadResult::Get(v) => output::value(fmt, v.as_deref()),
+                other => anyhow::bail!("unexpected answer to get: {other:?}"),
+            }
         }
         KvCommand::Set { hash_key, sort_key, value, value_file, ttl } => {
             let value = match (value, value_file) {
@@ -289,7 +404,7 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
                 (None, Some(path)) => read_value_file(&path)?,
                 (None, None) => anyhow::bail!("give a VALUE or --value-file"),
             };
-            db.write(WriteOp::Set {
+            target.write(WriteOp::Set {
                 hash_key: b(&hash_key),
                 sort_key: b(&sort_key),
                 value,
@@ -298,26 +413,32 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
             output::ok(fmt);
         }
         KvCommand::Del { hash_key, sort_key } => {
-            db.write(WriteOp::Del { hash_key: b(&hash_key), sort_key: b(&sort_key) })?;
+            target.write(WriteOp::Del { hash_key: b(&hash_key), sort_key: b(&sort_key) })?;
             output::ok(fmt);
         }
-        KvCommand::MultiGet { hash_key, sort_keys, no_value, limits } => {
-            check_read_keys(&db, &hash_key, None)?;
-            let req = MultiGet::Keys {
+        KvCommand::MultiGet { hash_key, sort_keys, no_value, limits: l } => {
+            check_keys(&hash_key, None)?;
+            let request = MultiGet::Keys {
                 sort_keys: sort_keys.iter().map(|s| b(s)).collect(),
                 no_value,
-                limits: limits.read_limits()?,
+                limits: l.read_limits()?,
             };
-            let r = db.store().multi_get(hash_key.as_bytes(), &req)?;
-            output::records(fmt, &r.records, no_value, None, r.complete);
+            match target.read(ReadOp::MultiGet { hash_key: b(&hash_key), request })? {
+                ReadResult::MultiGet(r) => output::records(fmt, &r.records, no_value, None, r.complete),
+                other => anyhow::bail!("unexpected answer to multi-get: {other:?}"),
+            }
         }
         KvCommand::MultiSet { hash_key, pairs, ttl } => {
             let entries = pairs.iter().map(|(k, v)| (b(k), b(v))).collect();
-            db.write(WriteOp::MultiSet { hash_key: b(&hash_key), entries, ttl_secs: ttl.unwrap_or(0) })?;
+            target.write(WriteOp::MultiSet {
+                hash_key: b(&hash_key),
+                entries,
+                ttl_secs: ttl.unwrap_or(0),
+            })?;
             output::ok(fmt);
         }
         KvCommand::MultiDel { hash_key, sort_keys } => {
-            db.write(WriteOp::MultiDel {
+            target.write(WriteOp::MultiDel {
                 hash_key: b(&hash_key),
                 sort_keys: sort_keys.iter().map(|s| b(s)).collect(),
             })?;
@@ -329,7 +450,7 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
                 (None, true) => IncrTtl::Clear,
                 (None, false) => IncrTtl::Keep,
             };
-            match db.write(WriteOp::Incr {
+            match target.write(WriteOp::Incr {
                 hash_key: b(&hash_key),
                 sort_key: b(&sort_key),
                 delta: by,
@@ -358,7 +479,7 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
                 set_ttl_secs: ttl.unwrap_or(0),
                 return_check_value,
             };
-            print_checked(fmt, db.write(op)?)?;
+            print_checked(fmt, target.write(op)?)?;
         }
         KvCommand::Cam { hash_key, check_sort_key, check, operand, puts, dels, ttl, return_check_value } => {
             let mut mutations: Vec<CamOp> = puts
@@ -373,10 +494,10 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
                 mutations,
                 return_check_value,
             };
-            print_checked(fmt, db.write(op)?)?;
+            print_checked(fmt, target.write(op)?)?;
         }
-        KvCommand::Scan { hash_key, range, filter, reverse, no_value, limits, after, all } => {
-            check_read_keys(&db, &hash_key, None)?;
+        KvCommand::Scan { hash_key, range, filter, reverse, no_value, limits: l, after, all } => {
+            check_keys(&hash_key, None)?;
             let (start, end) = range.bounds();
             let mut spec = SortKeyScan {
                 start,
@@ -384,14 +505,17 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
                 filter: filter.key_filter(),
                 reverse,
                 no_value,
-                limits: limits.read_limits()?,
+                limits: l.read_limits()?,
             };
             if let Some(a) = &after {
                 spec = spec.resume_after(a.as_bytes());
             }
             let mut records = Vec::new();
             let resume = loop {
-                let page = db.store().scan(hash_key.as_bytes(), &spec)?;
+                let page = match target.read(ReadOp::Scan { hash_key: b(&hash_key), scan: spec.clone() })? {
+                    ReadResult::Scan(p) => p,
+                    other => anyhow::bail!("unexpected answer to scan: {other:?}"),
+                };
                 records.extend(page.records);
                 match page.resume {
                     Some(r) if all => spec = spec.resume_after(&r),
@@ -401,48 +525,30 @@ pub fn run(args: KvArgs, fmt: OutputFormat) -> anyhow::Result<()> {
             output::records(fmt, &records, no_value, resume.as_deref(), true);
         }
         KvCommand::Count { hash_key } => {
-            check_read_keys(&db, &hash_key, None)?;
-            output::count(fmt, db.store().sort_key_count(hash_key.as_bytes())?);
+            check_keys(&hash_key, None)?;
+            match target.read(ReadOp::Count { hash_key: b(&hash_key) })? {
+                ReadResult::Count(n) => output::count(fmt, n),
+                other => anyhow::bail!("unexpected answer to count: {other:?}"),
+            }
         }
         KvCommand::Ttl { hash_key, sort_key } => {
-            check_read_keys(&db, &hash_key, Some(&sort_key))?;
-            output::ttl(fmt, db.store().ttl(hash_key.as_bytes(), sort_key.as_bytes())?);
+            check_keys(&hash_key, Some(&sort_key))?;
+            match target.read(ReadOp::Ttl { hash_key: b(&hash_key), sort_key: b(&sort_key) })? {
+                ReadResult::Ttl(t) => output::ttl(fmt, t),
+                other => anyhow::bail!("unexpected answer to ttl: {other:?}"),
+            }
         }
-        KvCommand::ScanTable { hash_key_prefix, no_value, limits, resume } => {
-            let resume_token = resume
-                .map(|t| {
-                    output::unhex(&t)
-                        .with_context(|| format!("--resume {t:?} is not a token printed by scan-table"))
-                })
-                .transpose()?;
+        KvCommand::ScanTable { hash_key_prefix, no_value, limits: l, resume } => {
             let spec = TableScan {
-                resume_token,
+                resume_token: None,
                 hash_key_filter: hash_key_prefix.map(|p| KeyFilter::Prefix(b(&p))),
                 sort_key_filter: None,
                 no_value,
-                limits: limits.read_limits()?,
+                limits: l.read_limits()?,
             };
-            output::table_page(fmt, &db.store().scan_table(&spec)?, no_value);
+            let (page, next) = target.scan_table(spec, resume.as_deref())?;
+            output::table_page(fmt, &page, next.as_deref(), no_value);
         }
-    }
-    Ok(())
-}
-
-fn read_value_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut buf).context("read the value from standard input")?;
-    } else {
-        buf = std::fs::read(path).with_context(|| format!("read --value-file {}", path.display()))?;
-    }
-    Ok(buf)
-}
-
-fn check_read_keys(db: &Embedded, hash_key: &str, sort_key: Option<&str>) -> anyhow::Result<()> {
-    db.limits().check_hash_key(hash_key.as_bytes())?;
-    if let Some(sk) = sort_key {
-        db.limits().check_sort_key(sk.as_bytes())?;
     }
     Ok(())
 }
@@ -455,4 +561,16 @@ fn print_checked(fmt: OutputFormat, outcome: WriteOutcome) -> anyhow::Result<()>
         }
         other => anyhow::bail!("unexpected outcome of a checked write: {other:?}"),
     }
+}
+
+/// Reads a value from `path`, or from standard input when `path` is `-`.
+fn read_value_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut buf).context("read the value from standard input")?;
+    } else {
+        buf = std::fs::read(path).with_context(|| format!("read --value-file {}", path.display()))?;
+    }
+    Ok(buf)
 }

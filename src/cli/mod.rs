@@ -1,7 +1,11 @@
 //! The command-line interface: nouns and verbs, as in `tern kv set` or `tern dr failover`.
 
+mod admin;
+mod common;
 mod kv;
 mod planned;
+mod servers;
+mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -42,6 +46,18 @@ pub enum Command {
     Version,
     /// Read and write records: get, set, del, multi-get, incr, cas, scan, ...
     Kv(Box<KvArgs>),
+    /// Run a meta server: the cluster's configuration, replicated with Raft among meta servers.
+    Meta(Box<servers::MetaCmd>),
+    /// Run a replica server: hosts partition replicas, replicates writes, serves clients.
+    Replica(Box<servers::ReplicaCmd>),
+    /// Create, drop, recall, list and describe tables.
+    #[command(subcommand)]
+    Table(admin::TableCmd),
+    /// Nodes, tables and partition health of one cluster.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCmd),
+    Up(up::UpCmd),
+    Down(up::DownCmd),
     #[command(flatten)]
     Planned(planned::Planned),
 }
@@ -57,6 +73,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Kv(args) => kv::run(*args, cli.output),
+        Command::Meta(m) => m.run(),
+        Command::Replica(r) => r.run(),
+        Command::Table(t) => t.run(cli.output),
+        Command::Cluster(c) => c.run(cli.output),
+        Command::Up(u) => u.run(),
+        Command::Down(d) => d.run(),
         Command::Planned(p) => p.run(),
     }
 }

@@ -6,31 +6,14 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum Planned {
-    /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated
-    /// with Raft among meta servers. [not available yet: issue #4]
-    Meta,
-    /// Run a replica server: hosts partition replicas, replicates writes with PacificA and
-    /// serves clients. [not available yet: issue #4]
-    Replica,
     /// Run a meta-proxy: the single entry point for clients (gRPC and the Redis protocol) that
     /// routes each table to its active cluster. [not available yet: issue #6]
     Proxy,
-    /// Start a local deployment (meta servers, replica servers, proxies) as processes on this
-    /// machine. [not available yet: issue #4]
-    Up,
-    /// Stop a local deployment started by `tern up`. [not available yet: issue #4]
-    Down,
     /// Show what `tern apply` would change to make a deployment match a topology file.
     /// [not available yet: topology issue]
     Plan,
     /// Make a deployment match a topology file, idempotently. [not available yet: topology issue]
     Apply,
-    /// Create, drop, list and describe tables. [not available yet: issue #4]
-    #[command(subcommand)]
-    Table(TableVerb),
-    /// Nodes, partitions and balance of one cluster. [not available yet: issue #4]
-    #[command(subcommand)]
-    Cluster(ClusterVerb),
     /// Duplication links that ship a table's writes to another cluster. [not available yet: issue #5]
     #[command(subcommand)]
     Dup(DupVerb),
@@ -44,24 +27,6 @@ pub enum Planned {
     /// Load a cluster with YCSB-like workloads and report throughput and latency.
     /// [not available yet: issue #4]
     Bench,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TableVerb {
-    /// Create a table with a partition count and a replica count.
-    Create,
-    /// Drop a table (soft: it can be recalled within a window).
-    Drop,
-    /// List tables.
-    List,
-    /// Show a table's partitions and their replicas.
-    Describe,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClusterVerb {
-    /// Nodes, partitions, unhealthy replicas and balance.
-    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,15 +80,9 @@ pub enum BackupVerb {
 impl Planned {
     fn describe(&self) -> (&'static str, &'static str) {
         match self {
-            Planned::Meta => ("tern meta", "issue #4 (a running cluster)"),
-            Planned::Replica => ("tern replica", "issue #4 (a running cluster)"),
             Planned::Proxy => ("tern proxy", "issue #6 (meta-proxy)"),
-            Planned::Up => ("tern up", "issue #4 (a running cluster)"),
-            Planned::Down => ("tern down", "issue #4 (a running cluster)"),
             Planned::Plan => ("tern plan", "the topology issue"),
             Planned::Apply => ("tern apply", "the topology issue"),
-            Planned::Table(_) => ("tern table", "issue #4 (a running cluster)"),
-            Planned::Cluster(_) => ("tern cluster", "issue #4 (a running cluster)"),
             Planned::Dup(_) => ("tern dup", "issue #5 (duplication)"),
             Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),
             Planned::Backup(_) => ("tern backup", "the backup issue"),
@@ -135,7 +94,7 @@ impl Planned {
         let (cmd, issue) = self.describe();
         anyhow::bail!(
             "`{cmd}` is not available yet: it arrives with {issue}. \
-             What works today is `tern kv --data-dir DIR ...` (an embedded store); see the README."
+             See `tern --help` for what works today."
         )
     }
 }

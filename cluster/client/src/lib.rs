@@ -1,8 +1,16 @@
-//! The Rust client library.
+//! The Rust client library, and the meta-server connection that servers share with it.
 //!
-//! Filled by the running-cluster issue (#4) and the meta-proxy issue (#6). Owns: the routing
-//! table cache (from meta servers or proxies), hashing hash keys to partitions, sending to
-//! primaries, retries by `ErrorCode` class with bounded backoff, connection pooling, and scans
-//! across partitions.
+//! Owns: a pool of gRPC channels ([`Pool`]), talking to whichever meta server leads
+//! ([`MetaClient`]: follows leader hints, tries the next address on failure), the routing-table
+//! cache, hashing hash keys to partitions, sending to primaries and retrying by error class with
+//! bounded backoff ([`TernClient`]).
 //!
 //! Must not depend on: rocksdb or any server-side crate.
+
+mod client;
+mod meta;
+mod pool;
+
+pub use client::{ClientOptions, Route, TableScanCursor, TernClient};
+pub use meta::MetaClient;
+pub use pool::Pool;

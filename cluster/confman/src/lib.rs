@@ -6,6 +6,9 @@
 //! primary, removing failed members, assigning learners, and recovery when every replica of a
 //! partition was lost. See `docs/replication.md`.
 //!
+//! `now` is the manager's *monotonic* clock in milliseconds: grace periods must not stretch or
+//! shrink when the wall clock is stepped.
+//!
 //! Must not depend on: tokio, tonic, rocksdb, or anything that reads a clock or does I/O.
 
 mod lease;
@@ -16,5 +19,5 @@ mod placement;
 mod tests;
 
 pub use lease::NodeLease;
-pub use manager::{CmAction, CmEvent, ConfigManager};
+pub use manager::{CmAction, CmEvent, ConfigManager, NodeSummary, PersistedPartition};
 pub use options::CmOptions;

@@ -42,8 +42,17 @@ pub enum CmAction {
     CreateReplica { to: NodeId, config: PartitionConfig },
     /// Ask a primary to bring a learner in.
     AddLearner { to: NodeId, config: PartitionConfig, learner: NodeId },
-    /// A configuration changed (the meta server persists it before acting on the others).
-    Changed { config: PartitionConfig, reason: String },
+    /// A configuration changed: the meta server persists it (with the members that recovery
+    /// would wait for) before it carries out any later action.
+    Changed { config: PartitionConfig, last_members: Vec<NodeId>, replicas: usize, reason: String },
+}
+
+/// A partition as persisted by the meta server, to rebuild a manager from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistedPartition {
+    pub config: PartitionConfig,
+    pub replicas: usize,
+    pub last_members: Vec<NodeId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -73,6 +82,18 @@ struct PartState {
     recovery_since_ms: Option<u64>,
 }
 
+/// One replica server as the configuration manager sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSummary {
+    pub node: NodeId,
+    /// Whether its lease is held (it is not considered dead).
+    pub alive: bool,
+    /// Partitions it is the primary of.
+    pub primaries: usize,
+    /// Partitions it is a member (primary or secondary) of.
+    pub replicas: usize,
+}
+
 #[derive(Debug)]
 pub struct ConfigManager {
     opts: CmOptions,
@@ -83,6 +104,62 @@ pub struct ConfigManager {
 impl ConfigManager {
     pub fn new(opts: CmOptions) -> ConfigManager {
         ConfigManager { opts, nodes: BTreeMap::new(), parts: BTreeMap::new() }
+    }
+
+    /// A manager for a meta server that just became leader, from the persisted partitions and the
+    /// nodes known to exist. Liveness is not persisted: every known node starts alive as of
+    /// `now`, so it is declared dead only after a full grace period without beacons to *this*
+    /// leader.
+    pub fn restore(
+        opts: CmOptions,
+        now: u64,
+        partitions: Vec<PersistedPartition>,
+        nodes: Vec<NodeId>,
+    ) -> ConfigManager {
+        let mut cm = ConfigManager::new(opts);
+        for n in nodes {
+            cm.nodes.insert(n, NodeState { alive: true, last_beacon_ms: now, reports: BTreeMap::new() });
+        }
+        for p in partitions {
+            cm.parts.insert(
+                p.config.gpid,
+                PartState {
+                    config: p.config,
+                    replicas: p.replicas,
+                    changed_at_ms: now,
+                    last_members: p.last_members,
+                    pending_learner: None,
+                    recovery_since_ms: None,
+                },
+            );
+        }
+        cm
+    }
+
+    /// Forgets every partition of `table` (a dropped table after its recall window).
+    pub fn remove_table(&mut self, table: TableId) {
+        self.parts.retain(|g, _| g.table != table);
+    }
+
+    /// Nodes known and whether each is alive, with its partition counts.
+    pub fn node_summary(&self) -> Vec<NodeSummary> {
+        self.nodes
+            .iter()
+            .map(|(n, s)| {
+                let primaries = self.parts.values().filter(|p| p.config.primary == Some(*n)).count();
+                let replicas = self.parts.values().filter(|p| p.config.is_member(*n)).count();
+                NodeSummary { node: *n, alive: s.alive, primaries, replicas }
+            })
+            .collect()
+    }
+
+    /// Partitions with fewer members than wanted, or without a primary.
+    pub fn unhealthy(&self) -> Vec<PartitionConfig> {
+        self.parts
+            .values()
+            .filter(|p| p.config.primary.is_none() || p.config.members().count() < p.replicas)
+            .map(|p| p.config.clone())
+            .collect()
     }
 
     pub fn config(&self, gpid: Gpid) -> Option<&PartitionConfig> {
@@ -139,7 +216,12 @@ impl ConfigManager {
             for m in &members {
                 out.push(CmAction::CreateReplica { to: *m, config: config.clone() });
             }
-            out.push(CmAction::Changed { config: config.clone(), reason: "partition created".into() });
+            out.push(CmAction::Changed {
+                config: config.clone(),
+                last_members: members.clone(),
+                replicas,
+                reason: "partition created".into(),
+            });
             self.parts.insert(
                 gpid,
                 PartState {
@@ -231,7 +313,12 @@ impl ConfigManager {
         }
         p.config = config.clone();
         p.changed_at_ms = now;
-        out.push(CmAction::Changed { config: config.clone(), reason });
+        out.push(CmAction::Changed {
+            config: config.clone(),
+            last_members: p.last_members.clone(),
+            replicas: p.replicas,
+            reason,
+        });
         for n in notify {
             out.push(CmAction::ConfigUpdate { to: n, config: config.clone() });
         }

@@ -39,8 +39,15 @@ pub enum Error {
     /// Overloaded; back off and try again.
     #[error("busy: {0}")]
     Busy(String),
+    /// The server gave up waiting for a write that it had already logged: it may still be
+    /// applied. Retrying is safe only for idempotent writes.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     #[error(transparent)]
     Fatal(#[from] Fatal),
+    /// An error reported by another process: its stable code and its message.
+    #[error("{message}")]
+    Remote { code: ErrorCode, message: String },
 }
 
 /// Errors after which the data or the process cannot be trusted to continue as is.
@@ -83,9 +90,11 @@ impl Error {
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Timeout(_) => ErrorCode::Timeout,
             Error::Busy(_) => ErrorCode::Busy,
+            Error::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             Error::Fatal(Fatal::Corruption(_)) => ErrorCode::Corruption,
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
+            Error::Remote { code, .. } => *code,
         }
     }
 
@@ -150,6 +159,8 @@ error_codes! {
     Corruption = 11, "CORRUPTION", false;
     InvariantViolated = 12, "INVARIANT_VIOLATED", false;
     Io = 13, "IO_ERROR", false;
+    OutcomeUnknown = 14, "OUTCOME_UNKNOWN", true;
+    Transport = 15, "TRANSPORT", true;
 }
 
 impl std::fmt::Display for ErrorCode {

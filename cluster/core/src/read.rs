@@ -140,6 +140,29 @@ pub enum Ttl {
     Remaining(u64),
 }
 
+/// A read request of the data model (what `Kv.Read` carries). Replicas decide whether they may
+/// serve it; stores execute it ([`ReadResult`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOp {
+    Get { hash_key: Vec<u8>, sort_key: Vec<u8> },
+    MultiGet { hash_key: Vec<u8>, request: MultiGet },
+    Scan { hash_key: Vec<u8>, scan: SortKeyScan },
+    Count { hash_key: Vec<u8> },
+    Ttl { hash_key: Vec<u8>, sort_key: Vec<u8> },
+    ScanTable { scan: TableScan },
+}
+
+/// The answer to a [`ReadOp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadResult {
+    Get(Option<Vec<u8>>),
+    MultiGet(MultiGetResult),
+    Scan(SortKeyPage),
+    Count(u64),
+    Ttl(Option<Ttl>),
+    ScanTable(TablePage),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

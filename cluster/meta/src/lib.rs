@@ -1,9 +1,163 @@
 //! The meta server (`tern meta`).
 //!
-//! Filled by the running-cluster issue (#4), with the configuration-manager decisions of the
-//! replication issue (#3). Owns: cluster state (tables, partition configurations, nodes,
-//! duplication links, backup policies, DR roles and epochs) replicated with openraft and
-//! persisted locally (no ZooKeeper); failure detection, reconfiguration, balancing as I/O-free
-//! planners; table DDL. Exposes `run(opts, deps)`.
+//! Owns: the cluster's replicated state ([`state`]: tables, partition configurations, nodes;
+//! later duplication links, backup policies, DR roles and epochs), replicated among meta servers
+//! with openraft ([`raft`]) and persisted on local disk (no ZooKeeper); running the
+//! configuration manager (`tern-confman`) on the leader ([`leader`]); the `Meta` gRPC service
+//! ([`service`]) and table DDL. [`run`] is the whole server; the `tern` binary only parses flags.
 //!
-//! Planners must not depend on: tokio, tonic, rocksdb, or any clock or I/O.
+//! Decisions (failure detection, reconfiguration, placement) live in `tern-confman`, which has
+//! no I/O; this crate persists and carries them out.
+
+pub mod leader;
+pub mod raft;
+pub mod service;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_client::Pool;
+use tern_confman::CmOptions;
+use tern_core::{ClusterId, Error, Result};
+use tern_proto::pb;
+
+use crate::raft::{RaftGroup, RaftOptions, Replicated};
+use crate::state::{Command, MetaState, Response};
+
+/// The replicated state machine of the meta servers.
+#[derive(Debug, Default)]
+pub struct MetaSm(pub MetaState);
+
+impl Replicated for MetaSm {
+    type Command = Command;
+    type Response = Response;
+
+    fn apply(&mut self, command: &Command) -> Response {
+        self.0.apply(command)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&self.0).map_err(|e| Error::invariant(format!("serialize meta state: {e}")))
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<()> {
+        self.0 = serde_json::from_slice(data)
+            .map_err(|e| Error::corruption(format!("meta state snapshot: {e}")))?;
+        Ok(())
+    }
+}
+
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Debug)]
+pub struct MetaOptions {
+    /// This meta server's id in `members` (1, 2, 3, …).
+    pub id: u64,
+    pub listen: SocketAddr,
+    /// Every meta server: id → `host:port` (the same address serves clients and Raft).
+    pub members: BTreeMap<u64, String>,
+    pub data_dir: PathBuf,
+    pub cluster_name: String,
+    pub cluster_id: ClusterId,
+    pub cm: CmOptions,
+    /// How long a dropped table can be recalled before its data is forgotten.
+    pub recall_window: Duration,
+    pub raft: RaftOptions,
+}
+
+/// Runs a meta server until `shutdown` completes.
+pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    opts.cm.validate()?;
+    if !opts.members.contains_key(&opts.id) {
+        return Err(Error::InvalidArgument(format!(
+            "meta id {} is not among the members {:?}",
+            opts.id, opts.members
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
+    let group = Arc::new(
+        RaftGroup::start(
+            opts.id,
+            opts.members.clone(),
+            &opts.data_dir.join("raft"),
+            MetaSm::default(),
+            opts.raft.clone(),
+        )
+        .await?,
+    );
+    let leader_slot: Arc<Mutex<Option<tokio::sync::mpsc::Sender<leader::LeaderInput>>>> =
+        Arc::new(Mutex::new(None));
+    let pool = Arc::new(Pool::new());
+    let supervisor = tokio::spawn(supervise(group.clone(), opts.clone(), leader_slot.clone(), pool));
+    let svc = service::MetaService { group: group.clone(), leader: leader_slot };
+    tracing::info!(id = opts.id, listen = %opts.listen, "meta server started");
+    let server = tonic::transport::Server::builder()
+        .add_service(pb::meta_server::MetaServer::new(svc))
+        .add_service(pb::raft_server::RaftServer::new(group.service()).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown);
+    let result = server.await.map_err(|e| Error::io("serve", e));
+    supervisor.abort();
+    let _ = group.shutdown().await;
+    tracing::info!(id = opts.id, "meta server stopped");
+    result
+}
+
+/// Starts the leader's duties whenever this server becomes leader, stops them when it stops.
+async fn supervise(
+    group: Arc<RaftGroup<MetaSm>>,
+    opts: MetaOptions,
+    slot: Arc<Mutex<Option<tokio::sync::mpsc::Sender<leader::LeaderInput>>>>,
+    pool: Arc<Pool>,
+) {
+    let mut changes = group.leader_changes();
+    loop {
+        let leads = group.is_leader();
+        let running =
+            slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|tx| !tx.is_closed());
+        if leads && !running {
+            if let Err(e) = init_cluster(&group, &opts).await {
+                tracing::error!("cannot lead: {e}");
+            } else {
+                let lo = leader::LeaderOptions {
+                    cm: opts.cm.clone(),
+                    tick: Duration::from_millis(200),
+                    recall_window: opts.recall_window,
+                };
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(leader::spawn(group.clone(), lo, pool.clone()));
+            }
+        } else if !leads && running {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::info!("no longer leading");
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Names the cluster on its first leader; refuses to lead a group that serves another cluster.
+async fn init_cluster(group: &RaftGroup<MetaSm>, opts: &MetaOptions) -> Result<()> {
+    let (name, id) = group.read(|s| (s.0.cluster_name.clone(), s.0.cluster_id));
+    if id == opts.cluster_id.get() && name == opts.cluster_name {
+        return Ok(());
+    }
+    match group.write(Command::Init { name: opts.cluster_name.clone(), id: opts.cluster_id.get() }).await {
+        Ok(Response::Refused(why)) => Err(Error::InvalidArgument(why)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(leader::write_error(e)),
+    }
+}

@@ -1,6 +1,14 @@
-//! Tern's wire protocol: the `.proto` files and their generated tonic/prost code, for every RPC
-//! of every process (client `Kv` service, replica peer service, meta service, proxy routing).
+//! Tern's wire protocol: the generated protobuf/tonic code of `proto/tern.proto` (module [`pb`]),
+//! the one place where Tern errors map to gRPC status and back ([`status`]), and conversions
+//! between the generated messages and Tern's own types ([`convert`]).
 //!
-//! Filled by the running-cluster issue (#4). Owns: message and service definitions, and the one
-//! place that maps `tern_core::ErrorCode` to gRPC status. Must not depend on: rocksdb, the AWS
-//! SDK, or any Tern runtime crate (runtimes depend on it, not the other way round).
+//! Must not depend on: rocksdb, the AWS SDK, or any Tern runtime crate.
+
+pub mod convert;
+pub mod status;
+
+/// Generated code.
+#[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
+pub mod pb {
+    tonic::include_proto!("tern.v1");
+}

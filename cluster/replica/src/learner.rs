@@ -141,7 +141,7 @@ impl Replica {
         // The store now holds everything through `decree`.
         self.committed = decree;
         self.window.drop_through(decree);
-        self.hlc.observe(timetag, now);
+        self.hlc.observe(timetag, self.wall_ms);
         self.continue_learning(now, committed, through, entries, out);
     }
 

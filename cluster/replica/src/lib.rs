@@ -11,6 +11,7 @@
 //!
 //! Must not depend on: tokio, tonic, rocksdb, the AWS SDK.
 
+pub mod codec;
 mod learner;
 mod message;
 mod options;
@@ -21,6 +22,6 @@ mod secondary;
 mod tests;
 mod window;
 
-pub use message::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Refusal, Reign, RequestId};
+pub use message::{Action, CheckpointRef, Event, Now, PeerMessage, ReadOp, Refusal, Reign, RequestId};
 pub use options::ReplicaOptions;
 pub use replica::Replica;

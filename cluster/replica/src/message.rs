@@ -1,8 +1,23 @@
 //! What goes in and out of the replica state machine.
 
-use tern_core::read::{MultiGet, SortKeyScan, TableScan};
+pub use tern_core::read::ReadOp;
 use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Timetag, WriteOp};
 use tern_storage::LogEntry;
+
+/// The time of an event, read by the runtime from two clocks: the monotonic clock drives leases
+/// and timers (a wall-clock step must never stretch a lease), the wall clock stamps timetags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: u64,
+}
+
+impl Now {
+    /// Both clocks at `ms` (tests and the simulator, whose clocks are one).
+    pub fn at(ms: u64) -> Now {
+        Now { mono_ms: ms, wall_ms: ms }
+    }
+}
 
 /// Identifies a client request inside one runtime (which maps it back to its connection).
 pub type RequestId = u64;
@@ -68,17 +83,6 @@ pub enum Refusal {
     NotMember,
     /// The receiver is inactive or failed.
     Inactive,
-}
-
-/// A read, executed by the runtime against the store if the state machine allows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadOp {
-    Get { hash_key: Vec<u8>, sort_key: Vec<u8> },
-    MultiGet { hash_key: Vec<u8>, request: MultiGet },
-    Scan { hash_key: Vec<u8>, scan: SortKeyScan },
-    Count { hash_key: Vec<u8> },
-    Ttl { hash_key: Vec<u8>, sort_key: Vec<u8> },
-    ScanTable { scan: TableScan },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -44,7 +44,7 @@ impl Replica {
         self.proposed.clear();
         self.last_resend_ms = now;
         // Timetags must keep growing with decrees across reigns.
-        self.hlc.observe(self.window.max_timetag(), now);
+        self.hlc.observe(self.window.max_timetag(), self.wall_ms);
         self.window.truncate_at_gap(self.committed);
         let mut entries = Vec::with_capacity(self.window.len() + 1);
         for slot in self.window.iter_mut() {
@@ -57,7 +57,7 @@ impl Replica {
         let marker = LogEntry {
             ballot: self.reign.ballot,
             decree: self.last_prepared().next(),
-            timetag: self.hlc.now(now),
+            timetag: self.hlc.now(self.wall_ms),
             mutation: tern_core::Mutation::default(),
         };
         self.window.insert(Slot::new(marker.clone(), now));
@@ -144,7 +144,7 @@ impl Replica {
         let entry = LogEntry {
             ballot: self.reign.ballot,
             decree: self.last_prepared().next(),
-            timetag: self.hlc.now(now),
+            timetag: self.hlc.now(self.wall_ms),
             mutation: tern_core::Mutation::new(vec![op]),
         };
         self.pending.insert(entry.decree.0, req);

@@ -10,7 +10,7 @@ use tern_core::{
 use tern_storage::LogEntry;
 
 use crate::learner::Learning;
-use crate::message::{Action, Event, PeerMessage, Reign, RequestId};
+use crate::message::{Action, Event, Now, PeerMessage, Reign, RequestId};
 use crate::options::ReplicaOptions;
 use crate::primary::LearnerProgress;
 use crate::window::{Slot, Window};
@@ -28,7 +28,10 @@ pub struct Replica {
     /// As primary, its own reign; otherwise the reign of the primary it follows.
     pub(crate) reign: Reign,
     pub(crate) hlc: Hlc,
+    /// Lease end, on the monotonic clock.
     pub(crate) lease_expires_ms: u64,
+    /// The wall clock at the current event: for timetags only.
+    pub(crate) wall_ms: u64,
     /// Highest committed decree; everything up to it has been handed to the store (`Apply`).
     pub(crate) committed: Decree,
     /// Entries after `committed`.
@@ -54,7 +57,8 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica with nothing known yet; the runtime follows with `Open` or `Create`.
+    /// A replica with nothing known yet; the runtime follows with `Open` or `Create`. `now_ms` is
+    /// the wall clock (it seeds the HLC).
     pub fn new(gpid: Gpid, me: NodeId, opts: ReplicaOptions, now_ms: u64) -> Replica {
         let hlc = Hlc::new(opts.cluster, now_ms, opts.max_clock_offset_ms);
         Replica {
@@ -66,6 +70,7 @@ impl Replica {
             reign: Reign::default(),
             hlc,
             lease_expires_ms: 0,
+            wall_ms: now_ms,
             committed: Decree::ZERO,
             window: Window::default(),
             commit_hint: Decree::ZERO,
@@ -83,7 +88,9 @@ impl Replica {
 
     /// Handles one event; actions for the runtime are pushed to `out`, in the order they must
     /// run.
-    pub fn handle(&mut self, now_ms: u64, event: Event, out: &mut Vec<Action>) {
+    pub fn handle(&mut self, now: Now, event: Event, out: &mut Vec<Action>) {
+        self.wall_ms = now.wall_ms;
+        let now_ms = now.mono_ms;
         match event {
             Event::Open { applied, applied_timetag, applied_ballot, log } => {
                 self.on_open(now_ms, applied, applied_timetag, applied_ballot, log)
@@ -154,7 +161,7 @@ impl Replica {
         self.window.last().unwrap_or(self.committed).max(self.committed)
     }
 
-    /// Whether it would serve a read now: an active primary with a valid lease.
+    /// Whether it would serve a read now (monotonic clock): an active primary with a valid lease.
     pub fn is_serving(&self, now_ms: u64) -> bool {
         self.status == ReplicaStatus::Primary && self.active && self.lease_valid(now_ms)
     }
@@ -195,8 +202,8 @@ impl Replica {
         // replica ever logged, so a reign it started is never started again at the same ballot.
         self.ballot = self.window.max_ballot().max(applied_ballot);
         self.config.ballot = self.ballot;
-        self.hlc.observe(applied_timetag, now);
-        self.hlc.observe(self.window.max_timetag(), now);
+        self.hlc.observe(applied_timetag, self.wall_ms);
+        self.hlc.observe(self.window.max_timetag(), self.wall_ms);
     }
 
     fn on_create(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {

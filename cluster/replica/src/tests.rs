@@ -6,7 +6,7 @@ use tern_core::{
 };
 use tern_storage::LogEntry;
 
-use crate::message::{Action, Event, PeerMessage, ReadOp, Refusal, Reign};
+use crate::message::{Action, Event, Now, PeerMessage, ReadOp, Refusal, Reign};
 use crate::{Replica, ReplicaOptions};
 
 const G: Gpid = Gpid::new(1, 0);
@@ -35,7 +35,7 @@ fn replica(me: NodeId) -> Replica {
 
 fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
     let mut out = Vec::new();
-    r.handle(now, e, &mut out);
+    r.handle(Now::at(now), e, &mut out);
     out
 }
 

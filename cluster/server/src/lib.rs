@@ -1,8 +1,57 @@
 //! The replica server (`tern replica`).
 //!
-//! Filled by the running-cluster issue (#4). Owns: one task per replica fed by one event queue,
-//! the node-level group-commit log writer, RocksDB stores with a shared block cache, the tonic
-//! services for clients and peers, beacons to the meta server and lease handling, learning
-//! transfers. Exposes `run(opts, deps)`; the `tern` binary only parses flags and calls it.
+//! Owns: one task per hosted replica around `tern_replica::Replica`, fed by one queue
+//! (`replica_task`); the node-level group-commit log writer (`log_writer`); RocksDB stores
+//! sharing one block cache; the gRPC services for clients, peers and the meta server
+//! (`services`); peer streams (`peer`); beacons and the lease (`beacon`); checkpoints for
+//! learners (`checkpoint`). [`run`] is the whole server; the `tern` binary only parses flags.
 //!
-//! Must not contain: replication decisions (those live in `tern-replica`, I/O-free).
+//! Must not contain replication decisions: those live in `tern-replica`, I/O-free.
+
+mod beacon;
+mod checkpoint;
+mod identity;
+pub mod log_writer;
+mod node;
+mod options;
+mod peer;
+mod replica_task;
+mod services;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tern_core::{Error, Result};
+use tern_proto::pb;
+use tern_rocks::RocksBackend;
+use tern_storage::SystemClock;
+
+pub use options::ServerOptions;
+
+/// Runs a replica server until `shutdown` completes.
+pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let id = identity::load_or_create(&opts.data_dir)?;
+    tracing::info!(node = %id, listen = %opts.listen, data_dir = %opts.data_dir.display(), "replica server starting");
+    let backend = RocksBackend::new(opts.rocks.clone(), Arc::new(SystemClock));
+    let logs = log_writer::LogWriter::start(opts.group_commit);
+    let node = Arc::new(node::Node::new(id, opts.clone(), backend, logs)?);
+    let opened = node.open_existing()?;
+    tracing::info!(node = %id, "opened {opened} replicas from disk");
+
+    let services = services::Services { node: node.clone() };
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let beacons = tokio::spawn(beacon::run(node.clone()));
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(pb::kv_server::KvServer::new(services.clone()))
+        .add_service(pb::peer_server::PeerServer::new(services.clone()).max_decoding_message_size(256 << 20))
+        .add_service(pb::control_server::ControlServer::new(services))
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let result = server.await.map_err(|e| Error::io("serve", e));
+    beacons.abort();
+    tracing::info!(node = %id, "replica server stopped");
+    result
+}

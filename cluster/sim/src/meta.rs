@@ -38,7 +38,7 @@ impl SimMeta {
                 CmAction::AddLearner { to, config, learner } => {
                     ctx.send(Addr::Meta, Addr::Node(to), Msg::AddLearner { config, learner })
                 }
-                CmAction::Changed { config, reason } => ctx.trace(format!("meta: {config} ({reason})")),
+                CmAction::Changed { config, reason, .. } => ctx.trace(format!("meta: {config} ({reason})")),
             }
         }
     }

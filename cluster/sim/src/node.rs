@@ -140,7 +140,7 @@ impl SimNode {
         let mut sm = Replica::new(g, self.id, self.opts.clone(), now);
         let mut out = Vec::new();
         sm.handle(
-            now,
+            tern_replica::Now::at(now),
             Event::Open {
                 applied,
                 applied_timetag: store.last_applied_timetag(),
@@ -338,7 +338,7 @@ impl SimNode {
         let mut out = Vec::new();
         let Some(h) = self.replicas.get_mut(&g) else { return };
         let before = (h.sm.status(), h.sm.ballot());
-        h.sm.handle(now, event, &mut out);
+        h.sm.handle(tern_replica::Now::at(now), event, &mut out);
         let after = (h.sm.status(), h.sm.ballot());
         if before != after {
             ctx.trace(format!(

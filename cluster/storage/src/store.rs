@@ -5,7 +5,9 @@ use std::path::Path;
 
 use tern_core::key::KeyRange;
 use tern_core::mutation::WriteOutcome;
-use tern_core::read::{MultiGet, MultiGetResult, SortKeyPage, SortKeyScan, TablePage, TableScan, Ttl};
+use tern_core::read::{
+    MultiGet, MultiGetResult, ReadOp, ReadResult, SortKeyPage, SortKeyScan, TablePage, TableScan, Ttl,
+};
 use tern_core::{Ballot, Clock, Decree, Mutation, Result, Timetag};
 
 /// Raw writes for [`PartitionStore::raw_write`]: storage key → `Some(stored value)` to put,
@@ -98,6 +100,20 @@ pub trait PartitionStore: Send + Sync {
     /// `Err` is a store failure or a decree out of sequence: nothing was written.
     fn apply_batch(&mut self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Vec<WriteOutcome>>> {
         crate::apply::apply_batch(self, entries)
+    }
+
+    /// Executes any read request.
+    fn read(&self, op: &ReadOp) -> Result<ReadResult> {
+        Ok(match op {
+            ReadOp::Get { hash_key, sort_key } => ReadResult::Get(self.get(hash_key, sort_key)?),
+            ReadOp::MultiGet { hash_key, request } => {
+                ReadResult::MultiGet(self.multi_get(hash_key, request)?)
+            }
+            ReadOp::Scan { hash_key, scan } => ReadResult::Scan(self.scan(hash_key, scan)?),
+            ReadOp::Count { hash_key } => ReadResult::Count(self.sort_key_count(hash_key)?),
+            ReadOp::Ttl { hash_key, sort_key } => ReadResult::Ttl(self.ttl(hash_key, sort_key)?),
+            ReadOp::ScanTable { scan } => ReadResult::ScanTable(self.scan_table(scan)?),
+        })
     }
 
     fn get(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -1,0 +1,254 @@
+//! `TernClient`: the data model over a cluster.
+//!
+//! It asks the meta server for a table's routing (partition configurations and server addresses),
+//! hashes each hash key to its partition, sends to the primary, and retries by error class
+//! within a deadline with bounded backoff, refreshing the routing when the error says it is out
+//! of date. Writes that are not idempotent (incr, check-and-set, check-and-mutate) are retried
+//! only when they certainly did not happen; after a timeout their outcome is unknown and the
+//! error says so.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tern_core::mutation::WriteOutcome;
+use tern_core::read::{ReadOp, ReadResult, TablePage, TableScan};
+use tern_core::{Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of};
+use tern_proto::convert::{config_from_pb, outcome_from_pb, read_result_from_pb, read_to_pb, write_to_pb};
+use tern_proto::pb;
+use tern_proto::pb::kv_client::KvClient;
+use tern_proto::status::from_status;
+
+use crate::{MetaClient, Pool};
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Every meta server's `host:port`.
+    pub meta: Vec<String>,
+    /// How long one operation may take, retries included.
+    pub timeout: Duration,
+}
+
+impl ClientOptions {
+    pub fn new(meta: Vec<String>) -> ClientOptions {
+        ClientOptions { meta, timeout: Duration::from_secs(10) }
+    }
+}
+
+/// A table's routing as the meta server gave it.
+#[derive(Debug)]
+pub struct Route {
+    pub table_id: u32,
+    pub partitions: u32,
+    pub configs: Vec<Option<PartitionConfig>>,
+    pub addresses: HashMap<NodeId, String>,
+}
+
+impl Route {
+    fn primary_addr(&self, partition: u32) -> Option<String> {
+        let p = self.configs.get(partition as usize)?.as_ref()?.primary?;
+        self.addresses.get(&p).cloned()
+    }
+}
+
+/// A page of a whole-table scan, and where to continue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableScanCursor {
+    pub partition: u32,
+    pub token: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub struct TernClient {
+    opts: ClientOptions,
+    meta: MetaClient,
+    pool: Pool,
+    routes: RwLock<HashMap<String, Arc<Route>>>,
+}
+
+fn idempotent(op: &WriteOp) -> bool {
+    matches!(
+        op,
+        WriteOp::Set { .. } | WriteOp::Del { .. } | WriteOp::MultiSet { .. } | WriteOp::MultiDel { .. }
+    )
+}
+
+/// Whether `e` guarantees the write did not happen (so even a non-idempotent one may be
+/// retried). `TIMEOUT`, `OUTCOME_UNKNOWN` and `TRANSPORT` do not.
+fn certainly_not_applied(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::NotPrimary | ErrorCode::StaleBallot | ErrorCode::Busy | ErrorCode::Unavailable
+    )
+}
+
+impl TernClient {
+    pub fn new(opts: ClientOptions) -> Result<TernClient> {
+        let meta = MetaClient::new(opts.meta.clone())?;
+        Ok(TernClient { opts, meta, pool: Pool::new(), routes: RwLock::new(HashMap::new()) })
+    }
+
+    pub fn meta(&self) -> &MetaClient {
+        &self.meta
+    }
+
+    /// The table's routing, from the cache or the meta server.
+    pub async fn route(&self, table: &str, refresh: bool) -> Result<Arc<Route>> {
+        if !refresh && let Some(r) = self.routes.read().unwrap_or_else(|e| e.into_inner()).get(table) {
+            return Ok(r.clone());
+        }
+        let name = table.to_string();
+        let r = self
+            .meta
+            .call(|mut c| {
+                let name = name.clone();
+                async move { c.get_route(pb::RouteRequest { table: name }).await }
+            })
+            .await?;
+        let info = r.table.ok_or_else(|| Error::invariant("route without table information"))?;
+        let mut configs = vec![None; info.partitions as usize];
+        for c in &r.partitions {
+            let c = config_from_pb(c)?;
+            if let Some(slot) = configs.get_mut(c.gpid.partition.0 as usize) {
+                *slot = Some(c);
+            }
+        }
+        let route = Arc::new(Route {
+            table_id: info.id,
+            partitions: info.partitions,
+            configs,
+            addresses: r.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)).collect(),
+        });
+        self.routes.write().unwrap_or_else(|e| e.into_inner()).insert(table.to_string(), route.clone());
+        Ok(route)
+    }
+
+    /// Runs `attempt` against the primary of `partition` until it succeeds, fails for good, or
+    /// the deadline passes.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        table: &str,
+        partition: Option<u32>,
+        hash_key: &[u8],
+        may_retry: impl Fn(&Error) -> bool,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: Fn(KvClient<tonic::transport::Channel>, Gpid) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.opts.timeout;
+        let mut refresh = false;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let err = match self.route(table, refresh).await {
+                Ok(route) => {
+                    let p = partition.unwrap_or_else(|| partition_of(hash_key, route.partitions).0);
+                    let gpid = Gpid::new(route.table_id, p);
+                    match route.primary_addr(p) {
+                        None => Error::Unavailable(format!("partition {gpid} has no primary right now")),
+                        Some(addr) => {
+                            let client = KvClient::new(self.pool.channel(&addr)?);
+                            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                            match tokio::time::timeout(
+                                left.min(Duration::from_secs(5)),
+                                attempt(client, gpid),
+                            )
+                            .await
+                            {
+                                Ok(Ok(v)) => return Ok(v),
+                                Ok(Err(status)) => from_status(&status),
+                                Err(_) => {
+                                    Error::Timeout(format!("partition {gpid} at {addr} did not answer"))
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            if !err.is_retryable() || !may_retry(&err) || tokio::time::Instant::now() + backoff >= deadline {
+                return Err(err);
+            }
+            refresh = true;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    pub async fn write(&self, table: &str, op: WriteOp) -> Result<WriteOutcome> {
+        let hash_key = op.hash_key().to_vec();
+        let idem = idempotent(&op);
+        let may_retry = move |e: &Error| idem || certainly_not_applied(e);
+        self.with_retries(table, None, &hash_key, may_retry, |mut c, gpid| {
+            let req = write_to_pb(gpid, &op);
+            async move { c.write(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+        .and_then(outcome_from_pb)
+    }
+
+    /// A read of one hash key's records (everything but a table scan).
+    pub async fn read(&self, table: &str, op: ReadOp) -> Result<ReadResult> {
+        let hash_key = match &op {
+            ReadOp::Get { hash_key, .. }
+            | ReadOp::MultiGet { hash_key, .. }
+            | ReadOp::Scan { hash_key, .. }
+            | ReadOp::Count { hash_key }
+            | ReadOp::Ttl { hash_key, .. } => hash_key.clone(),
+            ReadOp::ScanTable { .. } => {
+                return Err(Error::InvalidArgument("use scan_table for table scans".into()));
+            }
+        };
+        self.with_retries(
+            table,
+            None,
+            &hash_key,
+            |_| true,
+            |mut c, gpid| {
+                let req = read_to_pb(gpid, &op);
+                async move { c.read(req).await.map(|r| r.into_inner()) }
+            },
+        )
+        .await
+        .and_then(read_result_from_pb)
+    }
+
+    /// One page of a whole-table scan (partition by partition). `None` as the next cursor means
+    /// the table is done.
+    pub async fn scan_table(
+        &self,
+        table: &str,
+        cursor: &TableScanCursor,
+        scan: &TableScan,
+    ) -> Result<(TablePage, Option<TableScanCursor>)> {
+        let route = self.route(table, false).await?;
+        let mut scan = scan.clone();
+        scan.resume_token = cursor.token.clone();
+        let op = ReadOp::ScanTable { scan };
+        let page = self
+            .with_retries(
+                table,
+                Some(cursor.partition),
+                &[],
+                |_| true,
+                |mut c, gpid| {
+                    let req = read_to_pb(gpid, &op);
+                    async move { c.read(req).await.map(|r| r.into_inner()) }
+                },
+            )
+            .await
+            .and_then(read_result_from_pb)?;
+        let ReadResult::ScanTable(page) = page else {
+            return Err(Error::invariant("a table scan returned another result"));
+        };
+        let next = match &page.resume_token {
+            Some(t) => Some(TableScanCursor { partition: cursor.partition, token: Some(t.clone()) }),
+            None if cursor.partition + 1 < route.partitions => {
+                Some(TableScanCursor { partition: cursor.partition + 1, token: None })
+            }
+            None => None,
+        };
+        Ok((page, next))
+    }
+}

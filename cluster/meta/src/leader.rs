@@ -1,0 +1,272 @@
+//! What only the leading meta server does: run the configuration manager. One task takes the
+//! inputs (beacons, proposals, table creation, ticks) one at a time and carries out the
+//! manager's actions in order. A changed configuration is written through Raft *before* any
+//! later action (a push to a replica server, a beacon answer) can reveal it; if the write fails
+//! because this server no longer leads, the task stops and the new leader takes over from the
+//! replicated state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tern_client::Pool;
+use tern_confman::{CmAction, CmEvent, CmOptions, ConfigManager, NodeSummary};
+use tern_core::{Ballot, ConfigChange, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, Result, TableId};
+use tern_proto::convert::config_to_pb;
+use tern_proto::pb;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::MetaSm;
+use crate::raft::{RaftGroup, WriteError};
+use crate::state::{Command, ConfigRecord, PartitionRecord, TableStatus};
+
+/// What a replica server learns from its beacon.
+#[derive(Debug)]
+pub struct BeaconAnswer {
+    pub configs: Vec<PartitionConfig>,
+    pub lease_ms: u64,
+}
+
+/// Requests to the leader task.
+#[derive(Debug)]
+pub enum LeaderInput {
+    Beacon {
+        node: NodeId,
+        addr: String,
+        sent_at_ms: u64,
+        reports: Vec<ReplicaReport>,
+        reply: oneshot::Sender<Result<BeaconAnswer>>,
+    },
+    Propose {
+        from: NodeId,
+        gpid: Gpid,
+        ballot: Ballot,
+        change: ConfigChange,
+    },
+    CreatePartitions {
+        table: TableId,
+        partitions: u32,
+        replicas: usize,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Status {
+        reply: oneshot::Sender<(Vec<NodeSummary>, Vec<PartitionConfig>)>,
+    },
+}
+
+/// Settings of the leader task.
+#[derive(Clone, Debug)]
+pub struct LeaderOptions {
+    pub cm: CmOptions,
+    pub tick: Duration,
+    /// How long a dropped table can be recalled.
+    pub recall_window: Duration,
+}
+
+pub fn write_error(e: WriteError) -> Error {
+    match e {
+        WriteError::NotLeader { .. } => Error::Unavailable("this meta server is no longer the leader".into()),
+        WriteError::Other(e) => e,
+    }
+}
+
+/// Starts the leader's task; it runs until `rx` closes or leadership is lost.
+pub fn spawn(
+    group: Arc<RaftGroup<MetaSm>>,
+    opts: LeaderOptions,
+    pool: Arc<Pool>,
+) -> mpsc::Sender<LeaderInput> {
+    let (tx, rx) = mpsc::channel(4096);
+    tokio::spawn(async move {
+        if let Err(e) = run(group, opts, pool, rx).await {
+            tracing::warn!("leader duties ended: {e}");
+        }
+    });
+    tx
+}
+
+struct Leader {
+    group: Arc<RaftGroup<MetaSm>>,
+    cm: ConfigManager,
+    pool: Arc<Pool>,
+    started: Instant,
+    recall_window: Duration,
+}
+
+async fn run(
+    group: Arc<RaftGroup<MetaSm>>,
+    opts: LeaderOptions,
+    pool: Arc<Pool>,
+    mut rx: mpsc::Receiver<LeaderInput>,
+) -> Result<()> {
+    // Everything committed by earlier leaders is applied here before deciding anything.
+    group.barrier().await.map_err(write_error)?;
+    let started = Instant::now();
+    let (partitions, nodes) = group.read(|s| {
+        (
+            s.0.persisted_partitions(),
+            s.0.nodes.iter().filter(|(_, n)| !n.decommissioned).map(|(id, _)| NodeId(*id)).collect(),
+        )
+    });
+    let cm = ConfigManager::restore(opts.cm, 0, partitions, nodes);
+    let mut leader = Leader { group, cm, pool, started, recall_window: opts.recall_window };
+    leader.finish_creations().await?;
+    tracing::info!("leading: configuration manager running");
+    let mut tick = tokio::time::interval(opts.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(i) => leader.on_input(i).await?,
+                None => return Ok(()),
+            },
+            _ = tick.tick() => leader.on_tick().await?,
+        }
+    }
+}
+
+impl Leader {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    async fn write(&self, cmd: Command) -> Result<crate::state::Response> {
+        self.group.write(cmd).await.map_err(write_error)
+    }
+
+    /// Tables whose creation a previous leader did not finish get their partitions now.
+    async fn finish_creations(&mut self) -> Result<()> {
+        let missing: Vec<(u32, u32, u32)> = self.group.read(|s| {
+            s.0.tables
+                .values()
+                .filter(|t| t.status == TableStatus::Serving)
+                .filter(|t| s.0.table_configs(t.id).len() < t.partitions as usize)
+                .map(|t| (t.id, t.partitions, t.replicas))
+                .collect()
+        });
+        for (id, partitions, replicas) in missing {
+            let event =
+                CmEvent::CreatePartitions { table: TableId(id), partitions, replicas: replicas as usize };
+            self.run_cm(event, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_input(&mut self, input: LeaderInput) -> Result<()> {
+        match input {
+            LeaderInput::Beacon { node, addr, sent_at_ms, reports, reply } => {
+                let known = self.group.read(|s| s.0.nodes.get(&node.0).map(|n| n.addr.clone()));
+                if known.as_deref() != Some(addr.as_str()) {
+                    self.write(Command::RegisterNode { id: node.0, addr }).await?;
+                }
+                self.run_cm(CmEvent::Beacon { node, sent_at_ms, reports }, Some(BeaconReply::Beacon(reply)))
+                    .await
+            }
+            LeaderInput::Propose { from, gpid, ballot, change } => {
+                self.run_cm(CmEvent::Propose { from, gpid, ballot, change }, None).await
+            }
+            LeaderInput::CreatePartitions { table, partitions, replicas, reply } => {
+                let r = self.run_cm(CmEvent::CreatePartitions { table, partitions, replicas }, None).await;
+                let failed = r.as_ref().err().cloned();
+                let _ = reply.send(r);
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
+            LeaderInput::Status { reply } => {
+                let _ = reply.send((self.cm.node_summary(), self.cm.unhealthy()));
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) -> Result<()> {
+        self.run_cm(CmEvent::Tick, None).await?;
+        // Forget dropped tables whose recall window passed.
+        let now_wall = crate::wall_ms();
+        let window = self.recall_window.as_millis() as u64;
+        let expired: Vec<u32> = self.group.read(|s| {
+            s.0.tables
+                .values()
+                .filter(|t| matches!(t.status, TableStatus::Dropped { at_ms } if now_wall.saturating_sub(at_ms) >= window))
+                .map(|t| t.id)
+                .collect()
+        });
+        for id in expired {
+            self.write(Command::PurgeTable { id }).await?;
+            self.cm.remove_table(TableId(id));
+            tracing::info!("dropped table {id} purged after its recall window");
+        }
+        Ok(())
+    }
+
+    async fn run_cm(&mut self, event: CmEvent, reply: Option<BeaconReply>) -> Result<()> {
+        let mut actions = Vec::new();
+        self.cm.handle(self.now(), event, &mut actions);
+        let mut reply = reply;
+        for a in actions {
+            match a {
+                CmAction::Changed { config, last_members, replicas, reason } => {
+                    tracing::info!("{config}: {reason}");
+                    let partition = PartitionRecord {
+                        config: ConfigRecord::from(&config),
+                        replicas,
+                        last_members: last_members.iter().map(|n| n.0).collect(),
+                    };
+                    if let crate::state::Response::Refused(why) =
+                        self.write(Command::SetConfig { partition }).await?
+                    {
+                        // The replicated state moved on without this manager: start over from it.
+                        return Err(Error::invariant(format!("configuration manager out of date: {why}")));
+                    }
+                }
+                CmAction::BeaconAck { configs, lease_ms, .. } => {
+                    if let Some(BeaconReply::Beacon(r)) = reply.take() {
+                        let _ = r.send(Ok(BeaconAnswer { configs, lease_ms }));
+                    }
+                }
+                CmAction::ConfigUpdate { to, config } => {
+                    self.push(to, pb::control_message::Msg::ConfigUpdate(config_to_pb(&config)))
+                }
+                CmAction::CreateReplica { to, config } => {
+                    self.push(to, pb::control_message::Msg::CreateReplica(config_to_pb(&config)))
+                }
+                CmAction::AddLearner { to, config, learner } => self.push(
+                    to,
+                    pb::control_message::Msg::AddLearner(pb::AddLearner {
+                        config: Some(config_to_pb(&config)),
+                        learner: learner.0,
+                    }),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a control message to a replica server, without waiting (it is repeated by beacon
+    /// answers and retries if lost).
+    fn push(&self, to: NodeId, msg: pb::control_message::Msg) {
+        let (addr, addresses) = self.group.read(|s| {
+            (
+                s.0.nodes.get(&to.0).map(|n| n.addr.clone()),
+                s.0.nodes
+                    .iter()
+                    .map(|(id, n)| pb::NodeAddress { node: *id, addr: n.addr.clone() })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let Some(addr) = addr else { return };
+        let Ok(channel) = self.pool.channel(&addr) else { return };
+        tokio::spawn(async move {
+            let mut c = pb::control_client::ControlClient::new(channel);
+            let m = pb::ControlMessage { msg: Some(msg), addresses };
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(2), c.push(m)).await {
+                tracing::debug!("push to {to} at {addr} timed out: {e}");
+            }
+        });
+    }
+}
+
+enum BeaconReply {
+    Beacon(oneshot::Sender<Result<BeaconAnswer>>),
+}

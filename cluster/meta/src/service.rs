@@ -1,0 +1,268 @@
+//! The `Meta` gRPC service. Every call is served by the leader; other meta servers answer
+//! `UNAVAILABLE` naming the leader (`tern-leader`), and clients follow.
+
+use std::sync::{Arc, Mutex};
+
+use tern_core::{Ballot, ConfigChange, Error, NodeId};
+use tern_proto::convert::{config_to_pb, gpid_from_pb, report_from_pb};
+use tern_proto::pb;
+use tern_proto::status::{LEADER_KEY, to_status};
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+
+use crate::MetaSm;
+use crate::leader::{LeaderInput, write_error};
+use crate::raft::RaftGroup;
+use crate::state::{Command, Response as Applied, TableRecord, TableStatus};
+
+/// The `Meta` gRPC service of a meta server.
+#[derive(Clone, Debug)]
+pub struct MetaService {
+    pub group: Arc<RaftGroup<MetaSm>>,
+    /// The leader task's queue, while this server leads.
+    pub leader: Arc<Mutex<Option<mpsc::Sender<LeaderInput>>>>,
+}
+
+fn status(e: Error) -> Status {
+    to_status(&e)
+}
+
+fn table_info(t: &TableRecord) -> pb::TableInfo {
+    let (status, dropped_at_ms) = match t.status {
+        TableStatus::Serving => ("serving".to_string(), 0),
+        TableStatus::Dropped { at_ms } => ("dropped".to_string(), at_ms),
+    };
+    pb::TableInfo {
+        id: t.id,
+        name: t.name.clone(),
+        partitions: t.partitions,
+        replicas: t.replicas,
+        status,
+        dropped_at_ms,
+    }
+}
+
+/// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.
+fn check_table_name(name: &str) -> Result<(), Status> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(status(Error::InvalidArgument(format!(
+            "table name {name:?} is not valid: use 1 to 64 characters among letters, digits, '_', '.', '-'"
+        ))))
+    }
+}
+
+impl MetaService {
+    /// The leader task, or the error that tells the caller where the leader is.
+    fn leader(&self) -> Result<mpsc::Sender<LeaderInput>, Status> {
+        let tx = self.leader.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match tx {
+            Some(tx) if self.group.is_leader() => Ok(tx),
+            _ => {
+                let mut s = Status::unavailable("this meta server is not the leader");
+                if let Some((_, addr)) = self.group.leader()
+                    && let Ok(v) = addr.parse()
+                {
+                    s.metadata_mut().insert(LEADER_KEY, v);
+                }
+                Err(s)
+            }
+        }
+    }
+
+    async fn send(&self, input: LeaderInput) -> Result<(), Status> {
+        self.leader()?.send(input).await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
+    }
+
+    async fn write(&self, cmd: Command) -> Result<Applied, Status> {
+        self.leader()?;
+        self.group.write(cmd).await.map_err(|e| status(write_error(e)))
+    }
+
+    fn addresses(&self) -> Vec<pb::NodeAddress> {
+        self.group.read(|s| {
+            s.0.nodes.iter().map(|(id, n)| pb::NodeAddress { node: *id, addr: n.addr.clone() }).collect()
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::meta_server::Meta for MetaService {
+    async fn beacon(&self, req: Request<pb::BeaconRequest>) -> Result<Response<pb::BeaconResponse>, Status> {
+        let r = req.into_inner();
+        let reports = r.reports.iter().map(report_from_pb).collect::<Result<Vec<_>, _>>().map_err(status)?;
+        let (reply, rx) = oneshot::channel();
+        let sent_at_ms = r.sent_at_ms;
+        self.send(LeaderInput::Beacon { node: NodeId(r.node), addr: r.addr, sent_at_ms, reports, reply })
+            .await?;
+        let answer =
+            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+        let (name, id) = self.group.read(|s| (s.0.cluster_name.clone(), s.0.cluster_id));
+        Ok(Response::new(pb::BeaconResponse {
+            sent_at_ms,
+            lease_ms: answer.lease_ms,
+            configs: answer.configs.iter().map(config_to_pb).collect(),
+            addresses: self.addresses(),
+            cluster_name: name,
+            cluster_id: u32::from(id),
+        }))
+    }
+
+    async fn propose(&self, req: Request<pb::ProposeRequest>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let gpid = gpid_from_pb(r.gpid.as_ref()).map_err(status)?;
+        let change = if r.add {
+            ConfigChange::AddSecondary(NodeId(r.node))
+        } else {
+            ConfigChange::RemoveSecondary(NodeId(r.node))
+        };
+        self.send(LeaderInput::Propose { from: NodeId(r.from), gpid, ballot: Ballot(r.ballot), change })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn get_route(&self, req: Request<pb::RouteRequest>) -> Result<Response<pb::Route>, Status> {
+        self.leader()?;
+        let name = req.into_inner().table;
+        let route = self.group.read(|s| {
+            let t = s.0.serving_table(&name)?;
+            Ok::<_, Error>(pb::Route {
+                table: Some(table_info(t)),
+                partitions: s.0.table_configs(t.id).iter().map(config_to_pb).collect(),
+                addresses: vec![],
+            })
+        });
+        let mut route = route.map_err(status)?;
+        route.addresses = self.addresses();
+        Ok(Response::new(route))
+    }
+
+    async fn create_table(
+        &self,
+        req: Request<pb::CreateTableRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        let r = req.into_inner();
+        check_table_name(&r.name)?;
+        if !(1..=4096).contains(&r.partitions) {
+            return Err(status(Error::InvalidArgument(format!(
+                "partition count {} is out of range 1..=4096",
+                r.partitions
+            ))));
+        }
+        if !(1..=9).contains(&r.replicas) {
+            return Err(status(Error::InvalidArgument(format!(
+                "replica count {} is out of range 1..=9",
+                r.replicas
+            ))));
+        }
+        let tx = self.leader()?;
+        let (nodes, _) = {
+            let (reply, rx) = oneshot::channel();
+            tx.send(LeaderInput::Status { reply })
+                .await
+                .map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
+            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?
+        };
+        let alive = nodes.iter().filter(|n| n.alive).count();
+        if alive < r.replicas as usize {
+            return Err(status(Error::Unavailable(format!(
+                "{} replicas wanted but only {alive} replica servers are alive",
+                r.replicas
+            ))));
+        }
+        let t = match self
+            .write(Command::CreateTable {
+                name: r.name.clone(),
+                partitions: r.partitions,
+                replicas: r.replicas,
+            })
+            .await?
+        {
+            Applied::Table(t) => t,
+            Applied::Refused(why) => return Err(status(Error::InvalidArgument(why))),
+            Applied::Done => return Err(status(Error::invariant("create table returned nothing"))),
+        };
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::CreatePartitions {
+            table: tern_core::TableId(t.id),
+            partitions: t.partitions,
+            replicas: t.replicas as usize,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+        Ok(Response::new(table_info(&t)))
+    }
+
+    async fn drop_table(&self, req: Request<pb::TableRequest>) -> Result<Response<pb::TableInfo>, Status> {
+        let name = req.into_inner().name;
+        match self.write(Command::DropTable { name: name.clone(), at_ms: crate::wall_ms() }).await? {
+            Applied::Table(t) => Ok(Response::new(table_info(&t))),
+            _ => Err(status(Error::TableNotFound(name))),
+        }
+    }
+
+    async fn recall_table(&self, req: Request<pb::TableRequest>) -> Result<Response<pb::TableInfo>, Status> {
+        let name = req.into_inner().name;
+        match self.write(Command::RecallTable { name: name.clone() }).await? {
+            Applied::Table(t) => Ok(Response::new(table_info(&t))),
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            Applied::Done => Err(status(Error::TableNotFound(name))),
+        }
+    }
+
+    async fn list_tables(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListTablesResponse>, Status> {
+        self.leader()?;
+        let tables = self.group.read(|s| s.0.tables.values().map(table_info).collect());
+        Ok(Response::new(pb::ListTablesResponse { tables }))
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let tx = self.leader()?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(LeaderInput::Status { reply })
+            .await
+            .map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
+        let (nodes, unhealthy) =
+            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
+        let resp = self.group.read(|s| pb::ClusterStatusResponse {
+            cluster_name: s.0.cluster_name.clone(),
+            cluster_id: u32::from(s.0.cluster_id),
+            meta_leader: self.group.leader().map(|(id, _)| id).unwrap_or(0),
+            nodes: nodes
+                .iter()
+                .map(|n| pb::NodeStatus {
+                    node: n.node.0,
+                    addr: s.0.nodes.get(&n.node.0).map(|r| r.addr.clone()).unwrap_or_default(),
+                    alive: n.alive,
+                    decommissioned: s.0.nodes.get(&n.node.0).is_some_and(|r| r.decommissioned),
+                    primaries: n.primaries as u32,
+                    replicas: n.replicas as u32,
+                })
+                .collect(),
+            tables: s.0.tables.values().map(table_info).collect(),
+            unhealthy: unhealthy.iter().map(config_to_pb).collect(),
+        });
+        Ok(Response::new(resp))
+    }
+
+    async fn decommission(
+        &self,
+        req: Request<pb::DecommissionRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        match self.write(Command::Decommission { id: req.into_inner().node }).await? {
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            _ => Ok(Response::new(pb::Empty {})),
+        }
+    }
+}

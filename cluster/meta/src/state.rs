@@ -1,0 +1,265 @@
+//! The meta server's replicated state and the commands that change it. Applied in Raft log order
+//! on every meta server; a leader's decisions are written here before anyone is told about them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tern_confman::PersistedPartition;
+use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
+
+/// A partition configuration as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    pub table: u32,
+    pub partition: u32,
+    pub ballot: u64,
+    pub primary: Option<u64>,
+    pub secondaries: Vec<u64>,
+}
+
+impl From<&PartitionConfig> for ConfigRecord {
+    fn from(c: &PartitionConfig) -> Self {
+        ConfigRecord {
+            table: c.gpid.table.0,
+            partition: c.gpid.partition.0,
+            ballot: c.ballot.0,
+            primary: c.primary.map(|p| p.0),
+            secondaries: c.secondaries.iter().map(|s| s.0).collect(),
+        }
+    }
+}
+
+impl ConfigRecord {
+    pub fn config(&self) -> PartitionConfig {
+        PartitionConfig {
+            gpid: Gpid::new(self.table, self.partition),
+            ballot: Ballot(self.ballot),
+            primary: self.primary.map(NodeId),
+            secondaries: self.secondaries.iter().map(|s| NodeId(*s)).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub config: ConfigRecord,
+    pub replicas: usize,
+    pub last_members: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableStatus {
+    Serving,
+    /// Dropped at this wall-clock time; recallable until the recall window passes.
+    Dropped {
+        at_ms: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRecord {
+    pub id: u32,
+    pub name: String,
+    pub partitions: u32,
+    pub replicas: u32,
+    pub status: TableStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub addr: String,
+    pub decommissioned: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaState {
+    pub cluster_name: String,
+    pub cluster_id: u8,
+    pub tables: BTreeMap<u32, TableRecord>,
+    pub next_table_id: u32,
+    /// By `"table.partition"` (JSON object keys must be strings).
+    pub partitions: BTreeMap<String, PartitionRecord>,
+    pub nodes: BTreeMap<u64, NodeRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Names the cluster, once.
+    Init {
+        name: String,
+        id: u8,
+    },
+    CreateTable {
+        name: String,
+        partitions: u32,
+        replicas: u32,
+    },
+    DropTable {
+        name: String,
+        at_ms: u64,
+    },
+    RecallTable {
+        name: String,
+    },
+    /// Forgets a dropped table (after its recall window).
+    PurgeTable {
+        id: u32,
+    },
+    SetConfig {
+        partition: PartitionRecord,
+    },
+    RegisterNode {
+        id: u64,
+        addr: String,
+    },
+    Decommission {
+        id: u64,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    #[default]
+    Done,
+    Table(TableRecord),
+    /// The command was refused; the message says why (applied identically everywhere).
+    Refused(String),
+}
+
+pub fn partition_key(table: u32, partition: u32) -> String {
+    format!("{table}.{partition}")
+}
+
+impl MetaState {
+    pub fn table_by_name(&self, name: &str) -> Option<&TableRecord> {
+        self.tables.values().find(|t| t.name == name)
+    }
+
+    pub fn serving_table(&self, name: &str) -> Result<&TableRecord> {
+        match self.table_by_name(name) {
+            Some(t) if t.status == TableStatus::Serving => Ok(t),
+            _ => Err(Error::TableNotFound(name.to_string())),
+        }
+    }
+
+    pub fn table_configs(&self, id: u32) -> Vec<PartitionConfig> {
+        self.partitions.values().filter(|p| p.config.table == id).map(|p| p.config.config()).collect()
+    }
+
+    /// What a new leader's configuration manager starts from.
+    pub fn persisted_partitions(&self) -> Vec<PersistedPartition> {
+        self.partitions
+            .values()
+            .map(|p| PersistedPartition {
+                config: p.config.config(),
+                replicas: p.replicas,
+                last_members: p.last_members.iter().map(|n| NodeId(*n)).collect(),
+            })
+            .collect()
+    }
+
+    pub fn apply(&mut self, cmd: &Command) -> Response {
+        match cmd {
+            Command::Init { name, id } => {
+                if self.cluster_id != 0 && (self.cluster_id != *id || self.cluster_name != *name) {
+                    return Response::Refused(format!(
+                        "this meta group already serves cluster {} ({}), not {id} ({name})",
+                        self.cluster_id, self.cluster_name
+                    ));
+                }
+                self.cluster_name = name.clone();
+                self.cluster_id = *id;
+            }
+            Command::CreateTable { name, partitions, replicas } => {
+                if self.table_by_name(name).is_some() {
+                    return Response::Refused(format!("table {name:?} already exists"));
+                }
+                self.next_table_id += 1;
+                let t = TableRecord {
+                    id: self.next_table_id,
+                    name: name.clone(),
+                    partitions: *partitions,
+                    replicas: *replicas,
+                    status: TableStatus::Serving,
+                };
+                self.tables.insert(t.id, t.clone());
+                return Response::Table(t);
+            }
+            Command::DropTable { name, at_ms } => match self.tables.values_mut().find(|t| t.name == *name) {
+                Some(t) if t.status == TableStatus::Serving => {
+                    t.status = TableStatus::Dropped { at_ms: *at_ms };
+                    return Response::Table(t.clone());
+                }
+                _ => return Response::Refused(format!("no serving table {name:?}")),
+            },
+            Command::RecallTable { name } => match self.tables.values_mut().find(|t| t.name == *name) {
+                Some(t) if matches!(t.status, TableStatus::Dropped { .. }) => {
+                    t.status = TableStatus::Serving;
+                    return Response::Table(t.clone());
+                }
+                _ => return Response::Refused(format!("no dropped table {name:?} to recall")),
+            },
+            Command::PurgeTable { id } => {
+                self.tables.remove(id);
+                self.partitions.retain(|_, p| p.config.table != *id);
+            }
+            Command::SetConfig { partition } => {
+                let key = partition_key(partition.config.table, partition.config.partition);
+                // Ballots only grow: a stale write (from a deposed leader) changes nothing.
+                if self.partitions.get(&key).is_some_and(|p| p.config.ballot >= partition.config.ballot) {
+                    return Response::Refused(format!("stale configuration for {key}"));
+                }
+                self.partitions.insert(key, partition.clone());
+            }
+            Command::RegisterNode { id, addr } => {
+                let d = self.nodes.get(id).is_some_and(|n| n.decommissioned);
+                self.nodes.insert(*id, NodeRecord { addr: addr.clone(), decommissioned: d });
+            }
+            Command::Decommission { id } => match self.nodes.get_mut(id) {
+                Some(n) => n.decommissioned = true,
+                None => return Response::Refused(format!("no node {}", NodeId(*id))),
+            },
+        }
+        Response::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_drop_and_recall() {
+        let mut s = MetaState::default();
+        let Response::Table(t) =
+            s.apply(&Command::CreateTable { name: "t".into(), partitions: 4, replicas: 3 })
+        else {
+            panic!()
+        };
+        assert_eq!(t.id, 1);
+        assert!(matches!(
+            s.apply(&Command::CreateTable { name: "t".into(), partitions: 1, replicas: 1 }),
+            Response::Refused(_)
+        ));
+        s.apply(&Command::DropTable { name: "t".into(), at_ms: 5 });
+        assert!(s.serving_table("t").is_err());
+        s.apply(&Command::RecallTable { name: "t".into() });
+        assert_eq!(s.serving_table("t").unwrap().id, 1);
+    }
+
+    #[test]
+    fn configurations_only_move_forward() {
+        let mut s = MetaState::default();
+        let rec = |ballot| PartitionRecord {
+            config: ConfigRecord { table: 1, partition: 0, ballot, primary: Some(1), secondaries: vec![2] },
+            replicas: 3,
+            last_members: vec![1, 2],
+        };
+        assert_eq!(s.apply(&Command::SetConfig { partition: rec(2) }), Response::Done);
+        assert!(matches!(s.apply(&Command::SetConfig { partition: rec(2) }), Response::Refused(_)));
+        assert!(matches!(s.apply(&Command::SetConfig { partition: rec(1) }), Response::Refused(_)));
+        assert_eq!(s.table_configs(1)[0].ballot, Ballot(2));
+        let json = serde_json::to_vec(&s).unwrap();
+        assert_eq!(serde_json::from_slice::<MetaState>(&json).unwrap(), s);
+    }
+}

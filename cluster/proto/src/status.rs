@@ -1,0 +1,97 @@
+//! Tern errors ⇄ gRPC status. The only place this mapping exists.
+//!
+//! A status carries the stable Tern code (`ErrorCode` number) in the `tern-code` metadata entry
+//! and the error's message; the receiving side rebuilds an [`Error::Remote`] with that code, so
+//! clients classify retries by code, never by message. A status without a Tern code (from the
+//! transport itself) is classified by its gRPC code.
+
+use tern_core::{Error, ErrorCode};
+use tonic::{Code, Status};
+
+pub const CODE_KEY: &str = "tern-code";
+/// A non-leader meta server names the leader's address here.
+pub const LEADER_KEY: &str = "tern-leader";
+
+fn grpc_code(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::LimitExceeded | ErrorCode::InvalidArgument => Code::InvalidArgument,
+        ErrorCode::NotAnInteger => Code::FailedPrecondition,
+        ErrorCode::IntegerOverflow => Code::OutOfRange,
+        ErrorCode::TableNotFound => Code::NotFound,
+        ErrorCode::NotPrimary | ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::StaleBallot => Code::Aborted,
+        ErrorCode::Timeout => Code::DeadlineExceeded,
+        ErrorCode::OutcomeUnknown | ErrorCode::Transport => Code::Unavailable,
+        ErrorCode::Busy => Code::ResourceExhausted,
+        ErrorCode::Corruption => Code::DataLoss,
+        ErrorCode::InvariantViolated | ErrorCode::Io => Code::Internal,
+    }
+}
+
+/// The status to return for `e`.
+pub fn to_status(e: &Error) -> Status {
+    let code = e.code();
+    let mut s = Status::new(grpc_code(code), e.to_string());
+    if let Ok(v) = (code as u16).to_string().parse() {
+        s.metadata_mut().insert(CODE_KEY, v);
+    }
+    s
+}
+
+/// The error a status stands for.
+pub fn from_status(s: &Status) -> Error {
+    let tern = s
+        .metadata()
+        .get(CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok())
+        .and_then(ErrorCode::from_u16);
+    let code = tern.unwrap_or(match s.code() {
+        Code::InvalidArgument => ErrorCode::InvalidArgument,
+        Code::NotFound => ErrorCode::TableNotFound,
+        Code::DeadlineExceeded | Code::Cancelled => ErrorCode::Timeout,
+        Code::ResourceExhausted => ErrorCode::Busy,
+        Code::DataLoss => ErrorCode::Corruption,
+        Code::Internal | Code::Unknown | Code::Unimplemented => ErrorCode::InvariantViolated,
+        // A status without a Tern code and UNAVAILABLE comes from the transport (connection
+        // refused or reset): the request may or may not have arrived.
+        Code::Unavailable => ErrorCode::Transport,
+        _ => ErrorCode::Unavailable,
+    });
+    let message =
+        if tern.is_some() { s.message().to_string() } else { format!("{}: {}", s.code(), s.message()) };
+    Error::Remote { code, message }
+}
+
+/// The leader address a non-leader meta server pointed to, if any.
+pub fn leader_hint(s: &Status) -> Option<String> {
+    s.metadata().get(LEADER_KEY).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_survive_the_round_trip() {
+        for &code in ErrorCode::ALL {
+            let e = Error::Remote { code, message: format!("because {code}") };
+            let back = from_status(&to_status(&e));
+            assert_eq!(back.code(), code);
+            assert_eq!(back.to_string(), format!("because {code}"));
+            assert_eq!(back.is_retryable(), code.is_retryable());
+        }
+        let e = Error::LimitExceeded { what: "value", size: 9, max: 1, setting: "max-value-bytes" };
+        let s = to_status(&e);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(from_status(&s).to_string().contains("max-value-bytes"));
+    }
+
+    #[test]
+    fn transport_failures_are_retryable() {
+        let e = from_status(&Status::unavailable("connection refused"));
+        assert!(e.is_retryable(), "{e}");
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(!from_status(&Status::invalid_argument("bad")).is_retryable());
+    }
+}

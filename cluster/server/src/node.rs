@@ -1,0 +1,203 @@
+//! The state a replica server shares between its tasks: identity, clocks, the replicas it hosts,
+//! peer addresses, the lease, and its connections.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tern_client::{MetaClient, Pool};
+use tern_confman::NodeLease;
+use tern_core::Clock;
+use tern_core::{Ballot, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Result};
+use tern_replica::{Event, Now, ReplicaOptions};
+use tern_rocks::RocksBackend;
+use tern_storage::SystemClock;
+use tokio::sync::mpsc;
+
+use crate::log_writer::LogWriter;
+use crate::options::ServerOptions;
+use crate::peer::PeerNet;
+use crate::replica_task::{self, Input};
+
+/// How a replica task is reached.
+#[derive(Clone, Debug)]
+pub struct ReplicaHandle {
+    pub tx: mpsc::UnboundedSender<Input>,
+    pub report: Arc<Mutex<ReplicaReport>>,
+}
+
+pub struct Node {
+    pub id: NodeId,
+    pub opts: ServerOptions,
+    pub backend: RocksBackend,
+    pub logs: LogWriter,
+    pub pool: Pool,
+    pub meta: MetaClient,
+    pub peers: PeerNet,
+    replicas: RwLock<HashMap<Gpid, ReplicaHandle>>,
+    addresses: RwLock<HashMap<NodeId, String>>,
+    /// Partitions whose configuration lists this node without it holding a replica.
+    missing: Mutex<HashMap<Gpid, Ballot>>,
+    lease: Mutex<NodeLease>,
+    started: Instant,
+    pub next_checkpoint: AtomicU64,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Node {
+    pub fn new(id: NodeId, opts: ServerOptions, backend: RocksBackend, logs: LogWriter) -> Result<Node> {
+        let mut meta = MetaClient::new(opts.meta.clone())?;
+        meta.deadline = opts.beacon_interval.max(std::time::Duration::from_millis(500));
+        Ok(Node {
+            id,
+            backend,
+            logs,
+            pool: Pool::new(),
+            meta,
+            peers: PeerNet::default(),
+            replicas: RwLock::new(HashMap::new()),
+            addresses: RwLock::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
+            lease: Mutex::new(NodeLease::default()),
+            started: Instant::now(),
+            next_checkpoint: AtomicU64::new(1),
+            opts,
+        })
+    }
+
+    /// The monotonic clock (leases, timers) and the wall clock (timetags), in milliseconds.
+    pub fn now(&self) -> Now {
+        Now { mono_ms: self.started.elapsed().as_millis() as u64, wall_ms: SystemClock.now_ms() }
+    }
+
+    pub fn replica_dir(&self, g: Gpid) -> PathBuf {
+        self.opts.data_dir.join("replicas").join(g.to_string())
+    }
+
+    pub fn replica(&self, g: Gpid) -> Option<ReplicaHandle> {
+        self.replicas.read().unwrap_or_else(|e| e.into_inner()).get(&g).cloned()
+    }
+
+    pub fn replica_gpids(&self) -> Vec<Gpid> {
+        self.replicas.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+    }
+
+    pub fn address_of(&self, n: NodeId) -> Option<String> {
+        self.addresses.read().unwrap_or_else(|e| e.into_inner()).get(&n).cloned()
+    }
+
+    pub fn learn_addresses(&self, addrs: impl IntoIterator<Item = (NodeId, String)>) {
+        let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
+        for (n, a) in addrs {
+            map.insert(n, a);
+        }
+    }
+
+    pub fn replica_options(&self) -> ReplicaOptions {
+        let mut o = ReplicaOptions::new(self.opts.cluster_id);
+        o.limits = self.opts.limits;
+        o
+    }
+
+    /// Opens the replica of `g` from disk, creating an empty one if there is none, and starts its
+    /// task. Returns the existing handle if it is already open.
+    pub fn open_replica(self: &Arc<Self>, g: Gpid) -> Result<ReplicaHandle> {
+        let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = map.get(&g) {
+            return Ok(h.clone());
+        }
+        let dir = self.replica_dir(g);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let store = tokio::task::block_in_place(|| self.backend.open(&dir.join("store")))?;
+        let entries = tokio::task::block_in_place(|| {
+            self.logs.open(g, dir.join("log"), tern_storage::PartitionStore::last_applied_decree(&store))
+        })?;
+        let handle = replica_task::spawn(self.clone(), g, store, entries);
+        map.insert(g, handle.clone());
+        lock(&self.missing).remove(&g);
+        tracing::info!(gpid = %g, "replica opened");
+        Ok(handle)
+    }
+
+    /// Opens every replica found in the data directory (at start).
+    pub fn open_existing(self: &Arc<Self>) -> Result<usize> {
+        let root = self.opts.data_dir.join("replicas");
+        let Ok(entries) = std::fs::read_dir(&root) else { return Ok(0) };
+        let mut n = 0;
+        for e in entries {
+            let e = e.map_err(|e| Error::io(format!("list {}", root.display()), e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some((t, p)) = name.split_once('.') else { continue };
+            let (Ok(t), Ok(p)) = (t.parse(), p.parse()) else { continue };
+            self.open_replica(Gpid::new(t, p))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Hands an event to a replica, if this server hosts it.
+    pub fn deliver(&self, g: Gpid, event: Event) -> bool {
+        match self.replica(g) {
+            Some(h) => h.tx.send(Input::Event(Box::new(event))).is_ok(),
+            None => false,
+        }
+    }
+
+    /// A configuration from the meta server (pushed or with a beacon answer).
+    pub fn on_config(&self, config: PartitionConfig) {
+        let g = config.gpid;
+        if self.replica(g).is_some() {
+            self.deliver(g, Event::ConfigUpdate { config });
+        } else if config.is_member(self.id) && config.ballot > Ballot(1) {
+            // Listed as a member without the replica (its data is gone): say so, so the meta
+            // server replaces this member.
+            lock(&self.missing).insert(g, config.ballot);
+        } else {
+            lock(&self.missing).remove(&g);
+        }
+    }
+
+    /// What this server tells the meta server in a beacon.
+    pub fn reports(&self) -> Vec<ReplicaReport> {
+        let mut reports: Vec<ReplicaReport> = self
+            .replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|h| lock(&h.report).clone())
+            .collect();
+        for (g, b) in lock(&self.missing).iter() {
+            reports.push(ReplicaReport {
+                gpid: *g,
+                ballot: *b,
+                status: ReplicaStatus::Error,
+                committed: Decree::ZERO,
+                last_prepared: Decree::ZERO,
+            });
+        }
+        reports
+    }
+
+    /// The meta server acknowledged the beacon sent at monotonic time `sent_at_ms`.
+    pub fn on_lease(&self, sent_at_ms: u64, lease_ms: u64) {
+        let expires_at_ms = {
+            let mut l = lock(&self.lease);
+            l.on_ack(sent_at_ms, lease_ms);
+            l.expires_at_ms()
+        };
+        for g in self.replica_gpids() {
+            self.deliver(g, Event::Lease { expires_at_ms });
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What a replica server is told at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tern_core::{ClusterId, Limits};
+use tern_rocks::RocksConfig;
+
+use crate::log_writer::GroupPolicy;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Address to listen on for clients and peers.
+    pub listen: SocketAddr,
+    /// Address other processes use to reach this one (default: `listen`).
+    pub advertise: Option<String>,
+    /// Every meta server's `host:port`.
+    pub meta: Vec<String>,
+    /// Where replicas, logs and the node identity live.
+    pub data_dir: PathBuf,
+    /// This cluster's id (1..=127); the meta server must agree.
+    pub cluster_id: ClusterId,
+    pub beacon_interval: Duration,
+    /// How often each replica flushes its store (advancing the durable decree and letting the
+    /// log be garbage-collected).
+    pub flush_interval: Duration,
+    /// Client requests wait at most this long.
+    pub request_timeout: Duration,
+    pub limits: Limits,
+    pub rocks: RocksConfig,
+    pub group_commit: GroupPolicy,
+}
+
+impl ServerOptions {
+    pub fn new(
+        listen: SocketAddr,
+        meta: Vec<String>,
+        data_dir: PathBuf,
+        cluster_id: ClusterId,
+    ) -> ServerOptions {
+        ServerOptions {
+            listen,
+            advertise: None,
+            meta,
+            data_dir,
+            cluster_id,
+            beacon_interval: Duration::from_millis(1_000),
+            flush_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            rocks: RocksConfig::default(),
+            group_commit: GroupPolicy::default(),
+        }
+    }
+
+    pub fn advertised(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+}

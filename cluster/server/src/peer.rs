@@ -1,0 +1,92 @@
+//! Replica-to-replica messages: one long-lived gRPC stream per peer server (in order, no
+//! per-message RPC), reconnected with backoff. A message queued while the link is down, or sent
+//! into a link that then breaks, is lost: the replication protocol resends what matters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_core::{Gpid, NodeId};
+use tern_proto::convert::gpid_to_pb;
+use tern_proto::pb;
+use tern_proto::pb::peer_client::PeerClient;
+use tern_replica::PeerMessage;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::node::Node;
+
+/// Messages waiting for one peer's link.
+const QUEUE: usize = 65_536;
+
+#[derive(Debug, Default)]
+pub struct PeerNet {
+    links: Mutex<HashMap<NodeId, mpsc::Sender<pb::PeerEnvelope>>>,
+}
+
+impl PeerNet {
+    pub fn send(&self, node: &Arc<Node>, to: NodeId, gpid: Gpid, msg: &PeerMessage) {
+        let env = pb::PeerEnvelope {
+            gpid: Some(gpid_to_pb(gpid)),
+            from: node.id.0,
+            message: tern_replica::codec::encode(msg),
+        };
+        let tx = {
+            let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+            links
+                .entry(to)
+                .or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    tokio::spawn(link(node.clone(), to, rx));
+                    tx
+                })
+                .clone()
+        };
+        if let Err(e) = tx.try_send(env) {
+            tracing::debug!(peer = %to, "dropped a message to a congested or closed link: {e}");
+        }
+    }
+}
+
+/// Keeps a stream open to `to`, feeding it from `rx`.
+async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelope>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(addr) = node.address_of(to) else {
+            // Not known yet (the next beacon answer brings it): drop what waits.
+            while rx.try_recv().is_ok() {}
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let channel = match node.pool.channel(&addr) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(peer = %to, "bad peer address {addr}: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let (tx, stream_rx) = mpsc::channel(1024);
+        let mut client = PeerClient::new(channel);
+        let call = tokio::spawn(async move { client.stream(ReceiverStream::new(stream_rx)).await });
+        let started = tokio::time::Instant::now();
+        loop {
+            let Some(env) = rx.recv().await else {
+                call.abort();
+                return; // the server is shutting down
+            };
+            if tx.send(env).await.is_err() || call.is_finished() {
+                break;
+            }
+        }
+        drop(tx);
+        if let Ok(Ok(Err(status))) = tokio::time::timeout(Duration::from_millis(100), call).await {
+            tracing::debug!(peer = %to, "link to {addr} ended: {status}");
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

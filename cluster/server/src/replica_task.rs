@@ -1,0 +1,322 @@
+//! One task per replica: it owns the state machine and the store, takes one queue of inputs
+//! (peer messages, configurations, client requests, log completions, timers) and carries out
+//! the actions the state machine returns. No locks around replication state.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_core::mutation::WriteOutcome;
+use tern_core::read::ReadResult;
+use tern_core::{Decree, Error, Gpid, ReplicaReport, Result, WriteOp};
+use tern_replica::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Replica, RequestId};
+use tern_rocks::RocksPartitionStore;
+use tern_storage::{ApplyEntry, LogEntry, PartitionStore};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::node::{Node, ReplicaHandle};
+
+pub enum Input {
+    Event(Box<Event>),
+    Write {
+        op: WriteOp,
+        reply: oneshot::Sender<Result<WriteOutcome>>,
+    },
+    Read {
+        op: ReadOp,
+        reply: oneshot::Sender<Result<ReadResult>>,
+    },
+    /// A checkpoint was downloaded into `dir`.
+    CheckpointFetched {
+        dir: PathBuf,
+        checkpoint: CheckpointRef,
+    },
+    CheckpointFetchFailed(Error),
+}
+
+const TICK: Duration = Duration::from_millis(50);
+
+struct Task {
+    node: Arc<Node>,
+    gpid: Gpid,
+    sm: Replica,
+    store: Option<RocksPartitionStore>,
+    tx: mpsc::UnboundedSender<Input>,
+    writes: HashMap<RequestId, oneshot::Sender<Result<WriteOutcome>>>,
+    reads: HashMap<RequestId, oneshot::Sender<Result<ReadResult>>>,
+    next_request: RequestId,
+    report: Arc<Mutex<ReplicaReport>>,
+}
+
+pub fn spawn(node: Arc<Node>, gpid: Gpid, store: RocksPartitionStore, log: Vec<LogEntry>) -> ReplicaHandle {
+    let now = node.now();
+    let mut sm = Replica::new(gpid, node.id, node.replica_options(), now.wall_ms);
+    let mut out = Vec::new();
+    sm.handle(
+        now,
+        Event::Open {
+            applied: store.last_applied_decree(),
+            applied_timetag: store.last_applied_timetag(),
+            applied_ballot: store.last_applied_ballot(),
+            log,
+        },
+        &mut out,
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let report = Arc::new(Mutex::new(sm.report()));
+    let task = Task {
+        node,
+        gpid,
+        sm,
+        store: Some(store),
+        tx: tx.clone(),
+        writes: HashMap::new(),
+        reads: HashMap::new(),
+        next_request: 1,
+        report: report.clone(),
+    };
+    tokio::spawn(task.run(rx));
+    ReplicaHandle { tx, report }
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(self.node.opts.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(i) => self.on_input(i),
+                    None => break,
+                },
+                _ = tick.tick() => self.feed(Event::Tick),
+                _ = flush.tick() => self.flush(),
+            }
+            *self.report.lock().unwrap_or_else(|e| e.into_inner()) = self.sm.report();
+        }
+        self.node.logs.close(self.gpid);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Event(e) => self.feed(*e),
+            Input::Write { op, reply } => {
+                let req = self.request_id();
+                self.writes.insert(req, reply);
+                self.feed(Event::ClientWrite { req, op });
+            }
+            Input::Read { op, reply } => {
+                let req = self.request_id();
+                self.reads.insert(req, reply);
+                self.feed(Event::ClientRead { req, read: op });
+            }
+            Input::CheckpointFetched { dir, checkpoint } => self.install_checkpoint(dir, checkpoint),
+            Input::CheckpointFetchFailed(error) => self.feed(Event::CheckpointFailed { error }),
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    fn feed(&mut self, event: Event) {
+        let mut out = Vec::new();
+        let before = (self.sm.status(), self.sm.ballot());
+        self.sm.handle(self.node.now(), event, &mut out);
+        let after = (self.sm.status(), self.sm.ballot());
+        if before != after {
+            tracing::info!(gpid = %self.gpid, "{} b{} -> {} b{}", before.0.name(), before.1, after.0.name(), after.1);
+        }
+        for a in out {
+            self.execute(a);
+        }
+    }
+
+    fn store(&self) -> Result<&RocksPartitionStore> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable(format!("replica {} is installing a checkpoint", self.gpid)))
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Append { entries } => {
+                let tx = self.tx.clone();
+                self.node.logs.append(
+                    self.gpid,
+                    entries,
+                    Box::new(move |r| {
+                        let event = match r {
+                            Ok(entries) => Event::Appended { entries },
+                            Err(error) => Event::AppendFailed { error },
+                        };
+                        let _ = tx.send(Input::Event(Box::new(event)));
+                    }),
+                );
+            }
+            Action::ResetLog => self.node.logs.reset(self.gpid),
+            Action::Apply { entries, replies } => self.apply(entries, replies),
+            Action::Send { to, msg } => self.node.peers.send(&self.node, to, self.gpid, &msg),
+            Action::SendLearnResponse { to, learner_applied, through, config, reign, committed } => {
+                match self.learn_response(learner_applied, through) {
+                    Ok((checkpoint, entries)) => {
+                        let msg = PeerMessage::LearnResponse {
+                            config,
+                            reign,
+                            committed,
+                            through,
+                            checkpoint,
+                            entries,
+                        };
+                        self.node.peers.send(&self.node, to, self.gpid, &msg);
+                    }
+                    Err(e) => tracing::warn!(gpid = %self.gpid, "cannot answer learner {to}: {e}"),
+                }
+            }
+            Action::InstallCheckpoint { from, checkpoint } => {
+                crate::checkpoint::spawn_fetch(
+                    self.node.clone(),
+                    self.gpid,
+                    from,
+                    checkpoint,
+                    self.tx.clone(),
+                );
+            }
+            Action::Propose { gpid, ballot, change } => {
+                let node = self.node.clone();
+                tokio::spawn(async move { crate::beacon::propose(&node, gpid, ballot, change).await });
+            }
+            Action::ServeRead { req, read, .. } => {
+                let result = self.store().and_then(|s| s.read(&read));
+                if let Some(r) = self.reads.remove(&req) {
+                    let _ = r.send(result);
+                }
+            }
+            Action::Refuse { req, error, not_applied } => {
+                if let Some(r) = self.writes.remove(&req) {
+                    // Refused after it was logged: a later primary may still apply it.
+                    let error = if not_applied {
+                        error
+                    } else {
+                        Error::OutcomeUnknown(format!("{error}; the write may still be applied"))
+                    };
+                    let _ = r.send(Err(error));
+                } else if let Some(r) = self.reads.remove(&req) {
+                    let _ = r.send(Err(error));
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<LogEntry>, replies: Vec<(Decree, RequestId)>) {
+        let batch: Vec<ApplyEntry<'_>> = entries
+            .iter()
+            .map(|e| ApplyEntry {
+                decree: e.decree,
+                ballot: e.ballot,
+                timetag: e.timetag,
+                mutation: &e.mutation,
+            })
+            .collect();
+        let result = match self.store.as_mut() {
+            Some(s) => s.apply_batch(&batch),
+            None => Err(Error::invariant("apply while the store is being replaced")),
+        };
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => {
+                // The store cannot take committed mutations: stop serving rather than diverge.
+                tracing::error!(gpid = %self.gpid, "applying decrees failed: {e}");
+                self.feed(Event::AppendFailed { error: e });
+                return;
+            }
+        };
+        for (decree, req) in replies {
+            let outcome = entries
+                .iter()
+                .position(|e| e.decree == decree)
+                .and_then(|i| outcomes[i].first().cloned())
+                .unwrap_or(WriteOutcome::Done);
+            if let Some(r) = self.writes.remove(&req) {
+                let _ = r.send(match outcome {
+                    WriteOutcome::Failed(e) => Err(e),
+                    o => Ok(o),
+                });
+            }
+        }
+    }
+
+    /// Entries after `learner_applied` through `through` from the log, preceded by a checkpoint
+    /// when the log no longer reaches back that far.
+    fn learn_response(
+        &mut self,
+        learner_applied: Decree,
+        through: Decree,
+    ) -> Result<(Option<CheckpointRef>, Vec<LogEntry>)> {
+        let need = learner_applied.next();
+        let (range, _) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, need, 0))?;
+        let log_reaches = range.is_some_and(|(first, _)| first <= need);
+        let (checkpoint, from) = if learner_applied >= through || log_reaches {
+            (None, need)
+        } else {
+            let cp = tokio::task::block_in_place(|| {
+                crate::checkpoint::create(&self.node, self.gpid, self.store()?)
+            })?;
+            (Some(cp), cp.decree.next())
+        };
+        if from > through {
+            return Ok((checkpoint, vec![]));
+        }
+        let n = (through.0 - from.0 + 1) as usize;
+        let (_, entries) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, from, n))?;
+        let entries: Vec<LogEntry> = entries.into_iter().filter(|e| e.decree <= through).collect();
+        let contiguous = entries.iter().enumerate().all(|(i, e)| e.decree.0 == from.0 + i as u64);
+        if !contiguous || entries.len() != n {
+            return Err(Error::invariant(format!(
+                "the log of {} lacks decrees {from}..={through}",
+                self.gpid
+            )));
+        }
+        Ok((checkpoint, entries))
+    }
+
+    fn install_checkpoint(&mut self, dir: PathBuf, checkpoint: CheckpointRef) {
+        let store_dir = self.node.replica_dir(self.gpid).join("store");
+        self.store = None; // closes the old store
+        let result = tokio::task::block_in_place(|| {
+            if store_dir.exists() {
+                std::fs::remove_dir_all(&store_dir)
+                    .map_err(|e| Error::io(format!("remove {}", store_dir.display()), e))?;
+            }
+            self.node.backend.open_from_checkpoint(&dir, &store_dir)
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        match result {
+            Ok(store) => {
+                let (decree, timetag) = (store.last_applied_decree(), store.last_applied_timetag());
+                self.store = Some(store);
+                tracing::info!(gpid = %self.gpid, "installed checkpoint {} at decree {decree}", checkpoint.id);
+                self.feed(Event::CheckpointInstalled { decree, timetag });
+            }
+            Err(e) => {
+                tracing::error!(gpid = %self.gpid, "installing checkpoint {} failed: {e}", checkpoint.id);
+                // Reopen whatever is there so the replica can try again.
+                self.store = self.node.backend.open(&store_dir).ok();
+                self.feed(Event::CheckpointFailed { error: e });
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(store) = self.store.as_ref() else { return };
+        match tokio::task::block_in_place(|| store.flush()) {
+            // The log is needed only above what the store holds durably.
+            Ok(durable) => self.node.logs.gc(self.gpid, durable.next()),
+            Err(e) => tracing::warn!(gpid = %self.gpid, "store flush failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The gRPC services of a replica server: `Kv` for clients, `Peer` for other replica servers,
+//! `Control` for the meta server.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tern_core::{Error, Gpid, NodeId};
+use tern_proto::convert::{
+    config_from_pb, gpid_from_pb, outcome_to_pb, read_from_pb, read_result_to_pb, write_from_pb,
+};
+use tern_proto::pb;
+use tern_proto::status::to_status;
+use tern_replica::{Event, PeerMessage};
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::checkpoint;
+use crate::node::Node;
+use crate::replica_task::Input;
+
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub node: Arc<Node>,
+}
+
+fn status(e: Error) -> Status {
+    to_status(&e)
+}
+
+impl Services {
+    async fn ask<T>(
+        &self,
+        gpid: Gpid,
+        make: impl FnOnce(oneshot::Sender<tern_core::Result<T>>) -> Input,
+    ) -> Result<T, Status> {
+        let h = self.node.replica(gpid).ok_or_else(|| status(Error::NotPrimary { gpid }))?;
+        let (tx, rx) = oneshot::channel();
+        h.tx.send(make(tx)).map_err(|_| status(Error::Unavailable(format!("replica {gpid} is closing"))))?;
+        match tokio::time::timeout(self.node.opts.request_timeout, rx).await {
+            Ok(Ok(r)) => r.map_err(status),
+            Ok(Err(_)) => Err(status(Error::Unavailable(format!("replica {gpid} dropped the request")))),
+            Err(_) => Err(status(Error::OutcomeUnknown(format!(
+                "partition {gpid} did not answer within {:?}",
+                self.node.opts.request_timeout
+            )))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::kv_server::Kv for Services {
+    async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let (gpid, op) = write_from_pb(req.into_inner()).map_err(status)?;
+        let outcome = self.ask(gpid, |reply| Input::Write { op, reply }).await?;
+        Ok(Response::new(outcome_to_pb(&outcome)))
+    }
+
+    async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
+        let (gpid, op) = read_from_pb(req.into_inner()).map_err(status)?;
+        let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
+        Ok(Response::new(read_result_to_pb(&result)))
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for Services {
+    async fn stream(&self, req: Request<Streaming<pb::PeerEnvelope>>) -> Result<Response<pb::Empty>, Status> {
+        let mut s = req.into_inner();
+        while let Some(env) = s.message().await? {
+            let (gpid, msg) =
+                match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
+                    (Ok(g), Ok(m)) => (g, m),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!("dropping a malformed peer message from {}: {e}", NodeId(env.from));
+                        continue;
+                    }
+                };
+            if self.node.replica(gpid).is_none() {
+                // A primary invites this server to learn a partition it does not hold yet.
+                if !matches!(msg, PeerMessage::LearnInvite { .. }) {
+                    continue;
+                }
+                if let Err(e) = self.node.open_replica(gpid) {
+                    tracing::error!(%gpid, "cannot create a replica to learn into: {e}");
+                    continue;
+                }
+            }
+            self.node.deliver(gpid, Event::Peer { from: NodeId(env.from), msg });
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    type FetchCheckpointStream = ChunkStream;
+
+    async fn fetch_checkpoint(
+        &self,
+        req: Request<pb::FetchCheckpointRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let req = req.into_inner();
+        let gpid = gpid_from_pb(req.gpid.as_ref()).map_err(status)?;
+        let path = checkpoint::path_of(&self.node, gpid, req.id);
+        let files = checkpoint::files(&path).map_err(|_| {
+            status(Error::InvalidArgument(format!(
+                "no checkpoint {} of {gpid} here (it may have been replaced)",
+                req.id
+            )))
+        })?;
+        let total: u64 = files.iter().map(|(_, n)| n).sum();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            for (name, size) in files {
+                let mut f = match tokio::fs::File::open(path.join(&name)).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ =
+                            tx.send(Err(status(Error::io(format!("open checkpoint file {name}"), e)))).await;
+                        return;
+                    }
+                };
+                let mut offset = 0u64;
+                loop {
+                    let mut buf = vec![0u8; checkpoint::CHUNK];
+                    let n = match f.read(&mut buf).await {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(status(Error::io(format!("read checkpoint file {name}"), e))))
+                                .await;
+                            return;
+                        }
+                    };
+                    if n == 0 && offset > 0 {
+                        break;
+                    }
+                    buf.truncate(n);
+                    let chunk = pb::CheckpointChunk {
+                        file: name.clone(),
+                        offset,
+                        data: buf,
+                        file_size: size,
+                        total_bytes: total,
+                    };
+                    offset += n as u64;
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return;
+                    }
+                    if n == 0 {
+                        break; // an empty file: one empty chunk creates it
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::control_server::Control for Services {
+    async fn push(&self, req: Request<pb::ControlMessage>) -> Result<Response<pb::Empty>, Status> {
+        let m = req.into_inner();
+        self.node.learn_addresses(m.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)));
+        use pb::control_message::Msg;
+        match m.msg {
+            Some(Msg::ConfigUpdate(c)) => self.node.on_config(config_from_pb(&c).map_err(status)?),
+            Some(Msg::CreateReplica(c)) => {
+                let config = config_from_pb(&c).map_err(status)?;
+                let fresh = !self.node.replica_dir(config.gpid).exists();
+                if fresh || self.node.replica(config.gpid).is_some() {
+                    self.node.open_replica(config.gpid).map_err(status)?;
+                    self.node.deliver(config.gpid, Event::Create { config });
+                }
+            }
+            Some(Msg::AddLearner(a)) => {
+                let config = config_from_pb(a.config.as_ref().ok_or_else(|| {
+                    status(Error::InvalidArgument("add-learner without a configuration".into()))
+                })?)
+                .map_err(status)?;
+                self.node.deliver(config.gpid, Event::AddLearner { config, learner: NodeId(a.learner) });
+            }
+            None => {}
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+}

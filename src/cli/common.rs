@@ -1,0 +1,62 @@
+//! Pieces shared by commands: meta-server addresses, the async runtime, logging, shutdown.
+
+use anyhow::Context;
+use clap::Args;
+
+/// Where the cluster's meta servers are.
+#[derive(Debug, Args, Clone)]
+pub struct MetaAddrs {
+    /// Meta server addresses, comma-separated `host:port` (any of them; the leader is found).
+    #[arg(long = "meta", env = "TERN_META", value_delimiter = ',', value_name = "ADDRS", required = true)]
+    pub meta: Vec<String>,
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")
+}
+
+/// Logs to stderr; `RUST_LOG` (e.g. `info`, `tern_server=debug`) overrides `default`.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+    tracing::info!("shutting down");
+}
+
+/// Parses a duration flag like `10s`.
+pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    tern_core::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Parses a size flag like `256MiB`.
+pub fn bytes_arg(s: &str) -> Result<u64, String> {
+    tern_core::units::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+/// Reads a TOML config file whose keys are the long flag names (kebab-case).
+pub fn read_config<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<T> {
+    let Some(path) = path else { return Ok(T::default()) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}

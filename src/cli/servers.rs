@@ -1,0 +1,206 @@
+//! `tern meta` and `tern replica`: run a server in the foreground until SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use tern_core::ClusterId;
+
+use super::common::{bytes_arg, duration_arg, init_logging, read_config, runtime, shutdown_signal};
+
+/// Settings of `tern replica` in a config file (TOML; keys are the long flag names). Flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ReplicaFile {
+    listen: Option<SocketAddr>,
+    advertise: Option<String>,
+    meta: Option<Vec<String>>,
+    data_dir: Option<PathBuf>,
+    cluster_id: Option<u8>,
+    block_cache: Option<String>,
+    beacon_interval: Option<String>,
+    flush_interval: Option<String>,
+    request_timeout: Option<String>,
+}
+
+/// Run a replica server: it hosts partition replicas, replicates writes with PacificA and
+/// serves clients. Settings come from flags, then `--config`, then defaults.
+#[derive(Debug, Args)]
+pub struct ReplicaCmd {
+    /// Address to listen on (clients and peers), e.g. 127.0.0.1:34801.
+    #[arg(long, env = "TERN_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address others reach this server at, if not the listen address.
+    #[arg(long, env = "TERN_ADVERTISE")]
+    advertise: Option<String>,
+    /// Meta server addresses, comma-separated.
+    #[arg(long, env = "TERN_META", value_delimiter = ',')]
+    meta: Option<Vec<String>>,
+    /// Directory for the node identity, replicas and logs.
+    #[arg(long, env = "TERN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// This cluster's id (1-127); must match the meta servers'.
+    #[arg(long, env = "TERN_CLUSTER_ID")]
+    cluster_id: Option<u8>,
+    /// RocksDB block cache shared by all replicas (default 256MiB).
+    #[arg(long, value_parser = bytes_arg)]
+    block_cache: Option<u64>,
+    /// How often to beacon the meta server (default 1s).
+    #[arg(long, value_parser = duration_arg)]
+    beacon_interval: Option<Duration>,
+    /// How often each replica flushes its store (default 10s).
+    #[arg(long, value_parser = duration_arg)]
+    flush_interval: Option<Duration>,
+    /// How long a client request may wait (default 10s).
+    #[arg(long, value_parser = duration_arg)]
+    request_timeout: Option<Duration>,
+    /// A TOML file with the same settings (keys are the flag names).
+    #[arg(long, env = "TERN_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>, name: &str) -> anyhow::Result<T> {
+    flag.or(file).with_context(|| format!("--{name} is required (or set {name} in --config)"))
+}
+
+fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
+    v.map(|s| duration_arg(&s).map_err(|e| anyhow::anyhow!("config key {key}: {e}"))).transpose()
+}
+
+impl ReplicaCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        init_logging("info");
+        let file: ReplicaFile = read_config(self.config.as_deref())?;
+        let cluster_id = pick(self.cluster_id, file.cluster_id, "cluster-id")?;
+        let cluster_id = ClusterId::new(cluster_id)?;
+        let mut opts = tern_server::ServerOptions::new(
+            pick(self.listen, file.listen, "listen")?,
+            pick(self.meta, file.meta, "meta")?,
+            pick(self.data_dir, file.data_dir, "data-dir")?,
+            cluster_id,
+        );
+        opts.advertise = self.advertise.or(file.advertise);
+        let cache = match (self.block_cache, file.block_cache) {
+            (Some(b), _) => Some(b),
+            (None, Some(s)) => {
+                Some(bytes_arg(&s).map_err(|e| anyhow::anyhow!("config key block-cache: {e}"))?)
+            }
+            _ => None,
+        };
+        if let Some(b) = cache {
+            opts.rocks.block_cache_bytes = b as usize;
+        }
+        if let Some(d) = self.beacon_interval.or(file_duration(file.beacon_interval, "beacon-interval")?) {
+            opts.beacon_interval = d;
+        }
+        if let Some(d) = self.flush_interval.or(file_duration(file.flush_interval, "flush-interval")?) {
+            opts.flush_interval = d;
+        }
+        if let Some(d) = self.request_timeout.or(file_duration(file.request_timeout, "request-timeout")?) {
+            opts.request_timeout = d;
+        }
+        runtime()?.block_on(tern_server::run(opts, shutdown_signal())).map_err(Into::into)
+    }
+}
+
+/// Settings of `tern meta` in a config file (TOML). Flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MetaFile {
+    id: Option<u64>,
+    listen: Option<SocketAddr>,
+    members: Option<Vec<String>>,
+    data_dir: Option<PathBuf>,
+    cluster_name: Option<String>,
+    cluster_id: Option<u8>,
+    lease: Option<String>,
+    grace: Option<String>,
+    recall_window: Option<String>,
+}
+
+/// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
+/// Raft among the meta servers, and the decisions that keep partitions served.
+#[derive(Debug, Args)]
+pub struct MetaCmd {
+    /// This meta server's id among --members.
+    #[arg(long, env = "TERN_META_ID")]
+    id: Option<u64>,
+    /// Address to listen on (clients, replica servers, other meta servers).
+    #[arg(long, env = "TERN_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Every meta server as ID=HOST:PORT, comma-separated (this one included); one is enough.
+    #[arg(long, env = "TERN_META_MEMBERS", value_delimiter = ',')]
+    members: Option<Vec<String>>,
+    /// Directory for the Raft log and snapshots.
+    #[arg(long, env = "TERN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The cluster's name (e.g. the datacenter).
+    #[arg(long, env = "TERN_CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// The cluster's id, 1-127, unique among clusters that replicate to each other.
+    #[arg(long, env = "TERN_CLUSTER_ID")]
+    cluster_id: Option<u8>,
+    /// How long a beacon answer lets a replica server serve (default 5s).
+    #[arg(long, value_parser = duration_arg)]
+    lease: Option<Duration>,
+    /// How long without beacons before a replica server is declared dead (default 10s; must
+    /// exceed the lease with margin for clock rate errors).
+    #[arg(long, value_parser = duration_arg)]
+    grace: Option<Duration>,
+    /// How long a dropped table can be recalled (default 1d).
+    #[arg(long, value_parser = duration_arg)]
+    recall_window: Option<Duration>,
+    #[arg(long, env = "TERN_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Parses `ID=HOST:PORT` members.
+pub fn parse_members(v: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut m = BTreeMap::new();
+    for s in v {
+        let (id, addr) = s.split_once('=').with_context(|| format!("member {s:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("member {s:?}: {id:?} is not a number"))?;
+        anyhow::ensure!(id > 0, "member {s:?}: ids start at 1");
+        anyhow::ensure!(m.insert(id, addr.trim().to_string()).is_none(), "member id {id} appears twice");
+    }
+    Ok(m)
+}
+
+impl MetaCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        init_logging("info");
+        let file: MetaFile = read_config(self.config.as_deref())?;
+        let id = pick(self.id, file.id, "id")?;
+        let listen = pick(self.listen, file.listen, "listen")?;
+        let members = match self.members.or(file.members) {
+            Some(m) => parse_members(&m)?,
+            None => BTreeMap::from([(id, listen.to_string())]),
+        };
+        let mut cm = tern_confman::CmOptions::default();
+        if let Some(d) = self.lease.or(file_duration(file.lease, "lease")?) {
+            cm.lease_ms = d.as_millis() as u64;
+        }
+        if let Some(d) = self.grace.or(file_duration(file.grace, "grace")?) {
+            cm.grace_ms = d.as_millis() as u64;
+        }
+        let opts = tern_meta::MetaOptions {
+            id,
+            listen,
+            members,
+            data_dir: pick(self.data_dir, file.data_dir, "data-dir")?,
+            cluster_name: pick(self.cluster_name, file.cluster_name, "cluster-name")?,
+            cluster_id: ClusterId::new(pick(self.cluster_id, file.cluster_id, "cluster-id")?)?,
+            cm,
+            recall_window: self
+                .recall_window
+                .or(file_duration(file.recall_window, "recall-window")?)
+                .unwrap_or(Duration::from_secs(86_400)),
+            raft: tern_meta::raft::RaftOptions::default(),
+        };
+        runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)
+    }
+}
