@@ -193,6 +193,17 @@ impl ConfigManager {
         placement::load(&self.nodes, self.parts.values().map(|p| p.config.members()))
     }
 
+    /// How many partitions each node is the primary of.
+    fn primary_load(&self) -> BTreeMap<NodeId, usize> {
+        let mut load = BTreeMap::new();
+        for p in self.parts.values() {
+            if let Some(n) = p.config.primary {
+                *load.entry(n).or_default() += 1;
+            }
+        }
+        load
+    }
+
     fn create(
         &mut self,
         now: u64,
@@ -206,7 +217,14 @@ impl ConfigManager {
             if self.parts.contains_key(&gpid) {
                 continue;
             }
-            let members = placement::pick_nodes(&self.nodes, &self.load(), &[], replicas);
+            let mut members = placement::pick_nodes(&self.nodes, &self.load(), &[], replicas);
+            // Spread primaries too: the member leading the fewest partitions leads this one.
+            let primaries = self.primary_load();
+            if let Some(i) =
+                (0..members.len()).min_by_key(|i| primaries.get(&members[*i]).copied().unwrap_or(0))
+            {
+                members.swap(0, i);
+            }
             let config = PartitionConfig {
                 gpid,
                 ballot: Ballot(1),

@@ -285,3 +285,19 @@ fn a_lost_create_is_resent_until_the_partition_has_data() {
         "never once data exists"
     );
 }
+
+#[test]
+fn creation_spreads_primaries_evenly() {
+    let mut cm = ConfigManager::new(CmOptions::default());
+    for n in &N[..3] {
+        beacon(&mut cm, 0, *n, vec![]);
+    }
+    h(&mut cm, 0, CmEvent::CreatePartitions { table: TableId(1), partitions: 6, replicas: 3 });
+    let mut led = std::collections::BTreeMap::new();
+    for p in 0..6 {
+        let c = cm.config(Gpid::new(1, p)).unwrap();
+        assert_eq!(c.members().count(), 3);
+        *led.entry(c.primary.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(led.into_values().collect::<Vec<_>>(), vec![2, 2, 2], "every node leads two of six");
+}

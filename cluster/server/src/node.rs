@@ -112,9 +112,17 @@ impl Node {
 
     /// Opens the replica of `g` from disk, creating an empty one if there is none, and starts its
     /// task. Returns the existing handle if it is already open.
-    pub fn open_replica(self: &Arc<Self>, g: Gpid) -> Result<ReplicaHandle> {
+    ///
+    /// `first` is handed to the replica before anyone else can reach it: a peer message that
+    /// waited for the registry while the store opened must not overtake the `Create` that
+    /// made this server open the replica. If the replica is already open, `first` is delivered
+    /// like any other event.
+    pub fn open_replica(self: &Arc<Self>, g: Gpid, first: Option<Event>) -> Result<ReplicaHandle> {
         let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = map.get(&g) {
+            if let Some(e) = first {
+                let _ = h.tx.send(Input::Event(Box::new(e)));
+            }
             return Ok(h.clone());
         }
         let dir = self.replica_dir(g);
@@ -124,6 +132,9 @@ impl Node {
             self.logs.open(g, dir.join("log"), tern_storage::PartitionStore::last_applied_decree(&store))
         })?;
         let handle = replica_task::spawn(self.clone(), g, store, entries);
+        if let Some(e) = first {
+            let _ = handle.tx.send(Input::Event(Box::new(e)));
+        }
         map.insert(g, handle.clone());
         lock(&self.missing).remove(&g);
         tracing::info!(gpid = %g, "replica opened");
@@ -140,7 +151,7 @@ impl Node {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some((t, p)) = name.split_once('.') else { continue };
             let (Ok(t), Ok(p)) = (t.parse(), p.parse()) else { continue };
-            self.open_replica(Gpid::new(t, p))?;
+            self.open_replica(Gpid::new(t, p), None)?;
             n += 1;
         }
         Ok(n)

@@ -83,10 +83,11 @@ impl pb::peer_server::Peer for Services {
                 if !matches!(msg, PeerMessage::LearnInvite { .. }) {
                     continue;
                 }
-                if let Err(e) = self.node.open_replica(gpid) {
+                let invite = Event::Peer { from: NodeId(env.from), msg };
+                if let Err(e) = self.node.open_replica(gpid, Some(invite)) {
                     tracing::error!(%gpid, "cannot create a replica to learn into: {e}");
-                    continue;
                 }
+                continue;
             }
             self.node.deliver(gpid, Event::Peer { from: NodeId(env.from), msg });
         }
@@ -170,8 +171,7 @@ impl pb::control_server::Control for Services {
                 let config = config_from_pb(&c).map_err(status)?;
                 let fresh = !self.node.replica_dir(config.gpid).exists();
                 if fresh || self.node.replica(config.gpid).is_some() {
-                    self.node.open_replica(config.gpid).map_err(status)?;
-                    self.node.deliver(config.gpid, Event::Create { config });
+                    self.node.open_replica(config.gpid, Some(Event::Create { config })).map_err(status)?;
                 }
             }
             Some(Msg::AddLearner(a)) => {
