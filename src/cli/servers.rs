@@ -120,6 +120,8 @@ struct MetaFile {
     lease: Option<String>,
     grace: Option<String>,
     recall_window: Option<String>,
+    balance_interval: Option<String>,
+    max_moves: Option<usize>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -154,6 +156,14 @@ pub struct MetaCmd {
     /// How long a dropped table can be recalled (default 1d).
     #[arg(long, value_parser = duration_arg)]
     recall_window: Option<Duration>,
+    /// How often the balancer evens out primaries and replicas and drains decommissioned
+    /// nodes (default 10s; 0 turns balancing off).
+    #[arg(long, value_parser = duration_arg)]
+    balance_interval: Option<Duration>,
+    /// How many replica copies the balancer keeps in flight at once (default 2).
+    #[arg(long)]
+    max_moves: Option<usize>,
+    /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -186,6 +196,16 @@ impl MetaCmd {
         }
         if let Some(d) = self.grace.or(file_duration(file.grace, "grace")?) {
             cm.grace_ms = d.as_millis() as u64;
+        }
+        if let Some(d) = self.balance_interval.or(file_duration(file.balance_interval, "balance-interval")?) {
+            cm.balance_interval_ms = d.as_millis() as u64;
+        }
+        if let Some(n) = self.max_moves.or(file.max_moves) {
+            anyhow::ensure!(
+                n > 0,
+                "--max-moves must be at least 1 (use --balance-interval 0 to stop balancing)"
+            );
+            cm.max_moves = n;
         }
         let opts = tern_meta::MetaOptions {
             id,

@@ -1,9 +1,10 @@
 //! The configuration manager state machine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tern_core::{Ballot, ConfigChange, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, TableId};
 
+use crate::balancer::{self, PartView, Step};
 use crate::options::CmOptions;
 use crate::placement;
 
@@ -28,6 +29,11 @@ pub enum CmEvent {
         ballot: Ballot,
         change: ConfigChange,
     },
+    /// Move every replica off `node` (it stays a member wherever it is until its replicas are
+    /// copied elsewhere), and place nothing new on it.
+    Decommission {
+        node: NodeId,
+    },
     Tick,
 }
 
@@ -40,11 +46,28 @@ pub enum CmAction {
     ConfigUpdate { to: NodeId, config: PartitionConfig },
     /// Create an empty replica of a new partition.
     CreateReplica { to: NodeId, config: PartitionConfig },
-    /// Ask a primary to bring a learner in.
-    AddLearner { to: NodeId, config: PartitionConfig, learner: NodeId },
+    /// Ask a primary to bring a learner in; `reason` says why (for the operator's log).
+    AddLearner { to: NodeId, config: PartitionConfig, learner: NodeId, reason: String },
     /// A configuration changed: the meta server persists it (with the members that recovery
     /// would wait for) before it carries out any later action.
-    Changed { config: PartitionConfig, last_members: Vec<NodeId>, replicas: usize, reason: String },
+    Changed {
+        config: PartitionConfig,
+        last_members: Vec<NodeId>,
+        replicas: usize,
+        demoted: Option<Demoted>,
+        reason: String,
+    },
+}
+
+/// A primary that a role switch turned into a secondary, and the ballot of that switch. Until it
+/// is known to have stopped acting as primary (it reported at `ballot` or later, or its lease
+/// expired), it must not be removed from the configuration: as long as it is a member, the new
+/// primary cannot commit anything without its ack, which it gives only after stepping down, so
+/// it cannot serve a stale read after a newer write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Demoted {
+    pub node: NodeId,
+    pub ballot: Ballot,
 }
 
 /// A partition as persisted by the meta server, to rebuild a manager from.
@@ -53,17 +76,25 @@ pub struct PersistedPartition {
     pub config: PartitionConfig,
     pub replicas: usize,
     pub last_members: Vec<NodeId>,
+    pub demoted: Option<Demoted>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NodeState {
     pub alive: bool,
+    /// Being drained: receives nothing new, its replicas are copied away.
+    pub decommissioned: bool,
     pub last_beacon_ms: u64,
     /// The latest report per partition, and when it arrived.
     pub reports: BTreeMap<Gpid, (ReplicaReport, u64)>,
 }
 
 impl NodeState {
+    /// Alive and not decommissioned: may receive new replicas and primaries.
+    pub fn serving(&self) -> bool {
+        self.alive && !self.decommissioned
+    }
+
     pub fn report(&self, gpid: Gpid) -> Option<&ReplicaReport> {
         self.reports.get(&gpid).map(|(r, _)| r)
     }
@@ -80,6 +111,16 @@ struct PartState {
     pending_learner: Option<(NodeId, u64)>,
     /// When the first candidate for recovery reported.
     recovery_since_ms: Option<u64>,
+    demoted: Option<Demoted>,
+    /// A copy in flight: a learner on `to` joins, then the replica on `from` is removed.
+    moving: Option<Move>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Move {
+    from: NodeId,
+    to: NodeId,
+    since_ms: u64,
 }
 
 /// One replica server as the configuration manager sees it.
@@ -92,6 +133,7 @@ pub struct NodeSummary {
     pub primaries: usize,
     /// Partitions it is a member (primary or secondary) of.
     pub replicas: usize,
+    pub decommissioned: bool,
 }
 
 #[derive(Debug)]
@@ -99,26 +141,30 @@ pub struct ConfigManager {
     opts: CmOptions,
     nodes: BTreeMap<NodeId, NodeState>,
     parts: BTreeMap<Gpid, PartState>,
+    last_balance_ms: Option<u64>,
 }
 
 impl ConfigManager {
     pub fn new(opts: CmOptions) -> ConfigManager {
-        ConfigManager { opts, nodes: BTreeMap::new(), parts: BTreeMap::new() }
+        ConfigManager { opts, nodes: BTreeMap::new(), parts: BTreeMap::new(), last_balance_ms: None }
     }
 
     /// A manager for a meta server that just became leader, from the persisted partitions and the
     /// nodes known to exist. Liveness is not persisted: every known node starts alive as of
     /// `now`, so it is declared dead only after a full grace period without beacons to *this*
-    /// leader.
+    /// leader. `nodes` are the known nodes and whether each is decommissioned.
     pub fn restore(
         opts: CmOptions,
         now: u64,
         partitions: Vec<PersistedPartition>,
-        nodes: Vec<NodeId>,
+        nodes: Vec<(NodeId, bool)>,
     ) -> ConfigManager {
         let mut cm = ConfigManager::new(opts);
-        for n in nodes {
-            cm.nodes.insert(n, NodeState { alive: true, last_beacon_ms: now, reports: BTreeMap::new() });
+        for (n, decommissioned) in nodes {
+            cm.nodes.insert(
+                n,
+                NodeState { alive: true, decommissioned, last_beacon_ms: now, reports: BTreeMap::new() },
+            );
         }
         for p in partitions {
             cm.parts.insert(
@@ -130,6 +176,8 @@ impl ConfigManager {
                     last_members: p.last_members,
                     pending_learner: None,
                     recovery_since_ms: None,
+                    demoted: p.demoted,
+                    moving: None,
                 },
             );
         }
@@ -148,7 +196,13 @@ impl ConfigManager {
             .map(|(n, s)| {
                 let primaries = self.parts.values().filter(|p| p.config.primary == Some(*n)).count();
                 let replicas = self.parts.values().filter(|p| p.config.is_member(*n)).count();
-                NodeSummary { node: *n, alive: s.alive, primaries, replicas }
+                NodeSummary {
+                    node: *n,
+                    alive: s.alive,
+                    primaries,
+                    replicas,
+                    decommissioned: s.decommissioned,
+                }
             })
             .collect()
     }
@@ -184,6 +238,9 @@ impl ConfigManager {
             }
             CmEvent::Propose { from, gpid, ballot, change } => {
                 self.on_propose(now, from, gpid, ballot, change, out)
+            }
+            CmEvent::Decommission { node } => {
+                self.nodes.entry(node).or_default().decommissioned = true;
             }
             CmEvent::Tick => self.on_tick(now, out),
         }
@@ -238,6 +295,7 @@ impl ConfigManager {
                 config: config.clone(),
                 last_members: members.clone(),
                 replicas,
+                demoted: None,
                 reason: "partition created".into(),
             });
             self.parts.insert(
@@ -249,6 +307,8 @@ impl ConfigManager {
                     changed_at_ms: now,
                     pending_learner: None,
                     recovery_since_ms: None,
+                    demoted: None,
+                    moving: None,
                 },
             );
         }
@@ -292,6 +352,12 @@ impl ConfigManager {
             return;
         }
         let reason = match change {
+            ConfigChange::RemoveSecondary(n) if config.is_secondary(n) && !self.may_remove(p, n) => {
+                // A demoted primary that may still think it leads: keep it until it is known
+                // to have stepped down. The primary will ask again.
+                out.push(CmAction::ConfigUpdate { to: from, config });
+                return;
+            }
             ConfigChange::RemoveSecondary(n) if config.is_secondary(n) => {
                 config.secondaries.retain(|s| *s != n);
                 format!("primary {from} removed unresponsive secondary {n}")
@@ -335,6 +401,7 @@ impl ConfigManager {
             config: config.clone(),
             last_members: p.last_members.clone(),
             replicas: p.replicas,
+            demoted: p.demoted,
             reason,
         });
         for n in notify {
@@ -352,6 +419,11 @@ impl ConfigManager {
         let gpids: Vec<Gpid> = self.parts.keys().copied().collect();
         for gpid in gpids {
             self.check_partition(now, gpid, out);
+        }
+        let interval = self.opts.balance_interval_ms;
+        if interval > 0 && self.last_balance_ms.is_none_or(|at| now.saturating_sub(at) >= interval) {
+            self.last_balance_ms = Some(now);
+            self.balance(now, out);
         }
     }
 
@@ -386,6 +458,17 @@ impl ConfigManager {
             config.secondaries.retain(|s| !failed.contains(s));
             let names: Vec<String> = failed.iter().map(|n| n.to_string()).collect();
             return self.set_config(now, config, format!("secondaries {} failed", names.join(",")), out);
+        }
+        self.clear_demoted(&p);
+        if p.moving.is_some() {
+            return self.continue_move(now, gpid, out);
+        }
+        if p.pending_learner.is_some() && p.config.members().count() >= p.replicas {
+            // Complete again (another learner, or the missing member, made it): whatever learner
+            // was asked for is not waited for any more.
+            if let Some(ps) = self.parts.get_mut(&gpid) {
+                ps.pending_learner = None;
+            }
         }
         self.maybe_add_learner(now, &p, primary, out);
     }
@@ -502,6 +585,177 @@ impl ConfigManager {
         if let Some(ps) = self.parts.get_mut(&p.config.gpid) {
             ps.pending_learner = Some((learner, now));
         }
-        out.push(CmAction::AddLearner { to: primary, config: p.config.clone(), learner });
+        let reason = format!("{} of {} replicas", members.len(), p.replicas);
+        out.push(CmAction::AddLearner { to: primary, config: p.config.clone(), learner, reason });
+    }
+
+    /// Whether secondary `n` may be removed from `p`'s configuration: anyone but a demoted
+    /// primary not yet known to have stepped down (see [`Demoted`]).
+    fn may_remove(&self, p: &PartState, n: NodeId) -> bool {
+        match p.demoted {
+            Some(d) if d.node == n => self.stepped_down(p.config.gpid, d),
+            _ => true,
+        }
+    }
+
+    /// The demoted primary reported at the switch's ballot or later, or its lease expired.
+    fn stepped_down(&self, gpid: Gpid, d: Demoted) -> bool {
+        match self.nodes.get(&d.node) {
+            Some(s) if s.alive => s.report(gpid).is_some_and(|r| r.ballot >= d.ballot),
+            _ => true,
+        }
+    }
+
+    fn clear_demoted(&mut self, p: &PartState) {
+        if let Some(d) = p.demoted
+            && (!p.config.is_member(d.node) || self.stepped_down(p.config.gpid, d))
+            && let Some(ps) = self.parts.get_mut(&p.config.gpid)
+        {
+            ps.demoted = None;
+        }
+    }
+
+    /// Every member reported its expected role at the current ballot and nothing is in flight:
+    /// the balancer may touch the partition.
+    fn settled(&self, p: &PartState) -> bool {
+        let Some(primary) = p.config.primary else { return false };
+        if p.moving.is_some()
+            || p.demoted.is_some()
+            || p.pending_learner.is_some()
+            || p.config.members().count() != p.replicas
+        {
+            return false;
+        }
+        p.config.members().all(|m| {
+            let want = if m == primary { ReplicaStatus::Primary } else { ReplicaStatus::Secondary };
+            self.nodes
+                .get(&m)
+                .filter(|s| s.alive)
+                .and_then(|s| s.report(p.config.gpid))
+                .is_some_and(|r| r.ballot == p.config.ballot && r.status == want)
+        })
+    }
+
+    /// What the balancer still has to do, if anything: a copy or switch in flight, or a step
+    /// it would plan with every partition settled. `None` when balancing is off or done.
+    pub fn balancing_pending(&self) -> Option<String> {
+        if self.opts.balance_interval_ms == 0 {
+            return None;
+        }
+        if let Some(p) = self.parts.values().find(|p| p.moving.is_some() || p.demoted.is_some()) {
+            return Some(format!("{}: move {:?}, demoted {:?}", p.config, p.moving, p.demoted));
+        }
+        let serving: BTreeSet<NodeId> =
+            self.nodes.iter().filter(|(_, s)| s.serving()).map(|(n, _)| *n).collect();
+        let draining: BTreeSet<NodeId> =
+            self.nodes.iter().filter(|(_, s)| s.decommissioned).map(|(n, _)| *n).collect();
+        let views: Vec<PartView<'_>> =
+            self.parts.values().map(|p| PartView { config: &p.config, settled: true }).collect();
+        balancer::plan(&views, &serving, &draining, self.opts.max_moves).first().map(|s| format!("{s:?}"))
+    }
+
+    /// Plans one balancing round and starts its steps.
+    fn balance(&mut self, now: u64, out: &mut Vec<CmAction>) {
+        let serving: BTreeSet<NodeId> =
+            self.nodes.iter().filter(|(_, s)| s.serving()).map(|(n, _)| *n).collect();
+        let draining: BTreeSet<NodeId> =
+            self.nodes.iter().filter(|(_, s)| s.decommissioned).map(|(n, _)| *n).collect();
+        let in_flight = self.parts.values().filter(|p| p.moving.is_some()).count();
+        let moves_free = self.opts.max_moves.saturating_sub(in_flight);
+        let steps = {
+            let views: Vec<PartView<'_>> = self
+                .parts
+                .values()
+                .map(|p| PartView { config: &p.config, settled: self.settled(p) })
+                .collect();
+            balancer::plan(&views, &serving, &draining, moves_free)
+        };
+        for step in steps {
+            match step {
+                Step::Switch { gpid, to, reason } => self.switch_primary(now, gpid, to, reason, out),
+                Step::Move { gpid, from, to, reason } => self.start_move(now, gpid, from, to, reason, out),
+            }
+        }
+    }
+
+    /// A role switch: secondary `to` becomes the primary and the primary a secondary, at the
+    /// next ballot. `to` acked every committed mutation (commits need every secondary), so
+    /// nothing committed is lost; the old primary stays a member (see [`Demoted`]).
+    fn switch_primary(&mut self, now: u64, gpid: Gpid, to: NodeId, reason: String, out: &mut Vec<CmAction>) {
+        let Some(p) = self.parts.get_mut(&gpid) else { return };
+        let Some(old) = p.config.primary.filter(|_| p.config.is_secondary(to)) else { return };
+        let mut config = p.config.clone();
+        config.primary = Some(to);
+        config.secondaries.retain(|s| *s != to);
+        config.secondaries.insert(0, old);
+        p.demoted = Some(Demoted { node: old, ballot: p.config.ballot.next() });
+        self.set_config(now, config, format!("{reason}: primary {old} -> {to}"), out);
+    }
+
+    fn start_move(
+        &mut self,
+        now: u64,
+        gpid: Gpid,
+        from: NodeId,
+        to: NodeId,
+        reason: String,
+        out: &mut Vec<CmAction>,
+    ) {
+        let Some(p) = self.parts.get_mut(&gpid) else { return };
+        let Some(primary) = p.config.primary else { return };
+        if p.config.is_member(to) || !p.config.is_member(from) {
+            return;
+        }
+        p.moving = Some(Move { from, to, since_ms: now });
+        p.pending_learner = Some((to, now));
+        out.push(CmAction::AddLearner { to: primary, config: p.config.clone(), learner: to, reason });
+    }
+
+    /// A copy in flight: once the learner on `to` is a secondary, remove `from` (switching the
+    /// primary away from it first if needed); give up after the learner timeout.
+    fn continue_move(&mut self, now: u64, gpid: Gpid, out: &mut Vec<CmAction>) {
+        let Some(p) = self.parts.get(&gpid).cloned() else { return };
+        let Some(m) = p.moving else { return };
+        let done = |cm: &mut ConfigManager| {
+            if let Some(ps) = cm.parts.get_mut(&gpid) {
+                ps.moving = None;
+                if ps.pending_learner.is_some_and(|(l, _)| l == m.to) {
+                    ps.pending_learner = None;
+                }
+            }
+        };
+        if !p.config.is_member(m.from) {
+            return done(self);
+        }
+        if !p.config.is_member(m.to) {
+            if now.saturating_sub(m.since_ms) > self.opts.learner_timeout_ms {
+                done(self);
+            }
+            return;
+        }
+        if p.config.primary == Some(m.from) {
+            // The new replica leads first; `from` is removed once it has stepped down.
+            let ready = self
+                .nodes
+                .get(&m.to)
+                .and_then(|s| s.report(gpid))
+                .is_some_and(|r| r.ballot == p.config.ballot && r.status == ReplicaStatus::Secondary);
+            if ready && p.demoted.is_none() {
+                self.switch_primary(now, gpid, m.to, "balancer: hand over before removal".into(), out);
+            }
+            return;
+        }
+        if !self.may_remove(&p, m.from) {
+            return;
+        }
+        let mut config = p.config.clone();
+        config.secondaries.retain(|s| *s != m.from);
+        done(self);
+        self.set_config(
+            now,
+            config,
+            format!("balancer: copied {} -> {}, removed the original", m.from, m.to),
+            out,
+        );
     }
 }

@@ -16,6 +16,10 @@ pub struct CmOptions {
     /// When every replica was lost: after the first member of the last configuration comes
     /// back, wait this long for the others before picking the longest log.
     pub recovery_wait_ms: u64,
+    /// How often the balancer plans a round; 0 turns it off.
+    pub balance_interval_ms: u64,
+    /// How many replica copies (balancing or draining) may be in flight at once.
+    pub max_moves: usize,
 }
 
 impl Default for CmOptions {
@@ -26,6 +30,8 @@ impl Default for CmOptions {
             max_clock_drift_ppm: 10_000,
             learner_timeout_ms: 30_000,
             recovery_wait_ms: 5_000,
+            balance_interval_ms: 10_000,
+            max_moves: 2,
         }
     }
 }

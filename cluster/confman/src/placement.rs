@@ -20,7 +20,7 @@ pub(crate) fn load(
     load
 }
 
-/// Up to `count` live nodes, least loaded first (ties by id), excluding `exclude`.
+/// Up to `count` serving nodes (alive, not decommissioned), least loaded first (ties by id), excluding `exclude`.
 pub(crate) fn pick_nodes(
     nodes: &BTreeMap<NodeId, NodeState>,
     load: &BTreeMap<NodeId, usize>,
@@ -28,13 +28,13 @@ pub(crate) fn pick_nodes(
     count: usize,
 ) -> Vec<NodeId> {
     let mut live: Vec<NodeId> =
-        nodes.iter().filter(|(n, s)| s.alive && !exclude.contains(n)).map(|(n, _)| *n).collect();
+        nodes.iter().filter(|(n, s)| s.serving() && !exclude.contains(n)).map(|(n, _)| *n).collect();
     live.sort_by_key(|n| (load.get(n).copied().unwrap_or(0), *n));
     live.truncate(count);
     live
 }
 
-/// A learner for `gpid`: a live non-member, preferring one that already holds data of the
+/// A learner for `gpid`: a serving non-member, preferring one that already holds data of the
 /// partition (it can learn from the log instead of a checkpoint), then the least loaded.
 pub(crate) fn pick_learner(
     nodes: &BTreeMap<NodeId, NodeState>,
@@ -44,7 +44,7 @@ pub(crate) fn pick_learner(
 ) -> Option<NodeId> {
     nodes
         .iter()
-        .filter(|(n, s)| s.alive && !members.contains(n))
+        .filter(|(n, s)| s.serving() && !members.contains(n))
         .filter(|(_, s)| s.report(gpid).is_none_or(|r| r.status != ReplicaStatus::Error))
         .min_by_key(|(n, s)| {
             let has_data = s.report(gpid).is_some();

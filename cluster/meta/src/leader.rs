@@ -104,7 +104,7 @@ async fn run(
     let (partitions, nodes) = group.read(|s| {
         (
             s.0.persisted_partitions(),
-            s.0.nodes.iter().filter(|(_, n)| !n.decommissioned).map(|(id, _)| NodeId(*id)).collect(),
+            s.0.nodes.iter().map(|(id, n)| (NodeId(*id), n.decommissioned)).collect(),
         )
     });
     let cm = ConfigManager::restore(opts.cm, 0, partitions, nodes);
@@ -181,6 +181,13 @@ impl Leader {
     }
 
     async fn on_tick(&mut self) -> Result<()> {
+        // Decommissions are written by the Meta service; the manager learns them here.
+        let decommissioned: Vec<NodeId> = self.group.read(|s| {
+            s.0.nodes.iter().filter(|(_, n)| n.decommissioned).map(|(id, _)| NodeId(*id)).collect()
+        });
+        for node in decommissioned {
+            self.run_cm(CmEvent::Decommission { node }, None).await?;
+        }
         self.run_cm(CmEvent::Tick, None).await?;
         // Forget dropped tables whose recall window passed.
         let now_wall = crate::wall_ms();
@@ -206,12 +213,13 @@ impl Leader {
         let mut reply = reply;
         for a in actions {
             match a {
-                CmAction::Changed { config, last_members, replicas, reason } => {
+                CmAction::Changed { config, last_members, replicas, demoted, reason } => {
                     tracing::info!("{config}: {reason}");
                     let partition = PartitionRecord {
                         config: ConfigRecord::from(&config),
                         replicas,
                         last_members: last_members.iter().map(|n| n.0).collect(),
+                        demoted: demoted.map(|d| (d.node.0, d.ballot.0)),
                     };
                     if let crate::state::Response::Refused(why) =
                         self.write(Command::SetConfig { partition }).await?
@@ -231,13 +239,16 @@ impl Leader {
                 CmAction::CreateReplica { to, config } => {
                     self.push(to, pb::control_message::Msg::CreateReplica(config_to_pb(&config)))
                 }
-                CmAction::AddLearner { to, config, learner } => self.push(
-                    to,
-                    pb::control_message::Msg::AddLearner(pb::AddLearner {
-                        config: Some(config_to_pb(&config)),
-                        learner: learner.0,
-                    }),
-                ),
+                CmAction::AddLearner { to, config, learner, reason } => {
+                    tracing::info!("{config}: learner {learner} asked of primary {to} ({reason})");
+                    self.push(
+                        to,
+                        pb::control_message::Msg::AddLearner(pb::AddLearner {
+                            config: Some(config_to_pb(&config)),
+                            learner: learner.0,
+                        }),
+                    )
+                }
             }
         }
         Ok(())

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tern_confman::PersistedPartition;
+use tern_confman::{Demoted, PersistedPartition};
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
 /// A partition configuration as stored.
@@ -45,6 +45,9 @@ pub struct PartitionRecord {
     pub config: ConfigRecord,
     pub replicas: usize,
     pub last_members: Vec<u64>,
+    /// A primary demoted by a role switch and the switch's ballot, until it steps down.
+    #[serde(default)]
+    pub demoted: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +157,7 @@ impl MetaState {
                 config: p.config.config(),
                 replicas: p.replicas,
                 last_members: p.last_members.iter().map(|n| NodeId(*n)).collect(),
+                demoted: p.demoted.map(|(n, b)| Demoted { node: NodeId(n), ballot: Ballot(b) }),
             })
             .collect()
     }
@@ -254,6 +258,7 @@ mod tests {
             config: ConfigRecord { table: 1, partition: 0, ballot, primary: Some(1), secondaries: vec![2] },
             replicas: 3,
             last_members: vec![1, 2],
+            demoted: None,
         };
         assert_eq!(s.apply(&Command::SetConfig { partition: rec(2) }), Response::Done);
         assert!(matches!(s.apply(&Command::SetConfig { partition: rec(2) }), Response::Refused(_)));

@@ -18,6 +18,10 @@ use crate::window::Slot;
 #[derive(Clone, Debug)]
 pub(crate) struct Learning {
     pub primary: NodeId,
+    /// The primary's reign this learner learns under. A new reign of the same primary may have
+    /// replaced entries this learner holds (a restarted primary loses what it had not made
+    /// durable): what was learned under another reign is not trusted.
+    pub reign: Reign,
     pub stage: Stage,
     pub last_activity_ms: u64,
 }
@@ -43,6 +47,11 @@ impl Replica {
         self.learning.as_ref().map(|l| l.primary)
     }
 
+    /// Whether this replica is learning from `primary` in its reign `reign`.
+    pub(crate) fn learns_from(&self, primary: NodeId, reign: Reign) -> bool {
+        self.learning.as_ref().is_some_and(|l| l.primary == primary && l.reign == reign)
+    }
+
     fn request_learn(&self, to: NodeId, out: &mut Vec<Action>) {
         out.push(Action::Send {
             to,
@@ -66,7 +75,7 @@ impl Replica {
         {
             return;
         }
-        if self.status == ReplicaStatus::Learner && self.learning_primary() == Some(from) {
+        if self.status == ReplicaStatus::Learner && self.learns_from(from, reign) {
             // Invited again: the primary lost track of it (or of its request). Ask again; once
             // caught up, the answer is handled as a top-up.
             if let Some(l) = self.learning.as_mut()
@@ -87,7 +96,8 @@ impl Replica {
         self.window.clear();
         self.commit_hint = Decree::ZERO;
         out.push(Action::ResetLog);
-        self.learning = Some(Learning { primary: from, stage: Stage::Requested, last_activity_ms: now });
+        self.learning =
+            Some(Learning { primary: from, reign, stage: Stage::Requested, last_activity_ms: now });
         self.request_learn(from, out);
     }
 
@@ -106,7 +116,7 @@ impl Replica {
     ) {
         // The answer to its request, or a top-up once caught up (it may have missed a prepare).
         let waiting = matches!(&self.learning,
-            Some(l) if l.primary == from && matches!(l.stage, Stage::Requested | Stage::Complete));
+            Some(l) if l.primary == from && l.reign == reign && matches!(l.stage, Stage::Requested | Stage::Complete));
         if !waiting || self.status != ReplicaStatus::Learner || config.ballot < self.ballot {
             return;
         }

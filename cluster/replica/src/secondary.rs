@@ -41,13 +41,11 @@ impl Replica {
                 match self.status {
                     ReplicaStatus::Secondary => true,
                     ReplicaStatus::Inactive => was_primary,
-                    ReplicaStatus::Learner => {
-                        self.learning_complete() && self.learning_primary() == Some(from)
-                    }
+                    ReplicaStatus::Learner => self.learning_complete() && self.learns_from(from, reign),
                     _ => false,
                 }
             } else {
-                self.status == ReplicaStatus::Learner && self.learning_primary() == Some(from)
+                self.status == ReplicaStatus::Learner && self.learns_from(from, reign)
             };
             self.ballot = config.ballot;
             self.config = config.clone();
@@ -67,6 +65,17 @@ impl Replica {
             ReplicaStatus::Inactive | ReplicaStatus::Error => return Some(Refusal::Inactive),
             ReplicaStatus::Learner if self.learning_primary() != Some(from) => {
                 return Some(Refusal::NotMember);
+            }
+            ReplicaStatus::Learner if !self.learns_from(from, reign) => {
+                if self.learning.as_ref().is_some_and(|l| reign.ballot < l.reign.ballot) {
+                    return Some(Refusal::NotMember); // a delayed message of an older reign
+                }
+                // The primary started a new reign since this replica began learning (it
+                // restarted, losing what it had not made durable): what was learned may hold
+                // entries the new reign replaced. Start over when invited again.
+                self.status = ReplicaStatus::Inactive;
+                self.learning = None;
+                return Some(Refusal::Inactive);
             }
             _ => {}
         }

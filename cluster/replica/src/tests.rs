@@ -420,3 +420,50 @@ fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
     assert!(a.is_empty() && r.status() == ReplicaStatus::Inactive);
 }
+
+#[test]
+fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
+    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
+    let mut l = replica(L);
+    h(
+        &mut l,
+        T0,
+        Event::Open {
+            applied: Decree(0),
+            applied_timetag: Timetag::ZERO,
+            applied_ballot: Ballot(0),
+            log: vec![],
+        },
+    );
+    let invite = |reign| Event::Peer {
+        from: P,
+        msg: PeerMessage::LearnInvite { config: cfg(2, P, &[S1, S2]), reign },
+    };
+    h(&mut l, T0, invite(r1));
+    let resp = PeerMessage::LearnResponse {
+        config: cfg(2, P, &[S1, S2]),
+        reign: r1,
+        committed: Decree(1),
+        through: Decree(1),
+        checkpoint: None,
+        entries: vec![entry(1, 1, "a")],
+    };
+    h(&mut l, T0, Event::Peer { from: P, msg: resp });
+    let a = h(&mut l, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    assert_eq!(applied(&a), vec![Decree(1)]);
+    // Caught up, it logs a prepare of reign 1 that never commits: the primary restarts and
+    // loses it.
+    let a = h(&mut l, T0, prepare(2, r1, 1, entry(1, 2, "lost")));
+    h(&mut l, T0, Event::Appended { entries: appended(&a) });
+
+    // The restarted primary's new reign wrote another entry at decree 2 and committed through 5.
+    let r2 = Reign { ballot: Ballot(2), base: Decree(5) };
+    let a = h(&mut l, T0, prepare(2, r2, 5, entry(2, 6, "new")));
+    assert!(applied(&a).is_empty(), "decree 2 of reign 1 is not decree 2 of reign 2: {a:?}");
+    assert_eq!(l.status(), ReplicaStatus::Inactive);
+    // Invited in the new reign, it starts over from an empty log.
+    let a = h(&mut l, T0, invite(r2));
+    assert_eq!(a[0], Action::ResetLog);
+    assert!(matches!(sends(&a)[..], [(P, PeerMessage::LearnRequest { applied: Decree(1), .. })]), "{a:?}");
+    assert_eq!(l.status(), ReplicaStatus::Learner);
+}

@@ -53,7 +53,8 @@ impl SimConfig {
         SimConfig {
             seed,
             nodes: 5,
-            partitions: 2,
+            // 2 to 4: more partitions than nodes' worth of primaries gives the balancer work.
+            partitions: 2 + (seed % 3) as u32,
             replicas: 3,
             clients: 5,
             registers: 4,

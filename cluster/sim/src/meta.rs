@@ -2,7 +2,7 @@
 //! replication is the meta server's business, issue #4; here its state simply persists.)
 
 use tern_confman::{CmAction, CmEvent, CmOptions, ConfigManager};
-use tern_core::TableId;
+use tern_core::{NodeId, TableId};
 
 use crate::clock::NodeClock;
 use crate::net::{Addr, Msg};
@@ -13,11 +13,20 @@ pub const META_TICK_MS: u64 = 100;
 pub struct SimMeta {
     pub cm: ConfigManager,
     pub clock: NodeClock,
+    pub decommissioned: Vec<NodeId>,
+    /// Configuration changes made by the balancer.
+    pub balancer_changes: u64,
 }
 
 impl SimMeta {
     pub fn new(opts: CmOptions, clock: NodeClock) -> SimMeta {
-        SimMeta { cm: ConfigManager::new(opts), clock }
+        SimMeta { cm: ConfigManager::new(opts), clock, decommissioned: Vec::new(), balancer_changes: 0 }
+    }
+
+    pub fn decommission(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        ctx.trace(format!("meta: decommission {node}"));
+        self.decommissioned.push(node);
+        self.run(ctx, CmEvent::Decommission { node });
     }
 
     fn run(&mut self, ctx: &mut Ctx<'_>, event: CmEvent) {
@@ -35,10 +44,15 @@ impl SimMeta {
                 CmAction::CreateReplica { to, config } => {
                     ctx.send(Addr::Meta, Addr::Node(to), Msg::CreateReplica { config })
                 }
-                CmAction::AddLearner { to, config, learner } => {
+                CmAction::AddLearner { to, config, learner, .. } => {
                     ctx.send(Addr::Meta, Addr::Node(to), Msg::AddLearner { config, learner })
                 }
-                CmAction::Changed { config, reason, .. } => ctx.trace(format!("meta: {config} ({reason})")),
+                CmAction::Changed { config, reason, .. } => {
+                    if reason.starts_with("balancer") {
+                        self.balancer_changes += 1;
+                    }
+                    ctx.trace(format!("meta: {config} ({reason})"))
+                }
             }
         }
     }

@@ -43,6 +43,9 @@ pub struct Stats {
     pub completed_ops: usize,
     pub acked_writes: usize,
     pub crashes: u64,
+    /// Configuration changes the balancer made (role switches, copies) and nodes decommissioned.
+    pub balancer_changes: u64,
+    pub decommissioned: u64,
     pub converged_at_ms: Option<u64>,
     pub end_ms: u64,
 }
@@ -106,6 +109,8 @@ pub fn cm_options() -> CmOptions {
         max_clock_drift_ppm: 5_000,
         learner_timeout_ms: 20_000,
         recovery_wait_ms: 3_000,
+        balance_interval_ms: 2_000,
+        max_moves: 1,
     }
 }
 
@@ -307,6 +312,12 @@ impl World {
                 let i = downs[self.rng.random_range(0..downs.len())];
                 self.with_ctx(|p, ctx| p.nodes[i].restart(ctx));
             }
+            45..48 if self.stats.decommissioned == 0 && n > self.cfg.replicas + 1 => {
+                // Drain one node for good: the balancer must move everything off it.
+                let node = self.nodes[self.rng.random_range(0..n)].id;
+                self.stats.decommissioned += 1;
+                self.with_ctx(|p, ctx| p.meta.decommission(ctx, node));
+            }
             _ => {
                 // Cut one process off from everyone (one way or both), or a replica server from
                 // the meta server only (its clients still reach it: the lease rule's case), for
@@ -418,8 +429,14 @@ impl World {
         if configs.is_empty() {
             return Some("no table yet".into());
         }
+        if let Some(step) = self.meta.cm.balancing_pending() {
+            return Some(format!("balancing: {step}"));
+        }
         for c in configs {
             let Some(p) = c.primary else { return Some(format!("{} has no primary", c.gpid)) };
+            if let Some(d) = c.members().find(|m| self.meta.decommissioned.contains(m)) {
+                return Some(format!("{c}: decommissioned {d} still holds a replica"));
+            }
             if c.members().count() < self.cfg.replicas {
                 return Some(format!("{c} lacks members"));
             }
@@ -461,6 +478,7 @@ impl World {
         self.stats.completed_ops =
             self.history.values().flatten().flatten().filter(|o| o.complete_ms.is_some()).count();
         self.stats.acked_writes = self.obs.acked.len();
+        self.stats.balancer_changes = self.meta.balancer_changes;
         RunResult {
             seed: self.cfg.seed,
             trace_hash: self.trace.hash(),

@@ -42,12 +42,14 @@ fn seeds() {
             eprintln!("full trace of seed {seed} written to {path}");
         }
         eprintln!(
-            "seed {seed}: {} events, {} ops ({} completed), {} acked writes, {} crashes, converged at {:?} ms, {} violations",
+            "seed {seed}: {} events, {} ops ({} completed), {} acked writes, {} crashes, {} balancer changes, {} decommissioned, converged at {:?} ms, {} violations",
             r.stats.events,
             r.stats.ops,
             r.stats.completed_ops,
             r.stats.acked_writes,
             r.stats.crashes,
+            r.stats.balancer_changes,
+            r.stats.decommissioned,
             r.stats.converged_at_ms,
             r.violations.len()
         );
