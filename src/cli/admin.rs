@@ -164,11 +164,48 @@ pub enum ClusterCmd {
         #[command(flatten)]
         meta: MetaAddrs,
     },
+    /// Drain a replica server for removal: the balancer moves its primaries and then its
+    /// replicas to other servers (watch `tern cluster status`: it is drained at 0 replicas, and
+    /// can then be stopped). Nothing new is placed on it. There is no undo yet.
+    Decommission {
+        /// The node id as `tern cluster status` prints it (16 hex digits).
+        node: String,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+}
+
+/// Parses a node id as printed (hex, optionally with `0x`).
+fn parse_node(s: &str) -> anyhow::Result<u64> {
+    let hex = s.trim().trim_start_matches("0x");
+    u64::from_str_radix(hex, 16).map_err(|_| {
+        anyhow::anyhow!("node {s:?} is not a node id (16 hex digits, as `tern cluster status` prints)")
+    })
 }
 
 impl ClusterCmd {
     pub fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
-        let ClusterCmd::Status { meta } = self;
+        let meta = match self {
+            ClusterCmd::Status { meta } => meta,
+            ClusterCmd::Decommission { node, meta } => {
+                let id = parse_node(&node)?;
+                runtime()?.block_on(async {
+                    client(&meta)?
+                        .call(
+                            |mut c| async move { c.decommission(pb::DecommissionRequest { node: id }).await },
+                        )
+                        .await
+                        .map_err(anyhow::Error::from)
+                })?;
+                match fmt {
+                    OutputFormat::Text => println!("{id:016x} is being drained; watch `tern cluster status`"),
+                    OutputFormat::Json => {
+                        println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": true}))
+                    }
+                }
+                return Ok(());
+            }
+        };
         let rt = runtime()?;
         let s = rt.block_on(async {
             client(&meta)?
@@ -199,6 +236,11 @@ impl ClusterCmd {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                if s.balancing.is_empty() {
+                    println!("balance: balanced");
+                } else {
+                    println!("balance: in progress ({})", s.balancing);
+                }
                 if s.unhealthy.is_empty() {
                     println!("all partitions healthy");
                 } else {
@@ -219,6 +261,8 @@ impl ClusterCmd {
                         "decommissioned": n.decommissioned, "primaries": n.primaries, "replicas": n.replicas,
                     })).collect::<Vec<_>>(),
                     "tables": s.tables.iter().map(table_json).collect::<Vec<_>>(),
+                    "balanced": s.balancing.is_empty(),
+                    "balancing": s.balancing,
                     "unhealthy": s.unhealthy.iter().filter_map(|c| config_from_pb(c).ok()).map(|c| c.to_string()).collect::<Vec<_>>(),
                 })
             ),

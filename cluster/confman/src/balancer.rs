@@ -31,6 +31,17 @@ pub(crate) enum Step {
     Move { gpid: Gpid, from: NodeId, to: NodeId, reason: String },
 }
 
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Switch { gpid, to, reason } => write!(f, "{gpid}: make {to} the primary ({reason})"),
+            Step::Move { gpid, from, to, reason } => {
+                write!(f, "{gpid}: copy the replica on {from} to {to} ({reason})")
+            }
+        }
+    }
+}
+
 /// Plans one round. `serving` are the nodes that may receive primaries and replicas (alive and
 /// not decommissioned); `draining` the decommissioned ones; `moves_free` how many more copies may
 /// start now.

@@ -642,8 +642,16 @@ impl ConfigManager {
         if self.opts.balance_interval_ms == 0 {
             return None;
         }
-        if let Some(p) = self.parts.values().find(|p| p.moving.is_some() || p.demoted.is_some()) {
-            return Some(format!("{}: move {:?}, demoted {:?}", p.config, p.moving, p.demoted));
+        for p in self.parts.values() {
+            if let Some(m) = p.moving {
+                return Some(format!("{}: copying the replica on {} to {}", p.config.gpid, m.from, m.to));
+            }
+            if let Some(d) = p.demoted {
+                return Some(format!(
+                    "{}: waiting for former primary {} to step down",
+                    p.config.gpid, d.node
+                ));
+            }
         }
         let serving: BTreeSet<NodeId> =
             self.nodes.iter().filter(|(_, s)| s.serving()).map(|(n, _)| *n).collect();
@@ -651,7 +659,7 @@ impl ConfigManager {
             self.nodes.iter().filter(|(_, s)| s.decommissioned).map(|(n, _)| *n).collect();
         let views: Vec<PartView<'_>> =
             self.parts.values().map(|p| PartView { config: &p.config, settled: true }).collect();
-        balancer::plan(&views, &serving, &draining, self.opts.max_moves).first().map(|s| format!("{s:?}"))
+        balancer::plan(&views, &serving, &draining, self.opts.max_moves).first().map(|s| s.to_string())
     }
 
     /// Plans one balancing round and starts its steps.

@@ -49,8 +49,17 @@ pub enum LeaderInput {
         reply: oneshot::Sender<Result<()>>,
     },
     Status {
-        reply: oneshot::Sender<(Vec<NodeSummary>, Vec<PartitionConfig>)>,
+        reply: oneshot::Sender<StatusReport>,
     },
+}
+
+/// What the configuration manager knows beyond the replicated state: liveness and balance.
+#[derive(Debug)]
+pub struct StatusReport {
+    pub nodes: Vec<NodeSummary>,
+    pub unhealthy: Vec<PartitionConfig>,
+    /// What the balancer still has to do, if anything.
+    pub balancing: Option<String>,
 }
 
 /// Settings of the leader task.
@@ -174,7 +183,11 @@ impl Leader {
                 }
             }
             LeaderInput::Status { reply } => {
-                let _ = reply.send((self.cm.node_summary(), self.cm.unhealthy()));
+                let _ = reply.send(StatusReport {
+                    nodes: self.cm.node_summary(),
+                    unhealthy: self.cm.unhealthy(),
+                    balancing: self.cm.balancing_pending(),
+                });
                 Ok(())
             }
         }

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use crate::MetaSm;
-use crate::leader::{LeaderInput, write_error};
+use crate::leader::{LeaderInput, StatusReport, write_error};
 use crate::raft::RaftGroup;
 use crate::state::{Command, Response as Applied, TableRecord, TableStatus};
 
@@ -76,6 +76,13 @@ impl MetaService {
 
     async fn send(&self, input: LeaderInput) -> Result<(), Status> {
         self.leader()?.send(input).await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
+    }
+
+    /// Liveness, health and balance from the leader's configuration manager.
+    async fn status_report(&self) -> Result<StatusReport, Status> {
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::Status { reply }).await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
     async fn write(&self, cmd: Command) -> Result<Applied, Status> {
@@ -159,15 +166,8 @@ impl pb::meta_server::Meta for MetaService {
                 r.replicas
             ))));
         }
-        let tx = self.leader()?;
-        let (nodes, _) = {
-            let (reply, rx) = oneshot::channel();
-            tx.send(LeaderInput::Status { reply })
-                .await
-                .map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
-            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?
-        };
-        let alive = nodes.iter().filter(|n| n.alive).count();
+        let nodes = self.status_report().await?.nodes;
+        let alive = nodes.iter().filter(|n| n.alive && !n.decommissioned).count();
         if alive < r.replicas as usize {
             return Err(status(Error::Unavailable(format!(
                 "{} replicas wanted but only {alive} replica servers are alive",
@@ -228,13 +228,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         _req: Request<pb::Empty>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
-        let tx = self.leader()?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(LeaderInput::Status { reply })
-            .await
-            .map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
-        let (nodes, unhealthy) =
-            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?;
+        let StatusReport { nodes, unhealthy, balancing } = self.status_report().await?;
         let resp = self.group.read(|s| pb::ClusterStatusResponse {
             cluster_name: s.0.cluster_name.clone(),
             cluster_id: u32::from(s.0.cluster_id),
@@ -252,6 +246,7 @@ impl pb::meta_server::Meta for MetaService {
                 .collect(),
             tables: s.0.tables.values().map(table_info).collect(),
             unhealthy: unhealthy.iter().map(config_to_pb).collect(),
+            balancing: balancing.unwrap_or_default(),
         });
         Ok(Response::new(resp))
     }
@@ -260,7 +255,28 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
-        match self.write(Command::Decommission { id: req.into_inner().node }).await? {
+        let node = req.into_inner().node;
+        let report = self.status_report().await?;
+        let Some(target) = report.nodes.iter().find(|n| n.node.0 == node) else {
+            return Err(status(Error::InvalidArgument(format!(
+                "no replica server {} in this cluster (see `tern cluster status`)",
+                NodeId(node)
+            ))));
+        };
+        if !target.decommissioned {
+            let remaining =
+                report.nodes.iter().filter(|n| n.alive && !n.decommissioned && n.node.0 != node).count();
+            let needed = self.group.read(|s| {
+                s.0.tables.values().filter(|t| t.status == TableStatus::Serving).map(|t| t.replicas).max()
+            });
+            if let Some(needed) = needed.filter(|n| (*n as usize) > remaining) {
+                return Err(status(Error::InvalidArgument(format!(
+                    "decommissioning {} would leave {remaining} serving replica servers, fewer than the {needed} replicas a table needs; add a server first",
+                    NodeId(node)
+                ))));
+            }
+        }
+        match self.write(Command::Decommission { id: node }).await? {
             Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
             _ => Ok(Response::new(pb::Empty {})),
         }
