@@ -1,6 +1,7 @@
 //! The command-line interface: nouns and verbs, as in `tern kv set` or `tern dr failover`.
 
 mod admin;
+mod bench;
 mod common;
 mod kv;
 mod planned;
@@ -59,6 +60,8 @@ pub enum Command {
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
+    Bench(bench::BenchCommand),
+    #[command(flatten)]
     Planned(planned::Planned),
 }
 
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(c) => c.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
+        Command::Bench(b) => b.run(cli.output),
         Command::Planned(p) => p.run(),
     }
 }

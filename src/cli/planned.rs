@@ -24,9 +24,6 @@ pub enum Planned {
     /// Snapshots of tables in S3-compatible storage. [not available yet: backup issue]
     #[command(subcommand)]
     Backup(BackupVerb),
-    /// Load a cluster with YCSB-like workloads and report throughput and latency.
-    /// [not available yet: issue #4]
-    Bench,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +83,6 @@ impl Planned {
             Planned::Dup(_) => ("tern dup", "issue #5 (duplication)"),
             Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),
             Planned::Backup(_) => ("tern backup", "the backup issue"),
-            Planned::Bench => ("tern bench", "issue #4 (a running cluster)"),
         }
     }
 

@@ -17,8 +17,8 @@ use tern_core::{Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp
 use tern_proto::convert::{config_from_pb, outcome_from_pb, read_result_from_pb, read_to_pb, write_to_pb};
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
-use tern_proto::status::from_status;
 
+use crate::transport::error_of;
 use crate::{MetaClient, Pool};
 
 #[derive(Clone, Debug)]
@@ -157,7 +157,7 @@ impl TernClient {
                             .await
                             {
                                 Ok(Ok(v)) => return Ok(v),
-                                Ok(Err(status)) => from_status(&status),
+                                Ok(Err(status)) => error_of(&status),
                                 Err(_) => {
                                     Error::Timeout(format!("partition {gpid} at {addr} did not answer"))
                                 }

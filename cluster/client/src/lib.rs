@@ -10,6 +10,7 @@
 mod client;
 mod meta;
 mod pool;
+mod transport;
 
 pub use client::{ClientOptions, Route, TableScanCursor, TernClient};
 pub use meta::MetaClient;

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tern_core::{Error, Result};
 use tern_proto::pb::meta_client::MetaClient as PbMetaClient;
-use tern_proto::status::{from_status, leader_hint};
+use tern_proto::status::leader_hint;
 use tonic::transport::Channel;
 
 use crate::pool::Pool;
+use crate::transport::error_of;
 
 #[derive(Debug)]
 pub struct MetaClient {
@@ -75,7 +76,7 @@ impl MetaClient {
                         self.point_at(&leader);
                         continue;
                     }
-                    let e = from_status(&status);
+                    let e = error_of(&status);
                     if !e.is_retryable() {
                         return Err(e);
                     }
@@ -93,5 +94,40 @@ impl MetaClient {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A server that takes the connection, reads the start of a request, and hangs up.
+    async fn hangs_up_mid_request() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                drop(s);
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_mid_call_is_retried_as_a_transport_failure() {
+        let mut meta = MetaClient::new(vec![hangs_up_mid_request().await]).expect("client");
+        meta.deadline = Duration::from_millis(300);
+        let e = meta
+            .call(|mut c| async move { c.cluster_status(tern_proto::pb::Empty {}).await })
+            .await
+            .expect_err("nobody answers");
+        assert!(e.is_retryable(), "{e:?} ({})", e.code());
+        assert!(e.to_string().contains("connection"), "{e}");
     }
 }

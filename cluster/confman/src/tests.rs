@@ -232,6 +232,62 @@ fn a_missing_replica_is_replaced_by_a_learner_preferring_one_with_data() {
 }
 
 #[test]
+fn a_learner_invited_to_a_node_that_then_died_is_invited_again_once_it_is_back() {
+    let mut cm = cluster();
+    let grace = CmOptions::default().grace_ms;
+    // N3 stops answering the primary before the manager notices it is dead; N4 is gone for good.
+    h(
+        &mut cm,
+        0,
+        CmEvent::Propose {
+            from: N[0],
+            gpid: G,
+            ballot: Ballot(1),
+            change: ConfigChange::RemoveSecondary(N[2]),
+        },
+    );
+    let mut now = 100;
+    for n in [N[0], N[1], N[2]] {
+        beacon(&mut cm, now, n, vec![]);
+    }
+    alive(
+        &mut cm,
+        now,
+        &[(N[0], report(2, ReplicaStatus::Primary, 9)), (N[1], report(2, ReplicaStatus::Secondary, 9))],
+    );
+    // N4 died long ago; N3, the only live candidate, is invited.
+    h(&mut cm, now, CmEvent::Tick);
+    let learner_of = |a: &[CmAction]| {
+        a.iter()
+            .find_map(|x| if let CmAction::AddLearner { learner, .. } = x { Some(*learner) } else { None })
+    };
+    // Keep N1 and N2 alive past the grace period; N3 sends nothing and is declared dead.
+    let mut invited = Vec::new();
+    while now < 2 * grace + 200 {
+        now += 100;
+        alive(
+            &mut cm,
+            now,
+            &[(N[0], report(2, ReplicaStatus::Primary, 9)), (N[1], report(2, ReplicaStatus::Secondary, 9))],
+        );
+        invited.extend(learner_of(&h(&mut cm, now, CmEvent::Tick)));
+    }
+    assert!(!cm.is_alive(N[2]), "N3 must be dead by now");
+    assert!(invited.iter().all(|l| *l == N[2]), "only N3 is a live candidate: {invited:?}");
+    // N3 comes back well within the learner timeout: it is invited again at once.
+    assert!(now < CmOptions::default().learner_timeout_ms);
+    now += 100;
+    beacon(&mut cm, now, N[2], vec![]);
+    alive(
+        &mut cm,
+        now,
+        &[(N[0], report(2, ReplicaStatus::Primary, 9)), (N[1], report(2, ReplicaStatus::Secondary, 9))],
+    );
+    let a = h(&mut cm, now, CmEvent::Tick);
+    assert_eq!(learner_of(&a), Some(N[2]), "{a:?}");
+}
+
+#[test]
 fn when_every_replica_is_lost_only_a_last_member_is_promoted_with_the_longest_log() {
     let mut cm = cluster();
     // All three members die; N4 keeps beaconing.

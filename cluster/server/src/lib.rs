@@ -28,6 +28,9 @@ use tern_storage::SystemClock;
 
 pub use options::ServerOptions;
 
+/// How long a stopping server waits for requests in flight.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs a replica server until `shutdown` completes.
 pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let id = identity::load_or_create(&opts.data_dir)?;
@@ -49,8 +52,26 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
         .add_service(pb::kv_server::KvServer::new(services.clone()))
         .add_service(pb::peer_server::PeerServer::new(services.clone()).max_decoding_message_size(256 << 20))
         .add_service(pb::control_server::ControlServer::new(services))
-        .serve_with_incoming_shutdown(incoming, shutdown);
-    let result = server.await.map_err(|e| Error::io("serve", e));
+        .serve_with_incoming_shutdown(incoming, {
+            let node = node.clone();
+            async move {
+                shutdown.await;
+                node.stop_serving();
+            }
+        });
+    // Requests in flight get a moment to finish; a stop must not wait on them for long.
+    let mut stopping = node.stopping();
+    let drain_limit = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    let result = tokio::select! {
+        r = server => r.map_err(|e| Error::io("serve", e)),
+        _ = drain_limit => {
+            tracing::warn!(node = %id, "requests still open {DRAIN:?} after the stop signal; stopping without them");
+            Ok(())
+        }
+    };
     beacons.abort();
     tracing::info!(node = %id, "replica server stopped");
     result

@@ -14,7 +14,7 @@ use tern_core::{Ballot, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaRep
 use tern_replica::{Event, Now, ReplicaOptions};
 use tern_rocks::RocksBackend;
 use tern_storage::SystemClock;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::log_writer::LogWriter;
 use crate::options::ServerOptions;
@@ -43,6 +43,9 @@ pub struct Node {
     lease: Mutex<NodeLease>,
     started: Instant,
     pub next_checkpoint: AtomicU64,
+    /// Set once the server is asked to stop: long-lived incoming streams end on it, or the
+    /// server's graceful shutdown would wait for them forever.
+    stopping: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -72,8 +75,19 @@ impl Node {
             lease: Mutex::new(NodeLease::default()),
             started: Instant::now(),
             next_checkpoint: AtomicU64::new(1),
+            stopping: watch::Sender::new(false),
             opts,
         })
+    }
+
+    /// The server is stopping: end incoming peer streams.
+    pub fn stop_serving(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Becomes `true` once the server is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The monotonic clock (leases, timers) and the wall clock (timetags), in milliseconds.

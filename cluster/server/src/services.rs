@@ -69,7 +69,16 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>
 impl pb::peer_server::Peer for Services {
     async fn stream(&self, req: Request<Streaming<pb::PeerEnvelope>>) -> Result<Response<pb::Empty>, Status> {
         let mut s = req.into_inner();
-        while let Some(env) = s.message().await? {
+        let mut stopping = self.node.stopping();
+        loop {
+            // The peer never ends its stream: end it here when this server stops.
+            let env = tokio::select! {
+                m = s.message() => match m? {
+                    Some(env) => env,
+                    None => break,
+                },
+                _ = stopping.wait_for(|s| *s) => break,
+            };
             let (gpid, msg) =
                 match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
                     (Ok(g), Ok(m)) => (g, m),

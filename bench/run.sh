@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Benchmarks a local Tern cluster (1 meta server, 3 replica servers, one table of 8 partitions x 3
+# replicas), the echo RPC baseline and a local 3-member etcd cluster with the same generator
+# (`tern bench`), and prints one markdown table of the results on stdout (progress on stderr).
+#
+#   bench/run.sh
+#   DURATION=5s KEYS=20000 bench/run.sh
+#
+# Environment: DURATION (per run, default 20s), WARMUP (2s), KEYS (100000), VALUE_SIZE (100),
+# CONCURRENCY (64), PARTITIONS (8), ETCD=0 to skip etcd, KEEP=1 to keep the work directory
+# (data, server logs, one JSON report per run).
+#
+# Runs: Tern load, write, a, b, c (closed loop); echo write and read; etcd load, write and read;
+# then Tern write again, open loop at half the closed-loop write throughput (p99 at half load).
+# Everything it starts is stopped at the end, also on error or Ctrl-C.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-2s}
+KEYS=${KEYS:-100000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+CONCURRENCY=${CONCURRENCY:-64}
+PARTITIONS=${PARTITIONS:-8}
+ETCD=${ETCD:-1}
+KEEP=${KEEP:-0}
+
+command -v jq >/dev/null || {
+  echo "run.sh: installing jq" >&2
+  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q jq >&2; else sudo apt-get install -y -q jq >&2; fi
+}
+
+# shellcheck source=../scripts/env.sh
+source scripts/env.sh
+echo "== building tern (release)" >&2
+cargo build --release --bin tern >&2
+tern=$CARGO_TARGET_DIR/release/tern
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX")
+mkdir -p "$work/results"
+cluster_up=0
+etcd_up=0
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "$cluster_up" -eq 1 ]; then
+    echo "== stopping the Tern cluster" >&2
+    local pids
+    pids=$(jq -r '.pids[]' "$work/tern/cluster.json" 2>/dev/null || true)
+    "$tern" down --dir "$work/tern" >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do
+      local left=0
+      for pid in $pids; do kill -0 "$pid" 2>/dev/null && left=1; done
+      [ "$left" -eq 0 ] && break
+      sleep 0.1
+    done
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  if [ "$etcd_up" -eq 1 ]; then
+    echo "== stopping etcd" >&2
+    bench/etcd-cluster.sh stop "$work/etcd" || true
+  fi
+  if [ "$KEEP" = 1 ]; then
+    echo "== kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run LABEL ARGS...: one `tern bench` run, its JSON report in results/NN-LABEL.json. A failed
+# run is noted and the others go on.
+n=0
+run() {
+  local label=$1
+  shift
+  n=$((n + 1))
+  local out
+  out=$(printf '%s/results/%02d-%s' "$work" "$n" "$label")
+  echo "== $label: tern bench $*" >&2
+  if "$tern" bench --output json --concurrency "$CONCURRENCY" --keys "$KEYS" --value-size "$VALUE_SIZE" \
+    --warmup "$WARMUP" "$@" >"$out.json" 2>"$out.err"; then
+    jq -r '"   \(.total.throughput_ops_per_sec | floor) ops/s, p99 \(.total.latency_ms.p99) ms, \(.total.errors) errors"' \
+      "$out.json" >&2
+  else
+    echo "   FAILED: $(tail -n 3 "$out.err")" >&2
+    jq -n --arg label "$label" --arg err "$(tail -n 1 "$out.err")" '{failed: $label, error: $err}' >"$out.json"
+  fi
+}
+
+echo "== starting a local Tern cluster in $work/tern" >&2
+cluster_up=1
+"$tern" up --dir "$work/tern" --metas 1 --replicas 3 --table bench --partitions "$PARTITIONS" --detach >&2
+meta=$(jq -r '.metas | [.[]] | join(",")' "$work/tern/cluster.json")
+# `tern up` returns once the table exists; wait until every partition has a primary and two
+# secondaries, so that the first run does not measure the cluster's start.
+deadline=$((SECONDS + 60))
+until [ "$("$tern" table describe bench --meta "$meta" --output json 2>/dev/null |
+  jq '[.partitions[] | select(.primary != null and (.secondaries | length) == 2)] | length' 2>/dev/null)" = "$PARTITIONS" ]; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "run.sh: table bench is not fully replicated after 60 s; logs in $work/tern/logs" >&2
+    KEEP=1
+    exit 1
+  fi
+  sleep 0.5
+done
+
+tern_args=(--target tern --meta "$meta" --table bench)
+run tern-load "${tern_args[@]}" --workload load
+run tern-write "${tern_args[@]}" --workload write --duration "$DURATION"
+write_results=$(printf '%s/results/%02d-tern-write.json' "$work" "$n")
+run tern-a "${tern_args[@]}" --workload a --duration "$DURATION"
+run tern-b "${tern_args[@]}" --workload b --duration "$DURATION"
+run tern-c "${tern_args[@]}" --workload c --duration "$DURATION"
+
+run echo-write --target echo --workload write --duration "$DURATION"
+run echo-read --target echo --workload c --duration "$DURATION"
+
+if [ "$ETCD" = 1 ]; then
+  echo "== starting a local etcd cluster in $work/etcd" >&2
+  etcd_up=1
+  endpoints=$(bench/etcd-cluster.sh start "$work/etcd")
+  run etcd-load --target etcd --endpoints "$endpoints" --workload load
+  run etcd-write --target etcd --endpoints "$endpoints" --workload write --duration "$DURATION"
+  run etcd-read --target etcd --endpoints "$endpoints" --workload c --duration "$DURATION"
+fi
+
+max_write=$(jq -r '.total.throughput_ops_per_sec // 0 | floor' "$write_results")
+if [ "$max_write" -ge 2 ]; then
+  run tern-write-half-load "${tern_args[@]}" --workload write --duration "$DURATION" --rate "$((max_write / 2))"
+fi
+
+# Problems the servers logged while we ran (the logs go away unless KEEP=1).
+for log in "$work"/tern/logs/*.log; do
+  count=$(grep -c -E ' (WARN|ERROR) ' "$log" || true)
+  if [ "${count:-0}" -gt 0 ]; then
+    echo "== $(basename "$log"): $count warnings/errors, e.g.:" >&2
+    grep -E ' (WARN|ERROR) ' "$log" | sed -E 's/^[^ ]+ +//' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 5 >&2
+  fi
+done
+
+# The table: one row per run, plus one per operation kind of mixed workloads, plus the service
+# time (from the send, not the scheduled start) of open-loop runs.
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || true)
+echo
+echo "tern bench, $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), keys $KEYS, values $VALUE_SIZE B," \
+  "concurrency $CONCURRENCY, $DURATION per run after $WARMUP warm-up; Tern: 1 meta, 3 replica servers," \
+  "$PARTITIONS partitions x 3 replicas; etcd $(etcd --version 2>/dev/null | awk '/etcd Version/ {print $3}'): 3 members; all on this machine."
+echo
+echo "| target | workload | loop | op | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
+echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+for f in "$work"/results/*.json; do
+  jq -r '
+    def ms: . * 100 | round / 100;
+    def errs: if .errors == 0 then "0" else "\(.errors) (\(.errors_by_code | to_entries | map("\(.key) \(.value)") | join(", ")))" end;
+    def row($t; $w; $l; $op; $s; $lat):
+      "| \($t) | \($w) | \($l) | \($op) | \($s.throughput_ops_per_sec | floor) | \($lat.p50 | ms) | \($lat.p99 | ms) | \($lat.p999 | ms) | \($lat.max | ms) | \($s | errs) |";
+    if .failed then "| \(.failed) | | | | failed: \(.error) | | | | | |"
+    else
+      (if .mode == "open" then "open @ \(.rate_ops_per_sec | floor)/s" else "closed" end) as $loop
+      | (.ops | keys) as $kinds
+      | (if ($kinds | length) == 1 then row(.target; .workload; $loop; $kinds[0]; .total; .total.latency_ms)
+         else row(.target; .workload; $loop; "all"; .total; .total.latency_ms),
+              (.ops | to_entries[] as $e | row(""; ""; ""; $e.key; $e.value; $e.value.latency_ms))
+         end),
+        # Open loop: latency above counts from the scheduled start; this row from the send.
+        (.ops | to_entries[] | select(.value.service_ms) as $e
+         | row(""; ""; ""; "\($e.key), service time"; $e.value; $e.value.service_ms))
+    end' "$f"
+done

@@ -1,0 +1,62 @@
+//! Every replica server is killed at once while writes run (every partition loses every
+//! replica), then all are restarted: every partition must recover, from the members of its last
+//! configuration, with every acknowledged write.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use tern_e2e::cluster::SETTLE;
+use tern_e2e::workload::{Writers, verify};
+use tern_e2e::{Cluster, ClusterOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_partition_recovers_after_all_replica_servers_die() {
+    let t0 = Instant::now();
+    let mut cluster = Cluster::start(ClusterOptions { metas: 3, replicas: 4, ..Default::default() }).await;
+    let partitions = 8;
+    cluster.create_table("t", partitions, 3).await;
+    let client = cluster.client();
+    let writers = Writers::start(client.clone(), "t", partitions, 4, "pd");
+    writers.wait_progress(&cluster, &vec![0; partitions as usize], SETTLE).await;
+    writers.wait_acks(&cluster, 0, 1000, SETTLE).await;
+
+    for p in cluster.replicas() {
+        cluster.kill9(p);
+    }
+    let killed = Instant::now();
+    let acked_before = writers.total_acks();
+    // The meta servers see every server dead and every partition without a primary: recovery
+    // must then wait for the members of each partition's last configuration.
+    cluster
+        .wait_for("every partition to lose its primary", SETTLE, || async {
+            let s = cluster.status().await.map_err(|e| e.to_string())?;
+            let alive = s.nodes.iter().filter(|n| n.alive).count();
+            let without = s.unhealthy.iter().filter(|c| c.primary == 0).count();
+            if alive == 0 && without == partitions as usize {
+                Ok(())
+            } else {
+                Err(format!("{alive} servers alive, {without} partitions without a primary"))
+            }
+        })
+        .await;
+    assert_eq!(writers.total_acks(), acked_before, "a write was acknowledged with every server dead");
+    eprintln!("e2e: every partition down {:?} after the kill", killed.elapsed());
+
+    for p in cluster.replicas() {
+        cluster.restart(p);
+    }
+    let back = Instant::now();
+    cluster.wait_healthy(SETTLE).await;
+    eprintln!("e2e: healthy {:?} after the restart", back.elapsed());
+    let before = writers.acks();
+    writers.wait_progress(&cluster, &before, SETTLE).await;
+    let ledger = writers.stop().await;
+    ledger.assert_no_fatal_errors();
+    let applied = verify(&client, "t", &ledger).await;
+    eprintln!(
+        "e2e: {} acked, {} unknown ({applied} applied), all read back; {:?} in all",
+        ledger.acked.len(),
+        ledger.unknown.len(),
+        t0.elapsed()
+    );
+}
