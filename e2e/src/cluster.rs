@@ -27,6 +27,8 @@ pub struct ClusterOptions {
     pub beacon_interval: String,
     /// More flags for every `tern replica` (e.g. `--flush-interval 1s`).
     pub replica_args: Vec<String>,
+    /// More flags for every `tern meta` (e.g. `--balance-interval 1s`).
+    pub meta_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -38,6 +40,7 @@ impl Default for ClusterOptions {
             grace: "4s".into(),
             beacon_interval: "300ms".into(),
             replica_args: vec![],
+            meta_args: vec![],
         }
     }
 }
@@ -127,6 +130,7 @@ impl Cluster {
                     "--grace".into(),
                     opts.grace.clone(),
                 ];
+                let args = args.into_iter().chain(opts.meta_args.iter().cloned()).collect();
                 Process::new(name.clone(), addr.clone(), data_dir, root.join(format!("{name}.log")), args)
             })
             .collect();

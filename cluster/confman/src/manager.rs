@@ -121,6 +121,9 @@ struct Move {
     from: NodeId,
     to: NodeId,
     since_ms: u64,
+    /// `to` has been seen a member: if it is not one any more, it was removed (it failed) and
+    /// the copy is over, not still learning.
+    joined: bool,
 }
 
 /// One replica server as the configuration manager sees it.
@@ -429,6 +432,7 @@ impl ConfigManager {
         let gpids: Vec<Gpid> = self.parts.keys().copied().collect();
         for gpid in gpids {
             self.check_partition(now, gpid, out);
+            self.trim_surplus(now, gpid, out);
         }
         let interval = self.opts.balance_interval_ms;
         if interval > 0 && self.last_balance_ms.is_none_or(|at| now.saturating_sub(at) >= interval) {
@@ -488,12 +492,14 @@ impl ConfigManager {
     fn replace_primary(&mut self, now: u64, p: &PartState, failed: NodeId, out: &mut Vec<CmAction>) {
         let healthy: Vec<NodeId> =
             p.config.secondaries.iter().copied().filter(|s| self.healthy(*s, p, false)).collect();
+        // Only a secondary that reported the partition: one that never did may never have
+        // received it (a lost create) and would lead a partition it does not hold (found by the
+        // simulator). Without one, the members' reports decide (`try_recover`).
         let chosen = placement::longest_log(
             healthy
                 .iter()
                 .filter_map(|n| self.nodes.get(n).and_then(|s| s.report(p.config.gpid)).map(|r| (*n, r))),
-        )
-        .or_else(|| healthy.first().copied());
+        );
         let mut config = p.config.clone();
         match chosen {
             Some(c) => {
@@ -625,17 +631,38 @@ impl ConfigManager {
         }
     }
 
-    /// Every member reported its expected role at the current ballot and nothing is in flight:
-    /// the balancer may touch the partition.
-    fn settled(&self, p: &PartState) -> bool {
-        let Some(primary) = p.config.primary else { return false };
-        if p.moving.is_some()
-            || p.demoted.is_some()
-            || p.pending_learner.is_some()
-            || p.config.members().count() != p.replicas
-        {
-            return false;
+    /// More members than the table's replica count (two learners were invited because the first
+    /// seemed dead, or took longer than the learner timeout, and both caught up): once every
+    /// member plays its role, remove one secondary, preferring a decommissioned node, then the
+    /// most loaded. Never the primary: a decommissioned primary is switched away by the
+    /// balancer once the count is right.
+    fn trim_surplus(&mut self, now: u64, gpid: Gpid, out: &mut Vec<CmAction>) {
+        let Some(p) = self.parts.get(&gpid) else { return };
+        if p.config.members().count() <= p.replicas || !self.playing_roles(p) {
+            return;
         }
+        if p.moving.is_some() || p.demoted.is_some() {
+            return;
+        }
+        let load = self.load();
+        let Some(victim) =
+            p.config.secondaries.iter().copied().filter(|s| self.may_remove(p, *s)).max_by_key(|s| {
+                let decommissioned = self.nodes.get(s).is_some_and(|n| n.decommissioned);
+                (decommissioned, load.get(s).copied().unwrap_or(0), *s)
+            })
+        else {
+            return;
+        };
+        let mut config = p.config.clone();
+        config.secondaries.retain(|s| *s != victim);
+        let reason =
+            format!("{} members for {} replicas: removed {victim}", p.config.members().count(), p.replicas);
+        self.set_config(now, config, reason, out);
+    }
+
+    /// Every member is alive and reported its expected role at the current ballot.
+    fn playing_roles(&self, p: &PartState) -> bool {
+        let Some(primary) = p.config.primary else { return false };
         p.config.members().all(|m| {
             let want = if m == primary { ReplicaStatus::Primary } else { ReplicaStatus::Secondary };
             self.nodes
@@ -644,6 +671,19 @@ impl ConfigManager {
                 .and_then(|s| s.report(p.config.gpid))
                 .is_some_and(|r| r.ballot == p.config.ballot && r.status == want)
         })
+    }
+
+    /// Every member reported its expected role at the current ballot and nothing is in flight:
+    /// the balancer may touch the partition.
+    fn settled(&self, p: &PartState) -> bool {
+        if p.moving.is_some()
+            || p.demoted.is_some()
+            || p.pending_learner.is_some()
+            || p.config.members().count() != p.replicas
+        {
+            return false;
+        }
+        self.playing_roles(p)
     }
 
     /// What the balancer still has to do, if anything: a copy or switch in flight, or a step
@@ -724,7 +764,7 @@ impl ConfigManager {
         if p.config.is_member(to) || !p.config.is_member(from) {
             return;
         }
-        p.moving = Some(Move { from, to, since_ms: now });
+        p.moving = Some(Move { from, to, since_ms: now, joined: false });
         p.pending_learner = Some((to, now));
         out.push(CmAction::AddLearner { to: primary, config: p.config.clone(), learner: to, reason });
     }
@@ -746,10 +786,15 @@ impl ConfigManager {
             return done(self);
         }
         if !p.config.is_member(m.to) {
-            if now.saturating_sub(m.since_ms) > self.opts.learner_timeout_ms {
+            if m.joined || now.saturating_sub(m.since_ms) > self.opts.learner_timeout_ms {
                 done(self);
             }
             return;
+        }
+        if !m.joined
+            && let Some(mv) = self.parts.get_mut(&gpid).and_then(|ps| ps.moving.as_mut())
+        {
+            mv.joined = true;
         }
         if p.config.primary == Some(m.from) {
             // The new replica leads first; `from` is removed once it has stepped down.

@@ -288,6 +288,66 @@ fn a_learner_invited_to_a_node_that_then_died_is_invited_again_once_it_is_back()
 }
 
 #[test]
+fn a_surplus_member_is_removed_preferring_a_decommissioned_one() {
+    let mut cm = cluster();
+    // A learner caught up although the partition was already complete (say a first learner
+    // seemed dead and a second one was invited): four members for three replicas.
+    let a = h(
+        &mut cm,
+        0,
+        CmEvent::Propose { from: N[0], gpid: G, ballot: Ballot(1), change: ConfigChange::AddSecondary(N[3]) },
+    );
+    assert_eq!(changes(&a)[0].members().count(), 4);
+    h(&mut cm, 0, CmEvent::Decommission { node: N[2] });
+    let roles = |cm: &mut ConfigManager, now: u64, up_to_date: bool| {
+        let b = if up_to_date { 2 } else { 1 };
+        alive(
+            cm,
+            now,
+            &[
+                (N[0], report(b, ReplicaStatus::Primary, 9)),
+                (N[1], report(b, ReplicaStatus::Secondary, 9)),
+                (N[2], report(b, ReplicaStatus::Secondary, 9)),
+                (N[3], report(b, ReplicaStatus::Secondary, 9)),
+            ],
+        )
+    };
+    // Not before every member plays its role at the current ballot.
+    roles(&mut cm, 100, false);
+    assert!(changes(&h(&mut cm, 100, CmEvent::Tick)).is_empty());
+    roles(&mut cm, 200, true);
+    let a = h(&mut cm, 200, CmEvent::Tick);
+    let c = changes(&a);
+    assert_eq!(c.len(), 1, "{a:?}");
+    assert_eq!(
+        (c[0].primary, c[0].secondaries.clone()),
+        (Some(N[0]), vec![N[1], N[3]]),
+        "the decommissioned N3 goes"
+    );
+}
+
+#[test]
+fn a_secondary_that_never_reported_the_partition_is_not_promoted() {
+    let mut cm = cluster();
+    let grace = CmOptions::default().grace_ms;
+    // N2 and N3 are alive but never reported the partition (their creates were lost); N1 dies.
+    let mut now = 0;
+    let mut a = Vec::new();
+    while now <= grace + 500 {
+        now += 250;
+        beacon(&mut cm, now, N[1], vec![]);
+        beacon(&mut cm, now, N[2], vec![]);
+        a = h(&mut cm, now, CmEvent::Tick);
+        if !changes(&a).is_empty() {
+            break;
+        }
+    }
+    let c = changes(&a);
+    assert_eq!(c.len(), 1, "{a:?}");
+    assert_eq!(c[0].primary, None, "nobody known to hold the partition may lead it: {c:?}");
+}
+
+#[test]
 fn when_every_replica_is_lost_only_a_last_member_is_promoted_with_the_longest_log() {
     let mut cm = cluster();
     // All three members die; N4 keeps beaconing.

@@ -163,6 +163,11 @@ pub struct CheckOutcome {
 }
 
 impl WriteOp {
+    /// Bytes of keys and values carried: what batch limits count.
+    pub fn payload_bytes(&self) -> u64 {
+        op_payload_bytes(self)
+    }
+
     /// The hash key every record of this op lives under.
     pub fn hash_key(&self) -> &[u8] {
         match self {

@@ -22,6 +22,6 @@ mod secondary;
 mod tests;
 mod window;
 
-pub use message::{Action, CheckpointRef, Event, Now, PeerMessage, ReadOp, Refusal, Reign, RequestId};
+pub use message::{Action, CheckpointRef, Event, Now, PeerMessage, ReadOp, Refusal, Reign, Reply, RequestId};
 pub use options::ReplicaOptions;
 pub use replica::Replica;

@@ -145,19 +145,34 @@ pub enum Event {
     },
 }
 
+/// Who waits for the outcome of op `op` of the entry at `decree`: a primary puts the client
+/// writes that arrive while its previous entry is being logged into one entry (see
+/// `Replica::on_write`), so one decree may answer several requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub decree: Decree,
+    pub op: usize,
+    pub req: RequestId,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Append to the log, then report `Appended` once durable. Appends are durable in order.
     Append {
         entries: Vec<LogEntry>,
     },
-    /// Empty the log (durably) before anything appended later.
+    /// Make the store durable through every decree applied so far (flush it), then empty the
+    /// log (durably), both before anything appended later. The flush comes first because the log
+    /// is what recovers applied-but-unflushed decrees after a crash: without it, a replica that
+    /// starts learning from its applied decree could come back from a crash missing decrees it
+    /// had acknowledged (found by the simulator). If the flush fails the log must
+    /// stay as it is and the replica stop (`AppendFailed`).
     ResetLog,
     /// Apply committed entries to the store, in order, before any later action runs; then reply
-    /// to each listed request with the outcome of its decree's first op.
+    /// to each listed request with the outcome of its op.
     Apply {
         entries: Vec<LogEntry>,
-        replies: Vec<(Decree, RequestId)>,
+        replies: Vec<Reply>,
     },
     Send {
         to: NodeId,

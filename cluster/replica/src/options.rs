@@ -10,6 +10,10 @@ pub struct ReplicaOptions {
     pub limits: Limits,
     /// Most decrees a primary keeps prepared but not committed; more writes get `BUSY`.
     pub max_inflight: u64,
+    /// Most client writes, and bytes of them, a primary puts into one entry (batching, see
+    /// `Replica::on_write`). 1 turns batching off.
+    pub batch_max_ops: usize,
+    pub batch_max_bytes: u64,
     /// A primary resends an unacknowledged prepare (and group-checks) this often.
     pub resend_ms: u64,
     /// A primary asks to remove a secondary that has not acknowledged a prepare for this long.
@@ -34,6 +38,8 @@ impl ReplicaOptions {
             cluster,
             limits: Limits::default(),
             max_inflight: 1024,
+            batch_max_ops: 64,
+            batch_max_bytes: 1 << 20,
             resend_ms: 200,
             ack_timeout_ms: 2_000,
             learn_timeout_ms: 5_000,

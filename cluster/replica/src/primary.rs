@@ -5,7 +5,7 @@
 use tern_core::{Ballot, ConfigChange, Decree, Error, NodeId, PartitionConfig, ReplicaStatus, WriteOp};
 use tern_storage::LogEntry;
 
-use crate::message::{Action, PeerMessage, ReadOp, Refusal, Reign, RequestId};
+use crate::message::{Action, PeerMessage, ReadOp, Refusal, Reign, Reply, RequestId};
 use crate::replica::Replica;
 use crate::window::Slot;
 
@@ -41,6 +41,8 @@ impl Replica {
         self.learning = None;
         self.learners.clear();
         self.pending.clear();
+        self.queued.clear();
+        self.queued_bytes = 0;
         self.proposed.clear();
         self.last_resend_ms = now;
         // Timetags must keep growing with decrees across reigns.
@@ -141,13 +143,40 @@ impl Replica {
                 out,
             );
         }
+        // Batching: while the newest entry is not durable here yet (the log writer is busy),
+        // writes wait and then go out together as one entry: one log record, one prepare per
+        // secondary, one ack, one store write for all of them. An idle primary sends at once, so
+        // batching costs latency only under load. A batch holds distinct hash keys only, so that
+        // no two of its ops touch the same record (they share the entry's timetag).
+        if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
+            self.flush_queued(now, out);
+        }
+        self.queued_bytes += op.payload_bytes();
+        self.queued.push((req, op));
+        let busy = self.window.last().and_then(|d| self.window.get(d)).is_some_and(|s| !s.durable);
+        if !busy
+            || self.queued.len() >= self.opts.batch_max_ops
+            || self.queued_bytes >= self.opts.batch_max_bytes
+        {
+            self.flush_queued(now, out);
+        }
+    }
+
+    /// Sends the queued client writes as one entry.
+    pub(crate) fn flush_queued(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.queued.is_empty() || self.status != ReplicaStatus::Primary {
+            return;
+        }
+        self.queued_bytes = 0;
+        let (reqs, ops): (Vec<RequestId>, Vec<WriteOp>) =
+            std::mem::take(&mut self.queued).into_iter().unzip();
         let entry = LogEntry {
             ballot: self.reign.ballot,
             decree: self.last_prepared().next(),
             timetag: self.hlc.now(self.wall_ms),
-            mutation: tern_core::Mutation::new(vec![op]),
+            mutation: tern_core::Mutation::new(ops),
         };
-        self.pending.insert(entry.decree.0, req);
+        self.pending.insert(entry.decree.0, reqs);
         self.window.insert(Slot::new(entry.clone(), now));
         self.send_prepare(entry.clone(), out);
         out.push(Action::Append { entries: vec![entry] });
@@ -198,8 +227,8 @@ impl Replica {
             }
             let slot = self.window.remove(next).expect("checked above");
             self.committed = next;
-            if let Some(req) = self.pending.remove(&next.0) {
-                replies.push((next, req));
+            if let Some(reqs) = self.pending.remove(&next.0) {
+                replies.extend(reqs.into_iter().enumerate().map(|(op, req)| Reply { decree: next, op, req }));
             }
             entries.push(slot.entry);
         }
@@ -255,6 +284,10 @@ impl Replica {
                     self.step_down_if_primary(out);
                     self.ballot = ballot;
                 }
+                // The refused message was older than the refuser's ballot, which is not above
+                // ours: it was sent before this primary adopted its current configuration (the
+                // member adopted it first). Nothing is wrong with the member.
+                Refusal::StaleBallot => {}
                 _ if is_secondary => self.propose(now, ConfigChange::RemoveSecondary(from), from, out),
                 _ => {}
             }
@@ -281,6 +314,9 @@ impl Replica {
     }
 
     fn primary_tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        // Queued writes normally leave when the entry before them is durable; never let them
+        // wait longer than a tick.
+        self.flush_queued(now, out);
         if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {
             return;
         }
@@ -358,8 +394,13 @@ impl Replica {
                 });
             }
         }
+        // A quiet learner is forgotten, but never a joining one: the configuration manager may
+        // already have made it a secondary on this primary's proposal (and may promote it), so
+        // every commit must keep waiting for it until a new configuration says otherwise
+        // (found by the simulator: a primary cut off from the manager forgot its joining
+        // learner, committed alone, and the manager then promoted the learner).
         let timeout = self.opts.learn_timeout_ms;
-        self.learners.retain(|_, l| now.saturating_sub(l.last_activity_ms) < timeout);
+        self.learners.retain(|_, l| l.joining || now.saturating_sub(l.last_activity_ms) < timeout);
     }
 
     pub(crate) fn on_add_learner(

@@ -45,8 +45,12 @@ pub struct Replica {
     pub(crate) reconcile_target: Decree,
     /// A new reign's first entries are not durable here yet, so nothing was sent.
     pub(crate) reign_unsent: bool,
-    /// Client writes waiting for their decree to commit.
-    pub(crate) pending: BTreeMap<u64, RequestId>,
+    /// Client writes waiting for their decree to commit: request `i` waits for op `i`.
+    pub(crate) pending: BTreeMap<u64, Vec<RequestId>>,
+    /// Client writes admitted while the previous entry is not yet durable here: they go out
+    /// together as the next entry (see `on_write`).
+    pub(crate) queued: Vec<(RequestId, tern_core::WriteOp)>,
+    pub(crate) queued_bytes: u64,
     pub(crate) learners: BTreeMap<NodeId, LearnerProgress>,
     /// When a change about a node was last proposed at a ballot (proposals are repeated while
     /// their reason holds: the message may be lost, or refused for now).
@@ -78,6 +82,8 @@ impl Replica {
             reconcile_target: Decree::ZERO,
             reign_unsent: false,
             pending: BTreeMap::new(),
+            queued: Vec::new(),
+            queued_bytes: 0,
             learners: BTreeMap::new(),
             proposed: BTreeMap::new(),
             last_resend_ms: 0,
@@ -263,12 +269,21 @@ impl Replica {
         if self.status != ReplicaStatus::Primary {
             return;
         }
-        for (_, req) in std::mem::take(&mut self.pending) {
+        for req in std::mem::take(&mut self.pending).into_values().flatten() {
             // Prepared but not committed: a later primary may still commit it.
             out.push(Action::Refuse {
                 req,
                 error: Error::Unavailable(format!("partition {} changed primary", self.gpid)),
                 not_applied: false,
+            });
+        }
+        self.queued_bytes = 0;
+        for (req, _) in std::mem::take(&mut self.queued) {
+            // Never logged: certainly not applied.
+            out.push(Action::Refuse {
+                req,
+                error: Error::Unavailable(format!("partition {} changed primary", self.gpid)),
+                not_applied: true,
             });
         }
         self.learners.clear();
@@ -298,6 +313,7 @@ impl Replica {
         match self.status {
             ReplicaStatus::Primary => {
                 self.send_reign_start(out);
+                self.flush_queued(now, out);
                 self.try_commit(now, out);
             }
             ReplicaStatus::Secondary => {

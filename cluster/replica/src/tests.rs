@@ -6,7 +6,7 @@ use tern_core::{
 };
 use tern_storage::LogEntry;
 
-use crate::message::{Action, Event, Now, PeerMessage, ReadOp, Refusal, Reign};
+use crate::message::{Action, Event, Now, PeerMessage, ReadOp, Refusal, Reign, Reply, RequestId};
 use crate::{Replica, ReplicaOptions};
 
 const G: Gpid = Gpid::new(1, 0);
@@ -118,11 +118,75 @@ fn a_write_commits_only_when_every_member_logged_it() {
     match &a[..] {
         [Action::Apply { entries, replies }] => {
             assert_eq!(entries[0].decree, Decree(2));
-            assert_eq!(replies, &vec![(Decree(2), 7)]);
+            assert_eq!(replies, &vec![Reply { decree: Decree(2), op: 0, req: 7 }]);
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(r.committed(), Decree(2));
+}
+
+#[test]
+fn writes_that_arrive_while_the_last_entry_is_being_logged_go_out_together() {
+    let mut r = active_primary();
+    let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: set("a") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(2))], "an idle primary sends at once");
+    // Decree 2 is not durable yet: these wait.
+    for (req, k) in [(2, "b"), (3, "c")] {
+        let a = h(&mut r, T0, Event::ClientWrite { req, op: set(k) });
+        assert!(appended(&a).is_empty() && sends(&a).is_empty(), "{a:?}");
+    }
+    // The same hash key again: the batch so far leaves first (one record per key per batch).
+    let a = h(&mut r, T0, Event::ClientWrite { req: 4, op: set("b") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(3))]);
+    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(4))], "the rest leaves once decree 2 is durable");
+    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(3)), (Ballot(1), Decree(4))] });
+    let mut replies = Vec::new();
+    for d in 2..=4 {
+        h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, d) });
+        let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 1, d) });
+        for x in a {
+            if let Action::Apply { entries, replies: rs } = x {
+                assert_eq!(entries.len(), 1);
+                assert_eq!(entries[0].mutation.ops.len(), rs.len());
+                replies.extend(rs);
+            }
+        }
+    }
+    let r = |decree: u64, op: usize, req: RequestId| Reply { decree: Decree(decree), op, req };
+    assert_eq!(replies, vec![r(2, 0, 1), r(3, 0, 2), r(3, 1, 3), r(4, 0, 4)]);
+}
+
+#[test]
+fn queued_writes_are_refused_as_not_applied_when_the_primary_steps_down() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("a") });
+    h(&mut r, T0, Event::ClientWrite { req: 2, op: set("b") });
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, S1, &[S2, P]) });
+    let refused: Vec<(RequestId, bool)> = a
+        .iter()
+        .filter_map(|x| {
+            if let Action::Refuse { req, not_applied, .. } = x { Some((*req, *not_applied)) } else { None }
+        })
+        .collect();
+    assert_eq!(refused, vec![(1, false), (2, true)], "1 was logged and may still commit; 2 never was");
+}
+
+#[test]
+fn a_member_refusing_a_message_from_before_the_current_configuration_is_not_suspected() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1, S2]) });
+    // S1 adopted ballot 2 before this primary did and refused a prepare sent at ballot 1.
+    let refusal = PeerMessage::PrepareAck {
+        ballot: Ballot(2),
+        entry_ballot: Ballot(1),
+        decree: Decree(1),
+        durable_through: Decree(1),
+        refusal: Some(Refusal::StaleBallot),
+    };
+    let a = h(&mut r, T0, Event::Peer { from: S1, msg: refusal });
+    assert!(!a.iter().any(|x| matches!(x, Action::Propose { .. })), "{a:?}");
+    assert_eq!(r.status(), ReplicaStatus::Primary);
 }
 
 #[test]
@@ -390,6 +454,17 @@ fn a_learner_catches_up_then_the_primary_asks_to_add_it() {
         a.contains(&Action::Propose { gpid: G, ballot: Ballot(2), change: ConfigChange::AddSecondary(L) }),
         "{a:?}"
     );
+    // The manager may now make L a secondary (and promote it) at any moment: however long L is
+    // quiet, nothing commits without it until a new configuration says otherwise.
+    let later = T0 + opts().learn_timeout_ms + 1_000;
+    h(&mut p, later, Event::Lease { expires_at_ms: later + 5_000 });
+    h(&mut p, later, Event::Tick);
+    h(&mut p, later, Event::ClientWrite { req: 2, op: set("k2") });
+    h(&mut p, later, Event::Appended { entries: vec![(Ballot(1), Decree(3))] });
+    let a = h(&mut p, later, Event::Peer { from: S1, msg: ack(2, 1, 3) });
+    assert!(applied(&a).is_empty(), "committed without the joining learner: {a:?}");
+    let a = h(&mut p, later, Event::Peer { from: L, msg: ack(2, 1, 3) });
+    assert_eq!(applied(&a), vec![Decree(3)]);
     h(&mut l, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1, L]) });
     assert_eq!(l.status(), ReplicaStatus::Secondary);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tern_core::mutation::WriteOutcome;
 use tern_core::read::ReadResult;
 use tern_core::{Decree, Error, Gpid, ReplicaReport, Result, WriteOp};
-use tern_replica::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Replica, RequestId};
+use tern_replica::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Replica, Reply, RequestId};
 use tern_rocks::RocksPartitionStore;
 use tern_storage::{ApplyEntry, LogEntry, PartitionStore};
 use tokio::sync::{mpsc, oneshot};
@@ -158,7 +158,17 @@ impl Task {
                     }),
                 );
             }
-            Action::ResetLog => self.node.logs.reset(self.gpid),
+            Action::ResetLog => {
+                // The log no longer holds what the store applied: make the store durable first.
+                let flushed = self.store().and_then(|s| tokio::task::block_in_place(|| s.flush()));
+                match flushed {
+                    Ok(_) => self.node.logs.reset(self.gpid),
+                    Err(error) => {
+                        tracing::error!(gpid = %self.gpid, "store flush before a log reset failed: {error}");
+                        self.feed(Event::AppendFailed { error });
+                    }
+                }
+            }
             Action::Apply { entries, replies } => self.apply(entries, replies),
             Action::Send { to, msg } => self.node.peers.send(&self.node, to, self.gpid, &msg),
             Action::SendLearnResponse { to, learner_applied, through, config, reign, committed } => {
@@ -212,7 +222,7 @@ impl Task {
         }
     }
 
-    fn apply(&mut self, entries: Vec<LogEntry>, replies: Vec<(Decree, RequestId)>) {
+    fn apply(&mut self, entries: Vec<LogEntry>, replies: Vec<Reply>) {
         let batch: Vec<ApplyEntry<'_>> = entries
             .iter()
             .map(|e| ApplyEntry {
@@ -235,11 +245,11 @@ impl Task {
                 return;
             }
         };
-        for (decree, req) in replies {
+        for Reply { decree, op, req } in replies {
             let outcome = entries
                 .iter()
                 .position(|e| e.decree == decree)
-                .and_then(|i| outcomes[i].first().cloned())
+                .and_then(|i| outcomes[i].get(op).cloned())
                 .unwrap_or(WriteOutcome::Done);
             if let Some(r) = self.writes.remove(&req) {
                 let _ = r.send(match outcome {
@@ -258,11 +268,21 @@ impl Task {
         through: Decree,
     ) -> Result<(Option<CheckpointRef>, Vec<LogEntry>)> {
         let need = learner_applied.next();
-        let (range, _) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, need, 0))?;
-        let log_reaches = range.is_some_and(|(first, _)| first <= need);
-        let (checkpoint, from) = if learner_applied >= through || log_reaches {
-            (None, need)
+        // The log may hold decrees below the store's applied one with holes (prepares that came
+        // while this replica learned from a checkpoint): it reaches only if it holds them all.
+        let wanted = through.0.saturating_sub(learner_applied.0) as usize;
+        let from_log = if wanted == 0 {
+            Some(vec![])
         } else {
+            let (_, entries) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, need, wanted))?;
+            let complete = entries.iter().enumerate().all(|(i, e)| e.decree.0 == need.0 + i as u64)
+                && entries.last().is_some_and(|e| e.decree >= through);
+            complete.then(|| entries.into_iter().filter(|e| e.decree <= through).collect())
+        };
+        if let Some(entries) = from_log {
+            return Ok((None, entries));
+        }
+        let (checkpoint, from) = {
             let cp = tokio::task::block_in_place(|| {
                 crate::checkpoint::create(&self.node, self.gpid, self.store()?)
             })?;

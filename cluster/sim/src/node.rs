@@ -379,6 +379,10 @@ impl SimNode {
             }
             Action::ResetLog => {
                 let Some(h) = self.replicas.get_mut(&g) else { return };
+                if let Err(e) = h.store.flush() {
+                    ctx.obs.violations.push(format!("{me} {g}: store flush before a log reset failed: {e}"));
+                    return;
+                }
                 h.unsynced.clear();
                 if let Err(e) = h.log.reset() {
                     ctx.obs.violations.push(format!("{me} {g}: log reset failed: {e}"));
@@ -419,10 +423,10 @@ impl SimNode {
                         }
                     }
                 }
-                for (decree, req) in replies {
+                for tern_replica::Reply { decree, op, req } in replies {
                     let idx = entries.iter().position(|e| e.decree == decree);
                     let outcome =
-                        idx.and_then(|i| outcomes[i].first().cloned()).unwrap_or(WriteOutcome::Done);
+                        idx.and_then(|i| outcomes[i].get(op).cloned()).unwrap_or(WriteOutcome::Done);
                     if !matches!(outcome, WriteOutcome::Failed(_)) {
                         ctx.obs.acked.push((g, decree));
                     }
@@ -489,7 +493,13 @@ impl SimNode {
         let me = self.id;
         let Some(h) = self.replicas.get(&g) else { return };
         let need = learner_applied.next();
-        let log_reaches = h.log.decree_range().is_some_and(|(first, _)| first <= need);
+        // The log may hold decrees below the store's applied one with holes (prepares that came
+        // while this replica learned from a checkpoint): it reaches only if it holds them all.
+        let log_reaches = learner_applied >= through
+            || h.log.read(need, (through.0 - learner_applied.0) as usize).is_ok_and(|es| {
+                es.iter().enumerate().all(|(i, e)| e.decree.0 == need.0 + i as u64)
+                    && es.last().is_some_and(|e| e.decree >= through)
+            });
         let (checkpoint, from) = if learner_applied >= through || log_reaches {
             (None, need)
         } else {
@@ -524,7 +534,11 @@ impl SimNode {
         if !contiguous || (from <= through && entries.len() as u64 != through.0 - from.0 + 1) {
             ctx.obs
                 .violations
-                .push(format!("{me} {g}: primary's log lacks decrees {from}..={through} for a learner"));
+                .push(format!(
+                    "{me} {g}: primary's log lacks decrees {from}..={through} for a learner (it holds {:?}, read {:?})",
+                    h.log.decree_range(),
+                    entries.iter().map(|e| e.decree.0).collect::<Vec<_>>()
+                ));
             return;
         }
         let msg = tern_replica::PeerMessage::LearnResponse {

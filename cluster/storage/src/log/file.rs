@@ -80,8 +80,10 @@ pub struct FileMutationLog {
     stats: LogStats,
 }
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(context, e)
+/// Maps an I/O error to one naming what was being done; `context` runs only on error (this sits
+/// on the append and fsync paths of every write).
+fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context(), e)
 }
 
 fn segment_name(seq: u64) -> String {
@@ -91,10 +93,10 @@ fn segment_name(seq: u64) -> String {
 impl FileMutationLog {
     /// Opens (or creates) the log in `dir`, recovering from a crash if needed.
     pub fn open(dir: &Path, config: FileLogConfig) -> Result<(FileMutationLog, Recovery)> {
-        fs::create_dir_all(dir).map_err(io(format!("create log directory {}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(io(|| format!("create log directory {}", dir.display())))?;
         let mut seqs = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io(format!("list {}", dir.display())))? {
-            let name = entry.map_err(io(format!("list {}", dir.display())))?.file_name();
+        for entry in fs::read_dir(dir).map_err(io(|| format!("list {}", dir.display())))? {
+            let name = entry.map_err(io(|| format!("list {}", dir.display())))?.file_name();
             let name = name.to_string_lossy();
             if let Some(seq) = name.strip_suffix(".tlog").and_then(|s| s.parse::<u64>().ok()) {
                 seqs.push(seq);
@@ -106,11 +108,11 @@ impl FileMutationLog {
         // was never synced): such trailing segments held nothing durable.
         while let Some(&seq) = seqs.last() {
             let path = dir.join(segment_name(seq));
-            let len = fs::metadata(&path).map_err(io(format!("stat {}", path.display())))?.len();
+            let len = fs::metadata(&path).map_err(io(|| format!("stat {}", path.display())))?.len();
             if len >= SEGMENT_HEADER {
                 break;
             }
-            fs::remove_file(&path).map_err(io(format!("remove {}", path.display())))?;
+            fs::remove_file(&path).map_err(io(|| format!("remove {}", path.display())))?;
             seqs.pop();
             recovery.truncated_bytes += len;
             recovery.truncation_reason =
@@ -138,10 +140,13 @@ impl FileMutationLog {
     fn recover_segment(&mut self, seq: u64, last: bool, rec: &mut Recovery) -> Result<()> {
         let path = self.dir.join(segment_name(seq));
         let what = || format!("log segment {}", path.display());
-        let mut file =
-            OpenOptions::new().read(true).write(true).open(&path).map_err(io(format!("open {}", what())))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(|| format!("open {}", what())))?;
         let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io(format!("read {}", what())))?;
+        file.read_to_end(&mut buf).map_err(io(|| format!("read {}", what())))?;
         if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != MAGIC || buf[8..16] != seq.to_le_bytes() {
             return Err(Error::corruption(format!("{} has no valid header", what())));
         }
@@ -192,8 +197,8 @@ impl FileMutationLog {
                 )));
             }
             let dropped = (buf.len() - off) as u64;
-            seg.file.set_len(off as u64).map_err(io(format!("truncate {}", what())))?;
-            seg.file.sync_all().map_err(io(format!("fsync {}", what())))?;
+            seg.file.set_len(off as u64).map_err(io(|| format!("truncate {}", what())))?;
+            seg.file.sync_all().map_err(io(|| format!("fsync {}", what())))?;
             rec.truncated_bytes += dropped;
             rec.truncation_reason =
                 Some(format!("{} ended with {reason}: cut {dropped} bytes at offset {off}", what()));
@@ -211,10 +216,10 @@ impl FileMutationLog {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(io(format!("create log segment {}", path.display())))?;
+            .map_err(io(|| format!("create log segment {}", path.display())))?;
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&seq.to_le_bytes());
-        file.write_all(&header).map_err(io(format!("write {}", path.display())))?;
+        file.write_all(&header).map_err(io(|| format!("write {}", path.display())))?;
         self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER, synced_len: 0, max_decree: 0 });
         self.dir_dirty = true;
         Ok(())
@@ -259,7 +264,9 @@ impl MutationLog for FileMutationLog {
             }
             let seg =
                 self.segments.last_mut().ok_or_else(|| Error::invariant("log has no active segment"))?;
-            seg.file.write_all_at(&rec, seg.len).map_err(io(format!("append to {}", seg.path.display())))?;
+            seg.file
+                .write_all_at(&rec, seg.len)
+                .map_err(io(|| format!("append to {}", seg.path.display())))?;
             self.index.insert(e.decree.0, Loc { seq: seg.seq, offset: seg.len, len: rec.len() as u32 });
             seg.len += rec.len() as u64;
             seg.max_decree = seg.max_decree.max(e.decree.0);
@@ -274,7 +281,7 @@ impl MutationLog for FileMutationLog {
         let mut did = false;
         for s in &mut self.segments {
             if s.len > s.synced_len {
-                s.file.sync_data().map_err(io(format!("fsync {}", s.path.display())))?;
+                s.file.sync_data().map_err(io(|| format!("fsync {}", s.path.display())))?;
                 s.synced_len = s.len;
                 self.stats.fsyncs += 1;
                 did = true;
@@ -283,7 +290,7 @@ impl MutationLog for FileMutationLog {
         if self.dir_dirty {
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
-                .map_err(io(format!("fsync log directory {}", self.dir.display())))?;
+                .map_err(io(|| format!("fsync log directory {}", self.dir.display())))?;
             self.dir_dirty = false;
             self.stats.fsyncs += 1;
             did = true;
@@ -301,7 +308,7 @@ impl MutationLog for FileMutationLog {
             let mut buf = vec![0u8; loc.len as usize];
             seg.file
                 .read_exact_at(&mut buf, loc.offset)
-                .map_err(io(format!("read {}", seg.path.display())))?;
+                .map_err(io(|| format!("read {}", seg.path.display())))?;
             // Checked again after it is read back.
             match decode_record(&buf)? {
                 Decoded::Record(e, n) if n == buf.len() && e.decree.0 == decree => out.push(e),
@@ -330,11 +337,14 @@ impl MutationLog for FileMutationLog {
             && self.segments[0].synced_len == self.segments[0].len
         {
             let seg = self.segments.remove(0);
-            fs::remove_file(&seg.path).map_err(io(format!("remove {}", seg.path.display())))?;
+            fs::remove_file(&seg.path).map_err(io(|| format!("remove {}", seg.path.display())))?;
             removed.push(seg.seq);
         }
         if !removed.is_empty() {
-            self.index.retain(|_, loc| !removed.contains(&loc.seq));
+            // Decrees below `decree` may survive in later segments (re-appended by a new
+            // primary); without the removed ones they could leave a hole, and a reader would
+            // take the log for reaching back further than it does. None of them is needed.
+            self.index.retain(|d, loc| !removed.contains(&loc.seq) && *d >= decree.0);
             self.dir_dirty = true;
             self.sync()?;
         }
@@ -344,7 +354,7 @@ impl MutationLog for FileMutationLog {
     fn reset(&mut self) -> Result<()> {
         let next = self.segments.last().map(|s| s.seq + 1).unwrap_or(1);
         for seg in self.segments.drain(..) {
-            fs::remove_file(&seg.path).map_err(io(format!("remove {}", seg.path.display())))?;
+            fs::remove_file(&seg.path).map_err(io(|| format!("remove {}", seg.path.display())))?;
         }
         self.index.clear();
         self.new_segment(next)?;

@@ -96,13 +96,11 @@ impl MutationLog for MemMutationLog {
         if n == 0 {
             return Ok(());
         }
-        let gone: Vec<LogEntry> = self.records.drain(..n).collect();
+        self.records.drain(..n);
         self.synced -= n;
-        for e in gone {
-            if self.index.get(&e.decree.0).is_some_and(|&p| p < self.dropped + n) {
-                self.index.remove(&e.decree.0);
-            }
-        }
+        // As in the file log: no decree below `decree` stays readable once anything went, or
+        // copies re-appended later could leave holes below it.
+        self.index.retain(|d, _| *d >= decree.0);
         self.dropped += n;
         self.persist();
         Ok(())

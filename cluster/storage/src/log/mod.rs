@@ -61,7 +61,9 @@ pub trait MutationLog: Send {
     fn decree_range(&self) -> Option<(Decree, Decree)>;
 
     /// Frees space below `decree`: drops whole segments whose entries are all below it. Never
-    /// drops an entry at or above it.
+    /// drops an entry at or above it. Once it dropped anything, no decree below `decree` is
+    /// readable (nor counted by `decree_range`), copies in kept segments included: GC never
+    /// leaves a hole that would make the log look as if it reached further back than it does.
     fn gc_below(&mut self, decree: Decree) -> Result<()>;
 
     /// Removes every entry, durably (a learner starting over).

@@ -1,0 +1,254 @@
+//! The balancer, on real processes while writers run: a new replica server receives its share
+//! of primaries and replicas; a decommissioned one is drained to nothing and can then be killed
+//! without losing an acknowledged write. The meta servers plan a balancing round every second
+//! (`--balance-interval 1s`) so that this takes seconds, not minutes.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tern_e2e::cluster::SETTLE;
+use tern_e2e::workload::{Writers, verify};
+use tern_e2e::{Cluster, ClusterOptions};
+use tern_proto::pb;
+
+/// How long the balancer may take to even out or drain one 8-partition table.
+const BALANCE: Duration = Duration::from_secs(90);
+
+fn options(replicas: usize) -> ClusterOptions {
+    ClusterOptions {
+        metas: 1,
+        replicas,
+        meta_args: vec!["--balance-interval".into(), "1s".into()],
+        ..Default::default()
+    }
+}
+
+/// `node` as the harness names it (`replica-3`), or its hex id if no process has it.
+fn name(cluster: &Cluster, node: u64) -> String {
+    cluster.replica_with_id(node).map(|p| p.to_string()).unwrap_or_else(|| format!("{node:016x}"))
+}
+
+/// Every node with its load, for messages: `replica-1 2p/6r, replica-4 0p/0r (decommissioned)`.
+fn loads(cluster: &Cluster, s: &pb::ClusterStatusResponse) -> String {
+    let mut nodes: Vec<String> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{} {}p/{}r{}{}",
+                name(cluster, n.node),
+                n.primaries,
+                n.replicas,
+                if n.alive { "" } else { " (dead)" },
+                if n.decommissioned { " (decommissioned)" } else { "" }
+            )
+        })
+        .collect();
+    nodes.sort();
+    nodes.join(", ")
+}
+
+/// Why `s` is not balanced the way the balancer defines it, if it is not: nothing left to do
+/// (`balancing` empty), every partition healthy, and over the serving nodes (alive, not
+/// decommissioned) primaries and replicas each differ by at most one between any two nodes
+/// (`balancer::primary_path` and `replica_move` plan nothing then). With every partition at
+/// full strength the totals are fixed, so that is: each node holds the floor or the ceiling of
+/// the mean. The cluster holds one table, so per node is per table.
+fn unbalanced(
+    cluster: &Cluster,
+    s: &pb::ClusterStatusResponse,
+    partitions: u32,
+    replicas: u32,
+) -> Option<String> {
+    if !s.balancing.is_empty() {
+        return Some(format!("balancing: {} [{}]", s.balancing, loads(cluster, s)));
+    }
+    if !s.unhealthy.is_empty() {
+        return Some(format!("{} partitions unhealthy [{}]", s.unhealthy.len(), loads(cluster, s)));
+    }
+    let serving: Vec<&pb::NodeStatus> = s.nodes.iter().filter(|n| n.alive && !n.decommissioned).collect();
+    if serving.is_empty() {
+        return Some("no serving node".into());
+    }
+    let k = serving.len() as u32;
+    let within = |total: u32, got: u32| (total / k..=total.div_ceil(k)).contains(&got);
+    let off: Vec<String> = serving
+        .iter()
+        .filter(|n| !within(partitions, n.primaries) || !within(partitions * replicas, n.replicas))
+        .map(|n| name(cluster, n.node))
+        .collect();
+    (!off.is_empty()).then(|| {
+        format!(
+            "balancing is empty but {} hold more or less than their share of {partitions} primaries \
+             and {} replicas over {k} serving nodes [{}]",
+            off.join(", "),
+            partitions * replicas,
+            loads(cluster, s)
+        )
+    })
+}
+
+/// Waits until `done` accepts a balanced status, printing each new thing the balancer reports
+/// it is doing (so a failure shows how far it got).
+async fn wait_balanced(
+    cluster: &Cluster,
+    what: &str,
+    partitions: u32,
+    replicas: u32,
+    done: impl Fn(&pb::ClusterStatusResponse) -> Result<(), String>,
+) -> pb::ClusterStatusResponse {
+    let last = Mutex::new(String::new());
+    let start = Instant::now();
+    cluster
+        .wait_for(what, BALANCE, || async {
+            let s = cluster.status().await.map_err(|e| format!("status: {e}"))?;
+            {
+                let mut last = last.lock().unwrap();
+                if !s.balancing.is_empty() && *last != s.balancing {
+                    eprintln!("e2e: balancer, {:.1?} in: {}", start.elapsed(), s.balancing);
+                    s.balancing.clone_into(&mut last);
+                }
+            }
+            if let Some(why) = unbalanced(cluster, &s, partitions, replicas) {
+                return Err(why);
+            }
+            done(&s)?;
+            Ok(s)
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
+    let t0 = Instant::now();
+    let (partitions, replicas) = (8, 3);
+    let mut cluster = Cluster::start(options(3)).await;
+    cluster.create_table("t", partitions, replicas).await;
+    wait_balanced(&cluster, "a balanced table on 3 nodes", partitions, replicas, |_| Ok(())).await;
+    let client = cluster.client();
+    let writers = Writers::start(client.clone(), "t", partitions, 4, "an");
+    writers.wait_progress(&cluster, &vec![0; partitions as usize], SETTLE).await;
+    writers.wait_acks(&cluster, 0, 300, SETTLE).await;
+
+    let added = cluster.start_replica().await;
+    let id = cluster.node_id(added).unwrap();
+    let started = Instant::now();
+    eprintln!("e2e: {added} ({id:016x}) joined {:?} into the run", t0.elapsed());
+    let s =
+        wait_balanced(&cluster, &format!("the table to spread onto {added}"), partitions, replicas, |s| {
+            let n = s.nodes.iter().find(|n| n.node == id).ok_or(format!("{added} not listed"))?;
+            // Implied by the share check (2 primaries and 6 replicas each); said for clarity.
+            if n.primaries > 0 && n.replicas > 0 { Ok(()) } else { Err(format!("{added}: {n:?}")) }
+        })
+        .await;
+    eprintln!("e2e: balanced {:?} after {added} joined: {}", started.elapsed(), loads(&cluster, &s));
+    // Writes flow on every partition of the final configuration.
+    let before = writers.acks();
+    writers.wait_progress(&cluster, &before, SETTLE).await;
+
+    let errors = writers.errors();
+    let ledger = writers.stop().await;
+    ledger.assert_no_fatal_errors();
+    let applied = verify(&client, "t", &ledger).await;
+    eprintln!(
+        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
+        ledger.acked.len(),
+        ledger.unknown.len(),
+    );
+    // Still balanced after the verification's reads: the balancer does not oscillate.
+    let s = cluster.status().await.unwrap();
+    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
+    eprintln!("e2e: {:?} in all", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
+    let t0 = Instant::now();
+    let (partitions, replicas) = (8, 3);
+    let mut cluster = Cluster::start(options(4)).await;
+    cluster.create_table("t", partitions, replicas).await;
+    let s = wait_balanced(&cluster, "a balanced table on 4 nodes", partitions, replicas, |_| Ok(())).await;
+    let client = cluster.client();
+    let writers = Writers::start(client.clone(), "t", partitions, 4, "dc");
+    writers.wait_progress(&cluster, &vec![0; partitions as usize], SETTLE).await;
+    writers.wait_acks(&cluster, 0, 300, SETTLE).await;
+
+    // The node leading the most partitions, so that draining must switch primaries too.
+    let victim_id = s.nodes.iter().max_by_key(|n| (n.primaries, std::cmp::Reverse(n.node))).unwrap().node;
+    let victim = cluster.replica_with_id(victim_id).unwrap();
+    let hex = format!("{victim_id:016x}");
+    eprintln!("e2e: decommissioning {victim} ({hex}) [{}]", loads(&cluster, &s));
+    let meta = cluster.meta_arg();
+    let out = cluster.cli(&["--output", "json", "cluster", "decommission", &hex, "--meta", &meta]).await.ok();
+    assert_eq!(out.json(), serde_json::json!({"node": hex, "decommissioned": true}));
+    let started = Instant::now();
+
+    let s = wait_balanced(&cluster, &format!("{victim} to be drained"), partitions, replicas, |s| {
+        let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or(format!("{victim} not listed"))?;
+        if n.decommissioned && n.replicas == 0 && n.primaries == 0 {
+            Ok(())
+        } else {
+            Err(format!("{victim}: {n:?}"))
+        }
+    })
+    .await;
+    eprintln!(
+        "e2e: {victim} drained {:?} after the decommission: {}",
+        started.elapsed(),
+        loads(&cluster, &s)
+    );
+    // The CLI reports the same.
+    let out = cluster.cli(&["--output", "json", "cluster", "status", "--meta", &meta]).await.ok().json();
+    assert_eq!(out["balanced"], true, "{out}");
+    let node = out["nodes"].as_array().unwrap().iter().find(|n| n["node"] == hex.as_str()).unwrap();
+    assert_eq!(
+        (&node["decommissioned"], &node["replicas"], &node["primaries"]),
+        (&true.into(), &0.into(), &0.into()),
+        "{out}"
+    );
+    let before = writers.acks();
+    writers.wait_progress(&cluster, &before, SETTLE).await;
+
+    let errors = writers.errors();
+    let ledger = writers.stop().await;
+    ledger.assert_no_fatal_errors();
+    let applied = verify(&client, "t", &ledger).await;
+    eprintln!(
+        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
+        ledger.acked.len(),
+        ledger.unknown.len(),
+    );
+
+    // Nothing depends on the drained node: once it is gone (and known dead), every partition
+    // is still healthy and every acknowledged write still reads back.
+    cluster.kill9(victim);
+    cluster
+        .wait_for(&format!("{victim} to be declared dead"), SETTLE, || async {
+            let s = cluster.status().await.map_err(|e| format!("status: {e}"))?;
+            let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or("not listed")?;
+            if n.alive { Err(format!("{n:?}")) } else { Ok(()) }
+        })
+        .await;
+    let s = cluster.status().await.unwrap();
+    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None, "after killing {victim}");
+    verify(&client, "t", &ledger).await;
+    eprintln!("e2e: all read back with {victim} dead");
+
+    // Three servers serve a 3-replica table: decommissioning another must be refused, and
+    // change nothing.
+    let other_id = s.nodes.iter().find(|n| n.alive && !n.decommissioned).unwrap().node;
+    let other = name(&cluster, other_id);
+    let out = cluster.cli(&["cluster", "decommission", &format!("{other_id:x}"), "--meta", &meta]).await;
+    assert_eq!(out.code, 1, "decommissioning {other} with 3 serving servers was not refused: {out:?}");
+    assert!(
+        out.stderr.contains("would leave 2 serving replica servers, fewer than the 3 replicas a table needs"),
+        "{out:?}"
+    );
+    eprintln!("e2e: refused: {}", out.stderr.trim());
+    let s = cluster.status().await.unwrap();
+    let n = s.nodes.iter().find(|n| n.node == other_id).unwrap();
+    assert!(!n.decommissioned, "{other} was marked decommissioned although refused: {n:?}");
+    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
+    eprintln!("e2e: {:?} in all", t0.elapsed());
+}
