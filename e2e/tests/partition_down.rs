@@ -24,7 +24,6 @@ async fn every_partition_recovers_after_all_replica_servers_die() {
         cluster.kill9(p);
     }
     let killed = Instant::now();
-    let acked_before = writers.total_acks();
     // The meta servers see every server dead and every partition without a primary: recovery
     // must then wait for the members of each partition's last configuration.
     cluster
@@ -39,7 +38,18 @@ async fn every_partition_recovers_after_all_replica_servers_die() {
             }
         })
         .await;
-    assert_eq!(writers.total_acks(), acked_before, "a write was acknowledged with every server dead");
+    // Responses sent just before the kills may still be counted while the processes die; from
+    // here on, writes are attempted with every server dead: they must all fail (two failures per
+    // writer on average: at least the second of each was sent after every server was gone).
+    let acked_dead = writers.total_acks();
+    let errors_dead = writers.errors();
+    cluster
+        .wait_for("writes to fail with every server dead", SETTLE, || async {
+            let more = writers.errors() - errors_dead;
+            if more >= 8 { Ok(()) } else { Err(format!("{more} more failed writes")) }
+        })
+        .await;
+    assert_eq!(writers.total_acks(), acked_dead, "a write was acknowledged with every server dead");
     eprintln!("e2e: every partition down {:?} after the kill", killed.elapsed());
 
     for p in cluster.replicas() {
