@@ -83,13 +83,7 @@ impl Writers {
                         seq += 1;
                         let key = format!("{prefix}-w{w}-{seq:06}").into_bytes();
                         let value = format!("{prefix}-w{w}-{seq}-value").into_bytes();
-                        let op = WriteOp::Set {
-                            hash_key: key.clone(),
-                            sort_key: SORT_KEY.to_vec(),
-                            value: value.clone(),
-                            ttl_secs: 0,
-                        };
-                        match client.write(&table, op).await {
+                        match client.write(&table, set(&key, &value)).await {
                             Ok(_) => {
                                 acks[partition_of(&key, partitions).0 as usize]
                                     .fetch_add(1, Ordering::Relaxed);
@@ -168,6 +162,11 @@ fn wall_clock() -> String {
     format!("{}.{:03}s since the epoch", d.as_secs(), d.subsec_millis())
 }
 
+/// The write of a workload: `key` (sort key [`SORT_KEY`]) set to `value`, no TTL.
+fn set(key: &[u8], value: &[u8]) -> WriteOp {
+    WriteOp::Set { hash_key: key.to_vec(), sort_key: SORT_KEY.to_vec(), value: value.to_vec(), ttl_secs: 0 }
+}
+
 /// Writes `n` fresh keys (`PREFIX-NNNNNN`) to `table`, a few at a time, and returns what was
 /// acknowledged.
 pub async fn write_batch(client: &Arc<TernClient>, table: &str, prefix: &str, n: usize) -> Ledger {
@@ -180,13 +179,7 @@ pub async fn write_batch(client: &Arc<TernClient>, table: &str, prefix: &str, n:
             for i in (lane..n).step_by(IN_FLIGHT) {
                 let key = format!("{prefix}-{i:06}").into_bytes();
                 let value = format!("{prefix}-{i}-value").into_bytes();
-                let op = WriteOp::Set {
-                    hash_key: key.clone(),
-                    sort_key: SORT_KEY.to_vec(),
-                    value: value.clone(),
-                    ttl_secs: 0,
-                };
-                match client.write(&table, op).await {
+                match client.write(&table, set(&key, &value)).await {
                     Ok(_) => {
                         ledger.acked.insert(key, value);
                     }

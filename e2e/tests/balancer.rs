@@ -4,11 +4,12 @@
 //! (`--balance-interval 1s`) so that this takes seconds, not minutes.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tern_client::TernClient;
 use tern_e2e::cluster::SETTLE;
-use tern_e2e::workload::{Writers, verify};
+use tern_e2e::workload::{Ledger, Writers, verify};
 use tern_e2e::{Cluster, ClusterOptions};
 use tern_proto::pb;
 
@@ -119,6 +120,20 @@ async fn wait_balanced(
         .await
 }
 
+/// Stops the writers and checks every write they had acknowledged reads back.
+async fn stop_and_verify(writers: Writers, client: &Arc<TernClient>) -> Ledger {
+    let errors = writers.errors();
+    let ledger = writers.stop().await;
+    ledger.assert_no_fatal_errors();
+    let applied = verify(client, "t", &ledger).await;
+    eprintln!(
+        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
+        ledger.acked.len(),
+        ledger.unknown.len(),
+    );
+    ledger
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
     let t0 = Instant::now();
@@ -147,15 +162,7 @@ async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
     let before = writers.acks();
     writers.wait_progress(&cluster, &before, SETTLE).await;
 
-    let errors = writers.errors();
-    let ledger = writers.stop().await;
-    ledger.assert_no_fatal_errors();
-    let applied = verify(&client, "t", &ledger).await;
-    eprintln!(
-        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
-        ledger.acked.len(),
-        ledger.unknown.len(),
-    );
+    stop_and_verify(writers, &client).await;
     // Still balanced after the verification's reads: the balancer does not oscillate.
     let s = cluster.status().await.unwrap();
     assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
@@ -210,15 +217,7 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     let before = writers.acks();
     writers.wait_progress(&cluster, &before, SETTLE).await;
 
-    let errors = writers.errors();
-    let ledger = writers.stop().await;
-    ledger.assert_no_fatal_errors();
-    let applied = verify(&client, "t", &ledger).await;
-    eprintln!(
-        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
-        ledger.acked.len(),
-        ledger.unknown.len(),
-    );
+    let ledger = stop_and_verify(writers, &client).await;
 
     // Nothing depends on the drained node: once it is gone (and known dead), every partition
     // is still healthy and every acknowledged write still reads back.

@@ -424,9 +424,11 @@ impl ConfigManager {
         // A learner invited to a node that then died will not learn: forget the invitation, so
         // that the node is invited afresh as soon as it is back (not only after the learner
         // timeout), or another node now.
-        for p in self.parts.values_mut() {
-            if p.pending_learner.is_some_and(|(l, _)| died.contains(&l)) {
-                p.pending_learner = None;
+        if !died.is_empty() {
+            for p in self.parts.values_mut() {
+                if p.pending_learner.is_some_and(|(l, _)| died.contains(&l)) {
+                    p.pending_learner = None;
+                }
             }
         }
         let gpids: Vec<Gpid> = self.parts.keys().copied().collect();
@@ -581,9 +583,9 @@ impl ConfigManager {
         if members.len() >= p.replicas {
             return;
         }
-        if p.pending_learner.is_some_and(|(l, since)| {
-            self.is_alive(l) && now.saturating_sub(since) < self.opts.learner_timeout_ms
-        }) {
+        if p.pending_learner
+            .is_some_and(|(_, since)| now.saturating_sub(since) < self.opts.learner_timeout_ms)
+        {
             return;
         }
         let primary_ready = self

@@ -1,5 +1,6 @@
 //! What goes in and out of the replica state machine.
 
+use tern_core::mutation::WriteOutcome;
 pub use tern_core::read::ReadOp;
 use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Timetag, WriteOp};
 use tern_storage::LogEntry;
@@ -153,6 +154,18 @@ pub struct Reply {
     pub decree: Decree,
     pub op: usize,
     pub req: RequestId,
+}
+
+impl Reply {
+    /// This reply's outcome, given an `Apply`'s entries and the store's outcomes for them (one
+    /// list per entry, one outcome per op).
+    pub fn outcome(&self, entries: &[LogEntry], outcomes: &[Vec<WriteOutcome>]) -> WriteOutcome {
+        entries
+            .iter()
+            .position(|e| e.decree == self.decree)
+            .and_then(|i| outcomes.get(i)?.get(self.op).cloned())
+            .unwrap_or(WriteOutcome::Done)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

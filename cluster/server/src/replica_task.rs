@@ -12,6 +12,7 @@ use tern_core::read::ReadResult;
 use tern_core::{Decree, Error, Gpid, ReplicaReport, Result, WriteOp};
 use tern_replica::{Action, CheckpointRef, Event, PeerMessage, ReadOp, Replica, Reply, RequestId};
 use tern_rocks::RocksPartitionStore;
+use tern_storage::log::contiguous_run;
 use tern_storage::{ApplyEntry, LogEntry, PartitionStore};
 use tokio::sync::{mpsc, oneshot};
 
@@ -223,15 +224,7 @@ impl Task {
     }
 
     fn apply(&mut self, entries: Vec<LogEntry>, replies: Vec<Reply>) {
-        let batch: Vec<ApplyEntry<'_>> = entries
-            .iter()
-            .map(|e| ApplyEntry {
-                decree: e.decree,
-                ballot: e.ballot,
-                timetag: e.timetag,
-                mutation: &e.mutation,
-            })
-            .collect();
+        let batch: Vec<ApplyEntry<'_>> = entries.iter().map(ApplyEntry::from).collect();
         let result = match self.store.as_mut() {
             Some(s) => s.apply_batch(&batch),
             None => Err(Error::invariant("apply while the store is being replaced")),
@@ -245,13 +238,9 @@ impl Task {
                 return;
             }
         };
-        for Reply { decree, op, req } in replies {
-            let outcome = entries
-                .iter()
-                .position(|e| e.decree == decree)
-                .and_then(|i| outcomes[i].get(op).cloned())
-                .unwrap_or(WriteOutcome::Done);
-            if let Some(r) = self.writes.remove(&req) {
+        for reply in replies {
+            let outcome = reply.outcome(&entries, &outcomes);
+            if let Some(r) = self.writes.remove(&reply.req) {
                 let _ = r.send(match outcome {
                     WriteOutcome::Failed(e) => Err(e),
                     o => Ok(o),
@@ -267,41 +256,28 @@ impl Task {
         learner_applied: Decree,
         through: Decree,
     ) -> Result<(Option<CheckpointRef>, Vec<LogEntry>)> {
+        // From the log if it holds every decree needed, else a checkpoint plus the log after it.
         let need = learner_applied.next();
-        // The log may hold decrees below the store's applied one with holes (prepares that came
-        // while this replica learned from a checkpoint): it reaches only if it holds them all.
-        let wanted = through.0.saturating_sub(learner_applied.0) as usize;
-        let from_log = if wanted == 0 {
-            Some(vec![])
-        } else {
-            let (_, entries) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, need, wanted))?;
-            let complete = entries.iter().enumerate().all(|(i, e)| e.decree.0 == need.0 + i as u64)
-                && entries.last().is_some_and(|e| e.decree >= through);
-            complete.then(|| entries.into_iter().filter(|e| e.decree <= through).collect())
-        };
-        if let Some(entries) = from_log {
+        if let Some(entries) = self.log_run(need, through)? {
             return Ok((None, entries));
         }
-        let (checkpoint, from) = {
-            let cp = tokio::task::block_in_place(|| {
-                crate::checkpoint::create(&self.node, self.gpid, self.store()?)
-            })?;
-            (Some(cp), cp.decree.next())
-        };
+        let cp =
+            tokio::task::block_in_place(|| crate::checkpoint::create(&self.node, self.gpid, self.store()?))?;
+        let from = cp.decree.next();
+        let entries = self.log_run(from, through)?.ok_or_else(|| {
+            Error::invariant(format!("the log of {} lacks decrees {from}..={through}", self.gpid))
+        })?;
+        Ok((Some(cp), entries))
+    }
+
+    /// The log's entries of `from..=through`, if it holds every one of them.
+    fn log_run(&self, from: Decree, through: Decree) -> Result<Option<Vec<LogEntry>>> {
         if from > through {
-            return Ok((checkpoint, vec![]));
+            return Ok(Some(vec![]));
         }
         let n = (through.0 - from.0 + 1) as usize;
         let (_, entries) = tokio::task::block_in_place(|| self.node.logs.read(self.gpid, from, n))?;
-        let entries: Vec<LogEntry> = entries.into_iter().filter(|e| e.decree <= through).collect();
-        let contiguous = entries.iter().enumerate().all(|(i, e)| e.decree.0 == from.0 + i as u64);
-        if !contiguous || entries.len() != n {
-            return Err(Error::invariant(format!(
-                "the log of {} lacks decrees {from}..={through}",
-                self.gpid
-            )));
-        }
-        Ok((checkpoint, entries))
+        Ok(contiguous_run(entries, from, through))
     }
 
     fn install_checkpoint(&mut self, dir: PathBuf, checkpoint: CheckpointRef) {

@@ -12,6 +12,7 @@ use tern_core::{
     Ballot, Decree, Error, Gpid, ManualClock, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus,
 };
 use tern_replica::{Action, CheckpointRef, Event, ReadOp, Replica, ReplicaOptions, RequestId};
+use tern_storage::log::contiguous_run;
 use tern_storage::{ApplyEntry, MemDisk, MemMutationLog, MemPartitionStore, MutationLog, PartitionStore};
 
 use crate::clock::NodeClock;
@@ -390,15 +391,7 @@ impl SimNode {
             }
             Action::Apply { entries, replies } => {
                 let Some(h) = self.replicas.get_mut(&g) else { return };
-                let batch: Vec<ApplyEntry<'_>> = entries
-                    .iter()
-                    .map(|e| ApplyEntry {
-                        decree: e.decree,
-                        ballot: e.ballot,
-                        timetag: e.timetag,
-                        mutation: &e.mutation,
-                    })
-                    .collect();
+                let batch: Vec<ApplyEntry<'_>> = entries.iter().map(ApplyEntry::from).collect();
                 let outcomes = match h.store.apply_batch(&batch) {
                     Ok(o) => o,
                     Err(e) => {
@@ -423,14 +416,12 @@ impl SimNode {
                         }
                     }
                 }
-                for tern_replica::Reply { decree, op, req } in replies {
-                    let idx = entries.iter().position(|e| e.decree == decree);
-                    let outcome =
-                        idx.and_then(|i| outcomes[i].get(op).cloned()).unwrap_or(WriteOutcome::Done);
+                for reply in replies {
+                    let outcome = reply.outcome(&entries, &outcomes);
                     if !matches!(outcome, WriteOutcome::Failed(_)) {
-                        ctx.obs.acked.push((g, decree));
+                        ctx.obs.acked.push((g, reply.decree));
                     }
-                    self.respond(ctx, req, ResponseBody::Written { outcome, decree });
+                    self.respond(ctx, reply.req, ResponseBody::Written { outcome, decree: reply.decree });
                 }
             }
             Action::Send { to, msg } => ctx.send(Addr::Node(me), Addr::Node(to), Msg::Peer { gpid: g, msg }),
@@ -492,16 +483,14 @@ impl SimNode {
     ) {
         let me = self.id;
         let Some(h) = self.replicas.get(&g) else { return };
+        // From the log if it holds every decree needed, else a checkpoint plus the log after it.
+        let run = |from: Decree| {
+            let n = through.0.saturating_sub(from.0).saturating_add(1) as usize;
+            contiguous_run(h.log.read(from, n).unwrap_or_default(), from, through)
+        };
         let need = learner_applied.next();
-        // The log may hold decrees below the store's applied one with holes (prepares that came
-        // while this replica learned from a checkpoint): it reaches only if it holds them all.
-        let log_reaches = learner_applied >= through
-            || h.log.read(need, (through.0 - learner_applied.0) as usize).is_ok_and(|es| {
-                es.iter().enumerate().all(|(i, e)| e.decree.0 == need.0 + i as u64)
-                    && es.last().is_some_and(|e| e.decree >= through)
-            });
-        let (checkpoint, from) = if learner_applied >= through || log_reaches {
-            (None, need)
+        let (checkpoint, entries) = if let Some(entries) = run(need) {
+            (None, Ok(entries))
         } else {
             let id = *ctx.next_checkpoint;
             *ctx.next_checkpoint += 1;
@@ -517,30 +506,22 @@ impl SimNode {
                 ctx.checkpoints.insert(id, image);
             }
             self.disk.remove(&path);
-            (Some(CheckpointRef { id, decree, timetag: h.store.last_applied_timetag() }), decree.next())
+            let from = decree.next();
+            (
+                Some(CheckpointRef { id, decree, timetag: h.store.last_applied_timetag() }),
+                run(from).ok_or(from),
+            )
         };
-        let entries = if from <= through {
-            let n = (through.0 - from.0 + 1) as usize;
-            h.log
-                .read(from, n)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| e.decree <= through)
-                .collect::<Vec<_>>()
-        } else {
-            vec![]
-        };
-        let contiguous = entries.iter().enumerate().all(|(i, e)| e.decree.0 == from.0 + i as u64);
-        if !contiguous || (from <= through && entries.len() as u64 != through.0 - from.0 + 1) {
-            ctx.obs
-                .violations
-                .push(format!(
-                    "{me} {g}: primary's log lacks decrees {from}..={through} for a learner (it holds {:?}, read {:?})",
-                    h.log.decree_range(),
-                    entries.iter().map(|e| e.decree.0).collect::<Vec<_>>()
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(from) => {
+                ctx.obs.violations.push(format!(
+                    "{me} {g}: primary's log lacks decrees {from}..={through} for a learner (it holds {:?})",
+                    h.log.decree_range()
                 ));
-            return;
-        }
+                return;
+            }
+        };
         let msg = tern_replica::PeerMessage::LearnResponse {
             config,
             reign,

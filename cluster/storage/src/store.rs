@@ -41,6 +41,12 @@ pub struct ApplyEntry<'a> {
     pub mutation: &'a Mutation,
 }
 
+impl<'a> From<&'a crate::LogEntry> for ApplyEntry<'a> {
+    fn from(e: &'a crate::LogEntry) -> Self {
+        ApplyEntry { decree: e.decree, ballot: e.ballot, timetag: e.timetag, mutation: &e.mutation }
+    }
+}
+
 /// The data of one partition replica.
 ///
 /// Writes take `&mut self`: applying is serialized by its owner (the replica's task), which is

@@ -69,3 +69,18 @@ pub trait MutationLog: Send {
     /// Removes every entry, durably (a learner starting over).
     fn reset(&mut self) -> Result<()>;
 }
+
+/// The entries of `from..=through`, if `entries` (as [`MutationLog::read`] returns them from
+/// `from`, ascending) hold every one of them. A log can hold holes (records arrive out of order,
+/// and a replica that learned from a checkpoint keeps prepares it got meanwhile), so its decree
+/// range alone does not say it reaches back to `from`.
+pub fn contiguous_run(mut entries: Vec<LogEntry>, from: Decree, through: Decree) -> Option<Vec<LogEntry>> {
+    if from > through {
+        return Some(vec![]);
+    }
+    let n = (through.0 - from.0 + 1) as usize;
+    entries.truncate(n);
+    let whole =
+        entries.len() == n && entries.iter().enumerate().all(|(i, e)| e.decree.0 == from.0 + i as u64);
+    whole.then_some(entries)
+}
