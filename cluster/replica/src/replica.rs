@@ -313,8 +313,10 @@ impl Replica {
         match self.status {
             ReplicaStatus::Primary => {
                 self.send_reign_start(out);
-                self.flush_queued(now, out);
                 self.try_commit(now, out);
+                if !self.pipeline_full() {
+                    self.flush_queued(now, out);
+                }
             }
             ReplicaStatus::Secondary => {
                 for (b, d) in newly {
