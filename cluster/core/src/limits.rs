@@ -117,6 +117,12 @@ impl Limits {
                     }
                 }
             }
+            WriteOp::Put { sort_key, value, .. } => {
+                self.check_sort_key(sort_key)?;
+                if let Some(v) = value {
+                    self.check_value(v)?;
+                }
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::timetag::Timetag;
 
 pub const MUTATION_V1: u8 = 1;
 
@@ -50,6 +51,12 @@ pub enum WriteOp {
         mutations: Vec<CamOp>,
         return_check_value: bool,
     },
+    /// A record's exact new state: `value` (with an absolute expiry, 0 = none) or, when
+    /// `value` is `None`, a tombstone. `timetag: None` stamps the entry's own timetag (a write
+    /// the primary resolved: the result of an incr or a check-and-*); `Some` carries a write
+    /// duplicated from another cluster with its origin timetag. Like every write it applies
+    /// only if its timetag is not older than the stored record's (last-writer-wins).
+    Put { hash_key: Vec<u8>, sort_key: Vec<u8>, value: Option<Vec<u8>>, expire_ts: u32, timetag: Option<Timetag> },
 }
 
 /// What an incr does to the record's TTL.
@@ -149,6 +156,9 @@ pub enum WriteOutcome {
     Incr { new_value: i64 },
     /// check_and_set / check_and_mutate.
     Checked(CheckOutcome),
+    /// A put that lost last-writer-wins: the stored record's timetag is newer, nothing was
+    /// written. Deterministic like every outcome.
+    Superseded { stored: Timetag },
     /// The op was refused; nothing of it was written. Deterministic: every replica refuses it.
     Failed(Error),
 }
@@ -177,7 +187,8 @@ impl WriteOp {
             | WriteOp::MultiDel { hash_key, .. }
             | WriteOp::Incr { hash_key, .. }
             | WriteOp::CheckAndSet { hash_key, .. }
-            | WriteOp::CheckAndMutate { hash_key, .. } => hash_key,
+            | WriteOp::CheckAndMutate { hash_key, .. }
+            | WriteOp::Put { hash_key, .. } => hash_key,
         }
     }
 
@@ -191,6 +202,7 @@ impl WriteOp {
             WriteOp::Incr { .. } => "incr",
             WriteOp::CheckAndSet { .. } => "check_and_set",
             WriteOp::CheckAndMutate { .. } => "check_and_mutate",
+            WriteOp::Put { .. } => "put",
         }
     }
 }
@@ -203,6 +215,9 @@ const TAG_MULTI_DEL: u8 = 4;
 const TAG_INCR: u8 = 5;
 const TAG_CHECK_AND_SET: u8 = 6;
 const TAG_CHECK_AND_MUTATE: u8 = 7;
+const TAG_PUT: u8 = 8;
+const PUT_HAS_VALUE: u8 = 1;
+const PUT_HAS_TIMETAG: u8 = 2;
 const CAM_PUT: u8 = 1;
 const CAM_DELETE: u8 = 2;
 const INCR_TTL_KEEP: u8 = 0;
@@ -260,6 +275,7 @@ pub(crate) fn op_payload_bytes(op: &WriteOp) -> u64 {
         }
         WriteOp::MultiDel { hash_key, sort_keys } => n(hash_key) + sort_keys.iter().map(n).sum::<u64>(),
         WriteOp::Incr { hash_key, sort_key, .. } => n(hash_key) + n(sort_key),
+        WriteOp::Put { hash_key, sort_key, value, .. } => n(hash_key) + n(sort_key) + value.as_ref().map_or(0, n),
         WriteOp::CheckAndSet { hash_key, check_sort_key, check, set_sort_key, set_value, .. } => {
             n(hash_key) + n(check_sort_key) + n(&check.operand) + n(set_sort_key) + n(set_value)
         }
@@ -336,6 +352,17 @@ fn encode_op(w: &mut Writer, op: &WriteOp) {
                 }
             }
             w.u8(u8::from(*return_check_value));
+        }
+        WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => {
+            let flags = if value.is_some() { PUT_HAS_VALUE } else { 0 }
+                | if timetag.is_some() { PUT_HAS_TIMETAG } else { 0 };
+            w.u8(TAG_PUT).bytes(hash_key).bytes(sort_key).u8(flags).varint((*expire_ts).into());
+            if let Some(v) = value {
+                w.bytes(v);
+            }
+            if let Some(t) = timetag {
+                w.u64_be(t.as_u64());
+            }
         }
     }
 }
@@ -429,6 +456,19 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
             }
             let return_check_value = flag(r, "return check value")?;
             WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value }
+        }
+        TAG_PUT => {
+            let hash_key = r.bytes_vec("hash key")?;
+            let sort_key = r.bytes_vec("sort key")?;
+            let flags = r.u8("put flags")?;
+            if flags & !(PUT_HAS_VALUE | PUT_HAS_TIMETAG) != 0 {
+                return Err(Error::corruption(format!("mutation: unknown put flags {flags:#x}")));
+            }
+            let expire_ts = ttl(r, "expire_ts")?;
+            let value = if flags & PUT_HAS_VALUE != 0 { Some(r.bytes_vec("value")?) } else { None };
+            let timetag =
+                if flags & PUT_HAS_TIMETAG != 0 { Some(Timetag::from_u64(r.u64_be("timetag")?)) } else { None };
+            WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag }
         }
         t => return Err(Error::corruption(format!("mutation: unknown op tag {t}"))),
     })

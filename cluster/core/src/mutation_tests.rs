@@ -109,6 +109,14 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
             .prop_map(|(hash_key, check_sort_key, check, mutations, return_check_value)| {
                 WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value }
             }),
+        (bytes(), bytes(), proptest::option::of(bytes()), any::<u32>(), proptest::option::of(any::<u64>()))
+            .prop_map(|(hash_key, sort_key, value, expire_ts, timetag)| WriteOp::Put {
+                hash_key,
+                sort_key,
+                value,
+                expire_ts,
+                timetag: timetag.map(crate::Timetag::from_u64),
+            }),
     ]
 }
 

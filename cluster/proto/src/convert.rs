@@ -10,7 +10,7 @@ use tern_core::read::{
 };
 use tern_core::{
     Ballot, CheckType, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Result,
-    WriteOp,
+    Timetag, WriteOp,
 };
 
 use crate::pb;
@@ -180,6 +180,15 @@ pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> pb::WriteRequest {
                 return_check_value: *return_check_value,
             })
         }
+        WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => Op::Put(pb::PutOp {
+            hash_key: hash_key.clone(),
+            sort_key: sort_key.clone(),
+            tombstone: value.is_none(),
+            value: value.clone().unwrap_or_default(),
+            expire_ts: *expire_ts,
+            has_timetag: timetag.is_some(),
+            timetag: timetag.map_or(0, Timetag::as_u64),
+        }),
     };
     pb::WriteRequest { gpid: Some(gpid_to_pb(gpid)), op: Some(op) }
 }
@@ -235,6 +244,18 @@ pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
                 .collect(),
             return_check_value: o.return_check_value,
         },
+        Op::Put(o) => {
+            if o.tombstone && !o.value.is_empty() {
+                return Err(Error::InvalidArgument("a put that is a tombstone carries no value".into()));
+            }
+            WriteOp::Put {
+                hash_key: o.hash_key,
+                sort_key: o.sort_key,
+                value: (!o.tombstone).then_some(o.value),
+                expire_ts: o.expire_ts,
+                timetag: o.has_timetag.then(|| Timetag::from_u64(o.timetag)),
+            }
+        }
     };
     Ok((gpid, op))
 }
@@ -251,6 +272,7 @@ pub fn outcome_to_pb(o: &WriteOutcome) -> pb::WriteResponse {
             check_value_found: matches!(c.check_value, Some(Some(_))),
             check_value: c.check_value.clone().flatten().unwrap_or_default(),
         }),
+        WriteOutcome::Superseded { stored } => Outcome::SupersededBy(stored.as_u64()),
     };
     pb::WriteResponse { outcome: Some(outcome) }
 }
@@ -260,6 +282,7 @@ pub fn outcome_from_pb(r: pb::WriteResponse) -> Result<WriteOutcome> {
     Ok(match r.outcome.ok_or_else(|| missing("an outcome"))? {
         Outcome::Done(_) => WriteOutcome::Done,
         Outcome::IncrValue(new_value) => WriteOutcome::Incr { new_value },
+        Outcome::SupersededBy(t) => WriteOutcome::Superseded { stored: Timetag::from_u64(t) },
         Outcome::Checked(c) => WriteOutcome::Checked(CheckOutcome {
             passed: c.passed,
             check_value: c.check_value_returned.then(|| c.check_value_found.then_some(c.check_value)),
@@ -533,6 +556,14 @@ mod tests {
                 ],
                 return_check_value: false,
             },
+            WriteOp::Put {
+                hash_key: b"h".to_vec(),
+                sort_key: b"p".to_vec(),
+                value: Some(b"v".to_vec()),
+                expire_ts: 9,
+                timetag: Some(Timetag::from_u64(77)),
+            },
+            WriteOp::Put { hash_key: b"h".to_vec(), sort_key: b"t".to_vec(), value: None, expire_ts: 0, timetag: None },
         ];
         for op in ops {
             assert_eq!(write_from_pb(write_to_pb(g, &op)).unwrap(), (g, op));
@@ -544,6 +575,7 @@ mod tests {
         for o in [
             WriteOutcome::Done,
             WriteOutcome::Incr { new_value: -3 },
+            WriteOutcome::Superseded { stored: Timetag::from_u64(5) },
             WriteOutcome::Checked(CheckOutcome { passed: true, check_value: None }),
             WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(None) }),
             WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(Some(b"v".to_vec())) }),

@@ -180,6 +180,7 @@ impl Replica {
             if held.is_some_and(|b| b >= e.ballot) {
                 continue; // the same entry already came as a prepare
             }
+            self.hlc.observe(e.timetag, self.wall_ms);
             self.window.insert(Slot::new(e.clone(), now));
             new.push(e);
         }

@@ -136,7 +136,10 @@ impl Replica {
                 }
                 Some(b) if b > entry.ballot => {} // a stale resend
                 _ => {
-                    // New, or replaces an entry from an older ballot.
+                    // New, or replaces an entry from an older ballot. The clock passes every
+                    // timetag this replica holds: if it becomes primary, its writes are newer
+                    // than everything it stored (last-writer-wins relies on that).
+                    self.hlc.observe(entry.timetag, self.wall_ms);
                     self.window.insert(Slot::new(entry.clone(), now));
                     out.push(Action::Append { entries: vec![entry] });
                 }

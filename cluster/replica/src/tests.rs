@@ -340,6 +340,32 @@ fn a_new_primary_reconciles_before_serving() {
     assert!(s.is_serving(T0));
 }
 
+#[test]
+fn a_promoted_secondary_stamps_after_every_timetag_it_held() {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
+    // The old primary's clock ran a minute ahead of ours.
+    let mut ahead = entry(1, 1, "x");
+    ahead.timetag = Timetag::new(T0 + 60_000, 0, ClusterId::new(1).unwrap(), false);
+    h(&mut s, T0, prepare(1, r1, 0, ahead.clone()));
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    let a = h(&mut s, T0, prepare(1, r1, 1, entry(1, 2, "y")));
+    assert_eq!(applied(&a), vec![Decree(1)], "decree 1 committed and left the window");
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    h(&mut s, T0, Event::Lease { expires_at_ms: T0 + 5_000 });
+    let a = h(&mut s, T0, Event::ConfigUpdate { config: cfg(2, S1, &[S2]).with_primary(S1) });
+    let marker = a
+        .iter()
+        .find_map(|x| match x {
+            Action::Append { entries } => entries.iter().find(|e| e.decree == Decree(3)).cloned(),
+            _ => None,
+        })
+        .expect("the new reign's marker");
+    // Last-writer-wins needs it: a new write must never be older than one already stored.
+    assert!(marker.timetag > ahead.timetag, "{} must follow {}", marker.timetag, ahead.timetag);
+}
+
 trait WithPrimary {
     fn with_primary(self, p: NodeId) -> Self;
 }

@@ -18,11 +18,20 @@ pub struct RocksConfig {
     pub write_buffer_bytes: usize,
     /// Background flush and compaction jobs per store.
     pub max_background_jobs: i32,
+    /// How long tombstones and expired records are kept (by their timetag's age against the
+    /// store's horizon) before compaction drops them: the window in which a late, older
+    /// duplicated write is still ordered against them by last-writer-wins.
+    pub lww_retention_secs: u64,
 }
 
 impl Default for RocksConfig {
     fn default() -> RocksConfig {
-        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 32 << 20, max_background_jobs: 2 }
+        RocksConfig {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 32 << 20,
+            max_background_jobs: 2,
+            lww_retention_secs: 24 * 3600,
+        }
     }
 }
 
@@ -83,7 +92,7 @@ impl RocksBackend {
         o.set_block_based_table_factory(&block);
         o.set_compression_type(DBCompressionType::Lz4);
         o.set_write_buffer_size(self.config.write_buffer_bytes);
-        o.set_compaction_filter_factory(TtlFilterFactory::new(horizon));
+        o.set_compaction_filter_factory(TtlFilterFactory::new(horizon, self.config.lww_retention_secs));
         o
     }
 

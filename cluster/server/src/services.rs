@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tern_core::{Error, Gpid, NodeId};
+use tern_core::{Error, Gpid, NodeId, WriteOp};
 use tern_proto::convert::{
     config_from_pb, gpid_from_pb, outcome_to_pb, read_from_pb, read_result_to_pb, write_from_pb,
 };
@@ -52,6 +52,12 @@ impl Services {
 impl pb::kv_server::Kv for Services {
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let (gpid, op) = write_from_pb(req.into_inner()).map_err(status)?;
+        if matches!(op, WriteOp::Put { .. }) {
+            // Timetagged puts carry another cluster's clock: only duplication may write them.
+            return Err(status(Error::InvalidArgument(
+                "put is written by duplication between clusters, not by clients; use set or del".into(),
+            )));
+        }
         let outcome = self.ask(gpid, |reply| Input::Write { op, reply }).await?;
         Ok(Response::new(outcome_to_pb(&outcome)))
     }

@@ -187,6 +187,14 @@ impl SimClient {
                         WriteOutcome::Failed(e) if e.code() == ErrorCode::IntegerOverflow => {
                             Some(Output::Overflow)
                         }
+                        // Sim clients send only local writes, which always win.
+                        WriteOutcome::Superseded { stored } => {
+                            ctx.obs.violations.push(format!(
+                                "client {}: a local write lost last-writer-wins to {stored}",
+                                self.idx
+                            ));
+                            None
+                        }
                         WriteOutcome::Failed(e) => {
                             ctx.obs
                                 .violations

@@ -79,14 +79,21 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
     }
 
     /// `tt` is stored with every record written; `now` (seconds) decides TTLs and expiry.
+    ///
+    /// Every write is last-writer-wins: it replaces a record only if its timetag is not older
+    /// than the stored one (see [`Staged::superseded`]), and a delete leaves a tombstone (a
+    /// header with the delete bit and no value) so that a late, older write cannot bring the
+    /// record back. Local writes always pass (a primary's clock runs past every timetag it
+    /// stored); duplicated writes ([`WriteOp::Put`] with a timetag) may lose.
     fn evaluate(&self, op: &WriteOp, tt: Timetag, now: u64, w: &mut OpWrites) -> Result<WriteOutcome> {
         let put = |w: &mut OpWrites, hk: &[u8], sk: &[u8], v: &[u8], ttl_secs: u32| -> Result<()> {
             let header = ValueHeader { expire_ts: expire_ts_after(now, ttl_secs), timetag: tt };
-            w.push((key::encode(hk, sk)?, Some(value::encode(&header, v))));
+            self.write_if_newer(w, key::encode(hk, sk)?, &header, v)?;
             Ok(())
         };
         let del = |w: &mut OpWrites, hk: &[u8], sk: &[u8]| -> Result<()> {
-            w.push((key::encode(hk, sk)?, None));
+            let tombstone = ValueHeader { expire_ts: 0, timetag: tt.with_delete(true) };
+            self.write_if_newer(w, key::encode(hk, sk)?, &tombstone, &[])?;
             Ok(())
         };
         match op {
@@ -124,8 +131,8 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
                     IncrTtl::Set(n) => expire_ts_after(now, *n),
                 };
                 let header = ValueHeader { expire_ts, timetag: tt };
-                let raw = value::encode(&header, new_value.to_string().as_bytes());
-                w.push((key::encode(hash_key, sort_key)?, Some(raw)));
+                let k = key::encode(hash_key, sort_key)?;
+                self.write_if_newer(w, k, &header, new_value.to_string().as_bytes())?;
                 return Ok(WriteOutcome::Incr { new_value });
             }
             WriteOp::CheckAndSet {
@@ -159,8 +166,49 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
                 }
                 return Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
             }
+            WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => {
+                let tt = timetag.unwrap_or(tt);
+                let header = match value {
+                    Some(_) => ValueHeader { expire_ts: *expire_ts, timetag: tt.with_delete(false) },
+                    None => ValueHeader { expire_ts: 0, timetag: tt.with_delete(true) },
+                };
+                let k = key::encode(hash_key, sort_key)?;
+                let user = value.as_deref().unwrap_or_default();
+                if let Some(stored) = self.write_if_newer(w, k, &header, user)? {
+                    return Ok(WriteOutcome::Superseded { stored });
+                }
+            }
         }
         Ok(WriteOutcome::Done)
+    }
+
+    /// Stages `header | user` under `k` unless the stored record is newer; returns the stored
+    /// record's timetag when it is (the write lost last-writer-wins).
+    fn write_if_newer(
+        &self,
+        w: &mut OpWrites,
+        k: Vec<u8>,
+        header: &ValueHeader,
+        user: &[u8],
+    ) -> Result<Option<Timetag>> {
+        if let Some(stored) = self.superseded(&k, header.timetag)? {
+            return Ok(Some(stored));
+        }
+        w.push((k, Some(value::encode(header, user))));
+        Ok(None)
+    }
+
+    /// The stored record's timetag if it is newer than `tt`. The delete bit is ignored: one op
+    /// may write a record twice under one timetag (check-and-mutate), and then the later write
+    /// wins; two different writes never share a timetag (HLC time, logical counter, cluster).
+    fn superseded(&self, k: &[u8], tt: Timetag) -> Result<Option<Timetag>> {
+        let raw = match self.overlay.get(k) {
+            Some(staged) => staged.clone(),
+            None => self.store.raw_get(k)?,
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        let (header, _) = value::decode(&raw)?;
+        Ok((header.timetag.with_delete(false) > tt.with_delete(false)).then_some(header.timetag))
     }
 
     /// Evaluates a check; returns whether it passed and, if asked, the checked value.

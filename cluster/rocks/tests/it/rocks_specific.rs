@@ -2,7 +2,8 @@ use std::process::Command;
 
 use tern_core::{Decree, Mutation};
 use tern_storage::PartitionStore;
-use tern_storage::testing::{StoreHarness, apply_next, set, set_ttl, timetag_now};
+use tern_core::mutation::WriteOutcome;
+use tern_storage::testing::{StoreHarness, T0_MS, apply_next, del, put_from, set, set_ttl, timetag_now};
 
 use crate::harness::RocksHarness;
 
@@ -69,6 +70,30 @@ fn compaction_drops_records_expired_at_the_applied_horizon() {
     s.compact();
     assert_eq!(raw_count(&s), 2, "dropped: keep + later remain");
     assert_eq!(s.get(b"h", b"keep").unwrap(), Some(b"y".to_vec()));
+}
+
+#[test]
+fn compaction_keeps_tombstones_and_expired_records_for_the_retention() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::with_retention(60);
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"gone", b"x"), set_ttl(b"h", b"short", b"y", 5)]);
+    apply_next(&mut s, h.clock(), vec![del(b"h", b"gone")]);
+    assert_eq!(s.get(b"h", b"gone").unwrap(), None, "a tombstone reads as absent");
+    h.clock().advance_ms(30_000);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"later", b"z")]);
+    s.flush().unwrap();
+    s.compact();
+    assert_eq!(raw_count(&s), 3, "tombstone and expired record stay within the retention");
+    // A duplicated write older than the tombstone still loses to it.
+    let outcomes = apply_next(&mut s, h.clock(), vec![put_from(b"h", b"gone", Some(b"stale"), T0_MS - 1_000, 0, 2)]);
+    assert!(matches!(outcomes[0], WriteOutcome::Superseded { .. }), "{outcomes:?}");
+    assert_eq!(s.get(b"h", b"gone").unwrap(), None);
+    h.clock().advance_ms(61_000);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"latest", b"w")]);
+    s.flush().unwrap();
+    s.compact();
+    assert_eq!(raw_count(&s), 2, "past the retention both go: later + latest remain");
 }
 
 #[test]

@@ -64,6 +64,19 @@ pub fn del(hk: &[u8], sk: &[u8]) -> WriteOp {
     WriteOp::Del { hash_key: hk.to_vec(), sort_key: sk.to_vec() }
 }
 
+/// A write duplicated from cluster `cluster`, stamped `physical_ms.logical` there; `value: None`
+/// is a delete.
+pub fn put_from(hk: &[u8], sk: &[u8], value: Option<&[u8]>, physical_ms: u64, logical: u32, cluster: u8) -> WriteOp {
+    let cluster = ClusterId::new(cluster).expect("a valid cluster id");
+    WriteOp::Put {
+        hash_key: hk.to_vec(),
+        sort_key: sk.to_vec(),
+        value: value.map(<[u8]>::to_vec),
+        expire_ts: 0,
+        timetag: Some(Timetag::new(physical_ms, logical, cluster, value.is_none())),
+    }
+}
+
 pub fn decree(n: u64) -> Decree {
     Decree(n)
 }

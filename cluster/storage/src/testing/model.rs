@@ -106,6 +106,16 @@ impl Model {
             WriteOp::Del { hash_key, sort_key } => {
                 self.records.remove(&k(hash_key, sort_key));
             }
+            // The model holds the local write order only: a put is its resolved record. (Ordering
+            // duplicated writes by timetag has its own property tests, `lww` in tern-storage.)
+            WriteOp::Put { hash_key, sort_key, value, expire_ts, .. } => match value {
+                Some(v) => {
+                    self.records.insert(k(hash_key, sort_key), (v.clone(), *expire_ts));
+                }
+                None => {
+                    self.records.remove(&k(hash_key, sort_key));
+                }
+            },
             WriteOp::MultiSet { hash_key, entries, ttl_secs } => {
                 for (s, v) in entries {
                     self.records.insert(k(hash_key, s), (v.clone(), expiry(now, *ttl_secs)));

@@ -1,0 +1,97 @@
+//! Last-writer-wins merge: duplicated writes ordered by timetag, tombstones included.
+//!
+//! Whatever order (and however often) a set of timetagged writes and deletes arrives in, every
+//! store ends in the same state: per record, the write with the largest timetag.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use tern_core::key::KeyRange;
+use tern_core::{ManualClock, Timetag, WriteOp, value};
+use tern_storage::testing::{T0_MS, apply_next, put_from};
+use tern_storage::{MemDisk, MemPartitionStore, PartitionStore};
+
+/// One duplicated write: (sort key, physical ms offset, logical, cluster, value; None = delete).
+type Write = (u8, u64, u32, u8, Option<u8>);
+
+fn op(w: &Write) -> WriteOp {
+    let (sk, ms, logical, cluster, value) = *w;
+    put_from(b"h", &[sk], value.map(|v| [v]).as_ref().map(|v| &v[..]), T0_MS + ms, logical, cluster)
+}
+
+fn timetag(w: &Write) -> Timetag {
+    match op(w) {
+        WriteOp::Put { timetag: Some(t), .. } => t,
+        other => panic!("not a duplicated put: {other:?}"),
+    }
+}
+
+/// Writes with distinct timetags per record (two writes never share one; see `superseded`).
+fn writes() -> impl Strategy<Value = Vec<Write>> {
+    prop::collection::vec((0u8..3, 0u64..4, 0u32..3, 1u8..4, prop::option::of(0u8..4)), 1..24).prop_map(|ws| {
+        let mut seen = std::collections::BTreeSet::new();
+        ws.into_iter().filter(|w| seen.insert((w.0, timetag(w).with_delete(false)))).collect()
+    })
+}
+
+/// Applies `order` (indices into `ws`) in batches of `batch` ops per decree; returns the raw
+/// contents (storage key → stored bytes).
+fn apply(ws: &[Write], order: &[usize], batch: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let disk = MemDisk::new();
+    let clock = std::sync::Arc::new(ManualClock::new(T0_MS + 10_000));
+    let mut s = MemPartitionStore::open(&disk, "p", clock.clone());
+    for chunk in order.chunks(batch) {
+        apply_next(&mut s, &clock, chunk.iter().map(|&i| op(&ws[i])).collect());
+    }
+    let mut out = BTreeMap::new();
+    s.raw_scan(&KeyRange::all(), false, &mut |k, v| {
+        out.insert(k.to_vec(), v.to_vec());
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    out
+}
+
+proptest! {
+    #[test]
+    fn any_order_any_repetition_same_state(
+        (ws, a, b) in writes().prop_flat_map(|ws| {
+            let all: Vec<usize> = (0..ws.len()).collect();
+            let n = ws.len();
+            let with_repeats = (Just(all.clone()), prop::collection::vec(0..n, 0..8))
+                .prop_map(|(mut all, extra)| { all.extend(extra); all })
+                .prop_shuffle();
+            (Just(ws), Just(all).prop_shuffle(), with_repeats)
+        }),
+        batch_a in 1usize..4,
+        batch_b in 1usize..4,
+    ) {
+        let one = apply(&ws, &a, batch_a);
+        let other = apply(&ws, &b, batch_b);
+        prop_assert_eq!(&one, &other, "order and repetition must not matter");
+        // And the state is, per record, the write with the largest timetag.
+        let mut newest: BTreeMap<u8, &Write> = BTreeMap::new();
+        for w in &ws {
+            let e = newest.entry(w.0).or_insert(w);
+            if timetag(w).with_delete(false) > timetag(e).with_delete(false) {
+                *e = w;
+            }
+        }
+        prop_assert_eq!(one.len(), newest.len());
+        for (sk, w) in newest {
+            let raw = &one[&tern_core::key::encode(b"h", &[sk]).unwrap()];
+            let (header, user) = value::decode(raw).unwrap();
+            prop_assert_eq!(header.timetag, timetag(w));
+            prop_assert_eq!(header.is_tombstone(), w.4.is_none());
+            prop_assert_eq!(user, w.4.map(|v| vec![v]).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn a_delete_leaves_a_tombstone_that_a_late_older_write_cannot_pass() {
+    let ws: Vec<Write> = vec![(1, 2, 0, 1, None), (1, 1, 0, 2, Some(7))];
+    let state = apply(&ws, &[0, 1], 1);
+    let (header, user) = value::decode(state.values().next().unwrap()).unwrap();
+    assert!(header.is_tombstone() && user.is_empty(), "the delete (newer) stays: {header:?}");
+}
