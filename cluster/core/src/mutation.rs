@@ -56,7 +56,13 @@ pub enum WriteOp {
     /// the primary resolved: the result of an incr or a check-and-*); `Some` carries a write
     /// duplicated from another cluster with its origin timetag. Like every write it applies
     /// only if its timetag is not older than the stored record's (last-writer-wins).
-    Put { hash_key: Vec<u8>, sort_key: Vec<u8>, value: Option<Vec<u8>>, expire_ts: u32, timetag: Option<Timetag> },
+    Put {
+        hash_key: Vec<u8>,
+        sort_key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        expire_ts: u32,
+        timetag: Option<Timetag>,
+    },
 }
 
 /// What an incr does to the record's TTL.
@@ -275,7 +281,9 @@ pub(crate) fn op_payload_bytes(op: &WriteOp) -> u64 {
         }
         WriteOp::MultiDel { hash_key, sort_keys } => n(hash_key) + sort_keys.iter().map(n).sum::<u64>(),
         WriteOp::Incr { hash_key, sort_key, .. } => n(hash_key) + n(sort_key),
-        WriteOp::Put { hash_key, sort_key, value, .. } => n(hash_key) + n(sort_key) + value.as_ref().map_or(0, n),
+        WriteOp::Put { hash_key, sort_key, value, .. } => {
+            n(hash_key) + n(sort_key) + value.as_ref().map_or(0, n)
+        }
         WriteOp::CheckAndSet { hash_key, check_sort_key, check, set_sort_key, set_value, .. } => {
             n(hash_key) + n(check_sort_key) + n(&check.operand) + n(set_sort_key) + n(set_value)
         }
@@ -466,8 +474,11 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
             }
             let expire_ts = ttl(r, "expire_ts")?;
             let value = if flags & PUT_HAS_VALUE != 0 { Some(r.bytes_vec("value")?) } else { None };
-            let timetag =
-                if flags & PUT_HAS_TIMETAG != 0 { Some(Timetag::from_u64(r.u64_be("timetag")?)) } else { None };
+            let timetag = if flags & PUT_HAS_TIMETAG != 0 {
+                Some(Timetag::from_u64(r.u64_be("timetag")?))
+            } else {
+                None
+            };
             WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag }
         }
         t => return Err(Error::corruption(format!("mutation: unknown op tag {t}"))),

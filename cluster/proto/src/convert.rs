@@ -563,7 +563,13 @@ mod tests {
                 expire_ts: 9,
                 timetag: Some(Timetag::from_u64(77)),
             },
-            WriteOp::Put { hash_key: b"h".to_vec(), sort_key: b"t".to_vec(), value: None, expire_ts: 0, timetag: None },
+            WriteOp::Put {
+                hash_key: b"h".to_vec(),
+                sort_key: b"t".to_vec(),
+                value: None,
+                expire_ts: 0,
+                timetag: None,
+            },
         ];
         for op in ops {
             assert_eq!(write_from_pb(write_to_pb(g, &op)).unwrap(), (g, op));

@@ -65,7 +65,8 @@ impl CompactionFilter for TtlFilter {
     fn filter(&mut self, _level: u32, _key: &[u8], raw: &[u8]) -> CompactionDecision {
         match value::decode(raw) {
             Ok((header, _))
-                if !header.is_live(self.now_secs) && header.timetag.physical_secs() < self.older_than_secs =>
+                if !header.is_live(self.now_secs)
+                    && header.timetag.physical_secs() < self.older_than_secs =>
             {
                 CompactionDecision::Remove
             }

@@ -1,8 +1,8 @@
 use std::process::Command;
 
+use tern_core::mutation::WriteOutcome;
 use tern_core::{Decree, Mutation};
 use tern_storage::PartitionStore;
-use tern_core::mutation::WriteOutcome;
 use tern_storage::testing::{StoreHarness, T0_MS, apply_next, del, put_from, set, set_ttl, timetag_now};
 
 use crate::harness::RocksHarness;
@@ -86,7 +86,8 @@ fn compaction_keeps_tombstones_and_expired_records_for_the_retention() {
     s.compact();
     assert_eq!(raw_count(&s), 3, "tombstone and expired record stay within the retention");
     // A duplicated write older than the tombstone still loses to it.
-    let outcomes = apply_next(&mut s, h.clock(), vec![put_from(b"h", b"gone", Some(b"stale"), T0_MS - 1_000, 0, 2)]);
+    let outcomes =
+        apply_next(&mut s, h.clock(), vec![put_from(b"h", b"gone", Some(b"stale"), T0_MS - 1_000, 0, 2)]);
     assert!(matches!(outcomes[0], WriteOutcome::Superseded { .. }), "{outcomes:?}");
     assert_eq!(s.get(b"h", b"gone").unwrap(), None);
     h.clock().advance_ms(61_000);

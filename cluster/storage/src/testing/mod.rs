@@ -66,7 +66,14 @@ pub fn del(hk: &[u8], sk: &[u8]) -> WriteOp {
 
 /// A write duplicated from cluster `cluster`, stamped `physical_ms.logical` there; `value: None`
 /// is a delete.
-pub fn put_from(hk: &[u8], sk: &[u8], value: Option<&[u8]>, physical_ms: u64, logical: u32, cluster: u8) -> WriteOp {
+pub fn put_from(
+    hk: &[u8],
+    sk: &[u8],
+    value: Option<&[u8]>,
+    physical_ms: u64,
+    logical: u32,
+    cluster: u8,
+) -> WriteOp {
     let cluster = ClusterId::new(cluster).expect("a valid cluster id");
     WriteOp::Put {
         hash_key: hk.to_vec(),

@@ -28,10 +28,12 @@ fn timetag(w: &Write) -> Timetag {
 
 /// Writes with distinct timetags per record (two writes never share one; see `superseded`).
 fn writes() -> impl Strategy<Value = Vec<Write>> {
-    prop::collection::vec((0u8..3, 0u64..4, 0u32..3, 1u8..4, prop::option::of(0u8..4)), 1..24).prop_map(|ws| {
-        let mut seen = std::collections::BTreeSet::new();
-        ws.into_iter().filter(|w| seen.insert((w.0, timetag(w).with_delete(false)))).collect()
-    })
+    prop::collection::vec((0u8..3, 0u64..4, 0u32..3, 1u8..4, prop::option::of(0u8..4)), 1..24).prop_map(
+        |ws| {
+            let mut seen = std::collections::BTreeSet::new();
+            ws.into_iter().filter(|w| seen.insert((w.0, timetag(w).with_delete(false)))).collect()
+        },
+    )
 }
 
 /// Applies `order` (indices into `ws`) in batches of `batch` ops per decree; returns the raw
