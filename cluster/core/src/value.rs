@@ -10,9 +10,9 @@
 //! +---------+---------------------+------------------+
 //! ```
 //!
-//! A tombstone is a header whose timetag has the delete bit, with no user bytes. Tombstones are
-//! only written for duplicated tables (so last-writer-wins can order a delete against a late,
-//! older write); reads treat them as absent.
+//! A tombstone is a header whose timetag has the delete bit, with no user bytes. Every delete
+//! writes one (so last-writer-wins can order it against a late, older write duplicated from
+//! another cluster); reads treat them as absent and compaction drops them after a retention.
 
 use crate::codec::Reader;
 use crate::error::{Error, Result};
@@ -29,6 +29,11 @@ pub struct ValueHeader {
 }
 
 impl ValueHeader {
+    /// The header of a delete stamped `timetag`.
+    pub fn tombstone(timetag: Timetag) -> ValueHeader {
+        ValueHeader { expire_ts: 0, timetag: timetag.with_delete(true) }
+    }
+
     pub fn is_tombstone(&self) -> bool {
         self.timetag.is_delete()
     }

@@ -92,8 +92,7 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
             Ok(())
         };
         let del = |w: &mut OpWrites, hk: &[u8], sk: &[u8]| -> Result<()> {
-            let tombstone = ValueHeader { expire_ts: 0, timetag: tt.with_delete(true) };
-            self.write_if_newer(w, key::encode(hk, sk)?, &tombstone, &[])?;
+            self.write_if_newer(w, key::encode(hk, sk)?, &ValueHeader::tombstone(tt), &[])?;
             Ok(())
         };
         match op {
@@ -170,7 +169,7 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
                 let tt = timetag.unwrap_or(tt);
                 let header = match value {
                     Some(_) => ValueHeader { expire_ts: *expire_ts, timetag: tt.with_delete(false) },
-                    None => ValueHeader { expire_ts: 0, timetag: tt.with_delete(true) },
+                    None => ValueHeader::tombstone(tt),
                 };
                 let k = key::encode(hash_key, sort_key)?;
                 let user = value.as_deref().unwrap_or_default();
@@ -202,11 +201,7 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
     /// may write a record twice under one timetag (check-and-mutate), and then the later write
     /// wins; two different writes never share a timetag (HLC time, logical counter, cluster).
     fn superseded(&self, k: &[u8], tt: Timetag) -> Result<Option<Timetag>> {
-        let raw = match self.overlay.get(k) {
-            Some(staged) => staged.clone(),
-            None => self.store.raw_get(k)?,
-        };
-        let Some(raw) = raw else { return Ok(None) };
+        let Some(raw) = self.raw(k)? else { return Ok(None) };
         let (header, _) = value::decode(&raw)?;
         Ok((header.timetag.with_delete(false) > tt.with_delete(false)).then_some(header.timetag))
     }
@@ -228,14 +223,17 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
 
     /// The live record (not expired at `now_secs`, not a tombstone) under (hk, sk).
     fn read_live(&self, hk: &[u8], sk: &[u8], now_secs: u64) -> Result<Option<(ValueHeader, Vec<u8>)>> {
-        let k = key::encode(hk, sk)?;
-        let raw = match self.overlay.get(&k) {
-            Some(staged) => staged.clone(),
-            None => self.store.raw_get(&k)?,
-        };
-        let Some(raw) = raw else { return Ok(None) };
+        let Some(raw) = self.raw(&key::encode(hk, sk)?)? else { return Ok(None) };
         let (header, user) = value::decode(&raw)?;
         Ok(header.is_live(now_secs).then(|| (header, user.to_vec())))
+    }
+
+    /// The stored bytes under `k` as this batch sees them: its own earlier writes first.
+    fn raw(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.overlay.get(k) {
+            Some(staged) => Ok(staged.clone()),
+            None => self.store.raw_get(k),
+        }
     }
 }
 
