@@ -16,6 +16,9 @@ use crate::process::{CliOutput, Process, run_cli};
 /// How to start a cluster. Failure detection is fast by default so that failover takes seconds.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
+    /// `--cluster-name` and `--cluster-id` (two clusters of a duplication test differ).
+    pub name: String,
+    pub id: u8,
     pub metas: usize,
     pub replicas: usize,
     /// `tern meta --lease` (how long a beacon answer lets a replica server serve).
@@ -34,6 +37,8 @@ pub struct ClusterOptions {
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
         ClusterOptions {
+            name: "e2e".into(),
+            id: 1,
             metas: 3,
             replicas: 3,
             lease: "2s".into(),
@@ -122,9 +127,9 @@ impl Cluster {
                     "--data-dir".into(),
                     data_dir.display().to_string(),
                     "--cluster-name".into(),
-                    "e2e".into(),
+                    opts.name.clone(),
                     "--cluster-id".into(),
-                    "1".into(),
+                    opts.id.to_string(),
                     "--lease".into(),
                     opts.lease.clone(),
                     "--grace".into(),
@@ -226,7 +231,7 @@ impl Cluster {
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--cluster-id".into(),
-            "1".into(),
+            self.opts.id.to_string(),
             "--beacon-interval".into(),
             self.opts.beacon_interval.clone(),
         ];

@@ -10,12 +10,15 @@
 //! - [`cluster`] starts meta and replica servers in a temporary directory and answers questions
 //!   about them (status, leader, primaries), waiting on conditions with deadlines ([`wait`]);
 //! - [`workload`] runs concurrent writers that record every acknowledged write, and checks that
-//!   each one reads back.
+//!   each one reads back;
+//! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
+//!   tables of two clusters.
 //!
 //! Must not depend on: any server crate (the servers are only ever run as processes).
 
 pub mod binary;
 pub mod cluster;
+pub mod mixed;
 pub mod ports;
 pub mod process;
 pub mod wait;

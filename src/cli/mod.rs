@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod common;
+mod dup;
 mod kv;
 mod planned;
 mod servers;
@@ -57,6 +58,10 @@ pub enum Command {
     /// Nodes, tables and partition health of one cluster.
     #[command(subcommand)]
     Cluster(admin::ClusterCmd),
+    /// Duplication links that ship a table's writes to another cluster: add, list, status,
+    /// pause, resume, remove, set-throttle, conflicts.
+    #[command(subcommand)]
+    Dup(dup::DupCmd),
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
@@ -80,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replica(r) => r.run(),
         Command::Table(t) => t.run(cli.output),
         Command::Cluster(c) => c.run(cli.output),
+        Command::Dup(d) => d.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

@@ -14,9 +14,6 @@ pub enum Planned {
     Plan,
     /// Make a deployment match a topology file, idempotently. [not available yet: topology issue]
     Apply,
-    /// Duplication links that ship a table's writes to another cluster. [not available yet: issue #5]
-    #[command(subcommand)]
-    Dup(DupVerb),
     /// Disaster-recovery runbook: status, switchover, failover, reconcile, verify, drill.
     /// [not available yet: DR issue]
     #[command(subcommand)]
@@ -24,26 +21,6 @@ pub enum Planned {
     /// Snapshots of tables in S3-compatible storage. [not available yet: backup issue]
     #[command(subcommand)]
     Backup(BackupVerb),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DupVerb {
-    /// Add a duplication link from a table to another cluster.
-    Add,
-    /// List duplication links.
-    List,
-    /// Show lag, throughput and errors of links.
-    Status,
-    /// Pause shipping on a link.
-    Pause,
-    /// Resume shipping on a link.
-    Resume,
-    /// Remove a link.
-    Remove,
-    /// Change a link's bytes-per-second limit.
-    SetThrottle,
-    /// Show recent writes that lost last-writer-wins.
-    Conflicts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +57,6 @@ impl Planned {
             Planned::Proxy => ("tern proxy", "issue #6 (meta-proxy)"),
             Planned::Plan => ("tern plan", "the topology issue"),
             Planned::Apply => ("tern apply", "the topology issue"),
-            Planned::Dup(_) => ("tern dup", "issue #5 (duplication)"),
             Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),
             Planned::Backup(_) => ("tern backup", "the backup issue"),
         }

@@ -122,6 +122,7 @@ struct MetaFile {
     recall_window: Option<String>,
     balance_interval: Option<String>,
     max_moves: Option<usize>,
+    dup_conflict_journal: Option<u32>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -163,6 +164,10 @@ pub struct MetaCmd {
     /// How many replica copies the balancer keeps in flight at once (default 2).
     #[arg(long)]
     max_moves: Option<usize>,
+    /// How many recent conflicts (duplicated writes that lost last-writer-wins) each
+    /// duplication link keeps for `tern dup conflicts` (default 100).
+    #[arg(long, env = "TERN_DUP_CONFLICT_JOURNAL")]
+    dup_conflict_journal: Option<u32>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -219,6 +224,10 @@ impl MetaCmd {
                 .recall_window
                 .or(file_duration(file.recall_window, "recall-window")?)
                 .unwrap_or(Duration::from_secs(86_400)),
+            dup_conflict_journal: self
+                .dup_conflict_journal
+                .or(file.dup_conflict_journal)
+                .unwrap_or(tern_meta::DEFAULT_DUP_CONFLICT_JOURNAL),
             raft: tern_meta::raft::RaftOptions::default(),
         };
         runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use tern_core::mutation::WriteOutcome;
 use tern_core::read::{ReadOp, ReadResult, TablePage, TableScan};
-use tern_core::{Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of};
-use tern_proto::convert::{config_from_pb, outcome_from_pb, read_result_from_pb, read_to_pb, write_to_pb};
+use tern_core::{ClusterId, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of};
+use tern_proto::convert::{
+    config_from_pb, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb, write_to_pb,
+};
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
 
@@ -180,12 +182,45 @@ impl TernClient {
         let hash_key = op.hash_key().to_vec();
         let idem = idempotent(&op);
         let may_retry = move |e: &Error| idem || certainly_not_applied(e);
+        // Refused here, before any routing, if the op cannot be sent at all.
+        write_to_pb(tern_core::Gpid::new(0, 0), &op)?;
         self.with_retries(table, None, &hash_key, may_retry, |mut c, gpid| {
-            let req = write_to_pb(gpid, &op);
+            let req = write_to_pb(gpid, &op).expect("checked above");
             async move { c.write(req).await.map(|r| r.into_inner()) }
         })
         .await
         .and_then(outcome_from_pb)
+    }
+
+    /// Sends duplicated writes (puts carrying their origin cluster's timetags) to partition
+    /// `partition` of `table`, as the shipper of a duplication link does. Every put must hash to
+    /// that partition. Always retried: applying a put twice changes nothing (last-writer-wins).
+    pub async fn duplicate(
+        &self,
+        table: &str,
+        partition: u32,
+        from_cluster: ClusterId,
+        puts: &[WriteOp],
+    ) -> Result<pb::DuplicateResponse> {
+        let puts = puts.iter().map(put_to_pb).collect::<Result<Vec<_>>>()?;
+        // Tables are never split: the partition count the shipper routed by stays right.
+        let partition_count = self.route(table, false).await?.partitions;
+        self.with_retries(
+            table,
+            Some(partition),
+            &[],
+            |_| true,
+            |mut c, gpid| {
+                let req = pb::DuplicateRequest {
+                    gpid: Some(gpid_to_pb(gpid)),
+                    from_cluster: u32::from(from_cluster.get()),
+                    partition_count,
+                    puts: puts.clone(),
+                };
+                async move { c.duplicate(req).await.map(|r| r.into_inner()) }
+            },
+        )
+        .await
     }
 
     /// A read of one hash key's records (everything but a table scan).

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod mutation;
 pub mod partition;
 pub mod read;
+pub mod resolved;
 pub mod timetag;
 pub mod units;
 pub mod value;
@@ -31,5 +32,6 @@ pub use ids::{Ballot, ClusterId, Decree, Gpid, NodeAddr, NodeId, PartitionIndex,
 pub use limits::Limits;
 pub use mutation::{CheckType, Mutation, WriteOp};
 pub use partition::{ConfigChange, PartitionConfig, ReplicaReport, ReplicaStatus};
+pub use resolved::{RecordState, ResolvedOutcome};
 pub use timetag::Timetag;
 pub use value::ValueHeader;

@@ -123,6 +123,14 @@ impl Limits {
                     self.check_value(v)?;
                 }
             }
+            WriteOp::Resolved { records, .. } => {
+                for r in records {
+                    self.check_sort_key(&r.sort_key)?;
+                    if let Some(v) = &r.value {
+                        self.check_value(v)?;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::resolved::{self, RecordState, ResolvedOutcome};
 use crate::timetag::Timetag;
 
 pub const MUTATION_V1: u8 = 1;
@@ -63,6 +64,10 @@ pub enum WriteOp {
         expire_ts: u32,
         timetag: Option<Timetag>,
     },
+    /// An incr / check_and_set / check_and_mutate as the primary resolved it: the new state of
+    /// every record it writes (stamped with the entry's timetag) and the client's outcome. Only
+    /// primaries create it (see `resolved.rs`); clients cannot send it.
+    Resolved { hash_key: Vec<u8>, records: Vec<RecordState>, outcome: ResolvedOutcome },
 }
 
 /// What an incr does to the record's TTL.
@@ -194,7 +199,8 @@ impl WriteOp {
             | WriteOp::Incr { hash_key, .. }
             | WriteOp::CheckAndSet { hash_key, .. }
             | WriteOp::CheckAndMutate { hash_key, .. }
-            | WriteOp::Put { hash_key, .. } => hash_key,
+            | WriteOp::Put { hash_key, .. }
+            | WriteOp::Resolved { hash_key, .. } => hash_key,
         }
     }
 
@@ -209,7 +215,13 @@ impl WriteOp {
             WriteOp::CheckAndSet { .. } => "check_and_set",
             WriteOp::CheckAndMutate { .. } => "check_and_mutate",
             WriteOp::Put { .. } => "put",
+            WriteOp::Resolved { .. } => "resolved",
         }
+    }
+
+    /// Whether the op reads before it writes (and so is resolved by the primary).
+    pub fn is_atomic(&self) -> bool {
+        matches!(self, WriteOp::Incr { .. } | WriteOp::CheckAndSet { .. } | WriteOp::CheckAndMutate { .. })
     }
 }
 
@@ -222,6 +234,7 @@ const TAG_INCR: u8 = 5;
 const TAG_CHECK_AND_SET: u8 = 6;
 const TAG_CHECK_AND_MUTATE: u8 = 7;
 const TAG_PUT: u8 = 8;
+const TAG_RESOLVED: u8 = 9;
 const PUT_HAS_VALUE: u8 = 1;
 const PUT_HAS_TIMETAG: u8 = 2;
 const CAM_PUT: u8 = 1;
@@ -283,6 +296,9 @@ pub(crate) fn op_payload_bytes(op: &WriteOp) -> u64 {
         WriteOp::Incr { hash_key, sort_key, .. } => n(hash_key) + n(sort_key),
         WriteOp::Put { hash_key, sort_key, value, .. } => {
             n(hash_key) + n(sort_key) + value.as_ref().map_or(0, n)
+        }
+        WriteOp::Resolved { hash_key, records, .. } => {
+            n(hash_key) + records.iter().map(|r| n(&r.sort_key) + r.value.as_ref().map_or(0, n)).sum::<u64>()
         }
         WriteOp::CheckAndSet { hash_key, check_sort_key, check, set_sort_key, set_value, .. } => {
             n(hash_key) + n(check_sort_key) + n(&check.operand) + n(set_sort_key) + n(set_value)
@@ -371,6 +387,10 @@ fn encode_op(w: &mut Writer, op: &WriteOp) {
             if let Some(t) = timetag {
                 w.u64_be(t.as_u64());
             }
+        }
+        WriteOp::Resolved { hash_key, records, outcome } => {
+            w.u8(TAG_RESOLVED);
+            resolved::encode(w, hash_key, records, outcome);
         }
     }
 }
@@ -480,6 +500,10 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
                 None
             };
             WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag }
+        }
+        TAG_RESOLVED => {
+            let (hash_key, records, outcome) = resolved::decode(r)?;
+            WriteOp::Resolved { hash_key, records, outcome }
         }
         t => return Err(Error::corruption(format!("mutation: unknown op tag {t}"))),
     })

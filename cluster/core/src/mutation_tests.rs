@@ -117,6 +117,25 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
                 expire_ts,
                 timetag: timetag.map(crate::Timetag::from_u64),
             }),
+        (
+            bytes(),
+            proptest::collection::vec(
+                (bytes(), proptest::option::of(bytes()), any::<u32>())
+                    .prop_map(|(sort_key, value, expire_ts)| RecordState { sort_key, value, expire_ts }),
+                0..4
+            ),
+            prop_oneof![
+                any::<i64>().prop_map(|new_value| ResolvedOutcome::Incr { new_value }),
+                (any::<bool>(), proptest::option::of(proptest::option::of(bytes()))).prop_map(
+                    |(passed, check_value)| ResolvedOutcome::Checked(CheckOutcome { passed, check_value })
+                ),
+            ]
+        )
+            .prop_map(|(hash_key, records, outcome)| WriteOp::Resolved {
+                hash_key,
+                records,
+                outcome
+            }),
     ]
 }
 

@@ -5,6 +5,7 @@
 //! because this server no longer leads, the task stops and the new leader takes over from the
 //! replicated state.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,9 @@ use tern_proto::pb;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::MetaSm;
+use crate::dup::{DupStats, ReportedProgress, accept_progress};
 use crate::raft::{RaftGroup, WriteError};
+use crate::state::dup::LinkStatus;
 use crate::state::{Command, ConfigRecord, PartitionRecord, TableStatus};
 
 /// What a replica server learns from its beacon.
@@ -34,6 +37,8 @@ pub enum LeaderInput {
         addr: String,
         sent_at_ms: u64,
         reports: Vec<ReplicaReport>,
+        /// Shipping progress of this node's primaries.
+        dup_progress: Vec<pb::DupProgress>,
         reply: oneshot::Sender<Result<BeaconAnswer>>,
     },
     Propose {
@@ -50,6 +55,10 @@ pub enum LeaderInput {
     },
     Status {
         reply: oneshot::Sender<StatusReport>,
+    },
+    /// The last accepted duplication progress report of every partition of every link.
+    DupStats {
+        reply: oneshot::Sender<DupStats>,
     },
 }
 
@@ -69,6 +78,8 @@ pub struct LeaderOptions {
     pub tick: Duration,
     /// How long a dropped table can be recalled.
     pub recall_window: Duration,
+    /// How many recent conflicts each duplication link keeps.
+    pub dup_conflict_journal: u32,
 }
 
 pub fn write_error(e: WriteError) -> Error {
@@ -99,6 +110,10 @@ struct Leader {
     pool: Arc<Pool>,
     started: Instant,
     recall_window: Duration,
+    dup_conflict_journal: u32,
+    /// Accepted progress reports and when they arrived, by (link, partition): only the
+    /// confirmed decrees and conflicts are replicated.
+    dup_stats: HashMap<(u64, u32), (pb::DupProgress, Instant)>,
 }
 
 async fn run(
@@ -117,7 +132,15 @@ async fn run(
         )
     });
     let cm = ConfigManager::restore(opts.cm, 0, partitions, nodes);
-    let mut leader = Leader { group, cm, pool, started, recall_window: opts.recall_window };
+    let mut leader = Leader {
+        group,
+        cm,
+        pool,
+        started,
+        recall_window: opts.recall_window,
+        dup_conflict_journal: opts.dup_conflict_journal,
+        dup_stats: HashMap::new(),
+    };
     leader.finish_creations().await?;
     tracing::info!("leading: configuration manager running");
     let mut tick = tokio::time::interval(opts.tick);
@@ -162,10 +185,13 @@ impl Leader {
 
     async fn on_input(&mut self, input: LeaderInput) -> Result<()> {
         match input {
-            LeaderInput::Beacon { node, addr, sent_at_ms, reports, reply } => {
+            LeaderInput::Beacon { node, addr, sent_at_ms, reports, dup_progress, reply } => {
                 let known = self.group.read(|s| s.0.nodes.get(&node.0).map(|n| n.addr.clone()));
                 if known.as_deref() != Some(addr.as_str()) {
                     self.write(Command::RegisterNode { id: node.0, addr }).await?;
+                }
+                if !dup_progress.is_empty() {
+                    self.on_dup_progress(node, dup_progress).await?;
                 }
                 self.run_cm(CmEvent::Beacon { node, sent_at_ms, reports }, Some(BeaconReply::Beacon(reply)))
                     .await
@@ -182,6 +208,18 @@ impl Leader {
                     None => Ok(()),
                 }
             }
+            LeaderInput::DupStats { reply } => {
+                let stats = self
+                    .dup_stats
+                    .iter()
+                    .map(|(k, (p, at))| {
+                        let age_ms = at.elapsed().as_millis() as u64;
+                        (*k, ReportedProgress { progress: p.clone(), age_ms })
+                    })
+                    .collect();
+                let _ = reply.send(stats);
+                Ok(())
+            }
             LeaderInput::Status { reply } => {
                 let _ = reply.send(StatusReport {
                     nodes: self.cm.node_summary(),
@@ -191,6 +229,20 @@ impl Leader {
                 Ok(())
             }
         }
+    }
+
+    /// Keeps accepted reports in memory and writes what changed (confirmed decrees, conflicts)
+    /// in one command, before the beacon is answered.
+    async fn on_dup_progress(&mut self, node: NodeId, progress: Vec<pb::DupProgress>) -> Result<()> {
+        let (updates, accepted) = self.group.read(|s| accept_progress(&s.0, node.0, progress));
+        let now = Instant::now();
+        for p in accepted {
+            self.dup_stats.insert((p.link, p.partition), (p, now));
+        }
+        if !updates.is_empty() {
+            self.write(Command::RecordDupProgress { updates, journal: self.dup_conflict_journal }).await?;
+        }
+        Ok(())
     }
 
     async fn on_tick(&mut self) -> Result<()> {
@@ -216,6 +268,12 @@ impl Leader {
             self.write(Command::PurgeTable { id }).await?;
             self.cm.remove_table(TableId(id));
             tracing::info!("dropped table {id} purged after its recall window");
+        }
+        if !self.dup_stats.is_empty() {
+            let live: HashSet<u64> = self.group.read(|s| {
+                s.0.links.values().filter(|l| l.status != LinkStatus::Removed).map(|l| l.id).collect()
+            });
+            self.dup_stats.retain(|(link, _), _| live.contains(link));
         }
         Ok(())
     }

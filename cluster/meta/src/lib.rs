@@ -4,11 +4,13 @@
 //! later duplication links, backup policies, DR roles and epochs), replicated among meta servers
 //! with openraft ([`raft`]) and persisted on local disk (no ZooKeeper); running the
 //! configuration manager (`tern-confman`) on the leader ([`leader`]); the `Meta` gRPC service
-//! ([`service`]) and table DDL. [`run`] is the whole server; the `tern` binary only parses flags.
+//! ([`service`]) and table DDL; duplication links ([`dup`], their replicated part in
+//! [`state::dup`]). [`run`] is the whole server; the `tern` binary only parses flags.
 //!
 //! Decisions (failure detection, reconfiguration, placement) live in `tern-confman`, which has
 //! no I/O; this crate persists and carries them out.
 
+pub mod dup;
 pub mod leader;
 pub mod raft;
 pub mod service;
@@ -72,8 +74,13 @@ pub struct MetaOptions {
     pub cm: CmOptions,
     /// How long a dropped table can be recalled before its data is forgotten.
     pub recall_window: Duration,
+    /// How many recent conflicts (writes that lost last-writer-wins on the remote side) each
+    /// duplication link keeps in the replicated state. Default [`DEFAULT_DUP_CONFLICT_JOURNAL`].
+    pub dup_conflict_journal: u32,
     pub raft: RaftOptions,
 }
+
+pub const DEFAULT_DUP_CONFLICT_JOURNAL: u32 = 100;
 
 /// Runs a meta server until `shutdown` completes.
 pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
@@ -134,6 +141,7 @@ async fn supervise(
                     cm: opts.cm.clone(),
                     tick: Duration::from_millis(200),
                     recall_window: opts.recall_window,
+                    dup_conflict_journal: opts.dup_conflict_journal,
                 };
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(leader::spawn(group.clone(), lo, pool.clone()));

@@ -43,7 +43,7 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
 }
 
 /// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.
-fn check_table_name(name: &str) -> Result<(), Status> {
+pub(crate) fn check_table_name(name: &str) -> Result<(), Status> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
@@ -58,7 +58,7 @@ fn check_table_name(name: &str) -> Result<(), Status> {
 
 impl MetaService {
     /// The leader task, or the error that tells the caller where the leader is.
-    fn leader(&self) -> Result<mpsc::Sender<LeaderInput>, Status> {
+    pub(crate) fn leader(&self) -> Result<mpsc::Sender<LeaderInput>, Status> {
         let tx = self.leader.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match tx {
             Some(tx) if self.group.is_leader() => Ok(tx),
@@ -74,7 +74,7 @@ impl MetaService {
         }
     }
 
-    async fn send(&self, input: LeaderInput) -> Result<(), Status> {
+    pub(crate) async fn send(&self, input: LeaderInput) -> Result<(), Status> {
         self.leader()?.send(input).await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
@@ -85,7 +85,7 @@ impl MetaService {
         rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
-    async fn write(&self, cmd: Command) -> Result<Applied, Status> {
+    pub(crate) async fn write(&self, cmd: Command) -> Result<Applied, Status> {
         self.leader()?;
         self.group.write(cmd).await.map_err(|e| status(write_error(e)))
     }
@@ -104,11 +104,19 @@ impl pb::meta_server::Meta for MetaService {
         let reports = r.reports.iter().map(report_from_pb).collect::<Result<Vec<_>, _>>().map_err(status)?;
         let (reply, rx) = oneshot::channel();
         let sent_at_ms = r.sent_at_ms;
-        self.send(LeaderInput::Beacon { node: NodeId(r.node), addr: r.addr, sent_at_ms, reports, reply })
-            .await?;
+        self.send(LeaderInput::Beacon {
+            node: NodeId(r.node),
+            addr: r.addr,
+            sent_at_ms,
+            reports,
+            dup_progress: r.dup_progress,
+            reply,
+        })
+        .await?;
         let answer =
             rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
-        let (name, id) = self.group.read(|s| (s.0.cluster_name.clone(), s.0.cluster_id));
+        let (name, id, dup_links) =
+            self.group.read(|s| (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0)));
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,
             lease_ms: answer.lease_ms,
@@ -116,6 +124,7 @@ impl pb::meta_server::Meta for MetaService {
             addresses: self.addresses(),
             cluster_name: name,
             cluster_id: u32::from(id),
+            dup_links,
         }))
     }
 
@@ -184,7 +193,7 @@ impl pb::meta_server::Meta for MetaService {
         {
             Applied::Table(t) => t,
             Applied::Refused(why) => return Err(status(Error::InvalidArgument(why))),
-            Applied::Done => return Err(status(Error::invariant("create table returned nothing"))),
+            _ => return Err(status(Error::invariant("create table returned no table"))),
         };
         let (reply, rx) = oneshot::channel();
         self.send(LeaderInput::CreatePartitions {
@@ -211,7 +220,7 @@ impl pb::meta_server::Meta for MetaService {
         match self.write(Command::RecallTable { name: name.clone() }).await? {
             Applied::Table(t) => Ok(Response::new(table_info(&t))),
             Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
-            Applied::Done => Err(status(Error::TableNotFound(name))),
+            _ => Err(status(Error::TableNotFound(name))),
         }
     }
 
@@ -280,5 +289,30 @@ impl pb::meta_server::Meta for MetaService {
             Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
             _ => Ok(Response::new(pb::Empty {})),
         }
+    }
+
+    async fn dup_add(&self, req: Request<pb::DupAddRequest>) -> Result<Response<pb::DupLinkStatus>, Status> {
+        self.do_dup_add(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn dup_change(
+        &self,
+        req: Request<pb::DupChangeRequest>,
+    ) -> Result<Response<pb::DupLinkStatus>, Status> {
+        self.do_dup_change(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn dup_list(
+        &self,
+        req: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::DupListResponse>, Status> {
+        self.do_dup_list(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn dup_conflicts(
+        &self,
+        req: Request<pb::DupChangeRequest>,
+    ) -> Result<Response<pb::DupConflictsResponse>, Status> {
+        self.do_dup_conflicts(req.into_inner()).await.map(Response::new)
     }
 }

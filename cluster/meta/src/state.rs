@@ -1,11 +1,16 @@
 //! The meta server's replicated state and the commands that change it. Applied in Raft log order
 //! on every meta server; a leader's decisions are written here before anyone is told about them.
+//! Duplication links live in [`dup`].
+
+pub mod dup;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tern_confman::{Demoted, PersistedPartition};
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
+
+use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
 
 /// A partition configuration as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +88,11 @@ pub struct MetaState {
     /// By `"table.partition"` (JSON object keys must be strings).
     pub partitions: BTreeMap<String, PartitionRecord>,
     pub nodes: BTreeMap<u64, NodeRecord>,
+    /// Duplication links from this cluster's tables, by id (removed ones stay, as history).
+    #[serde(default)]
+    pub links: BTreeMap<u64, LinkRecord>,
+    #[serde(default)]
+    pub next_link_id: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +128,21 @@ pub enum Command {
     Decommission {
         id: u64,
     },
+    /// A new duplication link; refused unless its table serves and has no live link to the
+    /// same remote table.
+    AddLink {
+        link: NewLink,
+    },
+    ChangeLink {
+        id: u64,
+        change: LinkChange,
+    },
+    /// Shipping progress accepted from one beacon's reports: confirmed decrees only move
+    /// forward; the conflict journal keeps the last `journal` entries per link.
+    RecordDupProgress {
+        updates: Vec<ProgressUpdate>,
+        journal: u32,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +150,7 @@ pub enum Response {
     #[default]
     Done,
     Table(TableRecord),
+    Link(Box<LinkRecord>),
     /// The command was refused; the message says why (applied identically everywhere).
     Refused(String),
 }
@@ -223,6 +249,11 @@ impl MetaState {
                 Some(n) => n.decommissioned = true,
                 None => return Response::Refused(format!("no node {}", NodeId(*id))),
             },
+            Command::AddLink { link } => return self.add_link(link),
+            Command::ChangeLink { id, change } => return self.change_link(*id, *change),
+            Command::RecordDupProgress { updates, journal } => {
+                return self.record_dup_progress(updates, *journal);
+            }
         }
         Response::Done
     }

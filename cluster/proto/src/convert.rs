@@ -104,7 +104,8 @@ fn check_from_pb(c: Option<&pb::Check>) -> Result<Check> {
     Ok(Check { kind, operand: c.operand.clone() })
 }
 
-pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> pb::WriteRequest {
+/// A client write as a request. `WriteOp::Resolved` is refused: only primaries create it.
+pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> Result<pb::WriteRequest> {
     use pb::write_request::Op;
     let op = match op {
         WriteOp::Set { hash_key, sort_key, value, ttl_secs } => Op::Set(pb::SetOp {
@@ -180,17 +181,45 @@ pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> pb::WriteRequest {
                 return_check_value: *return_check_value,
             })
         }
-        WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => Op::Put(pb::PutOp {
-            hash_key: hash_key.clone(),
-            sort_key: sort_key.clone(),
-            tombstone: value.is_none(),
-            value: value.clone().unwrap_or_default(),
-            expire_ts: *expire_ts,
-            has_timetag: timetag.is_some(),
-            timetag: timetag.map_or(0, Timetag::as_u64),
-        }),
+        WriteOp::Put { .. } => Op::Put(put_to_pb(op)?),
+        WriteOp::Resolved { .. } => {
+            return Err(Error::InvalidArgument(format!(
+                "a {} op is logged by a primary, never sent by a client",
+                op.name()
+            )));
+        }
     };
-    pb::WriteRequest { gpid: Some(gpid_to_pb(gpid)), op: Some(op) }
+    Ok(pb::WriteRequest { gpid: Some(gpid_to_pb(gpid)), op: Some(op) })
+}
+
+/// A `WriteOp::Put` as a message (duplicated writes travel this way).
+pub fn put_to_pb(op: &WriteOp) -> Result<pb::PutOp> {
+    let WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } = op else {
+        return Err(Error::InvalidArgument(format!("expected a put, got a {}", op.name())));
+    };
+    Ok(pb::PutOp {
+        hash_key: hash_key.clone(),
+        sort_key: sort_key.clone(),
+        tombstone: value.is_none(),
+        value: value.clone().unwrap_or_default(),
+        expire_ts: *expire_ts,
+        has_timetag: timetag.is_some(),
+        timetag: timetag.map_or(0, Timetag::as_u64),
+    })
+}
+
+/// A put message as a `WriteOp::Put`.
+pub fn put_from_pb(o: pb::PutOp) -> Result<WriteOp> {
+    if o.tombstone && !o.value.is_empty() {
+        return Err(Error::InvalidArgument("a put that is a tombstone carries no value".into()));
+    }
+    Ok(WriteOp::Put {
+        hash_key: o.hash_key,
+        sort_key: o.sort_key,
+        value: (!o.tombstone).then_some(o.value),
+        expire_ts: o.expire_ts,
+        timetag: o.has_timetag.then(|| Timetag::from_u64(o.timetag)),
+    })
 }
 
 pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
@@ -244,18 +273,7 @@ pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
                 .collect(),
             return_check_value: o.return_check_value,
         },
-        Op::Put(o) => {
-            if o.tombstone && !o.value.is_empty() {
-                return Err(Error::InvalidArgument("a put that is a tombstone carries no value".into()));
-            }
-            WriteOp::Put {
-                hash_key: o.hash_key,
-                sort_key: o.sort_key,
-                value: (!o.tombstone).then_some(o.value),
-                expire_ts: o.expire_ts,
-                timetag: o.has_timetag.then(|| Timetag::from_u64(o.timetag)),
-            }
-        }
+        Op::Put(o) => put_from_pb(o)?,
     };
     Ok((gpid, op))
 }
@@ -572,7 +590,7 @@ mod tests {
             },
         ];
         for op in ops {
-            assert_eq!(write_from_pb(write_to_pb(g, &op)).unwrap(), (g, op));
+            assert_eq!(write_from_pb(write_to_pb(g, &op).unwrap()).unwrap(), (g, op));
         }
     }
 

@@ -17,6 +17,7 @@ mod message;
 mod options;
 mod primary;
 mod replica;
+mod resolve;
 mod secondary;
 #[cfg(test)]
 mod tests;

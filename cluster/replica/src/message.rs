@@ -144,6 +144,12 @@ pub enum Event {
     CheckpointFailed {
         error: Error,
     },
+    /// The answer to `Action::Resolve`: the op's result as a `WriteOp::Resolved`, or why it is
+    /// refused (e.g. incr of a value that is not an integer).
+    Resolved {
+        req: RequestId,
+        result: tern_core::Result<WriteOp>,
+    },
 }
 
 /// Who waits for the outcome of op `op` of the entry at `decree`: a primary puts the client
@@ -218,6 +224,13 @@ pub enum Action {
         req: RequestId,
         read: ReadOp,
         ballot: Ballot,
+    },
+    /// Evaluate an atomic op against the store (after every earlier `Apply`) at `now_secs`,
+    /// without writing, and report `Resolved` (see `tern_storage::PartitionStore::resolve`).
+    Resolve {
+        req: RequestId,
+        op: WriteOp,
+        now_secs: u64,
     },
     /// Refuse a request. `not_applied` is true when the write certainly did not and will not
     /// happen; false means its outcome is unknown.

@@ -111,12 +111,12 @@ impl Replica {
         }
     }
 
-    fn refuse(&self, req: RequestId, error: Error, out: &mut Vec<Action>) {
+    pub(crate) fn refuse(&self, req: RequestId, error: Error, out: &mut Vec<Action>) {
         out.push(Action::Refuse { req, error, not_applied: true });
     }
 
     /// Why this replica cannot serve a request now, if it cannot.
-    fn unable_to_serve(&self, now: u64, need_lease: bool) -> Option<Error> {
+    pub(crate) fn unable_to_serve(&self, now: u64, need_lease: bool) -> Option<Error> {
         if self.status != ReplicaStatus::Primary {
             return Some(Error::NotPrimary { gpid: self.gpid });
         }
@@ -143,6 +143,21 @@ impl Replica {
                 out,
             );
         }
+        if matches!(op, WriteOp::Resolved { .. }) {
+            let e = Error::InvalidArgument("a resolved op is logged by a primary, never sent".into());
+            return self.refuse(req, e, out);
+        }
+        if let Err(e) = self.admit_duplicated(&op) {
+            return self.refuse(req, e, out);
+        }
+        if self.must_park(&op) {
+            return self.park(now, req, op, out);
+        }
+        self.enqueue(now, req, op, out);
+    }
+
+    /// Adds an admitted write to the next batch.
+    pub(crate) fn enqueue(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
         // Batching: while the pipeline is full (see `pipeline_full`), writes wait and then go
         // out together as one entry: one log record, one prepare per secondary, one ack, one
         // store write for all of them. An idle primary sends at once, so batching costs latency
@@ -249,6 +264,8 @@ impl Replica {
         if !self.active && self.committed >= self.reconcile_target {
             self.active = true;
         }
+        // After the `Apply` above: parked ops whose hash key just committed may go.
+        self.drain_parked(now, out);
         let caught_up: Vec<NodeId> = self
             .learners
             .iter()
@@ -328,6 +345,7 @@ impl Replica {
         // Queued writes normally leave when the entry before them is durable; never let them
         // wait longer than a tick.
         self.flush_queued(now, out);
+        self.drain_parked(now, out);
         if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {
             return;
         }

@@ -2,7 +2,7 @@
 //! changes, leases, reports). Role-specific handlers are in `primary.rs`, `secondary.rs` and
 //! `learner.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tern_core::{
     Ballot, Decree, Error, Gpid, Hlc, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Timetag,
@@ -51,6 +51,11 @@ pub struct Replica {
     /// together as the next entry (see `on_write`).
     pub(crate) queued: Vec<(RequestId, tern_core::WriteOp)>,
     pub(crate) queued_bytes: u64,
+    /// Client writes waiting on their hash key: atomic ops until no uncommitted write touches
+    /// it, and writes behind them (see `resolve.rs`).
+    pub(crate) parked: VecDeque<(RequestId, tern_core::WriteOp)>,
+    /// Atomic ops handed to the runtime for resolution, with their hash key.
+    pub(crate) resolving: HashMap<RequestId, Vec<u8>>,
     pub(crate) learners: BTreeMap<NodeId, LearnerProgress>,
     /// When a change about a node was last proposed at a ballot (proposals are repeated while
     /// their reason holds: the message may be lost, or refused for now).
@@ -84,6 +89,8 @@ impl Replica {
             pending: BTreeMap::new(),
             queued: Vec::new(),
             queued_bytes: 0,
+            parked: VecDeque::new(),
+            resolving: HashMap::new(),
             learners: BTreeMap::new(),
             proposed: BTreeMap::new(),
             last_resend_ms: 0,
@@ -115,6 +122,7 @@ impl Replica {
                 self.on_checkpoint_installed(now_ms, decree, timetag, out)
             }
             Event::CheckpointFailed { error } => self.on_checkpoint_failed(now_ms, error, out),
+            Event::Resolved { req, result } => self.on_resolved(now_ms, req, result, out),
         }
     }
 
@@ -278,7 +286,10 @@ impl Replica {
             });
         }
         self.queued_bytes = 0;
-        for (req, _) in std::mem::take(&mut self.queued) {
+        let waiting = self.parked.drain(..).map(|(r, _)| r).chain(self.resolving.drain().map(|(r, _)| r));
+        let never_logged: Vec<RequestId> =
+            std::mem::take(&mut self.queued).into_iter().map(|(r, _)| r).chain(waiting).collect();
+        for req in never_logged {
             // Never logged: certainly not applied.
             out.push(Action::Refuse {
                 req,

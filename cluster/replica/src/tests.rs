@@ -9,14 +9,14 @@ use tern_storage::LogEntry;
 use crate::message::{Action, Event, Now, PeerMessage, ReadOp, Refusal, Reign, Reply, RequestId};
 use crate::{Replica, ReplicaOptions};
 
-const G: Gpid = Gpid::new(1, 0);
-const P: NodeId = NodeId(1);
-const S1: NodeId = NodeId(2);
-const S2: NodeId = NodeId(3);
+pub(crate) const G: Gpid = Gpid::new(1, 0);
+pub(crate) const P: NodeId = NodeId(1);
+pub(crate) const S1: NodeId = NodeId(2);
+pub(crate) const S2: NodeId = NodeId(3);
 const L: NodeId = NodeId(4);
-const T0: u64 = 1_767_225_600_000;
+pub(crate) const T0: u64 = 1_767_225_600_000;
 
-fn cfg(ballot: u64, primary: NodeId, secondaries: &[NodeId]) -> PartitionConfig {
+pub(crate) fn cfg(ballot: u64, primary: NodeId, secondaries: &[NodeId]) -> PartitionConfig {
     PartitionConfig {
         gpid: G,
         ballot: Ballot(ballot),
@@ -25,25 +25,25 @@ fn cfg(ballot: u64, primary: NodeId, secondaries: &[NodeId]) -> PartitionConfig 
     }
 }
 
-fn opts() -> ReplicaOptions {
+pub(crate) fn opts() -> ReplicaOptions {
     ReplicaOptions::new(ClusterId::new(1).unwrap())
 }
 
-fn replica(me: NodeId) -> Replica {
+pub(crate) fn replica(me: NodeId) -> Replica {
     Replica::new(G, me, opts(), T0)
 }
 
-fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
+pub(crate) fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
     let mut out = Vec::new();
     r.handle(Now::at(now), e, &mut out);
     out
 }
 
-fn set(k: &str) -> WriteOp {
+pub(crate) fn set(k: &str) -> WriteOp {
     WriteOp::Set { hash_key: k.as_bytes().to_vec(), sort_key: vec![], value: b"v".to_vec(), ttl_secs: 0 }
 }
 
-fn appended(actions: &[Action]) -> Vec<(Ballot, Decree)> {
+pub(crate) fn appended(actions: &[Action]) -> Vec<(Ballot, Decree)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -56,14 +56,14 @@ fn appended(actions: &[Action]) -> Vec<(Ballot, Decree)> {
         .collect()
 }
 
-fn sends(actions: &[Action]) -> Vec<(NodeId, &PeerMessage)> {
+pub(crate) fn sends(actions: &[Action]) -> Vec<(NodeId, &PeerMessage)> {
     actions
         .iter()
         .filter_map(|a| if let Action::Send { to, msg } = a { Some((*to, msg)) } else { None })
         .collect()
 }
 
-fn applied(actions: &[Action]) -> Vec<Decree> {
+pub(crate) fn applied(actions: &[Action]) -> Vec<Decree> {
     actions
         .iter()
         .filter_map(|a| {
@@ -77,7 +77,7 @@ fn applied(actions: &[Action]) -> Vec<Decree> {
         .collect()
 }
 
-fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
+pub(crate) fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
     PeerMessage::PrepareAck {
         ballot: Ballot(from_ballot),
         entry_ballot: Ballot(entry_ballot),
@@ -88,7 +88,7 @@ fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
 }
 
 /// A primary of a fresh 3-replica partition, its reign marker committed, with a lease.
-fn active_primary() -> Replica {
+pub(crate) fn active_primary() -> Replica {
     let mut r = replica(P);
     let a = h(&mut r, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
     assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))], "the reign marker");

@@ -56,6 +56,10 @@ impl RocksBackend {
         RocksBackend { config, cache, clock }
     }
 
+    pub fn config(&self) -> &RocksConfig {
+        &self.config
+    }
+
     /// Opens the store in `dir`, creating an empty one if `dir` holds none.
     pub fn open(&self, dir: &Path) -> Result<RocksPartitionStore> {
         RocksPartitionStore::open(self, dir)

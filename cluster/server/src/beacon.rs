@@ -12,6 +12,8 @@ use tern_proto::pb;
 use crate::node::Node;
 
 pub async fn run(node: Arc<Node>) {
+    // Shippers follow primaries between beacons too.
+    tokio::spawn(follow_primaries(node.clone()));
     let mut interval = tokio::time::interval(node.opts.beacon_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
@@ -23,6 +25,7 @@ pub async fn run(node: Arc<Node>) {
             addr: node.opts.advertised(),
             sent_at_ms,
             reports: node.reports().iter().map(report_to_pb).collect(),
+            dup_progress: node.shipping.progress(),
         };
         match node
             .meta
@@ -37,6 +40,7 @@ pub async fn run(node: Arc<Node>) {
                     tracing::info!("meta server reachable again");
                 }
                 failures = 0;
+                node.shipping.reported(&req.dup_progress);
                 on_answer(&node, resp);
             }
             Err(e) => {
@@ -67,6 +71,7 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
         }
     }
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
+    node.shipping.set_links(resp.dup_links);
 }
 
 /// Asks the meta server for a configuration change on behalf of a primary.
@@ -87,5 +92,18 @@ pub async fn propose(node: &Node, gpid: Gpid, ballot: Ballot, change: ConfigChan
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(%gpid, "proposal {change:?} at ballot {ballot} failed: {e}"),
         Err(_) => tracing::warn!(%gpid, "proposal {change:?} at ballot {ballot} timed out"),
+    }
+}
+
+/// Starts and stops duplication shippers as this node's primaries and the links change.
+async fn follow_primaries(node: Arc<Node>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(200));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = node.stopping();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => crate::shipping::reconcile(&node),
+            _ = stopping.wait_for(|s| *s) => return,
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 mod beacon;
 mod checkpoint;
+mod duplicate;
 mod identity;
 pub mod log_writer;
 mod node;
@@ -17,6 +18,8 @@ mod options;
 mod peer;
 mod replica_task;
 mod services;
+mod shipper_task;
+mod shipping;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,6 +76,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
         }
     };
     beacons.abort();
+    shipping::stop_all(&node);
     tracing::info!(node = %id, "replica server stopped");
     result
 }

@@ -36,6 +36,8 @@ pub struct Node {
     pub pool: Pool,
     pub meta: MetaClient,
     pub peers: PeerNet,
+    /// Duplication links and this node's shippers.
+    pub shipping: crate::shipping::Shipping,
     replicas: RwLock<HashMap<Gpid, ReplicaHandle>>,
     addresses: RwLock<HashMap<NodeId, String>>,
     /// Partitions whose configuration lists this node without it holding a replica.
@@ -69,6 +71,7 @@ impl Node {
             pool: Pool::new(),
             meta,
             peers: PeerNet::default(),
+            shipping: crate::shipping::Shipping::default(),
             replicas: RwLock::new(HashMap::new()),
             addresses: RwLock::new(HashMap::new()),
             missing: Mutex::new(HashMap::new()),
@@ -121,6 +124,7 @@ impl Node {
     pub fn replica_options(&self) -> ReplicaOptions {
         let mut o = ReplicaOptions::new(self.opts.cluster_id);
         o.limits = self.opts.limits;
+        o.lww_retention_ms = self.backend.config().lww_retention_secs.saturating_mul(1000);
         o
     }
 

@@ -207,6 +207,10 @@ impl Task {
                     let _ = r.send(result);
                 }
             }
+            Action::Resolve { req, op, now_secs } => {
+                let result = self.store().and_then(|s| s.resolve(&op, now_secs));
+                self.feed(Event::Resolved { req, result });
+            }
             Action::Refuse { req, error, not_applied } => {
                 if let Some(r) = self.writes.remove(&req) {
                     // Refused after it was logged: a later primary may still apply it.
@@ -311,7 +315,11 @@ impl Task {
         let Some(store) = self.store.as_ref() else { return };
         match tokio::task::block_in_place(|| store.flush()) {
             // The log is needed only above what the store holds durably.
-            Ok(durable) => self.node.logs.gc(self.gpid, durable.next()),
+            Ok(durable) => {
+                // Duplication may still need entries the store holds durably.
+                let floor = self.node.shipping.log_floor(self.gpid).unwrap_or(Decree(u64::MAX));
+                self.node.logs.gc(self.gpid, durable.next().min(floor));
+            }
             Err(e) => tracing::warn!(gpid = %self.gpid, "store flush failed: {e}"),
         }
     }

@@ -67,6 +67,13 @@ impl pb::kv_server::Kv for Services {
         let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
         Ok(Response::new(read_result_to_pb(&result)))
     }
+
+    async fn duplicate(
+        &self,
+        req: Request<pb::DuplicateRequest>,
+    ) -> Result<Response<pb::DuplicateResponse>, Status> {
+        crate::duplicate::duplicate(&self.node, req.into_inner()).await.map(Response::new).map_err(status)
+    }
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;

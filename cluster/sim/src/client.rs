@@ -202,6 +202,14 @@ impl SimClient {
                             None
                         }
                     },
+                    // An atomic op the primary refused when it resolved it (read from the
+                    // store under the lease, like a read): an answer, not a retry.
+                    ResponseBody::Refused { error, .. } if error.code() == ErrorCode::NotAnInteger => {
+                        Some(Output::NotAnInteger)
+                    }
+                    ResponseBody::Refused { error, .. } if error.code() == ErrorCode::IntegerOverflow => {
+                        Some(Output::Overflow)
+                    }
                     ResponseBody::Refused { not_applied, .. } => {
                         if not_applied {
                             // Certainly did not happen: not part of the history.

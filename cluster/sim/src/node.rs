@@ -466,6 +466,11 @@ impl SimNode {
             Action::Refuse { req, error, not_applied } => {
                 self.respond(ctx, req, ResponseBody::Refused { error, not_applied })
             }
+            Action::Resolve { req, op, now_secs } => {
+                let Some(h) = self.replicas.get(&g) else { return };
+                let result = h.store.resolve(&op, now_secs);
+                self.feed(ctx, g, Event::Resolved { req, result });
+            }
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use tern_core::key::{self, escape};
 use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
+use tern_core::resolved::{RecordState, ResolvedOutcome};
 use tern_core::value::{self, ValueHeader, expire_ts_after};
 use tern_core::{Error, Result, Timetag, WriteOp};
 
@@ -50,6 +51,44 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
     let ballot = entries.iter().map(|e| e.ballot).fold(store.last_applied_ballot(), std::cmp::Ord::max);
     store.raw_write(batch, AppliedMark { decree: last.decree, timetag: horizon, ballot })?;
     Ok(outcomes)
+}
+
+/// Evaluates an atomic op (incr, check_and_set, check_and_mutate) against the store as it is,
+/// at `now_secs`, without writing: the new state of every record it would write and the
+/// client's outcome, as a [`WriteOp::Resolved`]. A refusal (not an integer, overflow) is an
+/// `Err`, like a store failure. See `tern_core::resolved`.
+pub(crate) fn resolve<S: PartitionStore + ?Sized>(store: &S, op: &WriteOp, now_secs: u64) -> Result<WriteOp> {
+    if !op.is_atomic() {
+        return Err(Error::invariant(format!("resolve called for a {} op", op.name())));
+    }
+    let staged = Staged { store, overlay: BTreeMap::new() };
+    let mut writes = OpWrites::new();
+    // The newest possible timetag: a resolution never loses to a stored record (the entry
+    // that logs the result is stamped after everything the store holds).
+    let tt = Timetag::from_u64(u64::MAX).with_delete(false);
+    let outcome = match staged.evaluate(op, tt, now_secs, &mut writes)? {
+        WriteOutcome::Failed(e) => return Err(e),
+        o => ResolvedOutcome::from_write_outcome(&o)
+            .ok_or_else(|| Error::invariant(format!("{} resolved to {o:?}", op.name())))?,
+    };
+    // One record may be written twice by one check_and_mutate: the later write is its state.
+    let mut states: BTreeMap<Vec<u8>, RecordState> = BTreeMap::new();
+    let mut order = Vec::new();
+    for (k, v) in writes {
+        let (_, sk) = key::decode(&k)?;
+        let Some(raw) = v else { return Err(Error::invariant("resolution staged a hard delete")) };
+        let (header, user) = value::decode(&raw)?;
+        let state = RecordState {
+            sort_key: sk.to_vec(),
+            value: (!header.is_tombstone()).then(|| user.to_vec()),
+            expire_ts: header.expire_ts,
+        };
+        if states.insert(k.clone(), state).is_none() {
+            order.push(k);
+        }
+    }
+    let records = order.into_iter().filter_map(|k| states.remove(&k)).collect();
+    Ok(WriteOp::Resolved { hash_key: op.hash_key().to_vec(), records, outcome })
 }
 
 /// The store as seen by a batch being built: its own earlier writes first.
@@ -176,6 +215,17 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
                 if let Some(stored) = self.write_if_newer(w, k, &header, user)? {
                     return Ok(WriteOutcome::Superseded { stored });
                 }
+            }
+            WriteOp::Resolved { hash_key, records, outcome } => {
+                for r in records {
+                    let header = match &r.value {
+                        Some(_) => ValueHeader { expire_ts: r.expire_ts, timetag: tt.with_delete(false) },
+                        None => ValueHeader::tombstone(tt),
+                    };
+                    let user = r.value.as_deref().unwrap_or_default();
+                    self.write_if_newer(w, key::encode(hash_key, &r.sort_key)?, &header, user)?;
+                }
+                return Ok(outcome.to_write_outcome());
             }
         }
         Ok(WriteOutcome::Done)

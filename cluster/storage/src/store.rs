@@ -8,7 +8,7 @@ use tern_core::mutation::WriteOutcome;
 use tern_core::read::{
     MultiGet, MultiGetResult, ReadOp, ReadResult, SortKeyPage, SortKeyScan, TablePage, TableScan, Ttl,
 };
-use tern_core::{Ballot, Clock, Decree, Mutation, Result, Timetag};
+use tern_core::{Ballot, Clock, Decree, Mutation, Result, Timetag, WriteOp};
 
 /// Raw writes for [`PartitionStore::raw_write`]: storage key → `Some(stored value)` to put,
 /// `None` to delete. Sorted by key, one entry per key.
@@ -106,6 +106,13 @@ pub trait PartitionStore: Send + Sync {
     /// `Err` is a store failure or a decree out of sequence: nothing was written.
     fn apply_batch(&mut self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Vec<WriteOutcome>>> {
         crate::apply::apply_batch(self, entries)
+    }
+
+    /// Evaluates an atomic op against the store without writing and returns its result as a
+    /// `WriteOp::Resolved` (what a primary logs instead of the op). `now_secs` decides TTLs and
+    /// expiry. A refusal (e.g. incr of a non-integer) is an `Err`.
+    fn resolve(&self, op: &WriteOp, now_secs: u64) -> Result<WriteOp> {
+        crate::apply::resolve(self, op, now_secs)
     }
 
     /// Executes any read request.

@@ -190,6 +190,15 @@ impl Model {
                 }
                 return Outcome::Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
             }
+            WriteOp::Resolved { hash_key, records, outcome } => {
+                for r in records {
+                    match &r.value {
+                        Some(v) => self.records.insert(k(hash_key, &r.sort_key), (v.clone(), r.expire_ts)),
+                        None => self.records.remove(&k(hash_key, &r.sort_key)),
+                    };
+                }
+                return Outcome::Ok(outcome.to_write_outcome());
+            }
         }
         Outcome::Ok(WriteOutcome::Done)
     }

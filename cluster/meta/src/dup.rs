@@ -1,0 +1,501 @@
+//! Duplication links on the meta side: the `Dup*` RPCs, what beacons carry about links, and
+//! which progress reports the leader accepts. The replicated part (links, their status machine,
+//! confirmed decrees, the conflict journal) is [`crate::state::dup`]; the leader keeps the rest of
+//! each report (committed decree, bytes and seconds behind, errors) in memory only, since it is
+//! re-reported every beacon.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tern_client::MetaClient;
+use tern_core::{Error, ErrorCode, Result};
+use tern_proto::pb;
+use tokio::sync::oneshot;
+
+use crate::leader::LeaderInput;
+use crate::service::{MetaService, check_table_name};
+use crate::state::dup::{
+    ConflictRecord, DupMode, LinkChange, LinkRecord, LinkStatus, NewLink, ProgressUpdate,
+};
+use crate::state::{Command, MetaState, Response as Applied, TableStatus, partition_key};
+
+/// How long `DupAdd` waits for the remote cluster's meta servers, in all: well within the
+/// 5 s a client gives one meta call.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The last progress report of one partition on one link, as the leader holds it.
+#[derive(Clone, Debug)]
+pub struct ReportedProgress {
+    /// The report, without its journal entries (those are in the replicated state).
+    pub progress: pb::DupProgress,
+    /// How long ago it arrived.
+    pub age_ms: u64,
+}
+
+/// The leader's in-memory progress, by (link, partition).
+pub type DupStats = HashMap<(u64, u32), ReportedProgress>;
+
+pub fn conflict_to_pb(c: &ConflictRecord) -> pb::DupConflict {
+    pb::DupConflict {
+        hash_key: c.hash_key.clone(),
+        sort_key: c.sort_key.clone(),
+        incoming: c.incoming,
+        stored: c.stored,
+    }
+}
+
+fn conflict_from_pb(c: &pb::DupConflict) -> ConflictRecord {
+    ConflictRecord {
+        hash_key: c.hash_key.clone(),
+        sort_key: c.sort_key.clone(),
+        incoming: c.incoming,
+        stored: c.stored,
+    }
+}
+
+pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
+    pb::DupLink {
+        id: l.id,
+        table: l.table,
+        table_name: l.table_name.clone(),
+        remote_cluster: l.remote_cluster.clone(),
+        remote_cluster_id: u32::from(l.remote_cluster_id),
+        remote_metas: l.remote_metas.clone(),
+        remote_table: l.remote_table.clone(),
+        status: l.status.name().to_string(),
+        max_bytes_per_sec: l.max_bytes_per_sec,
+        confirmed: l.confirmed.clone(),
+        mode: l.mode.name().to_string(),
+        created_at_ms: l.created_at_ms,
+        started: l.started.clone(),
+    }
+}
+
+/// What a replica server learns about links from its beacon: every link not removed whose
+/// source table this cluster still holds (serving or dropped but not purged).
+pub fn beacon_links(s: &MetaState) -> Vec<pb::DupLink> {
+    s.links
+        .values()
+        .filter(|l| l.status != LinkStatus::Removed && s.tables.contains_key(&l.table))
+        .map(link_to_pb)
+        .collect()
+}
+
+/// A link with the state of each of its partitions. `reported_ms_ago` is `u64::MAX` for a
+/// partition the leader has no report of (none since it took over).
+pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms: u64) -> pb::DupLinkStatus {
+    let partitions = (0..l.partition_count())
+        .map(|i| {
+            let p = i as u32;
+            let r = stats.get(&(l.id, p));
+            let progress = r.map(|r| r.progress.clone()).unwrap_or_default();
+            let confirmed = l.confirmed[i];
+            let decrees_behind = if l.started[i] { progress.committed.saturating_sub(confirmed) } else { 0 };
+            let seconds_behind = if progress.oldest_unshipped_ms > 0 {
+                now_wall_ms.saturating_sub(progress.oldest_unshipped_ms) as f64 / 1000.0
+            } else {
+                0.0
+            };
+            let primary =
+                s.partitions.get(&partition_key(l.table, p)).and_then(|rec| rec.config.primary).unwrap_or(0);
+            pb::DupPartitionStatus {
+                partition: p,
+                confirmed,
+                committed: progress.committed,
+                decrees_behind,
+                bytes_behind: progress.bytes_behind,
+                seconds_behind,
+                shipped_puts: progress.shipped_puts,
+                failed_batches: progress.failed_batches,
+                last_error: progress.last_error,
+                conflicts: l.partition_conflicts.get(i).map_or(0, |c| c.total),
+                primary,
+                reported_ms_ago: r.map_or(u64::MAX, |r| r.age_ms),
+                clock_ahead: progress.clock_ahead,
+            }
+        })
+        .collect();
+    pb::DupLinkStatus { link: Some(link_to_pb(l)), partitions, conflicts: l.conflicts_total }
+}
+
+/// Sorts one beacon's progress reports: those from the partition's current primary at its
+/// current ballot, on a link that is not removed, are accepted. Returns the updates worth
+/// writing (something would change) and every accepted report (for the leader's memory).
+pub fn accept_progress(
+    s: &MetaState,
+    node: u64,
+    reports: Vec<pb::DupProgress>,
+) -> (Vec<ProgressUpdate>, Vec<pb::DupProgress>) {
+    let mut updates = Vec::new();
+    let mut accepted = Vec::new();
+    for mut p in reports {
+        let Some(link) = s.links.get(&p.link).filter(|l| l.status != LinkStatus::Removed) else {
+            tracing::debug!(link = p.link, node, "progress on an unknown or removed link ignored");
+            continue;
+        };
+        let config = s.partitions.get(&partition_key(link.table, p.partition)).map(|r| &r.config);
+        if !config.is_some_and(|c| c.primary == Some(node) && c.ballot == p.ballot) {
+            tracing::debug!(
+                link = p.link,
+                partition = p.partition,
+                node,
+                ballot = p.ballot,
+                "stale progress report ignored (not the current primary and ballot)"
+            );
+            continue;
+        }
+        let update = ProgressUpdate {
+            link: p.link,
+            partition: p.partition,
+            node,
+            confirmed: p.confirmed,
+            conflicts: p.conflicts,
+            new_conflicts: p.recent_conflicts.iter().map(conflict_from_pb).collect(),
+        };
+        if link.progress_changes(&update) {
+            updates.push(update);
+        }
+        p.recent_conflicts.clear();
+        accepted.push(p);
+    }
+    (updates, accepted)
+}
+
+fn invalid(msg: String) -> tonic::Status {
+    tern_proto::status::to_status(&Error::InvalidArgument(msg))
+}
+
+fn status(e: Error) -> tonic::Status {
+    tern_proto::status::to_status(&e)
+}
+
+/// Checks the remote end of a new link: its meta servers answer as cluster `cluster`, with an
+/// id other than `own_id`, and hold `table`. Returns the remote cluster's id. An unreachable
+/// remote cluster is reported as an invalid argument (check `--to-meta`), not as retryable: the
+/// client retrying the same call would only wait again.
+async fn check_remote(cluster: &str, metas: &[String], table: &str, own_id: u8) -> Result<u8> {
+    let at = metas.join(",");
+    let unreachable = |e: String| {
+        Error::InvalidArgument(format!(
+            "cannot reach the meta servers of cluster {cluster} at {at} (check --to-meta): {e}"
+        ))
+    };
+    let mut client = MetaClient::new(metas.to_vec())?;
+    // Shorter than the whole budget, so that the cause (e.g. connection refused) is reported.
+    client.deadline = REMOTE_TIMEOUT - Duration::from_millis(500);
+    let check = async {
+        let st = client
+            .call(|mut c| async move { c.cluster_status(pb::Empty {}).await })
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if st.cluster_name != cluster {
+            return Err(Error::InvalidArgument(format!(
+                "the meta servers at {at} serve cluster {:?}, not {cluster:?}: check --to and --to-meta",
+                st.cluster_name
+            )));
+        }
+        let id = u8::try_from(st.cluster_id)
+            .map_err(|_| Error::InvalidArgument(format!("cluster {cluster} reports id {}", st.cluster_id)))?;
+        if id == own_id {
+            return Err(Error::InvalidArgument(format!(
+                "cluster {cluster} has the same cluster id ({id}) as this cluster: either it is this \
+                 cluster (a link to yourself is not allowed) or two clusters share an id (ids must be \
+                 unique among clusters that replicate to each other)"
+            )));
+        }
+        let req = pb::RouteRequest { table: table.to_string() };
+        let route = client
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.get_route(req).await }
+            })
+            .await;
+        match route {
+            Ok(_) => Ok(id),
+            Err(e) if e.code() == ErrorCode::TableNotFound => Err(Error::InvalidArgument(format!(
+                "table {table} does not exist in cluster {cluster}; create it there first (any partition count)"
+            ))),
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    };
+    tokio::time::timeout(REMOTE_TIMEOUT, check)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {REMOTE_TIMEOUT:?}")))?
+}
+
+impl MetaService {
+    /// The leader's in-memory progress reports.
+    async fn dup_stats(&self) -> std::result::Result<DupStats, tonic::Status> {
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::DupStats { reply }).await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
+    }
+
+    async fn link_reply(&self, applied: Applied) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
+        match applied {
+            Applied::Link(l) => {
+                let stats = self.dup_stats().await?;
+                Ok(self.group.read(|s| link_status(&s.0, &l, &stats, crate::wall_ms())))
+            }
+            Applied::Refused(why) => Err(invalid(why)),
+            other => Err(status(Error::invariant(format!("a link command returned {other:?}")))),
+        }
+    }
+
+    pub(crate) async fn do_dup_add(
+        &self,
+        r: pb::DupAddRequest,
+    ) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
+        self.leader()?;
+        let mode = DupMode::parse(&r.mode)
+            .ok_or_else(|| invalid(format!("mode {:?} is not one of: one-way, two-way", r.mode)))?;
+        if r.full_sync {
+            return Err(invalid(
+                "full sync is not available yet: add the link without it (each partition then ships \
+                 its writes from the moment its primary picks the link up; data already in the \
+                 table is not copied)"
+                    .into(),
+            ));
+        }
+        let remote_cluster = r.remote_cluster.trim().to_string();
+        if remote_cluster.is_empty() {
+            return Err(invalid("the remote cluster's name is missing (--to)".into()));
+        }
+        if r.remote_metas.iter().all(|a| a.trim().is_empty()) {
+            return Err(invalid(format!(
+                "unknown cluster {remote_cluster}: give its meta addresses (--to-meta)"
+            )));
+        }
+        let remote_metas: Vec<String> =
+            r.remote_metas.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        let remote_table = if r.remote_table.is_empty() { r.table.clone() } else { r.remote_table.clone() };
+        check_table_name(&remote_table)?;
+        let (table, own_name, own_id) = self.group.read(|s| {
+            let t = match s.0.table_by_name(&r.table) {
+                Some(t) if t.status == TableStatus::Serving => Ok(t.clone()),
+                Some(_) => Err(invalid(format!(
+                    "table {} is dropped: recall it (`tern table recall`) before adding a link",
+                    r.table
+                ))),
+                None => Err(status(Error::TableNotFound(r.table.clone()))),
+            }?;
+            if let Some(l) = s.0.live_link_to(t.id, &remote_cluster, &remote_table) {
+                return Err(invalid(format!(
+                    "table {} already has link {} to table {} of cluster {remote_cluster} ({})",
+                    t.name, l.id, l.remote_table, l.status
+                )));
+            }
+            Ok((t, s.0.cluster_name.clone(), s.0.cluster_id))
+        })?;
+        if remote_cluster == own_name {
+            return Err(invalid(format!(
+                "{remote_cluster} is this cluster's own name: a link to yourself is not allowed \
+                 (clusters that replicate to each other need different names and ids)"
+            )));
+        }
+        let remote_cluster_id =
+            check_remote(&remote_cluster, &remote_metas, &remote_table, own_id).await.map_err(status)?;
+        let link = NewLink {
+            table: table.id,
+            table_name: table.name.clone(),
+            remote_cluster,
+            remote_cluster_id,
+            remote_metas,
+            remote_table,
+            mode,
+            status: LinkStatus::Shipping,
+            max_bytes_per_sec: r.max_bytes_per_sec,
+            created_at_ms: crate::wall_ms(),
+        };
+        let applied = self.write(Command::AddLink { link }).await?;
+        if let Applied::Link(l) = &applied {
+            tracing::info!(
+                "duplication link {} added: table {} → cluster {} table {} ({})",
+                l.id,
+                l.table_name,
+                l.remote_cluster,
+                l.remote_table,
+                l.mode.name()
+            );
+        }
+        self.link_reply(applied).await
+    }
+
+    pub(crate) async fn do_dup_change(
+        &self,
+        r: pb::DupChangeRequest,
+    ) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
+        let change = LinkChange::parse(&r.action, r.max_bytes_per_sec).ok_or_else(|| {
+            invalid(format!("unknown action {:?}: one of pause, resume, remove, set-throttle", r.action))
+        })?;
+        let applied = self.write(Command::ChangeLink { id: r.id, change }).await?;
+        if matches!(applied, Applied::Link(_)) {
+            tracing::info!("duplication link {}: {}", r.id, r.action);
+        }
+        self.link_reply(applied).await
+    }
+
+    pub(crate) async fn do_dup_list(
+        &self,
+        r: pb::DupListRequest,
+    ) -> std::result::Result<pb::DupListResponse, tonic::Status> {
+        let stats = self.dup_stats().await?;
+        let now = crate::wall_ms();
+        self.group.read(|s| {
+            let links: Vec<_> =
+                s.0.links
+                    .values()
+                    .filter(|l| r.table.is_empty() || l.table_name == r.table)
+                    .map(|l| link_status(&s.0, l, &stats, now))
+                    .collect();
+            if links.is_empty() && !r.table.is_empty() && s.0.table_by_name(&r.table).is_none() {
+                return Err(status(Error::TableNotFound(r.table.clone())));
+            }
+            Ok(pb::DupListResponse { links })
+        })
+    }
+
+    pub(crate) async fn do_dup_conflicts(
+        &self,
+        r: pb::DupChangeRequest,
+    ) -> std::result::Result<pb::DupConflictsResponse, tonic::Status> {
+        self.leader()?;
+        self.group.read(|s| match s.0.links.get(&r.id) {
+            Some(l) => Ok(pb::DupConflictsResponse {
+                total: l.conflicts_total,
+                recent: l.recent_conflicts.iter().map(conflict_to_pb).collect(),
+            }),
+            None => Err(invalid(format!("no duplication link {} (see `tern dup list`)", r.id))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ConfigRecord, PartitionRecord};
+
+    /// Table `t` with two partitions: partition 0 led by node 5 at ballot 3, partition 1 by
+    /// node 6 at ballot 4; link 1 to cluster b.
+    fn state() -> MetaState {
+        let mut s = MetaState::default();
+        s.apply(&Command::CreateTable { name: "t".into(), partitions: 2, replicas: 1 });
+        for (partition, primary, ballot) in [(0, 5, 3), (1, 6, 4)] {
+            let config =
+                ConfigRecord { table: 1, partition, ballot, primary: Some(primary), secondaries: vec![] };
+            s.apply(&Command::SetConfig {
+                partition: PartitionRecord {
+                    config,
+                    replicas: 1,
+                    last_members: vec![primary],
+                    demoted: None,
+                },
+            });
+        }
+        let link = NewLink {
+            table: 1,
+            table_name: "t".into(),
+            remote_cluster: "b".into(),
+            remote_cluster_id: 2,
+            remote_metas: vec!["m:1".into()],
+            remote_table: "t".into(),
+            mode: DupMode::OneWay,
+            status: LinkStatus::Shipping,
+            max_bytes_per_sec: 0,
+            created_at_ms: 1,
+        };
+        s.apply(&Command::AddLink { link });
+        s
+    }
+
+    fn report(link: u64, partition: u32, ballot: u64, confirmed: u64) -> pb::DupProgress {
+        pb::DupProgress {
+            link,
+            partition,
+            ballot,
+            confirmed,
+            committed: confirmed + 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_current_primary_at_its_ballot_is_heard() {
+        let s = state();
+        let reports = vec![
+            report(1, 0, 3, 7), // node 5 is partition 0's primary at ballot 3: accepted
+            report(1, 0, 2, 9), // an older ballot
+            report(1, 1, 4, 9), // partition 1 belongs to node 6
+            report(9, 0, 3, 9), // no such link
+            report(1, 5, 3, 9), // no such partition
+        ];
+        let (updates, accepted) = accept_progress(&s, 5, reports);
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(updates.len(), 1);
+        assert_eq!((updates[0].partition, updates[0].confirmed, updates[0].node), (0, 7, 5));
+    }
+
+    #[test]
+    fn unchanged_progress_is_kept_in_memory_but_not_written() {
+        let mut s = state();
+        let (updates, _) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+        s.apply(&Command::RecordDupProgress { updates, journal: 10 });
+        let mut again = report(1, 0, 3, 7);
+        again.committed = 30;
+        again.recent_conflicts = vec![];
+        let (updates, accepted) = accept_progress(&s, 5, vec![again]);
+        assert!(updates.is_empty());
+        assert_eq!(accepted[0].committed, 30);
+    }
+
+    #[test]
+    fn journal_entries_are_written_not_kept_in_memory() {
+        let s = state();
+        let mut r = report(1, 1, 4, 7);
+        r.conflicts = 1;
+        r.recent_conflicts = vec![pb::DupConflict {
+            hash_key: b"h".to_vec(),
+            sort_key: b"s".to_vec(),
+            incoming: 1,
+            stored: 2,
+        }];
+        let (updates, accepted) = accept_progress(&s, 6, vec![r]);
+        assert_eq!(updates[0].new_conflicts.len(), 1);
+        assert!(accepted[0].recent_conflicts.is_empty());
+    }
+
+    #[test]
+    fn removed_links_are_neither_heard_nor_sent_to_replica_servers() {
+        let mut s = state();
+        assert_eq!(beacon_links(&s).len(), 1);
+        s.apply(&Command::ChangeLink { id: 1, change: LinkChange::Remove });
+        assert!(beacon_links(&s).is_empty());
+        let (updates, accepted) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+        assert!(updates.is_empty() && accepted.is_empty());
+    }
+
+    #[test]
+    fn status_derives_lag_from_the_last_reports() {
+        let mut s = state();
+        let (updates, _) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+        s.apply(&Command::RecordDupProgress { updates, journal: 10 });
+        let mut stats = DupStats::new();
+        let progress = pb::DupProgress {
+            committed: 20,
+            oldest_unshipped_ms: 10_000,
+            bytes_behind: 300,
+            ..report(1, 0, 3, 7)
+        };
+        stats.insert((1, 0), ReportedProgress { progress, age_ms: 40 });
+        // Partition 1 has reported nothing (so it has not started): nothing is behind yet.
+        stats.insert((1, 1), ReportedProgress { progress: report(1, 1, 4, 0), age_ms: 50 });
+        let st = link_status(&s, &s.links[&1], &stats, 12_500);
+        let p0 = &st.partitions[0];
+        assert_eq!((p0.confirmed, p0.committed, p0.decrees_behind, p0.bytes_behind), (7, 20, 13, 300));
+        assert_eq!((p0.seconds_behind, p0.reported_ms_ago, p0.primary), (2.5, 40, 5));
+        let p1 = &st.partitions[1];
+        assert_eq!((p1.decrees_behind, p1.seconds_behind, p1.primary), (0, 0.0, 6));
+        let unreported = link_status(&s, &s.links[&1], &DupStats::new(), 0);
+        assert_eq!(unreported.partitions[0].reported_ms_ago, u64::MAX);
+    }
+}

@@ -1,0 +1,337 @@
+//! Duplication links in the replicated state: what a link is, its status machine, and how
+//! shipping progress reported by primaries is recorded. Applied identically on every meta
+//! server; every decision that depends on a local setting (the journal bound) travels in the
+//! command.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{MetaState, Response, TableStatus};
+
+/// One-way ships this table to the remote one; two-way is two links, one in each cluster (the
+/// mode is recorded so operators see what was asked for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DupMode {
+    OneWay,
+    TwoWay,
+}
+
+impl DupMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DupMode::OneWay => "one-way",
+            DupMode::TwoWay => "two-way",
+        }
+    }
+
+    /// `""` means one-way.
+    pub fn parse(s: &str) -> Option<DupMode> {
+        match s {
+            "" | "one-way" => Some(DupMode::OneWay),
+            "two-way" => Some(DupMode::TwoWay),
+            _ => None,
+        }
+    }
+}
+
+/// init → syncing-checkpoint → shipping ⇄ paused; anything → removed, which is final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkStatus {
+    Init,
+    SyncingCheckpoint,
+    Shipping,
+    Paused,
+    Removed,
+}
+
+impl LinkStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkStatus::Init => "init",
+            LinkStatus::SyncingCheckpoint => "syncing-checkpoint",
+            LinkStatus::Shipping => "shipping",
+            LinkStatus::Paused => "paused",
+            LinkStatus::Removed => "removed",
+        }
+    }
+
+    /// Whether a link in this status may move to `next`. Staying put is allowed (a retried
+    /// change is a no-op), except that nothing leaves `removed`.
+    pub fn can_become(self, next: LinkStatus) -> bool {
+        use LinkStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Init, SyncingCheckpoint | Shipping)
+                    | (SyncingCheckpoint, Shipping)
+                    | (Shipping, Paused)
+                    | (Paused, Shipping)
+                    | (Init | SyncingCheckpoint | Shipping | Paused, Removed)
+            )
+    }
+}
+
+impl fmt::Display for LinkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A duplicated write that lost last-writer-wins on the remote side. The origin cluster is the
+/// low bits of each timetag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    pub hash_key: Vec<u8>,
+    pub sort_key: Vec<u8>,
+    /// The shipped write's timetag.
+    pub incoming: u64,
+    /// The newer timetag the remote side had stored.
+    pub stored: u64,
+}
+
+/// Where the conflict count reported by a partition's primary stood when last recorded: reports
+/// carry a count since that primary took over, so only the growth from the same node is new.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictCounter {
+    pub node: u64,
+    pub reported: u64,
+    /// Every conflict recorded for this partition.
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub id: u64,
+    /// The source table's id (links outlive the table's name: a dropped and purged table's
+    /// links stay until removed).
+    pub table: u32,
+    pub table_name: String,
+    pub remote_cluster: String,
+    pub remote_cluster_id: u8,
+    pub remote_metas: Vec<String>,
+    pub remote_table: String,
+    pub mode: DupMode,
+    pub status: LinkStatus,
+    /// 0 = unlimited.
+    pub max_bytes_per_sec: u64,
+    /// Per source partition: every write through this decree is acknowledged by the remote
+    /// side. Meaningless until `started`.
+    pub confirmed: Vec<u64>,
+    /// Per source partition: whether a primary has started shipping (and reported).
+    pub started: Vec<bool>,
+    pub created_at_ms: u64,
+    pub conflicts_total: u64,
+    /// The last conflicts, oldest first, at most the journal bound of the command that added
+    /// the newest.
+    #[serde(default)]
+    pub recent_conflicts: VecDeque<ConflictRecord>,
+    #[serde(default)]
+    pub partition_conflicts: Vec<ConflictCounter>,
+}
+
+/// What `AddLink` carries: everything but the id and the per-partition progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLink {
+    pub table: u32,
+    pub table_name: String,
+    pub remote_cluster: String,
+    pub remote_cluster_id: u8,
+    pub remote_metas: Vec<String>,
+    pub remote_table: String,
+    pub mode: DupMode,
+    pub status: LinkStatus,
+    pub max_bytes_per_sec: u64,
+    pub created_at_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkChange {
+    Pause,
+    Resume,
+    Remove,
+    SetThrottle { max_bytes_per_sec: u64 },
+}
+
+impl LinkChange {
+    /// Parses an action of `DupChange`; `max_bytes_per_sec` is used by `set-throttle`.
+    pub fn parse(action: &str, max_bytes_per_sec: u64) -> Option<LinkChange> {
+        match action {
+            "pause" => Some(LinkChange::Pause),
+            "resume" => Some(LinkChange::Resume),
+            "remove" => Some(LinkChange::Remove),
+            "set-throttle" => Some(LinkChange::SetThrottle { max_bytes_per_sec }),
+            _ => None,
+        }
+    }
+}
+
+/// One partition's progress on one link, from a report the leader accepted (sent by the
+/// partition's current primary at its current ballot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressUpdate {
+    pub link: u64,
+    pub partition: u32,
+    /// The reporting primary.
+    pub node: u64,
+    pub confirmed: u64,
+    /// Conflicts counted by the reporting primary since it took over.
+    pub conflicts: u64,
+    /// Conflicts new since its previous report, oldest first: journal entries (the count above
+    /// is what adds to the totals).
+    pub new_conflicts: Vec<ConflictRecord>,
+}
+
+impl LinkRecord {
+    pub fn partition_count(&self) -> usize {
+        self.confirmed.len()
+    }
+
+    /// The conflicts `update` adds to the partition's count.
+    fn conflicts_added(&self, update: &ProgressUpdate) -> u64 {
+        let c = self.partition_conflicts.get(update.partition as usize).copied().unwrap_or_default();
+        if c.node == update.node && update.conflicts >= c.reported {
+            update.conflicts - c.reported
+        } else {
+            // Another primary (or the same one restarted): its count started from zero.
+            update.conflicts
+        }
+    }
+
+    /// Whether recording `update` would change anything (the leader writes only then).
+    pub fn progress_changes(&self, update: &ProgressUpdate) -> bool {
+        let p = update.partition as usize;
+        if self.status == LinkStatus::Removed || p >= self.partition_count() {
+            return false;
+        }
+        let c = self.partition_conflicts.get(p).copied().unwrap_or_default();
+        !self.started[p]
+            || update.confirmed > self.confirmed[p]
+            || !update.new_conflicts.is_empty()
+            || c.node != update.node
+            || c.reported != update.conflicts
+    }
+
+    fn record(&mut self, update: &ProgressUpdate, journal: usize) {
+        let p = update.partition as usize;
+        if self.status == LinkStatus::Removed || p >= self.partition_count() {
+            return;
+        }
+        self.confirmed[p] = self.confirmed[p].max(update.confirmed);
+        self.started[p] = true;
+        let added = self.conflicts_added(update);
+        if self.partition_conflicts.len() < self.partition_count() {
+            self.partition_conflicts.resize(self.partition_count(), ConflictCounter::default());
+        }
+        let c = &mut self.partition_conflicts[p];
+        c.node = update.node;
+        c.reported = update.conflicts;
+        c.total += added;
+        self.conflicts_total += added;
+        self.recent_conflicts.extend(update.new_conflicts.iter().cloned());
+        while self.recent_conflicts.len() > journal {
+            self.recent_conflicts.pop_front();
+        }
+    }
+}
+
+impl MetaState {
+    /// The link from `table` (by id) to `remote_cluster`'s `remote_table` that is not removed.
+    pub fn live_link_to(&self, table: u32, remote_cluster: &str, remote_table: &str) -> Option<&LinkRecord> {
+        self.links.values().find(|l| {
+            l.status != LinkStatus::Removed
+                && l.table == table
+                && l.remote_cluster == remote_cluster
+                && l.remote_table == remote_table
+        })
+    }
+
+    /// `"serving"`, `"dropped"` or `"purged"`: what became of a link's source table.
+    pub fn link_table_status(&self, link: &LinkRecord) -> &'static str {
+        match self.tables.get(&link.table).map(|t| &t.status) {
+            Some(TableStatus::Serving) => "serving",
+            Some(TableStatus::Dropped { .. }) => "dropped",
+            None => "purged",
+        }
+    }
+
+    pub(super) fn add_link(&mut self, new: &NewLink) -> Response {
+        let partitions = match self.tables.get(&new.table) {
+            Some(t) if t.status == TableStatus::Serving && t.name == new.table_name => t.partitions,
+            _ => return Response::Refused(format!("no serving table {:?}", new.table_name)),
+        };
+        if let Some(l) = self.live_link_to(new.table, &new.remote_cluster, &new.remote_table) {
+            return Response::Refused(format!(
+                "table {:?} already has link {} to table {:?} of cluster {} ({})",
+                new.table_name, l.id, l.remote_table, l.remote_cluster, l.status
+            ));
+        }
+        self.next_link_id += 1;
+        let n = partitions as usize;
+        let link = LinkRecord {
+            id: self.next_link_id,
+            table: new.table,
+            table_name: new.table_name.clone(),
+            remote_cluster: new.remote_cluster.clone(),
+            remote_cluster_id: new.remote_cluster_id,
+            remote_metas: new.remote_metas.clone(),
+            remote_table: new.remote_table.clone(),
+            mode: new.mode,
+            status: new.status,
+            max_bytes_per_sec: new.max_bytes_per_sec,
+            confirmed: vec![0; n],
+            started: vec![false; n],
+            created_at_ms: new.created_at_ms,
+            conflicts_total: 0,
+            recent_conflicts: VecDeque::new(),
+            partition_conflicts: vec![ConflictCounter::default(); n],
+        };
+        self.links.insert(link.id, link.clone());
+        Response::Link(Box::new(link))
+    }
+
+    pub(super) fn change_link(&mut self, id: u64, change: LinkChange) -> Response {
+        let Some(link) = self.links.get_mut(&id) else {
+            return Response::Refused(format!("no duplication link {id} (see `tern dup list`)"));
+        };
+        let next = match change {
+            LinkChange::Pause => LinkStatus::Paused,
+            LinkChange::Resume => LinkStatus::Shipping,
+            LinkChange::Remove => LinkStatus::Removed,
+            LinkChange::SetThrottle { .. } => link.status,
+        };
+        if link.status == LinkStatus::Removed && change != LinkChange::Remove {
+            return Response::Refused(format!(
+                "link {id} is removed, which is final: add a new link instead"
+            ));
+        }
+        // `init → shipping` is the system's step (after a checkpoint), not an operator's resume.
+        let resumes_unpaused =
+            change == LinkChange::Resume && !matches!(link.status, LinkStatus::Paused | LinkStatus::Shipping);
+        if resumes_unpaused || !link.status.can_become(next) {
+            return Response::Refused(format!(
+                "link {id} is {}: it cannot become {} (only a shipping link can be paused, only a paused one resumed)",
+                link.status, next
+            ));
+        }
+        link.status = next;
+        if let LinkChange::SetThrottle { max_bytes_per_sec } = change {
+            link.max_bytes_per_sec = max_bytes_per_sec;
+        }
+        Response::Link(Box::new(link.clone()))
+    }
+
+    pub(super) fn record_dup_progress(&mut self, updates: &[ProgressUpdate], journal: u32) -> Response {
+        for u in updates {
+            if let Some(link) = self.links.get_mut(&u.link) {
+                link.record(u, journal as usize);
+            }
+        }
+        Response::Done
+    }
+}
+
+#[cfg(test)]
+#[path = "dup_tests.rs"]
+mod tests;

@@ -1,0 +1,141 @@
+//! Atomic operations at the primary (incr, check_and_set, check_and_mutate), and duplicated
+//! writes arriving from peer clusters.
+//!
+//! An atomic op reads before it writes. Instead of logging the op (and letting every replica
+//! evaluate it when applying), the primary evaluates it once and logs the result as a
+//! `WriteOp::Resolved`: the new state of each record and the client's outcome. That is what
+//! lets a duplicated table ship atomics (the peer receives record states, not an increment to
+//! redo), and it keeps every logged write a plain record write.
+//!
+//! Order: an atomic op is *parked* until no write to its hash key is queued or uncommitted
+//! (so the store it reads holds every earlier write to that key), then the runtime evaluates
+//! it against the store (`Action::Resolve`, answered by `Event::Resolved`) and the result joins
+//! the next batch like any write. Later writes to the same hash key park behind it, so writes
+//! to one hash key are logged in arrival order; other hash keys are not held up.
+
+use tern_core::{Error, Result, WriteOp};
+
+use crate::message::{Action, RequestId};
+use crate::replica::Replica;
+
+impl Replica {
+    /// Whether a client write must wait: an atomic op, or any write to a hash key that an
+    /// earlier waiting (or resolving) op holds.
+    pub(crate) fn must_park(&self, op: &WriteOp) -> bool {
+        let hk = op.hash_key();
+        op.is_atomic()
+            || self.parked.iter().any(|(_, p)| p.hash_key() == hk)
+            || self.resolving.values().any(|k| k.as_slice() == hk)
+    }
+
+    pub(crate) fn park(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
+        if self.parked.len() >= self.opts.max_parked {
+            let error =
+                Error::Busy(format!("partition {} has too many writes waiting on hash keys", self.gpid));
+            return out.push(Action::Refuse { req, error, not_applied: true });
+        }
+        // A queued write to the same hash key must be logged before the atomic op reads.
+        if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
+            self.flush_queued(now, out);
+        }
+        self.parked.push_back((req, op));
+        self.drain_parked(now, out);
+    }
+
+    /// Starts every parked op that no longer waits, in arrival order per hash key: atomic ops
+    /// go to the runtime for resolution, plain writes to the next batch.
+    pub(crate) fn drain_parked(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.parked.is_empty() || self.unable_to_serve(now, false).is_some() {
+            return;
+        }
+        let mut held: Vec<Vec<u8>> = self.resolving.values().cloned().collect();
+        let mut i = 0;
+        while i < self.parked.len() {
+            let hk = self.parked[i].1.hash_key();
+            if held.iter().any(|k| k.as_slice() == hk) || self.key_in_flight(hk) {
+                held.push(hk.to_vec());
+                i += 1;
+                continue;
+            }
+            let Some((req, op)) = self.parked.remove(i) else { break };
+            if op.is_atomic() {
+                held.push(op.hash_key().to_vec());
+                self.resolving.insert(req, op.hash_key().to_vec());
+                // Runs after every `Apply` pushed before it: the store holds all committed
+                // writes, and no uncommitted one touches this hash key.
+                out.push(Action::Resolve { req, op, now_secs: self.wall_ms / 1000 });
+            } else {
+                // Now queued (or logged): later ops on this key wait for it to commit.
+                self.enqueue(now, req, op, out);
+            }
+        }
+    }
+
+    /// Whether a queued or uncommitted entry writes under `hk`.
+    fn key_in_flight(&self, hk: &[u8]) -> bool {
+        self.queued.iter().any(|(_, q)| q.hash_key() == hk)
+            || self.window.iter().any(|s| s.entry.mutation.ops.iter().any(|o| o.hash_key() == hk))
+    }
+
+    /// The runtime evaluated a parked atomic op: log its result, or refuse it (nothing of it
+    /// was or will be written).
+    pub(crate) fn on_resolved(
+        &mut self,
+        now: u64,
+        req: RequestId,
+        result: Result<WriteOp>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.resolving.remove(&req).is_none() {
+            return; // refused meanwhile (the primary stepped down)
+        }
+        let result = result.and_then(|op| match op {
+            WriteOp::Resolved { .. } => Ok(op),
+            other => Err(Error::invariant(format!("resolution returned a {} op", other.name()))),
+        });
+        // A refusal is an answer read from the store, like a read: it needs the lease too.
+        match (self.unable_to_serve(now, true), result) {
+            (Some(error), _) | (None, Err(error)) => {
+                out.push(Action::Refuse { req, error, not_applied: true })
+            }
+            (None, Ok(op)) => self.enqueue(now, req, op, out),
+        }
+        self.drain_parked(now, out);
+    }
+
+    /// A duplicated write (a `Put` with its origin's timetag) is refused if its timetag is older
+    /// than the store's last-writer-wins retention: compaction may already have dropped the
+    /// tombstone or expired record that would make it lose, and replicas that compacted and
+    /// replicas that did not would then disagree. Otherwise the clock moves past its timetag,
+    /// so that writes accepted here later order after it.
+    pub(crate) fn admit_duplicated(&mut self, op: &WriteOp) -> Result<()> {
+        let WriteOp::Put { timetag: Some(t), .. } = op else { return Ok(()) };
+        let retention = self.opts.lww_retention_ms;
+        if retention == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "partition {} keeps no tombstones (retention 0), so it cannot take duplicated writes",
+                self.gpid
+            )));
+        }
+        // The entry that logs this put is stamped at or after the clock's current time; a
+        // margin covers the time until then (writes wait in a batch for milliseconds).
+        const MARGIN_MS: u64 = 60_000;
+        let now = self.hlc.now(self.wall_ms).physical_ms();
+        let oldest = (now + MARGIN_MS).saturating_sub(retention);
+        if t.physical_ms() < oldest {
+            return Err(Error::InvalidArgument(format!(
+                "duplicated write of {} is {} s old, beyond the last-writer-wins retention of {} s \
+                 (its tombstones may be compacted away): it needs a full sync instead",
+                self.gpid,
+                now.saturating_sub(t.physical_ms()) / 1000,
+                retention / 1000
+            )));
+        }
+        self.hlc.observe(*t, self.wall_ms);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

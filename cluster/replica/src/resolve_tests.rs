@@ -1,0 +1,155 @@
+//! Engine tests of atomic-op resolution and duplicated-write admission.
+
+use tern_core::mutation::{IncrTtl, WriteOutcome};
+use tern_core::resolved::ResolvedOutcome;
+use tern_core::{Ballot, ClusterId, Decree, Error, ErrorCode, Timetag, WriteOp};
+
+use crate::message::{Action, Event};
+use crate::tests::{S1, S2, T0, ack, active_primary, appended, applied, h, set};
+
+fn incr(k: &str) -> WriteOp {
+    WriteOp::Incr { hash_key: k.as_bytes().to_vec(), sort_key: vec![], delta: 1, ttl: IncrTtl::Keep }
+}
+
+fn resolves(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| if let Action::Resolve { req, .. } = a { Some(*req) } else { None })
+        .collect()
+}
+
+fn resolved(k: &str, n: i64) -> WriteOp {
+    WriteOp::Resolved {
+        hash_key: k.as_bytes().to_vec(),
+        records: vec![tern_core::RecordState {
+            sort_key: vec![],
+            value: Some(n.to_string().into()),
+            expire_ts: 0,
+        }],
+        outcome: ResolvedOutcome::Incr { new_value: n },
+    }
+}
+
+fn commit(r: &mut crate::Replica, d: u64) -> Vec<Action> {
+    h(r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(d))] });
+    h(r, T0, Event::Peer { from: S1, msg: ack(1, 1, d) });
+    h(r, T0, Event::Peer { from: S2, msg: ack(1, 1, d) })
+}
+
+#[test]
+fn an_idle_primary_resolves_an_atomic_op_at_once_and_logs_its_result() {
+    let mut r = active_primary();
+    let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: incr("k") });
+    assert_eq!(resolves(&a), vec![1], "nothing touches k: resolve now");
+    assert!(appended(&a).is_empty(), "nothing is logged before the result is known");
+    let a = h(&mut r, T0, Event::Resolved { req: 1, result: Ok(resolved("k", 1)) });
+    match &a[..] {
+        [.., Action::Append { entries }] => assert_eq!(entries[0].mutation.ops, vec![resolved("k", 1)]),
+        other => panic!("expected the result to be logged, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_atomic_op_waits_for_uncommitted_writes_to_its_hash_key_and_later_writes_wait_for_it() {
+    let mut r = active_primary();
+    let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(2))]);
+    let a = h(&mut r, T0, Event::ClientWrite { req: 2, op: incr("k") });
+    assert!(resolves(&a).is_empty(), "decree 2 writes k and is not committed");
+    let a = h(&mut r, T0, Event::ClientWrite { req: 3, op: set("k") });
+    assert!(appended(&a).is_empty(), "a later write to k waits behind the incr");
+    h(&mut r, T0, Event::ClientWrite { req: 4, op: set("other") });
+    assert!(r.queued.iter().any(|(q, _)| *q == 4), "other hash keys are not held up: batched as usual");
+    assert_eq!(r.parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![2, 3]);
+
+    let a = commit(&mut r, 2);
+    assert_eq!(applied(&a), vec![Decree(2)]);
+    let apply_at = a.iter().position(|x| matches!(x, Action::Apply { .. })).unwrap();
+    let resolve_at = a.iter().position(|x| matches!(x, Action::Resolve { .. })).unwrap();
+    assert!(apply_at < resolve_at, "the store holds decree 2 before the incr reads it: {a:?}");
+    assert_eq!(resolves(&a), vec![2], "the set behind it still waits");
+
+    h(&mut r, T0, Event::Resolved { req: 2, result: Ok(resolved("k", 1)) });
+    assert!(
+        r.queued.iter().any(|(q, op)| *q == 2 && *op == resolved("k", 1)),
+        "the result joins the next batch"
+    );
+    assert_eq!(
+        r.parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
+        vec![3],
+        "the set waits for the incr to commit"
+    );
+}
+
+#[test]
+fn a_refused_resolution_answers_the_client_and_frees_the_hash_key() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: incr("k") });
+    h(&mut r, T0, Event::ClientWrite { req: 2, op: set("k") });
+    let err = Error::NotAnInteger { what: "k".into(), value: "x".into() };
+    let a = h(&mut r, T0, Event::Resolved { req: 1, result: Err(err) });
+    assert!(
+        matches!(&a[0], Action::Refuse { req: 1, error, not_applied: true } if error.code() == ErrorCode::NotAnInteger),
+        "{a:?}"
+    );
+    assert_eq!(appended(&a).len(), 1, "the set behind it goes out: {a:?}");
+}
+
+#[test]
+fn waiting_ops_are_refused_as_not_applied_when_the_primary_steps_down() {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: incr("k") });
+    h(&mut r, T0, Event::ClientWrite { req: 2, op: set("k") });
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: crate::tests::cfg(2, S1, &[S2]) });
+    let mut refused: Vec<u64> = a
+        .iter()
+        .filter_map(|x| if let Action::Refuse { req, not_applied: true, .. } = x { Some(*req) } else { None })
+        .collect();
+    refused.sort();
+    assert_eq!(refused, vec![1, 2]);
+    let a = h(&mut r, T0, Event::Resolved { req: 1, result: Ok(resolved("k", 1)) });
+    assert!(a.is_empty(), "a late resolution of a refused op is dropped: {a:?}");
+}
+
+fn dup_put(physical_ms: u64) -> WriteOp {
+    WriteOp::Put {
+        hash_key: b"k".to_vec(),
+        sort_key: vec![],
+        value: Some(b"v".to_vec()),
+        expire_ts: 0,
+        timetag: Some(Timetag::new(physical_ms, 3, ClusterId::new(2).unwrap(), false)),
+    }
+}
+
+#[test]
+fn a_duplicated_write_moves_the_clock_past_its_timetag() {
+    let mut r = active_primary();
+    let ahead = T0 + 10_000;
+    let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: dup_put(ahead) });
+    let Some(Action::Append { entries }) = a.iter().find(|x| matches!(x, Action::Append { .. })) else {
+        panic!("{a:?}")
+    };
+    assert!(entries[0].timetag.physical_ms() >= ahead, "the entry orders after the put it carries");
+    commit(&mut r, 2);
+    let a = h(&mut r, T0, Event::ClientWrite { req: 2, op: set("k") });
+    let Some(Action::Append { entries: later }) = a.iter().find(|x| matches!(x, Action::Append { .. }))
+    else {
+        panic!("{a:?}")
+    };
+    assert!(later[0].timetag > entries[0].timetag);
+    assert!(later[0].timetag.physical_ms() >= ahead, "a causally later local write wins despite the skew");
+}
+
+#[test]
+fn a_duplicated_write_older_than_the_retention_is_refused() {
+    let mut r = active_primary();
+    let retention = r.opts.lww_retention_ms;
+    let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: dup_put(T0 - retention) });
+    assert!(
+        matches!(&a[..], [Action::Refuse { req: 1, error: Error::InvalidArgument(m), not_applied: true }] if m.contains("retention")),
+        "{a:?}"
+    );
+    let a = h(&mut r, T0, Event::ClientWrite { req: 2, op: dup_put(T0 - retention / 2) });
+    assert_eq!(appended(&a).len(), 1, "within the retention it is logged: {a:?}");
+    let _ = WriteOutcome::Done;
+}

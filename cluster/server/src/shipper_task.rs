@@ -1,0 +1,203 @@
+//! The runtime of one duplication shipper: one (link, partition) of which this node is the
+//! primary. It feeds the I/O-free `tern_duplication::Shipper` committed entries from the log,
+//! sends the batches it cuts to the remote cluster's primaries (`Duplicate` RPC through the
+//! client, which routes and retries), reports their fate back, and publishes progress for the
+//! beacon. The shipper decides everything else (routing, batching, backoff, throttle, the
+//! confirmed decree).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_core::{Decree, Error, Gpid, ReplicaStatus};
+use tern_duplication::{Shipper, ShipperOptions};
+use tern_proto::pb;
+use tern_storage::log::contiguous_run;
+use tokio::sync::mpsc;
+
+use crate::node::Node;
+
+/// How often the task looks for newly committed entries when nothing else wakes it.
+const IDLE: Duration = Duration::from_millis(20);
+
+type BatchResult = (u64, tern_core::Result<pb::DuplicateResponse>);
+
+/// Runs until the task is aborted (by `shipping::reconcile`) or this replica stops being
+/// primary at `ballot`.
+pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
+    let mut state = Progress::new(link_id, gpid, ballot);
+    let Some((link, mut shipper, client)) = start(&node, link_id, gpid, &mut state).await else { return };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<BatchResult>();
+    let mut log_gap: Option<String> = None;
+    loop {
+        let Some(report) =
+            node.replica(gpid).map(|h| h.report.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        else {
+            return;
+        };
+        if report.status != ReplicaStatus::Primary || report.ballot.0 != ballot {
+            return;
+        }
+        if let Some(l) = node.shipping.link(link_id) {
+            shipper.set_bytes_per_sec(l.max_bytes_per_sec);
+        }
+        // Read what is committed and not read yet.
+        while let Some((from, n)) = shipper.next_read(report.committed) {
+            let through = Decree(report.committed.0.min(from.0 + n as u64 - 1));
+            match read_log(&node, gpid, from, through).await {
+                Ok(entries) => {
+                    log_gap = None;
+                    if let Err(e) = shipper.on_entries(&entries) {
+                        log_gap = Some(format!("cannot ship decrees {from}..={through}: {e}"));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log_gap = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let now = node.now().wall_ms;
+        for b in shipper.poll(now) {
+            let (client, tx, table) = (client.clone(), done_tx.clone(), link.remote_table.clone());
+            let cluster = node.opts.cluster_id;
+            tokio::spawn(async move {
+                let r = client.duplicate(&table, b.remote_partition, cluster, &b.puts).await;
+                let _ = tx.send((b.id, r));
+            });
+        }
+        state.publish(&node, &shipper, report.committed, log_gap.as_deref());
+        let wake =
+            shipper.next_wakeup_ms(now).map_or(IDLE, |at| Duration::from_millis(at.saturating_sub(now)));
+        tokio::select! {
+            Some((id, result)) = done_rx.recv() => {
+                let now = node.now().wall_ms;
+                match result {
+                    Ok(resp) => {
+                        state.on_response(&resp);
+                        shipper.on_acked(id, now);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%gpid, link = link_id, "duplication batch failed: {e}");
+                        shipper.on_failed(id, now, e.to_string());
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wake.min(IDLE)) => {}
+        }
+    }
+}
+
+/// Connects to the remote table and builds the shipper at the partition's starting point:
+/// the confirmed decree the meta server holds, or (a partition that has not started) the
+/// committed decree now. Retries until it works; errors show in the progress.
+async fn start(
+    node: &Arc<Node>,
+    link_id: u64,
+    gpid: Gpid,
+    state: &mut Progress,
+) -> Option<(pb::DupLink, Shipper, Arc<tern_client::TernClient>)> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let link = node.shipping.link(link_id)?;
+        let attempt = async {
+            let client = node.shipping.remote(&link)?;
+            let route = client.route(&link.remote_table, true).await?;
+            let p = gpid.partition.0 as usize;
+            let confirmed = match (link.started.get(p), link.confirmed.get(p)) {
+                (Some(true), Some(c)) => Decree(*c),
+                _ => node
+                    .replica(gpid)
+                    .map(|h| h.report.lock().unwrap_or_else(|e| e.into_inner()).committed)
+                    .ok_or(Error::NotPrimary { gpid })?,
+            };
+            let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
+            let shipper = Shipper::new(node.opts.cluster_id, route.partitions, confirmed, opts)?;
+            Ok::<_, Error>((shipper, client))
+        };
+        match attempt.await {
+            Ok((shipper, client)) => {
+                tracing::info!(%gpid, link = link_id, "shipping to {} from decree {}", link.remote_cluster, shipper.confirmed().next());
+                return Some((link, shipper, client));
+            }
+            Err(e) => {
+                tracing::warn!(%gpid, link = link_id, "cannot start shipping to {}: {e}", link.remote_cluster);
+                state.start_failed(node, &e.to_string());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Committed entries `from..=through` from the log; an error if the log no longer holds them.
+async fn read_log(
+    node: &Arc<Node>,
+    gpid: Gpid,
+    from: Decree,
+    through: Decree,
+) -> tern_core::Result<Vec<tern_storage::LogEntry>> {
+    let n = (through.0 - from.0 + 1) as usize;
+    let (_, entries) = tokio::task::block_in_place(|| node.logs.read(gpid, from, n))?;
+    contiguous_run(entries, from, through).ok_or_else(|| {
+        Error::Unavailable(format!(
+            "the log of {gpid} no longer holds decrees {from}..={through}: this partition needs a full sync"
+        ))
+    })
+}
+
+/// What this shipper reports to the meta server.
+struct Progress {
+    link: u64,
+    gpid: Gpid,
+    ballot: u64,
+    conflicts: u64,
+    clock_ahead: u64,
+    new_conflicts: Vec<pb::DupConflict>,
+}
+
+/// Most conflicts one report carries; the meta server keeps a bounded journal anyway.
+const MAX_REPORTED_CONFLICTS: usize = 100;
+
+impl Progress {
+    fn new(link: u64, gpid: Gpid, ballot: u64) -> Progress {
+        Progress { link, gpid, ballot, conflicts: 0, clock_ahead: 0, new_conflicts: Vec::new() }
+    }
+
+    fn on_response(&mut self, r: &pb::DuplicateResponse) {
+        self.conflicts += r.conflicts.len() as u64;
+        self.clock_ahead += u64::from(r.clock_ahead);
+        let room = MAX_REPORTED_CONFLICTS.saturating_sub(self.new_conflicts.len());
+        self.new_conflicts.extend(r.conflicts.iter().take(room).cloned());
+    }
+
+    fn start_failed(&self, node: &Node, error: &str) {
+        node.shipping.publish(pb::DupProgress {
+            link: self.link,
+            partition: self.gpid.partition.0,
+            ballot: self.ballot,
+            last_error: error.to_string(),
+            ..Default::default()
+        });
+    }
+
+    fn publish(&mut self, node: &Node, s: &Shipper, committed: Decree, log_gap: Option<&str>) {
+        let st = s.stats();
+        let last_error = log_gap.map(str::to_string).or(st.last_error).unwrap_or_default();
+        node.shipping.publish(pb::DupProgress {
+            link: self.link,
+            partition: self.gpid.partition.0,
+            ballot: self.ballot,
+            confirmed: st.confirmed.0,
+            committed: committed.0,
+            bytes_behind: st.buffered_bytes,
+            oldest_unshipped_ms: st.oldest_unacked_physical_ms.unwrap_or(0),
+            shipped_puts: st.shipped_puts,
+            failed_batches: st.failed_batches,
+            last_error,
+            conflicts: self.conflicts,
+            recent_conflicts: std::mem::take(&mut self.new_conflicts),
+            clock_ahead: self.clock_ahead,
+        });
+    }
+}

@@ -1,0 +1,648 @@
+//! `tern dup …`: duplication links that ship a table's writes to a table of another cluster.
+//! Every verb talks to this cluster's meta servers (`--meta`); `add --mode two-way` also talks to
+//! the other cluster's (`--to-meta`).
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use tern_client::MetaClient;
+use tern_core::Timetag;
+use tern_core::key::escape;
+use tern_proto::pb;
+
+use super::OutputFormat;
+use super::common::{MetaAddrs, bytes_arg, runtime};
+
+const AFTER_HELP: &str = "\
+Examples:
+  tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601,b2:34601
+  tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601 --mode two-way --max-bytes-per-sec 10MiB
+  tern dup status --meta a1:34601 --table users
+  tern dup pause --meta a1:34601 3
+  tern dup conflicts --meta a1:34601 3 --output json";
+
+/// Links ship every write of a table, partition by partition, to a table of another cluster,
+/// where it applies by last-writer-wins on the write's timetag. A link lives in the source
+/// cluster's meta servers; its status goes init → syncing-checkpoint → shipping ⇄ paused →
+/// removed (removal is final).
+#[derive(Debug, Subcommand)]
+#[command(after_help = AFTER_HELP)]
+pub enum DupCmd {
+    /// Add a link from a table of this cluster to a table of another cluster.
+    ///
+    /// The remote table must exist (any partition count). Shipping starts, in each partition,
+    /// from the moment its primary picks the link up: writes already in the table are not
+    /// copied (that is --full-sync, not available yet). Cluster names and ids must differ.
+    Add(Box<AddArgs>),
+    /// List links with their lag summed over partitions.
+    List {
+        /// Only links from this table.
+        #[arg(long)]
+        table: Option<String>,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Per-partition progress of links: confirmed and committed decrees, how far behind in
+    /// decrees, bytes and seconds, shipped and failed counts, the last error, conflicts.
+    Status {
+        /// Only links from this table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Only this link.
+        #[arg(long, value_name = "ID")]
+        link: Option<u64>,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Stop shipping on a link; the log is held from where it stopped until it resumes.
+    Pause {
+        /// The link's id (see `tern dup list`).
+        id: u64,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Resume shipping on a paused link, from where it stopped.
+    Resume {
+        /// The link's id (see `tern dup list`).
+        id: u64,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Remove a link for good: shipping stops, replicas stop holding log for it. A two-way
+    /// pair is two links: remove the other one in the other cluster too.
+    Remove {
+        /// The link's id (see `tern dup list`).
+        id: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Limit the bytes per second a link ships (summed over its partitions' primaries).
+    SetThrottle {
+        /// The link's id (see `tern dup list`).
+        id: u64,
+        /// Bytes per second, with an optional unit (e.g. 10MiB); 0 or `unlimited` for no limit.
+        #[arg(value_name = "BYTES_PER_SEC", value_parser = rate_arg)]
+        bytes_per_sec: u64,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Show the writes of a link that lost last-writer-wins on the remote side: the total and
+    /// the most recent ones (how many are kept is the meta option --dup-conflict-journal).
+    Conflicts {
+        /// The link's id (see `tern dup list`).
+        id: u64,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Ship this table to the remote table.
+    OneWay,
+    /// Also add the reverse link in the remote cluster (its meta servers are told ours, the
+    /// --meta addresses, which must be reachable from there).
+    TwoWay,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::OneWay => "one-way",
+            Mode::TwoWay => "two-way",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The table of this cluster to ship.
+    #[arg(long, env = "TERN_TABLE")]
+    table: String,
+    /// The remote cluster's name (as its meta servers were started with --cluster-name).
+    #[arg(long, value_name = "CLUSTER", env = "TERN_DUP_TO")]
+    to: String,
+    /// The remote cluster's meta servers, comma-separated `host:port`, reachable from this
+    /// cluster's meta servers and replica servers.
+    #[arg(long, value_name = "ADDRS", env = "TERN_DUP_TO_META", value_delimiter = ',')]
+    to_meta: Vec<String>,
+    /// The table in the remote cluster (default: the same name).
+    #[arg(long, value_name = "TABLE", env = "TERN_DUP_REMOTE_TABLE")]
+    remote_table: Option<String>,
+    /// one-way, or two-way: also the reverse link, from the remote table back to this one.
+    #[arg(long, value_enum, default_value_t = Mode::OneWay, env = "TERN_DUP_MODE")]
+    mode: Mode,
+    /// First copy the table's existing data from a checkpoint. [not available yet]
+    #[arg(long, env = "TERN_DUP_FULL_SYNC")]
+    full_sync: bool,
+    /// Bytes per second the link may ship (e.g. 10MiB); 0 or `unlimited` for no limit.
+    #[arg(long, value_name = "N", value_parser = rate_arg, env = "TERN_DUP_MAX_BYTES_PER_SEC")]
+    max_bytes_per_sec: Option<u64>,
+    #[command(flatten)]
+    meta: MetaAddrs,
+}
+
+fn rate_arg(s: &str) -> Result<u64, String> {
+    if s.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    bytes_arg(s)
+}
+
+fn client(addrs: &[String]) -> anyhow::Result<MetaClient> {
+    Ok(MetaClient::new(addrs.to_vec())?)
+}
+
+/// `10MiB`, `1.5KiB`, `300B`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || v.fract() == 0.0 {
+        format!("{v:.0}{}", UNITS[unit])
+    } else {
+        format!("{v:.1}{}", UNITS[unit])
+    }
+}
+
+fn throttle(n: u64) -> String {
+    if n == 0 { "unlimited".into() } else { format!("{}/s", human_bytes(n)) }
+}
+
+fn node(n: u64) -> String {
+    if n == 0 { "-".into() } else { format!("{n:016x}") }
+}
+
+fn age(ms: u64) -> String {
+    if ms == u64::MAX { "never".into() } else { format!("{:.1}s ago", ms as f64 / 1000.0) }
+}
+
+fn key(b: &[u8]) -> String {
+    escape(b, 256)
+}
+
+fn timetag_json(t: u64) -> Value {
+    let tt = Timetag::from_u64(t);
+    json!({ "timetag": t, "physical_ms": tt.physical_ms(), "cluster": tt.cluster().get(), "delete": tt.is_delete() })
+}
+
+/// What became of each table (by id): serving or dropped; absent = purged.
+type TableStates = HashMap<u32, String>;
+
+fn table_state(tables: &TableStates, id: u32) -> &str {
+    tables.get(&id).map_or("purged", String::as_str)
+}
+
+fn link_of(s: &pb::DupLinkStatus) -> pb::DupLink {
+    s.link.clone().unwrap_or_default()
+}
+
+/// Totals over partitions: decrees and bytes behind (started partitions), the largest
+/// seconds behind, partitions whose last attempt failed.
+fn totals(s: &pb::DupLinkStatus) -> (u64, u64, f64, usize) {
+    let decrees = s.partitions.iter().map(|p| p.decrees_behind).sum();
+    let bytes = s.partitions.iter().map(|p| p.bytes_behind).sum();
+    let seconds = s.partitions.iter().map(|p| p.seconds_behind).fold(0.0, f64::max);
+    let failing = s.partitions.iter().filter(|p| !p.last_error.is_empty()).count();
+    (decrees, bytes, seconds, failing)
+}
+
+fn link_json(s: &pb::DupLinkStatus, tables: &TableStates, partitions: bool) -> Value {
+    let l = link_of(s);
+    let (decrees, bytes, seconds, failing) = totals(s);
+    let mut v = json!({
+        "id": l.id,
+        "table": l.table_name,
+        "table_id": l.table,
+        "table_status": table_state(tables, l.table),
+        "remote_cluster": l.remote_cluster,
+        "remote_cluster_id": l.remote_cluster_id,
+        "remote_metas": l.remote_metas,
+        "remote_table": l.remote_table,
+        "mode": l.mode,
+        "status": l.status,
+        "max_bytes_per_sec": l.max_bytes_per_sec,
+        "created_at_ms": l.created_at_ms,
+        "conflicts": s.conflicts,
+        "decrees_behind": decrees,
+        "bytes_behind": bytes,
+        "max_seconds_behind": seconds,
+        "failing_partitions": failing,
+    });
+    if partitions {
+        let started = |i: u32| l.started.get(i as usize).copied().unwrap_or(false);
+        v["partitions"] = s
+            .partitions
+            .iter()
+            .map(|p| {
+                json!({
+                    "partition": p.partition,
+                    "started": started(p.partition),
+                    "confirmed": p.confirmed,
+                    "committed": p.committed,
+                    "decrees_behind": p.decrees_behind,
+                    "bytes_behind": p.bytes_behind,
+                    "seconds_behind": p.seconds_behind,
+                    "shipped_puts": p.shipped_puts,
+                    "failed_batches": p.failed_batches,
+                    "last_error": p.last_error,
+                    "conflicts": p.conflicts,
+                    "clock_ahead": p.clock_ahead,
+                    "primary": (p.primary != 0).then(|| format!("{:016x}", p.primary)),
+                    "reported_ms_ago": (p.reported_ms_ago != u64::MAX).then_some(p.reported_ms_ago),
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+/// One line: `link 3: users → dc-b/users (two-way) shipping, unlimited`.
+fn link_line(s: &pb::DupLinkStatus, tables: &TableStates) -> String {
+    let l = link_of(s);
+    let table_state = table_state(tables, l.table);
+    let dropped = if table_state == "serving" { String::new() } else { format!(" [table {table_state}]") };
+    format!(
+        "link {}: {}{dropped} → {}/{} ({}) {}, throttle {}, {} conflicts",
+        l.id,
+        l.table_name,
+        l.remote_cluster,
+        l.remote_table,
+        l.mode,
+        l.status,
+        throttle(l.max_bytes_per_sec),
+        s.conflicts
+    )
+}
+
+fn print_list(fmt: OutputFormat, links: &[pb::DupLinkStatus], tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => {
+            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, false)).collect();
+            println!("{}", json!({ "links": v }));
+        }
+        OutputFormat::Text => {
+            if links.is_empty() {
+                println!("(no links)");
+                return;
+            }
+            println!(
+                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
+                "ID",
+                "TABLE",
+                "TO CLUSTER/TABLE",
+                "MODE",
+                "STATUS",
+                "THROTTLE",
+                "BEHIND",
+                "BYTES",
+                "SECONDS",
+                "CONFLICTS"
+            );
+            for s in links {
+                let l = link_of(s);
+                let (decrees, bytes, seconds, failing) = totals(s);
+                let state = table_state(tables, l.table);
+                let table = if state == "serving" {
+                    l.table_name.clone()
+                } else {
+                    format!("{} [{state}]", l.table_name)
+                };
+                println!(
+                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
+                    l.id,
+                    table,
+                    format!("{}/{}", l.remote_cluster, l.remote_table),
+                    l.mode,
+                    l.status,
+                    throttle(l.max_bytes_per_sec),
+                    decrees,
+                    human_bytes(bytes),
+                    seconds,
+                    s.conflicts,
+                    if failing > 0 {
+                        format!("  ({failing} partitions failing: see `tern dup status`)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    }
+}
+
+fn print_status(fmt: OutputFormat, links: &[pb::DupLinkStatus], tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => {
+            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, true)).collect();
+            println!("{}", json!({ "links": v }));
+        }
+        OutputFormat::Text => {
+            if links.is_empty() {
+                println!("(no links)");
+            }
+            for s in links {
+                let l = link_of(s);
+                println!("{}", link_line(s, tables));
+                println!(
+                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
+                    "PART",
+                    "PRIMARY",
+                    "CONFIRMED",
+                    "COMMITTED",
+                    "BEHIND",
+                    "BYTES",
+                    "SECONDS",
+                    "SHIPPED",
+                    "FAILED",
+                    "CONFLICTS",
+                    "AHEAD",
+                    "REPORTED"
+                );
+                for p in &s.partitions {
+                    let started = l.started.get(p.partition as usize).copied().unwrap_or(false);
+                    let confirmed = if started { p.confirmed.to_string() } else { "-".into() };
+                    println!(
+                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {}",
+                        p.partition,
+                        node(p.primary),
+                        confirmed,
+                        p.committed,
+                        p.decrees_behind,
+                        human_bytes(p.bytes_behind),
+                        p.seconds_behind,
+                        p.shipped_puts,
+                        p.failed_batches,
+                        p.conflicts,
+                        p.clock_ahead,
+                        age(p.reported_ms_ago),
+                        p.last_error
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn print_changed(fmt: OutputFormat, s: &pb::DupLinkStatus, tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => println!("{}", link_json(s, tables, false)),
+        OutputFormat::Text => println!("{}", link_line(s, tables)),
+    }
+}
+
+async fn table_states(c: &MetaClient) -> anyhow::Result<TableStates> {
+    let r = c.call(|mut c| async move { c.list_tables(pb::Empty {}).await }).await?;
+    Ok(r.tables.into_iter().map(|t| (t.id, t.status)).collect())
+}
+
+async fn list(c: &MetaClient, table: Option<String>) -> anyhow::Result<Vec<pb::DupLinkStatus>> {
+    let req = pb::DupListRequest { table: table.unwrap_or_default() };
+    let r = c
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.dup_list(req).await }
+        })
+        .await?;
+    Ok(r.links)
+}
+
+async fn change(
+    c: &MetaClient,
+    id: u64,
+    action: &str,
+    max_bytes_per_sec: u64,
+) -> anyhow::Result<pb::DupLinkStatus> {
+    let req = pb::DupChangeRequest { id, action: action.to_string(), max_bytes_per_sec };
+    let s = c
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.dup_change(req).await }
+        })
+        .await?;
+    Ok(s)
+}
+
+async fn dup_add(c: &MetaClient, req: pb::DupAddRequest) -> tern_core::Result<pb::DupLinkStatus> {
+    c.call(|mut c| {
+        let req = req.clone();
+        async move { c.dup_add(req).await }
+    })
+    .await
+}
+
+async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
+    let to_meta: Vec<String> =
+        a.to_meta.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if to_meta.is_empty() {
+        anyhow::bail!("unknown cluster {}: give its meta addresses (--to-meta)", a.to);
+    }
+    let local = client(&a.meta.meta)?;
+    let remote_table = a.remote_table.clone().unwrap_or_else(|| a.table.clone());
+    // Our own name, which the reverse link names as its remote cluster: asked before anything
+    // is added, so a failure here leaves nothing behind.
+    let own = if a.mode == Mode::TwoWay {
+        let st = local
+            .call(|mut c| async move { c.cluster_status(pb::Empty {}).await })
+            .await
+            .context("ask this cluster's meta servers (--meta) for its name")?;
+        Some(st.cluster_name)
+    } else {
+        None
+    };
+    let req = pb::DupAddRequest {
+        table: a.table.clone(),
+        remote_cluster: a.to.clone(),
+        remote_metas: to_meta.clone(),
+        remote_table: remote_table.clone(),
+        full_sync: a.full_sync,
+        max_bytes_per_sec: a.max_bytes_per_sec.unwrap_or(0),
+        mode: a.mode.name().to_string(),
+    };
+    let first = dup_add(&local, req).await.with_context(|| {
+        format!("add a link from table {} to cluster {} table {remote_table}", a.table, a.to)
+    })?;
+    let tables = table_states(&local).await.unwrap_or_default();
+    let Some(own) = own else {
+        print_changed(fmt, &first, &tables);
+        return Ok(());
+    };
+    let first_id = link_of(&first).id;
+    let reverse = pb::DupAddRequest {
+        table: remote_table.clone(),
+        remote_cluster: own.clone(),
+        remote_metas: a.meta.meta.clone(),
+        remote_table: a.table.clone(),
+        full_sync: false,
+        max_bytes_per_sec: a.max_bytes_per_sec.unwrap_or(0),
+        mode: Mode::TwoWay.name().to_string(),
+    };
+    let remote = client(&to_meta)?;
+    match dup_add(&remote, reverse).await {
+        Ok(second) => {
+            let remote_tables = table_states(&remote).await.unwrap_or_default();
+            match fmt {
+                OutputFormat::Json => println!(
+                    "{}",
+                    json!({
+                        "links": [
+                            { "cluster": own, "link": link_json(&first, &tables, false) },
+                            { "cluster": a.to, "link": link_json(&second, &remote_tables, false) },
+                        ]
+                    })
+                ),
+                OutputFormat::Text => {
+                    println!("in cluster {own}: {}", link_line(&first, &tables));
+                    println!("in cluster {}: {}", a.to, link_line(&second, &remote_tables));
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let undo = change(&local, first_id, "remove", 0).await;
+            let what = format!(
+                "add the reverse link in cluster {} (from table {remote_table} back to cluster {own} table {})",
+                a.to, a.table
+            );
+            match undo {
+                Ok(_) => Err(anyhow::Error::from(e)
+                    .context(format!("{what}; link {first_id} in cluster {own} was removed again"))),
+                Err(undo) => Err(anyhow::Error::from(e).context(format!(
+                    "{what}; removing link {first_id} in cluster {own} failed too ({undo:#}): remove it with `tern dup remove {first_id}`"
+                ))),
+            }
+        }
+    }
+}
+
+fn confirm(what: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("{what} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+impl DupCmd {
+    pub fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
+        if let DupCmd::Remove { id, yes: false, .. } = &self
+            && !confirm(&format!("Remove duplication link {id}? Removal is final."))?
+        {
+            anyhow::bail!("not removed");
+        }
+        runtime()?.block_on(async move {
+            match self {
+                DupCmd::Add(a) => add(fmt, *a).await,
+                DupCmd::List { table, meta } => {
+                    let c = client(&meta.meta)?;
+                    let links = list(&c, table).await?;
+                    print_list(fmt, &links, &table_states(&c).await?);
+                    Ok(())
+                }
+                DupCmd::Status { table, link, meta } => {
+                    let c = client(&meta.meta)?;
+                    let mut links = list(&c, table).await?;
+                    if let Some(id) = link {
+                        links.retain(|s| link_of(s).id == id);
+                        if links.is_empty() {
+                            anyhow::bail!("no link {id} (see `tern dup list`)");
+                        }
+                    }
+                    print_status(fmt, &links, &table_states(&c).await?);
+                    Ok(())
+                }
+                DupCmd::Pause { id, meta } => verb(fmt, &meta, id, "pause", 0).await,
+                DupCmd::Resume { id, meta } => verb(fmt, &meta, id, "resume", 0).await,
+                DupCmd::Remove { id, meta, .. } => verb(fmt, &meta, id, "remove", 0).await,
+                DupCmd::SetThrottle { id, bytes_per_sec, meta } => {
+                    verb(fmt, &meta, id, "set-throttle", bytes_per_sec).await
+                }
+                DupCmd::Conflicts { id, meta } => {
+                    let c = client(&meta.meta)?;
+                    let req = pb::DupChangeRequest { id, ..Default::default() };
+                    let r = c
+                        .call(|mut c| {
+                            let req = req.clone();
+                            async move { c.dup_conflicts(req).await }
+                        })
+                        .await?;
+                    print_conflicts(fmt, id, &r);
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+async fn verb(fmt: OutputFormat, meta: &MetaAddrs, id: u64, action: &str, bytes: u64) -> anyhow::Result<()> {
+    let c = client(&meta.meta)?;
+    let s = change(&c, id, action, bytes).await.with_context(|| format!("{action} link {id}"))?;
+    print_changed(fmt, &s, &table_states(&c).await.unwrap_or_default());
+    Ok(())
+}
+
+fn print_conflicts(fmt: OutputFormat, id: u64, r: &pb::DupConflictsResponse) {
+    match fmt {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "link": id,
+                "total": r.total,
+                "recent": r.recent.iter().map(|c| json!({
+                    "hash_key": key(&c.hash_key),
+                    "sort_key": key(&c.sort_key),
+                    "incoming": timetag_json(c.incoming),
+                    "stored": timetag_json(c.stored),
+                })).collect::<Vec<_>>(),
+            })
+        ),
+        OutputFormat::Text => {
+            println!(
+                "link {id}: {} conflicts in total, the last {} below (newest last)",
+                r.total,
+                r.recent.len()
+            );
+            if r.recent.is_empty() {
+                return;
+            }
+            println!("  {:<24} {:<24} {:<34} STORED (won)", "HASH KEY", "SORT KEY", "SHIPPED (lost)");
+            for c in &r.recent {
+                println!(
+                    "  {:<24} {:<24} {:<34} {}",
+                    key(&c.hash_key),
+                    key(&c.sort_key),
+                    Timetag::from_u64(c.incoming).to_string(),
+                    Timetag::from_u64(c.stored)
+                );
+            }
+            println!("  (timetags: physical_ms.logical@cluster; !del marks a delete)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_in_the_units_they_are_given_in() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(300), "300B");
+        assert_eq!(human_bytes(10 << 20), "10MiB");
+        assert_eq!(human_bytes(1536), "1.5KiB");
+        assert_eq!(throttle(0), "unlimited");
+        assert_eq!(rate_arg("unlimited"), Ok(0));
+        assert_eq!(rate_arg("10MiB"), Ok(10 << 20));
+        assert!(rate_arg("ten").is_err());
+    }
+}
