@@ -94,7 +94,7 @@ run() {
 
 echo "== starting a local Tern cluster in $work/tern" >&2
 cluster_up=1
-"$tern" up --dir "$work/tern" --metas 1 --replicas 3 --table bench --partitions "$PARTITIONS" --detach >&2
+"$tern" up --dir "$work/tern" --clusters 1 --metas 1 --replicas 3 --table bench --partitions "$PARTITIONS" --detach >&2
 meta=$(jq -r '.metas | [.[]] | join(",")' "$work/tern/cluster.json")
 # `tern up` returns once the table exists; wait until every partition has a primary and two
 # secondaries, so that the first run does not measure the cluster's start.

@@ -18,7 +18,8 @@ use super::common::{MetaAddrs, bytes_arg, runtime};
 const AFTER_HELP: &str = "\
 Examples:
   tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601,b2:34601
-  tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601 --mode two-way --max-bytes-per-sec 10MiB
+  tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601 --mode two-way
+  tern dup set-throttle --meta a1:34601 3 10MiB
   tern dup status --meta a1:34601 --table users
   tern dup pause --meta a1:34601 3
   tern dup conflicts --meta a1:34601 3 --output json";

@@ -1,7 +1,9 @@
-//! `tern up` / `tern down`: a local cluster of meta and replica servers as child processes of
-//! this binary, for trying Tern out. State (ports, pids) lives in `<dir>/cluster.json`; data and
-//! logs in `<dir>/<process>/`. Running `tern up` again on the same directory reuses the ports and
-//! the data.
+//! `tern up` / `tern down`: a local multi-datacenter deployment for trying Tern out: by default
+//! two clusters ("dc1", "dc2", cluster ids 1 and 2), each with meta and replica servers as child
+//! processes of this binary, a demo table in each and a two-way duplication link between them.
+//! `--clusters 1` starts one cluster ("local"). State (ports, pids) lives in
+//! `<dir>/cluster.json`; data in `<dir>/[<cluster>/]<process>/`, logs in `<dir>/logs/`. Running
+//! `tern up` again on the same directory reuses the ports, the data and the links.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,20 +18,26 @@ use tern_proto::pb;
 
 use super::common::runtime;
 
-/// Start a local cluster (meta servers + replica servers as processes on this machine) and a
-/// demo table, then wait for Ctrl-C (or return at once with --detach; stop with `tern down`).
+/// Start a local deployment on this machine: by default two clusters ("datacenters" dc1 and dc2,
+/// each with meta servers and replica servers as processes), a demo table in each, and a
+/// two-way duplication link between them; then wait for Ctrl-C (or return at once with
+/// --detach; stop with `tern down`).
 #[derive(Debug, Args)]
 pub struct UpCmd {
-    /// Directory for the cluster's data, logs and state.
+    /// Directory for the deployment's data, logs and state.
     #[arg(long, default_value = "tern-local", env = "TERN_LOCAL_DIR")]
     dir: PathBuf,
-    /// Meta servers (1 or 3).
+    /// Clusters to start (1 to 4). With more than one, every pair gets a two-way duplication
+    /// link on the demo table (writes in any cluster reach all others).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
+    clusters: u64,
+    /// Meta servers per cluster (1 or 3).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     metas: u64,
-    /// Replica servers.
+    /// Replica servers per cluster.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     replicas: u64,
-    /// A table to create if it does not exist yet (empty: none).
+    /// A table to create in every cluster if it does not exist yet (empty: none).
     #[arg(long, default_value = "demo")]
     table: String,
     #[arg(long, default_value_t = 4)]
@@ -48,9 +56,28 @@ pub struct DownCmd {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
+    /// The first cluster's servers (at the top level, so scripts written for one cluster keep
+    /// reading `.metas`).
     metas: BTreeMap<u64, String>,
     replicas: BTreeMap<u64, String>,
+    /// Every process of every cluster.
     pids: Vec<u32>,
+    #[serde(default)]
+    clusters: Vec<ClusterState>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ClusterState {
+    name: String,
+    id: u8,
+    metas: BTreeMap<u64, String>,
+    replicas: BTreeMap<u64, String>,
+}
+
+impl ClusterState {
+    fn meta_addrs(&self) -> Vec<String> {
+        self.metas.values().cloned().collect()
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -89,78 +116,87 @@ impl UpCmd {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        for id in 1..=self.metas {
-            if let std::collections::btree_map::Entry::Vacant(e) = state.metas.entry(id) {
-                e.insert(format!("127.0.0.1:{}", free_port()?));
+        if state.clusters.is_empty() && !state.metas.is_empty() {
+            // A directory from a single-cluster `tern up`: that cluster keeps its ports and data.
+            state.clusters.push(ClusterState {
+                name: "local".into(),
+                id: 1,
+                metas: state.metas.clone(),
+                replicas: state.replicas.clone(),
+            });
+        }
+        let single = self.clusters == 1;
+        for i in 0..self.clusters as usize {
+            if state.clusters.len() <= i {
+                let name = if single { "local".to_string() } else { format!("dc{}", i + 1) };
+                state.clusters.push(ClusterState { name, id: i as u8 + 1, ..Default::default() });
+            }
+            let c = &mut state.clusters[i];
+            for id in 1..=self.metas {
+                if let std::collections::btree_map::Entry::Vacant(e) = c.metas.entry(id) {
+                    e.insert(format!("127.0.0.1:{}", free_port()?));
+                }
+            }
+            c.metas.retain(|id, _| *id <= self.metas);
+            for r in 1..=self.replicas {
+                if let std::collections::btree_map::Entry::Vacant(e) = c.replicas.entry(r) {
+                    e.insert(format!("127.0.0.1:{}", free_port()?));
+                }
             }
         }
-        state.metas.retain(|id, _| *id <= self.metas);
-        for i in 1..=self.replicas {
-            if let std::collections::btree_map::Entry::Vacant(e) = state.replicas.entry(i) {
-                e.insert(format!("127.0.0.1:{}", free_port()?));
-            }
-        }
-        let members: Vec<String> = state.metas.iter().map(|(id, a)| format!("{id}={a}")).collect();
-        let meta_addrs: Vec<String> = state.metas.values().cloned().collect();
+        state.clusters.truncate(self.clusters as usize);
         let mut children = Vec::new();
-        for (id, addr) in &state.metas {
-            let args: Vec<String> = vec![
-                "meta".into(),
-                "--id".into(),
-                id.to_string(),
-                "--listen".into(),
-                addr.clone(),
-                "--members".into(),
-                members.join(","),
-                "--data-dir".into(),
-                dir.join(format!("meta-{id}")).display().to_string(),
-                "--cluster-name".into(),
-                "local".into(),
-                "--cluster-id".into(),
-                "1".into(),
-            ];
-            children.push(spawn(&dir, &format!("meta-{id}"), &args)?);
+        for c in &state.clusters {
+            // One cluster keeps the historical layout (`<dir>/meta-1`); several get a directory each.
+            let base = if single && c.name == "local" { dir.clone() } else { dir.join(&c.name) };
+            let prefix = if single { String::new() } else { format!("{}-", c.name) };
+            children.extend(spawn_cluster(&dir, &base, &prefix, c)?);
         }
-        for (i, addr) in &state.replicas {
-            let args: Vec<String> = vec![
-                "replica".into(),
-                "--listen".into(),
-                addr.clone(),
-                "--meta".into(),
-                meta_addrs.join(","),
-                "--data-dir".into(),
-                dir.join(format!("replica-{i}")).display().to_string(),
-                "--cluster-id".into(),
-                "1".into(),
-            ];
-            children.push(spawn(&dir, &format!("replica-{i}"), &args)?);
-        }
+        state.metas = state.clusters[0].metas.clone();
+        state.replicas = state.clusters[0].replicas.clone();
         state.pids = children.iter().map(Child::id).collect();
         std::fs::write(state_path(&dir), serde_json::to_vec_pretty(&state)?)?;
-        let ready = runtime()?.block_on(wait_ready(
-            &meta_addrs,
-            self.replicas as usize,
-            &self.table,
-            self.partitions,
-        ));
+        let ready = runtime()?.block_on(async {
+            for c in &state.clusters {
+                wait_ready(&c.meta_addrs(), self.replicas as usize, &self.table, self.partitions)
+                    .await
+                    .with_context(|| format!("cluster {}", c.name))?;
+            }
+            if !self.table.is_empty() {
+                link_all(&state.clusters, &self.table).await?;
+            }
+            anyhow::Ok(())
+        });
         if let Err(e) = ready {
             stop(&state.pids);
             anyhow::bail!(
-                "the local cluster did not come up: {e:#} (logs in {})",
+                "the local deployment did not come up: {e:#} (logs in {})",
                 dir.join("logs").display()
             );
         }
-        let meta = meta_addrs.join(",");
         println!(
-            "Tern is running: {} meta server(s), {} replica servers; data and logs in {}",
+            "Tern is running: {} cluster(s), each with {} meta server(s) and {} replica servers; data and logs in {}",
+            self.clusters,
             self.metas,
             self.replicas,
             dir.display()
         );
-        println!("  meta servers: {meta}");
+        for c in &state.clusters {
+            println!("  cluster {} (id {}): meta servers {}", c.name, c.id, c.meta_addrs().join(","));
+        }
+        let meta = state.clusters[0].meta_addrs().join(",");
         if !self.table.is_empty() {
             println!("  try: tern kv --meta {meta} --table {} set user:1 name alice", self.table);
-            println!("       tern kv --meta {meta} --table {} get user:1 name", self.table);
+            if let Some(other) = state.clusters.get(1) {
+                let m2 = other.meta_addrs().join(",");
+                println!(
+                    "       tern kv --meta {m2} --table {} get user:1 name    # duplicated to {}",
+                    self.table, other.name
+                );
+                println!("       tern dup status --meta {meta}");
+            } else {
+                println!("       tern kv --meta {meta} --table {} get user:1 name", self.table);
+            }
         }
         println!("       tern cluster status --meta {meta}");
         if self.detach {
@@ -176,6 +212,83 @@ impl UpCmd {
         println!("stopped");
         Ok(())
     }
+}
+
+/// Starts one cluster's meta and replica servers; data under `base`, logs named with `prefix`.
+fn spawn_cluster(dir: &Path, base: &Path, prefix: &str, c: &ClusterState) -> anyhow::Result<Vec<Child>> {
+    let members: Vec<String> = c.metas.iter().map(|(id, a)| format!("{id}={a}")).collect();
+    let mut children = Vec::new();
+    for (id, addr) in &c.metas {
+        let args: Vec<String> = vec![
+            "meta".into(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--members".into(),
+            members.join(","),
+            "--data-dir".into(),
+            base.join(format!("meta-{id}")).display().to_string(),
+            "--cluster-name".into(),
+            c.name.clone(),
+            "--cluster-id".into(),
+            c.id.to_string(),
+        ];
+        children.push(spawn(dir, &format!("{prefix}meta-{id}"), &args)?);
+    }
+    for (i, addr) in &c.replicas {
+        let args: Vec<String> = vec![
+            "replica".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--meta".into(),
+            c.meta_addrs().join(","),
+            "--data-dir".into(),
+            base.join(format!("replica-{i}")).display().to_string(),
+            "--cluster-id".into(),
+            c.id.to_string(),
+        ];
+        children.push(spawn(dir, &format!("{prefix}replica-{i}"), &args)?);
+    }
+    Ok(children)
+}
+
+/// A two-way duplication link on `table` between every pair of clusters, unless it exists.
+async fn link_all(clusters: &[ClusterState], table: &str) -> anyhow::Result<()> {
+    for (i, a) in clusters.iter().enumerate() {
+        let client = MetaClient::new(a.meta_addrs())?;
+        let links = client
+            .call(|mut c| async move { c.dup_list(pb::DupListRequest { table: String::new() }).await })
+            .await
+            .with_context(|| format!("list the links of cluster {}", a.name))?;
+        for (j, b) in clusters.iter().enumerate() {
+            let exists = links
+                .links
+                .iter()
+                .filter_map(|l| l.link.as_ref())
+                .any(|l| l.remote_cluster == b.name && l.table_name == table && l.status != "removed");
+            if i == j || exists {
+                continue;
+            }
+            let req = pb::DupAddRequest {
+                table: table.to_string(),
+                remote_cluster: b.name.clone(),
+                remote_metas: b.meta_addrs(),
+                remote_table: table.to_string(),
+                full_sync: false,
+                max_bytes_per_sec: 0,
+                mode: "two-way".into(),
+            };
+            client
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.dup_add(req).await }
+                })
+                .await
+                .with_context(|| format!("link table {table} of cluster {} to cluster {}", a.name, b.name))?;
+        }
+    }
+    Ok(())
 }
 
 async fn wait_ready(meta: &[String], replicas: usize, table: &str, partitions: u32) -> anyhow::Result<()> {

@@ -87,6 +87,9 @@ pub(crate) struct NodeState {
     pub last_beacon_ms: u64,
     /// The latest report per partition, and when it arrived.
     pub reports: BTreeMap<Gpid, (ReplicaReport, u64)>,
+    /// A beacon from it reached this manager (a manager restored from the meta state has heard
+    /// nothing yet: its `reports` say nothing about what the node holds).
+    pub heard: bool,
 }
 
 impl NodeState {
@@ -166,7 +169,13 @@ impl ConfigManager {
         for (n, decommissioned) in nodes {
             cm.nodes.insert(
                 n,
-                NodeState { alive: true, decommissioned, last_beacon_ms: now, reports: BTreeMap::new() },
+                NodeState {
+                    alive: true,
+                    decommissioned,
+                    last_beacon_ms: now,
+                    reports: BTreeMap::new(),
+                    heard: false,
+                },
             );
         }
         for p in partitions {
@@ -327,6 +336,7 @@ impl ConfigManager {
     ) {
         let state = self.nodes.entry(node).or_default();
         state.alive = true;
+        state.heard = true;
         state.last_beacon_ms = now;
         let mut gpids: Vec<Gpid> = reports.iter().map(|r| r.gpid).collect();
         for r in reports {
@@ -539,7 +549,7 @@ impl ConfigManager {
             })
             .collect();
         if candidates.is_empty() {
-            return;
+            return self.recreate_if_never_held(now, &p, out);
         }
         let since =
             *self.parts.get_mut(&gpid).map(|p| p.recovery_since_ms.get_or_insert(now)).expect("present");
@@ -557,6 +567,42 @@ impl ConfigManager {
             format!("recovered from {chosen}, the longest log among the last members"),
             out,
         );
+    }
+
+    /// Every last member is alive, has beaconed to this manager, and holds no replica of the
+    /// partition at all: then nothing of it was ever committed (a commit needs every member of
+    /// its configuration to log it, and the last members hold every committed entry), e.g. a
+    /// new table whose servers all died before they opened it. Start it again, empty, on a last
+    /// member, rather than wait forever for data that never existed.
+    fn recreate_if_never_held(&mut self, now: u64, p: &PartState, out: &mut Vec<CmAction>) {
+        let gpid = p.config.gpid;
+        let never_held = !p.last_members.is_empty()
+            && p.last_members
+                .iter()
+                .all(|n| self.nodes.get(n).is_some_and(|s| s.alive && s.heard && s.report(gpid).is_none()));
+        if !never_held {
+            return;
+        }
+        let since =
+            *self.parts.get_mut(&gpid).map(|p| p.recovery_since_ms.get_or_insert(now)).expect("present");
+        if now.saturating_sub(since) < self.opts.recovery_wait_ms {
+            return;
+        }
+        let Some(&chosen) = p.last_members.iter().min() else { return };
+        let mut config = p.config.clone();
+        config.primary = Some(chosen);
+        config.secondaries.clear();
+        self.set_config(
+            now,
+            config,
+            format!(
+                "every last member is back without a replica of it (nothing was ever committed): recreated empty on {chosen}"
+            ),
+            out,
+        );
+        if let Some(config) = self.parts.get(&gpid).map(|p| p.config.clone()) {
+            out.push(CmAction::CreateReplica { to: chosen, config });
+        }
     }
 
     /// A brand-new partition whose `CreateReplica` was lost: send it again to members that have

@@ -417,3 +417,50 @@ fn creation_spreads_primaries_evenly() {
     }
     assert_eq!(led.into_values().collect::<Vec<_>>(), vec![2, 2, 2], "every node leads two of six");
 }
+
+#[test]
+fn a_partition_no_last_member_ever_held_is_recreated_once_they_are_all_back() {
+    let mut cm = cluster();
+    // The three members die before any of them opened the partition (no report ever).
+    alive(&mut cm, 10_001, &[(N[3], report(0, ReplicaStatus::Inactive, 0))]);
+    let c = changes(&h(&mut cm, 10_001, CmEvent::Tick));
+    assert_eq!(c.last().map(|c| c.primary), Some(None), "no primary while waiting");
+    // Two come back without it: not enough, the third may hold it.
+    beacon(&mut cm, 20_000, N[0], vec![]);
+    beacon(&mut cm, 20_000, N[1], vec![]);
+    assert!(h(&mut cm, 30_000, CmEvent::Tick).iter().all(|a| !matches!(a, CmAction::CreateReplica { .. })));
+    // All three are back, none holds it: after the recovery wait it starts again, empty.
+    for n in &N[..3] {
+        beacon(&mut cm, 30_000, *n, vec![]);
+    }
+    assert!(changes(&h(&mut cm, 30_000, CmEvent::Tick)).is_empty(), "waits the recovery wait first");
+    for n in &N[..3] {
+        beacon(&mut cm, 40_000, *n, vec![]);
+    }
+    let a = h(&mut cm, 40_000, CmEvent::Tick);
+    let c = changes(&a);
+    assert_eq!(c.len(), 1, "{a:?}");
+    assert_eq!((c[0].primary, c[0].secondaries.clone()), (Some(N[0]), vec![]));
+    assert!(
+        a.iter().any(|x| matches!(x, CmAction::CreateReplica { to, config } if *to == N[0] && config.ballot == c[0].ballot)),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_restored_manager_never_recreates_a_partition_before_hearing_from_its_members() {
+    let mut cm = cluster();
+    alive(&mut cm, 10_001, &[(N[3], report(0, ReplicaStatus::Inactive, 0))]);
+    h(&mut cm, 10_001, CmEvent::Tick);
+    // A new meta leader: nodes restored as alive, nothing heard.
+    let config = cm.config(G).unwrap().clone();
+    assert_eq!(config.primary, None);
+    let persisted =
+        vec![crate::PersistedPartition { config, replicas: 3, last_members: N[..3].to_vec(), demoted: None }];
+    let nodes = N[..4].iter().map(|n| (*n, false)).collect();
+    let mut cm = ConfigManager::restore(CmOptions::default(), 50_000, persisted, nodes);
+    for t in [50_000, 60_000, 70_000] {
+        let a = h(&mut cm, t, CmEvent::Tick);
+        assert!(a.iter().all(|x| !matches!(x, CmAction::CreateReplica { .. })), "{a:?}");
+    }
+}

@@ -1,0 +1,110 @@
+use super::*;
+use crate::state::{ConfigRecord, PartitionRecord};
+
+/// Table `t` with two partitions: partition 0 led by node 5 at ballot 3, partition 1 by
+/// node 6 at ballot 4; link 1 to cluster b.
+fn state() -> MetaState {
+    let mut s = MetaState::default();
+    s.apply(&Command::CreateTable { name: "t".into(), partitions: 2, replicas: 1 });
+    for (partition, primary, ballot) in [(0, 5, 3), (1, 6, 4)] {
+        let config =
+            ConfigRecord { table: 1, partition, ballot, primary: Some(primary), secondaries: vec![] };
+        s.apply(&Command::SetConfig {
+            partition: PartitionRecord { config, replicas: 1, last_members: vec![primary], demoted: None },
+        });
+    }
+    let link = NewLink {
+        table: 1,
+        table_name: "t".into(),
+        remote_cluster: "b".into(),
+        remote_cluster_id: 2,
+        remote_metas: vec!["m:1".into()],
+        remote_table: "t".into(),
+        mode: DupMode::OneWay,
+        status: LinkStatus::Shipping,
+        max_bytes_per_sec: 0,
+        created_at_ms: 1,
+    };
+    s.apply(&Command::AddLink { link });
+    s
+}
+
+fn report(link: u64, partition: u32, ballot: u64, confirmed: u64) -> pb::DupProgress {
+    pb::DupProgress { link, partition, ballot, confirmed, committed: confirmed + 10, ..Default::default() }
+}
+
+#[test]
+fn only_the_current_primary_at_its_ballot_is_heard() {
+    let s = state();
+    let reports = vec![
+        report(1, 0, 3, 7), // node 5 is partition 0's primary at ballot 3: accepted
+        report(1, 0, 2, 9), // an older ballot
+        report(1, 1, 4, 9), // partition 1 belongs to node 6
+        report(9, 0, 3, 9), // no such link
+        report(1, 5, 3, 9), // no such partition
+    ];
+    let (updates, accepted) = accept_progress(&s, 5, reports);
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(updates.len(), 1);
+    assert_eq!((updates[0].partition, updates[0].confirmed, updates[0].node), (0, 7, 5));
+}
+
+#[test]
+fn unchanged_progress_is_kept_in_memory_but_not_written() {
+    let mut s = state();
+    let (updates, _) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+    s.apply(&Command::RecordDupProgress { updates, journal: 10 });
+    let mut again = report(1, 0, 3, 7);
+    again.committed = 30;
+    again.recent_conflicts = vec![];
+    let (updates, accepted) = accept_progress(&s, 5, vec![again]);
+    assert!(updates.is_empty());
+    assert_eq!(accepted[0].committed, 30);
+}
+
+#[test]
+fn journal_entries_are_written_not_kept_in_memory() {
+    let s = state();
+    let mut r = report(1, 1, 4, 7);
+    r.conflicts = 1;
+    r.recent_conflicts =
+        vec![pb::DupConflict { hash_key: b"h".to_vec(), sort_key: b"s".to_vec(), incoming: 1, stored: 2 }];
+    let (updates, accepted) = accept_progress(&s, 6, vec![r]);
+    assert_eq!(updates[0].new_conflicts.len(), 1);
+    assert!(accepted[0].recent_conflicts.is_empty());
+}
+
+#[test]
+fn removed_links_are_neither_heard_nor_sent_to_replica_servers() {
+    let mut s = state();
+    assert_eq!(beacon_links(&s).len(), 1);
+    s.apply(&Command::ChangeLink { id: 1, change: LinkChange::Remove });
+    assert!(beacon_links(&s).is_empty());
+    let (updates, accepted) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+    assert!(updates.is_empty() && accepted.is_empty());
+}
+
+#[test]
+fn status_derives_lag_from_the_last_reports() {
+    let mut s = state();
+    let (updates, _) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
+    s.apply(&Command::RecordDupProgress { updates, journal: 10 });
+    let mut stats = DupStats::new();
+    let progress = pb::DupProgress {
+        committed: 20,
+        oldest_unshipped_ms: 10_000,
+        bytes_behind: 300,
+        ..report(1, 0, 3, 7)
+    };
+    stats.insert((1, 0), ReportedProgress { progress, age_ms: 40 });
+    // Partition 1 has reported nothing (so it has not started): nothing is behind yet.
+    stats.insert((1, 1), ReportedProgress { progress: report(1, 1, 4, 0), age_ms: 50 });
+    let st = link_status(&s, &s.links[&1], &stats, 12_500);
+    let p0 = &st.partitions[0];
+    assert_eq!((p0.confirmed, p0.committed, p0.decrees_behind, p0.bytes_behind), (7, 20, 13, 300));
+    assert_eq!((p0.seconds_behind, p0.reported_ms_ago, p0.primary), (2.5, 40, 5));
+    let p1 = &st.partitions[1];
+    assert_eq!((p1.decrees_behind, p1.seconds_behind, p1.primary), (0, 0.0, 6));
+    let unreported = link_status(&s, &s.links[&1], &DupStats::new(), 0);
+    assert_eq!(unreported.partitions[0].reported_ms_ago, u64::MAX);
+}
