@@ -13,12 +13,14 @@
 pub mod echo;
 pub mod error;
 pub mod etcd;
+pub mod lag;
 pub mod report;
 pub mod runner;
 pub mod tern;
 pub mod workload;
 
 pub use error::{BenchError, OpError};
+pub use lag::{LagProbe, LagReport};
 pub use report::Report;
 pub use runner::{Progress, ReadOutcome, RunConfig, Runner, Target};
 pub use workload::{Distribution, OpKind, Workload};

@@ -145,6 +145,17 @@ pub struct BenchArgs {
     /// Seed of the generator: the same seed gives every worker the same keys and values.
     #[arg(long, default_value_t = 42, env = "TERN_BENCH_SEED")]
     seed: u64,
+    /// Measure duplication lag to a peer cluster (--target tern): after the warm-up, write a
+    /// probe record to --table every --lag-interval and time how long after its acknowledgement
+    /// it is readable through these meta servers (the peer cluster of a `tern dup` link).
+    #[arg(long, env = "TERN_BENCH_LAG_PEER_META", value_delimiter = ',', value_name = "ADDRS")]
+    lag_peer_meta: Vec<String>,
+    /// The peer's table (default: the same name as --table).
+    #[arg(long, env = "TERN_BENCH_LAG_PEER_TABLE", requires = "lag_peer_meta")]
+    lag_peer_table: Option<String>,
+    /// How often a lag probe starts.
+    #[arg(long, default_value = "100ms", env = "TERN_BENCH_LAG_INTERVAL", value_parser = duration_arg)]
+    lag_interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +192,35 @@ impl BenchCommand {
     }
 }
 
+type ProbeTask = (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<tern_bench::LagReport>);
+
 impl BenchArgs {
+    /// Starts the duplication lag probe (after `warmup`) if --lag-peer-meta is given.
+    fn lag_probe(&self, table: &str, warmup: Duration) -> anyhow::Result<Option<ProbeTask>> {
+        if self.lag_peer_meta.is_empty() {
+            return Ok(None);
+        }
+        let client = |meta: &[String]| {
+            tern_client::TernClient::new(tern_client::ClientOptions::new(meta.to_vec())).map(Arc::new)
+        };
+        let probe = tern_bench::LagProbe {
+            source: client(&self.meta)?,
+            peer: client(&self.lag_peer_meta)?,
+            source_table: table.to_string(),
+            peer_table: self.lag_peer_table.clone().unwrap_or_else(|| table.to_string()),
+            interval: self.lag_interval,
+            poll: Duration::from_millis(2),
+            deadline: Duration::from_secs(30),
+            prefix: format!("lagprobe-{}-", std::process::id()),
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            probe.run(stop_rx).await
+        });
+        Ok(Some((stop, task)))
+    }
+
     fn config(&self) -> RunConfig {
         let workload = match self.workload {
             WorkloadArg::Load => Workload::Load,
@@ -221,6 +260,8 @@ impl BenchArgs {
             }
             _ => None,
         };
+        let mut lag = None;
+        let warmup = cfg.warmup;
         let report = runtime()?.block_on(async {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
@@ -239,7 +280,13 @@ impl BenchArgs {
             let report: Report = match self.target.unwrap_or(TargetKind::Tern) {
                 TargetKind::Tern => {
                     let table = self.table.clone().unwrap_or_default();
-                    runner.run(Arc::new(TernTarget::new(self.meta.clone(), table)?)).await?
+                    let probe = self.lag_probe(&table, warmup)?;
+                    let report = runner.run(Arc::new(TernTarget::new(self.meta.clone(), table)?)).await?;
+                    if let Some((stop, task)) = probe {
+                        let _ = stop.send(true);
+                        lag = Some(task.await?);
+                    }
+                    report
                 }
                 TargetKind::Echo => {
                     let addr = echo
@@ -255,8 +302,19 @@ impl BenchArgs {
         drop(echo);
         let report = report?;
         match fmt {
-            OutputFormat::Text => print!("{}", report.to_text()),
-            OutputFormat::Json => println!("{}", report.to_json()),
+            OutputFormat::Text => {
+                print!("{}", report.to_text());
+                if let Some(l) = &lag {
+                    print!("{}", l.to_text());
+                }
+            }
+            OutputFormat::Json => {
+                let mut v = report.to_json();
+                if let Some(l) = &lag {
+                    v["dup_lag"] = serde_json::to_value(l)?;
+                }
+                println!("{v}");
+            }
         }
         if report.total.ops == 0 && report.total.errors > 0 {
             let codes: Vec<String> =

@@ -62,6 +62,9 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
             let (client, tx, table) = (client.clone(), done_tx.clone(), link.remote_table.clone());
             let cluster = node.opts.cluster_id;
             tokio::spawn(async move {
+                if let Some(d) = injected_delay() {
+                    tokio::time::sleep(d).await;
+                }
                 let r = client.duplicate(&table, b.remote_partition, cluster, &b.puts).await;
                 let _ = tx.send((b.id, r));
             });
@@ -86,6 +89,18 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
             _ = tokio::time::sleep(wake.min(IDLE)) => {}
         }
     }
+}
+
+/// `TERN_DUP_INJECTED_DELAY_MS`: a delay before every batch is sent, imitating the distance to
+/// another datacenter on a single machine (the duplication lag benchmark sets it; nothing else
+/// should).
+fn injected_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let ms = std::env::var("TERN_DUP_INJECTED_DELAY_MS").ok()?.parse::<u64>().ok()?;
+        tracing::warn!("TERN_DUP_INJECTED_DELAY_MS: every duplication batch waits {ms} ms before it is sent");
+        Some(Duration::from_millis(ms))
+    })
 }
 
 /// Connects to the remote table and builds the shipper at the partition's starting point:
