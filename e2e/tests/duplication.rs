@@ -180,3 +180,76 @@ async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag
     a.wait_for("caught up after the outage", SETTLE, || caught_up(&a)).await;
     eprintln!("e2e: identical after pause and outage: {records} records (8 -> 32 partitions)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() {
+    let (a, b) = tokio::join!(Cluster::start(opts("north", 5)), Cluster::start(opts("south", 6)));
+    a.create_table("src", 4, 3).await;
+    b.create_table("dst", 8, 3).await;
+    let (ca, cb) = (a.client(), b.client());
+    // Existing data: sets, deletes (tombstones), increments, records with a TTL.
+    let before = Mixed::start(ca.clone(), "src", 4, 2000, "old", 11);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ok, _) = before.stop().await;
+    let preload: Vec<_> = (0..400u32)
+        .map(|i| {
+            let ca = ca.clone();
+            tokio::spawn(async move {
+                let (hash_key, sort_key) = (format!("p{i}").into_bytes(), b"s".to_vec());
+                let ttl_secs = if i % 8 == 0 { 3600 } else { 0 };
+                let set = tern_core::WriteOp::Set {
+                    hash_key: hash_key.clone(),
+                    sort_key: sort_key.clone(),
+                    value: b"v".to_vec(),
+                    ttl_secs,
+                };
+                ca.write("src", set).await.unwrap();
+                if i % 5 == 0 {
+                    ca.write("src", tern_core::WriteOp::Del { hash_key, sort_key }).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in preload {
+        t.await.unwrap();
+    }
+    let existing = dump(&ca, "src").await.unwrap().len();
+    eprintln!("e2e: {ok} mixed writes and 400 sets (80 deleted) before the link, {existing} records in src");
+    assert!(existing >= 320, "the source holds data before the link ({existing} records)");
+
+    // Writes go on while the copy runs.
+    let during = Mixed::start(ca.clone(), "src", 2, 2000, "new", 12);
+    let (ma, mb) = (a.meta_arg(), b.meta_arg());
+    let out = a
+        .cli(&[
+            "dup",
+            "add",
+            "--meta",
+            &ma,
+            "--table",
+            "src",
+            "--to",
+            "south",
+            "--to-meta",
+            &mb,
+            "--remote-table",
+            "dst",
+            "--full-sync",
+        ])
+        .await
+        .ok();
+    eprintln!("e2e: {}", out.stdout.trim());
+    a.wait_for("the full sync to finish on every partition", SETTLE, || async {
+        let l = links(&a).await;
+        let status = l.first().and_then(|l| l.link.as_ref()).map(|l| l.status.clone()).unwrap_or_default();
+        if status == "shipping" { Ok(()) } else { Err(format!("link status {status:?}")) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ok, _) = during.stop().await;
+    eprintln!("e2e: {ok} writes during and after the copy");
+    let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
+    a.wait_for("caught up after the full sync", SETTLE, || caught_up(&a)).await;
+    let copied: u64 = links(&a).await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    eprintln!("e2e: identical after a full sync: {records} records (4 -> 8 partitions), {copied} copied");
+}

@@ -33,9 +33,11 @@ Examples:
 pub enum DupCmd {
     /// Add a link from a table of this cluster to a table of another cluster.
     ///
-    /// The remote table must exist (any partition count). Shipping starts, in each partition,
-    /// from the moment its primary picks the link up: writes already in the table are not
-    /// copied (that is --full-sync, not available yet). Cluster names and ids must differ.
+    /// The remote table must exist (any partition count). Without --full-sync, shipping starts,
+    /// in each partition, from the moment its primary picks the link up: records already in the
+    /// table are not copied. With --full-sync, each partition first copies its records (the
+    /// link shows `syncing-checkpoint` and per-partition progress in `tern dup status`), then
+    /// ships its log from where the copy began. Cluster names and ids must differ.
     Add(Box<AddArgs>),
     /// List links with their lag summed over partitions.
     List {
@@ -138,7 +140,9 @@ pub struct AddArgs {
     /// one-way, or two-way: also the reverse link, from the remote table back to this one.
     #[arg(long, value_enum, default_value_t = Mode::OneWay, env = "TERN_DUP_MODE")]
     mode: Mode,
-    /// First copy the table's existing data from a checkpoint. [not available yet]
+    /// First copy the table's existing records (written in this cluster) to the remote table,
+    /// then ship the log from where the copy began. Safe to interrupt: a partition whose
+    /// primary changes starts its copy again.
     #[arg(long, env = "TERN_DUP_FULL_SYNC")]
     full_sync: bool,
     /// Bytes per second the link may ship (e.g. 10MiB); 0 or `unlimited` for no limit.
@@ -258,6 +262,8 @@ fn link_json(s: &pb::DupLinkStatus, tables: &TableStates, partitions: bool) -> V
                     "last_error": p.last_error,
                     "conflicts": p.conflicts,
                     "clock_ahead": p.clock_ahead,
+                    "syncing": p.syncing,
+                    "sync_records": p.sync_records,
                     "primary": (p.primary != 0).then(|| format!("{:016x}", p.primary)),
                     "reported_ms_ago": (p.reported_ms_ago != u64::MAX).then_some(p.reported_ms_ago),
                 })
@@ -386,7 +392,11 @@ fn print_status(fmt: OutputFormat, links: &[pb::DupLinkStatus], tables: &TableSt
                         p.conflicts,
                         p.clock_ahead,
                         age(p.reported_ms_ago),
-                        p.last_error
+                        if p.syncing && p.last_error.is_empty() {
+                            format!("full sync: {} records copied", p.sync_records)
+                        } else {
+                            p.last_error.clone()
+                        }
                     );
                 }
             }

@@ -202,6 +202,19 @@ impl TernClient {
         from_cluster: ClusterId,
         puts: &[WriteOp],
     ) -> Result<pb::DuplicateResponse> {
+        self.duplicate_with(table, partition, from_cluster, puts, false).await
+    }
+
+    /// [`TernClient::duplicate`] for the records of a full sync (`full_sync`: timetags older
+    /// than the receiver's last-writer-wins retention are raised to its start, not refused).
+    pub async fn duplicate_with(
+        &self,
+        table: &str,
+        partition: u32,
+        from_cluster: ClusterId,
+        puts: &[WriteOp],
+        full_sync: bool,
+    ) -> Result<pb::DuplicateResponse> {
         let puts = puts.iter().map(put_to_pb).collect::<Result<Vec<_>>>()?;
         // Tables are never split: the partition count the shipper routed by stays right.
         let partition_count = self.route(table, false).await?.partitions;
@@ -216,6 +229,7 @@ impl TernClient {
                     from_cluster: u32::from(from_cluster.get()),
                     partition_count,
                     puts: puts.clone(),
+                    full_sync,
                 };
                 async move { c.duplicate(req).await.map(|r| r.into_inner()) }
             },

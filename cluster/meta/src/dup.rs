@@ -112,6 +112,8 @@ pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms:
                 primary,
                 reported_ms_ago: r.map_or(u64::MAX, |r| r.age_ms),
                 clock_ahead: progress.clock_ahead,
+                syncing: progress.syncing && !l.started[i],
+                sync_records: progress.sync_records,
             }
         })
         .collect();
@@ -152,7 +154,8 @@ pub fn accept_progress(
             conflicts: p.conflicts,
             new_conflicts: p.recent_conflicts.iter().map(conflict_from_pb).collect(),
         };
-        if link.progress_changes(&update) {
+        // A partition still copying its records has no confirmed decree yet.
+        if !p.syncing && link.progress_changes(&update) {
             updates.push(update);
         }
         p.recent_conflicts.clear();
@@ -249,14 +252,6 @@ impl MetaService {
         self.leader()?;
         let mode = DupMode::parse(&r.mode)
             .ok_or_else(|| invalid(format!("mode {:?} is not one of: one-way, two-way", r.mode)))?;
-        if r.full_sync {
-            return Err(invalid(
-                "full sync is not available yet: add the link without it (each partition then ships \
-                 its writes from the moment its primary picks the link up; data already in the \
-                 table is not copied)"
-                    .into(),
-            ));
-        }
         let remote_cluster = r.remote_cluster.trim().to_string();
         if remote_cluster.is_empty() {
             return Err(invalid("the remote cluster's name is missing (--to)".into()));
@@ -303,7 +298,9 @@ impl MetaService {
             remote_metas,
             remote_table,
             mode,
-            status: LinkStatus::Shipping,
+            // A full sync copies each partition's records first; the link ships once every
+            // partition has (see `LinkRecord::record`).
+            status: if r.full_sync { LinkStatus::SyncingCheckpoint } else { LinkStatus::Shipping },
             max_bytes_per_sec: r.max_bytes_per_sec,
             created_at_ms: crate::wall_ms(),
         };

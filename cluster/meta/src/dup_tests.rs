@@ -108,3 +108,12 @@ fn status_derives_lag_from_the_last_reports() {
     let unreported = link_status(&s, &s.links[&1], &DupStats::new(), 0);
     assert_eq!(unreported.partitions[0].reported_ms_ago, u64::MAX);
 }
+
+#[test]
+fn a_partition_still_copying_its_records_is_heard_but_not_started() {
+    let s = state();
+    let syncing = pb::DupProgress { syncing: true, sync_records: 500, ..report(1, 0, 3, 0) };
+    let (updates, accepted) = accept_progress(&s, 5, vec![syncing]);
+    assert!(updates.is_empty(), "no confirmed decree until the copy is done");
+    assert_eq!(accepted[0].sync_records, 500, "its progress is shown");
+}

@@ -33,8 +33,12 @@ fn admit(node: &Node, r: pb::DuplicateRequest) -> Result<(Gpid, Vec<WriteOp>)> {
         )));
     }
     let mut puts = Vec::with_capacity(r.puts.len());
+    let oldest = oldest_for_full_sync(node);
     for p in r.puts {
-        let op = put_from_pb(p)?;
+        let mut op = put_from_pb(p)?;
+        if r.full_sync {
+            raise_old_timetag(&mut op, oldest);
+        }
         let WriteOp::Put { hash_key, timetag, .. } = &op else { unreachable!("put_from_pb makes puts") };
         let Some(t) = timetag else {
             return Err(Error::InvalidArgument("a duplicated put without its origin timetag".into()));
@@ -59,6 +63,29 @@ fn admit(node: &Node, r: pb::DuplicateRequest) -> Result<(Gpid, Vec<WriteOp>)> {
         puts.push(op);
     }
     Ok((gpid, puts))
+}
+
+/// The oldest timetag (physical ms) a full sync's record may keep here: the start of the
+/// last-writer-wins retention, with two minutes to spare against the primary's check
+/// (`Replica::admit_duplicated` allows one).
+fn oldest_for_full_sync(node: &Node) -> u64 {
+    let retention = node.replica_options().lww_retention_ms;
+    if retention == 0 {
+        return 0; // no retention: the primary refuses every duplicated write anyway
+    }
+    (node.now().wall_ms + 120_000).saturating_sub(retention)
+}
+
+/// A full sync copies a table's existing records, some older than the retention; the primary
+/// refuses those (a tombstone that would make them lose may be compacted away on some replicas
+/// and not on others). They enter with their timetag raised to the retention's start instead:
+/// as if written then, which orders them before every write of the last day.
+fn raise_old_timetag(op: &mut WriteOp, oldest_ms: u64) {
+    if let WriteOp::Put { timetag: Some(t), .. } = op
+        && t.physical_ms() < oldest_ms
+    {
+        *t = tern_core::Timetag::new(oldest_ms, t.logical(), t.cluster(), t.is_delete());
+    }
 }
 
 /// Handles one request: every put is handed to the partition's replica task in order (so the
@@ -107,4 +134,32 @@ pub async fn duplicate(node: &Node, r: pb::DuplicateRequest) -> Result<pb::Dupli
         }
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use tern_core::{ClusterId, Timetag};
+
+    use super::*;
+
+    fn put(physical_ms: u64, delete: bool) -> WriteOp {
+        WriteOp::Put {
+            hash_key: b"h".to_vec(),
+            sort_key: vec![],
+            value: (!delete).then(|| b"v".to_vec()),
+            expire_ts: 0,
+            timetag: Some(Timetag::new(physical_ms, 7, ClusterId::new(3).unwrap(), delete)),
+        }
+    }
+
+    #[test]
+    fn a_full_sync_raises_only_timetags_older_than_the_retention() {
+        let mut old = put(1_000, true);
+        raise_old_timetag(&mut old, 50_000);
+        let WriteOp::Put { timetag: Some(t), .. } = old else { panic!() };
+        assert_eq!((t.physical_ms(), t.logical(), t.cluster().get(), t.is_delete()), (50_000, 7, 3, true));
+        let mut recent = put(60_000, false);
+        raise_old_timetag(&mut recent, 50_000);
+        assert_eq!(recent, put(60_000, false));
+    }
 }

@@ -11,6 +11,7 @@
 mod beacon;
 mod checkpoint;
 mod duplicate;
+mod full_sync;
 mod identity;
 pub mod log_writer;
 mod node;

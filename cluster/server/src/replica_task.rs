@@ -34,6 +34,21 @@ pub enum Input {
         checkpoint: CheckpointRef,
     },
     CheckpointFetchFailed(Error),
+    /// Up to `limit` raw records (storage key, stored bytes) after `after` (from the start if
+    /// `None`), and the store's applied decree before reading them: a full sync's copy.
+    ScanRaw {
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<Result<RawChunk>>,
+    },
+}
+
+/// A chunk of a store's raw records and the applied decree when it was read.
+pub struct RawChunk {
+    pub applied: Decree,
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// No record after the last one.
+    pub done: bool,
 }
 
 const TICK: Duration = Duration::from_millis(50);
@@ -116,6 +131,9 @@ impl Task {
             }
             Input::CheckpointFetched { dir, checkpoint } => self.install_checkpoint(dir, checkpoint),
             Input::CheckpointFetchFailed(error) => self.feed(Event::CheckpointFailed { error }),
+            Input::ScanRaw { after, limit, reply } => {
+                let _ = reply.send(self.scan_raw(after, limit));
+            }
         }
     }
 
@@ -309,6 +327,24 @@ impl Task {
                 self.feed(Event::CheckpointFailed { error: e });
             }
         }
+    }
+
+    fn scan_raw(&self, after: Option<Vec<u8>>, limit: usize) -> Result<RawChunk> {
+        let store = self.store()?;
+        let applied = store.last_applied_decree();
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let range = tern_core::key::KeyRange { start, end: std::ops::Bound::Unbounded };
+        let mut records = Vec::with_capacity(limit.min(4096));
+        let mut done = true;
+        store.raw_scan(&range, false, &mut |k, v| {
+            if records.len() >= limit {
+                done = false;
+                return Ok(std::ops::ControlFlow::Break(()));
+            }
+            records.push((k.to_vec(), v.to_vec()));
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        Ok(RawChunk { applied, records, done })
     }
 
     fn flush(&mut self) {

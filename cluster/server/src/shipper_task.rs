@@ -119,8 +119,24 @@ async fn start(
             let client = node.shipping.remote(&link)?;
             let route = client.route(&link.remote_table, true).await?;
             let p = gpid.partition.0 as usize;
-            let confirmed = match (link.started.get(p), link.confirmed.get(p)) {
-                (Some(true), Some(c)) => Decree(*c),
+            let started = link.started.get(p).copied().unwrap_or(false);
+            let mut sync_records = 0;
+            let confirmed = match link.confirmed.get(p) {
+                Some(c) if started => Decree(*c),
+                _ if link.status == "syncing-checkpoint" => {
+                    let publish = |copied, error| state.syncing(node, copied, error);
+                    let (from, copied) = crate::full_sync::copy_partition(
+                        node,
+                        gpid,
+                        &client,
+                        &link.remote_table,
+                        route.partitions,
+                        publish,
+                    )
+                    .await?;
+                    sync_records = copied;
+                    from
+                }
                 _ => node
                     .replica(gpid)
                     .map(|h| h.report.lock().unwrap_or_else(|e| e.into_inner()).committed)
@@ -128,10 +144,11 @@ async fn start(
             };
             let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
             let shipper = Shipper::new(node.opts.cluster_id, route.partitions, confirmed, opts)?;
-            Ok::<_, Error>((shipper, client))
+            Ok::<_, Error>((shipper, client, sync_records))
         };
         match attempt.await {
-            Ok((shipper, client)) => {
+            Ok((shipper, client, sync_records)) => {
+                state.sync_records = sync_records;
                 tracing::info!(%gpid, link = link_id, "shipping to {} from decree {}", link.remote_cluster, shipper.confirmed().next());
                 return Some((link, shipper, client));
             }
@@ -169,6 +186,8 @@ struct Progress {
     conflicts: u64,
     clock_ahead: u64,
     new_conflicts: Vec<pb::DupConflict>,
+    /// Records this primary's full sync copied (0 without one).
+    sync_records: u64,
 }
 
 /// Most conflicts one report carries; the meta server keeps a bounded journal anyway.
@@ -176,7 +195,15 @@ const MAX_REPORTED_CONFLICTS: usize = 100;
 
 impl Progress {
     fn new(link: u64, gpid: Gpid, ballot: u64) -> Progress {
-        Progress { link, gpid, ballot, conflicts: 0, clock_ahead: 0, new_conflicts: Vec::new() }
+        Progress {
+            link,
+            gpid,
+            ballot,
+            conflicts: 0,
+            clock_ahead: 0,
+            new_conflicts: Vec::new(),
+            sync_records: 0,
+        }
     }
 
     fn on_response(&mut self, r: &pb::DuplicateResponse) {
@@ -184,6 +211,18 @@ impl Progress {
         self.clock_ahead += u64::from(r.clock_ahead);
         let room = MAX_REPORTED_CONFLICTS.saturating_sub(self.new_conflicts.len());
         self.new_conflicts.extend(r.conflicts.iter().take(room).cloned());
+    }
+
+    fn syncing(&self, node: &Node, copied: u64, error: Option<String>) {
+        node.shipping.publish(pb::DupProgress {
+            link: self.link,
+            partition: self.gpid.partition.0,
+            ballot: self.ballot,
+            syncing: true,
+            sync_records: copied,
+            last_error: error.unwrap_or_default(),
+            ..Default::default()
+        });
     }
 
     fn start_failed(&self, node: &Node, error: &str) {
@@ -213,6 +252,8 @@ impl Progress {
             conflicts: self.conflicts,
             recent_conflicts: std::mem::take(&mut self.new_conflicts),
             clock_ahead: self.clock_ahead,
+            syncing: false,
+            sync_records: self.sync_records,
         });
     }
 }

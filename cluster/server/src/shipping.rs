@@ -108,7 +108,8 @@ pub fn reconcile(node: &Arc<Node>) {
         if r.status != ReplicaStatus::Primary {
             continue;
         }
-        for l in links.iter().filter(|l| l.table == r.gpid.table.0 && l.status == "shipping") {
+        let active = |l: &pb::DupLink| l.status == "shipping" || l.status == "syncing-checkpoint";
+        for l in links.iter().filter(|l| l.table == r.gpid.table.0 && active(l)) {
             want.insert((l.id, r.gpid), r.ballot.0);
         }
     }

@@ -220,6 +220,10 @@ impl LinkRecord {
         }
         self.confirmed[p] = self.confirmed[p].max(update.confirmed);
         self.started[p] = true;
+        // A full sync is over once every partition has copied its records and ships its log.
+        if self.status == LinkStatus::SyncingCheckpoint && self.started.iter().all(|s| *s) {
+            self.status = LinkStatus::Shipping;
+        }
         let added = self.conflicts_added(update);
         if self.partition_conflicts.len() < self.partition_count() {
             self.partition_conflicts.resize(self.partition_count(), ConflictCounter::default());

@@ -279,3 +279,16 @@ fn links_survive_a_snapshot_round_trip() {
     let json = serde_json::to_vec(&s).unwrap();
     assert_eq!(serde_json::from_slice::<MetaState>(&json).unwrap(), s);
 }
+
+#[test]
+fn a_full_sync_link_ships_once_every_partition_has_copied_its_records() {
+    let mut s = state_with_table(2);
+    let l = added(add(&mut s, NewLink { status: LinkStatus::SyncingCheckpoint, ..new_link("b", "t") }));
+    assert!(refused(change(&mut s, l.id, LinkChange::Pause)).contains("syncing-checkpoint"));
+    record(&mut s, vec![update(l.id, 0, 9, 40, 0)], 10);
+    assert_eq!(s.links[&l.id].status, LinkStatus::SyncingCheckpoint, "partition 1 is still copying");
+    record(&mut s, vec![update(l.id, 1, 9, 12, 0)], 10);
+    let l = &s.links[&l.id];
+    assert_eq!(l.status, LinkStatus::Shipping);
+    assert_eq!((l.confirmed.clone(), l.started.clone()), (vec![40, 12], vec![true, true]));
+}

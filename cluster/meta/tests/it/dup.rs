@@ -180,8 +180,6 @@ async fn links_are_validated_recorded_and_survive_a_meta_restart() {
     assert!(e.contains("same cluster id (1)"), "{e}");
     let e = err_text(a.add(pb::DupAddRequest { remote_table: "nope".into(), ..add_req("b", &b) }).await);
     assert!(e.contains("table nope does not exist in cluster b; create it there first"), "{e}");
-    let e = err_text(a.add(pb::DupAddRequest { full_sync: true, ..add_req("b", &b) }).await);
-    assert!(e.contains("full sync is not available yet"), "{e}");
     let e = err_text(a.add(pb::DupAddRequest { mode: "both".into(), ..add_req("b", &b) }).await);
     assert!(e.contains("one-way, two-way"), "{e}");
 
