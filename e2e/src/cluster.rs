@@ -32,6 +32,8 @@ pub struct ClusterOptions {
     pub replica_args: Vec<String>,
     /// More flags for every `tern meta` (e.g. `--balance-interval 1s`).
     pub meta_args: Vec<String>,
+    /// Give every replica server a metrics listener (`--metrics-listen`, see `metrics_addr`).
+    pub metrics: bool,
 }
 
 impl Default for ClusterOptions {
@@ -46,6 +48,7 @@ impl Default for ClusterOptions {
             beacon_interval: "300ms".into(),
             replica_args: vec![],
             meta_args: vec![],
+            metrics: false,
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct Cluster {
     opts: ClusterOptions,
     metas: Vec<Process>,
     replicas: Vec<Process>,
+    /// Each replica server's metrics address, when `ClusterOptions::metrics`.
+    metrics: Vec<Option<String>>,
     meta: MetaClient,
 }
 
@@ -142,7 +147,15 @@ impl Cluster {
         let mut meta = MetaClient::new(meta_addrs).unwrap_or_else(|e| panic!("meta client: {e}"));
         // Short, so that a poll loop sees its own deadline; the loop retries.
         meta.deadline = Duration::from_secs(3);
-        let mut c = Cluster { dir: Some(dir), root, opts: opts.clone(), metas, replicas: vec![], meta };
+        let mut c = Cluster {
+            dir: Some(dir),
+            root,
+            opts: opts.clone(),
+            metas,
+            replicas: vec![],
+            metrics: vec![],
+            meta,
+        };
         for m in &mut c.metas {
             m.start();
         }
@@ -235,12 +248,31 @@ impl Cluster {
             "--beacon-interval".into(),
             self.opts.beacon_interval.clone(),
         ];
-        let args = args.into_iter().chain(self.opts.replica_args.iter().cloned()).collect();
+        let metrics = self.opts.metrics.then(free_addr);
+        let extra = metrics.iter().flat_map(|a| ["--metrics-listen".to_string(), a.clone()]);
+        let args = args.into_iter().chain(self.opts.replica_args.iter().cloned()).chain(extra).collect();
+        self.metrics.push(metrics);
         let mut proc =
             Process::new(name.clone(), addr, data_dir, self.root.join(format!("{name}.log")), args);
         proc.start();
         self.replicas.push(proc);
         p
+    }
+
+    /// What replica server `p` serves at `GET /metrics` (panics unless started with metrics).
+    pub async fn scrape_metrics(&self, p: Proc) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Proc::Replica(i) = p else { panic!("{p} has no metrics") };
+        let addr =
+            self.metrics[i].clone().unwrap_or_else(|| panic!("{p} was started without --metrics-listen"));
+        let mut s =
+            tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap_or_else(|e| panic!("read metrics of {p}: {e}"));
+        out
     }
 
     /// Starts one more replica server (a new node) and waits until the meta leader knows it alive.

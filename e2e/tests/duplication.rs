@@ -122,7 +122,9 @@ async fn lag(c: &Cluster) -> (u64, f64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag() {
-    let (a, b) = tokio::join!(Cluster::start(opts("east", 3)), Cluster::start(opts("west", 4)));
+    let with_metrics = |name, id| ClusterOptions { metrics: true, ..opts(name, id) };
+    let (a, b) =
+        tokio::join!(Cluster::start(with_metrics("east", 3)), Cluster::start(with_metrics("west", 4)));
     let mut b = b;
     a.create_table("src", 8, 3).await;
     b.create_table("dst", 32, 3).await;
@@ -179,6 +181,26 @@ async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag
     let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
     a.wait_for("caught up after the outage", SETTLE, || caught_up(&a)).await;
     eprintln!("e2e: identical after pause and outage: {records} records (8 -> 32 partitions)");
+
+    // The same story in the metrics: east's primaries shipped, west's received.
+    let mut shipped = 0.0;
+    for p in a.replicas() {
+        shipped += metric_sum(&a.scrape_metrics(p).await, "tern_dup_shipped_puts_total");
+    }
+    let mut received = 0.0;
+    for p in b.replicas() {
+        received += metric_sum(&b.scrape_metrics(p).await, "tern_dup_received_puts_total");
+    }
+    eprintln!("e2e: metrics: {shipped} puts shipped by east's primaries, {received} received by west");
+    assert!(shipped > 0.0 && received > 0.0, "shipped {shipped}, received {received}");
+}
+
+/// The sum of every sample of `name` in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -25,6 +25,7 @@ struct ReplicaFile {
     beacon_interval: Option<String>,
     flush_interval: Option<String>,
     request_timeout: Option<String>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Run a replica server: it hosts partition replicas, replicates writes with PacificA and
@@ -58,6 +59,10 @@ pub struct ReplicaCmd {
     /// How long a client request may wait (default 10s).
     #[arg(long, value_parser = duration_arg)]
     request_timeout: Option<Duration>,
+    /// Serve metrics for Prometheus at http://ADDR/metrics (duplication lag and progress per
+    /// link and partition, received duplicated writes), e.g. 127.0.0.1:9100. Off by default.
+    #[arg(long, env = "TERN_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -84,6 +89,7 @@ impl ReplicaCmd {
             cluster_id,
         );
         opts.advertise = self.advertise.or(file.advertise);
+        opts.metrics_listen = self.metrics_listen.or(file.metrics_listen);
         let cache = match (self.block_cache, file.block_cache) {
             (Some(b), _) => Some(b),
             (None, Some(s)) => {

@@ -133,6 +133,7 @@ pub async fn duplicate(node: &Node, r: pb::DuplicateRequest) -> Result<pb::Dupli
             _ => resp.applied += 1,
         }
     }
+    crate::dup_metrics::record_received(resp.applied, resp.conflicts.len(), resp.clock_ahead);
     Ok(resp)
 }
 

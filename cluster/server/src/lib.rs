@@ -10,6 +10,7 @@
 
 mod beacon;
 mod checkpoint;
+mod dup_metrics;
 mod duplicate;
 mod full_sync;
 mod identity;
@@ -45,6 +46,12 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let opened = node.open_existing()?;
     tracing::info!(node = %id, "opened {opened} replicas from disk");
 
+    if let Some(addr) = opts.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new().with_http_listener(addr).install().map_err(
+            |e| Error::InvalidArgument(format!("serve metrics on {addr} (--metrics-listen): {e}")),
+        )?;
+        tracing::info!(node = %id, "metrics at http://{addr}/metrics");
+    }
     let services = services::Services { node: node.clone() };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

@@ -30,6 +30,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     pub rocks: RocksConfig,
     pub group_commit: GroupPolicy,
+    /// Where to serve metrics for Prometheus (`GET /metrics`); none when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerOptions {
@@ -51,6 +53,7 @@ impl ServerOptions {
             limits: Limits::default(),
             rocks: RocksConfig::default(),
             group_commit: GroupPolicy::default(),
+            metrics_listen: None,
         }
     }
 

@@ -214,46 +214,55 @@ impl Progress {
     }
 
     fn syncing(&self, node: &Node, copied: u64, error: Option<String>) {
-        node.shipping.publish(pb::DupProgress {
-            link: self.link,
-            partition: self.gpid.partition.0,
-            ballot: self.ballot,
-            syncing: true,
-            sync_records: copied,
-            last_error: error.unwrap_or_default(),
-            ..Default::default()
-        });
+        node.shipping.publish(
+            pb::DupProgress {
+                link: self.link,
+                partition: self.gpid.partition.0,
+                ballot: self.ballot,
+                syncing: true,
+                sync_records: copied,
+                last_error: error.unwrap_or_default(),
+                ..Default::default()
+            },
+            node.now().wall_ms,
+        );
     }
 
     fn start_failed(&self, node: &Node, error: &str) {
-        node.shipping.publish(pb::DupProgress {
-            link: self.link,
-            partition: self.gpid.partition.0,
-            ballot: self.ballot,
-            last_error: error.to_string(),
-            ..Default::default()
-        });
+        node.shipping.publish(
+            pb::DupProgress {
+                link: self.link,
+                partition: self.gpid.partition.0,
+                ballot: self.ballot,
+                last_error: error.to_string(),
+                ..Default::default()
+            },
+            node.now().wall_ms,
+        );
     }
 
     fn publish(&mut self, node: &Node, s: &Shipper, committed: Decree, log_gap: Option<&str>) {
         let st = s.stats();
         let last_error = log_gap.map(str::to_string).or(st.last_error).unwrap_or_default();
-        node.shipping.publish(pb::DupProgress {
-            link: self.link,
-            partition: self.gpid.partition.0,
-            ballot: self.ballot,
-            confirmed: st.confirmed.0,
-            committed: committed.0,
-            bytes_behind: st.buffered_bytes,
-            oldest_unshipped_ms: st.oldest_unacked_physical_ms.unwrap_or(0),
-            shipped_puts: st.shipped_puts,
-            failed_batches: st.failed_batches,
-            last_error,
-            conflicts: self.conflicts,
-            recent_conflicts: std::mem::take(&mut self.new_conflicts),
-            clock_ahead: self.clock_ahead,
-            syncing: false,
-            sync_records: self.sync_records,
-        });
+        node.shipping.publish(
+            pb::DupProgress {
+                link: self.link,
+                partition: self.gpid.partition.0,
+                ballot: self.ballot,
+                confirmed: st.confirmed.0,
+                committed: committed.0,
+                bytes_behind: st.buffered_bytes,
+                oldest_unshipped_ms: st.oldest_unacked_physical_ms.unwrap_or(0),
+                shipped_puts: st.shipped_puts,
+                failed_batches: st.failed_batches,
+                last_error,
+                conflicts: self.conflicts,
+                recent_conflicts: std::mem::take(&mut self.new_conflicts),
+                clock_ahead: self.clock_ahead,
+                syncing: false,
+                sync_records: self.sync_records,
+            },
+            node.now().wall_ms,
+        );
     }
 }

@@ -62,7 +62,8 @@ impl Shipping {
             .min()
     }
 
-    pub fn publish(&self, p: pb::DupProgress) {
+    pub fn publish(&self, p: pb::DupProgress, now_wall_ms: u64) {
+        crate::dup_metrics::record_progress(&p, now_wall_ms);
         let mut map = lock(&self.progress);
         let entry = map.entry((p.link, p.partition)).or_default();
         // Conflicts not yet reported stay until a beacon carries them.

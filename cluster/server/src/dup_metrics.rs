@@ -1,0 +1,33 @@
+//! Duplication metrics of a replica server (scraped at `tern replica --metrics-listen`): per
+//! link and partition on the sending side (what this node's primaries ship), and totals on the
+//! receiving side. Without a listener the calls cost next to nothing (no recorder installed).
+
+use tern_proto::pb;
+
+/// The latest progress of one shipper (a primary's partition on one link).
+pub fn record_progress(p: &pb::DupProgress, now_wall_ms: u64) {
+    let labels = [("link", p.link.to_string()), ("partition", p.partition.to_string())];
+    let seconds_behind = if p.oldest_unshipped_ms > 0 {
+        now_wall_ms.saturating_sub(p.oldest_unshipped_ms) as f64 / 1000.0
+    } else {
+        0.0
+    };
+    metrics::gauge!("tern_dup_confirmed_decree", &labels).set(p.confirmed as f64);
+    metrics::gauge!("tern_dup_decrees_behind", &labels).set(p.committed.saturating_sub(p.confirmed) as f64);
+    metrics::gauge!("tern_dup_bytes_behind", &labels).set(p.bytes_behind as f64);
+    metrics::gauge!("tern_dup_seconds_behind", &labels).set(seconds_behind);
+    metrics::gauge!("tern_dup_failing", &labels).set(if p.last_error.is_empty() { 0.0 } else { 1.0 });
+    metrics::gauge!("tern_dup_syncing", &labels).set(if p.syncing { 1.0 } else { 0.0 });
+    metrics::counter!("tern_dup_shipped_puts_total", &labels).absolute(p.shipped_puts);
+    metrics::counter!("tern_dup_failed_batches_total", &labels).absolute(p.failed_batches);
+    metrics::counter!("tern_dup_conflicts_total", &labels).absolute(p.conflicts);
+    metrics::counter!("tern_dup_clock_ahead_total", &labels).absolute(p.clock_ahead);
+    metrics::counter!("tern_dup_sync_records_total", &labels).absolute(p.sync_records);
+}
+
+/// One `Duplicate` request this node answered as the receiving primary.
+pub fn record_received(applied: u32, conflicts: usize, clock_ahead: u32) {
+    metrics::counter!("tern_dup_received_puts_total").increment(u64::from(applied) + conflicts as u64);
+    metrics::counter!("tern_dup_received_conflicts_total").increment(conflicts as u64);
+    metrics::counter!("tern_dup_received_clock_ahead_total").increment(u64::from(clock_ahead));
+}
