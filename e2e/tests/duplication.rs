@@ -275,3 +275,51 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     let copied: u64 = links(&a).await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
     eprintln!("e2e: identical after a full sync: {records} records (4 -> 8 partitions), {copied} copied");
 }
+
+/// A source replica server misses writes, catches up by learning (a checkpoint: its peers'
+/// logs moved on), then becomes the only one left and so the primary of every partition. It
+/// must hold the log the link still needs (learning keeps it) and ship from where the link
+/// stood, without falling back to copying whole partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_replica_that_relearned_can_take_over_shipping() {
+    let source =
+        ClusterOptions { replica_args: vec!["--flush-interval".into(), "1s".into()], ..opts("up", 7) };
+    let (a, b) = tokio::join!(Cluster::start(source), Cluster::start(opts("down", 8)));
+    let mut a = a;
+    a.create_table("t", 2, 3).await;
+    b.create_table("t", 2, 3).await;
+    let (ma, mb) = (a.meta_arg(), b.meta_arg());
+    a.cli(&["dup", "add", "--meta", &ma, "--table", "t", "--to", "down", "--to-meta", &mb]).await.ok();
+    a.wait_for("the link to start", SETTLE, || caught_up(&a)).await;
+    let (ca, cb) = (a.client(), b.client());
+    let w = Mixed::start(ca.clone(), "t", 4, 3000, "u", 21);
+
+    // Paused, the link's confirmed decree stays behind while the victim is away and relearns.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let id =
+        links(&a).await.first().and_then(|l| l.link.as_ref()).map(|l| l.id.to_string()).expect("the link");
+    a.cli(&["dup", "pause", "--meta", &ma, &id]).await.ok();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the victim applies past the confirmed decree
+    let victim = Proc::Replica(0);
+    a.kill9(victim);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    a.restart(victim);
+    a.wait_healthy(SETTLE).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.kill9(Proc::Replica(1));
+    a.kill9(Proc::Replica(2));
+    a.wait_for(&format!("{victim} to lead every partition"), SETTLE, || async {
+        let p = a.primaries("t").await;
+        if p.iter().all(|p| *p == Some(victim)) { Ok(()) } else { Err(format!("{p:?}")) }
+    })
+    .await;
+    a.cli(&["dup", "resume", "--meta", &ma, &id]).await.ok();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ok, failed) = w.stop().await;
+    eprintln!("e2e: {ok} writes ({failed} failed)");
+    let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
+    a.wait_for("caught up", SETTLE, || caught_up(&a)).await;
+    let copied: u64 = links(&a).await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    eprintln!("e2e: identical after the relearned replica took over: {records} records, {copied} copied");
+    assert_eq!(copied, 0, "the new primary shipped from its log, it did not copy partitions");
+}

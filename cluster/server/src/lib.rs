@@ -10,6 +10,7 @@
 
 mod beacon;
 mod checkpoint;
+mod dup_log;
 mod dup_metrics;
 mod duplicate;
 mod full_sync;

@@ -181,7 +181,18 @@ impl Task {
                 // The log no longer holds what the store applied: make the store durable first.
                 let flushed = self.store().and_then(|s| tokio::task::block_in_place(|| s.flush()));
                 match flushed {
-                    Ok(_) => self.node.logs.reset(self.gpid),
+                    Ok(applied) => {
+                        // A duplication link may still need committed entries: keep them.
+                        let kept = tokio::task::block_in_place(|| {
+                            crate::dup_log::needed_entries(&self.node, self.gpid, applied)
+                        })
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(gpid = %self.gpid, "cannot keep the log a duplication link needs: {e}");
+                            vec![]
+                        });
+                        self.node.logs.reset(self.gpid);
+                        crate::dup_log::append_kept(&self.node, self.gpid, kept);
+                    }
                     Err(error) => {
                         tracing::error!(gpid = %self.gpid, "store flush before a log reset failed: {error}");
                         self.feed(Event::AppendFailed { error });
@@ -285,6 +296,14 @@ impl Task {
         }
         let cp =
             tokio::task::block_in_place(|| crate::checkpoint::create(&self.node, self.gpid, self.store()?))?;
+        // The learner's log will start after the checkpoint: carry what a link still needs.
+        let carried = tokio::task::block_in_place(|| {
+            let carried = crate::dup_log::needed_entries(&self.node, self.gpid, cp.decree)?;
+            crate::dup_log::write_carried(&crate::checkpoint::path_of(&self.node, self.gpid, cp.id), &carried)
+        });
+        if let Err(e) = carried {
+            tracing::warn!(gpid = %self.gpid, "checkpoint {} carries no log for duplication: {e}", cp.id);
+        }
         let from = cp.decree.next();
         let entries = self.log_run(from, through)?.ok_or_else(|| {
             Error::invariant(format!("the log of {} lacks decrees {from}..={through}", self.gpid))
@@ -305,6 +324,10 @@ impl Task {
     fn install_checkpoint(&mut self, dir: PathBuf, checkpoint: CheckpointRef) {
         let store_dir = self.node.replica_dir(self.gpid).join("store");
         self.store = None; // closes the old store
+        let carried = crate::dup_log::take_carried(&dir).unwrap_or_else(|e| {
+            tracing::warn!(gpid = %self.gpid, "checkpoint {}: no log for duplication: {e}", checkpoint.id);
+            vec![]
+        });
         let result = tokio::task::block_in_place(|| {
             if store_dir.exists() {
                 std::fs::remove_dir_all(&store_dir)
@@ -318,6 +341,7 @@ impl Task {
                 let (decree, timetag) = (store.last_applied_decree(), store.last_applied_timetag());
                 self.store = Some(store);
                 tracing::info!(gpid = %self.gpid, "installed checkpoint {} at decree {decree}", checkpoint.id);
+                self.keep_carried(carried, decree);
                 self.feed(Event::CheckpointInstalled { decree, timetag });
             }
             Err(e) => {
@@ -326,6 +350,23 @@ impl Task {
                 self.store = self.node.backend.open(&store_dir).ok();
                 self.feed(Event::CheckpointFailed { error: e });
             }
+        }
+    }
+
+    /// Appends the log entries a checkpoint carried (see `dup_log`), if the log is empty or
+    /// ends before them: entries after the checkpoint follow.
+    fn keep_carried(&self, carried: Vec<LogEntry>, decree: Decree) {
+        let carried: Vec<LogEntry> = carried.into_iter().filter(|e| e.decree <= decree).collect();
+        let Some(first) = carried.first().map(|e| e.decree) else { return };
+        match tokio::task::block_in_place(|| self.node.logs.read(self.gpid, Decree(1), 1)) {
+            Ok((None, _)) => crate::dup_log::append_kept(&self.node, self.gpid, carried),
+            Ok((Some((_, last)), _)) if last < first => {
+                crate::dup_log::append_kept(&self.node, self.gpid, carried)
+            }
+            Ok(_) => {
+                tracing::warn!(gpid = %self.gpid, "log not empty at a checkpoint: carried entries dropped")
+            }
+            Err(e) => tracing::warn!(gpid = %self.gpid, "cannot read the log: {e}"),
         }
     }
 

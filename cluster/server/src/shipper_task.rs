@@ -26,7 +26,7 @@ type BatchResult = (u64, tern_core::Result<pb::DuplicateResponse>);
 pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
     let mut state = Progress::new(link_id, gpid, ballot);
     let Some((link, mut shipper, client)) = start(&node, link_id, gpid, &mut state).await else { return };
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<BatchResult>();
+    let (mut done_tx, mut done_rx) = mpsc::unbounded_channel::<BatchResult>();
     let mut log_gap: Option<String> = None;
     loop {
         let Some(report) =
@@ -55,6 +55,20 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
                     log_gap = Some(e.to_string());
                     break;
                 }
+            }
+        }
+        if let Some(gap) = log_gap.take() {
+            // The log no longer holds what must be shipped (kept logs make this rare: a log
+            // lost with its disk, say): copy the partition's records instead, then ship from
+            // where the copy began. Last-writer-wins makes the overlap harmless.
+            tracing::warn!(%gpid, link = link_id, "{gap}; copying the partition's records instead");
+            match resync(&node, gpid, &link, &client, &mut state).await {
+                Ok(fresh) => {
+                    shipper = fresh;
+                    // Answers for the old shipper's batches must not reach the new one.
+                    (done_tx, done_rx) = mpsc::unbounded_channel::<BatchResult>();
+                }
+                Err(e) => log_gap = Some(format!("{gap}; copying the records failed: {e}")),
             }
         }
         let now = node.now().wall_ms;
@@ -160,6 +174,23 @@ async fn start(
             }
         }
     }
+}
+
+/// A shipper that starts after a fresh copy of the partition's records (see `full_sync`).
+async fn resync(
+    node: &Arc<Node>,
+    gpid: Gpid,
+    link: &pb::DupLink,
+    client: &Arc<tern_client::TernClient>,
+    state: &mut Progress,
+) -> tern_core::Result<Shipper> {
+    let partitions = client.route(&link.remote_table, false).await?.partitions;
+    let publish = |copied, error| state.syncing(node, copied, error);
+    let (from, copied) =
+        crate::full_sync::copy_partition(node, gpid, client, &link.remote_table, partitions, publish).await?;
+    state.sync_records = copied;
+    let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
+    Shipper::new(node.opts.cluster_id, partitions, from, opts)
 }
 
 /// Committed entries `from..=through` from the log; an error if the log no longer holds them.

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use tern_core::mutation::{Check, WriteOutcome};
-use tern_core::{CheckType, ErrorCode, Gpid, PartitionConfig, WriteOp, partition_of};
+use tern_core::{CheckType, ErrorCode, Gpid, PartitionConfig, TableId, WriteOp, partition_of};
 use tern_replica::ReadOp;
 
 use crate::checker::linearizability::{Input, Op, Output};
+use crate::keys::KeySpace;
 use crate::net::{Addr, Msg, RequestBody, ResponseBody};
 use crate::world_ctx::{Ctx, Ev};
 
@@ -29,6 +30,12 @@ struct Pending {
 
 pub struct SimClient {
     pub idx: usize,
+    /// The cluster whose meta server and replica servers this client talks to.
+    pub cluster: usize,
+    table: TableId,
+    partitions: u32,
+    /// The keys it uses: (index in the key space, name, is a counter).
+    keys: Vec<(usize, Vec<u8>, bool)>,
     configs: BTreeMap<Gpid, PartitionConfig>,
     pending: Option<Pending>,
     next_id: u64,
@@ -41,14 +48,17 @@ pub struct SimClient {
     last_seen: BTreeMap<usize, Option<Vec<u8>>>,
 }
 
-pub fn key_name(key: usize) -> Vec<u8> {
-    format!("k{key}").into_bytes()
-}
-
 impl SimClient {
-    pub fn new(idx: usize) -> SimClient {
+    /// Client `idx` (unique over the run) of cluster `cluster`, whose table has `partitions`.
+    pub fn new(idx: usize, cluster: usize, keys: &KeySpace, partitions: u32) -> SimClient {
+        let keys =
+            keys.used_by(cluster).into_iter().map(|k| (k, keys.name(k).to_vec(), keys.keys[k].counter));
         SimClient {
             idx,
+            cluster,
+            table: TableId(cluster as u32 + 1),
+            partitions,
+            keys: keys.collect(),
             configs: BTreeMap::new(),
             pending: None,
             next_id: 1,
@@ -68,7 +78,7 @@ impl SimClient {
     }
 
     fn refresh(&self, ctx: &mut Ctx<'_>) {
-        ctx.send(self.addr(), Addr::Meta, Msg::QueryConfigs);
+        ctx.send(self.addr(), Addr::Meta(self.cluster as u8), Msg::QueryConfigs);
     }
 
     fn choose(&mut self, ctx: &mut Ctx<'_>) -> Option<(usize, Input)> {
@@ -78,13 +88,12 @@ impl SimClient {
         if !self.active {
             return None;
         }
-        let registers = ctx.cfg.registers;
-        let key = ctx.rng.random_range(0..registers + ctx.cfg.counters);
+        let (key, _, counter) = self.keys[ctx.rng.random_range(0..self.keys.len())].clone();
         let value = |c: &mut SimClient| {
             c.next_value += 1;
             format!("c{}-{}", c.idx, c.next_value).into_bytes()
         };
-        let input = if key >= registers {
+        let input = if counter {
             if ctx.rng.random_bool(0.7) { Input::Incr(ctx.rng.random_range(-3..=5)) } else { Input::Get }
         } else {
             match ctx.rng.random_range(0..100) {
@@ -111,9 +120,9 @@ impl SimClient {
             self.refresh(ctx);
         }
         let Some((key, input)) = self.choose(ctx) else { return };
-        let hash_key = key_name(key);
-        let gpid =
-            Gpid { table: tern_core::TableId(1), partition: partition_of(&hash_key, ctx.cfg.partitions) };
+        let Some((_, hash_key, _)) = self.keys.iter().find(|(k, _, _)| *k == key) else { return };
+        let hash_key = hash_key.clone();
+        let gpid = Gpid { table: self.table, partition: partition_of(&hash_key, self.partitions) };
         let Some(primary) = self.configs.get(&gpid).and_then(|c| c.primary) else {
             self.refresh(ctx);
             return self.sleep(ctx, 100_000);

@@ -19,6 +19,41 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Deliberately broken replica rules, to prove the checkers find them.
     pub bugs: PlantedBugs,
+    /// Two clusters joined by a two-way duplication link (`None`: one cluster, no link). The
+    /// sizes above are per cluster; `registers` and `counters` are each cluster's private keys.
+    pub dup: Option<DupConfig>,
+}
+
+/// The second cluster and the link of a two-cluster run (see `docs/simulation.md`).
+#[derive(Clone, Debug)]
+pub struct DupConfig {
+    /// Partitions of the table in cluster 1 and in cluster 2 (they may differ: each put is
+    /// routed by its own hash key).
+    pub partitions: [u32; 2],
+    /// Keys both clusters write (colliding writes resolve by last-writer-wins) and read.
+    pub shared_registers: usize,
+    pub shared_counters: usize,
+    /// Chance (percent) that a fault step cuts the link between the two clusters.
+    pub cut_link_percent: u32,
+    /// Puts per shipped batch (small, so that batches pipeline and fail independently).
+    pub batch_max_puts: usize,
+    /// The simulator's remedy for a gap of the real servers (see `docs/simulation.md`): a
+    /// learner keeps the committed entries the link still needs when it empties its log, and a
+    /// checkpoint carries them. Without it, a replica that re-learned and then becomes primary
+    /// cannot read what its predecessor had not shipped, and the link stalls.
+    pub learners_keep_log: bool,
+    /// Deliberately broken duplication rules, to prove the checks find them.
+    pub bugs: DupBugs,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DupBugs {
+    /// A new primary ships from its committed decree instead of the meta server's confirmed one.
+    pub start_from_committed: bool,
+    /// A batch the remote refused is counted as acknowledged (instead of retried).
+    pub failed_as_acked: bool,
+    /// A receiving node ships writes that arrived by duplication back (a loop).
+    pub reship_duplicated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +109,34 @@ impl SimConfig {
                 offset_ms: 30_000,
             },
             bugs: PlantedBugs::default(),
+            dup: None,
         }
+    }
+
+    /// Two clusters with a two-way link: per cluster the standard sizes and faults (2 to 4
+    /// partitions in cluster 1, 1 to 3 in cluster 2, drawn from the seed), plus keys both write.
+    pub fn two_clusters(seed: u64) -> SimConfig {
+        let mut cfg = SimConfig::standard(seed);
+        cfg.clients = 4;
+        cfg.dup = Some(DupConfig {
+            partitions: [cfg.partitions, 1 + ((seed / 3) % 3) as u32],
+            shared_registers: 4,
+            shared_counters: 2,
+            cut_link_percent: 10,
+            batch_max_puts: 8,
+            learners_keep_log: true,
+            bugs: DupBugs::default(),
+        });
+        cfg
+    }
+
+    /// How many clusters the run has.
+    pub fn clusters(&self) -> usize {
+        if self.dup.is_some() { 2 } else { 1 }
+    }
+
+    /// Partitions of cluster `c`'s table.
+    pub fn partitions_of(&self, c: usize) -> u32 {
+        self.dup.as_ref().map_or(self.partitions, |d| d.partitions[c])
     }
 }

@@ -4,7 +4,9 @@
 //! two-way partitions, crashes that lose whatever was not synced, disk faults and clock drift.
 //! A run has a fault phase and a heal phase and then checks linearizability, that no
 //! acknowledged write was lost, that replicas converged, that committed prefixes agree and that
-//! two primaries never served at once. See `docs/simulation.md`.
+//! two primaries never served at once. Two-cluster runs add a two-way duplication link and check
+//! that the clusters converge, that no shipped write is lost and that nothing loops. See
+//! `docs/simulation.md`.
 //!
 //! Must not depend on: tokio, tonic, rocksdb, or real time.
 
@@ -12,6 +14,8 @@ pub mod checker;
 mod client;
 pub mod clock;
 pub mod config;
+mod dup;
+mod keys;
 mod meta;
 mod net;
 mod node;
@@ -19,6 +23,7 @@ mod observe;
 mod trace;
 mod world;
 mod world_ctx;
+mod world_dup;
 
-pub use config::{Faults, PlantedBugs, SimConfig};
+pub use config::{DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
 pub use world::{RunResult, Stats, run};

@@ -5,13 +5,19 @@ use tern_confman::{CmAction, CmEvent, CmOptions, ConfigManager};
 use tern_core::{NodeId, TableId};
 
 use crate::clock::NodeClock;
+use crate::dup::MetaLink;
 use crate::net::{Addr, Msg};
 use crate::world_ctx::{Ctx, Ev};
 
 pub const META_TICK_MS: u64 = 100;
 
+#[allow(missing_debug_implementations)]
 pub struct SimMeta {
+    /// The cluster's number in the run (0 for the first); its table is `TableId(idx + 1)`.
+    pub idx: u8,
     pub cm: ConfigManager,
+    /// The duplication link's per-partition progress (two-cluster runs).
+    pub link: Option<MetaLink>,
     pub clock: NodeClock,
     pub decommissioned: Vec<NodeId>,
     /// Configuration changes made by the balancer.
@@ -19,12 +25,32 @@ pub struct SimMeta {
 }
 
 impl SimMeta {
-    pub fn new(opts: CmOptions, clock: NodeClock) -> SimMeta {
-        SimMeta { cm: ConfigManager::new(opts), clock, decommissioned: Vec::new(), balancer_changes: 0 }
+    pub fn new(idx: u8, opts: CmOptions, clock: NodeClock) -> SimMeta {
+        SimMeta {
+            idx,
+            cm: ConfigManager::new(opts),
+            link: None,
+            clock,
+            decommissioned: Vec::new(),
+            balancer_changes: 0,
+        }
+    }
+
+    pub fn addr(&self) -> Addr {
+        Addr::Meta(self.idx)
+    }
+
+    /// How trace lines name it: `meta` for the first cluster's, `meta2` for the second's.
+    fn name(&self) -> String {
+        if self.idx == 0 { "meta".into() } else { format!("meta{}", self.idx + 1) }
+    }
+
+    pub fn table(&self) -> TableId {
+        TableId(u32::from(self.idx) + 1)
     }
 
     pub fn decommission(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
-        ctx.trace(format!("meta: decommission {node}"));
+        ctx.trace(format!("{}: decommission {node}", self.name()));
         self.decommissioned.push(node);
         self.run(ctx, CmEvent::Decommission { node });
     }
@@ -33,37 +59,43 @@ impl SimMeta {
         let now = self.clock.local_ms(ctx.now_us);
         let mut out = Vec::new();
         self.cm.handle(now, event, &mut out);
+        let me = self.addr();
         for a in out {
             match a {
                 CmAction::BeaconAck { to, sent_at_ms, lease_ms, configs } => {
-                    ctx.send(Addr::Meta, Addr::Node(to), Msg::BeaconAck { sent_at_ms, lease_ms, configs })
+                    ctx.send(me, Addr::Node(to), Msg::BeaconAck { sent_at_ms, lease_ms, configs })
                 }
                 CmAction::ConfigUpdate { to, config } => {
-                    ctx.send(Addr::Meta, Addr::Node(to), Msg::ConfigUpdate { config })
+                    ctx.send(me, Addr::Node(to), Msg::ConfigUpdate { config })
                 }
                 CmAction::CreateReplica { to, config } => {
-                    ctx.send(Addr::Meta, Addr::Node(to), Msg::CreateReplica { config })
+                    ctx.send(me, Addr::Node(to), Msg::CreateReplica { config })
                 }
                 CmAction::AddLearner { to, config, learner, .. } => {
-                    ctx.send(Addr::Meta, Addr::Node(to), Msg::AddLearner { config, learner })
+                    ctx.send(me, Addr::Node(to), Msg::AddLearner { config, learner })
                 }
                 CmAction::Changed { config, reason, .. } => {
                     if reason.starts_with("balancer") {
                         self.balancer_changes += 1;
                     }
-                    ctx.trace(format!("meta: {config} ({reason})"))
+                    ctx.trace(format!("{}: {config} ({reason})", self.name()))
                 }
             }
         }
     }
 
-    pub fn create_table(&mut self, ctx: &mut Ctx<'_>, partitions: u32, replicas: usize) {
-        self.run(ctx, CmEvent::CreatePartitions { table: TableId(1), partitions, replicas });
+    /// Creates the table; with `linked`, it has a duplication link from the start.
+    pub fn create_table(&mut self, ctx: &mut Ctx<'_>, partitions: u32, replicas: usize, linked: bool) {
+        let table = self.table();
+        self.run(ctx, CmEvent::CreatePartitions { table, partitions, replicas });
+        if linked {
+            self.link = Some(MetaLink::new(table, partitions));
+        }
     }
 
     pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         self.run(ctx, CmEvent::Tick);
-        ctx.after(self.clock.global_us_for(META_TICK_MS), Ev::MetaTick);
+        ctx.after(self.clock.global_us_for(META_TICK_MS), Ev::MetaTick(usize::from(self.idx)));
     }
 
     pub fn on_message(&mut self, ctx: &mut Ctx<'_>, from: Addr, msg: Msg) {
@@ -74,9 +106,17 @@ impl SimMeta {
             (Addr::Node(from), Msg::Propose { gpid, ballot, change }) => {
                 self.run(ctx, CmEvent::Propose { from, gpid, ballot, change })
             }
-            (Addr::Client(c), Msg::QueryConfigs) => {
+            (Addr::Client(_), Msg::QueryConfigs) | (Addr::Node(_), Msg::QueryConfigs) => {
+                // Nodes ask the other cluster's meta server: how shippers route.
                 let configs = self.cm.configs().cloned().collect();
-                ctx.send(Addr::Meta, Addr::Client(c), Msg::Configs { configs });
+                ctx.send(self.addr(), from, Msg::Configs { configs });
+            }
+            (Addr::Node(node), Msg::DupProgress { reports }) => {
+                if let Some(link) = &mut self.link {
+                    link.on_progress(ctx, &self.cm, node, &reports);
+                    let partitions = link.view();
+                    ctx.send(self.addr(), from, Msg::DupLinks { partitions });
+                }
             }
             _ => {}
         }

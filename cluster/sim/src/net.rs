@@ -5,32 +5,115 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tern_core::mutation::WriteOutcome;
-use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport};
+use tern_core::{
+    Ballot, ClusterId, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, WriteOp,
+};
 use tern_replica::{PeerMessage, ReadOp};
 
 use crate::config::Faults;
 
-/// An endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An endpoint. Node ids and client numbers are unique over the run; meta servers are
+/// numbered by cluster (0 for the first).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addr {
     Node(NodeId),
-    Meta,
+    Meta(u8),
     Client(u32),
+}
+
+impl std::fmt::Debug for Addr {
+    /// As derived, with the first cluster's meta server as plain `Meta` (the traces of
+    /// one-cluster runs stay what they were).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Node(n) => f.debug_tuple("Node").field(n).finish(),
+            Addr::Meta(0) => f.write_str("Meta"),
+            Addr::Meta(c) => write!(f, "Meta{}", c + 1),
+            Addr::Client(c) => f.debug_tuple("Client").field(c).finish(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub enum Msg {
-    Peer { gpid: Gpid, msg: PeerMessage },
-    Beacon { sent_at_ms: u64, reports: Vec<ReplicaReport> },
-    Propose { gpid: Gpid, ballot: Ballot, change: ConfigChange },
-    BeaconAck { sent_at_ms: u64, lease_ms: u64, configs: Vec<PartitionConfig> },
-    ConfigUpdate { config: PartitionConfig },
-    CreateReplica { config: PartitionConfig },
-    AddLearner { config: PartitionConfig, learner: NodeId },
-    Request { id: u64, gpid: Gpid, body: RequestBody },
-    Response { id: u64, body: ResponseBody },
+    Peer {
+        gpid: Gpid,
+        msg: PeerMessage,
+    },
+    Beacon {
+        sent_at_ms: u64,
+        reports: Vec<ReplicaReport>,
+    },
+    Propose {
+        gpid: Gpid,
+        ballot: Ballot,
+        change: ConfigChange,
+    },
+    BeaconAck {
+        sent_at_ms: u64,
+        lease_ms: u64,
+        configs: Vec<PartitionConfig>,
+    },
+    ConfigUpdate {
+        config: PartitionConfig,
+    },
+    CreateReplica {
+        config: PartitionConfig,
+    },
+    AddLearner {
+        config: PartitionConfig,
+        learner: NodeId,
+    },
+    Request {
+        id: u64,
+        gpid: Gpid,
+        body: RequestBody,
+    },
+    Response {
+        id: u64,
+        body: ResponseBody,
+    },
     QueryConfigs,
-    Configs { configs: Vec<PartitionConfig> },
+    Configs {
+        configs: Vec<PartitionConfig>,
+    },
+    /// Duplication, see `dup/`: a node's shippers' progress to its meta server (sent with every
+    /// beacon, empty when it ships nothing) and the meta server's view of the link in return.
+    DupProgress {
+        reports: Vec<DupReport>,
+    },
+    DupLinks {
+        partitions: Vec<(Gpid, LinkProgress)>,
+    },
+    /// Puts for one partition of the remote cluster's table, and the answer.
+    DupBatch {
+        id: u64,
+        from_cluster: ClusterId,
+        gpid: Gpid,
+        partition_count: u32,
+        puts: Vec<WriteOp>,
+    },
+    DupAck {
+        id: u64,
+        result: Result<u32, String>,
+    },
+}
+
+/// One shipper's progress, as its primary reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DupReport {
+    pub gpid: Gpid,
+    pub ballot: Ballot,
+    pub confirmed: Decree,
+}
+
+/// What the meta server records per partition of a link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkProgress {
+    /// A primary has started shipping (and its report was accepted).
+    pub started: bool,
+    /// Every put of every entry up to here was acknowledged by the remote cluster.
+    pub confirmed: Decree,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +186,13 @@ impl Msg {
             ),
             Msg::QueryConfigs => "query-configs".into(),
             Msg::Configs { .. } => "configs".into(),
+            Msg::DupProgress { reports } => format!("dup-progress n={}", reports.len()),
+            Msg::DupLinks { .. } => "dup-links".into(),
+            Msg::DupBatch { id, gpid, puts, .. } => format!("dup-batch #{id} {gpid} n={}", puts.len()),
+            Msg::DupAck { id, result } => match result {
+                Ok(lost) => format!("dup-ack #{id} superseded={lost}"),
+                Err(e) => format!("dup-refused #{id} {e}"),
+            },
         }
     }
 }

@@ -16,6 +16,7 @@ use tern_storage::log::contiguous_run;
 use tern_storage::{ApplyEntry, MemDisk, MemMutationLog, MemPartitionStore, MutationLog, PartitionStore};
 
 use crate::clock::NodeClock;
+use crate::dup::NodeDup;
 use crate::net::{Addr, Msg, RequestBody, ResponseBody};
 use crate::observe::digest;
 use crate::world_ctx::{Ctx, Ev};
@@ -24,10 +25,10 @@ pub const TICK_MS: u64 = 50;
 pub const BEACON_MS: u64 = 500;
 pub const FLUSH_MS: u64 = 2_000;
 
-struct Hosted {
-    sm: Replica,
+pub(crate) struct Hosted {
+    pub(crate) sm: Replica,
     store: MemPartitionStore,
-    log: MemMutationLog,
+    pub(crate) log: MemMutationLog,
     /// Appended, not yet synced.
     unsynced: Vec<(Ballot, Decree)>,
     sync_scheduled: bool,
@@ -37,6 +38,8 @@ struct Hosted {
 pub struct SimNode {
     pub id: NodeId,
     pub idx: usize,
+    /// The cluster's number in the run (0 for the first).
+    pub cluster: usize,
     pub up: bool,
     pub incarnation: u64,
     pub clock: NodeClock,
@@ -44,13 +47,15 @@ pub struct SimNode {
     /// The store clock (reads' "now"), set to the node's clock before every event.
     store_clock: Arc<ManualClock>,
     lease: NodeLease,
-    replicas: BTreeMap<Gpid, Hosted>,
+    pub(crate) replicas: BTreeMap<Gpid, Hosted>,
     /// Partitions this node is a member of without holding a replica (reported as failed).
     missing: BTreeMap<Gpid, Ballot>,
     requests: BTreeMap<RequestId, (Addr, u64)>,
-    next_request: RequestId,
+    pub(crate) next_request: RequestId,
     next_beacon_ms: u64,
     opts: ReplicaOptions,
+    /// Shippers and the receiving side (two-cluster runs).
+    pub(crate) dup: Option<NodeDup>,
 }
 
 fn store_path(g: Gpid) -> PathBuf {
@@ -62,10 +67,20 @@ fn log_path(g: Gpid) -> PathBuf {
 }
 
 impl SimNode {
-    pub fn new(idx: usize, clock: NodeClock, opts: ReplicaOptions) -> SimNode {
+    /// Node `idx` of the run (its index in the world's list), of cluster `cluster`.
+    pub fn new(
+        idx: usize,
+        cluster: usize,
+        id: NodeId,
+        clock: NodeClock,
+        opts: ReplicaOptions,
+        dup: Option<NodeDup>,
+    ) -> SimNode {
         SimNode {
-            id: NodeId(idx as u64 + 1),
+            id,
             idx,
+            cluster,
+            dup,
             up: true,
             incarnation: 0,
             clock,
@@ -81,11 +96,15 @@ impl SimNode {
         }
     }
 
-    fn addr(&self) -> Addr {
+    pub(crate) fn addr(&self) -> Addr {
         Addr::Node(self.id)
     }
 
-    fn now_ms(&self, ctx: &Ctx<'_>) -> u64 {
+    fn meta(&self) -> Addr {
+        Addr::Meta(self.cluster as u8)
+    }
+
+    pub(crate) fn now_ms(&self, ctx: &Ctx<'_>) -> u64 {
         let ms = self.clock.local_ms(ctx.now_us);
         self.store_clock.set_ms(ms);
         ms
@@ -111,6 +130,9 @@ impl SimNode {
         self.lease = NodeLease::default();
         self.requests.clear();
         self.missing.clear();
+        if let Some(d) = &mut self.dup {
+            d.reset();
+        }
         ctx.trace(format!("{} crashed", self.id));
     }
 
@@ -178,8 +200,9 @@ impl SimNode {
                     last_prepared: Decree(0),
                 });
             }
-            ctx.send(self.addr(), Addr::Meta, Msg::Beacon { sent_at_ms: now, reports });
+            ctx.send(self.addr(), self.meta(), Msg::Beacon { sent_at_ms: now, reports });
         }
+        self.dup_tick(ctx);
         ctx.after(self.clock.global_us_for(TICK_MS), Ev::NodeTick(self.idx));
     }
 
@@ -247,6 +270,20 @@ impl SimNode {
                 };
                 self.feed(ctx, gpid, ev);
             }
+            Msg::DupBatch { id, from_cluster, gpid, partition_count, puts } => {
+                self.dup_on_batch(ctx, from, id, from_cluster, gpid, partition_count, puts)
+            }
+            Msg::DupAck { id, result } => self.dup_on_ack(ctx, id, result),
+            Msg::DupLinks { partitions } => {
+                if let Some(d) = &mut self.dup {
+                    d.on_links(partitions);
+                }
+            }
+            Msg::Configs { configs } => {
+                if let Some(d) = &mut self.dup {
+                    d.on_remote_configs(&configs);
+                }
+            }
             _ => {}
         }
     }
@@ -303,8 +340,10 @@ impl SimNode {
                     continue;
                 }
             };
-            // The log is needed only above what the store holds durably.
-            if let Err(e) = h.log.gc_below(durable.next()) {
+            // The log is needed only above what the store holds durably, and duplication may
+            // still need entries the store holds durably (as `tern-server` does).
+            let floor = self.dup.as_ref().map_or(Decree(u64::MAX), |d| d.log_floor(*g));
+            if let Err(e) = h.log.gc_below(durable.next().min(floor)) {
                 ctx.obs.violations.push(format!("{} {g}: log gc failed: {e}", self.id));
             }
         }
@@ -315,7 +354,7 @@ impl SimNode {
         if !self.up || incarnation != self.incarnation || !self.replicas.contains_key(&g) {
             return;
         }
-        let image = ctx.checkpoints.get(&id).cloned();
+        let image = ctx.checkpoints.get(&id).map(|(image, _)| image.clone());
         let (Some(image), true) = (image, ok) else {
             let error = Error::Unavailable("checkpoint transfer failed".into());
             return self.feed(ctx, g, Event::CheckpointFailed { error });
@@ -329,12 +368,18 @@ impl SimNode {
             let store = MemPartitionStore::open(&self.disk, store_path(g), self.store_clock.clone());
             self.replicas.insert(g, Hosted { sm, store, log, unsynced, sync_scheduled });
         }
+        if let (Some(h), Some((_, carried))) = (self.replicas.get_mut(&g), ctx.checkpoints.get(&id)) {
+            crate::dup::keep_log(
+                &mut h.log,
+                carried.iter().filter(|e| e.decree <= decree).cloned().collect(),
+            );
+        }
         ctx.trace(format!("{} {g} installed checkpoint at d{decree}", self.id));
         self.feed(ctx, g, Event::CheckpointInstalled { decree, timetag });
     }
 
     /// Hands one event to a replica and carries out its actions.
-    fn feed(&mut self, ctx: &mut Ctx<'_>, g: Gpid, event: Event) {
+    pub(crate) fn feed(&mut self, ctx: &mut Ctx<'_>, g: Gpid, event: Event) {
         let now = self.now_ms(ctx);
         let mut out = Vec::new();
         let Some(h) = self.replicas.get_mut(&g) else { return };
@@ -357,6 +402,9 @@ impl SimNode {
     }
 
     fn respond(&mut self, ctx: &mut Ctx<'_>, req: RequestId, body: ResponseBody) {
+        if self.dup_on_answer(ctx, req, &body) {
+            return;
+        }
         if let Some((to, id)) = self.requests.remove(&req) {
             ctx.send(self.addr(), to, Msg::Response { id, body });
         }
@@ -385,9 +433,16 @@ impl SimNode {
                     return;
                 }
                 h.unsynced.clear();
+                // With the log remedy, the committed entries the link still needs survive.
+                let kept = self.dup.as_ref().filter(|d| d.keep_log).map_or_else(Vec::new, |d| {
+                    let applied = h.store.last_applied_decree();
+                    let all = h.log.read(d.log_floor(g).max(Decree(1)), usize::MAX).unwrap_or_default();
+                    all.into_iter().filter(|e| e.decree <= applied).collect()
+                });
                 if let Err(e) = h.log.reset() {
                     ctx.obs.violations.push(format!("{me} {g}: log reset failed: {e}"));
                 }
+                crate::dup::keep_log(&mut h.log, kept);
             }
             Action::Apply { entries, replies } => {
                 let Some(h) = self.replicas.get_mut(&g) else { return };
@@ -413,6 +468,11 @@ impl SimNode {
                         Some(_) => {}
                         None => {
                             ctx.obs.applied.insert((g, e.decree.0), (d, me));
+                            if let Some(dup) = &self.dup
+                                && let Err(err) = ctx.obs.dup.record_origin(g, e, dup.cluster)
+                            {
+                                ctx.obs.violations.push(format!("{me} {g}: d{} cannot be shipped: {err}", e.decree));
+                            }
                         }
                     }
                 }
@@ -445,7 +505,7 @@ impl SimNode {
                 );
             }
             Action::Propose { gpid, ballot, change } => {
-                ctx.send(Addr::Node(me), Addr::Meta, Msg::Propose { gpid, ballot, change })
+                ctx.send(Addr::Node(me), self.meta(), Msg::Propose { gpid, ballot, change })
             }
             Action::ServeRead { req, read, ballot } => {
                 let Some(h) = self.replicas.get(&g) else { return };
@@ -508,7 +568,12 @@ impl SimNode {
                 }
             };
             if let Some(image) = self.disk.export(&path) {
-                ctx.checkpoints.insert(id, image);
+                // With the log remedy, the checkpoint carries the log the link still needs.
+                let carried = self.dup.as_ref().filter(|d| d.keep_log).map_or_else(Vec::new, |d| {
+                    let all = h.log.read(d.log_floor(g).max(Decree(1)), usize::MAX).unwrap_or_default();
+                    all.into_iter().filter(|e| e.decree <= decree).collect()
+                });
+                ctx.checkpoints.insert(id, (image, carried));
             }
             self.disk.remove(&path);
             let from = decree.next();

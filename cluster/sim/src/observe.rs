@@ -16,6 +16,8 @@ pub struct Observations {
     /// Writes acknowledged to clients: (partition, decree).
     pub acked: Vec<(Gpid, Decree)>,
     pub violations: Vec<String>,
+    /// Duplication (two-cluster runs).
+    pub dup: crate::dup::DupObs,
 }
 
 pub fn digest(e: &LogEntry) -> u64 {

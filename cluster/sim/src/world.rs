@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tern_confman::CmOptions;
-use tern_core::{ClusterId, ReplicaStatus};
+use tern_core::{ClusterId, NodeId, ReplicaStatus};
 use tern_replica::ReplicaOptions;
 use tern_storage::MemImage;
 
@@ -15,6 +15,8 @@ use crate::checker;
 use crate::client::{History, SimClient};
 use crate::clock::NodeClock;
 use crate::config::SimConfig;
+use crate::dup::NodeDup;
+use crate::keys::KeySpace;
 use crate::meta::SimMeta;
 use crate::net::{Addr, Fate, Network};
 use crate::node::SimNode;
@@ -48,6 +50,15 @@ pub struct Stats {
     pub decommissioned: u64,
     pub converged_at_ms: Option<u64>,
     pub end_ms: u64,
+    /// Two-cluster runs: when clients started (every partition's link had started), cuts of
+    /// the link between the clusters, and what shipping did.
+    pub clients_started_ms: Option<u64>,
+    pub link_cuts: u64,
+    pub shippers_started: u64,
+    pub batches_acked: u64,
+    pub batches_failed: u64,
+    pub puts_acked: u64,
+    pub conflicts: u64,
 }
 
 struct Scheduled {
@@ -88,13 +99,16 @@ struct World {
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: Vec<SimNode>,
-    meta: SimMeta,
+    /// One per cluster.
+    metas: Vec<SimMeta>,
     clients: Vec<SimClient>,
+    keys: KeySpace,
     net: Network,
     trace: Trace,
     obs: Observations,
     history: History,
-    checkpoints: BTreeMap<u64, MemImage>,
+    /// Checkpoint images by id, with the log entries they carry (see `dup::keep_log`).
+    checkpoints: BTreeMap<u64, (MemImage, Vec<tern_storage::LogEntry>)>,
     next_checkpoint: u64,
     phase: Phase,
     heal_deadline_us: u64,
@@ -114,8 +128,9 @@ pub fn cm_options() -> CmOptions {
     }
 }
 
-pub fn replica_options(cfg: &SimConfig) -> ReplicaOptions {
-    let mut o = ReplicaOptions::new(ClusterId::new(1).expect("valid"));
+/// The replica options of cluster `cluster` (0 for the first; its id is `cluster + 1`).
+pub fn replica_options(cfg: &SimConfig, cluster: usize) -> ReplicaOptions {
+    let mut o = ReplicaOptions::new(ClusterId::new(cluster as u8 + 1).expect("valid"));
     o.max_inflight = 64;
     o.resend_ms = 200;
     o.ack_timeout_ms = 2_000;
@@ -138,9 +153,24 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         offset_ms: rng.random_range(-f.offset_ms..=f.offset_ms),
         drift_ppm: rng.random_range(-f.drift_ppm..=f.drift_ppm),
     };
-    let nodes = (0..cfg.nodes).map(|i| SimNode::new(i, clock(&mut rng), replica_options(cfg))).collect();
-    let meta = SimMeta::new(cm_options(), clock(&mut rng));
-    let clients = (0..cfg.clients).map(SimClient::new).collect();
+    let keys = KeySpace::new(cfg);
+    let (mut nodes, mut metas, mut clients) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..cfg.clusters() {
+        for i in 0..cfg.nodes {
+            // Node ids 1.. in the first cluster, 101.. in the second.
+            let id = NodeId((c * 100 + i) as u64 + 1);
+            let dup = cfg.dup.as_ref().map(|d| {
+                let mut dup = NodeDup::new(c, 1 - c, cfg.partitions_of(c), d.batch_max_puts, d.bugs.clone());
+                dup.keep_log = d.learners_keep_log;
+                dup
+            });
+            nodes.push(SimNode::new(nodes.len(), c, id, clock(&mut rng), replica_options(cfg, c), dup));
+        }
+        metas.push(SimMeta::new(c as u8, cm_options(), clock(&mut rng)));
+        for _ in 0..cfg.clients {
+            clients.push(SimClient::new(clients.len(), c, &keys, cfg.partitions_of(c)));
+        }
+    }
     let mut w = World {
         cfg: cfg.clone(),
         rng,
@@ -148,8 +178,9 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         seq: 0,
         queue: BinaryHeap::new(),
         nodes,
-        meta,
+        metas,
         clients,
+        keys,
         net: Network::new(),
         trace: Trace::new(400, full_trace),
         obs: Observations::default(),
@@ -177,7 +208,9 @@ impl World {
             let d = self.nodes[i].clock.global_us_for(crate::node::FLUSH_MS);
             self.push(d, Ev::StoreFlush { node: i, incarnation: 0 });
         }
-        self.push(0, Ev::MetaTick);
+        for m in 0..self.metas.len() {
+            self.push(0, Ev::MetaTick(m));
+        }
         // Create the table once every node has beaconed, then start the clients.
         self.with_ctx(|w, ctx| {
             let _ = w;
@@ -185,7 +218,10 @@ impl World {
         });
         for c in 0..self.clients.len() {
             self.clients[c].active = true;
-            self.push(2_000_000 + c as u64 * 1_000, Ev::ClientWake(c));
+        }
+        // With a link, clients start once it has started everywhere (see `check_progress`).
+        if self.cfg.dup.is_none() {
+            self.start_clients(2_000_000);
         }
         let first = self.cfg.faults.step_ms * 1_000 * 2;
         self.push(first, Ev::FaultStep);
@@ -200,7 +236,7 @@ impl World {
             rng,
             now_us,
             nodes,
-            meta,
+            metas,
             clients,
             trace,
             obs,
@@ -221,7 +257,7 @@ impl World {
             next_checkpoint,
             faulty,
         };
-        let mut parts = Parts { nodes, meta, clients, history };
+        let mut parts = Parts { nodes, metas, clients, history };
         f(&mut parts, &mut ctx);
         let Ctx { outbox, schedule, .. } = ctx;
         for (delay, ev) in schedule {
@@ -267,12 +303,12 @@ impl World {
                             node.on_message(ctx, from, msg);
                         }
                     }
-                    Addr::Meta => p.meta.on_message(ctx, from, msg),
+                    Addr::Meta(m) => p.metas[m as usize].on_message(ctx, from, msg),
                     Addr::Client(c) => p.clients[c as usize].on_message(ctx, msg, p.history),
                 });
             }
             Ev::NodeTick(i) => self.with_ctx(|p, ctx| p.nodes[i].on_tick(ctx)),
-            Ev::MetaTick => self.with_ctx(|p, ctx| p.meta.on_tick(ctx)),
+            Ev::MetaTick(m) => self.with_ctx(|p, ctx| p.metas[m].on_tick(ctx)),
             Ev::ClientWake(c) => self.with_ctx(|p, ctx| p.clients[c].on_wake(ctx, p.history)),
             Ev::LogSync { node, gpid, incarnation } => {
                 self.with_ctx(|p, ctx| p.nodes[node].on_log_sync(ctx, gpid, incarnation))
@@ -300,10 +336,15 @@ impl World {
         let down = self.nodes.iter().filter(|n| !n.up).count();
         let choice = self.rng.random_range(0..100);
         let n = self.nodes.len();
+        // At most `max_down` servers down per cluster.
+        let down_in = |c: usize| self.nodes.iter().filter(|x| x.cluster == c && !x.up).count();
+        let crashable: Vec<usize> = (0..n)
+            .filter(|i| self.nodes[*i].up && down_in(self.nodes[*i].cluster) < self.cfg.faults.max_down)
+            .collect();
+        let cut_link = self.cfg.dup.as_ref().map_or(0, |d| d.cut_link_percent);
         match choice {
-            0..20 if down < self.cfg.faults.max_down => {
-                let up: Vec<usize> = (0..n).filter(|i| self.nodes[*i].up).collect();
-                let i = up[self.rng.random_range(0..up.len())];
+            0..20 if !crashable.is_empty() => {
+                let i = crashable[self.rng.random_range(0..crashable.len())];
                 self.stats.crashes += 1;
                 self.with_ctx(|p, ctx| p.nodes[i].crash(ctx));
             }
@@ -314,28 +355,36 @@ impl World {
             }
             45..48 if self.stats.decommissioned == 0 && n > self.cfg.replicas + 1 => {
                 // Drain one node for good: the balancer must move everything off it.
-                let node = self.nodes[self.rng.random_range(0..n)].id;
+                let victim = &self.nodes[self.rng.random_range(0..n)];
+                let (node, m) = (victim.id, victim.cluster);
                 self.stats.decommissioned += 1;
-                self.with_ctx(|p, ctx| p.meta.decommission(ctx, node));
+                self.with_ctx(|p, ctx| p.metas[m].decommission(ctx, node));
             }
+            c if c >= 100 - cut_link => self.cut_link(),
             _ => {
                 // Cut one process off from everyone (one way or both), or a replica server from
                 // the meta server only (its clients still reach it: the lease rule's case), for
                 // one to fifteen seconds.
-                let target = self.rng.random_range(0..=n);
-                let victim = if target == n { Addr::Meta } else { Addr::Node(self.nodes[target].id) };
+                let target = self.rng.random_range(0..=n + self.metas.len() - 1);
+                let (victim, own_meta) = if target >= n {
+                    (Addr::Meta((target - n) as u8), None)
+                } else {
+                    let x = &self.nodes[target];
+                    (Addr::Node(x.id), Some(Addr::Meta(x.cluster as u8)))
+                };
                 let mode = self.rng.random_range(0..5);
-                let servers = || self.nodes.iter().map(|x| Addr::Node(x.id)).chain([Addr::Meta]);
-                let others: Vec<Addr> = if mode == 3 && victim != Addr::Meta {
-                    vec![Addr::Meta]
-                } else if mode == 4 && victim != Addr::Meta {
+                let metas = (0..self.metas.len() as u8).map(Addr::Meta);
+                let servers = || self.nodes.iter().map(|x| Addr::Node(x.id)).chain(metas.clone());
+                let others: Vec<Addr> = if let (3, Some(own_meta)) = (mode, own_meta) {
+                    vec![own_meta]
+                } else if mode == 4 && own_meta.is_some() {
                     // The back-end network splits: no meta, no peers; clients still get through.
                     servers().filter(|a| *a != victim).collect()
                 } else {
                     self.nodes
                         .iter()
                         .map(|x| Addr::Node(x.id))
-                        .chain([Addr::Meta])
+                        .chain(metas.clone())
                         .chain((0..self.clients.len() as u32).map(Addr::Client))
                         .filter(|a| *a != victim)
                         .collect()
@@ -362,6 +411,34 @@ impl World {
         self.push(next, Ev::FaultStep);
     }
 
+    /// Cuts the link between the two clusters (both ways, or one way) for 1 to 15 s: no
+    /// message between a process of one and a process of the other.
+    fn cut_link(&mut self) {
+        let side = |c: usize| -> Vec<Addr> {
+            let nodes = self.nodes.iter().filter(|x| x.cluster == c).map(|x| Addr::Node(x.id));
+            nodes.chain([Addr::Meta(c as u8)]).collect()
+        };
+        let (a, b) = (side(0), side(1));
+        let mode = self.rng.random_range(0..3);
+        let mut links = std::collections::BTreeSet::new();
+        for x in &a {
+            for y in &b {
+                if mode != 1 {
+                    links.insert((*x, *y));
+                }
+                if mode != 2 {
+                    links.insert((*y, *x));
+                }
+            }
+        }
+        let id = self.net.partition(links);
+        self.stats.link_cuts += 1;
+        let how = ["both ways", "cluster 2 to 1 only", "cluster 1 to 2 only"][mode];
+        self.trace.line(self.now_us, format!("partition {id}: the clusters are cut apart ({how})"));
+        let lasts = self.rng.random_range(1_000_000..15_000_000);
+        self.push(lasts, Ev::HealPartition(id));
+    }
+
     fn end_faults(&mut self) {
         self.phase = Phase::Heal;
         self.net.faulty = false;
@@ -378,10 +455,27 @@ impl World {
     }
 
     fn check_progress(&mut self) {
-        // The table is created at the first check (every node has beaconed by then).
-        if self.meta.cm.configs().next().is_none() {
-            let (parts, replicas) = (self.cfg.partitions, self.cfg.replicas);
-            self.with_ctx(|p, ctx| p.meta.create_table(ctx, parts, replicas));
+        // The tables are created at the first check (every node has beaconed by then).
+        for m in 0..self.metas.len() {
+            if self.metas[m].cm.configs().next().is_none() {
+                let (parts, replicas) = (self.cfg.partitions_of(m), self.cfg.replicas);
+                let linked = self.cfg.dup.is_some();
+                self.with_ctx(|p, ctx| p.metas[m].create_table(ctx, parts, replicas, linked));
+            }
+        }
+        if self.cfg.dup.is_some() && self.stats.clients_started_ms.is_none() {
+            // A link ships what is written after it started: clients wait for every partition.
+            if self.metas.iter().all(|m| m.link.as_ref().is_some_and(|l| l.all_started())) {
+                self.stats.clients_started_ms = Some(self.now_us / 1_000);
+                self.trace.line(self.now_us, "the link started in every partition: clients start".into());
+                self.start_clients(0);
+            } else if self.phase != Phase::Faults {
+                self.obs.violations.push(
+                    "the link did not start in every partition during the fault phase (liveness)".into(),
+                );
+                self.phase = Phase::Done;
+                return;
+            }
         }
         match self.phase {
             Phase::Heal => {
@@ -397,9 +491,13 @@ impl World {
                     self.stats.converged_at_ms = Some(self.now_us / 1_000);
                     self.trace.line(self.now_us, "converged: final reads".into());
                     self.phase = Phase::FinalReads;
-                    let keys = self.cfg.registers + self.cfg.counters;
-                    for k in 0..keys {
-                        let c = k % self.clients.len();
+                    // Each key that the linearizability checker judges is read by a client of
+                    // the cluster that uses it.
+                    for k in 0..self.keys.keys.len() {
+                        let Some(owner) = self.keys.keys[k].owner else { continue };
+                        let of_owner: Vec<usize> =
+                            (0..self.clients.len()).filter(|c| self.clients[*c].cluster == owner).collect();
+                        let c = of_owner[k % of_owner.len()];
                         self.clients[c].final_reads.push_back(k);
                     }
                     for c in 0..self.clients.len() {
@@ -421,20 +519,37 @@ impl World {
         self.push(1_000_000, Ev::CheckConverged);
     }
 
-    /// Why the cluster has not converged, if it has not: every partition has its full set of
+    fn start_clients(&mut self, delay_us: u64) {
+        for c in 0..self.clients.len() {
+            self.push(delay_us + c as u64 * 1_000, Ev::ClientWake(c));
+        }
+    }
+
+    /// Why the run has not converged, if it has not: every cluster converged, and with a link,
+    /// shipping caught up both ways.
+    fn not_converged(&self) -> Option<String> {
+        for m in &self.metas {
+            if let Some(why) = self.cluster_not_converged(m) {
+                return Some(why);
+            }
+        }
+        crate::world_dup::link_not_caught_up(&self.metas, &self.nodes)
+    }
+
+    /// Why a cluster has not converged, if it has not: every partition has its full set of
     /// members, all up, in their roles at the current ballot, with nothing in flight and every
     /// member at the same committed and applied decree.
-    fn not_converged(&self) -> Option<String> {
-        let configs: Vec<_> = self.meta.cm.configs().cloned().collect();
+    fn cluster_not_converged(&self, meta: &SimMeta) -> Option<String> {
+        let configs: Vec<_> = meta.cm.configs().cloned().collect();
         if configs.is_empty() {
             return Some("no table yet".into());
         }
-        if let Some(step) = self.meta.cm.balancing_pending() {
+        if let Some(step) = meta.cm.balancing_pending() {
             return Some(format!("balancing: {step}"));
         }
         for c in configs {
             let Some(p) = c.primary else { return Some(format!("{} has no primary", c.gpid)) };
-            if let Some(d) = c.members().find(|m| self.meta.decommissioned.contains(m)) {
+            if let Some(d) = c.members().find(|m| meta.decommissioned.contains(m)) {
                 return Some(format!("{c}: decommissioned {d} still holds a replica"));
             }
             if c.members().count() < self.cfg.replicas {
@@ -470,15 +585,26 @@ impl World {
         let mut violations = std::mem::take(&mut self.obs.violations);
         violations.extend(checker::single_primary::check(&self.obs.served));
         if self.stats.converged_at_ms.is_some() {
-            violations.extend(checker::convergence::check(&self.meta.cm, &self.nodes));
-            violations.extend(checker::acked_writes::check(&self.obs, &self.meta.cm, &self.nodes));
+            for m in &self.metas {
+                violations.extend(checker::convergence::check(&m.cm, &self.nodes));
+                violations.extend(checker::acked_writes::check(&self.obs, &m.cm, &self.nodes));
+            }
+            if self.cfg.dup.is_some() {
+                violations.extend(checker::cross_cluster::check(&self.obs, &self.metas, &self.nodes));
+            }
         }
-        violations.extend(checker::linearizability_of(&self.history));
+        violations.extend(checker::linearizability_of(&self.history, &self.keys));
         self.stats.ops = self.history.values().flatten().flatten().count();
         self.stats.completed_ops =
             self.history.values().flatten().flatten().filter(|o| o.complete_ms.is_some()).count();
         self.stats.acked_writes = self.obs.acked.len();
-        self.stats.balancer_changes = self.meta.balancer_changes;
+        self.stats.balancer_changes = self.metas.iter().map(|m| m.balancer_changes).sum();
+        let d = &self.obs.dup;
+        self.stats.shippers_started = d.shippers_started;
+        self.stats.batches_acked = d.batches_acked;
+        self.stats.batches_failed = d.batches_failed;
+        self.stats.puts_acked = d.puts_acked;
+        self.stats.conflicts = d.superseded;
         RunResult {
             seed: self.cfg.seed,
             trace_hash: self.trace.hash(),
@@ -493,7 +619,7 @@ impl World {
 /// The world's processes, borrowed separately from the context.
 struct Parts<'a> {
     nodes: &'a mut Vec<SimNode>,
-    meta: &'a mut SimMeta,
+    metas: &'a mut Vec<SimMeta>,
     clients: &'a mut Vec<SimClient>,
     history: &'a mut History,
 }

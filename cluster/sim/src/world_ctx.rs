@@ -15,7 +15,7 @@ use crate::trace::Trace;
 pub enum Ev {
     Deliver { from: Addr, to: Addr, msg: Msg },
     NodeTick(usize),
-    MetaTick,
+    MetaTick(usize),
     ClientWake(usize),
     LogSync { node: usize, gpid: tern_core::Gpid, incarnation: u64 },
     StoreFlush { node: usize, incarnation: u64 },
@@ -36,7 +36,7 @@ pub struct Ctx<'a> {
     pub schedule: Vec<(u64, Ev)>,
     pub obs: &'a mut Observations,
     pub trace: &'a mut Trace,
-    pub checkpoints: &'a mut BTreeMap<u64, MemImage>,
+    pub checkpoints: &'a mut BTreeMap<u64, (MemImage, Vec<tern_storage::LogEntry>)>,
     pub next_checkpoint: &'a mut u64,
     /// Whether faults are being injected now (the fault phase).
     pub faulty: bool,

@@ -18,7 +18,7 @@ mod record;
 pub use file::{FileLogConfig, FileMutationLog, SyncPolicy};
 pub use group::GroupCommit;
 pub use mem::MemMutationLog;
-pub use record::{decode_record, encode_record};
+pub use record::{Decoded, decode_record, encode_record};
 
 use tern_core::{Ballot, Decree, Mutation, Result, Timetag};
 

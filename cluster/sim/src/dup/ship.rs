@@ -1,0 +1,216 @@
+//! The sending side in a simulated replica server: one shipper per partition this node leads,
+//! started when it becomes primary (from the meta server's confirmed decree, or from its
+//! committed decree if the partition has not started), dropped when it stops leading. Each
+//! shipper reads committed entries from the log, sends the batches it cuts to the remote
+//! cluster's primaries, and hears back; progress goes to the own meta server with every beacon.
+
+use tern_core::{Decree, Error, Gpid, ReplicaStatus, WriteOp};
+use tern_duplication::{Shipper, ShipperOptions};
+use tern_storage::MutationLog;
+use tern_storage::log::contiguous_run;
+
+use super::{Running, Sent, record_acked, stamped_by};
+use crate::net::{Addr, DupReport, Msg};
+use crate::node::{BEACON_MS, SimNode};
+use crate::world_ctx::Ctx;
+
+/// A batch not answered within this long (local ms) counts as failed (it may still apply).
+const BATCH_TIMEOUT_MS: u64 = 3_000;
+/// How often a node asks the remote meta server for its routes.
+const ROUTES_MS: u64 = 1_000;
+
+impl SimNode {
+    /// Called on every tick: time out batches, start and stop shippers, ship, report, route.
+    pub(crate) fn dup_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = self.now_ms(ctx);
+        let me = self.addr();
+        let Some(dup) = self.dup.as_mut() else { return };
+        let expired: Vec<u64> =
+            dup.sent.iter().filter(|(_, s)| s.deadline_ms <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let s = dup.sent.remove(&id).expect("listed above");
+            ctx.obs.dup.batches_failed += 1;
+            if let Some(r) = dup.shippers.get_mut(&s.gpid).filter(|r| r.generation == s.generation) {
+                r.shipper.on_failed(s.batch, now, "timed out".into());
+            }
+            dup.next_refresh_ms = now;
+        }
+        if now >= dup.next_refresh_ms {
+            dup.next_refresh_ms = now + ROUTES_MS;
+            ctx.send(me, dup.remote_meta, Msg::QueryConfigs);
+        }
+        if now >= dup.next_report_ms {
+            dup.next_report_ms = now + BEACON_MS;
+            let reports = dup
+                .shippers
+                .iter()
+                .map(|(g, r)| DupReport { gpid: *g, ballot: r.ballot, confirmed: r.shipper.confirmed() })
+                .collect();
+            ctx.send(me, dup.own_meta, Msg::DupProgress { reports });
+        }
+        self.dup_reconcile(ctx);
+        let gpids: Vec<Gpid> =
+            self.dup.as_ref().map(|d| d.shippers.keys().copied().collect()).unwrap_or_default();
+        for g in gpids {
+            self.dup_pump(ctx, g);
+        }
+    }
+
+    /// Starts a shipper for every partition led here that has none (and whose link state and
+    /// remote routes are known), and drops those of partitions no longer led at their ballot.
+    fn dup_reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        let me = self.id;
+        let Some(dup) = self.dup.as_mut() else { return };
+        let leading: Vec<(Gpid, tern_core::Ballot, Decree)> = self
+            .replicas
+            .iter()
+            .filter(|(_, h)| h.sm.status() == ReplicaStatus::Primary)
+            .map(|(g, h)| (*g, h.sm.ballot(), h.sm.committed()))
+            .collect();
+        let stale: Vec<Gpid> = dup
+            .shippers
+            .iter()
+            .filter(|(g, r)| !leading.iter().any(|(lg, b, _)| lg == *g && *b == r.ballot))
+            .map(|(g, _)| *g)
+            .collect();
+        for g in stale {
+            dup.shippers.remove(&g);
+            dup.sent.retain(|_, s| s.gpid != g);
+            ctx.trace(format!("{me} {g} stops shipping"));
+        }
+        for (g, ballot, committed) in leading {
+            if dup.shippers.contains_key(&g) {
+                continue;
+            }
+            let (Some(view), Some(remote_partitions)) = (dup.view.get(&g).copied(), dup.remote_partitions)
+            else {
+                continue;
+            };
+            let start =
+                if view.started && !dup.bugs.start_from_committed { view.confirmed } else { committed };
+            if !view.started {
+                ctx.obs.dup.floor.entry(g).or_insert(start);
+            }
+            let opts = ShipperOptions { batch_max_puts: dup.batch_max_puts, ..ShipperOptions::default() };
+            let shipper = match Shipper::new(dup.cluster, remote_partitions, start, opts) {
+                Ok(s) => s,
+                Err(e) => {
+                    ctx.obs.violations.push(format!("{me} {g}: cannot start a shipper: {e}"));
+                    continue;
+                }
+            };
+            let generation = dup.next_generation;
+            dup.next_generation += 1;
+            ctx.obs.dup.shippers_started += 1;
+            ctx.trace(format!(
+                "{me} {g} ships from d{} at b{ballot} (started: {})",
+                start.next(),
+                view.started
+            ));
+            dup.shippers.insert(g, Running { ballot, generation, shipper, log_gap: None });
+        }
+    }
+
+    /// Feeds the shipper of `g` what is committed and sends what it cuts.
+    pub(crate) fn dup_pump(&mut self, ctx: &mut Ctx<'_>, g: Gpid) {
+        let now = self.now_ms(ctx);
+        let me = self.addr();
+        let (Some(dup), Some(h)) = (self.dup.as_mut(), self.replicas.get(&g)) else { return };
+        let Some(run) = dup.shippers.get_mut(&g) else { return };
+        let committed = h.sm.committed();
+        let mut reshipped = Vec::new();
+        while let Some((from, n)) = run.shipper.next_read(committed) {
+            let through = Decree(committed.0.min(from.0 + n as u64 - 1));
+            let entries = h.log.read(from, n).unwrap_or_default();
+            let Some(entries) = contiguous_run(entries, from, through) else {
+                let held = h.log.decree_range();
+                run.log_gap =
+                    Some(format!("the log no longer holds d{from}..=d{through} (it holds {held:?})"));
+                break;
+            };
+            if dup.bugs.reship_duplicated {
+                for e in &entries {
+                    reshipped.extend(e.mutation.ops.iter().filter(|op| {
+                        matches!(op, WriteOp::Put { timetag: Some(t), .. } if !stamped_by(*t, dup.cluster))
+                    }).cloned());
+                }
+            }
+            if let Err(e) = run.shipper.on_entries(&entries) {
+                run.log_gap = Some(format!("cannot ship d{from}..=d{through}: {e}"));
+                break;
+            }
+            run.log_gap = None;
+        }
+        let Some(partitions) = dup.remote_partitions else { return };
+        for b in run.shipper.poll(now) {
+            let Some(&to) = dup.remote_primaries.get(&b.remote_partition) else {
+                run.shipper.on_failed(b.id, now, "no route to the remote primary".into());
+                ctx.obs.dup.batches_failed += 1;
+                dup.next_refresh_ms = now;
+                continue;
+            };
+            let id = dup.next_id;
+            dup.next_id += 1;
+            let gpid =
+                Gpid { table: dup.remote_table, partition: tern_core::PartitionIndex(b.remote_partition) };
+            let msg = Msg::DupBatch {
+                id,
+                from_cluster: dup.cluster,
+                gpid,
+                partition_count: partitions,
+                puts: b.puts.clone(),
+            };
+            ctx.send(me, Addr::Node(to), msg);
+            let deadline_ms = now + BATCH_TIMEOUT_MS;
+            dup.sent.insert(
+                id,
+                Sent { gpid: g, generation: run.generation, batch: b.id, puts: b.puts, deadline_ms },
+            );
+        }
+        // The planted loop: writes that arrived by duplication go back where they came from.
+        for put in reshipped {
+            let p = tern_core::partition_of(put.hash_key(), partitions);
+            if let Some(&to) = dup.remote_primaries.get(&p.0) {
+                let gpid = Gpid { table: dup.remote_table, partition: p };
+                let (id, from_cluster) = (dup.next_id, dup.cluster);
+                dup.next_id += 1;
+                let msg =
+                    Msg::DupBatch { id, from_cluster, gpid, partition_count: partitions, puts: vec![put] };
+                ctx.send(me, Addr::Node(to), msg);
+            }
+        }
+    }
+
+    /// A remote primary answered batch `id`.
+    pub(crate) fn dup_on_ack(&mut self, ctx: &mut Ctx<'_>, id: u64, result: Result<u32, String>) {
+        let now = self.now_ms(ctx);
+        let Some(dup) = self.dup.as_mut() else { return };
+        let Some(s) = dup.sent.remove(&id) else { return };
+        let run = dup.shippers.get_mut(&s.gpid).filter(|r| r.generation == s.generation);
+        match result {
+            Ok(superseded) => {
+                record_acked(ctx.obs, &s.puts, superseded);
+                if let Some(r) = run {
+                    r.shipper.on_acked(s.batch, now);
+                }
+            }
+            Err(e) => {
+                ctx.obs.dup.batches_failed += 1;
+                if let Some(r) = run {
+                    if dup.bugs.failed_as_acked {
+                        r.shipper.on_acked(s.batch, now);
+                    } else {
+                        r.shipper.on_failed(s.batch, now, e);
+                    }
+                }
+                dup.next_refresh_ms = now;
+            }
+        }
+        self.dup_pump(ctx, s.gpid);
+    }
+}
+
+/// The error a receiver answers when it cannot take a batch.
+pub(super) fn refusal(e: &Error) -> String {
+    format!("{}: {e}", e.code())
+}
