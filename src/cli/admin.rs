@@ -49,6 +49,39 @@ pub enum TableCmd {
         #[command(flatten)]
         meta: MetaAddrs,
     },
+    /// Show or set a table's disaster-recovery role in this cluster.
+    ///
+    /// `active` tables take client writes; `standby` tables refuse them (error STANDBY) and take
+    /// writes only by duplication from the active cluster; their reads are marked as possibly
+    /// stale. The epoch only grows: a proxy routes each table to the cluster whose copy is
+    /// active at the highest epoch. These are low-level commands; the DR runbook commands are
+    /// built on them.
+    ///
+    /// $ tern table role users --meta B1:PORT
+    ///
+    /// $ tern table role users --set standby --epoch 2 --if-epoch 1 --meta A1:PORT
+    Role {
+        name: String,
+        /// The new role (without it: show the current one).
+        #[arg(long, value_enum)]
+        set: Option<RoleArg>,
+        /// The new epoch (required with --set): at least the current one.
+        #[arg(long, requires = "set", required_if_eq_any([("set", "active"), ("set", "standby")]))]
+        epoch: Option<u64>,
+        /// Compare-and-set: change only if the current epoch is this one (else EPOCH_CONFLICT).
+        #[arg(long, requires = "set")]
+        if_epoch: Option<u64>,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Takes client writes.
+    Active,
+    /// Takes writes only by duplication; reads may lag.
+    Standby,
 }
 
 fn client(m: &MetaAddrs) -> anyhow::Result<MetaClient> {
@@ -56,14 +89,22 @@ fn client(m: &MetaAddrs) -> anyhow::Result<MetaClient> {
 }
 
 fn table_json(t: &pb::TableInfo) -> serde_json::Value {
-    json!({ "id": t.id, "name": t.name, "partitions": t.partitions, "replicas": t.replicas, "status": t.status })
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "partitions": t.partitions,
+        "replicas": t.replicas,
+        "status": t.status,
+        "role": t.role,
+        "epoch": t.epoch,
+    })
 }
 
 fn print_table(fmt: OutputFormat, t: &pb::TableInfo) {
     match fmt {
         OutputFormat::Text => println!(
-            "{} (id {}): {} partitions x {} replicas, {}",
-            t.name, t.id, t.partitions, t.replicas, t.status
+            "{} (id {}): {} partitions x {} replicas, {}, {} at epoch {}",
+            t.name, t.id, t.partitions, t.replicas, t.status, t.role, t.epoch
         ),
         OutputFormat::Json => println!("{}", table_json(t)),
     }
@@ -114,6 +155,24 @@ impl TableCmd {
                         }
                         OutputFormat::Json => println!("{}", json!({ "tables": r.tables.iter().map(table_json).collect::<Vec<_>>() })),
                     }
+                }
+                TableCmd::Role { name, set: None, meta, .. } => {
+                    let req = pb::RouteRequest { table: name.clone() };
+                    let r = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.get_route(req).await } }).await?;
+                    let t = r.table.ok_or_else(|| anyhow::anyhow!("the meta server sent no table information for {name}"))?;
+                    print_table(fmt, &t);
+                }
+                TableCmd::Role { name, set: Some(role), epoch, if_epoch, meta } => {
+                    let role = match role { RoleArg::Active => "active", RoleArg::Standby => "standby" };
+                    let req = pb::SetTableRoleRequest {
+                        table: name,
+                        role: role.into(),
+                        epoch: epoch.ok_or_else(|| anyhow::anyhow!("--set needs --epoch"))?,
+                        check_epoch: if_epoch.is_some(),
+                        expect_epoch: if_epoch.unwrap_or(0),
+                    };
+                    let t = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.set_table_role(req).await } }).await?;
+                    print_table(fmt, &t);
                 }
                 TableCmd::Describe { name, meta } => {
                     let req = pb::RouteRequest { table: name };

@@ -335,7 +335,16 @@ impl Target {
     fn read(&mut self, op: ReadOp) -> anyhow::Result<ReadResult> {
         match self {
             Target::Embedded(db) => Ok(db.store().read(&op)?),
-            Target::Cluster(r) => Ok(r.rt.block_on(r.client.read(&r.table, op))?),
+            Target::Cluster(r) => {
+                let (result, stale) = r.rt.block_on(r.client.read_marked(&r.table, op))?;
+                if stale {
+                    eprintln!(
+                        "note: table {} is a standby in this cluster: the answer may lag its active cluster",
+                        r.table
+                    );
+                }
+                Ok(result)
+            }
         }
     }
 

@@ -239,6 +239,12 @@ impl TernClient {
 
     /// A read of one hash key's records (everything but a table scan).
     pub async fn read(&self, table: &str, op: ReadOp) -> Result<ReadResult> {
+        self.read_marked(table, op).await.map(|(r, _)| r)
+    }
+
+    /// [`TernClient::read`], and whether the answer may lag: the table is a DR standby in the
+    /// cluster that answered (it gets writes only by duplication from the active cluster).
+    pub async fn read_marked(&self, table: &str, op: ReadOp) -> Result<(ReadResult, bool)> {
         let hash_key = match &op {
             ReadOp::Get { hash_key, .. }
             | ReadOp::MultiGet { hash_key, .. }
@@ -260,7 +266,10 @@ impl TernClient {
             },
         )
         .await
-        .and_then(read_result_from_pb)
+        .and_then(|r| {
+            let stale = r.possibly_stale;
+            read_result_from_pb(r).map(|r| (r, stale))
+        })
     }
 
     /// One page of a whole-table scan (partition by partition). `None` as the next cursor means

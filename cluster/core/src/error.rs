@@ -43,6 +43,15 @@ pub enum Error {
     /// applied. Retrying is safe only for idempotent writes.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// The table's copy in this cluster is a disaster-recovery standby: it takes writes only
+    /// by duplication from the active cluster. Write to the active one (a proxy knows which).
+    #[error(
+        "table {table:?} is a standby in this cluster (epoch {epoch}): it takes no client writes; write to its active cluster"
+    )]
+    Standby { table: String, epoch: u64 },
+    /// A compare-and-set on a table's DR role found another epoch than expected.
+    #[error("table {table:?} is at epoch {actual}, not {expected}: its role changed meanwhile")]
+    EpochConflict { table: String, expected: u64, actual: u64 },
     #[error(transparent)]
     Fatal(#[from] Fatal),
     /// An error reported by another process: its stable code and its message.
@@ -91,6 +100,8 @@ impl Error {
             Error::Timeout(_) => ErrorCode::Timeout,
             Error::Busy(_) => ErrorCode::Busy,
             Error::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
+            Error::Standby { .. } => ErrorCode::Standby,
+            Error::EpochConflict { .. } => ErrorCode::EpochConflict,
             Error::Fatal(Fatal::Corruption(_)) => ErrorCode::Corruption,
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
@@ -161,6 +172,8 @@ error_codes! {
     Io = 13, "IO_ERROR", false;
     OutcomeUnknown = 14, "OUTCOME_UNKNOWN", true;
     Transport = 15, "TRANSPORT", true;
+    Standby = 16, "STANDBY", false;
+    EpochConflict = 17, "EPOCH_CONFLICT", false;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use crate::MetaSm;
 use crate::leader::{LeaderInput, StatusReport, write_error};
 use crate::raft::RaftGroup;
+use crate::state::dr::{DrRole, RoleChange};
 use crate::state::{Command, Response as Applied, TableRecord, TableStatus};
 
 /// The `Meta` gRPC service of a meta server.
@@ -39,6 +40,8 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
         replicas: t.replicas,
         status,
         dropped_at_ms,
+        role: t.role.name().to_string(),
+        epoch: t.epoch,
     }
 }
 
@@ -115,8 +118,19 @@ impl pb::meta_server::Meta for MetaService {
         .await?;
         let answer =
             rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
-        let (name, id, dup_links) =
-            self.group.read(|s| (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0)));
+        let (name, id, dup_links, table_roles) = self.group.read(|s| {
+            let roles =
+                s.0.tables
+                    .values()
+                    .map(|t| pb::TableRole {
+                        table: t.id,
+                        name: t.name.clone(),
+                        role: t.role.name().into(),
+                        epoch: t.epoch,
+                    })
+                    .collect();
+            (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles)
+        });
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,
             lease_ms: answer.lease_ms,
@@ -125,6 +139,7 @@ impl pb::meta_server::Meta for MetaService {
             cluster_name: name,
             cluster_id: u32::from(id),
             dup_links,
+            table_roles,
         }))
     }
 
@@ -221,6 +236,36 @@ impl pb::meta_server::Meta for MetaService {
             Applied::Table(t) => Ok(Response::new(table_info(&t))),
             Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
             _ => Err(status(Error::TableNotFound(name))),
+        }
+    }
+
+    async fn set_table_role(
+        &self,
+        req: Request<pb::SetTableRoleRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        let r = req.into_inner();
+        let role = DrRole::parse(&r.role).ok_or_else(|| {
+            status(Error::InvalidArgument(format!("role {:?} is not one of: active, standby", r.role)))
+        })?;
+        let change = RoleChange {
+            table: r.table.clone(),
+            role,
+            epoch: r.epoch,
+            expect_epoch: r.check_epoch.then_some(r.expect_epoch),
+        };
+        match self.write(Command::SetTableRole { change }).await? {
+            Applied::Table(t) => {
+                tracing::info!("table {} is now {} at epoch {}", t.name, t.role, t.epoch);
+                Ok(Response::new(table_info(&t)))
+            }
+            Applied::EpochConflict { expected, actual } => {
+                Err(status(Error::EpochConflict { table: r.table, expected, actual }))
+            }
+            Applied::Refused(why) if why.starts_with("no serving table") => {
+                Err(status(Error::TableNotFound(r.table)))
+            }
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            other => Err(status(Error::invariant(format!("set-table-role returned {other:?}")))),
         }
     }
 

@@ -2,6 +2,7 @@
 //! on every meta server; a leader's decisions are written here before anyone is told about them.
 //! Duplication links live in [`dup`].
 
+pub mod dr;
 pub mod dup;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tern_confman::{Demoted, PersistedPartition};
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
+use self::dr::{DrRole, RoleChange};
 use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
 
 /// A partition configuration as stored.
@@ -71,6 +73,11 @@ pub struct TableRecord {
     pub partitions: u32,
     pub replicas: u32,
     pub status: TableStatus,
+    /// Disaster-recovery role in this cluster and its epoch (`state/dr.rs`).
+    #[serde(default)]
+    pub role: DrRole,
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +150,10 @@ pub enum Command {
         updates: Vec<ProgressUpdate>,
         journal: u32,
     },
+    /// A table's DR role and epoch (compare-and-set on the epoch if asked).
+    SetTableRole {
+        change: RoleChange,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +164,11 @@ pub enum Response {
     Link(Box<LinkRecord>),
     /// The command was refused; the message says why (applied identically everywhere).
     Refused(String),
+    /// A compare-and-set on a table's epoch found another one.
+    EpochConflict {
+        expected: u64,
+        actual: u64,
+    },
 }
 
 pub fn partition_key(table: u32, partition: u32) -> String {
@@ -211,6 +227,8 @@ impl MetaState {
                     partitions: *partitions,
                     replicas: *replicas,
                     status: TableStatus::Serving,
+                    role: DrRole::Active,
+                    epoch: 0,
                 };
                 self.tables.insert(t.id, t.clone());
                 return Response::Table(t);
@@ -254,6 +272,7 @@ impl MetaState {
             Command::RecordDupProgress { updates, journal } => {
                 return self.record_dup_progress(updates, *journal);
             }
+            Command::SetTableRole { change } => return self.set_table_role(change),
         }
         Response::Done
     }

@@ -497,7 +497,7 @@ pub fn read_result_to_pb(r: &ReadResult) -> pb::ReadResponse {
             resume_token: p.resume_token.clone().unwrap_or_default(),
         }),
     };
-    pb::ReadResponse { result: Some(result) }
+    pb::ReadResponse { result: Some(result), possibly_stale: false }
 }
 
 pub fn read_result_from_pb(r: pb::ReadResponse) -> Result<ReadResult> {

@@ -25,6 +25,8 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Busy => Code::ResourceExhausted,
         ErrorCode::Corruption => Code::DataLoss,
         ErrorCode::InvariantViolated | ErrorCode::Io => Code::Internal,
+        ErrorCode::Standby => Code::FailedPrecondition,
+        ErrorCode::EpochConflict => Code::Aborted,
     }
 }
 

@@ -72,6 +72,7 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
     }
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
     node.shipping.set_links(resp.dup_links);
+    node.set_table_roles(&resp.table_roles);
 }
 
 /// Asks the meta server for a configuration change on behalf of a primary.

@@ -38,6 +38,8 @@ pub struct Node {
     pub peers: PeerNet,
     /// Duplication links and this node's shippers.
     pub shipping: crate::shipping::Shipping,
+    /// Tables that are DR standbys in this cluster (from beacons): table id → (name, epoch).
+    standby: RwLock<HashMap<u32, (String, u64)>>,
     replicas: RwLock<HashMap<Gpid, ReplicaHandle>>,
     addresses: RwLock<HashMap<NodeId, String>>,
     /// Partitions whose configuration lists this node without it holding a replica.
@@ -72,6 +74,7 @@ impl Node {
             meta,
             peers: PeerNet::default(),
             shipping: crate::shipping::Shipping::default(),
+            standby: RwLock::new(HashMap::new()),
             replicas: RwLock::new(HashMap::new()),
             addresses: RwLock::new(HashMap::new()),
             missing: Mutex::new(HashMap::new()),
@@ -112,6 +115,19 @@ impl Node {
 
     pub fn address_of(&self, n: NodeId) -> Option<String> {
         self.addresses.read().unwrap_or_else(|e| e.into_inner()).get(&n).cloned()
+    }
+
+    /// The meta server's table roles (every table, from a beacon answer).
+    pub fn set_table_roles(&self, roles: &[tern_proto::pb::TableRole]) {
+        let standby =
+            roles.iter().filter(|r| r.role == "standby").map(|r| (r.table, (r.name.clone(), r.epoch)));
+        *self.standby.write().unwrap_or_else(|e| e.into_inner()) = standby.collect();
+    }
+
+    /// `Some((name, epoch))` when `table` is a standby in this cluster: client writes are refused,
+    /// reads may lag the active cluster.
+    pub fn standby(&self, table: u32) -> Option<(String, u64)> {
+        self.standby.read().unwrap_or_else(|e| e.into_inner()).get(&table).cloned()
     }
 
     pub fn learn_addresses(&self, addrs: impl IntoIterator<Item = (NodeId, String)>) {

@@ -52,6 +52,10 @@ impl Services {
 impl pb::kv_server::Kv for Services {
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let (gpid, op) = write_from_pb(req.into_inner()).map_err(status)?;
+        if let Some((table, epoch)) = self.node.standby(gpid.table.0) {
+            // Duplicated writes come through `duplicate`, not here.
+            return Err(status(Error::Standby { table, epoch }));
+        }
         if matches!(op, WriteOp::Put { .. }) {
             // Timetagged puts carry another cluster's clock: only duplication may write them.
             return Err(status(Error::InvalidArgument(
@@ -65,7 +69,9 @@ impl pb::kv_server::Kv for Services {
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
         let (gpid, op) = read_from_pb(req.into_inner()).map_err(status)?;
         let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
-        Ok(Response::new(read_result_to_pb(&result)))
+        let mut resp = read_result_to_pb(&result);
+        resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
+        Ok(Response::new(resp))
     }
 
     async fn duplicate(

@@ -1,0 +1,129 @@
+//! A table's disaster-recovery role in this cluster: `active` (takes client writes) or
+//! `standby` (takes writes only by duplication; reads may lag), and an epoch that only grows.
+//! A proxy routes each table to the cluster whose copy is active at the highest epoch; role
+//! changes are compare-and-set on the epoch, so two deciders cannot both win (issue #6).
+
+use serde::{Deserialize, Serialize};
+
+use super::{MetaState, Response, TableStatus};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrRole {
+    #[default]
+    Active,
+    Standby,
+}
+
+impl DrRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            DrRole::Active => "active",
+            DrRole::Standby => "standby",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DrRole> {
+        match s {
+            "active" => Some(DrRole::Active),
+            "standby" => Some(DrRole::Standby),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DrRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `SetTableRole` carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChange {
+    pub table: String,
+    pub role: DrRole,
+    /// The new epoch: never below the current one.
+    pub epoch: u64,
+    /// Compare-and-set: the current epoch must be this.
+    pub expect_epoch: Option<u64>,
+}
+
+impl MetaState {
+    pub(super) fn set_table_role(&mut self, c: &RoleChange) -> Response {
+        let Some(t) =
+            self.tables.values_mut().find(|t| t.name == c.table && t.status == TableStatus::Serving)
+        else {
+            return Response::Refused(format!("no serving table {:?}", c.table));
+        };
+        if let Some(expected) = c.expect_epoch
+            && expected != t.epoch
+        {
+            return Response::EpochConflict { expected, actual: t.epoch };
+        }
+        if c.epoch < t.epoch {
+            return Response::Refused(format!(
+                "table {:?} is at epoch {}: epochs only grow, {} is older",
+                c.table, t.epoch, c.epoch
+            ));
+        }
+        t.role = c.role;
+        t.epoch = c.epoch;
+        Response::Table(t.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Command;
+
+    fn state() -> MetaState {
+        let mut s = MetaState::default();
+        s.apply(&Command::CreateTable { name: "t".into(), partitions: 1, replicas: 1 });
+        s
+    }
+
+    fn set(s: &mut MetaState, role: DrRole, epoch: u64, expect_epoch: Option<u64>) -> Response {
+        s.apply(&Command::SetTableRole {
+            change: RoleChange { table: "t".into(), role, epoch, expect_epoch },
+        })
+    }
+
+    #[test]
+    fn a_new_table_is_active_at_epoch_0_and_epochs_only_grow() {
+        let mut s = state();
+        let t = s.table_by_name("t").unwrap();
+        assert_eq!((t.role, t.epoch), (DrRole::Active, 0));
+        assert!(
+            matches!(set(&mut s, DrRole::Standby, 2, None), Response::Table(t) if t.role == DrRole::Standby && t.epoch == 2)
+        );
+        assert!(
+            matches!(set(&mut s, DrRole::Active, 1, None), Response::Refused(m) if m.contains("epochs only grow"))
+        );
+        assert!(
+            matches!(set(&mut s, DrRole::Active, 2, None), Response::Table(t) if t.role == DrRole::Active)
+        );
+    }
+
+    #[test]
+    fn compare_and_set_refuses_another_epoch_and_changes_nothing() {
+        let mut s = state();
+        set(&mut s, DrRole::Standby, 3, Some(0));
+        assert_eq!(
+            set(&mut s, DrRole::Active, 4, Some(2)),
+            Response::EpochConflict { expected: 2, actual: 3 }
+        );
+        let t = s.table_by_name("t").unwrap();
+        assert_eq!((t.role, t.epoch), (DrRole::Standby, 3));
+        assert!(matches!(set(&mut s, DrRole::Active, 4, Some(3)), Response::Table(t) if t.epoch == 4));
+    }
+
+    #[test]
+    fn an_unknown_table_is_refused() {
+        let mut s = state();
+        let r = s.apply(&Command::SetTableRole {
+            change: RoleChange { table: "x".into(), role: DrRole::Standby, epoch: 1, expect_epoch: None },
+        });
+        assert!(matches!(r, Response::Refused(m) if m.contains("\"x\"")));
+    }
+}
