@@ -6,6 +6,7 @@ mod common;
 mod dup;
 mod kv;
 mod planned;
+mod proxy;
 mod servers;
 mod up;
 
@@ -62,6 +63,7 @@ pub enum Command {
     /// pause, resume, remove, set-throttle, conflicts.
     #[command(subcommand)]
     Dup(dup::DupCmd),
+    Proxy(Box<proxy::ProxyCmd>),
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Table(t) => t.run(cli.output),
         Command::Cluster(c) => c.run(cli.output),
         Command::Dup(d) => d.run(cli.output),
+        Command::Proxy(p) => p.run(),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

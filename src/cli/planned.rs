@@ -6,9 +6,6 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum Planned {
-    /// Run a meta-proxy: the single entry point for clients (gRPC and the Redis protocol) that
-    /// routes each table to its active cluster. [not available yet: issue #6]
-    Proxy,
     /// Show what `tern apply` would change to make a deployment match a topology file.
     /// [not available yet: topology issue]
     Plan,
@@ -54,7 +51,6 @@ pub enum BackupVerb {
 impl Planned {
     fn describe(&self) -> (&'static str, &'static str) {
         match self {
-            Planned::Proxy => ("tern proxy", "issue #6 (meta-proxy)"),
             Planned::Plan => ("tern plan", "the topology issue"),
             Planned::Apply => ("tern apply", "the topology issue"),
             Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),

@@ -44,6 +44,8 @@ pub struct Route {
     pub partitions: u32,
     pub configs: Vec<Option<PartitionConfig>>,
     pub addresses: HashMap<NodeId, String>,
+    /// The table's DR role in the cluster this route leads to (`active` or `standby`).
+    pub role: String,
 }
 
 impl Route {
@@ -80,7 +82,11 @@ fn idempotent(op: &WriteOp) -> bool {
 fn certainly_not_applied(e: &Error) -> bool {
     matches!(
         e.code(),
-        ErrorCode::NotPrimary | ErrorCode::StaleBallot | ErrorCode::Busy | ErrorCode::Unavailable
+        ErrorCode::NotPrimary
+            | ErrorCode::StaleBallot
+            | ErrorCode::Busy
+            | ErrorCode::Unavailable
+            | ErrorCode::Standby
     )
 }
 
@@ -120,6 +126,7 @@ impl TernClient {
             partitions: info.partitions,
             configs,
             addresses: r.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)).collect(),
+            role: info.role,
         });
         self.routes.write().unwrap_or_else(|e| e.into_inner()).insert(table.to_string(), route.clone());
         Ok(route)
@@ -169,7 +176,18 @@ impl TernClient {
                 }
                 Err(e) => e,
             };
-            if !err.is_retryable() || !may_retry(&err) || tokio::time::Instant::now() + backoff >= deadline {
+            // A standby answered: through a proxy, the refreshed route leads to the active
+            // cluster (a role change); straight from a cluster's meta, it is still the standby.
+            // (Mid-move, a proxy may briefly know no active copy: that is worth waiting for.)
+            let follow = err.code() == ErrorCode::Standby
+                && match self.route(table, true).await {
+                    Ok(r) => r.role != "standby",
+                    Err(e) => e.is_retryable(),
+                };
+            if !(err.is_retryable() || follow)
+                || !may_retry(&err)
+                || tokio::time::Instant::now() + backoff >= deadline
+            {
                 return Err(err);
             }
             refresh = true;

@@ -1,0 +1,124 @@
+//! `tern proxy` (issue #6, part 2): a client pointed only at a proxy writes to the cluster whose
+//! copy is active, and keeps writing, without a restart, while the active role moves to the
+//! other cluster.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tern_client::{ClientOptions, TernClient};
+use tern_core::WriteOp;
+use tern_e2e::cluster::SETTLE;
+use tern_e2e::ports::free_addr;
+use tern_e2e::process::Process;
+use tern_e2e::{Cluster, ClusterOptions};
+
+fn opts(name: &str, id: u8) -> ClusterOptions {
+    ClusterOptions { name: name.into(), id, metas: 1, replicas: 3, ..Default::default() }
+}
+
+fn set(i: u64) -> WriteOp {
+    WriteOp::Set {
+        hash_key: format!("k{i}").into_bytes(),
+        sort_key: b"s".to_vec(),
+        value: b"v".to_vec(),
+        ttl_secs: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
+    let (a, b) = tokio::join!(Cluster::start(opts("left", 13)), Cluster::start(opts("right", 14)));
+    a.create_table("t", 4, 3).await;
+    b.create_table("t", 4, 3).await;
+    let (ma, mb) = (a.meta_arg(), b.meta_arg());
+    a.cli(&[
+        "dup",
+        "add",
+        "--meta",
+        &ma,
+        "--table",
+        "t",
+        "--to",
+        "right",
+        "--to-meta",
+        &mb,
+        "--mode",
+        "two-way",
+    ])
+    .await
+    .ok();
+    b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
+        .await
+        .ok();
+
+    let addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxy = Process::new(
+        "proxy".into(),
+        addr.clone(),
+        dir.path().to_path_buf(),
+        dir.path().join("proxy.log"),
+        ["proxy", "--listen", &addr, "--cluster", &format!("left={ma}"), "--cluster", &format!("right={mb}")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    proxy.start();
+    let client = Arc::new(TernClient::new(ClientOptions::new(vec![addr.clone()])).unwrap());
+    a.wait_for("the proxy to route writes", SETTLE, || async {
+        client.write("t", set(0)).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    let route = client.route("t", true).await.unwrap();
+    assert_eq!(route.role, "active");
+
+    // One writer through the proxy, all along.
+    let (stop, ok, failed) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let writer = {
+        let (client, stop, ok, failed) = (client.clone(), stop.clone(), ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut i = 1;
+            while !stop.load(Ordering::Relaxed) {
+                match client.write("t", set(i)).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        eprintln!("e2e: write {i} failed: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                i += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ok.load(Ordering::Relaxed);
+
+    // The move: left becomes standby (epoch 2), right active at a higher epoch (3).
+    a.cli(&["table", "role", "t", "--set", "standby", "--epoch", "2", "--if-epoch", "0", "--meta", &ma])
+        .await
+        .ok();
+    b.cli(&["table", "role", "t", "--set", "active", "--epoch", "3", "--if-epoch", "1", "--meta", &mb])
+        .await
+        .ok();
+    a.wait_for("left's servers to refuse client writes", SETTLE, || async {
+        let out = a.kv("t", &["set", "direct", "s", "v"]).await;
+        if out.code != 0 && out.stderr.contains("standby") { Ok(()) } else { Err(format!("{out:?}")) }
+    })
+    .await;
+    let moved = ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let (after, failed) = (ok.load(Ordering::Relaxed) - moved, failed.load(Ordering::Relaxed));
+    eprintln!("e2e: {before} writes before the move, {after} after it (left refusing), {failed} failed");
+    assert_eq!(failed, 0, "no write through the proxy failed across the move");
+    assert!(after > 0, "writes continued on the new active cluster");
+    assert_eq!(client.route("t", true).await.unwrap().role, "active");
+    // A proxy answers routing only.
+    let out = a.cli(&["table", "list", "--meta", &addr]).await;
+    assert!(out.code != 0 && out.stderr.contains("not served by tern proxy"), "{out:?}");
+    proxy.kill9();
+}

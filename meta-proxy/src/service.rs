@@ -1,0 +1,147 @@
+//! The proxy's gRPC face: the meta servers' `GetRoute`, answered with the routing of the
+//! cluster whose copy of the table is active at the highest epoch. Clients (`TernClient`,
+//! `tern kv --meta PROXY`) then talk to that cluster's replica servers directly; a write that
+//! meets a standby (a role change) makes them ask again. Other meta calls are refused: they
+//! belong to one cluster, ask its meta servers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tern_client::MetaClient;
+use tern_core::{Error, ErrorCode};
+use tern_proto::pb;
+use tern_proto::status::to_status;
+use tokio::sync::Mutex;
+use tonic::{Request, Response, Status};
+
+use crate::choose::{View, choose};
+
+/// One cluster the proxy fronts.
+#[derive(Debug)]
+pub struct Cluster {
+    pub name: String,
+    pub meta: MetaClient,
+}
+
+#[derive(Debug)]
+pub struct ProxyService {
+    clusters: Arc<Vec<Cluster>>,
+    /// A route younger than this is answered from memory.
+    max_age: Duration,
+    cache: Mutex<HashMap<String, (Instant, pb::Route)>>,
+}
+
+impl ProxyService {
+    pub fn new(clusters: Vec<Cluster>, max_age: Duration) -> ProxyService {
+        ProxyService { clusters: Arc::new(clusters), max_age, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Every cluster's view of `table`, asked concurrently.
+    async fn views(&self, table: &str) -> Vec<(String, View)> {
+        let asks = self.clusters.iter().map(|c| async move {
+            let req = pb::RouteRequest { table: table.to_string() };
+            let view = match c
+                .meta
+                .call(|mut m| {
+                    let req = req.clone();
+                    async move { m.get_route(req).await }
+                })
+                .await
+            {
+                Ok(r) => View::Route(r),
+                Err(e) if e.code() == ErrorCode::TableNotFound => View::NoTable,
+                Err(e) => View::Unreachable(e.to_string()),
+            };
+            (c.name.clone(), view)
+        });
+        futures::future::join_all(asks).await
+    }
+
+    pub async fn route(&self, table: &str) -> tern_core::Result<pb::Route> {
+        if let Some((at, r)) = self.cache.lock().await.get(table)
+            && at.elapsed() < self.max_age
+        {
+            return Ok(r.clone());
+        }
+        let views = self.views(table).await;
+        let i = choose(table, &views)?;
+        let View::Route(r) = &views[i].1 else {
+            return Err(Error::invariant("chose a cluster without a route"));
+        };
+        self.cache.lock().await.insert(table.to_string(), (Instant::now(), r.clone()));
+        Ok(r.clone())
+    }
+}
+
+fn not_here(what: &str) -> Status {
+    to_status(&Error::InvalidArgument(format!(
+        "{what} is not served by tern proxy: ask a cluster's meta servers directly (the proxy answers routing only)"
+    )))
+}
+
+#[tonic::async_trait]
+impl pb::meta_server::Meta for ProxyService {
+    async fn get_route(&self, req: Request<pb::RouteRequest>) -> Result<Response<pb::Route>, Status> {
+        let table = req.into_inner().table;
+        self.route(&table).await.map(Response::new).map_err(|e| to_status(&e))
+    }
+
+    async fn beacon(&self, _: Request<pb::BeaconRequest>) -> Result<Response<pb::BeaconResponse>, Status> {
+        Err(not_here("a replica server's beacon"))
+    }
+    async fn propose(&self, _: Request<pb::ProposeRequest>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("a configuration proposal"))
+    }
+    async fn create_table(
+        &self,
+        _: Request<pb::CreateTableRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("table creation"))
+    }
+    async fn drop_table(&self, _: Request<pb::TableRequest>) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("dropping a table"))
+    }
+    async fn recall_table(&self, _: Request<pb::TableRequest>) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("recalling a table"))
+    }
+    async fn list_tables(&self, _: Request<pb::Empty>) -> Result<Response<pb::ListTablesResponse>, Status> {
+        Err(not_here("listing tables"))
+    }
+    async fn cluster_status(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        Err(not_here("cluster status"))
+    }
+    async fn decommission(&self, _: Request<pb::DecommissionRequest>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("decommissioning"))
+    }
+    async fn set_table_role(
+        &self,
+        _: Request<pb::SetTableRoleRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("setting a table's role"))
+    }
+    async fn dup_add(&self, _: Request<pb::DupAddRequest>) -> Result<Response<pb::DupLinkStatus>, Status> {
+        Err(not_here("adding a duplication link"))
+    }
+    async fn dup_change(
+        &self,
+        _: Request<pb::DupChangeRequest>,
+    ) -> Result<Response<pb::DupLinkStatus>, Status> {
+        Err(not_here("changing a duplication link"))
+    }
+    async fn dup_list(
+        &self,
+        _: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::DupListResponse>, Status> {
+        Err(not_here("listing duplication links"))
+    }
+    async fn dup_conflicts(
+        &self,
+        _: Request<pb::DupChangeRequest>,
+    ) -> Result<Response<pb::DupConflictsResponse>, Status> {
+        Err(not_here("duplication conflicts"))
+    }
+}
