@@ -64,6 +64,9 @@ struct State {
     pids: Vec<u32>,
     #[serde(default)]
     clusters: Vec<ClusterState>,
+    /// The meta-proxy in front of every cluster (with more than one cluster).
+    #[serde(default)]
+    proxy: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -152,6 +155,20 @@ impl UpCmd {
             let prefix = if single { String::new() } else { format!("{}-", c.name) };
             children.extend(spawn_cluster(&dir, &base, &prefix, c)?);
         }
+        if !single {
+            let addr = match state.proxy.clone() {
+                Some(a) => a,
+                None => format!("127.0.0.1:{}", free_port()?),
+            };
+            let mut args = vec!["proxy".to_string(), "--listen".into(), addr.clone()];
+            for c in &state.clusters {
+                args.extend(["--cluster".to_string(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
+            }
+            children.push(spawn(&dir, "proxy", &args)?);
+            state.proxy = Some(addr);
+        } else {
+            state.proxy = None;
+        }
         state.metas = state.clusters[0].metas.clone();
         state.replicas = state.clusters[0].replicas.clone();
         state.pids = children.iter().map(Child::id).collect();
@@ -164,6 +181,8 @@ impl UpCmd {
             }
             if !self.table.is_empty() {
                 link_all(&state.clusters, &self.table).await?;
+                standby_all_but_first(&state.clusters, &self.table).await?;
+                wait_links_started(&state.clusters).await?;
             }
             anyhow::Ok(())
         });
@@ -185,8 +204,15 @@ impl UpCmd {
             println!("  cluster {} (id {}): meta servers {}", c.name, c.id, c.meta_addrs().join(","));
         }
         let meta = state.clusters[0].meta_addrs().join(",");
+        if let Some(proxy) = &state.proxy {
+            println!(
+                "  proxy: {proxy} (the one entry point: table {} is active in {}, standby elsewhere)",
+                self.table, state.clusters[0].name
+            );
+        }
         if !self.table.is_empty() {
-            println!("  try: tern kv --meta {meta} --table {} set user:1 name alice", self.table);
+            let entry = state.proxy.clone().unwrap_or_else(|| meta.clone());
+            println!("  try: tern kv --meta {entry} --table {} set user:1 name alice", self.table);
             if let Some(other) = state.clusters.get(1) {
                 let m2 = other.meta_addrs().join(",");
                 println!(
@@ -194,6 +220,7 @@ impl UpCmd {
                     self.table, other.name
                 );
                 println!("       tern dup status --meta {meta}");
+                println!("       tern table role {} --meta {m2}", self.table);
             } else {
                 println!("       tern kv --meta {meta} --table {} get user:1 name", self.table);
             }
@@ -251,6 +278,66 @@ fn spawn_cluster(dir: &Path, base: &Path, prefix: &str, c: &ClusterState) -> any
         children.push(spawn(dir, &format!("{prefix}replica-{i}"), &args)?);
     }
     Ok(children)
+}
+
+/// Waits until every partition of every link has started shipping: a link ships what is written
+/// after that, so the deployment is ready for the demo's first write only then.
+async fn wait_links_started(clusters: &[ClusterState]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for c in clusters {
+        let client = MetaClient::new(c.meta_addrs())?;
+        loop {
+            let links = client
+                .call(|mut m| async move { m.dup_list(pb::DupListRequest { table: String::new() }).await })
+                .await?;
+            let started = links
+                .links
+                .iter()
+                .filter_map(|l| l.link.as_ref())
+                .filter(|l| l.status == "shipping")
+                .all(|l| l.started.iter().all(|s| *s));
+            if started {
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the duplication links of cluster {} did not start within 60 s",
+                c.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `table` a standby (epoch 1) in every cluster but the first, the first time only (a
+/// compare-and-set from epoch 0: a later run, or a role an operator changed, is left alone), so
+/// that the proxy has exactly one active copy to route to.
+async fn standby_all_but_first(clusters: &[ClusterState], table: &str) -> anyhow::Result<()> {
+    for c in clusters.iter().skip(1) {
+        let client = MetaClient::new(c.meta_addrs())?;
+        let req = pb::SetTableRoleRequest {
+            table: table.to_string(),
+            role: "standby".into(),
+            epoch: 1,
+            check_epoch: true,
+            expect_epoch: 0,
+        };
+        let r = client
+            .call(|mut m| {
+                let req = req.clone();
+                async move { m.set_table_role(req).await }
+            })
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if e.code() == tern_core::ErrorCode::EpochConflict => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("make {table} a standby in {}", c.name)));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A two-way duplication link on `table` between every pair of clusters, unless it exists.
