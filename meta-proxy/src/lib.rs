@@ -10,6 +10,7 @@
 //! Must not depend on: rocksdb.
 
 pub mod choose;
+pub mod resp;
 pub mod service;
 
 use std::future::Future;
