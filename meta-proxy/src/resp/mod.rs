@@ -6,5 +6,5 @@
 mod parse;
 mod reply;
 
-pub use parse::{Limits, ParseError, parse_request};
+pub use parse::{Limits, ParseError, Parsed, parse_request};
 pub use reply::Reply;

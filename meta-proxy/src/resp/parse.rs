@@ -33,6 +33,9 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// A parsed request (its arguments) and the bytes it took; `None` when more bytes are needed.
+pub type Parsed = Option<(Vec<Vec<u8>>, usize)>;
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError(msg.into()))
 }
@@ -56,7 +59,7 @@ fn number(digits: &[u8]) -> Option<i64> {
 /// request is there, `Ok(None)` when more bytes are needed (nothing is consumed), `Err` when
 /// the bytes can never be a request. An empty request (`*0` or a blank inline line) gives no
 /// arguments; Redis ignores those.
-pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, ParseError> {
+pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
     let Some(&first) = buf.first() else { return Ok(None) };
     if first != b'*' {
         return inline(buf, limits);
@@ -96,7 +99,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>
 
 /// An inline command: space-separated words up to `\r\n` (or `\n`); double quotes group words
 /// with spaces, as in `redis-cli`.
-fn inline(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, ParseError> {
+fn inline(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
     let end = match buf.iter().position(|&b| b == b'\n') {
         Some(e) if e > limits.max_inline => return err("too big inline request"),
         Some(e) => e,

@@ -3,7 +3,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::resp::Reply;
 
-fn parse(b: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ParseError> {
+fn parse(b: &[u8]) -> Result<Parsed, ParseError> {
     parse_request(b, &Limits::default())
 }
 
