@@ -6,7 +6,8 @@
 //! its log from the link's confirmed decree on, as the meta server knows it (never ahead of
 //! the shipper's own), so that whichever replica becomes primary can continue shipping where
 //! the last one stopped. Until a partition has started shipping, its replicas keep their
-//! whole log.
+//! whole log; so does a server that has not heard the links from the meta server since it
+//! started (its first flush must not drop what a link needs).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,10 @@ struct Running {
 #[derive(Default)]
 pub struct Shipping {
     links: Mutex<Vec<pb::DupLink>>,
+    /// A beacon answer has told this node the links since it started. Until then it does not
+    /// know which log a link needs, so it keeps all of it (found by an e2e test: a replica that
+    /// restarted and relearned before its first beacon answer dropped the log a link needed).
+    known: std::sync::atomic::AtomicBool,
     running: Mutex<HashMap<(u64, Gpid), Running>>,
     /// The newest progress of each (link, partition) shipped from here, for the next beacon.
     progress: Mutex<HashMap<(u64, u32), pb::DupProgress>>,
@@ -42,6 +47,7 @@ impl Shipping {
     /// The links the meta server listed in its last answer.
     pub fn set_links(&self, links: Vec<pb::DupLink>) {
         *lock(&self.links) = links;
+        self.known.store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub fn link(&self, id: u64) -> Option<pb::DupLink> {
@@ -51,6 +57,9 @@ impl Shipping {
     /// The lowest decree the log of `gpid` must still hold (for `LogWriter::gc`), if a link
     /// holds any of it back.
     pub fn log_floor(&self, gpid: Gpid) -> Option<Decree> {
+        if !self.known.load(std::sync::atomic::Ordering::Acquire) {
+            return Some(Decree::ZERO);
+        }
         let p = gpid.partition.0 as usize;
         lock(&self.links)
             .iter()
