@@ -53,6 +53,14 @@ impl Default for ClusterOptions {
     }
 }
 
+impl ClusterOptions {
+    /// One of several clusters (duplication, proxy tests): its own name and id, one meta server
+    /// and three replica servers.
+    pub fn named(name: &str, id: u8) -> ClusterOptions {
+        ClusterOptions { name: name.into(), id, metas: 1, replicas: 3, ..ClusterOptions::default() }
+    }
+}
+
 /// One process of a cluster, by role and index (meta `Meta(i)` has Raft id `i + 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proc {
@@ -485,6 +493,32 @@ impl Cluster {
     /// Runs `tern ARGS` (at most 60 s).
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
         run_cli(args, Duration::from_secs(60)).await
+    }
+
+    /// Runs `tern dup add --meta <this cluster> --table TABLE --to <to> --to-meta <to's metas>
+    /// EXTRA` (e.g. `--mode two-way`, `--full-sync`, `--remote-table R`).
+    pub async fn dup_add(&self, table: &str, to: &Cluster, extra: &[&str]) -> CliOutput {
+        let (meta, to_meta) = (self.meta_arg(), to.meta_arg());
+        let mut args = vec!["dup", "add", "--meta", &meta, "--table", table, "--to", &to.opts.name];
+        args.extend(["--to-meta", &to_meta]);
+        args.extend_from_slice(extra);
+        self.cli(&args).await
+    }
+
+    /// Every duplication link of this cluster with its per-partition status (none if the meta
+    /// server does not answer).
+    pub async fn dup_links(&self) -> Vec<pb::DupLinkStatus> {
+        self.meta
+            .call(|mut m| async move { m.dup_list(pb::DupListRequest { table: String::new() }).await })
+            .await
+            .map(|r| r.links)
+            .unwrap_or_default()
+    }
+
+    /// The id of this cluster's first duplication link, as the CLI takes it.
+    pub async fn first_link_id(&self) -> String {
+        let links = self.dup_links().await;
+        links.first().and_then(|l| l.link.as_ref()).map(|l| l.id.to_string()).expect("a duplication link")
     }
 
     /// Runs `tern kv --meta <metas> --table TABLE ARGS`.

@@ -7,7 +7,7 @@ use tern_e2e::cluster::SETTLE;
 use tern_e2e::{Cluster, ClusterOptions};
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
-    ClusterOptions { name: name.into(), id, metas: 1, replicas: 3, ..Default::default() }
+    ClusterOptions::named(name, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -16,17 +16,16 @@ async fn a_standby_refuses_client_writes_but_takes_duplicated_ones() {
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
     let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    a.cli(&["dup", "add", "--meta", &ma, "--table", "t", "--to", "spare", "--to-meta", &mb]).await.ok();
+    a.dup_add("t", &b, &[]).await.ok();
     // A link ships what is written once each partition's primary has picked it up.
     a.wait_for("the link to start on every partition", SETTLE, || async {
-        let out = a.cli(&["--output", "json", "dup", "status", "--meta", &ma]).await;
-        let v: serde_json::Value =
-            serde_json::from_str(out.stdout.trim()).map_err(|e| format!("{e}: {out:?}"))?;
-        let parts = v["links"][0]["partitions"].as_array().cloned().unwrap_or_default();
-        if !parts.is_empty() && parts.iter().all(|p| p["started"] == true) {
+        let links = a.dup_links().await;
+        let started =
+            links.first().and_then(|l| l.link.as_ref()).map(|l| l.started.clone()).unwrap_or_default();
+        if !started.is_empty() && started.iter().all(|s| *s) {
             Ok(())
         } else {
-            Err(format!("{v}"))
+            Err(format!("started: {started:?}"))
         }
     })
     .await;

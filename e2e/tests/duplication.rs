@@ -10,23 +10,14 @@ use std::time::{Duration, Instant};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::mixed::{Mixed, dump, wait_identical};
 use tern_e2e::{Cluster, ClusterOptions, Proc};
-use tern_proto::pb;
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
-    ClusterOptions { name: name.into(), id, metas: 1, replicas: 3, ..Default::default() }
-}
-
-async fn links(c: &Cluster) -> Vec<pb::DupLinkStatus> {
-    c.meta()
-        .call(|mut m| async move { m.dup_list(pb::DupListRequest { table: String::new() }).await })
-        .await
-        .map(|r| r.links)
-        .unwrap_or_default()
+    ClusterOptions::named(name, id)
 }
 
 /// Every partition of every link of `c` has started and shipped everything committed.
 async fn caught_up(c: &Cluster) -> Result<(), String> {
-    let links = links(c).await;
+    let links = c.dup_links().await;
     if links.is_empty() {
         return Err("no links".into());
     }
@@ -54,27 +45,12 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
 
     // Bad input first: a link to an unknown table, and to a cluster under the wrong name.
     let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    let out = a.cli(&["dup", "add", "--meta", &ma, "--table", "nope", "--to", "dc2", "--to-meta", &mb]).await;
+    let out = a.dup_add("nope", &b, &[]).await;
     assert!(out.code != 0 && out.stderr.contains("nope"), "{out:?}");
     let out = a.cli(&["dup", "add", "--meta", &ma, "--table", "t", "--to", "dcX", "--to-meta", &mb]).await;
     assert!(out.code != 0 && out.stderr.contains("dc2"), "the remote names itself: {out:?}");
 
-    a.cli(&[
-        "dup",
-        "add",
-        "--meta",
-        &ma,
-        "--table",
-        "t",
-        "--to",
-        "dc2",
-        "--to-meta",
-        &mb,
-        "--mode",
-        "two-way",
-    ])
-    .await
-    .ok();
+    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
     a.wait_for("dc1's link to start on every partition", SETTLE, || caught_up(&a)).await;
     b.wait_for("dc2's link to start on every partition", SETTLE, || caught_up(&b)).await;
 
@@ -101,14 +77,15 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
     b.wait_for("dc2 caught up", SETTLE, || caught_up(&b)).await;
     let status = a.cli(&["dup", "status", "--meta", &ma, "--output", "json"]).await.ok();
     eprintln!("e2e: dc1 dup status: {}", status.stdout);
-    let conflicts: u64 = links(&a).await.iter().chain(links(&b).await.iter()).map(|l| l.conflicts).sum();
+    let conflicts: u64 =
+        a.dup_links().await.iter().chain(b.dup_links().await.iter()).map(|l| l.conflicts).sum();
     eprintln!("e2e: {conflicts} conflicts resolved by last-writer-wins");
 }
 
 /// Largest lag over the partitions of `c`'s links: (decrees behind, seconds behind, any error).
 async fn lag(c: &Cluster) -> (u64, f64, String) {
     let mut out = (0, 0.0, String::new());
-    for l in links(c).await {
+    for l in c.dup_links().await {
         for p in l.partitions {
             out.0 = out.0.max(p.decrees_behind);
             out.1 = f64::max(out.1, p.seconds_behind);
@@ -128,27 +105,10 @@ async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag
     let mut b = b;
     a.create_table("src", 8, 3).await;
     b.create_table("dst", 32, 3).await;
-    let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    let out = a
-        .cli(&[
-            "dup",
-            "add",
-            "--meta",
-            &ma,
-            "--table",
-            "src",
-            "--to",
-            "west",
-            "--to-meta",
-            &mb,
-            "--remote-table",
-            "dst",
-        ])
-        .await
-        .ok();
+    let ma = a.meta_arg();
+    let out = a.dup_add("src", &b, &["--remote-table", "dst"]).await.ok();
     eprintln!("e2e: {}", out.stdout.trim());
-    let id =
-        links(&a).await.first().and_then(|l| l.link.as_ref()).map(|l| l.id.to_string()).expect("the link");
+    let id = a.first_link_id().await;
     a.wait_for("the link to start", SETTLE, || caught_up(&a)).await;
 
     let (ca, cb) = (a.client(), b.client());
@@ -241,28 +201,10 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
 
     // Writes go on while the copy runs.
     let during = Mixed::start(ca.clone(), "src", 2, 2000, "new", 12);
-    let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    let out = a
-        .cli(&[
-            "dup",
-            "add",
-            "--meta",
-            &ma,
-            "--table",
-            "src",
-            "--to",
-            "south",
-            "--to-meta",
-            &mb,
-            "--remote-table",
-            "dst",
-            "--full-sync",
-        ])
-        .await
-        .ok();
+    let out = a.dup_add("src", &b, &["--remote-table", "dst", "--full-sync"]).await.ok();
     eprintln!("e2e: {}", out.stdout.trim());
     a.wait_for("the full sync to finish on every partition", SETTLE, || async {
-        let l = links(&a).await;
+        let l = a.dup_links().await;
         let status = l.first().and_then(|l| l.link.as_ref()).map(|l| l.status.clone()).unwrap_or_default();
         if status == "shipping" { Ok(()) } else { Err(format!("link status {status:?}")) }
     })
@@ -272,7 +214,8 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     eprintln!("e2e: {ok} writes during and after the copy");
     let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
     a.wait_for("caught up after the full sync", SETTLE, || caught_up(&a)).await;
-    let copied: u64 = links(&a).await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    let copied: u64 =
+        a.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
     eprintln!("e2e: identical after a full sync: {records} records (4 -> 8 partitions), {copied} copied");
 }
 
@@ -288,16 +231,15 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     let mut a = a;
     a.create_table("t", 2, 3).await;
     b.create_table("t", 2, 3).await;
-    let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    a.cli(&["dup", "add", "--meta", &ma, "--table", "t", "--to", "down", "--to-meta", &mb]).await.ok();
+    let ma = a.meta_arg();
+    a.dup_add("t", &b, &[]).await.ok();
     a.wait_for("the link to start", SETTLE, || caught_up(&a)).await;
     let (ca, cb) = (a.client(), b.client());
     let w = Mixed::start(ca.clone(), "t", 4, 3000, "u", 21);
 
     // Paused, the link's confirmed decree stays behind while the victim is away and relearns.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let id =
-        links(&a).await.first().and_then(|l| l.link.as_ref()).map(|l| l.id.to_string()).expect("the link");
+    let id = a.first_link_id().await;
     a.cli(&["dup", "pause", "--meta", &ma, &id]).await.ok();
     tokio::time::sleep(Duration::from_secs(2)).await; // the victim applies past the confirmed decree
     let victim = Proc::Replica(0);
@@ -319,7 +261,8 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     eprintln!("e2e: {ok} writes ({failed} failed)");
     let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
     a.wait_for("caught up", SETTLE, || caught_up(&a)).await;
-    let copied: u64 = links(&a).await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    let copied: u64 =
+        a.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
     eprintln!("e2e: identical after the relearned replica took over: {records} records, {copied} copied");
     assert_eq!(copied, 0, "the new primary shipped from its log, it did not copy partitions");
 }

@@ -15,7 +15,7 @@ use tern_e2e::process::Process;
 use tern_e2e::{Cluster, ClusterOptions};
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
-    ClusterOptions { name: name.into(), id, metas: 1, replicas: 3, ..Default::default() }
+    ClusterOptions::named(name, id)
 }
 
 fn set(i: u64) -> WriteOp {
@@ -33,22 +33,7 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
     let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    a.cli(&[
-        "dup",
-        "add",
-        "--meta",
-        &ma,
-        "--table",
-        "t",
-        "--to",
-        "right",
-        "--to-meta",
-        &mb,
-        "--mode",
-        "two-way",
-    ])
-    .await
-    .ok();
+    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
     b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
         .await
         .ok();

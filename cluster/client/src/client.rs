@@ -15,7 +15,8 @@ use tern_core::mutation::WriteOutcome;
 use tern_core::read::{ReadOp, ReadResult, TablePage, TableScan};
 use tern_core::{ClusterId, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of};
 use tern_proto::convert::{
-    config_from_pb, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb, write_to_pb,
+    check_sendable, config_from_pb, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb,
+    write_to_pb,
 };
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
@@ -201,7 +202,7 @@ impl TernClient {
         let idem = idempotent(&op);
         let may_retry = move |e: &Error| idem || certainly_not_applied(e);
         // Refused here, before any routing, if the op cannot be sent at all.
-        write_to_pb(tern_core::Gpid::new(0, 0), &op)?;
+        check_sendable(&op)?;
         self.with_retries(table, None, &hash_key, may_retry, |mut c, gpid| {
             let req = write_to_pb(gpid, &op).expect("checked above");
             async move { c.write(req).await.map(|r| r.into_inner()) }

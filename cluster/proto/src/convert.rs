@@ -104,8 +104,21 @@ fn check_from_pb(c: Option<&pb::Check>) -> Result<Check> {
     Ok(Check { kind, operand: c.operand.clone() })
 }
 
-/// A client write as a request. `WriteOp::Resolved` is refused: only primaries create it.
+/// Whether `op` can travel as a client write: `WriteOp::Resolved` cannot (only primaries
+/// create it, in their logs).
+pub fn check_sendable(op: &WriteOp) -> Result<()> {
+    match op {
+        WriteOp::Resolved { .. } => Err(Error::InvalidArgument(format!(
+            "a {} op is logged by a primary, never sent by a client",
+            op.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A client write as a request; see [`check_sendable`].
 pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> Result<pb::WriteRequest> {
+    check_sendable(op)?;
     use pb::write_request::Op;
     let op = match op {
         WriteOp::Set { hash_key, sort_key, value, ttl_secs } => Op::Set(pb::SetOp {
@@ -182,12 +195,7 @@ pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> Result<pb::WriteRequest> {
             })
         }
         WriteOp::Put { .. } => Op::Put(put_to_pb(op)?),
-        WriteOp::Resolved { .. } => {
-            return Err(Error::InvalidArgument(format!(
-                "a {} op is logged by a primary, never sent by a client",
-                op.name()
-            )));
-        }
+        WriteOp::Resolved { .. } => unreachable!("refused by check_sendable"),
     };
     Ok(pb::WriteRequest { gpid: Some(gpid_to_pb(gpid)), op: Some(op) })
 }

@@ -33,10 +33,10 @@ fn admit(node: &Node, r: pb::DuplicateRequest) -> Result<(Gpid, Vec<WriteOp>)> {
         )));
     }
     let mut puts = Vec::with_capacity(r.puts.len());
-    let oldest = oldest_for_full_sync(node);
+    let oldest = r.full_sync.then(|| oldest_for_full_sync(node));
     for p in r.puts {
         let mut op = put_from_pb(p)?;
-        if r.full_sync {
+        if let Some(oldest) = oldest {
             raise_old_timetag(&mut op, oldest);
         }
         let WriteOp::Put { hash_key, timetag, .. } = &op else { unreachable!("put_from_pb makes puts") };

@@ -72,8 +72,7 @@ pub(crate) fn resolve<S: PartitionStore + ?Sized>(store: &S, op: &WriteOp, now_s
             .ok_or_else(|| Error::invariant(format!("{} resolved to {o:?}", op.name())))?,
     };
     // One record may be written twice by one check_and_mutate: the later write is its state.
-    let mut states: BTreeMap<Vec<u8>, RecordState> = BTreeMap::new();
-    let mut order = Vec::new();
+    let mut records: Vec<RecordState> = Vec::with_capacity(writes.len());
     for (k, v) in writes {
         let (_, sk) = key::decode(&k)?;
         let Some(raw) = v else { return Err(Error::invariant("resolution staged a hard delete")) };
@@ -83,11 +82,11 @@ pub(crate) fn resolve<S: PartitionStore + ?Sized>(store: &S, op: &WriteOp, now_s
             value: (!header.is_tombstone()).then(|| user.to_vec()),
             expire_ts: header.expire_ts,
         };
-        if states.insert(k.clone(), state).is_none() {
-            order.push(k);
+        match records.iter_mut().find(|r| r.sort_key == state.sort_key) {
+            Some(r) => *r = state,
+            None => records.push(state),
         }
     }
-    let records = order.into_iter().filter_map(|k| states.remove(&k)).collect();
     Ok(WriteOp::Resolved { hash_key: op.hash_key().to_vec(), records, outcome })
 }
 

@@ -52,6 +52,19 @@ pub fn apply_next<S: PartitionStore + ?Sized>(
     store.apply(decree, tt, &Mutation::new(ops)).expect("apply")
 }
 
+/// Every raw record of `store` (storage key → stored bytes, headers included): what two stores
+/// must agree on byte for byte.
+pub fn raw_contents<S: PartitionStore + ?Sized>(store: &S) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    store
+        .raw_scan(&tern_core::key::KeyRange::all(), false, &mut |k, v| {
+            out.insert(k.to_vec(), v.to_vec());
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .expect("raw scan");
+    out
+}
+
 pub fn set(hk: &[u8], sk: &[u8], v: &[u8]) -> WriteOp {
     WriteOp::Set { hash_key: hk.to_vec(), sort_key: sk.to_vec(), value: v.to_vec(), ttl_secs: 0 }
 }

@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tern_core::key::KeyRange;
 use tern_core::{ManualClock, Timetag, WriteOp, value};
-use tern_storage::testing::{T0_MS, apply_next, put_from};
-use tern_storage::{MemDisk, MemPartitionStore, PartitionStore};
+use tern_storage::testing::{T0_MS, apply_next, put_from, raw_contents};
+use tern_storage::{MemDisk, MemPartitionStore};
 
 /// One duplicated write: (sort key, physical ms offset, logical, cluster, value; None = delete).
 type Write = (u8, u64, u32, u8, Option<u8>);
@@ -45,13 +44,7 @@ fn apply(ws: &[Write], order: &[usize], batch: usize) -> BTreeMap<Vec<u8>, Vec<u
     for chunk in order.chunks(batch) {
         apply_next(&mut s, &clock, chunk.iter().map(|&i| op(&ws[i])).collect());
     }
-    let mut out = BTreeMap::new();
-    s.raw_scan(&KeyRange::all(), false, &mut |k, v| {
-        out.insert(k.to_vec(), v.to_vec());
-        Ok(std::ops::ControlFlow::Continue(()))
-    })
-    .unwrap();
-    out
+    raw_contents(&s)
 }
 
 proptest! {

@@ -1,14 +1,12 @@
 //! Atomic operations resolved by the primary: logging `resolve(op)` instead of `op` changes
 //! nothing a client or a replica can observe. Same outcomes, byte-identical stores.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use tern_core::key::KeyRange;
 use tern_core::mutation::{CamOp, Check, CheckType, IncrTtl, WriteOutcome};
 use tern_core::{Clock, ManualClock, WriteOp};
-use tern_storage::testing::{T0_MS, apply_next};
+use tern_storage::testing::{T0_MS, apply_next, raw_contents};
 use tern_storage::{MemDisk, MemPartitionStore, PartitionStore};
 
 fn value() -> impl Strategy<Value = Vec<u8>> {
@@ -82,16 +80,6 @@ fn op() -> impl Strategy<Value = WriteOp> {
     ]
 }
 
-fn contents(s: &MemPartitionStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    s.raw_scan(&KeyRange::all(), false, &mut |k, v| {
-        out.insert(k.to_vec(), v.to_vec());
-        Ok(std::ops::ControlFlow::Continue(()))
-    })
-    .unwrap();
-    out
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
     #[test]
@@ -124,7 +112,7 @@ proptest! {
                 apply_next(&mut resolved, &clock, vec![op.clone()]).remove(0)
             };
             prop_assert_eq!(&got, &want, "outcome of {:?}", op);
-            prop_assert_eq!(contents(&resolved), contents(&direct), "state after {:?}", op);
+            prop_assert_eq!(raw_contents(&resolved), raw_contents(&direct), "state after {:?}", op);
         }
     }
 }
