@@ -269,18 +269,10 @@ impl Cluster {
 
     /// What replica server `p` serves at `GET /metrics` (panics unless started with metrics).
     pub async fn scrape_metrics(&self, p: Proc) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let Proc::Replica(i) = p else { panic!("{p} has no metrics") };
         let addr =
             self.metrics[i].clone().unwrap_or_else(|| panic!("{p} was started without --metrics-listen"));
-        let mut s =
-            tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap_or_else(|e| panic!("read metrics of {p}: {e}"));
-        out
+        crate::proxy::http_get(&addr, "/metrics").await.unwrap_or_else(|e| panic!("metrics of {p}: {e}"))
     }
 
     /// Starts one more replica server (a new node) and waits until the meta leader knows it alive.

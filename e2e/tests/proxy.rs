@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tern_client::{ClientOptions, TernClient};
 use tern_core::WriteOp;
+use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::ports::free_addr;
 use tern_e2e::process::Process;
@@ -80,6 +81,15 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ok.load(Ordering::Relaxed);
+    // A reader that only reads: its route (to left) is cached before the move. (Its key is
+    // written now that the link ships: writes before a link starts are not shipped.)
+    let read_key =
+        WriteOp::Set { hash_key: b"r".to_vec(), sort_key: b"s".to_vec(), value: b"v".to_vec(), ttl_secs: 0 };
+    client.write("t", read_key).await.unwrap();
+    let reader = TernClient::new(ClientOptions::new(vec![addr.clone()])).unwrap();
+    let get0 = || ReadOp::Get { hash_key: b"r".to_vec(), sort_key: b"s".to_vec() };
+    let (_, stale) = reader.read_marked("t", get0()).await.unwrap();
+    assert!(!stale, "left is active");
 
     // The move: left becomes standby (epoch 2), right active at a higher epoch (3).
     a.cli(&["table", "role", "t", "--set", "standby", "--epoch", "2", "--if-epoch", "0", "--meta", &ma])
@@ -94,6 +104,18 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
     })
     .await;
     let moved = ok.load(Ordering::Relaxed);
+    // The reader follows the move too: left (now standby) marks its answer possibly stale, so
+    // the client asks the proxy again and reads from right.
+    // (Right's servers may need a beacon to learn they are active: until then they mark too.)
+    let got = b
+        .wait_for("a read to be served by the active copy", SETTLE, || async {
+            match reader.read_marked("t", get0()).await.map_err(|e| e.to_string())? {
+                (got, false) => Ok(got),
+                (_, true) => Err("marked possibly stale".to_string()),
+            }
+        })
+        .await;
+    assert_eq!(got, ReadResult::Get(Some(b"v".to_vec())));
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();

@@ -1,27 +1,35 @@
 //! The meta-proxy (`tern proxy`): one entry point for clients across clusters.
 //!
-//! Built so far (issue #6, part 2): it answers the meta servers' routing query (`GetRoute`) for
-//! any table with the routing of the cluster whose copy is `active` at the highest DR epoch
-//! ([`choose`]), so clients pointed only at proxies follow a role change without a restart
-//! (a write that meets the old, now standby, copy makes the client ask again). Stateless: run
-//! any number. Not built yet: push of role changes, automatic failover, the RESP gateway,
-//! `tern proxy status`.
+//! It answers the meta servers' routing query (`GetRoute`) for any table with the routing of
+//! the cluster whose copy is `active` at the highest DR epoch ([`choose`]), so clients pointed
+//! only at proxies follow a role change without a restart (a write that meets the old, now
+//! standby, copy makes the client ask again). It watches the tables it routes ([`watch`]),
+//! measures the standbys' duplication lag, and, for tables given a policy, fails over
+//! automatically within an RPO budget ([`failover`]); `ProxyAdmin.Status` ([`status`]) shows it
+//! all. Stateless: run any number (the epoch compare-and-set decides between them).
 //!
 //! Must not depend on: rocksdb.
 
 pub mod choose;
+pub mod failover;
 pub mod resp;
 pub mod service;
+pub mod status;
+pub mod watch;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tern_client::MetaClient;
 use tern_core::{Error, Result};
 use tern_proto::pb;
 
+pub use failover::Policy;
 pub use service::{Cluster, ProxyService};
+pub use watch::Watcher;
 
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
@@ -30,6 +38,25 @@ pub struct ProxyOptions {
     pub clusters: Vec<(String, Vec<String>)>,
     /// A table's routing is asked again once it is this old (role changes show within it).
     pub max_age: Duration,
+    /// How often watched tables are refreshed (and failover considered).
+    pub interval: Duration,
+    /// Tables that fail over automatically, and how.
+    pub failover: HashMap<String, Policy>,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl ProxyOptions {
+    pub fn new(listen: SocketAddr, clusters: Vec<(String, Vec<String>)>) -> ProxyOptions {
+        ProxyOptions {
+            listen,
+            clusters,
+            max_age: Duration::from_millis(500),
+            interval: Duration::from_millis(500),
+            failover: HashMap::new(),
+            metrics_listen: None,
+        }
+    }
 }
 
 /// Serves until `shutdown` completes.
@@ -46,14 +73,38 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
         meta.deadline = Duration::from_secs(1);
         clusters.push(Cluster { name: name.clone(), meta });
     }
+    for table in opts.failover.keys() {
+        if table.is_empty() {
+            return Err(Error::InvalidArgument("an automatic failover policy needs a table name".into()));
+        }
+    }
+    if let Some(addr) = opts.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| Error::InvalidArgument(format!("cannot serve metrics on {addr}: {e}")))?;
+    }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
     let names: Vec<&str> = opts.clusters.iter().map(|(n, _)| n.as_str()).collect();
     tracing::info!(listen = %opts.listen, "proxy serving routing for clusters {}", names.join(", "));
-    tonic::transport::Server::builder()
-        .add_service(pb::meta_server::MetaServer::new(ProxyService::new(clusters, opts.max_age)))
+    for (table, p) in &opts.failover {
+        tracing::info!(
+            table,
+            "automatic failover on: after {:?} without the active copy, if a standby is within {:?}",
+            p.after,
+            p.rpo_budget
+        );
+    }
+    let watcher = Arc::new(Watcher::new(clusters, opts.max_age, opts.failover.clone()));
+    let watching = tokio::spawn(watcher.clone().run(opts.interval));
+    let served = tonic::transport::Server::builder()
+        .add_service(pb::meta_server::MetaServer::new(ProxyService::new(watcher.clone())))
+        .add_service(pb::proxy_admin_server::ProxyAdminServer::new(status::AdminService { watcher }))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| Error::io("serve", e))
+        .map_err(|e| Error::io("serve", e));
+    watching.abort();
+    served
 }

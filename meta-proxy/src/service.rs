@@ -4,18 +4,15 @@
 //! meets a standby (a role change) makes them ask again. Other meta calls are refused: they
 //! belong to one cluster, ask its meta servers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tern_client::MetaClient;
-use tern_core::{Error, ErrorCode};
+use tern_core::Error;
 use tern_proto::pb;
 use tern_proto::status::to_status;
-use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
-use crate::choose::{View, choose};
+use crate::watch::Watcher;
 
 /// One cluster the proxy fronts.
 #[derive(Debug)]
@@ -26,51 +23,16 @@ pub struct Cluster {
 
 #[derive(Debug)]
 pub struct ProxyService {
-    clusters: Arc<Vec<Cluster>>,
-    /// A route younger than this is answered from memory.
-    max_age: Duration,
-    cache: Mutex<HashMap<String, (Instant, pb::Route)>>,
+    watcher: Arc<Watcher>,
 }
 
 impl ProxyService {
-    pub fn new(clusters: Vec<Cluster>, max_age: Duration) -> ProxyService {
-        ProxyService { clusters: Arc::new(clusters), max_age, cache: Mutex::new(HashMap::new()) }
-    }
-
-    /// Every cluster's view of `table`, asked concurrently.
-    async fn views(&self, table: &str) -> Vec<(String, View)> {
-        let asks = self.clusters.iter().map(|c| async move {
-            let req = pb::RouteRequest { table: table.to_string() };
-            let view = match c
-                .meta
-                .call(|mut m| {
-                    let req = req.clone();
-                    async move { m.get_route(req).await }
-                })
-                .await
-            {
-                Ok(r) => View::Route(r),
-                Err(e) if e.code() == ErrorCode::TableNotFound => View::NoTable,
-                Err(e) => View::Unreachable(e.to_string()),
-            };
-            (c.name.clone(), view)
-        });
-        futures::future::join_all(asks).await
+    pub fn new(watcher: Arc<Watcher>) -> ProxyService {
+        ProxyService { watcher }
     }
 
     pub async fn route(&self, table: &str) -> tern_core::Result<pb::Route> {
-        if let Some((at, r)) = self.cache.lock().await.get(table)
-            && at.elapsed() < self.max_age
-        {
-            return Ok(r.clone());
-        }
-        let views = self.views(table).await;
-        let i = choose(table, &views)?;
-        let View::Route(r) = &views[i].1 else {
-            return Err(Error::invariant("chose a cluster without a route"));
-        };
-        self.cache.lock().await.insert(table.to_string(), (Instant::now(), r.clone()));
-        Ok(r.clone())
+        self.watcher.route(table).await
     }
 }
 

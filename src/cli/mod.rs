@@ -7,6 +7,7 @@ mod dup;
 mod kv;
 mod planned;
 mod proxy;
+mod proxy_status;
 mod servers;
 mod up;
 
@@ -88,7 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Table(t) => t.run(cli.output),
         Command::Cluster(c) => c.run(cli.output),
         Command::Dup(d) => d.run(cli.output),
-        Command::Proxy(p) => p.run(),
+        Command::Proxy(p) => p.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

@@ -1,11 +1,14 @@
 //! `tern proxy`: the meta-proxy process (`tern-meta-proxy`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
+use tern_meta_proxy::Policy;
 
+use super::OutputFormat;
 use super::common::{duration_arg, init_logging, runtime, shutdown_signal};
 
 /// Run a meta-proxy: the one entry point for clients across clusters.
@@ -17,12 +20,25 @@ use super::common::{duration_arg, init_logging, runtime, shutdown_signal};
 /// proxy again and continue on the new active cluster, without a restart. Stateless: run any
 /// number and list them all in clients.
 ///
+/// With `--auto-failover TABLE`, the proxy also promotes a standby copy of TABLE when the
+/// active one has not served for a while (`after`, default 10s), but only if the standby's
+/// measured duplication lag is within the RPO budget (`rpo`, default 5s); otherwise it refuses
+/// and says why (`tern proxy status`, its log, and the metric
+/// `tern_proxy_failover_decisions_total`). A returning old active copy is made standby.
+///
 /// $ tern proxy --listen 127.0.0.1:34700 --cluster dc1=127.0.0.1:34601 --cluster dc2=127.0.0.1:35601
+///
+/// $ tern proxy ... --auto-failover demo,after=30s,rpo=2s
+///
+/// $ tern proxy status --proxy 127.0.0.1:34700
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ProxyCmd {
+    #[command(subcommand)]
+    sub: Option<ProxySub>,
     /// Address to listen on for clients.
-    #[arg(long, env = "TERN_LISTEN")]
-    listen: SocketAddr,
+    #[arg(long, env = "TERN_LISTEN", required = true)]
+    listen: Option<SocketAddr>,
     /// A cluster: NAME=META[,META...] (its meta servers). Repeat for every cluster.
     #[arg(long = "cluster", value_name = "NAME=ADDRS", required = true, value_parser = cluster_arg)]
     clusters: Vec<(String, Vec<String>)>,
@@ -30,6 +46,42 @@ pub struct ProxyCmd {
     /// change is seen within this).
     #[arg(long, default_value = "500ms", value_parser = duration_arg)]
     max_age: Duration,
+    /// How often the tables clients use (and those with automatic failover) are looked at.
+    #[arg(long, default_value = "500ms", value_parser = duration_arg)]
+    watch_interval: Duration,
+    /// Fail TABLE over automatically: TABLE[,after=DURATION][,rpo=DURATION]. Repeat per table.
+    #[arg(long = "auto-failover", value_name = "TABLE[,after=10s][,rpo=5s]", value_parser = failover_arg)]
+    auto_failover: Vec<(String, Policy)>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProxySub {
+    /// What a running proxy sees: per table the active cluster and epoch, every copy's health
+    /// and duplication lag, and the last automatic failover decision.
+    Status(super::proxy_status::StatusCmd),
+}
+
+fn failover_arg(s: &str) -> Result<(String, Policy), String> {
+    let mut parts = s.split(',').map(str::trim);
+    let table = parts.next().unwrap_or_default();
+    if table.is_empty() || table.contains('=') {
+        return Err(format!("{s:?}: start with the table name, e.g. demo,after=10s,rpo=5s"));
+    }
+    let mut policy = Policy::default();
+    for part in parts {
+        let (key, value) =
+            part.split_once('=').ok_or_else(|| format!("{part:?} in {s:?} is not KEY=VALUE"))?;
+        let d = duration_arg(value).map_err(|e| format!("{key} in {s:?}: {e}"))?;
+        match key {
+            "after" => policy.after = d,
+            "rpo" => policy.rpo_budget = d,
+            _ => return Err(format!("unknown setting {key:?} in {s:?} (known: after, rpo)")),
+        }
+    }
+    Ok((table.to_string(), policy))
 }
 
 fn cluster_arg(s: &str) -> Result<(String, Vec<String>), String> {
@@ -44,18 +96,28 @@ fn cluster_arg(s: &str) -> Result<(String, Vec<String>), String> {
 }
 
 impl ProxyCmd {
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
+        if let Some(ProxySub::Status(s)) = self.sub {
+            return s.run(output);
+        }
+        let listen = self.listen.context("--listen is required")?;
         init_logging("info");
         let mut names: Vec<&str> = self.clusters.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             anyhow::bail!("--cluster {} is given twice", w[0]);
         }
-        let opts = tern_meta_proxy::ProxyOptions {
-            listen: self.listen,
-            clusters: self.clusters,
-            max_age: self.max_age,
-        };
+        let mut failover = HashMap::new();
+        for (table, policy) in self.auto_failover {
+            if failover.insert(table.clone(), policy).is_some() {
+                anyhow::bail!("--auto-failover {table} is given twice");
+            }
+        }
+        let mut opts = tern_meta_proxy::ProxyOptions::new(listen, self.clusters);
+        opts.max_age = self.max_age;
+        opts.interval = self.watch_interval;
+        opts.failover = failover;
+        opts.metrics_listen = self.metrics_listen;
         runtime()?.block_on(tern_meta_proxy::run(opts, shutdown_signal())).context("tern proxy")
     }
 }

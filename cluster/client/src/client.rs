@@ -274,21 +274,29 @@ impl TernClient {
                 return Err(Error::InvalidArgument("use scan_table for table scans".into()));
             }
         };
-        self.with_retries(
-            table,
-            None,
-            &hash_key,
-            |_| true,
-            |mut c, gpid| {
-                let req = read_to_pb(gpid, &op);
-                async move { c.read(req).await.map(|r| r.into_inner()) }
-            },
-        )
-        .await
-        .and_then(|r| {
-            let stale = r.possibly_stale;
-            read_result_from_pb(r).map(|r| (r, stale))
-        })
+        let once = || {
+            self.with_retries(
+                table,
+                None,
+                &hash_key,
+                |_| true,
+                |mut c, gpid| {
+                    let req = read_to_pb(gpid, &op);
+                    async move { c.read(req).await.map(|r| r.into_inner()) }
+                },
+            )
+        };
+        let r = once().await?;
+        // A standby answered although the route said active: the role moved. Through a proxy
+        // the refreshed route leads to the new active copy; read there (once).
+        let expected_active = self.route(table, false).await.is_ok_and(|r| r.role != "standby");
+        let r = if r.possibly_stale && expected_active && self.route(table, true).await?.role != "standby" {
+            once().await?
+        } else {
+            r
+        };
+        let stale = r.possibly_stale;
+        read_result_from_pb(r).map(|r| (r, stale))
     }
 
     /// One page of a whole-table scan (partition by partition). `None` as the next cursor means

@@ -1,0 +1,55 @@
+//! `tern proxy` processes in front of several clusters, and their status.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::ports::free_addr;
+use crate::process::{Process, run_cli};
+
+/// Starts `tern proxy --listen <free port> --cluster NAME=METAS ... EXTRA` with its log in
+/// `dir/<name>.log`. The process is killed when dropped.
+pub fn start_proxy(dir: &Path, name: &str, clusters: &[(&str, &Cluster)], extra: &[&str]) -> Process {
+    let addr = free_addr();
+    let mut args = vec!["proxy".to_string(), "--listen".into(), addr.clone()];
+    for (cluster, c) in clusters {
+        args.push("--cluster".into());
+        args.push(format!("{cluster}={}", c.meta_arg()));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut p = Process::new(name.into(), addr, dir.to_path_buf(), dir.join(format!("{name}.log")), args);
+    p.start();
+    p
+}
+
+/// `tern proxy status --output json` of the proxy at `addr`, or why it failed.
+pub async fn proxy_status(addr: &str) -> Result<serde_json::Value, String> {
+    let out =
+        run_cli(&["proxy", "status", "--proxy", addr, "--output", "json"], Duration::from_secs(20)).await;
+    if out.code != 0 {
+        return Err(format!("tern proxy status failed: {}", out.stderr.trim()));
+    }
+    serde_json::from_str(out.stdout.trim()).map_err(|e| format!("not JSON ({e}): {}", out.stdout))
+}
+
+/// One table's entry of a proxy status.
+pub fn table_of<'a>(status: &'a serde_json::Value, table: &str) -> Option<&'a serde_json::Value> {
+    status["tables"].as_array()?.iter().find(|t| t["table"] == table)
+}
+
+/// One cluster's entry in a table's status.
+pub fn copy_of<'a>(table: &'a serde_json::Value, cluster: &str) -> Option<&'a serde_json::Value> {
+    table["clusters"].as_array()?.iter().find(|c| c["cluster"] == cluster)
+}
+
+/// The response (headers and body) of `GET path` at `addr` (a metrics listener).
+pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.map_err(|e| format!("read from {addr}: {e}"))?;
+    Ok(out)
+}

@@ -1,0 +1,238 @@
+//! Automatic failover by `tern proxy --auto-failover` (issue #6, part 4): two clusters with a
+//! two-way duplication link, the table active in `left`. When `left` is lost entirely, a proxy
+//! promotes `right` (epoch compare-and-set: two proxies, one promotion) only if right's measured
+//! lag is within the RPO budget; the old cluster is fenced when it returns, and no acknowledged
+//! write is lost. With the link paused and the lag over the budget, the proxy refuses and says why.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_client::{ClientOptions, TernClient};
+use tern_core::WriteOp;
+use tern_core::read::{ReadOp, ReadResult};
+use tern_e2e::cluster::SETTLE;
+use tern_e2e::ports::free_addr;
+use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
+use tern_e2e::{Cluster, ClusterOptions};
+
+fn set(i: u64) -> WriteOp {
+    WriteOp::Set {
+        hash_key: format!("k{i}").into_bytes(),
+        sort_key: b"s".to_vec(),
+        value: b"v".to_vec(),
+        ttl_secs: 0,
+    }
+}
+
+/// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link.
+async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
+    let (a, b) = tokio::join!(
+        Cluster::start(ClusterOptions::named(left.0, left.1)),
+        Cluster::start(ClusterOptions::named(right.0, right.1))
+    );
+    a.create_table("t", 4, 3).await;
+    b.create_table("t", 4, 3).await;
+    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
+    let mb = b.meta_arg();
+    b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
+        .await
+        .ok();
+    (a, b)
+}
+
+/// (role, epoch) of table `t` as `c`'s meta servers say.
+async fn role(c: &Cluster) -> Result<(String, u64), String> {
+    let r = c.route("t").await.map_err(|e| e.to_string())?;
+    let t = r.table.ok_or("route without table")?;
+    Ok((t.role, t.epoch))
+}
+
+fn kill_all(c: &mut Cluster) {
+    for p in c.metas().into_iter().chain(c.replicas()) {
+        c.kill9(p);
+    }
+}
+
+async fn lag_of_right(proxy: &str) -> Result<f64, String> {
+    let s = proxy_status(proxy).await?;
+    let t = table_of(&s, "t").ok_or(format!("no table t in {s}"))?;
+    let r = copy_of(t, "right").ok_or(format!("no copy in right in {t}"))?;
+    r["lag_seconds"].as_f64().ok_or(format!("lag not measured yet: {r}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_one_on_return() {
+    let (mut a, b) = pair(("left", 31), ("right", 32)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clusters = [("left", &a), ("right", &b)];
+    let policy = ["--auto-failover", "t,after=3s,rpo=5s"];
+    let p1 = start_proxy(dir.path(), "proxy1", &clusters, &policy);
+    let p2 = start_proxy(dir.path(), "proxy2", &clusters, &policy);
+    let client =
+        Arc::new(TernClient::new(ClientOptions::new(vec![p1.addr.clone(), p2.addr.clone()])).unwrap());
+    a.wait_for("the proxies to route writes", SETTLE, || async {
+        client.write("t", set(0)).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    let mut acked = vec![0];
+    for i in 1..=300 {
+        client.write("t", set(i)).await.unwrap();
+        acked.push(i);
+    }
+    for p in [&p1, &p2] {
+        a.wait_for("the proxy to measure right's lag", SETTLE, || lag_of_right(&p.addr)).await;
+    }
+
+    eprintln!("e2e: losing every process of left");
+    kill_all(&mut a);
+    let promoted = tern_e2e::wait_until("right to be promoted", SETTLE, || async {
+        match role(&b).await? {
+            (r, e) if r == "active" => Ok(e),
+            other => Err(format!("right is {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(promoted, 2, "promoted once, above every epoch seen (left 0, right 1)");
+    // The same client, never restarted, writes on through the proxies.
+    for i in 1000..1050 {
+        client.write("t", set(i)).await.unwrap_or_else(|e| panic!("write {i} after the failover: {e}"));
+        acked.push(i);
+    }
+    // Both proxies route to right; exactly one of them promoted it.
+    let mut promotions = 0;
+    for p in [&p1, &p2] {
+        let s = tern_e2e::wait_until("the proxy to route to right", SETTLE, || async {
+            let s = proxy_status(&p.addr).await?;
+            let t = table_of(&s, "t").ok_or("no table t")?.clone();
+            if t["active_cluster"] == "right" { Ok(t) } else { Err(format!("{t}")) }
+        })
+        .await;
+        eprintln!("e2e: {} says {}", p.name, s["last_decision"]);
+        if s["last_decision"]["outcome"] == "promoted" {
+            promotions += 1;
+            assert_eq!(s["last_decision"]["cluster"], "right");
+            assert!(
+                s["last_decision"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("left (active at epoch 0) has not served")
+            );
+        }
+    }
+    assert_eq!(promotions, 1, "two proxies, one promotion (the epoch compare-and-set decides)");
+
+    eprintln!("e2e: left returns");
+    for p in a.metas().into_iter().chain(a.replicas()) {
+        a.restart(p);
+    }
+    let fenced = a
+        .wait_for("left to be fenced", SETTLE, || async {
+            match role(&a).await? {
+                (r, e) if r == "standby" => Ok(e),
+                other => Err(format!("left is {other:?}")),
+            }
+        })
+        .await;
+    assert_eq!(fenced, 2, "fenced at the epoch the proxies route by");
+    a.wait_for("left's servers to refuse client writes", SETTLE, || async {
+        let out = a.kv("t", &["set", "direct", "s", "v"]).await;
+        if out.code != 0 && out.stderr.contains("standby") { Ok(()) } else { Err(format!("{out:?}")) }
+    })
+    .await;
+
+    // No acknowledged write is lost: what left had not shipped yet arrives once it is back.
+    let right = b.client();
+    let total = acked.len();
+    b.wait_for("every acknowledged write to be readable in right", SETTLE, || {
+        let (right, acked) = (right.clone(), acked.clone());
+        async move {
+            let mut missing = 0;
+            for i in &acked {
+                let op = ReadOp::Get { hash_key: format!("k{i}").into_bytes(), sort_key: b"s".to_vec() };
+                if right.read("t", op).await.map_err(|e| e.to_string())?
+                    != ReadResult::Get(Some(b"v".to_vec()))
+                {
+                    missing += 1;
+                }
+            }
+            if missing == 0 { Ok(()) } else { Err(format!("{missing} of {total} missing")) }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_further_behind_than_the_budget_is_not_promoted_and_the_proxy_says_why() {
+    let (mut a, b) = pair(("left", 33), ("right", 34)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = free_addr();
+    let p = start_proxy(
+        dir.path(),
+        "proxy",
+        &[("left", &a), ("right", &b)],
+        &["--auto-failover", "t,after=2s,rpo=1s", "--metrics-listen", &metrics],
+    );
+    let client = Arc::new(TernClient::new(ClientOptions::new(vec![p.addr.clone()])).unwrap());
+    a.wait_for("the proxy to route writes", SETTLE, || async {
+        client.write("t", set(0)).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    a.wait_for("the proxy to measure right's lag", SETTLE, || lag_of_right(&p.addr)).await;
+
+    let (ma, id) = (a.meta_arg(), a.first_link_id().await);
+    a.cli(&["dup", "pause", "--meta", &ma, &id]).await.ok();
+    let mut i = 1;
+    let lag = a
+        .wait_for("right's lag to exceed the budget while the link is paused", SETTLE, || {
+            i += 1;
+            let (client, proxy) = (client.clone(), p.addr.clone());
+            async move {
+                client.write("t", set(i)).await.map_err(|e| e.to_string())?;
+                match lag_of_right(&proxy).await? {
+                    l if l > 1.5 => Ok(l),
+                    l => Err(format!("lag {l}s")),
+                }
+            }
+        })
+        .await;
+    eprintln!("e2e: right is {lag:.1}s behind; losing every process of left");
+    kill_all(&mut a);
+
+    let decision = tern_e2e::wait_until("the proxy to refuse a promotion", SETTLE, || async {
+        let s = proxy_status(&p.addr).await?;
+        let t = table_of(&s, "t").ok_or("no table t")?;
+        match t["last_decision"]["outcome"].as_str() {
+            Some("refused") => Ok(t["last_decision"]["reason"].as_str().unwrap_or_default().to_string()),
+            _ => Err(format!("{t}")),
+        }
+    })
+    .await;
+    eprintln!("e2e: refused: {decision}");
+    assert!(decision.contains("left (active at epoch 0) has not served"), "{decision}");
+    assert!(decision.contains("right: ") && decision.contains("over the RPO budget of 1.0s"), "{decision}");
+    assert_eq!(role(&b).await.unwrap(), ("standby".to_string(), 1), "right stays standby");
+    let scraped = http_get(&metrics, "/metrics").await.unwrap();
+    assert!(
+        scraped.lines().any(|l| l.starts_with("tern_proxy_failover_decisions_total")
+            && l.contains("outcome=\"refused\"")
+            && l.contains("table=\"t\"")),
+        "{scraped}"
+    );
+    // Clients are told why there is no route.
+    let short = TernClient::new(ClientOptions {
+        timeout: Duration::from_secs(2),
+        ..ClientOptions::new(vec![p.addr.clone()])
+    })
+    .unwrap();
+    let e = short.write("t", set(9999)).await.unwrap_err().to_string();
+    assert!(e.contains("no reachable cluster has table t active"), "{e}");
+    let text = tern_e2e::process::run_cli(&["proxy", "status", "--proxy", &p.addr], Duration::from_secs(20))
+        .await
+        .ok();
+    assert!(
+        text.stdout.contains("last failover decision") && text.stdout.contains("refused"),
+        "{}",
+        text.stdout
+    );
+}

@@ -1,0 +1,223 @@
+//! Automatic failover decisions (issue #6, part 4). Pure: the watcher ([`crate::watch`]) passes
+//! in what it saw and the time, and executes what comes out.
+//!
+//! The rule: once the active copy of a table has not served for `after`, promote the standby
+//! whose measured duplication lag is smallest, if that lag is within `rpo_budget`; otherwise
+//! refuse and say why. "Lag" here is the window of writes acknowledged by the active cluster
+//! that may not have reached the standby: from the active cluster's own duplication progress,
+//! taken while it still served (see [`link_lag`]), plus the time between that measurement and
+//! the first sign of the outage (writes in between may exist and be lost). The promotion is a
+//! compare-and-set of the standby's epoch, so of two proxies deciding at once exactly one wins.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tern_proto::pb;
+
+use crate::choose::View;
+
+/// A table's automatic failover settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// How long the active copy must not serve before a standby is promoted.
+    pub after: Duration,
+    /// The most lag (window of writes possibly lost) a promotion may accept.
+    pub rpo_budget: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy { after: Duration::from_secs(10), rpo_budget: Duration::from_secs(5) }
+    }
+}
+
+/// Every standby's lag behind the active cluster, measured while it served.
+#[derive(Clone, Debug)]
+pub struct LagSample {
+    pub at: Instant,
+    /// The active cluster the lags were measured from.
+    pub from: String,
+    /// Per other cluster: its lag, or why it is not known.
+    pub lags: BTreeMap<String, Result<Duration, String>>,
+}
+
+/// The active copy has not been serving since `since`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outage {
+    pub cluster: String,
+    pub epoch: u64,
+    pub since: Instant,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Nothing to do (yet).
+    Wait,
+    /// Make `cluster` active at `epoch`, if its epoch is still `expect_epoch`.
+    Promote {
+        cluster: String,
+        epoch: u64,
+        expect_epoch: u64,
+        lag: Duration,
+        reason: String,
+    },
+    Refuse(String),
+}
+
+/// Whether a cluster's copy can serve: reachable, and every partition has a primary.
+pub fn health(view: &View) -> Result<(), String> {
+    match view {
+        View::Unreachable(e) => Err(format!("meta servers unreachable ({e})")),
+        View::NoTable => Err("no such table".into()),
+        View::Route(r) => {
+            let total = r.table.as_ref().map_or(0, |t| t.partitions) as usize;
+            let with_primary = r.partitions.iter().filter(|c| c.primary != 0).count();
+            if with_primary < total {
+                Err(format!("{} of {total} partitions have no primary", total - with_primary))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Role and epoch of a reachable copy.
+pub fn role_of(view: &View) -> Option<(&str, u64)> {
+    match view {
+        View::Route(r) => {
+            r.table.as_ref().map(|t| (if t.role.is_empty() { "active" } else { t.role.as_str() }, t.epoch))
+        }
+        _ => None,
+    }
+}
+
+/// The lag a link's progress shows: per partition, how long its oldest unshipped write has
+/// waited, or, when nothing was waiting, how old the report is (writes since may be waiting);
+/// the worst partition counts. Unknown while the link is not shipping everything it has.
+pub fn link_lag(link: &pb::DupLinkStatus) -> Result<Duration, String> {
+    let Some(l) = &link.link else { return Err("link without details".into()) };
+    match l.status.as_str() {
+        "shipping" | "paused" => {}
+        s => return Err(format!("the link from this table is {s}, not shipping")),
+    }
+    let mut worst = 0f64;
+    for p in &link.partitions {
+        if !l.started.get(p.partition as usize).copied().unwrap_or(false) {
+            return Err(format!("partition {} has not started shipping", p.partition));
+        }
+        if p.reported_ms_ago == u64::MAX {
+            return Err(format!("partition {} never reported progress", p.partition));
+        }
+        let lag = p.seconds_behind.max(p.reported_ms_ago as f64 / 1000.0);
+        worst = worst.max(lag);
+    }
+    Ok(Duration::from_secs_f64(worst.max(0.0)))
+}
+
+/// What to do about `outage` at `now`.
+pub fn decide(
+    views: &[(String, View)],
+    outage: &Outage,
+    sample: Option<&LagSample>,
+    policy: &Policy,
+    now: Instant,
+) -> Decision {
+    if now.saturating_duration_since(outage.since) < policy.after {
+        return Decision::Wait;
+    }
+    let down = format!(
+        "{} (active at epoch {}) has not served for {:.1}s: {}",
+        outage.cluster,
+        outage.epoch,
+        now.saturating_duration_since(outage.since).as_secs_f64(),
+        outage.why
+    );
+    let Some(sample) = sample.filter(|s| s.from == outage.cluster) else {
+        return Decision::Refuse(format!(
+            "{down}; no standby's lag behind it was ever measured by this proxy (it has not seen {} serve)",
+            outage.cluster
+        ));
+    };
+    // Writes between the measurement and the outage's first sign may be missing too.
+    let blind = outage.since.saturating_duration_since(sample.at);
+    let max_epoch = views.iter().filter_map(|(_, v)| role_of(v)).map(|(_, e)| e).max().unwrap_or(0);
+    let mut why_not = Vec::new();
+    let mut best: Option<(Duration, &str, u64)> = None;
+    for (name, view) in views {
+        if *name == outage.cluster {
+            continue;
+        }
+        let Some((role, epoch)) = role_of(view) else {
+            if let Err(e) = health(view) {
+                why_not.push(format!("{name}: {e}"));
+            }
+            continue;
+        };
+        if role != "standby" {
+            why_not.push(format!("{name}: {role} at epoch {epoch}"));
+            continue;
+        }
+        if let Err(e) = health(view) {
+            why_not.push(format!("{name}: {e}"));
+            continue;
+        }
+        let lag = match sample.lags.get(name) {
+            Some(Ok(lag)) => *lag + blind,
+            Some(Err(e)) => {
+                why_not.push(format!("{name}: lag unknown ({e})"));
+                continue;
+            }
+            None => {
+                why_not
+                    .push(format!("{name}: lag unknown (no duplication link from {} to it)", outage.cluster));
+                continue;
+            }
+        };
+        if lag > policy.rpo_budget {
+            why_not.push(format!(
+                "{name}: {:.1}s behind, over the RPO budget of {:.1}s",
+                lag.as_secs_f64(),
+                policy.rpo_budget.as_secs_f64()
+            ));
+            continue;
+        }
+        if best.is_none_or(|(l, n, _)| (lag, name.as_str()) < (l, n)) {
+            best = Some((lag, name, epoch));
+        }
+    }
+    match best {
+        Some((lag, name, epoch)) => Decision::Promote {
+            cluster: name.to_string(),
+            epoch: max_epoch.max(outage.epoch) + 1,
+            expect_epoch: epoch,
+            lag,
+            reason: format!(
+                "{down}; {name} is {:.1}s behind (budget {:.1}s)",
+                lag.as_secs_f64(),
+                policy.rpo_budget.as_secs_f64()
+            ),
+        },
+        None if why_not.is_empty() => Decision::Refuse(format!("{down}; there is no other copy")),
+        None => Decision::Refuse(format!("{down}; no standby can take over: {}", why_not.join("; "))),
+    }
+}
+
+/// Copies still active at an epoch below the routed one (`chosen`): a returning old active
+/// cluster. Each is to be made standby at the routed epoch (compare-and-set on its own).
+pub fn to_fence(views: &[(String, View)], chosen: usize) -> Vec<(String, u64, u64)> {
+    let Some((_, top)) = views.get(chosen).and_then(|(_, v)| role_of(v)) else { return Vec::new() };
+    views
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != chosen)
+        .filter_map(|(_, (name, v))| match role_of(v) {
+            Some(("active", e)) if e < top => Some((name.clone(), top, e)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "failover_tests.rs"]
+mod tests;

@@ -1,0 +1,182 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tern_proto::pb;
+
+use super::*;
+
+fn route(role: &str, epoch: u64, partitions: u32, with_primary: u32) -> View {
+    View::Route(pb::Route {
+        table: Some(pb::TableInfo {
+            name: "t".into(),
+            role: role.into(),
+            epoch,
+            partitions,
+            ..Default::default()
+        }),
+        partitions: (0..partitions)
+            .map(|p| pb::PartitionConfig {
+                primary: if p < with_primary { 1 } else { 0 },
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn views(v: Vec<(&str, View)>) -> Vec<(String, View)> {
+    v.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+struct Setup {
+    t0: Instant,
+    policy: Policy,
+    outage: Outage,
+}
+
+fn setup() -> Setup {
+    let t0 = Instant::now();
+    Setup {
+        t0,
+        policy: Policy { after: secs(10.0), rpo_budget: secs(2.0) },
+        outage: Outage {
+            cluster: "dc1".into(),
+            epoch: 1,
+            since: t0 + secs(1.0),
+            why: "meta servers unreachable".into(),
+        },
+    }
+}
+
+fn sample(t0: Instant, lags: Vec<(&str, Result<f64, &str>)>) -> LagSample {
+    LagSample {
+        at: t0 + secs(0.5),
+        from: "dc1".into(),
+        lags: lags
+            .into_iter()
+            .map(|(n, l)| (n.to_string(), l.map(secs).map_err(|e| e.to_string())))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[test]
+fn nothing_happens_before_the_outage_is_old_enough() {
+    let s = setup();
+    let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("standby", 1, 4, 4))]);
+    let smp = sample(s.t0, vec![("dc2", Ok(0.2))]);
+    assert_eq!(decide(&v, &s.outage, Some(&smp), &s.policy, s.t0 + secs(10.9)), Decision::Wait);
+    assert!(matches!(
+        decide(&v, &s.outage, Some(&smp), &s.policy, s.t0 + secs(11.0)),
+        Decision::Promote { .. }
+    ));
+}
+
+#[test]
+fn the_standby_within_the_budget_is_promoted_above_every_epoch_seen() {
+    let s = setup();
+    let v = views(vec![
+        ("dc1", View::Unreachable("refused".into())),
+        ("dc2", route("standby", 4, 4, 4)),
+        ("dc3", route("standby", 2, 4, 4)),
+    ]);
+    let smp = sample(s.t0, vec![("dc2", Ok(1.0)), ("dc3", Ok(0.2))]);
+    let Decision::Promote { cluster, epoch, expect_epoch, lag, reason } =
+        decide(&v, &s.outage, Some(&smp), &s.policy, s.t0 + secs(12.0))
+    else {
+        panic!("expected a promotion");
+    };
+    // dc3 has the smaller lag: 0.2 s measured + 0.5 s between the sample and the outage.
+    assert_eq!((cluster.as_str(), epoch, expect_epoch), ("dc3", 5, 2));
+    assert_eq!(lag, secs(0.7));
+    assert!(reason.contains("dc1 (active at epoch 1) has not served for 11.0s"), "{reason}");
+    assert!(reason.contains("dc3 is 0.7s behind (budget 2.0s)"), "{reason}");
+}
+
+#[test]
+fn a_standby_over_the_budget_or_of_unknown_lag_is_refused_with_the_reason() {
+    let s = setup();
+    let v = views(vec![
+        ("dc1", View::Unreachable("refused".into())),
+        ("dc2", route("standby", 1, 4, 4)),
+        ("dc3", route("standby", 1, 4, 4)),
+        ("dc4", route("standby", 1, 4, 3)),
+        ("dc5", route("standby", 1, 4, 4)),
+    ]);
+    let smp = sample(s.t0, vec![("dc2", Ok(1.6)), ("dc3", Err("the link is paused")), ("dc4", Ok(0.0))]);
+    let Decision::Refuse(why) = decide(&v, &s.outage, Some(&smp), &s.policy, s.t0 + secs(12.0)) else {
+        panic!("expected a refusal");
+    };
+    assert!(why.contains("dc2: 2.1s behind, over the RPO budget of 2.0s"), "{why}");
+    assert!(why.contains("dc3: lag unknown (the link is paused)"), "{why}");
+    assert!(why.contains("dc4: 1 of 4 partitions have no primary"), "{why}");
+    assert!(why.contains("dc5: lag unknown (no duplication link from dc1 to it)"), "{why}");
+}
+
+#[test]
+fn without_a_measurement_from_the_lost_cluster_nothing_is_promoted() {
+    let s = setup();
+    let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("standby", 1, 4, 4))]);
+    let now = s.t0 + secs(20.0);
+    let Decision::Refuse(why) = decide(&v, &s.outage, None, &s.policy, now) else { panic!() };
+    assert!(why.contains("no standby's lag behind it was ever measured"), "{why}");
+    let mut other = sample(s.t0, vec![("dc2", Ok(0.1))]);
+    other.from = "dc3".into();
+    assert!(matches!(decide(&v, &s.outage, Some(&other), &s.policy, now), Decision::Refuse(_)));
+}
+
+#[test]
+fn an_active_copy_elsewhere_is_not_a_candidate() {
+    let s = setup();
+    let v = views(vec![("dc1", View::Unreachable("x".into())), ("dc2", route("active", 0, 4, 4))]);
+    let smp = sample(s.t0, vec![("dc2", Ok(0.1))]);
+    let Decision::Refuse(why) = decide(&v, &s.outage, Some(&smp), &s.policy, s.t0 + secs(12.0)) else {
+        panic!()
+    };
+    assert!(why.contains("dc2: active at epoch 0"), "{why}");
+}
+
+#[test]
+fn a_returning_old_active_copy_is_fenced_at_the_routed_epoch() {
+    let v = views(vec![
+        ("dc1", route("active", 1, 4, 4)),
+        ("dc2", route("active", 2, 4, 4)),
+        ("dc3", route("standby", 2, 4, 4)),
+    ]);
+    assert_eq!(to_fence(&v, 1), vec![("dc1".to_string(), 2, 1)]);
+    assert!(to_fence(&v, 0).is_empty(), "nothing is below epoch 1");
+}
+
+fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> pb::DupLinkStatus {
+    pb::DupLinkStatus {
+        link: Some(pb::DupLink { status: status.into(), started, ..Default::default() }),
+        partitions: parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sb, age))| pb::DupPartitionStatus {
+                partition: i as u32,
+                seconds_behind: sb,
+                reported_ms_ago: age,
+                ..Default::default()
+            })
+            .collect(),
+        conflicts: 0,
+    }
+}
+
+#[test]
+fn a_links_lag_is_its_worst_partition_and_unknown_until_it_ships_everything() {
+    let l = link("shipping", vec![true, true], vec![(0.0, 300), (1.5, 200)]);
+    assert_eq!(link_lag(&l).unwrap(), secs(1.5));
+    let l = link("paused", vec![true, true], vec![(0.0, 900), (0.0, 200)]);
+    assert_eq!(link_lag(&l).unwrap(), secs(0.9), "nothing waiting: the report's age bounds it");
+    let e = link_lag(&link("syncing-checkpoint", vec![true], vec![(0.0, 0)])).unwrap_err();
+    assert!(e.contains("syncing-checkpoint"), "{e}");
+    let e = link_lag(&link("shipping", vec![true, false], vec![(0.0, 0), (0.0, 0)])).unwrap_err();
+    assert!(e.contains("partition 1 has not started"), "{e}");
+    let e = link_lag(&link("shipping", vec![true], vec![(0.0, u64::MAX)])).unwrap_err();
+    assert!(e.contains("never reported"), "{e}");
+}

@@ -1,0 +1,332 @@
+//! The proxy's view of every table it routes: each cluster's copy (role, epoch, health), the
+//! copy it routes to, the standbys' measured lag, and automatic failover. Tables with a failover
+//! policy, and tables clients asked about in the last minute, are refreshed every `interval` in
+//! the background (so a role change is seen within it, before any client asks); a client's
+//! question for a table not seen for `max_age` is answered after asking the clusters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tern_core::{Error, ErrorCode, Result};
+use tern_proto::pb;
+
+use crate::choose::{View, choose};
+use crate::failover::{self, Decision, LagSample, Outage, Policy};
+use crate::service::Cluster;
+
+/// A table nobody asked about for this long stops being refreshed (unless it has a policy).
+const IDLE: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub(crate) struct TableState {
+    pub views: Vec<(String, View)>,
+    pub route: Result<(usize, pb::Route)>,
+    pub refreshed: Instant,
+    pub asked: Instant,
+    pub outage: Option<Outage>,
+    pub sample: Option<LagSample>,
+    pub last_decision: Option<pb::ProxyDecision>,
+}
+
+#[derive(Debug)]
+pub struct Watcher {
+    pub(crate) clusters: Arc<Vec<Cluster>>,
+    pub(crate) max_age: Duration,
+    pub(crate) policies: HashMap<String, Policy>,
+    pub(crate) tables: Mutex<HashMap<String, TableState>>,
+    /// Cluster id (as duplication links name remotes) → the name this proxy knows it by.
+    ids: Mutex<HashMap<u32, String>>,
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Watcher {
+    pub fn new(clusters: Vec<Cluster>, max_age: Duration, policies: HashMap<String, Policy>) -> Watcher {
+        Watcher {
+            clusters: Arc::new(clusters),
+            max_age,
+            policies,
+            tables: Mutex::new(HashMap::new()),
+            ids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn tables(&self) -> MutexGuard<'_, HashMap<String, TableState>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The route of the copy of `table` active at the highest epoch.
+    pub async fn route(&self, table: &str) -> Result<pb::Route> {
+        if let Some(s) = self.tables().get_mut(table)
+            && s.refreshed.elapsed() < self.max_age
+        {
+            s.asked = Instant::now();
+            return s.route.clone().map(|(_, r)| r);
+        }
+        self.refresh(table, false).await
+    }
+
+    /// Every cluster's view of `table`, asked concurrently.
+    async fn views(&self, table: &str) -> Vec<(String, View)> {
+        let asks = self.clusters.iter().map(|c| async move {
+            let req = pb::RouteRequest { table: table.to_string() };
+            let view = match c
+                .meta
+                .call(|mut m| {
+                    let req = req.clone();
+                    async move { m.get_route(req).await }
+                })
+                .await
+            {
+                Ok(r) => View::Route(r),
+                Err(e) if e.code() == ErrorCode::TableNotFound => View::NoTable,
+                Err(e) => View::Unreachable(e.to_string()),
+            };
+            (c.name.clone(), view)
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// Asks the clusters about `table` and records what they said; on the background tick
+    /// (`tick`) also measures lag and runs failover.
+    async fn refresh(&self, table: &str, tick: bool) -> Result<pb::Route> {
+        // An outage starts when the question was asked, not when it timed out.
+        let asked_at = Instant::now();
+        let views = self.views(table).await;
+        let route = choose(table, &views).and_then(|i| match &views[i].1 {
+            View::Route(r) => Ok((i, r.clone())),
+            _ => Err(Error::invariant("chose a cluster without a route")),
+        });
+        let now = Instant::now();
+        let serving =
+            route.as_ref().ok().filter(|(i, _)| failover::health(&views[*i].1).is_ok()).map(|(i, _)| *i);
+        let sample = match serving {
+            Some(i) if tick => Some(self.sample(table, &views[i].0, now).await),
+            _ => None,
+        };
+        let answer = route.clone().map(|(_, r)| r);
+        let mut tables = self.tables();
+        let s = tables.entry(table.to_string()).or_insert_with(|| TableState {
+            views: Vec::new(),
+            route: Err(Error::Unavailable("not asked yet".into())),
+            refreshed: now,
+            asked: now,
+            outage: None,
+            sample: None,
+            last_decision: None,
+        });
+        if !tick {
+            s.asked = now;
+        }
+        s.outage = outage_now(s.outage.take(), &s.route, &views, &route, asked_at);
+        s.views = views;
+        s.route = route;
+        s.refreshed = now;
+        if let Some(sample) = sample {
+            s.sample = Some(sample);
+        }
+        answer
+    }
+
+    /// The lag of every other cluster behind `active`, from `active`'s duplication links.
+    async fn sample(&self, table: &str, active: &str, now: Instant) -> LagSample {
+        let mut lags = BTreeMap::new();
+        let Some(c) = self.clusters.iter().find(|c| c.name == active) else {
+            return LagSample { at: now, from: active.to_string(), lags };
+        };
+        self.learn_ids().await;
+        let req = pb::DupListRequest { table: table.to_string() };
+        let links = c
+            .meta
+            .call(|mut m| {
+                let req = req.clone();
+                async move { m.dup_list(req).await }
+            })
+            .await;
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for other in self.clusters.iter().filter(|o| o.name != active) {
+            let lag = match &links {
+                Err(e) => Err(format!("{active} did not report its links: {e}")),
+                Ok(list) => list
+                    .links
+                    .iter()
+                    .filter(|l| {
+                        l.link.as_ref().is_some_and(|d| ids.get(&d.remote_cluster_id) == Some(&other.name))
+                    })
+                    .map(failover::link_lag)
+                    .min_by_key(|l| l.as_ref().map_or(Duration::MAX, |d| *d))
+                    .unwrap_or_else(|| Err(format!("no duplication link from {active} to it"))),
+            };
+            lags.insert(other.name.clone(), lag);
+        }
+        LagSample { at: Instant::now(), from: active.to_string(), lags }
+    }
+
+    /// Learns the cluster ids of clusters not known yet (links name remotes by id).
+    async fn learn_ids(&self) {
+        let known: Vec<String> =
+            self.ids.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for c in self.clusters.iter().filter(|c| !known.contains(&c.name)) {
+            if let Ok(s) = c.meta.call(|mut m| async move { m.cluster_status(pb::Empty {}).await }).await {
+                self.ids.lock().unwrap_or_else(|e| e.into_inner()).insert(s.cluster_id, c.name.clone());
+            }
+        }
+    }
+
+    /// Refreshes every watched table every `interval`, and runs failover, until dropped.
+    pub async fn run(self: Arc<Self>, interval: Duration) {
+        let this = &*self;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let watched: Vec<String> = {
+                let tables = this.tables();
+                let mut w: Vec<String> =
+                    tables.iter().filter(|(_, s)| s.asked.elapsed() < IDLE).map(|(t, _)| t.clone()).collect();
+                let extra: Vec<String> = this.policies.keys().filter(|t| !w.contains(t)).cloned().collect();
+                w.extend(extra);
+                w
+            };
+            let work = watched.iter().map(|t| async move {
+                // Errors are recorded in the table's state (and shown by status).
+                let _ = this.refresh(t, true).await;
+                if let Some(policy) = this.policies.get(t) {
+                    this.failover(t, policy).await;
+                }
+            });
+            futures::future::join_all(work).await;
+        }
+    }
+
+    /// Promotes a standby or fences a returning old active copy, as the policy says.
+    async fn failover(&self, table: &str, policy: &Policy) {
+        let (decision, fence) = {
+            let tables = self.tables();
+            let Some(s) = tables.get(table) else { return };
+            let fence = match &s.route {
+                Ok((i, _)) => failover::to_fence(&s.views, *i),
+                Err(_) => Vec::new(),
+            };
+            let decision = match &s.outage {
+                Some(o) => failover::decide(&s.views, o, s.sample.as_ref(), policy, Instant::now()),
+                None => Decision::Wait,
+            };
+            (decision, fence)
+        };
+        for (cluster, epoch, expect) in fence {
+            let r = self.set_role(table, &cluster, "standby", epoch, expect).await;
+            let why = format!("{cluster} was still active at epoch {expect}, below the routed epoch {epoch}");
+            self.record(table, outcome("fenced", &r), &cluster, epoch, &why, &r);
+        }
+        match decision {
+            Decision::Wait => {}
+            Decision::Refuse(why) => self.record(table, "refused", "", 0, &why, &Ok(())),
+            Decision::Promote { cluster, epoch, expect_epoch, reason, .. } => {
+                let r = self.set_role(table, &cluster, "active", epoch, expect_epoch).await;
+                self.record(table, outcome("promoted", &r), &cluster, epoch, &reason, &r);
+                if r.is_ok() {
+                    // Route to the new active copy at once.
+                    let _ = self.refresh(table, false).await;
+                }
+            }
+        }
+    }
+
+    async fn set_role(&self, table: &str, cluster: &str, role: &str, epoch: u64, expect: u64) -> Result<()> {
+        let c = self
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .ok_or_else(|| Error::invariant(format!("unknown cluster {cluster}")))?;
+        let req = pb::SetTableRoleRequest {
+            table: table.to_string(),
+            role: role.to_string(),
+            epoch,
+            check_epoch: true,
+            expect_epoch: expect,
+        };
+        c.meta
+            .call(|mut m| {
+                let req = req.clone();
+                async move { m.set_table_role(req).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Keeps `table`'s last decision; logs and counts it unless it repeats the last one.
+    fn record(&self, table: &str, outcome: &str, cluster: &str, epoch: u64, why: &str, r: &Result<()>) {
+        let reason = match r {
+            Ok(()) => why.to_string(),
+            Err(e) => format!("{why}; setting the role failed: {e}"),
+        };
+        let mut tables = self.tables();
+        let Some(s) = tables.get_mut(table) else { return };
+        let repeat = s.last_decision.as_ref().is_some_and(|d| d.outcome == outcome && d.reason == reason);
+        if repeat {
+            return;
+        }
+        match outcome {
+            "promoted" | "fenced" => tracing::warn!(table, cluster, epoch, "failover: {outcome}: {reason}"),
+            _ => tracing::error!(table, cluster, epoch, "failover: {outcome}: {reason}"),
+        }
+        metrics::counter!("tern_proxy_failover_decisions_total", "table" => table.to_string(), "outcome" => outcome.to_string())
+            .increment(1);
+        s.last_decision = Some(pb::ProxyDecision {
+            at_ms: wall_ms(),
+            outcome: outcome.to_string(),
+            cluster: cluster.to_string(),
+            epoch,
+            reason,
+        });
+    }
+}
+
+fn outcome(done: &'static str, r: &Result<()>) -> &'static str {
+    match r {
+        Ok(()) => done,
+        Err(e) if e.code() == ErrorCode::EpochConflict => "lost-race",
+        Err(_) => "failed",
+    }
+}
+
+/// Whether the copy that was routed to has stopped serving, and since when. The outage is of
+/// the cluster last routed to: it starts when that cluster's copy is first seen unhealthy or
+/// unreachable, and ends when it serves again or another copy is routed to (a role move).
+fn outage_now(
+    prev: Option<Outage>,
+    prev_route: &Result<(usize, pb::Route)>,
+    views: &[(String, View)],
+    route: &Result<(usize, pb::Route)>,
+    now: Instant,
+) -> Option<Outage> {
+    let (name, epoch) = match (route, &prev) {
+        (Ok((i, r)), _) => (views[*i].0.clone(), r.table.as_ref().map_or(0, |t| t.epoch)),
+        (Err(_), Some(o)) => (o.cluster.clone(), o.epoch),
+        (Err(_), None) => match prev_route {
+            Ok((i, r)) => (
+                views.get(*i).map_or(String::new(), |v| v.0.clone()),
+                r.table.as_ref().map_or(0, |t| t.epoch),
+            ),
+            Err(_) => return None,
+        },
+    };
+    let view = views.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
+    // A copy that is reachable but no longer active moved on purpose: not an outage.
+    if let Some((role, _)) = failover::role_of(view)
+        && role != "active"
+    {
+        return None;
+    }
+    match failover::health(view) {
+        Ok(()) => None,
+        Err(why) => match prev {
+            Some(o) if o.cluster == name && o.epoch == epoch => Some(Outage { why, ..o }),
+            _ => Some(Outage { cluster: name, epoch, since: now, why }),
+        },
+    }
+}
