@@ -50,7 +50,7 @@ pub struct Route {
 }
 
 impl Route {
-    fn primary_addr(&self, partition: u32) -> Option<String> {
+    pub(crate) fn primary_addr(&self, partition: u32) -> Option<String> {
         let p = self.configs.get(partition as usize)?.as_ref()?.primary?;
         self.addresses.get(&p).cloned()
     }
@@ -65,9 +65,9 @@ pub struct TableScanCursor {
 
 #[derive(Debug)]
 pub struct TernClient {
-    opts: ClientOptions,
+    pub(crate) opts: ClientOptions,
     meta: MetaClient,
-    pool: Pool,
+    pub(crate) pool: Pool,
     routes: RwLock<HashMap<String, Arc<Route>>>,
 }
 

@@ -7,6 +7,7 @@
 //!
 //! Must not depend on: rocksdb or any server-side crate.
 
+mod batch;
 mod client;
 mod meta;
 mod pool;

@@ -24,6 +24,9 @@ pub struct Services {
     pub node: Arc<Node>,
 }
 
+/// Most reads one `BatchRead` may carry.
+pub const MAX_BATCH_READS: usize = 4096;
+
 fn status(e: Error) -> Status {
     to_status(&e)
 }
@@ -72,6 +75,45 @@ impl pb::kv_server::Kv for Services {
         let mut resp = read_result_to_pb(&result);
         resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
         Ok(Response::new(resp))
+    }
+
+    async fn batch_read(
+        &self,
+        req: Request<pb::BatchReadRequest>,
+    ) -> Result<Response<pb::BatchReadResponse>, Status> {
+        let reads = req.into_inner().reads;
+        if reads.len() > MAX_BATCH_READS {
+            return Err(status(Error::InvalidArgument(format!(
+                "a batch read carries {} reads; at most {MAX_BATCH_READS}",
+                reads.len()
+            ))));
+        }
+        // Every read goes to its replica's queue at once; answers are collected in order.
+        let answers = reads.into_iter().map(|r| async move {
+            let (gpid, op) = read_from_pb(r).map_err(|e| (e.code(), e.to_string()))?;
+            let result = self.ask(gpid, |reply| Input::Read { op, reply }).await.map_err(|s| {
+                let e = tern_proto::status::from_status(&s);
+                (e.code(), e.to_string())
+            })?;
+            let mut resp = read_result_to_pb(&result);
+            resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
+            Ok::<_, (tern_core::ErrorCode, String)>(resp)
+        });
+        let items = futures::future::join_all(answers)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(result) => {
+                    pb::BatchReadItem { result: Some(result), error_code: 0, error_message: String::new() }
+                }
+                Err((code, message)) => pb::BatchReadItem {
+                    result: None,
+                    error_code: u32::from(code as u16),
+                    error_message: message,
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::BatchReadResponse { items }))
     }
 
     async fn duplicate(
