@@ -12,7 +12,9 @@
 //! - [`workload`] runs concurrent writers that record every acknowledged write, and checks that
 //!   each one reads back;
 //! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
-//!   tables of two clusters.
+//!   tables of two clusters;
+//! - [`redis_server`] runs a real `redis-server` and `redis-cli` (the Redis gateway's test
+//!   compares the two).
 //!
 //! Must not depend on: any server crate (the servers are only ever run as processes).
 
@@ -21,6 +23,7 @@ pub mod cluster;
 pub mod mixed;
 pub mod ports;
 pub mod process;
+pub mod redis_server;
 pub mod wait;
 pub mod workload;
 

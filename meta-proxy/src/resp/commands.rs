@@ -270,9 +270,12 @@ fn connection_command(gw: &Gateway, conn: &mut Conn, name: &str, a: &[Vec<u8>]) 
             conn.quit = true;
             Reply::ok()
         }
-        "select" => match args::parse_i64(&a[1]).filter(|n| i32::try_from(*n).is_ok()) {
-            None => err("ERR invalid DB index"),
-            Some(n) => match u32::try_from(n).ok().filter(|n| gw.table(*n).is_some()) {
+        "select" => match args::parse_i64(&a[1]).map(i32::try_from) {
+            None => err(args::NOT_INTEGER),
+            Some(Err(_)) => {
+                err(format!("ERR value is out of range, value must between {} and {}", i32::MIN, i32::MAX))
+            }
+            Some(Ok(n)) => match u32::try_from(n).ok().filter(|n| gw.table(*n).is_some()) {
                 Some(n) => {
                     conn.db = n;
                     Reply::ok()

@@ -77,8 +77,11 @@ fn connection_commands() {
     assert_eq!(now(&gw, &mut c, "echo hi"), Some(Reply::Bulk(b"hi".to_vec())));
     assert_eq!(now(&gw, &mut c, "select 1"), error("ERR DB index is out of range"));
     assert_eq!(now(&gw, &mut c, "select -1"), error("ERR DB index is out of range"));
-    assert_eq!(now(&gw, &mut c, "select x"), error("ERR invalid DB index"));
-    assert_eq!(now(&gw, &mut c, "select 99999999999"), error("ERR invalid DB index"));
+    assert_eq!(now(&gw, &mut c, "select x"), error("ERR value is not an integer or out of range"));
+    assert_eq!(
+        now(&gw, &mut c, "select 99999999999"),
+        error("ERR value is out of range, value must between -2147483648 and 2147483647")
+    );
     assert_eq!(now(&gw, &mut c, "select 3"), Some(Reply::ok()));
     assert_eq!(c.db, 3);
     assert_eq!(now(&gw, &mut c, "hello 3"), error("NOPROTO unsupported protocol version"));

@@ -183,11 +183,37 @@ async fn protocol_error(sock: &mut TcpStream, msg: &str) -> std::io::Result<()> 
 type Pending<'a> = Shared<BoxFuture<'a, Arc<Reply>>>;
 
 /// Which earlier requests of a batch used a key.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct KeyUse {
     last_write: Option<usize>,
     /// Reads since the last write.
     reads: Vec<usize>,
+}
+
+/// The earlier requests that request `i` (touching `keys`, writing them if `write`) must run
+/// after: for a read, the last write of each key; for a write, that and every read since.
+/// Records request `i`'s own use. A key named twice in one request (`DEL k k`) is one use.
+fn order_after<'k>(
+    uses: &mut HashMap<&'k [u8], KeyUse>,
+    i: usize,
+    keys: &[&'k [u8]],
+    write: bool,
+) -> Vec<usize> {
+    let mut after = Vec::new();
+    for &k in keys {
+        let u = uses.entry(k).or_default();
+        after.extend(u.last_write);
+        if write {
+            after.append(&mut u.reads);
+            u.last_write = Some(i);
+        } else {
+            u.reads.push(i);
+        }
+    }
+    after.retain(|&j| j < i);
+    after.sort_unstable();
+    after.dedup();
+    after
 }
 
 /// Runs a batch of requests and appends their replies to `out`, in request order.
@@ -201,20 +227,7 @@ pub async fn execute(gw: &Gateway, conn: &mut Conn, requests: &[Vec<Vec<u8>>], o
         let step = match plan(gw, conn, args) {
             Step::Now(reply) => futures::future::ready(Arc::new(reply)).boxed().shared(),
             Step::Run { keys, write, fut } => {
-                let i = pending.len();
-                let mut after = Vec::new();
-                for k in keys {
-                    let u = uses.entry(k).or_default();
-                    after.extend(u.last_write);
-                    if write {
-                        after.append(&mut u.reads);
-                        u.last_write = Some(i);
-                    } else {
-                        u.reads.push(i);
-                    }
-                }
-                after.sort_unstable();
-                after.dedup();
+                let after = order_after(&mut uses, pending.len(), &keys, write);
                 let after: Vec<Pending<'_>> = after.iter().map(|&j| pending[j].clone()).collect();
                 async move {
                     join_all(after).await;

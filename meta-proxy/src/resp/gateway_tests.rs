@@ -22,6 +22,28 @@ fn a_batch_stops_at_its_limit_and_at_a_bad_request() {
     assert!(reqs.is_empty() && used == 0 && matches!(end, BatchEnd::NeedMore));
 }
 
+#[test]
+fn requests_wait_only_for_earlier_ones_on_their_keys() {
+    let mut uses = HashMap::new();
+    let (a, b) = (&b"a"[..], &b"b"[..]);
+    assert_eq!(order_after(&mut uses, 0, &[a], false), Vec::<usize>::new(), "GET a");
+    assert_eq!(
+        order_after(&mut uses, 1, &[b], false),
+        Vec::<usize>::new(),
+        "GET b: reads do not wait for reads"
+    );
+    assert_eq!(order_after(&mut uses, 2, &[a], false), Vec::<usize>::new(), "GET a");
+    assert_eq!(order_after(&mut uses, 3, &[a, a, b], true), vec![0, 1, 2], "DEL a a b: after every use");
+    assert_eq!(order_after(&mut uses, 4, &[b, b], false), vec![3], "EXISTS b b: after the write, not itself");
+    assert_eq!(order_after(&mut uses, 5, &[a], true), vec![3], "SET a");
+    assert_eq!(order_after(&mut uses, 6, &[b], true), vec![3, 4], "SET b");
+    assert_eq!(
+        order_after(&mut uses, 7, &[&b"c"[..]], true),
+        Vec::<usize>::new(),
+        "another key runs at once"
+    );
+}
+
 /// A gateway on a loopback port whose Tern client points nowhere (only connection commands
 /// work), and a way to stop it.
 async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
