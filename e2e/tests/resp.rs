@@ -484,6 +484,11 @@ fn compare_everything(gw_port: u16, rs_port: u16) {
 
     assert!(bad.is_empty(), "the gateway and redis-server disagree on {}:\n{}", bad.len(), bad.join("\n"));
 
+    // Tern's limits (documented differences): a value over max-value-bytes is refused.
+    let big = send(&mut gw, &[b"SET".to_vec(), b"big".to_vec(), vec![b'x'; 2 << 20]]);
+    assert!(show(&big).starts_with("-ERR value is 2097152 bytes, over the limit"), "{}", show(&big));
+    assert_eq!(show(&send(&mut gw, &[b"GET".to_vec(), b"big".to_vec()])), "(nil)");
+
     // Expiry happens: visible right after the set, gone on both within a deadline.
     let cmd = |s: &str| s.split(' ').map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>();
     for con in [&mut gw, &mut rs] {
