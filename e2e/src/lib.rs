@@ -13,7 +13,9 @@
 //!   each one reads back;
 //! - [`proxy`] starts `tern proxy` processes in front of clusters and reads their status;
 //! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
-//!   tables of two clusters.
+//!   tables of two clusters;
+//! - [`redis_server`] runs a real `redis-server` and `redis-cli` (the Redis gateway's test
+//!   compares the two).
 //!
 //! Must not depend on: any server crate (the servers are only ever run as processes).
 
@@ -23,6 +25,7 @@ pub mod mixed;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod redis_server;
 pub mod wait;
 pub mod workload;
 

@@ -66,7 +66,8 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     let (mut a, b) = pair(("left", 31), ("right", 32)).await;
     let dir = tempfile::tempdir().unwrap();
     let clusters = [("left", &a), ("right", &b)];
-    let policy = ["--auto-failover", "t,after=3s,rpo=5s"];
+    // A generous budget: this test is about promoting and fencing (the next one about the budget).
+    let policy = ["--auto-failover", "t,after=3s,rpo=30s"];
     let p1 = start_proxy(dir.path(), "proxy1", &clusters, &policy);
     let p2 = start_proxy(dir.path(), "proxy2", &clusters, &policy);
     let client =
@@ -89,7 +90,13 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     let promoted = tern_e2e::wait_until("right to be promoted", SETTLE, || async {
         match role(&b).await? {
             (r, e) if r == "active" => Ok(e),
-            other => Err(format!("right is {other:?}")),
+            other => {
+                let s = proxy_status(&p1.addr).await?;
+                Err(format!(
+                    "right is {other:?}; proxy1 says {}",
+                    table_of(&s, "t").cloned().unwrap_or_default()
+                ))
+            }
         }
     })
     .await;

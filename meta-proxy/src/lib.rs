@@ -19,15 +19,17 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_client::MetaClient;
+use futures::FutureExt;
+use tern_client::{ClientOptions, MetaClient, TernClient};
 use tern_core::{Error, Result};
 use tern_proto::pb;
 
 pub use failover::Policy;
+pub use resp::RespOptions;
 pub use service::{Cluster, ProxyService};
 pub use watch::Watcher;
 
@@ -44,6 +46,8 @@ pub struct ProxyOptions {
     pub failover: HashMap<String, Policy>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The Redis gateway, if wanted.
+    pub resp: Option<RespOptions>,
 }
 
 impl ProxyOptions {
@@ -55,6 +59,7 @@ impl ProxyOptions {
             interval: Duration::from_millis(500),
             failover: HashMap::new(),
             metrics_listen: None,
+            resp: None,
         }
     }
 }
@@ -99,12 +104,52 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
     }
     let watcher = Arc::new(Watcher::new(clusters, opts.max_age, opts.failover.clone()));
     let watching = tokio::spawn(watcher.clone().run(opts.interval));
-    let served = tonic::transport::Server::builder()
+    let shutdown = shutdown.boxed().shared();
+    let gateway = match &opts.resp {
+        None => None,
+        Some(resp) => {
+            let routing = listener.local_addr().map_err(|e| Error::io("read the listen address", e))?;
+            Some(start_gateway(resp, routing).await?)
+        }
+    };
+    let grpc = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(ProxyService::new(watcher.clone())))
         .add_service(pb::proxy_admin_server::ProxyAdminServer::new(status::AdminService { watcher }))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
-        .await
-        .map_err(|e| Error::io("serve", e));
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.clone(),
+        );
+    let resp = async {
+        if let Some((listener, gateway)) = gateway {
+            resp::serve(listener, gateway, shutdown).await;
+        }
+    };
+    let (served, ()) = tokio::join!(grpc, resp);
     watching.abort();
-    served
+    served.map_err(|e| Error::io("serve", e))
+}
+
+/// Binds the Redis gateway's listener. Its Tern client asks this proxy for routes (at
+/// `routing`, the proxy's own gRPC address), so it follows a change of the active cluster.
+async fn start_gateway(
+    resp: &RespOptions,
+    routing: SocketAddr,
+) -> Result<(tokio::net::TcpListener, Arc<resp::Gateway>)> {
+    if !resp.dbs.contains_key(&0) {
+        return Err(Error::InvalidArgument(
+            "the Redis gateway needs a table for database 0 (--resp-table TABLE)".into(),
+        ));
+    }
+    let routing = match routing.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), routing.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), routing.port()),
+        _ => routing,
+    };
+    let client = TernClient::new(ClientOptions::new(vec![routing.to_string()]))?;
+    let listener = tokio::net::TcpListener::bind(resp.listen)
+        .await
+        .map_err(|e| Error::io(format!("listen on {} (redis gateway)", resp.listen), e))?;
+    let tables: Vec<String> = resp.dbs.iter().map(|(n, t)| format!("{n}={t}")).collect();
+    tracing::info!(listen = %resp.listen, "redis gateway serving databases {}", tables.join(", "));
+    Ok((listener, Arc::new(resp::Gateway::new(client, resp.dbs.clone()))))
 }

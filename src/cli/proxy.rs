@@ -1,6 +1,6 @@
 //! `tern proxy`: the meta-proxy process (`tern-meta-proxy`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -31,6 +31,13 @@ use super::common::{duration_arg, init_logging, runtime, shutdown_signal};
 /// $ tern proxy ... --auto-failover demo,after=30s,rpo=2s
 ///
 /// $ tern proxy status --proxy 127.0.0.1:34700
+///
+/// With `--resp-listen` it also speaks the Redis protocol (RESP2): `redis-cli`, `redis-benchmark`
+/// and Redis client libraries read and write a Tern table (`--resp-table`; more with `--resp-db`
+/// for SELECT), a Redis key being a hash key with an empty sort key. Commands and differences
+/// from Redis: docs/meta-proxy.md, "Redis gateway".
+///
+/// $ tern proxy ... --resp-listen 127.0.0.1:6380 --resp-table demo
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ProxyCmd {
@@ -55,6 +62,15 @@ pub struct ProxyCmd {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Also serve the Redis protocol on this address (needs --resp-table).
+    #[arg(long, env = "TERN_RESP_LISTEN", value_name = "ADDR")]
+    resp_listen: Option<SocketAddr>,
+    /// The table of Redis database 0, where connections start.
+    #[arg(long, env = "TERN_RESP_TABLE", value_name = "TABLE")]
+    resp_table: Option<String>,
+    /// A table for `SELECT N`: N=TABLE. Repeat (or separate with commas) for more databases.
+    #[arg(long = "resp-db", env = "TERN_RESP_DB", value_name = "N=TABLE", value_delimiter = ',', value_parser = db_arg)]
+    resp_dbs: Vec<(u32, String)>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +98,40 @@ fn failover_arg(s: &str) -> Result<(String, Policy), String> {
         }
     }
     Ok((table.to_string(), policy))
+}
+
+fn db_arg(s: &str) -> Result<(u32, String), String> {
+    let (n, table) = s.split_once('=').ok_or_else(|| format!("{s:?} is not N=TABLE"))?;
+    let n = n.trim().parse::<u32>().map_err(|_| format!("{s:?}: the database number must be 0 or more"))?;
+    let table = table.trim();
+    if table.is_empty() {
+        return Err(format!("{s:?} needs a table name"));
+    }
+    Ok((n, table.to_string()))
+}
+
+/// The Redis gateway's options, checked: databases given once each, database 0 mapped.
+fn resp_options(
+    listen: Option<SocketAddr>,
+    table: Option<String>,
+    dbs: Vec<(u32, String)>,
+) -> anyhow::Result<Option<tern_meta_proxy::RespOptions>> {
+    let Some(listen) = listen else {
+        if table.is_some() || !dbs.is_empty() {
+            anyhow::bail!("--resp-table and --resp-db need --resp-listen");
+        }
+        return Ok(None);
+    };
+    let mut map = BTreeMap::new();
+    for (n, t) in table.map(|t| (0, t)).into_iter().chain(dbs) {
+        if map.insert(n, t).is_some() {
+            anyhow::bail!("Redis database {n} is given twice (--resp-table is database 0)");
+        }
+    }
+    if !map.contains_key(&0) {
+        anyhow::bail!("--resp-listen needs a table for database 0: --resp-table TABLE");
+    }
+    Ok(Some(tern_meta_proxy::RespOptions { listen, dbs: map }))
 }
 
 fn cluster_arg(s: &str) -> Result<(String, Vec<String>), String> {
@@ -118,6 +168,7 @@ impl ProxyCmd {
         opts.interval = self.watch_interval;
         opts.failover = failover;
         opts.metrics_listen = self.metrics_listen;
+        opts.resp = resp_options(self.resp_listen, self.resp_table, self.resp_dbs)?;
         runtime()?.block_on(tern_meta_proxy::run(opts, shutdown_signal())).context("tern proxy")
     }
 }
