@@ -54,6 +54,30 @@ fn kill_all(c: &mut Cluster) {
     }
 }
 
+/// One Redis connection (the `redis` crate, blocking) used from async code.
+#[derive(Clone)]
+struct Redis(Arc<std::sync::Mutex<redis::Connection>>);
+
+impl Redis {
+    fn open(addr: &str) -> Result<Redis, String> {
+        let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+        Ok(Redis(Arc::new(std::sync::Mutex::new(client.get_connection().map_err(|e| e.to_string())?))))
+    }
+
+    async fn cmd(&self, args: &[&str]) -> Result<redis::Value, String> {
+        let (conn, args) = (self.0.clone(), args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = redis::cmd(&args[0]);
+            for a in &args[1..] {
+                cmd.arg(a);
+            }
+            cmd.query::<redis::Value>(&mut conn.lock().unwrap()).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap()
+    }
+}
+
 async fn lag_of_right(proxy: &str) -> Result<f64, String> {
     let s = proxy_status(proxy).await?;
     let t = table_of(&s, "t").ok_or(format!("no table t in {s}"))?;
@@ -68,7 +92,13 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     let clusters = [("left", &a), ("right", &b)];
     // A generous budget: this test is about promoting and fencing (the next one about the budget).
     let policy = ["--auto-failover", "t,after=3s,rpo=30s"];
-    let p1 = start_proxy(dir.path(), "proxy1", &clusters, &policy);
+    let resp = free_addr();
+    let p1 = start_proxy(
+        dir.path(),
+        "proxy1",
+        &clusters,
+        &[&policy[..], &["--resp-listen", &resp, "--resp-table", "t"]].concat(),
+    );
     let p2 = start_proxy(dir.path(), "proxy2", &clusters, &policy);
     let client =
         Arc::new(TernClient::new(ClientOptions::new(vec![p1.addr.clone(), p2.addr.clone()])).unwrap());
@@ -76,6 +106,9 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
         client.write("t", set(0)).await.map(|_| ()).map_err(|e| e.to_string())
     })
     .await;
+    // A Redis client of proxy1's gateway, one connection all along.
+    let redis = a.wait_for("the Redis gateway", SETTLE, || async { Redis::open(&resp) }).await;
+    assert_eq!(redis.cmd(&["SET", "before", "1"]).await.unwrap(), redis::Value::Okay);
     let mut acked = vec![0];
     for i in 1..=300 {
         client.write("t", set(i)).await.unwrap();
@@ -106,6 +139,10 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
         client.write("t", set(i)).await.unwrap_or_else(|e| panic!("write {i} after the failover: {e}"));
         acked.push(i);
     }
+    // So does the Redis client, on the same connection.
+    let set = redis.cmd(&["SET", "after", "2"]).await;
+    assert_eq!(set, Ok(redis::Value::Okay), "a Redis SET after the failover");
+    assert_eq!(redis.cmd(&["GET", "after"]).await, Ok(redis::Value::BulkString(b"2".to_vec())));
     // Both proxies route to right; exactly one of them promoted it.
     let mut promotions = 0;
     for p in [&p1, &p2] {
@@ -167,6 +204,13 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
         }
     })
     .await;
+    // What the Redis client wrote before the failover is there too.
+    let before = redis.cmd(&["GET", "before"]).await;
+    assert_eq!(
+        before,
+        Ok(redis::Value::BulkString(b"1".to_vec())),
+        "a Redis SET acknowledged before the failover"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -186,7 +186,7 @@ pub fn plan<'a>(gw: &'a Gateway, conn: &mut Conn, args: &'a [Vec<u8>]) -> Step<'
     let Some(table) = gw.table(conn.db) else {
         return Step::Now(err("ERR DB index is out of range"));
     };
-    let db = Db { client: gw.client(), table };
+    let db = Db { client: gw.client(), reads: gw.reads(), table };
     match data_command(db, spec.name, args) {
         Ok(fut) => Step::Run { keys: keys_of(spec, args), write: spec.kind == Kind::Write, fut },
         Err(e) => Step::Now(Reply::Error(e)),

@@ -2,6 +2,8 @@
 //! The Tern operations the commands are built from, the mapping of Tern errors to Redis replies,
 //! and the optimistic read-check-write loop for the commands that Tern has no atomic op for.
 
+use std::sync::Arc;
+
 use tern_client::TernClient;
 use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, WriteOutcome};
 use tern_core::read::{ReadOp, ReadResult, Ttl};
@@ -9,6 +11,7 @@ use tern_core::{Error, ErrorCode, WriteOp};
 
 use super::Reply;
 use super::args::NOT_INTEGER;
+use super::coalesce::Coalescer;
 
 /// The sort key of every record the gateway writes.
 const SORT_KEY: Vec<u8> = Vec::new();
@@ -54,6 +57,8 @@ pub struct Current<'v> {
 #[derive(Clone, Copy, Debug)]
 pub struct Db<'a> {
     pub client: &'a TernClient,
+    /// Reads go here: batched with the other reads in flight.
+    pub reads: &'a Arc<Coalescer>,
     pub table: &'a str,
 }
 
@@ -74,7 +79,7 @@ impl<'a> Db<'a> {
     }
 
     async fn read(&self, op: ReadOp) -> Res<ReadResult> {
-        self.client.read(self.table, op).await.map_err(|e| error_reply(&e))
+        self.reads.read(self.table, op).await.map_err(|e| error_reply(&e))
     }
 
     pub async fn write(&self, op: WriteOp) -> Res<WriteOutcome> {

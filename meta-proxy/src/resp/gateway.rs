@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::coalesce::Coalescer;
 use super::commands::{Conn, Step, plan};
 use super::{Limits, ParseError, Reply, parse_request};
 
@@ -45,7 +46,7 @@ pub struct RespOptions {
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Gateway {
-    client: TernClient,
+    reads: Arc<Coalescer>,
     dbs: BTreeMap<u32, String>,
     limits: Limits,
     next_id: AtomicU64,
@@ -53,11 +54,17 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(client: TernClient, dbs: BTreeMap<u32, String>) -> Gateway {
-        Gateway { client, dbs, limits: Limits::default(), next_id: AtomicU64::new(1) }
+        let reads = Coalescer::new(Arc::new(client));
+        Gateway { reads, dbs, limits: Limits::default(), next_id: AtomicU64::new(1) }
     }
 
     pub fn client(&self) -> &TernClient {
-        &self.client
+        self.reads.client()
+    }
+
+    /// Where reads go (batched with the reads in flight at the same time).
+    pub fn reads(&self) -> &Arc<Coalescer> {
+        &self.reads
     }
 
     pub fn table(&self, db: u32) -> Option<&str> {

@@ -12,9 +12,11 @@
 //! - [`commands`]: the command table, arity and unknown-command errors, connection commands;
 //!   [`args`]: argument parsing (SET and EXPIRE options, times), pure and unit-tested.
 //! - [`strings`], [`keyspace`]: the data commands on Tern ([`db`]: the Tern ops they use, error
-//!   replies, the read-check-write loop where Tern has no atomic op).
+//!   replies, the read-check-write loop where Tern has no atomic op); [`coalesce`]: reads in
+//!   flight together go as one batch per replica server.
 
 pub mod args;
+pub mod coalesce;
 pub mod commands;
 mod db;
 pub mod gateway;

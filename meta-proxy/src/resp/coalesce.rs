@@ -1,0 +1,74 @@
+//! Reads that arrive together leave together: every GET (and TTL lookup) of the gateway goes
+//! through one [`Coalescer`], which sends what queued up meanwhile — a pipeline's reads, and
+//! other connections' — as one `BatchRead` per replica server (`TernClient::read_batch`)
+//! instead of one RPC per read. Order between requests of a connection is kept by the gateway
+//! (a read starts only after the earlier writes of its keys finished), so batching reads that
+//! are already in flight changes no result.
+
+use std::sync::{Arc, Mutex};
+
+use tern_client::TernClient;
+use tern_core::read::{ReadOp, ReadResult};
+use tern_core::{Error, Result};
+use tokio::sync::oneshot;
+
+type Waiting = (String, ReadOp, oneshot::Sender<Result<ReadResult>>);
+
+#[derive(Debug)]
+pub struct Coalescer {
+    client: Arc<TernClient>,
+    queue: Mutex<Vec<Waiting>>,
+}
+
+impl Coalescer {
+    pub fn new(client: Arc<TernClient>) -> Arc<Coalescer> {
+        Arc::new(Coalescer { client, queue: Mutex::new(Vec::new()) })
+    }
+
+    pub fn client(&self) -> &TernClient {
+        &self.client
+    }
+
+    /// Reads `op` of `table` in the next batch.
+    pub async fn read(self: &Arc<Self>, table: &str, op: ReadOp) -> Result<ReadResult> {
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push((table.to_string(), op, tx));
+            q.len() == 1
+        };
+        if first {
+            // A task of its own, so that a dropped caller cannot strand the others. It lets the
+            // reads being queued right now (the rest of a pipeline) join before it takes them.
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                let batch = std::mem::take(&mut *this.queue.lock().unwrap_or_else(|e| e.into_inner()));
+                this.send(batch).await;
+            });
+        }
+        rx.await.unwrap_or_else(|_| Err(Error::Unavailable("the read was dropped by the gateway".into())))
+    }
+
+    async fn send(&self, batch: Vec<Waiting>) {
+        // Per table, in arrival order.
+        let mut tables: Vec<(String, Vec<ReadOp>, Vec<oneshot::Sender<Result<ReadResult>>>)> = Vec::new();
+        for (table, op, tx) in batch {
+            match tables.iter_mut().find(|(t, _, _)| *t == table) {
+                Some((_, ops, txs)) => {
+                    ops.push(op);
+                    txs.push(tx);
+                }
+                None => tables.push((table, vec![op], vec![tx])),
+            }
+        }
+        let reads = tables.into_iter().map(|(table, ops, txs)| async move {
+            let results = self.client.read_batch(&table, ops).await;
+            for (tx, r) in txs.into_iter().zip(results) {
+                // The caller may be gone (its connection closed): nothing to tell then.
+                let _ = tx.send(r);
+            }
+        });
+        futures::future::join_all(reads).await;
+    }
+}
