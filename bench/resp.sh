@@ -141,7 +141,7 @@ done
 field() { grep "^\"$3\"" "$work/$1-$2.csv" | tr -d '"' | cut -d, -f"$4"; }
 
 echo
-echo "redis-benchmark -t set,get -n $N -c $CLIENTS ${random_args[*]}, $(date -u +%Y-%m-%d), $(nproc) cores" \
+echo "redis-benchmark -t set,get -n $N -c $CLIENTS${random_args[*]:+ ${random_args[*]}}, $(date -u +%Y-%m-%d), $(nproc) cores" \
   "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')); redis-server" \
   "$(redis-server --version | awk '{print $3}' | cut -d= -f2) (persistence off); Tern: 1 meta, 3 replica servers," \
   "table of $PARTITIONS partitions x 3 replicas, tern proxy --resp-listen; all on this machine."
