@@ -14,8 +14,8 @@
 //! - [`strings`], [`keyspace`]: the data commands on Tern ([`db`]: the Tern ops they use, error
 //!   replies, the read-check-write loop where Tern has no atomic op).
 
-pub mod args;
-pub mod commands;
+mod args;
+mod commands;
 mod db;
 pub mod gateway;
 mod keyspace;
