@@ -172,3 +172,34 @@ impl ProxyCmd {
         runtime()?.block_on(tern_meta_proxy::run(opts, shutdown_signal())).context("tern proxy")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> Option<SocketAddr> {
+        Some(SocketAddr::from(([127, 0, 0, 1], 6380)))
+    }
+
+    #[test]
+    fn redis_databases_map_to_tables_once_each_with_database_0() {
+        assert_eq!(db_arg("3=sessions"), Ok((3, "sessions".to_string())));
+        assert!(
+            db_arg("x=t").is_err()
+                && db_arg("-1=t").is_err()
+                && db_arg("1=").is_err()
+                && db_arg("1").is_err()
+        );
+
+        let o = resp_options(addr(), Some("t".into()), vec![(1, "u".into())]).unwrap().unwrap();
+        assert_eq!(o.dbs, BTreeMap::from([(0, "t".to_string()), (1, "u".to_string())]));
+        let o = resp_options(addr(), None, vec![(0, "t".into())]).unwrap().unwrap();
+        assert_eq!(o.dbs.len(), 1);
+        assert!(resp_options(None, None, vec![]).unwrap().is_none());
+
+        let e = |r: anyhow::Result<_>| r.map(|_: Option<_>| ()).unwrap_err().to_string();
+        assert!(e(resp_options(None, Some("t".into()), vec![])).contains("need --resp-listen"));
+        assert!(e(resp_options(addr(), None, vec![(1, "u".into())])).contains("database 0"));
+        assert!(e(resp_options(addr(), Some("t".into()), vec![(0, "u".into())])).contains("given twice"));
+    }
+}

@@ -12,7 +12,10 @@ use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{Error, Result};
 use tokio::sync::oneshot;
 
-type Waiting = (String, ReadOp, oneshot::Sender<Result<ReadResult>>);
+type Answer = oneshot::Sender<Result<ReadResult>>;
+type Waiting = (String, ReadOp, Answer);
+/// One table's reads of a batch and where their answers go.
+type TableReads = (String, Vec<ReadOp>, Vec<Answer>);
 
 #[derive(Debug)]
 pub struct Coalescer {
@@ -52,7 +55,7 @@ impl Coalescer {
 
     async fn send(&self, batch: Vec<Waiting>) {
         // Per table, in arrival order.
-        let mut tables: Vec<(String, Vec<ReadOp>, Vec<oneshot::Sender<Result<ReadResult>>>)> = Vec::new();
+        let mut tables: Vec<TableReads> = Vec::new();
         for (table, op, tx) in batch {
             match tables.iter_mut().find(|(t, _, _)| *t == table) {
                 Some((_, ops, txs)) => {

@@ -63,7 +63,7 @@ impl Gateway {
     }
 
     /// Where reads go (batched with the reads in flight at the same time).
-    pub fn reads(&self) -> &Arc<Coalescer> {
+    pub(crate) fn reads(&self) -> &Arc<Coalescer> {
         &self.reads
     }
 

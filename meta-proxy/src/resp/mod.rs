@@ -15,9 +15,9 @@
 //!   replies, the read-check-write loop where Tern has no atomic op); [`coalesce`]: reads in
 //!   flight together go as one batch per replica server.
 
-pub mod args;
-pub mod coalesce;
-pub mod commands;
+mod args;
+mod coalesce;
+mod commands;
 mod db;
 pub mod gateway;
 mod keyspace;
