@@ -34,6 +34,18 @@ async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
     a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
+    // Writes before a partition's primary sees the link are not shipped (no full sync asked):
+    // start writing once every partition ships.
+    for c in [&a, &b] {
+        c.wait_for("the link to ship from every partition", SETTLE, || async {
+            let links = c.dup_links().await;
+            match links.iter().all(|l| l.link.as_ref().is_some_and(|d| d.started.iter().all(|s| *s))) {
+                true if !links.is_empty() => Ok(()),
+                _ => Err(format!("{links:?}")),
+            }
+        })
+        .await;
+    }
     let mb = b.meta_arg();
     b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
         .await
