@@ -116,7 +116,8 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
         .add_service(pb::meta_server::MetaServer::new(ProxyService::new(watcher.clone())))
         .add_service(pb::proxy_admin_server::ProxyAdminServer::new(status::AdminService { watcher }))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Nagle off (the builder's setting does not reach an incoming stream we pass in).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown.clone(),
         );
     let resp = async {

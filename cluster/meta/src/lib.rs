@@ -113,7 +113,11 @@ pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 
     let server = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(svc))
         .add_service(pb::raft_server::RaftServer::new(group.service()).max_decoding_message_size(64 << 20))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(
+            // Nagle off (the builder's setting does not reach an incoming stream we pass in).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        );
     let result = server.await.map_err(|e| Error::io("serve", e));
     supervisor.abort();
     let _ = group.shutdown().await;

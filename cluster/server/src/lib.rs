@@ -57,7 +57,9 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` does not apply to an incoming stream we pass in: set it here, or
+    // Nagle's algorithm holds small replies back until the peer's delayed ACK (up to 40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let beacons = tokio::spawn(beacon::run(node.clone()));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)

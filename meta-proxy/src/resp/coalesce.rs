@@ -5,6 +5,7 @@
 //! (a read starts only after the earlier writes of its keys finished), so batching reads that
 //! are already in flight changes no result.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tern_client::TernClient;
@@ -66,10 +67,33 @@ impl Coalescer {
             }
         }
         let reads = tables.into_iter().map(|(table, ops, txs)| async move {
-            let results = self.client.read_batch(&table, ops).await;
-            for (tx, r) in txs.into_iter().zip(results) {
+            // The same read asked several times in one batch (a hot key) is sent once: they are
+            // all in flight together, so one answer is a correct answer for each of them.
+            let mut unique: Vec<ReadOp> = Vec::new();
+            let mut index: HashMap<(bool, &[u8], &[u8]), usize> = HashMap::new();
+            let mut slots = Vec::with_capacity(ops.len());
+            for op in &ops {
+                let key = match op {
+                    ReadOp::Get { hash_key, sort_key } => Some((true, &hash_key[..], &sort_key[..])),
+                    ReadOp::Ttl { hash_key, sort_key } => Some((false, &hash_key[..], &sort_key[..])),
+                    _ => None,
+                };
+                let slot = match key.and_then(|k| index.get(&k)) {
+                    Some(&slot) => slot,
+                    None => {
+                        unique.push(op.clone());
+                        if let Some(k) = key {
+                            index.insert(k, unique.len() - 1);
+                        }
+                        unique.len() - 1
+                    }
+                };
+                slots.push(slot);
+            }
+            let results = self.client.read_batch(&table, unique).await;
+            for (tx, slot) in txs.into_iter().zip(slots) {
                 // The caller may be gone (its connection closed): nothing to tell then.
-                let _ = tx.send(r);
+                let _ = tx.send(results[slot].clone());
             }
         });
         futures::future::join_all(reads).await;
