@@ -55,7 +55,11 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(EchoServer::new(EchoService))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Nagle off, as in Tern's servers (the builder's setting does not reach this stream).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
         .map_err(|e| BenchError::EchoServer(format!("serve: {e}")))
 }
