@@ -28,6 +28,8 @@ scripts/install-test-deps.sh
 command -v jq >/dev/null || { echo "resp.sh needs jq (apt-get install jq)" >&2; exit 1; }
 # shellcheck source=../scripts/env.sh
 source scripts/env.sh
+# shellcheck source=local-cluster.sh
+source bench/local-cluster.sh
 echo "== building tern (release)" >&2
 cargo build --release --bin tern >&2
 tern=$CARGO_TARGET_DIR/release/tern
@@ -42,19 +44,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
-  if [ "$cluster_up" -eq 1 ]; then
-    echo "== stopping the Tern cluster" >&2
-    local pids
-    pids=$(jq -r '.pids[]' "$work/tern/cluster.json" 2>/dev/null || true)
-    "$tern" down --dir "$work/tern" >/dev/null 2>&1 || true
-    for _ in $(seq 1 100); do
-      local left=0
-      for pid in $pids; do kill -0 "$pid" 2>/dev/null && left=1; done
-      [ "$left" -eq 0 ] && break
-      sleep 0.1
-    done
-    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
-  fi
+  if [ "$cluster_up" -eq 1 ]; then stop_local_cluster "$work/tern"; fi
   if [ "$KEEP" = 1 ]; then echo "== kept $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
 }
@@ -86,20 +76,7 @@ wait_ping() {
   exit 1
 }
 
-echo "== starting a local Tern cluster in $work/tern" >&2
-cluster_up=1
-"$tern" up --dir "$work/tern" --clusters 1 --metas 1 --replicas 3 --table bench --partitions "$PARTITIONS" --detach >&2
-meta=$(jq -r '.metas | [.[]] | join(",")' "$work/tern/cluster.json")
-deadline=$((SECONDS + 60))
-until [ "$("$tern" table describe bench --meta "$meta" --output json 2>/dev/null |
-  jq '[.partitions[] | select(.primary != null and (.secondaries | length) == 2)] | length' 2>/dev/null)" = "$PARTITIONS" ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "resp.sh: table bench is not fully replicated after 60 s; logs in $work/tern/logs" >&2
-    KEEP=1
-    exit 1
-  fi
-  sleep 0.5
-done
+start_local_cluster "$work/tern" "$PARTITIONS"
 
 proxy_port=$(free_port)
 tern_port=$(free_port)

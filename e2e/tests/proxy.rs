@@ -11,8 +11,7 @@ use tern_client::{ClientOptions, TernClient};
 use tern_core::WriteOp;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
-use tern_e2e::ports::free_addr;
-use tern_e2e::process::Process;
+use tern_e2e::proxy::start_proxy;
 use tern_e2e::{Cluster, ClusterOptions};
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
@@ -39,19 +38,9 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
         .await
         .ok();
 
-    let addr = free_addr();
     let dir = tempfile::tempdir().unwrap();
-    let mut proxy = Process::new(
-        "proxy".into(),
-        addr.clone(),
-        dir.path().to_path_buf(),
-        dir.path().join("proxy.log"),
-        ["proxy", "--listen", &addr, "--cluster", &format!("left={ma}"), "--cluster", &format!("right={mb}")]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    );
-    proxy.start();
+    let mut proxy = start_proxy(dir.path(), "proxy", &[("left", &a), ("right", &b)], &[]);
+    let addr = proxy.addr.clone();
     let client = Arc::new(TernClient::new(ClientOptions::new(vec![addr.clone()])).unwrap());
     a.wait_for("the proxy to route writes", SETTLE, || async {
         client.write("t", set(0)).await.map(|_| ()).map_err(|e| e.to_string())

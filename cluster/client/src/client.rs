@@ -289,8 +289,10 @@ impl TernClient {
         let r = once().await?;
         // A standby answered although the route said active: the role moved. Through a proxy
         // the refreshed route leads to the new active copy; read there (once).
-        let expected_active = self.route(table, false).await.is_ok_and(|r| r.role != "standby");
-        let r = if r.possibly_stale && expected_active && self.route(table, true).await?.role != "standby" {
+        let r = if r.possibly_stale
+            && self.route(table, false).await.is_ok_and(|r| r.role != "standby")
+            && self.route(table, true).await?.role != "standby"
+        {
             once().await?
         } else {
             r

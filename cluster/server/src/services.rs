@@ -32,6 +32,15 @@ fn status(e: Error) -> Status {
 }
 
 impl Services {
+    /// One read, as `Read` and every item of `BatchRead` serve it.
+    async fn serve_read(&self, req: pb::ReadRequest) -> Result<pb::ReadResponse, Status> {
+        let (gpid, op) = read_from_pb(req).map_err(status)?;
+        let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
+        let mut resp = read_result_to_pb(&result);
+        resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
+        Ok(resp)
+    }
+
     async fn ask<T>(
         &self,
         gpid: Gpid,
@@ -70,11 +79,7 @@ impl pb::kv_server::Kv for Services {
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
-        let (gpid, op) = read_from_pb(req.into_inner()).map_err(status)?;
-        let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
-        let mut resp = read_result_to_pb(&result);
-        resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
-        Ok(Response::new(resp))
+        self.serve_read(req.into_inner()).await.map(Response::new)
     }
 
     async fn batch_read(
@@ -89,16 +94,7 @@ impl pb::kv_server::Kv for Services {
             ))));
         }
         // Every read goes to its replica's queue at once; answers are collected in order.
-        let answers = reads.into_iter().map(|r| async move {
-            let (gpid, op) = read_from_pb(r).map_err(|e| (e.code(), e.to_string()))?;
-            let result = self.ask(gpid, |reply| Input::Read { op, reply }).await.map_err(|s| {
-                let e = tern_proto::status::from_status(&s);
-                (e.code(), e.to_string())
-            })?;
-            let mut resp = read_result_to_pb(&result);
-            resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
-            Ok::<_, (tern_core::ErrorCode, String)>(resp)
-        });
+        let answers = reads.into_iter().map(|r| self.serve_read(r));
         let items = futures::future::join_all(answers)
             .await
             .into_iter()
@@ -106,11 +102,14 @@ impl pb::kv_server::Kv for Services {
                 Ok(result) => {
                     pb::BatchReadItem { result: Some(result), error_code: 0, error_message: String::new() }
                 }
-                Err((code, message)) => pb::BatchReadItem {
-                    result: None,
-                    error_code: u32::from(code as u16),
-                    error_message: message,
-                },
+                Err(s) => {
+                    let e = tern_proto::status::from_status(&s);
+                    pb::BatchReadItem {
+                        result: None,
+                        error_code: u32::from(e.code() as u16),
+                        error_message: e.to_string(),
+                    }
+                }
             })
             .collect();
         Ok(Response::new(pb::BatchReadResponse { items }))
