@@ -21,8 +21,11 @@ use tern_proto::convert::{
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
 
+use crate::pipeline::Pipelines;
 use crate::transport::error_of;
 use crate::{MetaClient, Pool};
+use pb::kv_answer::Answer;
+use pb::kv_call::Call;
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -68,6 +71,7 @@ pub struct TernClient {
     pub(crate) opts: ClientOptions,
     meta: MetaClient,
     pub(crate) pool: Pool,
+    pipelines: Pipelines,
     routes: RwLock<HashMap<String, Arc<Route>>>,
 }
 
@@ -94,7 +98,13 @@ fn certainly_not_applied(e: &Error) -> bool {
 impl TernClient {
     pub fn new(opts: ClientOptions) -> Result<TernClient> {
         let meta = MetaClient::new(opts.meta.clone())?;
-        Ok(TernClient { opts, meta, pool: Pool::new(), routes: RwLock::new(HashMap::new()) })
+        Ok(TernClient {
+            opts,
+            meta,
+            pool: Pool::new(),
+            pipelines: Pipelines::default(),
+            routes: RwLock::new(HashMap::new()),
+        })
     }
 
     pub fn meta(&self) -> &MetaClient {
@@ -144,8 +154,8 @@ impl TernClient {
         attempt: F,
     ) -> Result<T>
     where
-        F: Fn(KvClient<tonic::transport::Channel>, Gpid) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+        F: Fn(String, Gpid) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
     {
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         let mut refresh = false;
@@ -158,16 +168,15 @@ impl TernClient {
                     match route.primary_addr(p) {
                         None => Error::Unavailable(format!("partition {gpid} has no primary right now")),
                         Some(addr) => {
-                            let client = KvClient::new(self.pool.channel(&addr)?);
                             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                             match tokio::time::timeout(
                                 left.min(Duration::from_secs(5)),
-                                attempt(client, gpid),
+                                attempt(addr.clone(), gpid),
                             )
                             .await
                             {
                                 Ok(Ok(v)) => return Ok(v),
-                                Ok(Err(status)) => error_of(&status),
+                                Ok(Err(e)) => e,
                                 Err(_) => {
                                     Error::Timeout(format!("partition {gpid} at {addr} did not answer"))
                                 }
@@ -203,9 +212,14 @@ impl TernClient {
         let may_retry = move |e: &Error| idem || certainly_not_applied(e);
         // Refused here, before any routing, if the op cannot be sent at all.
         check_sendable(&op)?;
-        self.with_retries(table, None, &hash_key, may_retry, |mut c, gpid| {
+        self.with_retries(table, None, &hash_key, may_retry, |addr, gpid| {
             let req = write_to_pb(gpid, &op).expect("checked above");
-            async move { c.write(req).await.map(|r| r.into_inner()) }
+            async move {
+                match self.pipelined(&addr, Call::Write(req)).await? {
+                    Answer::Write(w) => Ok(w),
+                    Answer::Read(_) => Err(Error::invariant(format!("{addr} answered a write with a read"))),
+                }
+            }
         })
         .await
         .and_then(outcome_from_pb)
@@ -242,7 +256,7 @@ impl TernClient {
             Some(partition),
             &[],
             |_| true,
-            |mut c, gpid| {
+            |addr, gpid| {
                 let req = pb::DuplicateRequest {
                     gpid: Some(gpid_to_pb(gpid)),
                     from_cluster: u32::from(from_cluster.get()),
@@ -250,7 +264,10 @@ impl TernClient {
                     puts: puts.clone(),
                     full_sync,
                 };
-                async move { c.duplicate(req).await.map(|r| r.into_inner()) }
+                async move {
+                    let mut c = KvClient::new(self.pool.channel(&addr)?);
+                    c.duplicate(req).await.map(|r| r.into_inner()).map_err(|s| error_of(&s))
+                }
             },
         )
         .await
@@ -275,16 +292,7 @@ impl TernClient {
             }
         };
         let once = || {
-            self.with_retries(
-                table,
-                None,
-                &hash_key,
-                |_| true,
-                |mut c, gpid| {
-                    let req = read_to_pb(gpid, &op);
-                    async move { c.read(req).await.map(|r| r.into_inner()) }
-                },
-            )
+            self.with_retries(table, None, &hash_key, |_| true, |addr, gpid| self.read_at(addr, gpid, &op))
         };
         let r = once().await?;
         // A standby answered although the route said active: the role moved. Through a proxy
@@ -299,6 +307,19 @@ impl TernClient {
         };
         let stale = r.possibly_stale;
         read_result_from_pb(r).map(|r| (r, stale))
+    }
+
+    /// `call` over the pipeline to the server at `addr`.
+    async fn pipelined(&self, addr: &str, call: Call) -> Result<Answer> {
+        self.pipelines.call(addr, || self.pool.channel(addr), call).await
+    }
+
+    /// One attempt of `op` at the primary of `gpid`, at `addr`.
+    async fn read_at(&self, addr: String, gpid: Gpid, op: &ReadOp) -> Result<pb::ReadResponse> {
+        match self.pipelined(&addr, Call::Read(read_to_pb(gpid, op))).await? {
+            Answer::Read(r) => Ok(r),
+            Answer::Write(_) => Err(Error::invariant(format!("{addr} answered a read with a write"))),
+        }
     }
 
     /// One page of a whole-table scan (partition by partition). `None` as the next cursor means
@@ -319,10 +340,7 @@ impl TernClient {
                 Some(cursor.partition),
                 &[],
                 |_| true,
-                |mut c, gpid| {
-                    let req = read_to_pb(gpid, &op);
-                    async move { c.read(req).await.map(|r| r.into_inner()) }
-                },
+                |addr, gpid| self.read_at(addr, gpid, &op),
             )
             .await
             .and_then(read_result_from_pb)?;

@@ -10,6 +10,7 @@
 mod batch;
 mod client;
 mod meta;
+mod pipeline;
 mod pool;
 mod transport;
 

@@ -7,6 +7,9 @@
 pub mod convert;
 pub mod status;
 
+/// For `Message::encoded_len` and friends on the generated types.
+pub use prost;
+
 /// Generated code.
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
 pub mod pb {

@@ -120,6 +120,12 @@ pub enum Event {
         req: RequestId,
         op: WriteOp,
     },
+    /// Client writes that arrived together (one frame of a client's pipeline): handled like
+    /// as many `ClientWrite`s, except that they go out as one entry even when the primary is
+    /// idle (as far as `batch_max_ops`, `batch_max_bytes` and distinct hash keys allow).
+    ClientWrites {
+        writes: Vec<(RequestId, WriteOp)>,
+    },
     ClientRead {
         req: RequestId,
         read: ReadOp,

@@ -168,7 +168,7 @@ impl Replica {
         }
         self.queued_bytes += op.payload_bytes();
         self.queued.push((req, op));
-        if !self.pipeline_full()
+        if (!self.pipeline_full() && !self.holding)
             || self.queued.len() >= self.opts.batch_max_ops
             || self.queued_bytes >= self.opts.batch_max_bytes
         {

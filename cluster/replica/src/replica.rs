@@ -51,6 +51,8 @@ pub struct Replica {
     /// together as the next entry (see `on_write`).
     pub(crate) queued: Vec<(RequestId, tern_core::WriteOp)>,
     pub(crate) queued_bytes: u64,
+    /// Handling the writes of one `ClientWrites`: queue them all, send them out after the last.
+    pub(crate) holding: bool,
     /// Client writes waiting on their hash key: atomic ops until no uncommitted write touches
     /// it, and writes behind them (see `resolve.rs`).
     pub(crate) parked: VecDeque<(RequestId, tern_core::WriteOp)>,
@@ -89,6 +91,7 @@ impl Replica {
             pending: BTreeMap::new(),
             queued: Vec::new(),
             queued_bytes: 0,
+            holding: false,
             parked: VecDeque::new(),
             resolving: HashMap::new(),
             learners: BTreeMap::new(),
@@ -114,6 +117,16 @@ impl Replica {
             Event::Lease { expires_at_ms } => self.lease_expires_ms = expires_at_ms,
             Event::Tick => self.on_tick(now_ms, out),
             Event::ClientWrite { req, op } => self.on_write(now_ms, req, op, out),
+            Event::ClientWrites { writes } => {
+                self.holding = true;
+                for (req, op) in writes {
+                    self.on_write(now_ms, req, op, out);
+                }
+                self.holding = false;
+                if !self.pipeline_full() {
+                    self.flush_queued(now_ms, out);
+                }
+            }
             Event::ClientRead { req, read } => self.on_read(now_ms, req, read, out),
             Event::Peer { from, msg } => self.on_peer(now_ms, from, msg, out),
             Event::Appended { entries } => self.on_appended(now_ms, &entries, out),

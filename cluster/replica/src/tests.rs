@@ -163,6 +163,33 @@ fn writes_that_arrive_while_the_pipeline_is_full_go_out_together() {
 }
 
 #[test]
+fn writes_that_arrive_together_go_out_as_one_entry_even_at_an_idle_primary() {
+    let mut r = active_primary();
+    let writes = vec![(1, set("a")), (2, set("b")), (3, set("a")), (4, set("c"))];
+    let a = h(&mut r, T0, Event::ClientWrites { writes });
+    let entries = |a: &[Action]| -> Vec<Vec<WriteOp>> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Append { entries } => Some(entries.iter().map(|e| e.mutation.ops.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    // "a" twice: the batch so far leaves at the second (one record per key per entry); the rest
+    // waits while that entry is being logged, as any write would.
+    assert_eq!(entries(&a), vec![vec![set("a"), set("b")]]);
+    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    assert_eq!(entries(&a), vec![vec![set("a"), set("c")]]);
+    // Not the primary: every write is refused, none queued.
+    let mut s = replica(S1);
+    let a = h(&mut s, T0, Event::ClientWrites { writes: vec![(5, set("x")), (6, set("y"))] });
+    let refused: Vec<RequestId> =
+        a.iter().filter_map(|x| if let Action::Refuse { req, .. } = x { Some(*req) } else { None }).collect();
+    assert_eq!(refused, vec![5, 6]);
+}
+
+#[test]
 fn queued_writes_are_refused_as_not_applied_when_the_primary_steps_down() {
     let mut r = active_primary();
     h(&mut r, T0, Event::ClientWrite { req: 1, op: set("a") });

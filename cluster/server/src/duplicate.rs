@@ -110,7 +110,7 @@ pub async fn duplicate(node: &Node, r: pb::DuplicateRequest) -> Result<pb::Dupli
         }
         let key = (hash_key.clone(), sort_key.clone(), t.as_u64());
         let (tx, rx) = oneshot::channel();
-        h.tx.send(Input::Write { op, reply: tx })
+        h.tx.send(Input::Write { op, reply: crate::reply::ReplyTo::Once(tx) })
             .map_err(|_| Error::Unavailable(format!("replica {gpid} is closing")))?;
         waiting.push((key, rx));
     }

@@ -19,7 +19,9 @@ pub mod log_writer;
 mod node;
 mod options;
 mod peer;
+mod pipeline;
 mod replica_task;
+mod reply;
 mod services;
 mod shipper_task;
 mod shipping;
@@ -42,7 +44,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let id = identity::load_or_create(&opts.data_dir)?;
     tracing::info!(node = %id, listen = %opts.listen, data_dir = %opts.data_dir.display(), "replica server starting");
     let backend = RocksBackend::new(opts.rocks.clone(), Arc::new(SystemClock));
-    let logs = log_writer::LogWriter::start(opts.group_commit);
+    let logs = log_writer::LogWriter::start(opts.group_commit, &opts.data_dir.join("shared-log"))?;
     let node = Arc::new(node::Node::new(id, opts.clone(), backend, logs)?);
     let opened = node.open_existing()?;
     tracing::info!(node = %id, "opened {opened} replicas from disk");
@@ -63,7 +65,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let beacons = tokio::spawn(beacon::run(node.clone()));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(pb::kv_server::KvServer::new(services.clone()))
+        .add_service(pb::kv_server::KvServer::new(services.clone()).max_decoding_message_size(64 << 20))
         .add_service(pb::peer_server::PeerServer::new(services.clone()).max_decoding_message_size(256 << 20))
         .add_service(pb::control_server::ControlServer::new(services))
         .serve_with_incoming_shutdown(incoming, {

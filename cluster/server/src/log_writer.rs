@@ -1,18 +1,23 @@
-//! The node-level log writer: one thread owns every replica's private log and group-commits.
+//! The node-level log writer: one thread owns every replica's private log and the node's shared
+//! log (`tern_storage::log::SharedLog`), and group-commits.
 //!
 //! It blocks for the first request, then takes everything else already queued (and, if the
-//! policy asks, waits up to `max_delay` for more), appends it all, fsyncs each touched log once,
-//! and only then reports the appends durable. While it fsyncs, new requests queue up and form the
-//! next group: one fsync covers everything queued meanwhile.
+//! policy asks, waits up to `max_delay` for more), appends it all to the private logs (not
+//! fsynced) and to the shared log, fsyncs the shared log once, and only then reports the appends
+//! durable. While it fsyncs, new requests queue up and form the next group: one fsync covers
+//! everything queued meanwhile, however many partitions it touched. When the shared log's segment
+//! is full, every private log is fsynced and the old shared segments are deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tern_core::{Ballot, Decree, Error, Gpid, Result};
 use tern_storage::LogEntry;
-use tern_storage::log::{FileLogConfig, FileMutationLog, MutationLog, SyncPolicy};
+use tern_storage::log::{
+    FileLogConfig, FileMutationLog, MutationLog, Recovered, SharedLog, SyncPolicy, encode_record,
+};
 
 /// Called with the result of an append, once it is durable (or failed).
 pub type AppendDone = Box<dyn FnOnce(Result<Vec<(Ballot, Decree)>>) + Send>;
@@ -64,14 +69,19 @@ fn gone() -> Error {
 }
 
 impl LogWriter {
-    pub fn start(policy: GroupPolicy) -> LogWriter {
-        let (tx, rx) = mpsc::channel();
-        let spawned =
-            std::thread::Builder::new().name("tern-log-writer".into()).spawn(move || run(rx, policy));
-        if let Err(e) = spawned {
-            tracing::error!("could not start the log writer thread: {e}");
+    /// Opens the node's shared log in `shared_dir` (reading back what it holds for each
+    /// partition: replayed into a private log when its replica opens) and starts the thread.
+    pub fn start(policy: GroupPolicy, shared_dir: &std::path::Path) -> Result<LogWriter> {
+        let (shared, recovered, cut) = SharedLog::open(shared_dir, policy.segment_bytes)?;
+        if let Some(why) = cut {
+            tracing::info!("shared log recovery: {why}");
         }
-        LogWriter { tx }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tern-log-writer".into())
+            .spawn(move || run(rx, policy, shared, recovered))
+            .map_err(|e| Error::io("start the log writer thread", e))?;
+        Ok(LogWriter { tx })
     }
 
     /// Opens (creating if needed) the log of `gpid` in `dir`; returns its entries after `after`.
@@ -110,9 +120,68 @@ impl LogWriter {
     }
 }
 
-fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy) {
+/// What the writer did, for `/metrics` and a debug line every 10 s (`RUST_LOG=tern_server::log_writer=debug`).
+struct Stats {
+    groups: metrics::Counter,
+    entries: metrics::Counter,
+    ops: metrics::Counter,
+    syncs: metrics::Counter,
+    sync_micros: metrics::Counter,
+    window: [u64; 5],
+    sync_time: Duration,
+    since: Instant,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            groups: metrics::counter!("tern_log_groups_total"),
+            entries: metrics::counter!("tern_log_entries_total"),
+            ops: metrics::counter!("tern_log_ops_total"),
+            syncs: metrics::counter!("tern_log_fsyncs_total"),
+            sync_micros: metrics::counter!("tern_log_fsync_microseconds_total"),
+            window: [0; 5],
+            sync_time: Duration::ZERO,
+            since: Instant::now(),
+        }
+    }
+
+    fn group(&mut self, entries: u64, ops: u64, syncs: u64, sync_time: Duration) {
+        self.groups.increment(1);
+        self.entries.increment(entries);
+        self.ops.increment(ops);
+        self.syncs.increment(syncs);
+        self.sync_micros.increment(sync_time.as_micros() as u64);
+        let w = &mut self.window;
+        w[0] += 1;
+        w[1] += entries;
+        w[2] += ops;
+        w[3] += syncs;
+        self.sync_time += sync_time;
+        if self.since.elapsed() >= Duration::from_secs(10) {
+            let [groups, entries, ops, syncs, _] = *w;
+            tracing::debug!(
+                "last {:?}: {groups} groups, {entries} entries, {ops} ops, {syncs} fsyncs taking {:?} in all",
+                self.since.elapsed(),
+                self.sync_time
+            );
+            *w = [0; 5];
+            self.sync_time = Duration::ZERO;
+            self.since = Instant::now();
+        }
+    }
+}
+
+fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, mut recovered: Recovered) {
+    let mut stats = Stats::new();
     let mut logs: BTreeMap<Gpid, FileMutationLog> = BTreeMap::new();
-    let config = FileLogConfig { segment_bytes: policy.segment_bytes, sync: SyncPolicy::Explicit };
+    // Private logs are fsynced rarely (durability comes from the shared log): a full segment is
+    // fsynced before the next starts, so that a crash can cut only the last one.
+    let config = FileLogConfig {
+        segment_bytes: policy.segment_bytes,
+        sync: SyncPolicy::Explicit,
+        sync_on_rollover: true,
+    };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         let deadline = Instant::now() + policy.max_delay;
@@ -129,40 +198,33 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy) {
             }
             group.push(r);
         }
-        let mut touched = BTreeSet::new();
         let mut pending: Vec<PendingAppend> = Vec::new();
+        let (mut entry_count, mut op_count) = (0u64, 0u64);
         for r in group {
             match r {
                 Request::Open { gpid, dir, reply, after } => {
-                    let opened = FileMutationLog::open(&dir, config.clone()).and_then(|(log, rec)| {
-                        if let Some(why) = rec.truncation_reason {
-                            tracing::warn!(%gpid, "log recovery: {why}");
-                        }
-                        let entries = log.read(after.next(), usize::MAX)?;
-                        logs.insert(gpid, log);
-                        Ok(entries)
-                    });
-                    let _ = reply.send(opened);
+                    let _ = reply.send(open(&mut logs, &mut recovered, &config, gpid, &dir, after));
                 }
                 Request::Append { gpid, entries, done } => {
-                    let result = match logs.get_mut(&gpid) {
-                        Some(log) => log
-                            .append(&entries)
-                            .map(|_| entries.iter().map(|e| (e.ballot, e.decree)).collect()),
-                        None => {
-                            Err(Error::invariant(format!("append to the log of {gpid}, which is not open")))
-                        }
-                    };
-                    if result.is_ok() {
-                        touched.insert(gpid);
-                    }
+                    entry_count += entries.len() as u64;
+                    op_count += entries.iter().map(|e| e.mutation.ops.len() as u64).sum::<u64>();
+                    let result = append(&mut logs, &mut shared, gpid, &entries)
+                        .map(|_| entries.iter().map(|e| (e.ballot, e.decree)).collect());
                     pending.push((gpid, result, done));
                 }
                 Request::Reset { gpid } => {
-                    if let Some(log) = logs.get_mut(&gpid)
-                        && let Err(e) = log.reset()
-                    {
-                        tracing::error!(%gpid, "log reset failed: {e}");
+                    if let Some(log) = logs.get_mut(&gpid) {
+                        // Private log durable first, then the shared log's reset marker, then
+                        // the reset: a crash anywhere in between loses nothing acknowledged and
+                        // never replays entries from before a reset into the emptied log.
+                        let reset = log
+                            .sync()
+                            .and_then(|_| shared.append_reset(gpid))
+                            .and_then(|_| shared.sync())
+                            .and_then(|_| log.reset());
+                        if let Err(e) = reset {
+                            tracing::error!(%gpid, "log reset failed: {e}");
+                        }
                     }
                 }
                 Request::Read { gpid, from, max, reply } => {
@@ -188,21 +250,202 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy) {
                 }
             }
         }
-        // One fsync per touched log covers every append of the group.
-        let mut failed: BTreeMap<Gpid, Error> = BTreeMap::new();
-        for gpid in touched {
-            if let Some(log) = logs.get_mut(&gpid)
-                && let Err(e) = log.sync()
-            {
-                tracing::error!(%gpid, "log sync failed: {e}");
-                failed.insert(gpid, e);
-            }
+        // One fsync of the shared log makes every append of the group durable, whichever
+        // partitions it touched. The private logs are fsynced only when the shared log rotates.
+        let sync_started = Instant::now();
+        let synced = if pending.iter().any(|(_, r, _)| r.is_ok()) {
+            let r = shared.sync();
+            stats.group(entry_count, op_count, 1, sync_started.elapsed());
+            r
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &synced {
+            tracing::error!("shared log sync failed: {e}");
         }
-        for (gpid, result, done) in pending {
-            match (result, failed.get(&gpid)) {
-                (Ok(_), Some(e)) => done(Err(e.clone())),
+        for (_, result, done) in pending {
+            match (result, &synced) {
+                (Ok(_), Err(e)) => done(Err(e.clone())),
                 (r, _) => done(r),
             }
         }
+        if synced.is_ok()
+            && shared.active_bytes() >= policy.segment_bytes
+            && let Err(e) = rotate(&mut logs, &mut shared, &recovered)
+        {
+            tracing::error!("shared log rotation failed (retried after the next group): {e}");
+        }
+    }
+}
+
+/// Opens the private log of `gpid` and puts back what only the shared log held of it.
+fn open(
+    logs: &mut BTreeMap<Gpid, FileMutationLog>,
+    recovered: &mut Recovered,
+    config: &FileLogConfig,
+    gpid: Gpid,
+    dir: &std::path::Path,
+    after: Decree,
+) -> Result<Vec<LogEntry>> {
+    let fresh = !dir.exists();
+    let (mut log, rec) = FileMutationLog::open(dir, config.clone())?;
+    if let Some(why) = rec.truncation_reason {
+        tracing::info!(%gpid, "private log recovery: {why}");
+    }
+    if let Some(mut entries) = recovered.remove(&gpid) {
+        if fresh {
+            // The partition's directory was removed: its entries in the shared log belong to
+            // a replica that no longer exists, not to the one starting here.
+            tracing::warn!(%gpid, "dropping {} shared-log entries of a removed replica", entries.len());
+            entries.clear();
+        }
+        // Below the private log's first decree, entries were collected already (GC): not needed.
+        if let Some((first, _)) = log.decree_range() {
+            entries.retain(|e| e.decree >= first);
+        }
+        if !entries.is_empty() {
+            tracing::info!(%gpid, "replaying {} entries from the shared log into the private log", entries.len());
+            log.append(&entries)?;
+        }
+        log.sync()?;
+    }
+    let entries = log.read(after.next(), usize::MAX)?;
+    logs.insert(gpid, log);
+    Ok(entries)
+}
+
+/// Writes `entries` to the private log of `gpid` (not synced) and to the shared log.
+fn append(
+    logs: &mut BTreeMap<Gpid, FileMutationLog>,
+    shared: &mut SharedLog,
+    gpid: Gpid,
+    entries: &[LogEntry],
+) -> Result<()> {
+    let log = logs
+        .get_mut(&gpid)
+        .ok_or_else(|| Error::invariant(format!("append to the log of {gpid}, which is not open")))?;
+    let records = entries.iter().map(|e| Ok((e.decree, encode_record(e)?))).collect::<Result<Vec<_>>>()?;
+    let bytes: Vec<Vec<u8>> = records.iter().map(|(_, r)| r.clone()).collect();
+    shared.append(gpid, &bytes)?;
+    log.append_encoded(&records)
+}
+
+/// Moves the shared log to a new segment and deletes the old ones once every private log holds
+/// their entries durably. Entries recovered for partitions not opened since move along.
+fn rotate(
+    logs: &mut BTreeMap<Gpid, FileMutationLog>,
+    shared: &mut SharedLog,
+    recovered: &Recovered,
+) -> Result<()> {
+    shared.rotate()?;
+    for log in logs.values_mut() {
+        log.sync()?;
+    }
+    for (gpid, entries) in recovered {
+        let records = entries.iter().map(encode_record).collect::<Result<Vec<_>>>()?;
+        shared.append(*gpid, &records)?;
+    }
+    shared.sync()?;
+    shared.drop_old_segments()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_core::{ClusterId, Mutation, Timetag, WriteOp};
+
+    fn entry(ballot: u64, decree: u64, key: &str) -> LogEntry {
+        LogEntry {
+            ballot: Ballot(ballot),
+            decree: Decree(decree),
+            timetag: Timetag::new(1, 0, ClusterId::new(1).unwrap(), false),
+            mutation: Mutation::new(vec![WriteOp::Set {
+                hash_key: key.as_bytes().to_vec(),
+                sort_key: vec![],
+                value: b"v".to_vec(),
+                ttl_secs: 0,
+            }]),
+        }
+    }
+
+    fn append(w: &LogWriter, gpid: Gpid, entries: Vec<LogEntry>) {
+        let (tx, rx) = mpsc::channel();
+        w.append(gpid, entries, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+    }
+
+    /// Cuts every private segment back to its header: what a power loss does to private logs
+    /// that were never fsynced after they were created.
+    fn lose_private_tails(dir: &std::path::Path) {
+        for f in std::fs::read_dir(dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|x| x == "tlog") {
+                std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(16).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn acknowledged_appends_survive_losing_the_unsynced_private_logs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        let (a, b) = (Gpid::new(1, 0), Gpid::new(1, 1));
+        let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
+        {
+            let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
+            assert!(w.open(a, da.clone(), Decree::ZERO).unwrap().is_empty());
+            assert!(w.open(b, db.clone(), Decree::ZERO).unwrap().is_empty());
+            append(&w, a, vec![entry(1, 1, "a1"), entry(1, 2, "a2")]);
+            append(&w, b, vec![entry(1, 1, "b1")]);
+            // A newer primary re-proposes decree 2 of `a`: the later record counts.
+            append(&w, a, vec![entry(2, 2, "a2'")]);
+            // `b` is reset (a learner starting over) and gets a new entry.
+            w.reset(b);
+            append(&w, b, vec![entry(3, 7, "b7")]);
+        }
+        lose_private_tails(&da);
+        let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
+        let got = w.open(a, da, Decree::ZERO).unwrap();
+        assert_eq!(got, vec![entry(1, 1, "a1"), entry(2, 2, "a2'")]);
+        let got = w.open(b, db, Decree::ZERO).unwrap();
+        assert_eq!(got, vec![entry(3, 7, "b7")], "nothing from before the reset comes back");
+    }
+
+    #[test]
+    fn rotation_makes_private_logs_durable_before_old_shared_segments_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        let a = Gpid::new(1, 0);
+        let da = tmp.path().join("a");
+        let policy = GroupPolicy { segment_bytes: 4096, ..GroupPolicy::default() };
+        let want: Vec<LogEntry> = (1..=200).map(|d| entry(1, d, &format!("k{d}"))).collect();
+        {
+            let w = LogWriter::start(policy, &shared).unwrap();
+            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            for e in &want {
+                append(&w, a, vec![e.clone()]);
+            }
+        }
+        let segments = std::fs::read_dir(&shared).unwrap().count();
+        assert!(segments <= 2, "old shared segments are deleted after rotation: {segments} left");
+        // Whatever the private log did not sync since the last rotation, the shared log has.
+        let w = LogWriter::start(policy, &shared).unwrap();
+        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), want);
+    }
+
+    #[test]
+    fn entries_of_a_replica_whose_directory_was_removed_are_not_replayed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        let a = Gpid::new(1, 0);
+        let da = tmp.path().join("a");
+        {
+            let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
+            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            append(&w, a, vec![entry(1, 1, "old")]);
+        }
+        std::fs::remove_dir_all(&da).unwrap();
+        let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
+        assert!(w.open(a, da, Decree::ZERO).unwrap().is_empty());
     }
 }

@@ -18,6 +18,9 @@ use crate::node::Node;
 
 /// Messages waiting for one peer's link.
 const QUEUE: usize = 65_536;
+/// At most this many messages, or about this many bytes, go in one stream message.
+const BATCH_MESSAGES: usize = 512;
+const BATCH_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct PeerNet {
@@ -66,7 +69,7 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
                 continue;
             }
         };
-        let (tx, stream_rx) = mpsc::channel(1024);
+        let (tx, stream_rx) = mpsc::channel(64);
         let mut client = PeerClient::new(channel);
         let call = tokio::spawn(async move { client.stream(ReceiverStream::new(stream_rx)).await });
         let started = tokio::time::Instant::now();
@@ -75,7 +78,20 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
                 call.abort();
                 return; // the server is shutting down
             };
-            if tx.send(env).await.is_err() || call.is_finished() {
+            // Everything queued meanwhile goes in the same stream message: one HTTP/2 frame and
+            // one wake-up of the receiver for all the prepares and acks of this moment.
+            let mut envelopes = vec![env];
+            let mut bytes = envelopes[0].message.len();
+            while envelopes.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(env) => {
+                        bytes += env.message.len();
+                        envelopes.push(env);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if tx.send(pb::PeerBatch { envelopes }).await.is_err() || call.is_finished() {
                 break;
             }
         }

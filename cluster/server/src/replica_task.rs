@@ -17,16 +17,19 @@ use tern_storage::{ApplyEntry, LogEntry, PartitionStore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::{Node, ReplicaHandle};
+use crate::reply::ReplyTo;
 
 pub enum Input {
     Event(Box<Event>),
     Write {
         op: WriteOp,
-        reply: oneshot::Sender<Result<WriteOutcome>>,
+        reply: ReplyTo<WriteOutcome>,
     },
+    /// Writes that arrived together (one frame of a client's pipeline): one entry if possible.
+    Writes(Vec<(WriteOp, ReplyTo<WriteOutcome>)>),
     Read {
         op: ReadOp,
-        reply: oneshot::Sender<Result<ReadResult>>,
+        reply: ReplyTo<ReadResult>,
     },
     /// A checkpoint was downloaded into `dir`.
     CheckpointFetched {
@@ -59,8 +62,8 @@ struct Task {
     sm: Replica,
     store: Option<RocksPartitionStore>,
     tx: mpsc::UnboundedSender<Input>,
-    writes: HashMap<RequestId, oneshot::Sender<Result<WriteOutcome>>>,
-    reads: HashMap<RequestId, oneshot::Sender<Result<ReadResult>>>,
+    writes: HashMap<RequestId, ReplyTo<WriteOutcome>>,
+    reads: HashMap<RequestId, ReplyTo<ReadResult>>,
     next_request: RequestId,
     report: Arc<Mutex<ReplicaReport>>,
 }
@@ -123,6 +126,17 @@ impl Task {
                 let req = self.request_id();
                 self.writes.insert(req, reply);
                 self.feed(Event::ClientWrite { req, op });
+            }
+            Input::Writes(writes) => {
+                let writes = writes
+                    .into_iter()
+                    .map(|(op, reply)| {
+                        let req = self.request_id();
+                        self.writes.insert(req, reply);
+                        (req, op)
+                    })
+                    .collect();
+                self.feed(Event::ClientWrites { writes });
             }
             Input::Read { op, reply } => {
                 let req = self.request_id();
@@ -233,7 +247,7 @@ impl Task {
             Action::ServeRead { req, read, .. } => {
                 let result = self.store().and_then(|s| s.read(&read));
                 if let Some(r) = self.reads.remove(&req) {
-                    let _ = r.send(result);
+                    r.send(result);
                 }
             }
             Action::Resolve { req, op, now_secs } => {
@@ -248,9 +262,9 @@ impl Task {
                     } else {
                         Error::OutcomeUnknown(format!("{error}; the write may still be applied"))
                     };
-                    let _ = r.send(Err(error));
+                    r.send(Err(error));
                 } else if let Some(r) = self.reads.remove(&req) {
-                    let _ = r.send(Err(error));
+                    r.send(Err(error));
                 }
             }
         }
@@ -274,7 +288,7 @@ impl Task {
         for reply in replies {
             let outcome = reply.outcome(&entries, &outcomes);
             if let Some(r) = self.writes.remove(&reply.req) {
-                let _ = r.send(match outcome {
+                r.send(match outcome {
                     WriteOutcome::Failed(e) => Err(e),
                     o => Ok(o),
                 });

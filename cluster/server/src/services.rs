@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tern_core::{Error, Gpid, NodeId, WriteOp};
+use tern_core::{Error, Gpid, NodeId};
 use tern_proto::convert::{
     config_from_pb, gpid_from_pb, outcome_to_pb, read_from_pb, read_result_to_pb, write_from_pb,
 };
@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::checkpoint;
 use crate::node::Node;
 use crate::replica_task::Input;
+use crate::reply::ReplyTo;
 
 #[derive(Clone, Debug)]
 pub struct Services {
@@ -35,10 +36,32 @@ impl Services {
     /// One read, as `Read` and every item of `BatchRead` serve it.
     async fn serve_read(&self, req: pb::ReadRequest) -> Result<pb::ReadResponse, Status> {
         let (gpid, op) = read_from_pb(req).map_err(status)?;
-        let result = self.ask(gpid, |reply| Input::Read { op, reply }).await?;
+        let result = self.ask(gpid, |reply| Input::Read { op, reply: ReplyTo::Once(reply) }).await?;
         let mut resp = read_result_to_pb(&result);
         resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
         Ok(resp)
+    }
+
+    /// One replica protocol message from a peer server, to its replica.
+    fn on_peer_envelope(&self, env: pb::PeerEnvelope) {
+        let (gpid, msg) = match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
+            (Ok(g), Ok(m)) => (g, m),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("dropping a malformed peer message from {}: {e}", NodeId(env.from));
+                return;
+            }
+        };
+        if self.node.replica(gpid).is_none() {
+            // A primary invites this server to learn a partition it does not hold yet.
+            if matches!(msg, PeerMessage::LearnInvite { .. }) {
+                let invite = Event::Peer { from: NodeId(env.from), msg };
+                if let Err(e) = self.node.open_replica(gpid, Some(invite)) {
+                    tracing::error!(%gpid, "cannot create a replica to learn into: {e}");
+                }
+            }
+            return;
+        }
+        self.node.deliver(gpid, Event::Peer { from: NodeId(env.from), msg });
     }
 
     async fn ask<T>(
@@ -62,19 +85,21 @@ impl Services {
 
 #[tonic::async_trait]
 impl pb::kv_server::Kv for Services {
+    type PipelineStream = crate::pipeline::AnswerStream;
+
+    async fn pipeline(
+        &self,
+        req: Request<Streaming<pb::KvCalls>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        Ok(Response::new(crate::pipeline::serve(self.node.clone(), req.into_inner())))
+    }
+
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let (gpid, op) = write_from_pb(req.into_inner()).map_err(status)?;
-        if let Some((table, epoch)) = self.node.standby(gpid.table.0) {
-            // Duplicated writes come through `duplicate`, not here.
-            return Err(status(Error::Standby { table, epoch }));
+        if let Some(e) = crate::pipeline::refuse_write(&self.node, gpid, &op) {
+            return Err(status(e));
         }
-        if matches!(op, WriteOp::Put { .. }) {
-            // Timetagged puts carry another cluster's clock: only duplication may write them.
-            return Err(status(Error::InvalidArgument(
-                "put is written by duplication between clusters, not by clients; use set or del".into(),
-            )));
-        }
-        let outcome = self.ask(gpid, |reply| Input::Write { op, reply }).await?;
+        let outcome = self.ask(gpid, |reply| Input::Write { op, reply: ReplyTo::Once(reply) }).await?;
         Ok(Response::new(outcome_to_pb(&outcome)))
     }
 
@@ -127,38 +152,21 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>
 
 #[tonic::async_trait]
 impl pb::peer_server::Peer for Services {
-    async fn stream(&self, req: Request<Streaming<pb::PeerEnvelope>>) -> Result<Response<pb::Empty>, Status> {
+    async fn stream(&self, req: Request<Streaming<pb::PeerBatch>>) -> Result<Response<pb::Empty>, Status> {
         let mut s = req.into_inner();
         let mut stopping = self.node.stopping();
         loop {
             // The peer never ends its stream: end it here when this server stops.
-            let env = tokio::select! {
+            let batch = tokio::select! {
                 m = s.message() => match m? {
-                    Some(env) => env,
+                    Some(batch) => batch,
                     None => break,
                 },
                 _ = stopping.wait_for(|s| *s) => break,
             };
-            let (gpid, msg) =
-                match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
-                    (Ok(g), Ok(m)) => (g, m),
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::warn!("dropping a malformed peer message from {}: {e}", NodeId(env.from));
-                        continue;
-                    }
-                };
-            if self.node.replica(gpid).is_none() {
-                // A primary invites this server to learn a partition it does not hold yet.
-                if !matches!(msg, PeerMessage::LearnInvite { .. }) {
-                    continue;
-                }
-                let invite = Event::Peer { from: NodeId(env.from), msg };
-                if let Err(e) = self.node.open_replica(gpid, Some(invite)) {
-                    tracing::error!(%gpid, "cannot create a replica to learn into: {e}");
-                }
-                continue;
+            for env in batch.envelopes {
+                self.on_peer_envelope(env);
             }
-            self.node.deliver(gpid, Event::Peer { from: NodeId(env.from), msg });
         }
         Ok(Response::new(pb::Empty {}))
     }

@@ -265,6 +265,8 @@ impl SimNode {
                 self.next_request += 1;
                 self.requests.insert(req, (from, id));
                 let ev = match body {
+                    // Every third write arrives the way a pipeline frame delivers writes.
+                    RequestBody::Write(op) if req % 3 == 0 => Event::ClientWrites { writes: vec![(req, op)] },
                     RequestBody::Write(op) => Event::ClientWrite { req, op },
                     RequestBody::Read(read) => Event::ClientRead { req, read },
                 };

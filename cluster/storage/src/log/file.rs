@@ -36,11 +36,14 @@ pub struct FileLogConfig {
     /// A segment is closed once it reaches this size.
     pub segment_bytes: u64,
     pub sync: SyncPolicy,
+    /// Fsync a full segment before the next one starts, so that only the last segment can lose a
+    /// tail in a crash even when `sync` is called rarely (the shared log's private logs).
+    pub sync_on_rollover: bool,
 }
 
 impl Default for FileLogConfig {
     fn default() -> Self {
-        FileLogConfig { segment_bytes: 64 << 20, sync: SyncPolicy::Explicit }
+        FileLogConfig { segment_bytes: 64 << 20, sync: SyncPolicy::Explicit, sync_on_rollover: false }
     }
 }
 
@@ -232,6 +235,33 @@ impl FileMutationLog {
             .ok_or_else(|| Error::invariant(format!("log index points to missing segment {seq}")))
     }
 
+    /// [`MutationLog::append`] of entries already encoded (`encode_record`) with their decrees:
+    /// the shared log writes the same bytes.
+    pub fn append_encoded(&mut self, records: &[(Decree, Vec<u8>)]) -> Result<()> {
+        for (decree, rec) in records {
+            let active_len = self.segments.last().map(|s| s.len).unwrap_or(0);
+            if active_len > SEGMENT_HEADER && active_len + rec.len() as u64 > self.config.segment_bytes {
+                if self.config.sync_on_rollover {
+                    self.sync()?;
+                }
+                let next = self.segments.last().map(|s| s.seq + 1).unwrap_or(1);
+                self.new_segment(next)?;
+            }
+            let seg =
+                self.segments.last_mut().ok_or_else(|| Error::invariant("log has no active segment"))?;
+            seg.file
+                .write_all_at(rec, seg.len)
+                .map_err(io(|| format!("append to {}", seg.path.display())))?;
+            self.index.insert(decree.0, Loc { seq: seg.seq, offset: seg.len, len: rec.len() as u32 });
+            seg.len += rec.len() as u64;
+            seg.max_decree = seg.max_decree.max(decree.0);
+        }
+        if self.config.sync == SyncPolicy::EveryAppend {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
     pub fn stats(&self) -> LogStats {
         self.stats
     }
@@ -255,26 +285,9 @@ impl FileMutationLog {
 
 impl MutationLog for FileMutationLog {
     fn append(&mut self, entries: &[LogEntry]) -> Result<()> {
-        for e in entries {
-            let rec = encode_record(e)?;
-            let active_len = self.segments.last().map(|s| s.len).unwrap_or(0);
-            if active_len > SEGMENT_HEADER && active_len + rec.len() as u64 > self.config.segment_bytes {
-                let next = self.segments.last().map(|s| s.seq + 1).unwrap_or(1);
-                self.new_segment(next)?;
-            }
-            let seg =
-                self.segments.last_mut().ok_or_else(|| Error::invariant("log has no active segment"))?;
-            seg.file
-                .write_all_at(&rec, seg.len)
-                .map_err(io(|| format!("append to {}", seg.path.display())))?;
-            self.index.insert(e.decree.0, Loc { seq: seg.seq, offset: seg.len, len: rec.len() as u32 });
-            seg.len += rec.len() as u64;
-            seg.max_decree = seg.max_decree.max(e.decree.0);
-        }
-        if self.config.sync == SyncPolicy::EveryAppend {
-            self.sync()?;
-        }
-        Ok(())
+        let records =
+            entries.iter().map(|e| Ok((e.decree, encode_record(e)?))).collect::<Result<Vec<_>>>()?;
+        self.append_encoded(&records)
     }
 
     fn sync(&mut self) -> Result<()> {

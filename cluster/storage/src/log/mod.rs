@@ -14,11 +14,13 @@ mod file;
 mod group;
 mod mem;
 mod record;
+mod shared;
 
 pub use file::{FileLogConfig, FileMutationLog, SyncPolicy};
 pub use group::GroupCommit;
 pub use mem::MemMutationLog;
 pub use record::{Decoded, decode_record, encode_record};
+pub use shared::{Recovered, SharedLog};
 
 use tern_core::{Ballot, Decree, Mutation, Result, Timetag};
 

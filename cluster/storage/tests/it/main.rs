@@ -88,7 +88,7 @@ mod logs {
     impl LogHarness for FileLogs {
         type Log = FileMutationLog;
         fn open(&self, dir: &Path) -> (FileMutationLog, Recovery) {
-            FileMutationLog::open(dir, FileLogConfig { segment_bytes: 600, sync: SyncPolicy::Explicit })
+            FileMutationLog::open(dir, FileLogConfig { segment_bytes: 600, ..FileLogConfig::default() })
                 .unwrap()
         }
         fn power_loss(&self, log: FileMutationLog, torn_bytes: u64) {
@@ -105,7 +105,7 @@ mod logs {
     }
 
     fn big() -> FileLogConfig {
-        FileLogConfig { segment_bytes: 64 << 20, sync: SyncPolicy::Explicit }
+        FileLogConfig::default()
     }
 
     #[test]

@@ -1,0 +1,334 @@
+//! The shared log: one write-ahead log per replica server for the appends of all its replicas
+//! (Pegasus' *plog*), so that one fsync makes a whole group commit durable however many
+//! partitions it touched.
+//!
+//! Every append goes to the replica's private log ([`FileMutationLog`](super::FileMutationLog),
+//! which learning and duplication read) *without* an fsync, and to the shared log, which is
+//! fsynced once per group. So what is durable is: the private logs up to their last fsync, plus
+//! everything in the shared log. Private logs are fsynced when the shared log moves to a new
+//! segment; only then are the older shared segments deleted (see `LogWriter`).
+//!
+//! At start, [`SharedLog::open`] reads every segment back: per partition, the entries appended
+//! after its last reset. Re-appending them, in order, after what the partition's private log
+//! recovered restores every durable append: the shared log holds a suffix of the append
+//! sequence, the private log a prefix, and re-appending a suffix changes no decree's latest
+//! record.
+//!
+//! Files: `0000000001.plog`, … each a 16-byte header (`TERNPLG1`, sequence number) and records
+//! `len:u32 LE | crc:u32 LE | payload` with payload `kind:u8 | table:u32 LE | partition:u32 LE |
+//! body`; kind 1 = an entry (body: one private-log record, `record.rs`), kind 2 = a reset of that
+//! partition's log (no body). A torn tail of the last segment is cut off at open; damage
+//! anywhere else is corruption and the log refuses to open.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tern_core::{Error, Gpid, Result};
+
+use super::LogEntry;
+use super::record::{Decoded, decode_record};
+
+const MAGIC: &[u8; 8] = b"TERNPLG1";
+const SEGMENT_HEADER: u64 = 16;
+const HEADER: usize = 8;
+const KIND_ENTRY: u8 = 1;
+const KIND_RESET: u8 = 2;
+/// A sanity bound on one record (a private record is at most 64 MiB).
+const MAX_PAYLOAD: usize = (64 << 20) + 16;
+
+/// What the shared log held for each partition at open: the entries after its last reset, in
+/// append order.
+pub type Recovered = BTreeMap<Gpid, Vec<LogEntry>>;
+
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+#[derive(Debug)]
+pub struct SharedLog {
+    dir: PathBuf,
+    /// Oldest first; the last one takes appends.
+    segments: Vec<Segment>,
+    synced_len: u64,
+    dir_dirty: bool,
+    /// Bytes each new segment is filled with zeros up to.
+    preallocate: u64,
+}
+
+fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context(), e)
+}
+
+fn frame(kind: u8, gpid: Gpid, body: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER + 9 + body.len());
+    buf.extend_from_slice(&[0; HEADER]);
+    buf.push(kind);
+    buf.extend_from_slice(&gpid.table.0.to_le_bytes());
+    buf.extend_from_slice(&gpid.partition.0.to_le_bytes());
+    buf.extend_from_slice(body);
+    let len = (buf.len() - HEADER) as u32;
+    let crc = crc32c::crc32c(&buf[HEADER..]);
+    buf[0..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+impl SharedLog {
+    /// Opens (or creates) the shared log in `dir` and returns what it holds per partition.
+    pub fn open(dir: &Path, preallocate: u64) -> Result<(SharedLog, Recovered, Option<String>)> {
+        fs::create_dir_all(dir).map_err(io(|| format!("create shared log directory {}", dir.display())))?;
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io(|| format!("list {}", dir.display())))? {
+            let name = entry.map_err(io(|| format!("list {}", dir.display())))?.file_name();
+            if let Some(seq) =
+                name.to_string_lossy().strip_suffix(".plog").and_then(|s| s.parse::<u64>().ok())
+            {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        let mut log = SharedLog {
+            dir: dir.to_path_buf(),
+            segments: Vec::new(),
+            synced_len: 0,
+            dir_dirty: false,
+            preallocate,
+        };
+        let mut recovered = Recovered::new();
+        let mut cut = None;
+        let count = seqs.len();
+        for (i, seq) in seqs.into_iter().enumerate() {
+            if let Some(why) = log.recover_segment(seq, i + 1 == count, &mut recovered)? {
+                cut = Some(why);
+            }
+        }
+        match log.segments.last() {
+            Some(s) => log.synced_len = s.len,
+            None => {
+                log.new_segment(1)?;
+                log.sync()?;
+            }
+        }
+        Ok((log, recovered, cut))
+    }
+
+    fn recover_segment(&mut self, seq: u64, last: bool, out: &mut Recovered) -> Result<Option<String>> {
+        let path = self.dir.join(format!("{seq:010}.plog"));
+        let what = || path.display().to_string();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(|| format!("open {}", what())))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf).map_err(io(|| format!("read {}", what())))?;
+        if buf.len() < SEGMENT_HEADER as usize && last {
+            // Created just before a crash, header never synced: it held nothing durable.
+            fs::remove_file(&path).map_err(io(|| format!("remove {}", what())))?;
+            return Ok(Some(format!("removed {} (no complete header)", what())));
+        }
+        if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != MAGIC || buf[8..16] != seq.to_le_bytes() {
+            return Err(Error::corruption(format!("{} has no valid header", what())));
+        }
+        let mut off = SEGMENT_HEADER as usize;
+        let mut torn = None;
+        while off < buf.len() {
+            match decode_frame(&buf[off..]) {
+                Ok(Some((kind, gpid, body, n))) => {
+                    match kind {
+                        KIND_RESET => {
+                            out.insert(gpid, Vec::new());
+                        }
+                        _ => match decode_record(body)? {
+                            Decoded::Record(e, m) if m == body.len() => out.entry(gpid).or_default().push(e),
+                            _ => {
+                                return Err(Error::corruption(format!(
+                                    "{} at offset {off}: a bad entry",
+                                    what()
+                                )));
+                            }
+                        },
+                    }
+                    off += n;
+                }
+                Ok(None) if buf[off..].iter().all(|&b| b == 0) => break, // preallocated space
+                Ok(None) => {
+                    torn = Some(format!("an incomplete record at offset {off}"));
+                    break;
+                }
+                Err(e) if last_record(&buf[off..]) => {
+                    torn = Some(format!("a damaged last record at offset {off} ({e})"));
+                    break;
+                }
+                Err(e) => return Err(Error::corruption(format!("{} at offset {off}: {e}", what()))),
+            }
+        }
+        if let Some(why) = &torn {
+            if !last {
+                return Err(Error::corruption(format!(
+                    "{} ends with {why}, but it is not the last segment",
+                    what()
+                )));
+            }
+            file.set_len(off as u64).map_err(io(|| format!("truncate {}", what())))?;
+            file.sync_all().map_err(io(|| format!("fsync {}", what())))?;
+        }
+        self.segments.push(Segment { seq, path: path.clone(), file, len: off as u64 });
+        Ok(torn.map(|why| format!("{} ended with {why}: cut", path.display())))
+    }
+
+    fn new_segment(&mut self, seq: u64) -> Result<()> {
+        let path = self.dir.join(format!("{seq:010}.plog"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(|| format!("create shared log segment {}", path.display())))?;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&seq.to_le_bytes());
+        file.write_all_at(&header, 0).map_err(io(|| format!("write {}", path.display())))?;
+        if self.preallocate > SEGMENT_HEADER {
+            // Zeros written (not fallocate'd: unwritten extents need a journal commit when first
+            // written) and fsynced now, so that appends overwrite allocated blocks and each
+            // group's fdatasync flushes data only, no file-size or extent change.
+            let zeros = vec![0u8; 1 << 20];
+            let mut off = SEGMENT_HEADER;
+            while off < self.preallocate {
+                let n = (self.preallocate - off).min(zeros.len() as u64) as usize;
+                file.write_all_at(&zeros[..n], off)
+                    .map_err(io(|| format!("preallocate {}", path.display())))?;
+                off += n as u64;
+            }
+            file.sync_all().map_err(io(|| format!("fsync {}", path.display())))?;
+        }
+        self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER });
+        self.synced_len = 0;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn write(&mut self, rec: &[u8]) -> Result<()> {
+        let seg = self.segments.last_mut().ok_or_else(|| Error::invariant("shared log has no segment"))?;
+        seg.file.write_all_at(rec, seg.len).map_err(io(|| format!("append to {}", seg.path.display())))?;
+        seg.len += rec.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one partition's entries, given as encoded private-log records; durable after
+    /// the next [`SharedLog::sync`].
+    pub fn append(&mut self, gpid: Gpid, records: &[Vec<u8>]) -> Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            buf.extend_from_slice(&frame(KIND_ENTRY, gpid, r));
+        }
+        self.write(&buf)
+    }
+
+    /// Records that the partition's log was emptied: its earlier entries are not replayed.
+    pub fn append_reset(&mut self, gpid: Gpid) -> Result<()> {
+        self.write(&frame(KIND_RESET, gpid, &[]))
+    }
+
+    /// Makes everything appended durable: one fsync (and one of the directory after a new
+    /// segment).
+    pub fn sync(&mut self) -> Result<()> {
+        let Some(seg) = self.segments.last() else { return Ok(()) };
+        if seg.len > self.synced_len {
+            seg.file.sync_data().map_err(io(|| format!("fsync {}", seg.path.display())))?;
+            self.synced_len = seg.len;
+        }
+        if self.dir_dirty {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(|| format!("fsync shared log directory {}", self.dir.display())))?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Bytes in the segment taking appends.
+    pub fn active_bytes(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.len)
+    }
+
+    /// Syncs, then starts a new segment. The caller makes the private logs durable before it
+    /// calls [`SharedLog::drop_old_segments`].
+    pub fn rotate(&mut self) -> Result<()> {
+        self.sync()?;
+        let next = self.segments.last().map_or(1, |s| s.seq + 1);
+        self.new_segment(next)?;
+        self.sync()
+    }
+
+    /// Deletes every segment but the one taking appends.
+    pub fn drop_old_segments(&mut self) -> Result<()> {
+        while self.segments.len() > 1 {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path).map_err(io(|| format!("remove {}", seg.path.display())))?;
+            self.dir_dirty = true;
+        }
+        self.sync()
+    }
+
+    /// Test support: a power loss (everything not synced is gone).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn simulate_power_loss(self) {
+        if let Some(s) = self.segments.last() {
+            let _ = s.file.set_len(self.synced_len.max(SEGMENT_HEADER));
+        }
+    }
+}
+
+/// Whether `buf` holds one record (per its length field) and nothing after it but zeros.
+fn last_record(buf: &[u8]) -> bool {
+    if buf.len() < HEADER {
+        return true;
+    }
+    let claimed = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let after = (HEADER + claimed).min(buf.len());
+    buf[after..].iter().all(|&b| b == 0)
+}
+
+/// A decoded record: kind, partition, body, and its size in the file.
+type Frame<'a> = (u8, Gpid, &'a [u8], usize);
+
+/// The record at the start of `buf`: kind, partition, body and total size; `None` if `buf` ends
+/// inside it (or is a zero-filled tail).
+fn decode_frame(buf: &[u8]) -> Result<Option<Frame<'_>>> {
+    if buf.len() < HEADER {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if len == 0 {
+        if buf.iter().all(|&b| b == 0) {
+            return Ok(None); // the zero-filled space after the last record
+        }
+        return Err(Error::corruption("a zero-length shared log record followed by data"));
+    }
+    if !(9..=MAX_PAYLOAD).contains(&len) {
+        return Err(Error::corruption(format!("shared log record claims {len} bytes")));
+    }
+    if buf.len() < HEADER + len {
+        return Ok(None);
+    }
+    let payload = &buf[HEADER..HEADER + len];
+    if crc32c::crc32c(payload) != crc {
+        return Err(Error::corruption("shared log record checksum mismatch"));
+    }
+    let kind = payload[0];
+    if kind != KIND_ENTRY && kind != KIND_RESET {
+        return Err(Error::corruption(format!("shared log record of unknown kind {kind}")));
+    }
+    let table = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+    let partition = u32::from_le_bytes([payload[5], payload[6], payload[7], payload[8]]);
+    Ok(Some((kind, Gpid::new(table, partition), &payload[9..], HEADER + len)))
+}
