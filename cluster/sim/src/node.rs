@@ -266,7 +266,9 @@ impl SimNode {
                 self.requests.insert(req, (from, id));
                 let ev = match body {
                     // Every third write arrives the way a pipeline frame delivers writes.
-                    RequestBody::Write(op) if req % 3 == 0 => Event::ClientWrites { writes: vec![(req, op)] },
+                    RequestBody::Write(op) if req.is_multiple_of(3) => {
+                        Event::ClientWrites { writes: vec![(req, op)] }
+                    }
                     RequestBody::Write(op) => Event::ClientWrite { req, op },
                     RequestBody::Read(read) => Event::ClientRead { req, read },
                 };
