@@ -65,6 +65,17 @@ fn decode_u64(raw: &[u8], what: &str, path: &Path) -> Result<u64> {
 }
 
 impl RocksPartitionStore {
+    /// Starts a flush of both column families and returns at once (RocksDB's flush threads do
+    /// the work); what it persisted shows in `durable_decree` once it is done. The periodic
+    /// flush uses this so that a partition keeps serving while its memtable is written out.
+    pub fn request_flush(&self) -> Result<()> {
+        let mut opts = FlushOptions::default();
+        opts.set_wait(false);
+        self.db
+            .flush_cfs_opt(&[self.data_cf(), self.meta_cf()], &opts)
+            .map_err(db_err(format!("flush {}", self.path.display())))
+    }
+
     pub(crate) fn open(backend: &RocksBackend, dir: &Path) -> Result<RocksPartitionStore> {
         fs::create_dir_all(dir).map_err(io_err(format!("create store directory {}", dir.display())))?;
         let horizon: Horizon = Arc::new(AtomicU64::new(0));

@@ -56,11 +56,19 @@ pub struct GroupPolicy {
     pub max_delay: Duration,
     pub max_batch_bytes: u64,
     pub segment_bytes: u64,
+    /// The shared log's segment size: each is zero-filled ahead of use, and all private logs
+    /// are fsynced when one fills.
+    pub shared_segment_bytes: u64,
 }
 
 impl Default for GroupPolicy {
     fn default() -> Self {
-        GroupPolicy { max_delay: Duration::ZERO, max_batch_bytes: 4 << 20, segment_bytes: 64 << 20 }
+        GroupPolicy {
+            max_delay: Duration::ZERO,
+            max_batch_bytes: 4 << 20,
+            segment_bytes: 64 << 20,
+            shared_segment_bytes: 16 << 20,
+        }
     }
 }
 
@@ -72,7 +80,7 @@ impl LogWriter {
     /// Opens the node's shared log in `shared_dir` (reading back what it holds for each
     /// partition: replayed into a private log when its replica opens) and starts the thread.
     pub fn start(policy: GroupPolicy, shared_dir: &std::path::Path) -> Result<LogWriter> {
-        let (shared, recovered, cut) = SharedLog::open(shared_dir, policy.segment_bytes)?;
+        let (shared, recovered, cut) = SharedLog::open(shared_dir, policy.shared_segment_bytes)?;
         if let Some(why) = cut {
             tracing::info!("shared log recovery: {why}");
         }
@@ -270,7 +278,7 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
             }
         }
         if synced.is_ok()
-            && shared.active_bytes() >= policy.segment_bytes
+            && shared.active_bytes() >= policy.shared_segment_bytes
             && let Err(e) = rotate(&mut logs, &mut shared, &recovered)
         {
             tracing::error!("shared log rotation failed (retried after the next group): {e}");
@@ -417,7 +425,8 @@ mod tests {
         let shared = tmp.path().join("shared");
         let a = Gpid::new(1, 0);
         let da = tmp.path().join("a");
-        let policy = GroupPolicy { segment_bytes: 4096, ..GroupPolicy::default() };
+        let policy =
+            GroupPolicy { segment_bytes: 4096, shared_segment_bytes: 4096, ..GroupPolicy::default() };
         let want: Vec<LogEntry> = (1..=200).map(|d| entry(1, d, &format!("k{d}"))).collect();
         {
             let w = LogWriter::start(policy, &shared).unwrap();
@@ -426,7 +435,10 @@ mod tests {
                 append(&w, a, vec![e.clone()]);
             }
         }
-        let segments = std::fs::read_dir(&shared).unwrap().count();
+        let segments = std::fs::read_dir(&shared)
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|x| x == "plog"))
+            .count();
         assert!(segments <= 2, "old shared segments are deleted after rotation: {segments} left");
         // Whatever the private log did not sync since the last rotation, the shared log has.
         let w = LogWriter::start(policy, &shared).unwrap();

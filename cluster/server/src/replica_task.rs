@@ -404,7 +404,10 @@ impl Task {
 
     fn flush(&mut self) {
         let Some(store) = self.store.as_ref() else { return };
-        match tokio::task::block_in_place(|| store.flush()) {
+        // The flush runs in RocksDB's threads; the log is collected below what earlier flushes
+        // made durable (one interval behind), so the partition never waits for a flush here.
+        let started = tokio::task::block_in_place(|| store.request_flush());
+        match started.and_then(|_| store.durable_decree()) {
             // The log is needed only above what the store holds durably.
             Ok(durable) => {
                 // Duplication may still need entries the store holds durably.

@@ -36,6 +36,8 @@ const SEGMENT_HEADER: u64 = 16;
 const HEADER: usize = 8;
 const KIND_ENTRY: u8 = 1;
 const KIND_RESET: u8 = 2;
+/// The next segment, being prepared (zero-filled) in the background.
+const SPARE: &str = "spare.plog.tmp";
 /// A sanity bound on one record (a private record is at most 64 MiB).
 const MAX_PAYLOAD: usize = (64 << 20) + 16;
 
@@ -58,8 +60,10 @@ pub struct SharedLog {
     segments: Vec<Segment>,
     synced_len: u64,
     dir_dirty: bool,
-    /// Bytes each new segment is filled with zeros up to.
+    /// Bytes each new segment is filled with zeros up to (0: none).
     preallocate: u64,
+    /// The thread preparing the next segment (`spare.plog.tmp`).
+    spare: Option<std::thread::JoinHandle<std::io::Result<File>>>,
 }
 
 fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
@@ -100,6 +104,7 @@ impl SharedLog {
             synced_len: 0,
             dir_dirty: false,
             preallocate,
+            spare: None,
         };
         let mut recovered = Recovered::new();
         let mut cut = None;
@@ -110,7 +115,10 @@ impl SharedLog {
             }
         }
         match log.segments.last() {
-            Some(s) => log.synced_len = s.len,
+            Some(s) => {
+                log.synced_len = s.len;
+                log.start_spare();
+            }
             None => {
                 log.new_segment(1)?;
                 log.sync()?;
@@ -186,33 +194,75 @@ impl SharedLog {
 
     fn new_segment(&mut self, seq: u64) -> Result<()> {
         let path = self.dir.join(format!("{seq:010}.plog"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io(|| format!("create shared log segment {}", path.display())))?;
+        let file = match self.take_spare() {
+            Some(file) => {
+                let spare = self.dir.join(SPARE);
+                fs::rename(&spare, &path)
+                    .map_err(io(|| format!("rename {} to {}", spare.display(), path.display())))?;
+                file
+            }
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io(|| format!("create shared log segment {}", path.display())))?,
+        };
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&seq.to_le_bytes());
         file.write_all_at(&header, 0).map_err(io(|| format!("write {}", path.display())))?;
-        if self.preallocate > SEGMENT_HEADER {
-            // Zeros written (not fallocate'd: unwritten extents need a journal commit when first
-            // written) and fsynced now, so that appends overwrite allocated blocks and each
-            // group's fdatasync flushes data only, no file-size or extent change.
-            let zeros = vec![0u8; 1 << 20];
-            let mut off = SEGMENT_HEADER;
-            while off < self.preallocate {
-                let n = (self.preallocate - off).min(zeros.len() as u64) as usize;
-                file.write_all_at(&zeros[..n], off)
-                    .map_err(io(|| format!("preallocate {}", path.display())))?;
-                off += n as u64;
-            }
-            file.sync_all().map_err(io(|| format!("fsync {}", path.display())))?;
-        }
         self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER });
         self.synced_len = 0;
         self.dir_dirty = true;
+        if self.spare.is_none() {
+            self.start_spare();
+        }
         Ok(())
+    }
+
+    /// The spare segment, if its thread has finished it (never waits: without one, the next
+    /// segment is a plain file, only slower to fsync).
+    fn take_spare(&mut self) -> Option<File> {
+        let h = self.spare.take()?;
+        if !h.is_finished() {
+            self.spare = Some(h);
+            return None;
+        }
+        match h.join() {
+            Ok(Ok(file)) => Some(file),
+            Ok(Err(e)) => {
+                tracing::warn!("preparing a spare shared log segment failed: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Prepares the next segment in the background: zeros written (not fallocate'd: unwritten
+    /// extents need a journal commit when first written) and fsynced, so that appends overwrite
+    /// allocated blocks and each group's fdatasync flushes data only, with no file-size or extent
+    /// change to journal.
+    fn start_spare(&mut self) {
+        if self.preallocate <= SEGMENT_HEADER {
+            return;
+        }
+        let (path, size) = (self.dir.join(SPARE), self.preallocate);
+        self.spare = std::thread::Builder::new()
+            .name("tern-plog-spare".into())
+            .spawn(move || {
+                let _ = fs::remove_file(&path);
+                let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+                let zeros = vec![0u8; 1 << 20];
+                let mut off = 0;
+                while off < size {
+                    let n = (size - off).min(zeros.len() as u64) as usize;
+                    file.write_all_at(&zeros[..n], off)?;
+                    off += n as u64;
+                }
+                file.sync_all()?;
+                Ok(file)
+            })
+            .ok();
     }
 
     fn write(&mut self, rec: &[u8]) -> Result<()> {
