@@ -35,7 +35,7 @@ enum Request {
 pub type LogSlice = (Option<(Decree, Decree)>, Vec<LogEntry>);
 
 /// An append written but not yet fsynced: the `(ballot, decree)` of its entries, or why it failed.
-type PendingAppend = (Gpid, Result<Vec<(Ballot, Decree)>>, AppendDone);
+type PendingAppend = (Result<Vec<(Ballot, Decree)>>, AppendDone);
 
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
@@ -133,10 +133,9 @@ struct Stats {
     groups: metrics::Counter,
     entries: metrics::Counter,
     ops: metrics::Counter,
-    syncs: metrics::Counter,
     sync_micros: metrics::Counter,
-    window: [u64; 5],
-    sync_time: Duration,
+    /// Since `since`, for the debug line: groups (one fsync each), entries, ops, fsync time.
+    window: (u64, u64, u64, Duration),
     since: Instant,
 }
 
@@ -146,35 +145,27 @@ impl Stats {
             groups: metrics::counter!("tern_log_groups_total"),
             entries: metrics::counter!("tern_log_entries_total"),
             ops: metrics::counter!("tern_log_ops_total"),
-            syncs: metrics::counter!("tern_log_fsyncs_total"),
             sync_micros: metrics::counter!("tern_log_fsync_microseconds_total"),
-            window: [0; 5],
-            sync_time: Duration::ZERO,
+            window: (0, 0, 0, Duration::ZERO),
             since: Instant::now(),
         }
     }
 
-    fn group(&mut self, entries: u64, ops: u64, syncs: u64, sync_time: Duration) {
+    /// A group of `entries` entries carrying `ops` ops, made durable by one fsync of `sync_time`.
+    fn group(&mut self, entries: u64, ops: u64, sync_time: Duration) {
         self.groups.increment(1);
         self.entries.increment(entries);
         self.ops.increment(ops);
-        self.syncs.increment(syncs);
         self.sync_micros.increment(sync_time.as_micros() as u64);
         let w = &mut self.window;
-        w[0] += 1;
-        w[1] += entries;
-        w[2] += ops;
-        w[3] += syncs;
-        self.sync_time += sync_time;
+        *w = (w.0 + 1, w.1 + entries, w.2 + ops, w.3 + sync_time);
         if self.since.elapsed() >= Duration::from_secs(10) {
-            let [groups, entries, ops, syncs, _] = *w;
+            let (groups, entries, ops, sync_time) = *w;
             tracing::debug!(
-                "last {:?}: {groups} groups, {entries} entries, {ops} ops, {syncs} fsyncs taking {:?} in all",
+                "last {:?}: {groups} groups, {entries} entries, {ops} ops, one fsync per group, {sync_time:?} in fsync",
                 self.since.elapsed(),
-                self.sync_time
             );
-            *w = [0; 5];
-            self.sync_time = Duration::ZERO;
+            *w = (0, 0, 0, Duration::ZERO);
             self.since = Instant::now();
         }
     }
@@ -218,7 +209,7 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
                     op_count += entries.iter().map(|e| e.mutation.ops.len() as u64).sum::<u64>();
                     let result = append(&mut logs, &mut shared, gpid, &entries)
                         .map(|_| entries.iter().map(|e| (e.ballot, e.decree)).collect());
-                    pending.push((gpid, result, done));
+                    pending.push((result, done));
                 }
                 Request::Reset { gpid } => {
                     if let Some(log) = logs.get_mut(&gpid) {
@@ -261,9 +252,9 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
         // One fsync of the shared log makes every append of the group durable, whichever
         // partitions it touched. The private logs are fsynced only when the shared log rotates.
         let sync_started = Instant::now();
-        let synced = if pending.iter().any(|(_, r, _)| r.is_ok()) {
+        let synced = if pending.iter().any(|(r, _)| r.is_ok()) {
             let r = shared.sync();
-            stats.group(entry_count, op_count, 1, sync_started.elapsed());
+            stats.group(entry_count, op_count, sync_started.elapsed());
             r
         } else {
             Ok(())
@@ -271,7 +262,7 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
         if let Err(e) = &synced {
             tracing::error!("shared log sync failed: {e}");
         }
-        for (_, result, done) in pending {
+        for (result, done) in pending {
             match (result, &synced) {
                 (Ok(_), Err(e)) => done(Err(e.clone())),
                 (r, _) => done(r),
@@ -333,8 +324,7 @@ fn append(
         .get_mut(&gpid)
         .ok_or_else(|| Error::invariant(format!("append to the log of {gpid}, which is not open")))?;
     let records = entries.iter().map(|e| Ok((e.decree, encode_record(e)?))).collect::<Result<Vec<_>>>()?;
-    let bytes: Vec<Vec<u8>> = records.iter().map(|(_, r)| r.clone()).collect();
-    shared.append(gpid, &bytes)?;
+    shared.append(gpid, records.iter().map(|(_, r)| r.as_slice()))?;
     log.append_encoded(&records)
 }
 
@@ -351,7 +341,7 @@ fn rotate(
     }
     for (gpid, entries) in recovered {
         let records = entries.iter().map(encode_record).collect::<Result<Vec<_>>>()?;
-        shared.append(*gpid, &records)?;
+        shared.append(*gpid, records.iter().map(Vec::as_slice))?;
     }
     shared.sync()?;
     shared.drop_old_segments()

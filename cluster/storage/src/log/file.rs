@@ -85,8 +85,21 @@ pub struct FileMutationLog {
 
 /// Maps an I/O error to one naming what was being done; `context` runs only on error (this sits
 /// on the append and fsync paths of every write).
-fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+pub(super) fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(context(), e)
+}
+
+/// The sequence numbers of the segment files `NNNNNNNNNN<suffix>` in `dir`, ascending.
+pub(super) fn segment_seqs(dir: &Path, suffix: &str) -> Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(|| format!("list {}", dir.display())))? {
+        let name = entry.map_err(io(|| format!("list {}", dir.display())))?.file_name();
+        if let Some(seq) = name.to_string_lossy().strip_suffix(suffix).and_then(|s| s.parse::<u64>().ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
 }
 
 fn segment_name(seq: u64) -> String {
@@ -97,15 +110,7 @@ impl FileMutationLog {
     /// Opens (or creates) the log in `dir`, recovering from a crash if needed.
     pub fn open(dir: &Path, config: FileLogConfig) -> Result<(FileMutationLog, Recovery)> {
         fs::create_dir_all(dir).map_err(io(|| format!("create log directory {}", dir.display())))?;
-        let mut seqs = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io(|| format!("list {}", dir.display())))? {
-            let name = entry.map_err(io(|| format!("list {}", dir.display())))?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(seq) = name.strip_suffix(".tlog").and_then(|s| s.parse::<u64>().ok()) {
-                seqs.push(seq);
-            }
-        }
-        seqs.sort_unstable();
+        let mut seqs = segment_seqs(dir, ".tlog")?;
         let mut recovery = Recovery::default();
         // Segments created just before a crash may be empty or lack their header (the rollover
         // was never synced): such trailing segments held nothing durable.

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use tern_core::{Error, Gpid, Result};
 
 use super::LogEntry;
+use super::file::{io, segment_seqs};
 use super::record::{Decoded, decode_record};
 
 const MAGIC: &[u8; 8] = b"TERNPLG1";
@@ -66,38 +67,26 @@ pub struct SharedLog {
     spare: Option<std::thread::JoinHandle<std::io::Result<File>>>,
 }
 
-fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(context(), e)
-}
-
-fn frame(kind: u8, gpid: Gpid, body: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(HEADER + 9 + body.len());
+/// Appends one record to `buf`.
+fn frame_into(buf: &mut Vec<u8>, kind: u8, gpid: Gpid, body: &[u8]) {
+    let start = buf.len();
     buf.extend_from_slice(&[0; HEADER]);
     buf.push(kind);
     buf.extend_from_slice(&gpid.table.0.to_le_bytes());
     buf.extend_from_slice(&gpid.partition.0.to_le_bytes());
     buf.extend_from_slice(body);
-    let len = (buf.len() - HEADER) as u32;
-    let crc = crc32c::crc32c(&buf[HEADER..]);
-    buf[0..4].copy_from_slice(&len.to_le_bytes());
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
-    buf
+    let payload = start + HEADER;
+    let len = (buf.len() - payload) as u32;
+    let crc = crc32c::crc32c(&buf[payload..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..payload].copy_from_slice(&crc.to_le_bytes());
 }
 
 impl SharedLog {
     /// Opens (or creates) the shared log in `dir` and returns what it holds per partition.
     pub fn open(dir: &Path, preallocate: u64) -> Result<(SharedLog, Recovered, Option<String>)> {
         fs::create_dir_all(dir).map_err(io(|| format!("create shared log directory {}", dir.display())))?;
-        let mut seqs = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io(|| format!("list {}", dir.display())))? {
-            let name = entry.map_err(io(|| format!("list {}", dir.display())))?.file_name();
-            if let Some(seq) =
-                name.to_string_lossy().strip_suffix(".plog").and_then(|s| s.parse::<u64>().ok())
-            {
-                seqs.push(seq);
-            }
-        }
-        seqs.sort_unstable();
+        let seqs = segment_seqs(dir, ".plog")?;
         let mut log = SharedLog {
             dir: dir.to_path_buf(),
             segments: Vec::new(),
@@ -274,17 +263,19 @@ impl SharedLog {
 
     /// Appends one partition's entries, given as encoded private-log records; durable after
     /// the next [`SharedLog::sync`].
-    pub fn append(&mut self, gpid: Gpid, records: &[Vec<u8>]) -> Result<()> {
+    pub fn append<'a>(&mut self, gpid: Gpid, records: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
         let mut buf = Vec::new();
         for r in records {
-            buf.extend_from_slice(&frame(KIND_ENTRY, gpid, r));
+            frame_into(&mut buf, KIND_ENTRY, gpid, r);
         }
         self.write(&buf)
     }
 
     /// Records that the partition's log was emptied: its earlier entries are not replayed.
     pub fn append_reset(&mut self, gpid: Gpid) -> Result<()> {
-        self.write(&frame(KIND_RESET, gpid, &[]))
+        let mut buf = Vec::new();
+        frame_into(&mut buf, KIND_RESET, gpid, &[]);
+        self.write(&buf)
     }
 
     /// Makes everything appended durable: one fsync (and one of the directory after a new
