@@ -7,6 +7,7 @@
 //! and size limits are not re-checked here (they were checked at admission; a node's config
 //! must not change what a logged mutation does).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use tern_core::key::{self, escape};
@@ -33,7 +34,7 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
         expected = expected.next();
     }
 
-    let mut staged = Staged { store: &*store, overlay: BTreeMap::new() };
+    let mut staged = Staged::new(&*store);
     let mut outcomes = Vec::with_capacity(entries.len());
     // "Now" for a write is the largest timetag applied so far, this one included: the same on
     // every replica (it depends only on the decree sequence) and never going back, even when a
@@ -47,9 +48,13 @@ pub(crate) fn apply_batch<S: PartitionStore + ?Sized>(
         }
         outcomes.push(per_op);
     }
+    // The mark bounds every record's timetag (what lets `write_if_newer` skip its read). A
+    // duplicated put is always stamped into an entry newer than its own timetag (the primary's
+    // clock moves past it first), so this is the horizon; the max makes it hold by construction.
+    let timetag = horizon.max(staged.newest.get());
     let batch: RawBatch = staged.overlay.into_iter().collect();
     let ballot = entries.iter().map(|e| e.ballot).fold(store.last_applied_ballot(), std::cmp::Ord::max);
-    store.raw_write(batch, AppliedMark { decree: last.decree, timetag: horizon, ballot })?;
+    store.raw_write(batch, AppliedMark { decree: last.decree, timetag, ballot })?;
     Ok(outcomes)
 }
 
@@ -61,7 +66,7 @@ pub(crate) fn resolve<S: PartitionStore + ?Sized>(store: &S, op: &WriteOp, now_s
     if !op.is_atomic() {
         return Err(Error::invariant(format!("resolve called for a {} op", op.name())));
     }
-    let staged = Staged { store, overlay: BTreeMap::new() };
+    let staged = Staged::new(store);
     let mut writes = OpWrites::new();
     // The newest possible timetag: a resolution never loses to a stored record (the entry
     // that logs the result is stamped after everything the store holds).
@@ -94,12 +99,20 @@ pub(crate) fn resolve<S: PartitionStore + ?Sized>(store: &S, op: &WriteOp, now_s
 struct Staged<'s, S: ?Sized> {
     store: &'s S,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// No record in the store or the overlay has a newer timetag than this (delete bit
+    /// cleared): the store's applied mark, raised by every staged write.
+    newest: Cell<Timetag>,
 }
 
 /// Writes of one op, committed to the overlay only if the whole op succeeds.
 type OpWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
-impl<S: PartitionStore + ?Sized> Staged<'_, S> {
+impl<'s, S: PartitionStore + ?Sized> Staged<'s, S> {
+    fn new(store: &'s S) -> Self {
+        let newest = Cell::new(store.last_applied_timetag().with_delete(false));
+        Staged { store, overlay: BTreeMap::new(), newest }
+    }
+
     /// Applies one op. Refusals become [`WriteOutcome::Failed`]; only fatal errors (corrupt data,
     /// failed I/O) abort the batch.
     fn apply_op(&mut self, op: &WriteOp, timetag: Timetag, now: u64) -> Result<WriteOutcome> {
@@ -239,9 +252,17 @@ impl<S: PartitionStore + ?Sized> Staged<'_, S> {
         header: &ValueHeader,
         user: &[u8],
     ) -> Result<Option<Timetag>> {
-        if let Some(stored) = self.superseded(&k, header.timetag)? {
+        let tt = header.timetag.with_delete(false);
+        // A local write is stamped after everything the store holds: no record can be newer,
+        // and the read (a memtable and SST lookup per key) is skipped. Duplicated puts, and
+        // entries re-proposed with an older timetag, still read.
+        if tt < self.newest.get()
+            && let Some(stored) = self.superseded(&k, header.timetag)?
+        {
             return Ok(Some(stored));
         }
+        // Raised even if the op fails later and this write is dropped: a bound, not exact.
+        self.newest.set(self.newest.get().max(tt));
         w.push((k, Some(value::encode(header, user))));
         Ok(None)
     }

@@ -8,7 +8,7 @@ use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteO
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, Ttl};
 use tern_core::{Ballot, Clock, Decree, ErrorCode, Mutation, WriteOp};
 
-use super::{StoreHarness, apply_next, del, set, set_ttl, timetag_now};
+use super::{StoreHarness, apply_next, del, put_from, set, set_ttl, timetag_now};
 use crate::store::{AppliedMark, ApplyEntry, PartitionStore};
 
 /// Expands to one `#[test]` per conformance case for the harness built by `$harness`.
@@ -24,7 +24,8 @@ macro_rules! partition_store_conformance {
             table_scan_pages, reopen_keeps_data_and_decree, flush_advances_durable_decree,
             crash_keeps_only_flushed_state, checkpoint_and_open, corrupt_values_are_typed_errors,
             oversized_hash_key_is_refused_at_apply, read_limits_are_validated,
-            applied_timetag_is_the_largest_and_survives, a_late_old_timetag_never_moves_now_back);
+            applied_timetag_is_the_largest_and_survives, a_late_old_timetag_never_moves_now_back,
+            a_re_proposed_old_write_loses_to_a_newer_record, the_applied_timetag_bounds_every_record);
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(
@@ -727,6 +728,47 @@ pub fn a_late_old_timetag_never_moves_now_back<H: StoreHarness>(h: &H) {
     assert_eq!(out[0], WriteOutcome::Failed(out_err(&out[0])), "x is not a number, and it is live");
     assert_eq!(s.ttl(b"h", b"late").unwrap(), Some(Ttl::Remaining(10)), "TTL counted from the newer timetag");
     assert_eq!(s.last_applied_timetag(), newer);
+}
+
+pub fn a_re_proposed_old_write_loses_to_a_newer_record<H: StoreHarness>(h: &H) {
+    // An entry stamped before what the store holds (a re-proposal after a newer write was
+    // applied) must still lose last-writer-wins: the store reads before it writes.
+    let d = tmp();
+    let mut s = h.open(d.path());
+    let old = timetag_now(h.clock(), 1);
+    h.clock().advance_ms(1_000);
+    let newer = timetag_now(h.clock(), 2);
+    s.apply(Decree(1), newer, &Mutation::new(vec![set(b"h", b"a", b"new"), set(b"h", b"b", b"new")]))
+        .unwrap();
+    s.apply(Decree(2), old, &Mutation::new(vec![set(b"h", b"a", b"old"), del(b"h", b"b")])).unwrap();
+    assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"new".to_vec()));
+    assert_eq!(s.get(b"h", b"b").unwrap(), Some(b"new".to_vec()), "an older delete loses too");
+    // A write stamped after everything stored wins (and skips the read: same outcome).
+    h.clock().advance_ms(1_000);
+    s.apply(Decree(3), timetag_now(h.clock(), 3), &Mutation::new(vec![del(b"h", b"a")])).unwrap();
+    assert_eq!(s.get(b"h", b"a").unwrap(), None);
+}
+
+pub fn the_applied_timetag_bounds_every_record<H: StoreHarness>(h: &H) {
+    // A duplicated put carries its origin's timetag. Should one ever be newer than the entry
+    // that logs it, the applied timetag still covers it, so a later local write stamped in
+    // between reads the record and loses, also after a reopen.
+    let d = tmp();
+    let now = timetag_now(h.clock(), 1);
+    let ahead = now.physical_ms() + 5_000;
+    {
+        let mut s = h.open(d.path());
+        let out = s
+            .apply(Decree(1), now, &Mutation::new(vec![put_from(b"h", b"k", Some(b"remote"), ahead, 0, 2)]))
+            .unwrap();
+        assert_eq!(out, vec![WriteOutcome::Done]);
+        assert!(s.last_applied_timetag().physical_ms() >= ahead, "{:?}", s.last_applied_timetag());
+        s.flush().unwrap();
+    }
+    let mut s = h.open(d.path());
+    h.clock().advance_ms(1_000);
+    s.apply(Decree(2), timetag_now(h.clock(), 2), &Mutation::new(vec![set(b"h", b"k", b"local")])).unwrap();
+    assert_eq!(s.get(b"h", b"k").unwrap(), Some(b"remote".to_vec()));
 }
 
 fn out_err(o: &WriteOutcome) -> tern_core::Error {
