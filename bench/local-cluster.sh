@@ -2,6 +2,7 @@
 # Sourced by bench/run.sh and bench/resp.sh: one local Tern cluster for a benchmark.
 #
 #   start_local_cluster DIR PARTITIONS   # 1 meta + 3 replica servers, table `bench`; sets $meta
+#                                        # (WORKER_THREADS: per server; default: `tern up`'s share of the cores)
 #   stop_local_cluster DIR               # tern down, then kill -9 whatever did not stop in 10 s
 #
 # Needs $tern (the binary) and jq. Sets cluster_up=1 once started (for the caller's cleanup).
@@ -10,7 +11,10 @@ start_local_cluster() {
   local dir=$1 partitions=$2
   echo "== starting a local Tern cluster in $dir" >&2
   cluster_up=1
-  "$tern" up --dir "$dir" --clusters 1 --metas 1 --replicas 3 --table bench --partitions "$partitions" --detach >&2
+  local extra=()
+  if [ -n "${WORKER_THREADS:-}" ]; then extra=(--worker-threads "$WORKER_THREADS"); fi
+  "$tern" up --dir "$dir" --clusters 1 --metas 1 --replicas 3 --table bench --partitions "$partitions" \
+    --detach "${extra[@]}" >&2
   meta=$(jq -r '.metas | [.[]] | join(",")' "$dir/cluster.json")
   # `tern up` returns once the table exists; wait until every partition has a primary and two
   # secondaries, so that the first run does not measure the cluster's start.

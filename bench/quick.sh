@@ -7,7 +7,8 @@
 #   WORKLOADS=write RATE=3300 bench/quick.sh    # open loop at 3 300 writes/s
 #   RUST_LOG=info,tern_server::log_writer=debug WORKLOADS=write bench/quick.sh   # + log writer counters
 #
-# Environment: WORKLOADS ("write c"), DURATION (10s), PARTITIONS (8), RATE (closed loop if unset).
+# Environment: WORKLOADS ("write c"), DURATION (10s), PARTITIONS (8), RATE (closed loop if unset),
+# WORKER_THREADS (per replica server; default: `tern up`'s share of the cores).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

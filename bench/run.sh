@@ -7,7 +7,8 @@
 #   DURATION=5s KEYS=20000 bench/run.sh
 #
 # Environment: DURATION (per run, default 20s), WARMUP (2s), KEYS (100000), VALUE_SIZE (100),
-# CONCURRENCY (64), PARTITIONS (8), ETCD=0 to skip etcd, KEEP=1 to keep the work directory
+# CONCURRENCY (64), PARTITIONS (8), WORKER_THREADS (per replica server; default: `tern up`'s share
+# of the cores), ETCD=0 to skip etcd, KEEP=1 to keep the work directory
 # (data, server logs, one JSON report per run).
 #
 # Runs: Tern load, write, a, b, c (closed loop); echo write and read; etcd load, write and read;

@@ -63,6 +63,15 @@ async fn bad_input_is_refused_with_clear_errors() {
         &["--partitions"],
     );
     refused(&cluster.cli(&["kv", "--table", "t", "get", "k", "s"]).await, 2, &["--meta"]);
+    // A server setting out of range, as a flag (usage error) and in a config file (naming the key).
+    refused(&cluster.cli(&["replica", "--worker-threads", "0"]).await, 2, &["--worker-threads", "1..=1024"]);
+    let config = dir.path().join("replica.toml");
+    std::fs::write(&config, "worker-threads = 0\n").unwrap();
+    let server_dir = dir.path().join("server");
+    let args = ["replica", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--meta", &meta];
+    let args = [&args[..], &["--cluster-id", "1", "--data-dir", server_dir.to_str().unwrap()]].concat();
+    refused(&cluster.cli(&args).await, 1, &["config key worker-threads", "at least 1"]);
+    assert!(!server_dir.exists(), "a refused server created its data directory");
     // Values the meta servers refuse: exit 1 with the reason.
     for (name, partitions, words) in [
         ("u", "0", &["partition count 0"][..]),

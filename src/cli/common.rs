@@ -12,7 +12,21 @@ pub struct MetaAddrs {
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")
+    runtime_with_workers(None)
+}
+
+/// The async runtime with `workers` worker threads (`None`: one per core).
+pub fn runtime_with_workers(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().context("start the async runtime")
+}
+
+/// The cores this process may run on (1 if that cannot be told).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Logs to stderr; `RUST_LOG` (e.g. `info`, `tern_server=debug`) overrides `default`.

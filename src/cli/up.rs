@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tern_client::MetaClient;
 use tern_proto::pb;
 
-use super::common::runtime;
+use super::common::{available_cores, runtime};
 
 /// Start a local deployment on this machine: by default two clusters ("datacenters" dc1 and dc2,
 /// each with meta servers and replica servers as processes), a demo table in each, and a
@@ -45,6 +45,10 @@ pub struct UpCmd {
     /// Return once the cluster is up, leaving it running (stop it with `tern down`).
     #[arg(long)]
     detach: bool,
+    /// Worker threads of each replica server (default: this machine's cores shared out among
+    /// all the replica servers started, at least 1; see `tern replica --help`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    worker_threads: Option<u64>,
 }
 
 /// Stop a local cluster started by `tern up --detach`.
@@ -148,12 +152,15 @@ impl UpCmd {
             }
         }
         state.clusters.truncate(self.clusters as usize);
+        let servers = (self.clusters * self.replicas) as usize;
+        let workers =
+            self.worker_threads.map_or_else(|| (available_cores() / servers).max(1), |n| n as usize);
         let mut children = Vec::new();
         for c in &state.clusters {
             // One cluster keeps the historical layout (`<dir>/meta-1`); several get a directory each.
             let base = if single && c.name == "local" { dir.clone() } else { dir.join(&c.name) };
             let prefix = if single { String::new() } else { format!("{}-", c.name) };
-            children.extend(spawn_cluster(&dir, &base, &prefix, c)?);
+            children.extend(spawn_cluster(&dir, &base, &prefix, c, workers)?);
         }
         if !single {
             let addr = match state.proxy.clone() {
@@ -242,7 +249,13 @@ impl UpCmd {
 }
 
 /// Starts one cluster's meta and replica servers; data under `base`, logs named with `prefix`.
-fn spawn_cluster(dir: &Path, base: &Path, prefix: &str, c: &ClusterState) -> anyhow::Result<Vec<Child>> {
+fn spawn_cluster(
+    dir: &Path,
+    base: &Path,
+    prefix: &str,
+    c: &ClusterState,
+    workers: usize,
+) -> anyhow::Result<Vec<Child>> {
     let members: Vec<String> = c.metas.iter().map(|(id, a)| format!("{id}={a}")).collect();
     let mut children = Vec::new();
     for (id, addr) in &c.metas {
@@ -274,6 +287,8 @@ fn spawn_cluster(dir: &Path, base: &Path, prefix: &str, c: &ClusterState) -> any
             base.join(format!("replica-{i}")).display().to_string(),
             "--cluster-id".into(),
             c.id.to_string(),
+            "--worker-threads".into(),
+            workers.to_string(),
         ];
         children.push(spawn(dir, &format!("{prefix}replica-{i}"), &args)?);
     }
