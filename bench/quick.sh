@@ -22,7 +22,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tern-quick.XXXXXX")
 cluster_up=0
 cleanup() {
   # The log writer's counters, if RUST_LOG asked for them.
-  grep -h "groups," "$work"/tern/logs/*.log 2>/dev/null | tail -n 3 | cut -c1-250 >&2 || true
+  grep -h "groups,\|rotated" "$work"/tern/logs/*.log 2>/dev/null | tail -n 12 | cut -c1-250 >&2 || true
   if [ "$cluster_up" -eq 1 ]; then stop_local_cluster "$work/tern"; fi
   rm -rf "$work"
 }

@@ -105,13 +105,11 @@ pub struct Progress {
     pub ops_per_sec: f64,
 }
 
-/// When slot `k` of worker `worker` should start, from the run's start, in an open loop at
-/// `rate` operations per second in total: the run's slots are spaced `1/rate` apart and dealt
-/// round-robin, slot `i` to worker `i % workers`, so each worker runs at `rate / workers` and
-/// the workers are staggered evenly.
-pub fn intended_offset(worker: u32, k: u64, workers: u32, rate: f64) -> Duration {
-    let slot = k as f64 * f64::from(workers) + f64::from(worker);
-    Duration::from_secs_f64(slot / rate)
+/// When slot `slot` should start, from the run's start, in an open loop at `rate` operations
+/// per second: slots are spaced `1/rate` apart, and each goes to whichever worker is free first
+/// (see `pace`).
+pub fn intended_offset(slot: u64, rate: f64) -> Duration {
+    Duration::from_secs_f64(slot as f64 / rate)
 }
 
 type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
@@ -175,21 +173,20 @@ impl Runner {
             completed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         });
-        // Open loop: one thread paces every worker (see `pace`).
-        let mut slots: Vec<Option<mpsc::Receiver<Instant>>> = (0..cfg.concurrency).map(|_| None).collect();
+        // Open loop: one thread paces the schedule, and the workers share it (see `pace`).
+        let mut slots: Option<Slots> = None;
         if let Some(rate) = cfg.rate {
-            let (senders, receivers): (Vec<_>, Vec<_>) =
-                (0..cfg.concurrency).map(|_| mpsc::channel(SLOT_QUEUE)).unzip();
-            slots = receivers.into_iter().map(Some).collect();
+            let (tx, rx) = mpsc::channel(SLOT_QUEUE);
+            slots = Some(Arc::new(tokio::sync::Mutex::new(rx)));
             let (deadline, stop) = (shared.deadline, stop.clone());
             std::thread::Builder::new()
                 .name("bench-pacer".into())
-                .spawn(move || pace(start, rate, deadline, senders, &stop))
+                .spawn(move || pace(start, rate, deadline, tx, &stop))
                 .map_err(|e| BenchError::Config(format!("start the pacing thread: {e}")))?;
         }
         let workers: Vec<_> = (0..cfg.concurrency)
-            .zip(slots)
-            .map(|(w, slots)| {
+            .map(|w| {
+                let slots = slots.clone();
                 let generator = OpGenerator::new(
                     cfg.workload,
                     cfg.keys,
@@ -202,6 +199,7 @@ impl Runner {
                 tokio::spawn(worker(target.clone(), shared.clone(), generator, slots, stop.clone()))
             })
             .collect();
+        drop(slots);
         let reporter = progress.map(|f| tokio::spawn(report_progress(shared.clone(), f)));
         let mut stats = RunStats::new(cfg.rate.is_some());
         let mut panicked = None;
@@ -231,7 +229,7 @@ async fn worker<T: Target>(
     target: Arc<T>,
     shared: Arc<Shared>,
     mut generator: OpGenerator,
-    mut slots: Option<mpsc::Receiver<Instant>>,
+    slots: Option<Slots>,
     mut stop: watch::Receiver<bool>,
 ) -> RunStats {
     let cfg = &shared.cfg;
@@ -240,12 +238,13 @@ async fn worker<T: Target>(
         if *stop.borrow() {
             break;
         }
-        let intended = match &mut slots {
+        let intended = match &slots {
             None => Instant::now(),
-            // A slot that is already due (the previous operation ran late) is taken at once:
+            // The next slot of the schedule, taken by the first free worker (the others queue on
+            // the lock). A slot that is already due (every worker was busy) is taken at once:
             // its latency counts from when it should have started.
             Some(slots) => tokio::select! {
-                slot = slots.recv() => match slot {
+                slot = async { slots.lock().await.recv().await } => match slot {
                     Some(t) => t,
                     None => break,
                 },
@@ -284,12 +283,18 @@ async fn worker<T: Target>(
     stats
 }
 
-/// Slots a worker may have waiting before the pacer waits for it (only when a worker is more
-/// than this many operations behind; the slots keep their scheduled times, so latency stays
-/// counted from them).
-const SLOT_QUEUE: usize = 1024;
+/// Slots that may wait for a free worker before the pacer waits (only when every worker is
+/// busy for this many slots; the slots keep their scheduled times, so latency stays counted
+/// from them).
+const SLOT_QUEUE: usize = 1 << 16;
 
-/// The open loop's schedule: sends each worker its slots' scheduled start times, on time.
+/// The open loop's schedule, shared by the workers: each slot goes to the first free worker, so
+/// a slow operation delays later slots only when all `concurrency` workers are busy (dealt
+/// round-robin, every slot of a slow operation's worker waited behind it while the others
+/// idled: an open-loop p99 that measured the client's head-of-line blocking).
+type Slots = Arc<tokio::sync::Mutex<mpsc::Receiver<Instant>>>;
+
+/// The open loop's pacer: sends each slot's scheduled start time, on time.
 ///
 /// A thread rather than tokio timers because tokio's timer has a resolution of 1 ms and fires
 /// late by up to that much, which latency from the scheduled start would count (an echo takes
@@ -299,17 +304,13 @@ fn pace(
     start: Instant,
     rate: f64,
     deadline: Option<Instant>,
-    workers: Vec<mpsc::Sender<Instant>>,
+    slots: mpsc::Sender<Instant>,
     stop: &watch::Receiver<bool>,
 ) {
-    let n = workers.len() as u64;
-    let mut workers: Vec<Option<mpsc::Sender<Instant>>> = workers.into_iter().map(Some).collect();
-    let mut live = workers.len();
     let mut slot = 0u64;
-    while live > 0 && !*stop.borrow() {
-        let (w, k) = ((slot % n) as usize, slot / n);
+    while !*stop.borrow() {
+        let t = start + intended_offset(slot, rate);
         slot += 1;
-        let t = start + intended_offset(w as u32, k, n as u32, rate);
         if deadline.is_some_and(|d| t >= d) {
             break;
         }
@@ -317,11 +318,8 @@ fn pace(
         if t > now {
             std::thread::sleep(t - now);
         }
-        if let Some(tx) = &workers[w]
-            && tx.blocking_send(t).is_err()
-        {
-            workers[w] = None;
-            live -= 1;
+        if slots.blocking_send(t).is_err() {
+            break;
         }
     }
 }
@@ -357,30 +355,11 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
-    fn open_loop_slots_are_spaced_by_the_total_rate_and_dealt_round_robin() {
-        let rate = 1000.0;
-        let workers = 4;
-        // Slot i starts at i ms; worker w gets slots w, w+4, w+8, ...
-        assert_eq!(intended_offset(0, 0, workers, rate), Duration::ZERO);
-        assert_eq!(intended_offset(1, 0, workers, rate), Duration::from_millis(1));
-        assert_eq!(intended_offset(3, 0, workers, rate), Duration::from_millis(3));
-        assert_eq!(intended_offset(0, 1, workers, rate), Duration::from_millis(4));
-        assert_eq!(intended_offset(2, 10, workers, rate), Duration::from_millis(42));
-        // Each worker runs at rate / workers.
-        let gap = intended_offset(1, 101, workers, rate) - intended_offset(1, 100, workers, rate);
-        assert_eq!(gap, Duration::from_millis(4));
-        // All slots of all workers together are exactly the run's sequence.
-        let mut all: Vec<Duration> =
-            (0..workers).flat_map(|w| (0..25).map(move |k| intended_offset(w, k, workers, rate))).collect();
-        all.sort();
-        let want: Vec<Duration> = (0..100).map(Duration::from_millis).collect();
-        assert_eq!(all, want);
-    }
-
-    #[test]
-    fn open_loop_offsets_stay_exact_for_long_runs() {
+    fn open_loop_slots_are_spaced_by_the_total_rate() {
+        assert_eq!(intended_offset(0, 1000.0), Duration::ZERO);
+        assert_eq!(intended_offset(42, 1000.0), Duration::from_millis(42));
         // One hour at 50k ops/s: slot 180M starts at 3600 s to the microsecond.
-        let d = intended_offset(0, 180_000_000 / 64, 64, 50_000.0);
+        let d = intended_offset(180_000_000, 50_000.0);
         assert!((d.as_secs_f64() - 3600.0).abs() < 1e-6, "{d:?}");
     }
 
@@ -467,6 +446,60 @@ mod tests {
         assert_eq!(report.total.ops + report.total.errors, 400);
         assert_eq!(report.total.errors, 100);
         assert_eq!(report.ops["update"].errors_by_code.get("BUSY"), Some(&100));
+    }
+
+    /// Its first write waits until `release_after` other writes have started.
+    struct OneSlowWrite {
+        release_after: u64,
+        started: AtomicU64,
+        release: tokio::sync::Notify,
+    }
+
+    impl Target for OneSlowWrite {
+        fn name(&self) -> &'static str {
+            "one-slow"
+        }
+        async fn check(&self) -> Result<(), BenchError> {
+            Ok(())
+        }
+        async fn write(&self, _key: Vec<u8>, _value: Vec<u8>) -> Result<(), OpError> {
+            let n = self.started.fetch_add(1, Ordering::SeqCst);
+            if n == 0 {
+                let released = self.release.notified();
+                if self.started.load(Ordering::SeqCst) <= self.release_after {
+                    released.await;
+                }
+            } else if n == self.release_after {
+                self.release.notify_one();
+            }
+            Ok(())
+        }
+        async fn read(&self, _key: Vec<u8>) -> Result<ReadOutcome, OpError> {
+            Ok(ReadOutcome::Found)
+        }
+    }
+
+    #[tokio::test]
+    async fn open_loop_slots_go_to_free_workers_not_behind_a_slow_one() {
+        // 200 slots for 4 workers, one of which is stuck in the first write until 190 others
+        // have started: the 3 free workers must take every later slot (dealt round-robin, a
+        // quarter of them waited for the stuck worker and this never finished).
+        let target = Arc::new(OneSlowWrite {
+            release_after: 190,
+            started: AtomicU64::new(0),
+            release: Default::default(),
+        });
+        let run = Runner::new(RunConfig {
+            rate: Some(1000.0),
+            duration: Some(Duration::from_millis(200)),
+            ..cfg(Workload::Write)
+        })
+        .run(target);
+        let report = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("later slots waited behind the slow write")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.total.ops, 200);
     }
 
     #[tokio::test]

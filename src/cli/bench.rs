@@ -131,9 +131,10 @@ pub struct BenchArgs {
     /// Stop after this many measured operations.
     #[arg(long, env = "TERN_BENCH_OPS", value_parser = clap::value_parser!(u64).range(1..))]
     ops: Option<u64>,
-    /// Open loop: start operations on a schedule of this many per second in total (spread over
-    /// the workers) and measure latency from each one's scheduled start; the report adds the
-    /// service time (from the actual send). Without it: closed loop.
+    /// Open loop: start operations on a schedule of this many per second in total (each taken
+    /// by the first free worker; --concurrency caps how many are outstanding) and measure
+    /// latency from each one's scheduled start; the report adds the service time (from the
+    /// actual send). Without it: closed loop.
     #[arg(long, env = "TERN_BENCH_RATE", value_name = "OPS_PER_SEC", value_parser = rate_arg)]
     rate: Option<f64>,
     /// Run this long before measuring (ignored by `load`: every insert counts).

@@ -6,7 +6,9 @@
 //! fsynced) and to the shared log, fsyncs the shared log once, and only then reports the appends
 //! durable. While it fsyncs, new requests queue up and form the next group: one fsync covers
 //! everything queued meanwhile, however many partitions it touched. When the shared log's segment
-//! is full, every private log is fsynced and the old shared segments are deleted.
+//! is full it moves to a new one, a helper thread fsyncs every private log (seconds of
+//! unsynced appends: a few hundred ms under load, which the writer used to stall for), and once
+//! that is done the old shared segments are deleted (see [`Rotation`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 use tern_core::{Ballot, Decree, Error, Gpid, Result};
 use tern_storage::LogEntry;
 use tern_storage::log::{
-    FileLogConfig, FileMutationLog, MutationLog, Recovered, SharedLog, SyncPolicy, encode_record,
+    FileLogConfig, FileMutationLog, MutationLog, Recovered, SharedLog, SyncJob, SyncPolicy, encode_record,
+    remove_durably,
 };
 
 /// Called with the result of an append, once it is durable (or failed).
@@ -136,6 +139,9 @@ struct Stats {
     sync_micros: metrics::Counter,
     /// Since `since`, for the debug line: groups (one fsync each), entries, ops, fsync time.
     window: (u64, u64, u64, Duration),
+    /// Since `since`: the longest fsync, and the longest turn of the writer (a group from its
+    /// first request to its callbacks, plus the rotation step after it).
+    longest: (Duration, Duration),
     since: Instant,
 }
 
@@ -147,6 +153,7 @@ impl Stats {
             ops: metrics::counter!("tern_log_ops_total"),
             sync_micros: metrics::counter!("tern_log_fsync_microseconds_total"),
             window: (0, 0, 0, Duration::ZERO),
+            longest: (Duration::ZERO, Duration::ZERO),
             since: Instant::now(),
         }
     }
@@ -159,13 +166,22 @@ impl Stats {
         self.sync_micros.increment(sync_time.as_micros() as u64);
         let w = &mut self.window;
         *w = (w.0 + 1, w.1 + entries, w.2 + ops, w.3 + sync_time);
+        self.longest.0 = self.longest.0.max(sync_time);
+    }
+
+    /// One turn of the writer took `took`; every 10 s the window goes to the debug log.
+    fn turn(&mut self, took: Duration) {
+        self.longest.1 = self.longest.1.max(took);
         if self.since.elapsed() >= Duration::from_secs(10) {
-            let (groups, entries, ops, sync_time) = *w;
+            let (groups, entries, ops, sync_time) = self.window;
+            let (fsync, turn) = self.longest;
             tracing::debug!(
-                "last {:?}: {groups} groups, {entries} entries, {ops} ops, one fsync per group, {sync_time:?} in fsync",
+                "last {:?}: {groups} groups, {entries} entries, {ops} ops, one fsync per group, \
+                 {sync_time:?} in fsync; longest fsync {fsync:?}, longest turn {turn:?}",
                 self.since.elapsed(),
             );
-            *w = (0, 0, 0, Duration::ZERO);
+            self.window = (0, 0, 0, Duration::ZERO);
+            self.longest = (Duration::ZERO, Duration::ZERO);
             self.since = Instant::now();
         }
     }
@@ -181,7 +197,10 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
         sync: SyncPolicy::Explicit,
         sync_on_rollover: true,
     };
+    let mut rotation = Rotation::new();
+    let mut trickle = Trickle::default();
     while let Ok(first) = rx.recv() {
+        let turn_started = Instant::now();
         let mut group = vec![first];
         let deadline = Instant::now() + policy.max_delay;
         let mut bytes = 0u64;
@@ -268,13 +287,12 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
                 (r, _) => done(r),
             }
         }
-        if synced.is_ok()
-            && shared.active_bytes() >= policy.shared_segment_bytes
-            && let Err(e) = rotate(&mut logs, &mut shared, &recovered)
-        {
-            tracing::error!("shared log rotation failed (retried after the next group): {e}");
-        }
+        rotation.step(&mut logs, &mut shared, &recovered, synced.is_ok(), policy.shared_segment_bytes);
+        trickle.step(&mut logs);
+        stats.turn(turn_started.elapsed());
     }
+    // Stopping: let a rotation in flight finish, so that its old segments are not replayed.
+    rotation.finish(&mut logs);
 }
 
 /// Opens the private log of `gpid` and puts back what only the shared log held of it.
@@ -328,23 +346,224 @@ fn append(
     log.append_encoded(&records)
 }
 
-/// Moves the shared log to a new segment and deletes the old ones once every private log holds
-/// their entries durably. Entries recovered for partitions not opened since move along.
-fn rotate(
-    logs: &mut BTreeMap<Gpid, FileMutationLog>,
-    shared: &mut SharedLog,
-    recovered: &Recovered,
-) -> Result<()> {
-    shared.rotate()?;
-    for log in logs.values_mut() {
-        log.sync()?;
+/// Runs `jobs` on a helper thread, then (if they all succeeded) `and_then`; the result comes
+/// back on the returned channel.
+fn run_elsewhere(
+    jobs: Vec<(Gpid, SyncJob)>,
+    and_then: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<mpsc::Receiver<SyncDone>> {
+    let (tx, done) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tern-log-sync".into())
+        .spawn(move || {
+            let result = jobs.iter().try_for_each(|(_, job)| job.run()).and_then(|()| and_then());
+            let _ = tx.send((jobs, result));
+        })
+        .map_err(|e| Error::io("start a private-log sync thread", e))?;
+    Ok(done)
+}
+
+/// Writes private logs back in small steps, off the writer thread: a log with
+/// [`TRICKLE_BYTES`] unsynced is fsynced by a helper thread. Without it a rotation fsynced
+/// ~20 s of every private log at once, and the shared log's group fsyncs queued behind that
+/// writeback (p99.9 and the open-loop tail); with it a rotation finds little left to write.
+#[derive(Default)]
+struct Trickle {
+    inflight: Option<mpsc::Receiver<SyncDone>>,
+}
+
+const TRICKLE_BYTES: u64 = 256 << 10;
+
+impl Trickle {
+    fn step(&mut self, logs: &mut BTreeMap<Gpid, FileMutationLog>) {
+        if let Some(done) = &self.inflight {
+            match done.try_recv() {
+                Ok((jobs, Ok(()))) => {
+                    for (gpid, job) in &jobs {
+                        if let Some(log) = logs.get_mut(gpid) {
+                            log.mark_synced(job);
+                        }
+                    }
+                }
+                // Not fatal: the rotation's sync decides what may be deleted, and reports.
+                Ok((_, Err(e))) => tracing::warn!("background fsync of private logs failed: {e}"),
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {}
+            }
+            self.inflight = None;
+        }
+        let mut jobs = Vec::new();
+        for (gpid, log) in logs.iter().filter(|(_, l)| l.unsynced_bytes() >= TRICKLE_BYTES) {
+            match log.sync_job() {
+                Ok(Some(job)) => jobs.push((*gpid, job)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%gpid, "background fsync of a private log: {e}"),
+            }
+        }
+        if !jobs.is_empty() {
+            match run_elsewhere(jobs, || Ok(())) {
+                Ok(done) => self.inflight = Some(done),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
     }
-    for (gpid, entries) in recovered {
-        let records = entries.iter().map(encode_record).collect::<Result<Vec<_>>>()?;
-        shared.append(*gpid, records.iter().map(Vec::as_slice))?;
+}
+
+/// Rotations of the shared log: a new segment, then the private logs fsynced on a helper thread
+/// (up to a few hundred ms of writeback under load: the writer must not stop for it), then the
+/// old segments deleted and closed there too. One at a time; while one is in flight the active
+/// segment grows past its size.
+struct Rotation {
+    state: RotationState,
+    /// Segments rotated out whose removal is not confirmed yet (kept across failures: a later
+    /// successful sync of the private logs covers them too).
+    old: Vec<PathBuf>,
+}
+
+enum RotationState {
+    Idle,
+    /// Private logs being fsynced; the result comes back with the jobs.
+    Syncing {
+        started: Instant,
+        done: mpsc::Receiver<SyncDone>,
+        removing: Vec<PathBuf>,
+    },
+    /// The last attempt failed and is retried after `retry`; `rotated` if the new segment (with
+    /// the carried entries) is in place and durable, so that only the rest needs doing again.
+    Failed {
+        retry: Instant,
+        rotated: bool,
+    },
+}
+
+type SyncDone = (Vec<(Gpid, SyncJob)>, Result<()>);
+
+impl Rotation {
+    fn new() -> Rotation {
+        Rotation { state: RotationState::Idle, old: Vec::new() }
     }
-    shared.sync()?;
-    shared.drop_old_segments()
+
+    /// Called after every group: finishes a rotation whose helper is done, or starts one when
+    /// the active segment is full (and the last group's fsync worked: `healthy`).
+    fn step(
+        &mut self,
+        logs: &mut BTreeMap<Gpid, FileMutationLog>,
+        shared: &mut SharedLog,
+        recovered: &Recovered,
+        healthy: bool,
+        segment_bytes: u64,
+    ) {
+        match &self.state {
+            RotationState::Syncing { done, .. } => match done.try_recv() {
+                Ok(result) => self.complete(logs, result),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.state = failed(&Error::invariant("the private-log sync thread died"), true);
+                }
+            },
+            RotationState::Failed { retry, rotated } if healthy && Instant::now() >= *retry => {
+                let rotated = *rotated;
+                self.start(logs, shared, recovered, rotated);
+            }
+            RotationState::Idle if healthy && shared.active_bytes() >= segment_bytes => {
+                self.start(logs, shared, recovered, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves the shared log to a new segment (unless an earlier attempt did: `rotated`) and
+    /// hands every private log's fsync, then the old segments' removal, to a helper thread.
+    /// Entries recovered for partitions not opened since move along into the new segment.
+    fn start(
+        &mut self,
+        logs: &mut BTreeMap<Gpid, FileMutationLog>,
+        shared: &mut SharedLog,
+        recovered: &Recovered,
+        mut rotated: bool,
+    ) {
+        let started = Instant::now();
+        let mut prepare = || {
+            if !rotated {
+                shared.rotate()?;
+                for (gpid, entries) in recovered {
+                    let records = entries.iter().map(encode_record).collect::<Result<Vec<_>>>()?;
+                    shared.append(*gpid, records.iter().map(Vec::as_slice))?;
+                }
+                shared.sync()?;
+                rotated = true;
+            }
+            // Made after the last append to the old segments: the jobs cover all of them.
+            let mut jobs = Vec::new();
+            for (gpid, log) in logs.iter() {
+                if let Some(job) = log.sync_job()? {
+                    jobs.push((*gpid, job));
+                }
+            }
+            Ok::<_, Error>(jobs)
+        };
+        let jobs = match prepare() {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                self.state = failed(&e, rotated);
+                return;
+            }
+        };
+        let detached = shared.detach_old_segments();
+        self.old.extend(detached.iter().map(|(p, _)| p.clone()));
+        let (dir, removing) = (shared.dir().to_path_buf(), self.old.clone());
+        let paths = removing.clone();
+        // The files close on the helper, after their removal: closing frees the blocks.
+        let removal = move || {
+            let r = remove_durably(&dir, &paths);
+            drop(detached);
+            r
+        };
+        self.state = match run_elsewhere(jobs, removal) {
+            Ok(done) => RotationState::Syncing { started, done, removing },
+            Err(e) => failed(&e, true),
+        };
+    }
+
+    /// The helper is done: on success the private logs hold every entry of the old segments
+    /// durably and those are gone.
+    fn complete(&mut self, logs: &mut BTreeMap<Gpid, FileMutationLog>, (jobs, result): SyncDone) {
+        let RotationState::Syncing { started, removing, .. } =
+            std::mem::replace(&mut self.state, RotationState::Idle)
+        else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for (gpid, job) in &jobs {
+                    if let Some(log) = logs.get_mut(gpid) {
+                        log.mark_synced(job);
+                    }
+                }
+                self.old.retain(|p| !removing.contains(p));
+                tracing::debug!(
+                    "shared log rotated in {:?} ({} private logs fsynced off the writer thread)",
+                    started.elapsed(),
+                    jobs.len()
+                );
+            }
+            Err(e) => self.state = failed(&e, true),
+        }
+    }
+
+    /// Waits for a rotation in flight and completes it.
+    fn finish(&mut self, logs: &mut BTreeMap<Gpid, FileMutationLog>) {
+        if let RotationState::Syncing { done, .. } = &self.state
+            && let Ok(result) = done.recv()
+        {
+            self.complete(logs, result);
+        }
+    }
+}
+
+fn failed(e: &Error, rotated: bool) -> RotationState {
+    tracing::error!("shared log rotation failed (retried in 1 s): {e}");
+    RotationState::Failed { retry: Instant::now() + Duration::from_secs(1), rotated }
 }
 
 #[cfg(test)]

@@ -80,8 +80,43 @@ pub struct FileMutationLog {
     segments: Vec<Segment>,
     index: BTreeMap<u64, Loc>,
     dir_dirty: bool,
+    /// Bumped whenever `dir_dirty` is set: a [`SyncJob`] clears `dir_dirty` only if the
+    /// directory did not change after the job was made.
+    dir_changes: u64,
+    /// Unique per opened log in this process: a [`SyncJob`] applies only to its own log.
+    instance: u64,
     stats: LogStats,
 }
+
+/// Everything a log had appended when the job was made, to be fsynced on another thread (the
+/// caller's thread keeps appending meanwhile): `FileMutationLog::sync_job`, then [`SyncJob::run`]
+/// anywhere, then `FileMutationLog::mark_synced` back on the log's owner.
+#[derive(Debug)]
+pub struct SyncJob {
+    instance: u64,
+    /// `(seq, length to count as synced, path, a handle to the same file)`.
+    files: Vec<(u64, u64, PathBuf, File)>,
+    /// The log directory and its change count, if new or removed segments need its fsync.
+    dir: Option<(PathBuf, u64)>,
+}
+
+impl SyncJob {
+    /// Fsyncs the files and the directory. Durable when it returns `Ok`: every record appended
+    /// before the job was made (a file's fsync covers all writes made before it).
+    pub fn run(&self) -> Result<()> {
+        for (_, _, path, file) in &self.files {
+            file.sync_data().map_err(io(|| format!("fsync {}", path.display())))?;
+        }
+        if let Some((dir, _)) = &self.dir {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(|| format!("fsync log directory {}", dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Maps an I/O error to one naming what was being done; `context` runs only on error (this sits
 /// on the append and fsync paths of every write).
@@ -132,6 +167,8 @@ impl FileMutationLog {
             segments: Vec::new(),
             index: BTreeMap::new(),
             dir_dirty: false,
+            dir_changes: 0,
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stats: LogStats::default(),
         };
         let count = seqs.len();
@@ -229,7 +266,7 @@ impl FileMutationLog {
         header.extend_from_slice(&seq.to_le_bytes());
         file.write_all(&header).map_err(io(|| format!("write {}", path.display())))?;
         self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER, synced_len: 0, max_decree: 0 });
-        self.dir_dirty = true;
+        self.set_dir_dirty();
         Ok(())
     }
 
@@ -269,6 +306,52 @@ impl FileMutationLog {
 
     pub fn stats(&self) -> LogStats {
         self.stats
+    }
+
+    fn set_dir_dirty(&mut self) {
+        self.dir_dirty = true;
+        self.dir_changes += 1;
+    }
+
+    /// Bytes appended but not fsynced yet.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len - s.synced_len).sum()
+    }
+
+    /// What `sync` would fsync now, as a job another thread can run (see [`SyncJob`]). `None`
+    /// when everything is durable already.
+    pub fn sync_job(&self) -> Result<Option<SyncJob>> {
+        let mut files = Vec::new();
+        for s in self.segments.iter().filter(|s| s.len > s.synced_len) {
+            let file =
+                s.file.try_clone().map_err(io(|| format!("duplicate the handle of {}", s.path.display())))?;
+            files.push((s.seq, s.len, s.path.clone(), file));
+        }
+        let dir = self.dir_dirty.then(|| (self.dir.clone(), self.dir_changes));
+        if files.is_empty() && dir.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(SyncJob { instance: self.instance, files, dir }))
+    }
+
+    /// Records that `job` (made by this log's `sync_job`) ran successfully. Segments removed
+    /// meanwhile are skipped; appends made after the job stay unsynced.
+    pub fn mark_synced(&mut self, job: &SyncJob) {
+        if job.instance != self.instance {
+            return;
+        }
+        for (seq, len, _, _) in &job.files {
+            if let Some(s) = self.segments.iter_mut().find(|s| s.seq == *seq) {
+                s.synced_len = s.synced_len.max(*len);
+            }
+        }
+        if let Some((_, changes)) = &job.dir
+            && *changes == self.dir_changes
+        {
+            self.dir_dirty = false;
+        }
+        self.stats.syncs += 1;
+        self.stats.fsyncs += job.files.len() as u64 + u64::from(job.dir.is_some());
     }
 
     pub fn dir(&self) -> &Path {
@@ -363,7 +446,7 @@ impl MutationLog for FileMutationLog {
             // primary); without the removed ones they could leave a hole, and a reader would
             // take the log for reaching back further than it does. None of them is needed.
             self.index.retain(|d, loc| !removed.contains(&loc.seq) && *d >= decree.0);
-            self.dir_dirty = true;
+            self.set_dir_dirty();
             self.sync()?;
         }
         Ok(())

@@ -16,11 +16,11 @@ mod mem;
 mod record;
 mod shared;
 
-pub use file::{FileLogConfig, FileMutationLog, SyncPolicy};
+pub use file::{FileLogConfig, FileMutationLog, SyncJob, SyncPolicy};
 pub use group::GroupCommit;
 pub use mem::MemMutationLog;
 pub use record::{Decoded, decode_record, encode_record};
-pub use shared::{Recovered, SharedLog};
+pub use shared::{Recovered, SharedLog, remove_durably};
 
 use tern_core::{Ballot, Decree, Mutation, Result, Timetag};
 

@@ -132,6 +132,39 @@ mod logs {
         assert_eq!(every.stats().syncs - before.syncs, 3);
     }
 
+    #[test]
+    fn a_sync_job_run_elsewhere_makes_what_came_before_it_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let small = || FileLogConfig { segment_bytes: 600, ..big() };
+        let (mut log, _) = FileMutationLog::open(d.path(), small()).unwrap();
+        // Enough to cross segments: the job covers every unsynced one, and the directory.
+        for i in 1..=20 {
+            log.append(&[entry(1, i)]).unwrap();
+        }
+        let job = log.sync_job().unwrap().expect("unsynced appends need a job");
+        // Appended after the job was made: not covered by it.
+        log.append(&[entry(1, 21)]).unwrap();
+        std::thread::scope(|s| s.spawn(|| job.run().unwrap()).join().unwrap());
+        log.mark_synced(&job);
+        log.simulate_power_loss(0);
+        let (log, _) = FileMutationLog::open(d.path(), small()).unwrap();
+        let got = log.read(tern_core::Decree(1), usize::MAX).unwrap();
+        assert_eq!(got, (1..=20).map(|i| entry(1, i)).collect::<Vec<_>>());
+
+        // A job marked on a log it was not made by changes nothing there.
+        let (mut other, _) = FileMutationLog::open(&d.path().join("other"), small()).unwrap();
+        other.append(&[entry(1, 1)]).unwrap();
+        let (mut log, _) = FileMutationLog::open(d.path(), small()).unwrap();
+        log.append(&[entry(1, 21)]).unwrap();
+        other.mark_synced(&log.sync_job().unwrap().unwrap());
+        other.simulate_power_loss(0);
+        let (other, _) = FileMutationLog::open(&d.path().join("other"), small()).unwrap();
+        assert!(other.read(tern_core::Decree(1), usize::MAX).unwrap().is_empty());
+        // Nothing unsynced: no job.
+        log.sync().unwrap();
+        assert!(log.sync_job().unwrap().is_none());
+    }
+
     fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
         v.sort();
