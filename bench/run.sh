@@ -103,6 +103,10 @@ if [ "$ETCD" = 1 ]; then
   run etcd-load --target etcd --endpoints "$endpoints" --workload load
   run etcd-write --target etcd --endpoints "$endpoints" --workload write --duration "$DURATION"
   run etcd-read --target etcd --endpoints "$endpoints" --workload c --duration "$DURATION"
+  # Stopped before Tern's half-load row: its idle members still heartbeat and fsync.
+  echo "== stopping etcd" >&2
+  bench/etcd-cluster.sh stop "$work/etcd" || true
+  etcd_up=0
 fi
 
 max_write=$(jq -r '.total.throughput_ops_per_sec // 0 | floor' "$write_results")
