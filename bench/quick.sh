@@ -8,7 +8,8 @@
 #   RUST_LOG=info,tern_server::log_writer=debug WORKLOADS=write bench/quick.sh   # + log writer counters
 #
 # Environment: WORKLOADS ("write c"), DURATION (10s), PARTITIONS (8), RATE (closed loop if unset),
-# WORKER_THREADS (per replica server; default: `tern up`'s share of the cores).
+# WORKER_THREADS (per replica server; default: `tern up`'s share of the cores), CLIENT_THREADS (the
+# load generator's, 1).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -31,7 +32,7 @@ start_local_cluster "$work/tern" "${PARTITIONS:-8}"
 for w in ${WORKLOADS:-write c}; do
   extra=()
   if [ -n "${RATE:-}" ]; then extra=(--rate "$RATE"); fi
-  "$tern" bench --output json --concurrency 64 --keys 50000 --value-size 100 --warmup 2s \
+  "$tern" bench --output json --worker-threads "${CLIENT_THREADS:-1}" --concurrency 64 --keys 50000 --value-size 100 --warmup 2s \
     --duration "${DURATION:-10s}" --target tern --meta "$meta" --table bench --workload "$w" "${extra[@]}" |
     jq -c --arg w "$w" '{workload: $w, ops_per_sec: (.total.throughput_ops_per_sec | floor),
       p50: .total.latency_ms.p50, p99: .total.latency_ms.p99, p999: .total.latency_ms.p999,

@@ -14,7 +14,7 @@ use tern_bench::tern::TernTarget;
 use tern_bench::{Distribution, Report, RunConfig, Runner, Workload};
 
 use super::OutputFormat;
-use super::common::{bytes_arg, duration_arg, runtime};
+use super::common::{bytes_arg, duration_arg, runtime, runtime_with_workers};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -137,6 +137,11 @@ pub struct BenchArgs {
     /// actual send). Without it: closed loop.
     #[arg(long, env = "TERN_BENCH_RATE", value_name = "OPS_PER_SEC", value_parser = rate_arg)]
     rate: Option<f64>,
+    /// Threads of the load generator's runtime (default: one per core). On a machine shared with
+    /// the servers under test, fewer leave them more CPU: `bench/run.sh` uses 1.
+    #[arg(long, env = "TERN_BENCH_WORKER_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    worker_threads: Option<u64>,
     /// Run this long before measuring (ignored by `load`: every insert counts).
     #[arg(long, default_value = "2s", env = "TERN_BENCH_WARMUP", value_parser = duration_arg)]
     warmup: Duration,
@@ -263,7 +268,7 @@ impl BenchArgs {
         };
         let mut lag = None;
         let warmup = cfg.warmup;
-        let report = runtime()?.block_on(async {
+        let report = runtime_with_workers(self.worker_threads.map(|n| n as usize))?.block_on(async {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
