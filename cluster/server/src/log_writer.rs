@@ -346,6 +346,15 @@ fn append(
     log.append_encoded(&records)
 }
 
+/// Records jobs that ran successfully in their logs (those still open).
+fn mark_synced(logs: &mut BTreeMap<Gpid, FileMutationLog>, jobs: &[(Gpid, SyncJob)]) {
+    for (gpid, job) in jobs {
+        if let Some(log) = logs.get_mut(gpid) {
+            log.mark_synced(job);
+        }
+    }
+}
+
 /// Runs `jobs` on a helper thread, then (if they all succeeded) `and_then`; the result comes
 /// back on the returned channel.
 fn run_elsewhere(
@@ -378,13 +387,7 @@ impl Trickle {
     fn step(&mut self, logs: &mut BTreeMap<Gpid, FileMutationLog>) {
         if let Some(done) = &self.inflight {
             match done.try_recv() {
-                Ok((jobs, Ok(()))) => {
-                    for (gpid, job) in &jobs {
-                        if let Some(log) = logs.get_mut(gpid) {
-                            log.mark_synced(job);
-                        }
-                    }
-                }
+                Ok((jobs, Ok(()))) => mark_synced(logs, &jobs),
                 // Not fatal: the rotation's sync decides what may be deleted, and reports.
                 Ok((_, Err(e))) => tracing::warn!("background fsync of private logs failed: {e}"),
                 Err(mpsc::TryRecvError::Empty) => return,
@@ -415,18 +418,19 @@ impl Trickle {
 /// segment grows past its size.
 struct Rotation {
     state: RotationState,
-    /// Segments rotated out whose removal is not confirmed yet (kept across failures: a later
-    /// successful sync of the private logs covers them too).
+    /// Segments rotated out whose removal is not confirmed yet, oldest first (kept across
+    /// failures: a later successful sync of the private logs covers them too).
     old: Vec<PathBuf>,
 }
 
 enum RotationState {
     Idle,
-    /// Private logs being fsynced; the result comes back with the jobs.
+    /// Private logs being fsynced, then the first `removing` of the old segments removed; the
+    /// result comes back with the jobs.
     Syncing {
         started: Instant,
         done: mpsc::Receiver<SyncDone>,
-        removing: Vec<PathBuf>,
+        removing: usize,
     },
     /// The last attempt failed and is retried after `retry`; `rotated` if the new segment (with
     /// the carried entries) is in place and durable, so that only the rest needs doing again.
@@ -511,8 +515,7 @@ impl Rotation {
         };
         let detached = shared.detach_old_segments();
         self.old.extend(detached.iter().map(|(p, _)| p.clone()));
-        let (dir, removing) = (shared.dir().to_path_buf(), self.old.clone());
-        let paths = removing.clone();
+        let (dir, paths, removing) = (shared.dir().to_path_buf(), self.old.clone(), self.old.len());
         // The files close on the helper, after their removal: closing frees the blocks.
         let removal = move || {
             let r = remove_durably(&dir, &paths);
@@ -535,12 +538,8 @@ impl Rotation {
         };
         match result {
             Ok(()) => {
-                for (gpid, job) in &jobs {
-                    if let Some(log) = logs.get_mut(gpid) {
-                        log.mark_synced(job);
-                    }
-                }
-                self.old.retain(|p| !removing.contains(p));
+                mark_synced(logs, &jobs);
+                self.old.drain(..removing);
                 tracing::debug!(
                     "shared log rotated in {:?} ({} private logs fsynced off the writer thread)",
                     started.elapsed(),

@@ -108,9 +108,7 @@ impl SyncJob {
             file.sync_data().map_err(io(|| format!("fsync {}", path.display())))?;
         }
         if let Some((dir, _)) = &self.dir {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(|| format!("fsync log directory {}", dir.display())))?;
+            sync_dir(dir)?;
         }
         Ok(())
     }
@@ -122,6 +120,13 @@ static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// on the append and fsync paths of every write).
 pub(super) fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(context(), e)
+}
+
+/// Fsyncs a log directory: file creations, renames and removals in it become durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(|| format!("fsync log directory {}", dir.display())))
 }
 
 /// The sequence numbers of the segment files `NNNNNNNNNN<suffix>` in `dir`, ascending.
@@ -389,9 +394,7 @@ impl MutationLog for FileMutationLog {
             }
         }
         if self.dir_dirty {
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(|| format!("fsync log directory {}", self.dir.display())))?;
+            sync_dir(&self.dir)?;
             self.dir_dirty = false;
             self.stats.fsyncs += 1;
             did = true;

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use tern_core::{Error, Gpid, Result};
 
 use super::LogEntry;
-use super::file::{io, segment_seqs};
+use super::file::{io, segment_seqs, sync_dir};
 use super::record::{Decoded, decode_record};
 
 const MAGIC: &[u8; 8] = b"TERNPLG1";
@@ -294,9 +294,7 @@ impl SharedLog {
             self.synced_len = seg.len;
         }
         if self.dir_dirty {
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(|| format!("fsync shared log directory {}", self.dir.display())))?;
+            sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
         Ok(())
@@ -313,19 +311,12 @@ impl SharedLog {
     }
 
     /// Syncs, then starts a new segment. The caller makes the private logs durable before it
-    /// calls [`SharedLog::drop_old_segments`].
+    /// removes the older ones ([`SharedLog::detach_old_segments`], [`remove_durably`]).
     pub fn rotate(&mut self) -> Result<()> {
         self.sync()?;
         let next = self.segments.last().map_or(1, |s| s.seq + 1);
         self.new_segment(next)?;
         self.sync()
-    }
-
-    /// Deletes every segment but the one taking appends.
-    pub fn drop_old_segments(&mut self) -> Result<()> {
-        let old = self.detach_old_segments();
-        let paths: Vec<PathBuf> = old.iter().map(|(p, _)| p.clone()).collect();
-        remove_durably(&self.dir, &paths)
     }
 
     /// Hands over every segment but the one taking appends, files still open, for
@@ -358,9 +349,7 @@ pub fn remove_durably(dir: &Path, paths: &[PathBuf]) -> Result<()> {
             _ => {}
         }
     }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(|| format!("fsync shared log directory {}", dir.display())))
+    sync_dir(dir)
 }
 
 /// Whether `buf` holds one record (per its length field) and nothing after it but zeros.
