@@ -2,8 +2,9 @@
 //! log (`tern_storage::log::SharedLog`), and group-commits.
 //!
 //! It blocks for the first request, then takes everything else already queued (and, if the
-//! policy asks, waits up to `max_delay` for more), appends it all to the private logs (not
-//! fsynced) and to the shared log, fsyncs the shared log once, and only then reports the appends
+//! policy asks, waits up to `max_delay` for more), appends it all to the private logs (buffered,
+//! not fsynced) and to the shared log, writes and fsyncs the shared log once (one `pwrite`, one
+//! `fdatasync` per group), and only then reports the appends
 //! durable. While it fsyncs, new requests queue up and form the next group: one fsync covers
 //! everything queued meanwhile, however many partitions it touched. When the shared log's segment
 //! is full it moves to a new one, a helper thread fsyncs every private log (seconds of
@@ -191,11 +192,14 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
     let mut stats = Stats::new();
     let mut logs: BTreeMap<Gpid, FileMutationLog> = BTreeMap::new();
     // Private logs are fsynced rarely (durability comes from the shared log): a full segment is
-    // fsynced before the next starts, so that a crash can cut only the last one.
+    // fsynced before the next starts, so that a crash can cut only the last one. Their appends
+    // are written out 64 KiB at a time: until a sync job (trickle or rotation) has made them
+    // durable in the private log, the shared log's segment holding them is kept and replayed.
     let config = FileLogConfig {
         segment_bytes: policy.segment_bytes,
         sync: SyncPolicy::Explicit,
         sync_on_rollover: true,
+        write_buffer_bytes: PRIVATE_WRITE_BUFFER,
     };
     let mut rotation = Rotation::new();
     let mut trickle = Trickle::default();
@@ -383,6 +387,10 @@ struct Trickle {
 
 const TRICKLE_BYTES: u64 = 256 << 10;
 
+/// A private log's appends are written to its file in pieces of this size (one `pwrite` per
+/// piece instead of one per group).
+const PRIVATE_WRITE_BUFFER: usize = 64 << 10;
+
 impl Trickle {
     fn step(&mut self, logs: &mut BTreeMap<Gpid, FileMutationLog>) {
         if let Some(done) = &self.inflight {
@@ -396,7 +404,7 @@ impl Trickle {
             self.inflight = None;
         }
         let mut jobs = Vec::new();
-        for (gpid, log) in logs.iter().filter(|(_, l)| l.unsynced_bytes() >= TRICKLE_BYTES) {
+        for (gpid, log) in logs.iter_mut().filter(|(_, l)| l.unsynced_bytes() >= TRICKLE_BYTES) {
             match log.sync_job() {
                 Ok(Some(job)) => jobs.push((*gpid, job)),
                 Ok(None) => {}
@@ -499,7 +507,7 @@ impl Rotation {
             }
             // Made after the last append to the old segments: the jobs cover all of them.
             let mut jobs = Vec::new();
-            for (gpid, log) in logs.iter() {
+            for (gpid, log) in logs.iter_mut() {
                 if let Some(job) = log.sync_job()? {
                     jobs.push((*gpid, job));
                 }

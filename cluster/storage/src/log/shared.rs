@@ -3,10 +3,11 @@
 //! partitions it touched.
 //!
 //! Every append goes to the replica's private log ([`FileMutationLog`](super::FileMutationLog),
-//! which learning and duplication read) *without* an fsync, and to the shared log, which is
-//! fsynced once per group. So what is durable is: the private logs up to their last fsync, plus
-//! everything in the shared log. Private logs are fsynced when the shared log moves to a new
-//! segment; only then are the older shared segments deleted (see `LogWriter`).
+//! which learning and duplication read) *without* an fsync (and written to its file 64 KiB at a
+//! time), and to the shared log, which gathers a group's appends and writes and fsyncs them at
+//! once. So what is durable is: the private logs up to their last fsync, plus everything in the
+//! shared log. Private logs are fsynced when the shared log moves to a new segment; only then are
+//! the older shared segments deleted (see `LogWriter`).
 //!
 //! At start, [`SharedLog::open`] reads every segment back: per partition, the entries appended
 //! after its last reset. Re-appending them, in order, after what the partition's private log
@@ -67,6 +68,9 @@ pub struct SharedLog {
     preallocate: u64,
     /// The thread preparing the next segment (`spare.plog.tmp`).
     spare: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+    /// Records appended since the last `sync`, written to the file by it in one `pwrite`: the
+    /// tail of the last segment, from offset `len - unwritten.len()`.
+    unwritten: Vec<u8>,
 }
 
 /// Appends one record to `buf`.
@@ -96,6 +100,7 @@ impl SharedLog {
             dir_dirty: false,
             preallocate,
             spare: None,
+            unwritten: Vec::new(),
         };
         let mut recovered = Recovered::new();
         let mut cut = None;
@@ -184,6 +189,7 @@ impl SharedLog {
     }
 
     fn new_segment(&mut self, seq: u64) -> Result<()> {
+        self.write_out()?; // what is buffered belongs to the segment being closed
         let path = self.dir.join(format!("{seq:010}.plog"));
         let file = match self.take_spare() {
             Some(file) => {
@@ -261,33 +267,49 @@ impl SharedLog {
             .ok();
     }
 
-    fn write(&mut self, rec: &[u8]) -> Result<()> {
+    /// Writes what was appended since the last call to the file (not fsynced). On error the
+    /// records stay buffered, to be written again at the same offset.
+    fn write_out(&mut self) -> Result<()> {
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        let seg = self.segments.last().ok_or_else(|| Error::invariant("shared log has no segment"))?;
+        let at = seg.len - self.unwritten.len() as u64;
+        seg.file
+            .write_all_at(&self.unwritten, at)
+            .map_err(io(|| format!("append to {}", seg.path.display())))?;
+        self.unwritten.clear();
+        Ok(())
+    }
+
+    /// Adds framed records to the segment taking appends (written out by the next `sync`).
+    fn push(&mut self, frame: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
         let seg = self.segments.last_mut().ok_or_else(|| Error::invariant("shared log has no segment"))?;
-        seg.file.write_all_at(rec, seg.len).map_err(io(|| format!("append to {}", seg.path.display())))?;
-        seg.len += rec.len() as u64;
+        let before = self.unwritten.len();
+        frame(&mut self.unwritten);
+        seg.len += (self.unwritten.len() - before) as u64;
         Ok(())
     }
 
     /// Appends one partition's entries, given as encoded private-log records; durable after
-    /// the next [`SharedLog::sync`].
+    /// the next [`SharedLog::sync`], which writes a whole group's appends in one piece.
     pub fn append<'a>(&mut self, gpid: Gpid, records: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
-        let mut buf = Vec::new();
-        for r in records {
-            frame_into(&mut buf, KIND_ENTRY, gpid, r);
-        }
-        self.write(&buf)
+        self.push(|buf| {
+            for r in records {
+                frame_into(buf, KIND_ENTRY, gpid, r);
+            }
+        })
     }
 
     /// Records that the partition's log was emptied: its earlier entries are not replayed.
     pub fn append_reset(&mut self, gpid: Gpid) -> Result<()> {
-        let mut buf = Vec::new();
-        frame_into(&mut buf, KIND_RESET, gpid, &[]);
-        self.write(&buf)
+        self.push(|buf| frame_into(buf, KIND_RESET, gpid, &[]))
     }
 
     /// Makes everything appended durable: one fsync (and one of the directory after a new
     /// segment).
     pub fn sync(&mut self) -> Result<()> {
+        self.write_out()?;
         let Some(seg) = self.segments.last() else { return Ok(()) };
         if seg.len > self.synced_len {
             seg.file.sync_data().map_err(io(|| format!("fsync {}", seg.path.display())))?;
