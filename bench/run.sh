@@ -8,12 +8,15 @@
 #
 # Environment: DURATION (per run, default 20s), WARMUP (2s), KEYS (100000), VALUE_SIZE (100),
 # CONCURRENCY (64), PARTITIONS (8), WORKER_THREADS (per replica server; default: `tern up`'s share
-# of the cores), CLIENT_THREADS (the load generator's, 1), ETCD=0 to skip etcd, KEEP=1 to keep the
-# work directory
-# (data, server logs, one JSON report per run).
+# of the cores), CLIENT_THREADS (the load generator's, 1), PAIRS (2: alternating Tern/etcd write
+# runs, see below), ETCD=0 to skip etcd, KEEP=1 to keep the work directory (data, server logs, one
+# JSON report per run).
 #
 # Runs: Tern load, write, a, b, c (closed loop); echo write and read; etcd load, write and read;
-# then Tern write again, open loop at half the closed-loop write throughput (p99 at half load).
+# then PAIRS more write runs, Tern and etcd alternating with both clusters up (a shared machine's
+# speed drifts by tens of percent within minutes: the ratio of neighbouring runs is the fair one,
+# printed under the table); then Tern write again, open loop at half the closed-loop write
+# throughput (p99 at half load).
 # Everything it starts is stopped at the end, also on error or Ctrl-C.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +31,7 @@ PARTITIONS=${PARTITIONS:-8}
 # The load generator's runtime threads: one leaves the servers more of a small machine's cores
 # (+5-11 % writes/s in A/B runs on 2 cores); the same for every target.
 CLIENT_THREADS=${CLIENT_THREADS:-1}
+PAIRS=${PAIRS:-2}
 ETCD=${ETCD:-1}
 KEEP=${KEEP:-0}
 
@@ -107,6 +111,10 @@ if [ "$ETCD" = 1 ]; then
   run etcd-load --target etcd --endpoints "$endpoints" --workload load
   run etcd-write --target etcd --endpoints "$endpoints" --workload write --duration "$DURATION"
   run etcd-read --target etcd --endpoints "$endpoints" --workload c --duration "$DURATION"
+  for i in $(seq 1 "$PAIRS"); do
+    run "tern-write-pair$i" "${tern_args[@]}" --workload write --duration "$DURATION"
+    run "etcd-write-pair$i" --target etcd --endpoints "$endpoints" --workload write --duration "$DURATION"
+  done
   # Stopped before Tern's half-load row: its idle members still heartbeat and fsync.
   echo "== stopping etcd" >&2
   bench/etcd-cluster.sh stop "$work/etcd" || true
@@ -156,3 +164,20 @@ for f in "$work"/results/*.json; do
          | row(""; ""; ""; "\($e.key), service time"; $e.value; $e.value.service_ms))
     end' "$f"
 done
+
+# Writes against etcd, from neighbouring runs: the first closed-loop rows (minutes apart) and each
+# alternating pair.
+ratio_line() {
+  jq -rs --arg what "$1" 'if any(.[]; .failed) then "| \($what) | failed | | |" else
+    (.[0].total.throughput_ops_per_sec | floor) as $t | (.[1].total.throughput_ops_per_sec | floor) as $e
+    | "| \($what) | \($t) | \($e) | \(if $e > 0 then ($t / $e * 100 | round / 100 | tostring) + "×" else "-" end) |" end' "$2" "$3"
+}
+if [ "$ETCD" = 1 ]; then
+  echo
+  echo "| writes | tern ops/s | etcd ops/s | ratio |"
+  echo "|---|---:|---:|---:|"
+  ratio_line "first runs" "$write_results" "$(ls "$work"/results/*-etcd-write.json)"
+  for i in $(seq 1 "$PAIRS"); do
+    ratio_line "pair $i" "$(ls "$work"/results/*-tern-write-pair"$i".json)" "$(ls "$work"/results/*-etcd-write-pair"$i".json)"
+  done
+fi

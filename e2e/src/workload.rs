@@ -163,6 +163,17 @@ fn wall_clock() -> String {
 }
 
 /// The write of a workload: `key` (sort key [`SORT_KEY`]) set to `value`, no TTL.
+/// A set of hash key `k{i}`, sort key `s`, value `v`: the small numbered writes the proxy and
+/// failover scenarios count.
+pub fn numbered_set(i: u64) -> WriteOp {
+    WriteOp::Set {
+        hash_key: format!("k{i}").into_bytes(),
+        sort_key: b"s".to_vec(),
+        value: b"v".to_vec(),
+        ttl_secs: 0,
+    }
+}
+
 fn set(key: &[u8], value: &[u8]) -> WriteOp {
     WriteOp::Set { hash_key: key.to_vec(), sort_key: SORT_KEY.to_vec(), value: value.to_vec(), ttl_secs: 0 }
 }

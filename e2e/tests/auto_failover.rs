@@ -9,21 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_client::{ClientOptions, TernClient};
-use tern_core::WriteOp;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::ports::free_addr;
 use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
+use tern_e2e::workload::numbered_set as set;
 use tern_e2e::{Cluster, ClusterOptions};
-
-fn set(i: u64) -> WriteOp {
-    WriteOp::Set {
-        hash_key: format!("k{i}").into_bytes(),
-        sort_key: b"s".to_vec(),
-        value: b"v".to_vec(),
-        ttl_secs: 0,
-    }
-}
 
 /// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link.
 async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {

@@ -12,19 +12,11 @@ use tern_core::WriteOp;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::proxy::start_proxy;
+use tern_e2e::workload::numbered_set as set;
 use tern_e2e::{Cluster, ClusterOptions};
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
     ClusterOptions::named(name, id)
-}
-
-fn set(i: u64) -> WriteOp {
-    WriteOp::Set {
-        hash_key: format!("k{i}").into_bytes(),
-        sort_key: b"s".to_vec(),
-        value: b"v".to_vec(),
-        ttl_secs: 0,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -58,34 +58,39 @@ pub fn answer_of(id: u64, answer: Option<pb::kv_answer::Answer>, error: Option<&
     }
 }
 
-impl ReplyTo<WriteOutcome> {
-    pub fn send(self, r: Result<WriteOutcome>) {
+impl<T: IntoAnswer> ReplyTo<T> {
+    pub fn send(self, r: Result<T>) {
         match self {
             ReplyTo::Once(tx) => {
                 let _ = tx.send(r);
             }
-            ReplyTo::Stream(s) => match r {
-                Ok(WriteOutcome::Failed(e)) | Err(e) => s.send(None, Some(&e)),
-                Ok(o) => s.send(Some(pb::kv_answer::Answer::Write(outcome_to_pb(&o))), None),
+            ReplyTo::Stream(s) => match T::answer(r, s.stale) {
+                Ok(answer) => s.send(Some(answer), None),
+                Err(e) => s.send(None, Some(&e)),
             },
         }
     }
 }
 
-impl ReplyTo<ReadResult> {
-    pub fn send(self, r: Result<ReadResult>) {
-        match self {
-            ReplyTo::Once(tx) => {
-                let _ = tx.send(r);
-            }
-            ReplyTo::Stream(s) => match r {
-                Err(e) => s.send(None, Some(&e)),
-                Ok(result) => {
-                    let mut resp = read_result_to_pb(&result);
-                    resp.possibly_stale = s.stale;
-                    s.send(Some(pb::kv_answer::Answer::Read(resp)), None)
-                }
-            },
+/// A result that can answer a pipeline call.
+pub trait IntoAnswer: Sized {
+    /// The answer for `r`, or the error to send instead; `stale`: the table is a DR standby here.
+    fn answer(r: Result<Self>, stale: bool) -> Result<pb::kv_answer::Answer>;
+}
+
+impl IntoAnswer for WriteOutcome {
+    fn answer(r: Result<WriteOutcome>, _stale: bool) -> Result<pb::kv_answer::Answer> {
+        match r? {
+            WriteOutcome::Failed(e) => Err(e),
+            o => Ok(pb::kv_answer::Answer::Write(outcome_to_pb(&o))),
         }
+    }
+}
+
+impl IntoAnswer for ReadResult {
+    fn answer(r: Result<ReadResult>, stale: bool) -> Result<pb::kv_answer::Answer> {
+        let mut resp = read_result_to_pb(&r?);
+        resp.possibly_stale = stale;
+        Ok(pb::kv_answer::Answer::Read(resp))
     }
 }
