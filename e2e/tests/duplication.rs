@@ -50,7 +50,8 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
     let out = a.cli(&["dup", "add", "--meta", &ma, "--table", "t", "--to", "dcX", "--to-meta", &mb]).await;
     assert!(out.code != 0 && out.stderr.contains("dc2"), "the remote names itself: {out:?}");
 
-    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
+    let out = a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
+    assert!(out.stderr.contains("are not copied") && out.stderr.contains("--full-sync"), "{out:?}");
     a.wait_for("dc1's link to start on every partition", SETTLE, || caught_up(&a)).await;
     b.wait_for("dc2's link to start on every partition", SETTLE, || caught_up(&b)).await;
 
@@ -202,6 +203,7 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     // Writes go on while the copy runs.
     let during = Mixed::start(ca.clone(), "src", 2, 2000, "new", 12);
     let out = a.dup_add("src", &b, &["--remote-table", "dst", "--full-sync"]).await.ok();
+    assert!(!out.stderr.contains("are not copied"), "a full sync copies them: {out:?}");
     eprintln!("e2e: {}", out.stdout.trim());
     a.wait_for("the full sync to finish on every partition", SETTLE, || async {
         let l = a.dup_links().await;

@@ -482,6 +482,14 @@ async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
     let first = dup_add(&local, req).await.with_context(|| {
         format!("add a link from table {} to cluster {} table {remote_table}", a.table, a.to)
     })?;
+    if !a.full_sync {
+        // Not an error, but easy to miss: say it where the operator looks.
+        eprintln!(
+            "note: table {} ships only writes from now on; records already in it are not copied \
+             to {} (remove the link and add it with --full-sync to copy them first)",
+            a.table, a.to
+        );
+    }
     let tables = table_states(&local).await.unwrap_or_default();
     let Some(own) = own else {
         print_changed(fmt, &first, &tables);
