@@ -136,6 +136,15 @@ pub(super) fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error
     move |e| Error::io(context(), e)
 }
 
+/// Writes `buf`, the buffered tail of a segment whose logical length is `len`, at its place
+/// (`len - buf.len()`) and empties it. On error `buf` is kept, to be written again at the same
+/// offset by the next call.
+pub(super) fn write_tail(file: &File, path: &Path, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+    file.write_all_at(buf, len - buf.len() as u64).map_err(io(|| format!("append to {}", path.display())))?;
+    buf.clear();
+    Ok(())
+}
+
 /// Fsyncs a log directory: file creations, renames and removals in it become durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -336,19 +345,13 @@ impl FileMutationLog {
         self.stats
     }
 
-    /// Writes the buffered appends to the file (not fsynced). On error the buffer is kept, to
-    /// be written again by the next call.
-    pub fn write_out(&mut self) -> Result<()> {
+    /// Writes the buffered appends to the file (not fsynced; see [`write_tail`]).
+    fn write_out(&mut self) -> Result<()> {
         if self.unwritten.is_empty() {
             return Ok(());
         }
         let seg = self.segments.last().ok_or_else(|| Error::invariant("log has no active segment"))?;
-        let at = seg.len - self.unwritten.len() as u64;
-        seg.file
-            .write_all_at(&self.unwritten, at)
-            .map_err(io(|| format!("append to {}", seg.path.display())))?;
-        self.unwritten.clear();
-        Ok(())
+        write_tail(&seg.file, &seg.path, seg.len, &mut self.unwritten)
     }
 
     /// The bytes of a record at `loc`: from the buffer if it is not written yet.

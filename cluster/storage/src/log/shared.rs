@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use tern_core::{Error, Gpid, Result};
 
 use super::LogEntry;
-use super::file::{io, segment_seqs, sync_dir};
+use super::file::{io, segment_seqs, sync_dir, write_tail};
 use super::record::{Decoded, decode_record};
 
 const MAGIC: &[u8; 8] = b"TERNPLG1";
@@ -267,19 +267,14 @@ impl SharedLog {
             .ok();
     }
 
-    /// Writes what was appended since the last call to the file (not fsynced). On error the
-    /// records stay buffered, to be written again at the same offset.
+    /// Writes what was appended since the last call to the file (not fsynced; see
+    /// [`write_tail`]).
     fn write_out(&mut self) -> Result<()> {
         if self.unwritten.is_empty() {
             return Ok(());
         }
         let seg = self.segments.last().ok_or_else(|| Error::invariant("shared log has no segment"))?;
-        let at = seg.len - self.unwritten.len() as u64;
-        seg.file
-            .write_all_at(&self.unwritten, at)
-            .map_err(io(|| format!("append to {}", seg.path.display())))?;
-        self.unwritten.clear();
-        Ok(())
+        write_tail(&seg.file, &seg.path, seg.len, &mut self.unwritten)
     }
 
     /// Adds framed records to the segment taking appends (written out by the next `sync`).
