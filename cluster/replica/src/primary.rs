@@ -308,7 +308,9 @@ impl Replica {
         if let Some(r) = refusal {
             match r {
                 Refusal::StaleBallot if ballot > self.ballot => {
-                    // A newer configuration exists without this replica as its primary.
+                    // A newer configuration exists that this replica has not seen; it may or may
+                    // not keep this replica as primary. Stop serving at the old ballot and wait for
+                    // the configuration itself (`on_config` accepts it at this ballot).
                     self.step_down_if_primary(out);
                     self.ballot = ballot;
                 }

@@ -247,8 +247,15 @@ impl Replica {
     }
 
     /// Adopts a newer configuration from the configuration manager.
+    ///
+    /// A configuration at the ballot this replica already holds is still new to it when it knows
+    /// that ballot only second-hand: a primary refused as stale by a member that learned the
+    /// ballot first adopts the number without the configuration (`on_prepare_ack`). The meta
+    /// issues one configuration per ballot, and this replica never reigned at that ballot, so
+    /// taking it, even as primary, starts no second reign at one ballot.
     pub(crate) fn on_config(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
-        if config.gpid != self.gpid || config.ballot <= self.ballot || self.status == ReplicaStatus::Error {
+        let known = config.ballot < self.ballot || config.ballot <= self.config.ballot;
+        if config.gpid != self.gpid || known || self.status == ReplicaStatus::Error {
             return;
         }
         let me = self.me;

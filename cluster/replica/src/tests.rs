@@ -222,6 +222,27 @@ fn a_member_refusing_a_message_from_before_the_current_configuration_is_not_susp
 }
 
 #[test]
+fn a_primary_that_learned_a_ballot_from_a_refusal_still_takes_the_configuration_at_it() {
+    let mut r = active_primary();
+    // The meta removed S2 at ballot 2 and keeps P as primary; S2 heard first and refuses.
+    let refusal = PeerMessage::PrepareAck {
+        ballot: Ballot(2),
+        entry_ballot: Ballot(1),
+        decree: Decree(2),
+        durable_through: Decree(1),
+        refusal: Some(Refusal::StaleBallot),
+    };
+    h(&mut r, T0, Event::Peer { from: S2, msg: refusal });
+    assert_ne!(r.status(), ReplicaStatus::Primary, "it cannot tell yet whether it is still primary");
+    assert_eq!(r.ballot(), Ballot(2));
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
+    assert_eq!(r.status(), ReplicaStatus::Primary, "{a:?}");
+    assert_eq!(appended(&a), vec![(Ballot(2), Decree(2))], "a new reign at ballot 2 starts with its marker");
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
+    assert!(a.is_empty(), "the same configuration again is not a second reign: {a:?}");
+}
+
+#[test]
 fn an_ack_for_another_ballots_entry_does_not_count() {
     let mut r = active_primary();
     h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
