@@ -78,6 +78,9 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
                 call.abort();
                 return; // the server is shutting down
             };
+            // Let the tasks already woken with this one (replicas whose appends one log group
+            // made durable) queue their messages first: they join this batch.
+            tokio::task::yield_now().await;
             // Everything queued meanwhile goes in the same stream message: one HTTP/2 frame and
             // one wake-up of the receiver for all the prepares and acks of this moment.
             let mut envelopes = vec![env];
