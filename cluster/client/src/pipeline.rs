@@ -108,6 +108,9 @@ async fn drive(addr: String, channel: Channel, mut rx: mpsc::UnboundedReceiver<P
             tokio::select! {
                 p = rx.recv() => {
                     let Some(p) = p else { return }; // the client is gone
+                    // Callers woken by the same answers send their next calls first and share
+                    // this frame (one HTTP/2 write instead of one each).
+                    tokio::task::yield_now().await;
                     let frame = gather(p, &mut rx, &mut next_id, &mut pending);
                     if out.send(frame).await.is_err() {
                         break broken(&addr, "the pipeline ended");

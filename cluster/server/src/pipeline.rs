@@ -67,6 +67,8 @@ pub fn serve(node: Arc<Node>, mut calls: Streaming<pb::KvCalls>) -> AnswerStream
     });
     Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         let first = rx.recv().await?;
+        // Replicas that committed in the same moment answer first and share this frame.
+        tokio::task::yield_now().await;
         let mut bytes = first.encoded_len();
         let mut answers = vec![first];
         while answers.len() < ANSWERS_PER_FRAME && bytes < FRAME_BYTES {
