@@ -662,6 +662,26 @@ mod tests {
     }
 
     #[test]
+    fn a_new_shared_log_starts_on_a_zero_filled_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        let policy = GroupPolicy { shared_segment_bytes: 1 << 20, ..GroupPolicy::default() };
+        let a = Gpid::new(1, 0);
+        let da = tmp.path().join("a");
+        {
+            let w = LogWriter::start(policy, &shared).unwrap();
+            let first = shared.join("0000000001.plog");
+            // Group fsyncs overwrite allocated blocks: no file growth, no inode write per group.
+            assert_eq!(std::fs::metadata(&first).unwrap().len(), 1 << 20);
+            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            append(&w, a, vec![entry(1, 1, "a1")]);
+        }
+        lose_private_tails(&da);
+        let w = LogWriter::start(policy, &shared).unwrap();
+        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), vec![entry(1, 1, "a1")]);
+    }
+
+    #[test]
     fn entries_of_a_replica_whose_directory_was_removed_are_not_replayed() {
         let tmp = tempfile::tempdir().unwrap();
         let shared = tmp.path().join("shared");

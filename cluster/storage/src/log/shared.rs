@@ -116,7 +116,18 @@ impl SharedLog {
                 log.start_spare();
             }
             None => {
-                log.new_segment(1)?;
+                // A new log: its first segment is zero-filled too (now, unpaced: nothing is
+                // written yet), or every group fsync of the first segment would also write the
+                // inode and allocate blocks for a growing file.
+                let spare = if log.preallocate > SEGMENT_HEADER {
+                    let path = log.dir.join(SPARE);
+                    let file = fill_spare(&path, log.preallocate, std::time::Duration::ZERO)
+                        .map_err(io(|| format!("prepare shared log segment {}", path.display())))?;
+                    Some(file)
+                } else {
+                    None
+                };
+                log.start_segment(1, spare)?;
                 log.sync()?;
             }
         }
@@ -189,9 +200,15 @@ impl SharedLog {
     }
 
     fn new_segment(&mut self, seq: u64) -> Result<()> {
+        let spare = self.take_spare();
+        self.start_segment(seq, spare)
+    }
+
+    /// Moves on to segment `seq`: the zero-filled `spare` (in `SPARE`) renamed, or a new file.
+    fn start_segment(&mut self, seq: u64, spare: Option<File>) -> Result<()> {
         self.write_out()?; // what is buffered belongs to the segment being closed
         let path = self.dir.join(format!("{seq:010}.plog"));
-        let file = match self.take_spare() {
+        let file = match spare {
             Some(file) => {
                 let spare = self.dir.join(SPARE);
                 fs::rename(&spare, &path)
@@ -246,24 +263,7 @@ impl SharedLog {
         let (path, size) = (self.dir.join(SPARE), self.preallocate);
         self.spare = std::thread::Builder::new()
             .name("tern-plog-spare".into())
-            .spawn(move || {
-                let _ = fs::remove_file(&path);
-                let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-                // Paced, 1 MiB at a time, each written back before the next: in one go (16 MiB
-                // at every rotation, on every server at once) the burst held up the group fsyncs
-                // of the whole machine for up to ~100 ms.
-                let zeros = vec![0u8; 1 << 20];
-                let mut off = 0;
-                while off < size {
-                    let n = (size - off).min(zeros.len() as u64) as usize;
-                    file.write_all_at(&zeros[..n], off)?;
-                    file.sync_data()?;
-                    off += n as u64;
-                    std::thread::sleep(SPARE_PACE);
-                }
-                file.sync_all()?;
-                Ok(file)
-            })
+            .spawn(move || fill_spare(&path, size, SPARE_PACE))
             .ok();
     }
 
@@ -367,6 +367,27 @@ pub fn remove_durably(dir: &Path, paths: &[PathBuf]) -> Result<()> {
         }
     }
     sync_dir(dir)
+}
+
+/// Creates `path` with `size` zero bytes, written and fsynced 1 MiB at a time with `pace` after
+/// each MiB. Paced in the background: in one go (16 MiB at every rotation, on every server at
+/// once) the burst held up the group fsyncs of the whole machine for up to ~100 ms.
+fn fill_spare(path: &Path, size: u64, pace: std::time::Duration) -> std::io::Result<File> {
+    let _ = fs::remove_file(path);
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < size {
+        let n = (size - off).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], off)?;
+        file.sync_data()?;
+        off += n as u64;
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
+    }
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// Whether `buf` holds one record (per its length field) and nothing after it but zeros.
