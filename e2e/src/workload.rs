@@ -162,7 +162,6 @@ fn wall_clock() -> String {
     format!("{}.{:03}s since the epoch", d.as_secs(), d.subsec_millis())
 }
 
-/// The write of a workload: `key` (sort key [`SORT_KEY`]) set to `value`, no TTL.
 /// A set of hash key `k{i}`, sort key `s`, value `v`: the small numbered writes the proxy and
 /// failover scenarios count.
 pub fn numbered_set(i: u64) -> WriteOp {
@@ -174,6 +173,7 @@ pub fn numbered_set(i: u64) -> WriteOp {
     }
 }
 
+/// The write of a workload: `key` (sort key [`SORT_KEY`]) set to `value`, no TTL.
 fn set(key: &[u8], value: &[u8]) -> WriteOp {
     WriteOp::Set { hash_key: key.to_vec(), sort_key: SORT_KEY.to_vec(), value: value.to_vec(), ttl_secs: 0 }
 }

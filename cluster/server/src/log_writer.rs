@@ -4,11 +4,11 @@
 //! It blocks for the first request, then takes everything else already queued (and, if the
 //! policy asks, waits up to `max_delay` for more), appends it all to the private logs (buffered,
 //! not fsynced) and to the shared log, writes and fsyncs the shared log once (one `pwrite`, one
-//! `fdatasync` per group), and only then reports the appends
-//! durable. While it fsyncs, new requests queue up and form the next group: one fsync covers
-//! everything queued meanwhile, however many partitions it touched. When the shared log's segment
-//! is full it moves to a new one, a helper thread fsyncs every private log (seconds of
-//! unsynced appends: a few hundred ms under load, which the writer used to stall for), and once
+//! `fdatasync` per group), and only then reports the appends durable. While it fsyncs, new
+//! requests queue up and form the next group: one fsync covers everything queued meanwhile,
+//! however many partitions it touched. When the shared log's segment is full it moves to a new
+//! one, a helper thread fsyncs every private log (seconds of unsynced appends: a few hundred ms
+//! under load, which the writer used to stall for), and once
 //! that is done the old shared segments are deleted (see [`Rotation`]).
 
 use std::collections::BTreeMap;

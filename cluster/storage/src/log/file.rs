@@ -357,11 +357,13 @@ impl FileMutationLog {
     /// The bytes of a record at `loc`: from the buffer if it is not written yet.
     fn record_bytes(&self, loc: &Loc) -> Result<Vec<u8>> {
         let seg = self.segment(loc.seq)?;
-        let buffered_from = seg.len - self.unwritten.len() as u64;
-        let last = self.segments.last().is_some_and(|s| s.seq == loc.seq);
-        if last && loc.offset >= buffered_from {
-            let start = (loc.offset - buffered_from) as usize;
-            return Ok(self.unwritten[start..start + loc.len as usize].to_vec());
+        // Only the last segment has a buffered tail (a new segment writes the buffer out first).
+        if self.segments.last().is_some_and(|s| s.seq == loc.seq) {
+            let buffered_from = seg.len - self.unwritten.len() as u64;
+            if loc.offset >= buffered_from {
+                let start = (loc.offset - buffered_from) as usize;
+                return Ok(self.unwritten[start..start + loc.len as usize].to_vec());
+            }
         }
         let mut buf = vec![0u8; loc.len as usize];
         seg.file

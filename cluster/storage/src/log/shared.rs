@@ -119,14 +119,11 @@ impl SharedLog {
                 // A new log: its first segment is zero-filled too (now, unpaced: nothing is
                 // written yet), or every group fsync of the first segment would also write the
                 // inode and allocate blocks for a growing file.
-                let spare = if log.preallocate > SEGMENT_HEADER {
-                    let path = log.dir.join(SPARE);
-                    let file = fill_spare(&path, log.preallocate, std::time::Duration::ZERO)
-                        .map_err(io(|| format!("prepare shared log segment {}", path.display())))?;
-                    Some(file)
-                } else {
-                    None
-                };
+                let path = log.dir.join(SPARE);
+                let spare = (log.preallocate > SEGMENT_HEADER)
+                    .then(|| fill_spare(&path, log.preallocate, std::time::Duration::ZERO))
+                    .transpose()
+                    .map_err(io(|| format!("prepare shared log segment {}", path.display())))?;
                 log.start_segment(1, spare)?;
                 log.sync()?;
             }
