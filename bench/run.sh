@@ -15,8 +15,8 @@
 # Runs: Tern load, write, a, b, c (closed loop); echo write and read; etcd load, write and read;
 # then PAIRS more write runs, Tern and etcd alternating with both clusters up (a shared machine's
 # speed drifts by tens of percent within minutes: the ratio of neighbouring runs is the fair one,
-# printed under the table); then Tern write again, open loop at half the closed-loop write
-# throughput (p99 at half load).
+# printed under the table); then, etcd stopped, Tern write closed loop once more (the maximum)
+# and right after it open loop at half that rate (p99 at half load).
 # Everything it starts is stopped at the end, also on error or Ctrl-C.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -121,7 +121,10 @@ if [ "$ETCD" = 1 ]; then
   etcd_up=0
 fi
 
-max_write=$(jq -r '.total.throughput_ops_per_sec // 0 | floor' "$write_results")
+# Half of the maximum: measured again right before (closed loop, etcd stopped), since the
+# machine's speed drifts by tens of percent over the minutes since the first write run.
+run tern-write-max "${tern_args[@]}" --workload write --duration "$DURATION"
+max_write=$(jq -r '.total.throughput_ops_per_sec // 0 | floor' "$(printf '%s/results/%02d-tern-write-max.json' "$work" "$n")")
 if [ "$max_write" -ge 2 ]; then
   run tern-write-half-load "${tern_args[@]}" --workload write --duration "$DURATION" --rate "$((max_write / 2))"
 fi
