@@ -662,6 +662,47 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_private_log_fsync_keeps_the_shared_segments_that_hold_its_entries() {
+        use tern_storage::log::sync_faults;
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        let first_segment = shared.join("0000000001.plog");
+        let a = Gpid::new(1, 0);
+        let da = tmp.path().join("a");
+        // Small shared segments (rotations), one large private segment: only the rotation's
+        // background sync job would make the private log durable.
+        let policy =
+            GroupPolicy { segment_bytes: 1 << 20, shared_segment_bytes: 4096, ..GroupPolicy::default() };
+        let want: Vec<LogEntry> = (1..=300).map(|d| entry(1, d, &format!("k{d}"))).collect();
+        sync_faults::fail_under(&da);
+        {
+            let w = LogWriter::start(policy, &shared).unwrap();
+            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            for e in &want {
+                append(&w, a, vec![e.clone()]);
+            }
+        }
+        assert!(first_segment.exists(), "a shared segment went while the private log was not durable");
+        // A power loss takes the private log's unsynced records; the shared log gives them back.
+        lose_private_tails(&da);
+        sync_faults::clear(&da);
+        let w = LogWriter::start(policy, &shared).unwrap();
+        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), want);
+        // With the fault gone, the next rotation syncs the private log and removes old segments.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut d = 300;
+        while first_segment.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "old shared segments were never removed after the fault cleared"
+            );
+            d += 1;
+            append(&w, a, vec![entry(1, d, &format!("k{d}"))]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
     fn a_new_shared_log_starts_on_a_zero_filled_segment() {
         let tmp = tempfile::tempdir().unwrap();
         let shared = tmp.path().join("shared");

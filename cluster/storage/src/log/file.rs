@@ -119,10 +119,43 @@ impl SyncJob {
     /// before the job was made (a file's fsync covers all writes made before it).
     pub fn run(&self) -> Result<()> {
         for (_, _, path, file) in &self.files {
+            #[cfg(any(test, feature = "testing"))]
+            sync_faults::check(path).map_err(io(|| format!("fsync {}", path.display())))?;
             file.sync_data().map_err(io(|| format!("fsync {}", path.display())))?;
         }
         if let Some((dir, _)) = &self.dir {
             sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Test support: an I/O fault in the background fsync of private logs ([`SyncJob::run`]) for
+/// the files under chosen directories (per directory, so that tests running in parallel do not
+/// see each other's faults).
+#[cfg(any(test, feature = "testing"))]
+pub mod sync_faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAILING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    fn failing() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+        FAILING.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sync jobs fail for every file under `dir` until [`clear`].
+    pub fn fail_under(dir: &Path) {
+        failing().push(dir.to_path_buf());
+    }
+
+    pub fn clear(dir: &Path) {
+        failing().retain(|d| d != dir);
+    }
+
+    pub(super) fn check(path: &Path) -> std::io::Result<()> {
+        if failing().iter().any(|d| path.starts_with(d)) {
+            return Err(std::io::Error::other("injected fsync fault"));
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ mod mem;
 mod record;
 mod shared;
 
+#[cfg(any(test, feature = "testing"))]
+pub use file::sync_faults;
 pub use file::{FileLogConfig, FileMutationLog, SyncJob, SyncPolicy};
 pub use group::GroupCommit;
 pub use mem::MemMutationLog;
