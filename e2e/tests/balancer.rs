@@ -1,7 +1,9 @@
 //! The balancer, on real processes while writers run: a new replica server receives its share
 //! of primaries and replicas; a decommissioned one is drained to nothing and can then be killed
 //! without losing an acknowledged write. The meta servers plan a balancing round every second
-//! (`--balance-interval 1s`) so that this takes seconds, not minutes.
+//! (`--balance-interval 1s`) so that this takes seconds, not minutes. Replicas moved away are
+//! garbage-collected after 2 s (`--gc-removed-after`): every server ends up holding on disk
+//! exactly the replicas its partitions' configurations give it.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern_client::TernClient;
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::workload::{Ledger, Writers, verify};
-use tern_e2e::{Cluster, ClusterOptions};
+use tern_e2e::{Cluster, ClusterOptions, Proc};
 use tern_proto::pb;
 
 /// How long the balancer may take to even out or drain one 8-partition table.
@@ -21,8 +23,48 @@ fn options(replicas: usize) -> ClusterOptions {
         metas: 1,
         replicas,
         meta_args: vec!["--balance-interval".into(), "1s".into()],
+        replica_args: vec!["--gc-removed-after".into(), "2s".into()],
         ..Default::default()
     }
+}
+
+/// The partition replicas on `p`'s disk (`replicas/<table>.<partition>`, not the garbage).
+fn replica_dirs(cluster: &Cluster, p: Proc) -> Vec<String> {
+    let root = cluster.process(p).data_dir.join("replicas");
+    let mut dirs: Vec<String> = std::fs::read_dir(&root)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "garbage")
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The directories in `p`'s `replicas/garbage/`.
+fn garbage(cluster: &Cluster, p: Proc) -> usize {
+    let root = cluster.process(p).data_dir.join("replicas").join("garbage");
+    std::fs::read_dir(root).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Waits until every live server holds on disk as many replicas as the configurations give it:
+/// the ones moved away were garbage-collected.
+async fn wait_garbage_collected(cluster: &Cluster) {
+    cluster
+        .wait_for("replicas moved away to be garbage-collected", SETTLE, || async {
+            let s = cluster.status().await.map_err(|e| format!("status: {e}"))?;
+            for n in s.nodes.iter().filter(|n| n.alive) {
+                let Some(p) = cluster.replica_with_id(n.node) else { continue };
+                let dirs = replica_dirs(cluster, p);
+                if dirs.len() != n.replicas as usize {
+                    return Err(format!("{p} serves {} replicas but has {dirs:?} on disk", n.replicas));
+                }
+            }
+            Ok(())
+        })
+        .await;
 }
 
 /// `node` as the harness names it (`replica-3`), or its hex id if no process has it.
@@ -158,6 +200,10 @@ async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
         })
         .await;
     eprintln!("e2e: balanced {:?} after {added} joined: {}", started.elapsed(), loads(&cluster, &s));
+    wait_garbage_collected(&cluster).await;
+    let moved: usize = cluster.replicas().into_iter().map(|p| garbage(&cluster, p)).sum();
+    assert!(moved > 0, "replicas moved to {added} left no garbage behind on the others");
+    eprintln!("e2e: {moved} replicas moved away were garbage-collected");
     // Writes flow on every partition of the final configuration.
     let before = writers.acks();
     writers.wait_progress(&cluster, &before, SETTLE).await;
@@ -214,6 +260,9 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
         (&true.into(), &0.into(), &0.into()),
         "{out}"
     );
+    wait_garbage_collected(&cluster).await;
+    assert_eq!(replica_dirs(&cluster, victim), Vec::<String>::new());
+    assert!(garbage(&cluster, victim) > 0, "{victim} had replicas before the drain");
     let before = writers.acks();
     writers.wait_progress(&cluster, &before, SETTLE).await;
 

@@ -29,6 +29,8 @@ struct ReplicaFile {
     request_timeout: Option<String>,
     metrics_listen: Option<SocketAddr>,
     worker_threads: Option<usize>,
+    gc_removed_after: Option<String>,
+    garbage_retention: Option<String>,
 }
 
 /// Run a replica server: it hosts partition replicas, replicates writes with PacificA and
@@ -72,6 +74,15 @@ pub struct ReplicaCmd {
     #[arg(long, env = "TERN_WORKER_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     worker_threads: Option<u64>,
+    /// Close a replica whose partition has left this server out of its configuration for this
+    /// long (moved by the balancer, drained, replaced after a failure) and move its directory
+    /// to DATA_DIR/replicas/garbage/ (default 5m).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    gc_removed_after: Option<Duration>,
+    /// Delete directories in DATA_DIR/replicas/garbage/ this long after they were moved there;
+    /// until then an operator can still copy data out of one (default 24h).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    garbage_retention: Option<Duration>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -117,6 +128,14 @@ impl ReplicaCmd {
         }
         if let Some(d) = self.request_timeout.or(file_duration(file.request_timeout, "request-timeout")?) {
             opts.request_timeout = d;
+        }
+        if let Some(d) = self.gc_removed_after.or(file_duration(file.gc_removed_after, "gc-removed-after")?) {
+            opts.gc_removed_after = d;
+        }
+        if let Some(d) =
+            self.garbage_retention.or(file_duration(file.garbage_retention, "garbage-retention")?)
+        {
+            opts.garbage_retention = d;
         }
         let workers = match (self.worker_threads, file.worker_threads) {
             (Some(n), _) => Some(n as usize),

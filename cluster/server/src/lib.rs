@@ -14,6 +14,7 @@ mod dup_log;
 mod dup_metrics;
 mod duplicate;
 mod full_sync;
+mod gc;
 mod identity;
 pub mod log_writer;
 mod node;
@@ -63,6 +64,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     // Nagle's algorithm holds small replies back until the peer's delayed ACK (up to 40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let beacons = tokio::spawn(beacon::run(node.clone()));
+    let gc = tokio::spawn(gc::run(node.clone()));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(pb::kv_server::KvServer::new(services.clone()).max_decoding_message_size(64 << 20))
@@ -89,6 +91,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
         }
     };
     beacons.abort();
+    gc.abort();
     shipping::stop_all(&node);
     tracing::info!(node = %id, "replica server stopped");
     result

@@ -32,7 +32,7 @@ enum Request {
     Reset { gpid: Gpid },
     Read { gpid: Gpid, from: Decree, max: usize, reply: mpsc::Sender<Result<LogSlice>> },
     Gc { gpid: Gpid, below: Decree },
-    Close { gpid: Gpid },
+    Close { gpid: Gpid, done: Option<mpsc::Sender<()>> },
 }
 
 /// The decree range a log holds (`None` when empty) and some of its entries.
@@ -128,7 +128,16 @@ impl LogWriter {
     }
 
     pub fn close(&self, gpid: Gpid) {
-        let _ = self.tx.send(Request::Close { gpid });
+        let _ = self.tx.send(Request::Close { gpid, done: None });
+    }
+
+    /// Closes the log of `gpid` and returns once the writer has (everything sent before is
+    /// done too: the writer takes requests in order). Blocks.
+    pub fn close_and_wait(&self, gpid: Gpid) {
+        let (done, rx) = mpsc::channel();
+        if self.tx.send(Request::Close { gpid, done: Some(done) }).is_ok() {
+            let _ = rx.recv();
+        }
     }
 }
 
@@ -265,9 +274,12 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
                         tracing::warn!(%gpid, "log gc failed: {e}");
                     }
                 }
-                Request::Close { gpid } => {
+                Request::Close { gpid, done } => {
                     if let Some(mut log) = logs.remove(&gpid) {
                         let _ = log.sync();
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! The state a replica server shares between its tasks: identity, clocks, the replicas it hosts,
 //! peer addresses, the lease, and its connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,6 +44,11 @@ pub struct Node {
     addresses: RwLock<HashMap<NodeId, String>>,
     /// Partitions whose configuration lists this node without it holding a replica.
     missing: Mutex<HashMap<Gpid, Ballot>>,
+    /// Replicas here that their partition's configuration leaves out: the newest such
+    /// configuration's ballot, and since when (for `gc.rs`).
+    left_out: Mutex<HashMap<Gpid, (Ballot, Instant)>>,
+    /// Replicas being garbage-collected: not reopened until their directory has moved.
+    collecting: Mutex<HashSet<Gpid>>,
     lease: Mutex<NodeLease>,
     started: Instant,
     pub next_checkpoint: AtomicU64,
@@ -78,6 +83,8 @@ impl Node {
             replicas: RwLock::new(HashMap::new()),
             addresses: RwLock::new(HashMap::new()),
             missing: Mutex::new(HashMap::new()),
+            left_out: Mutex::new(HashMap::new()),
+            collecting: Mutex::new(HashSet::new()),
             lease: Mutex::new(NodeLease::default()),
             started: Instant::now(),
             next_checkpoint: AtomicU64::new(1),
@@ -159,6 +166,11 @@ impl Node {
             }
             return Ok(h.clone());
         }
+        if lock(&self.collecting).contains(&g) {
+            return Err(Error::Unavailable(format!(
+                "the old replica of {g} here is being garbage-collected"
+            )));
+        }
         let dir = self.replica_dir(g);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         let store = tokio::task::block_in_place(|| self.backend.open(&dir.join("store")))?;
@@ -203,6 +215,7 @@ impl Node {
     pub fn on_config(&self, config: PartitionConfig) {
         let g = config.gpid;
         if self.replica(g).is_some() {
+            self.track_membership(&config);
             self.deliver(g, Event::ConfigUpdate { config });
         } else if config.is_member(self.id) && config.ballot > Ballot(1) {
             // Listed as a member without the replica (its data is gone): say so, so the meta
@@ -211,6 +224,46 @@ impl Node {
         } else {
             lock(&self.missing).remove(&g);
         }
+    }
+
+    /// Notes whether the newest configuration of a replica here leaves this node out.
+    fn track_membership(&self, config: &PartitionConfig) {
+        let mut left_out = lock(&self.left_out);
+        let newest = left_out.get(&config.gpid).is_none_or(|(b, _)| config.ballot >= *b);
+        if !newest {
+            return; // an older configuration than one already seen
+        }
+        if config.is_member(self.id) || config.primary.is_none() {
+            left_out.remove(&config.gpid);
+        } else {
+            let since = left_out.get(&config.gpid).map_or_else(Instant::now, |(_, t)| *t);
+            left_out.insert(config.gpid, (config.ballot, since));
+        }
+    }
+
+    /// Replicas left out of their partition's configuration for at least `after`.
+    pub fn left_out_for(&self, after: std::time::Duration) -> Vec<Gpid> {
+        lock(&self.left_out).iter().filter(|(_, (_, t))| t.elapsed() >= after).map(|(g, _)| *g).collect()
+    }
+
+    /// Takes the replica of `g` out of service for garbage collection if it is still left out
+    /// (for at least `after`) and inactive here (not primary, secondary or learning). Until
+    /// [`Node::collected`], `g` cannot be reopened.
+    pub fn take_for_collection(&self, g: Gpid, after: std::time::Duration) -> Option<ReplicaHandle> {
+        let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
+        let still_out = lock(&self.left_out).get(&g).is_some_and(|(_, t)| t.elapsed() >= after);
+        let inactive = map.get(&g).is_some_and(|h| lock(&h.report).status == ReplicaStatus::Inactive);
+        if !still_out || !inactive {
+            return None;
+        }
+        lock(&self.left_out).remove(&g);
+        lock(&self.collecting).insert(g);
+        map.remove(&g)
+    }
+
+    /// The collection of `g` is over (its directory moved, or the attempt given up).
+    pub fn collected(&self, g: Gpid) {
+        lock(&self.collecting).remove(&g);
     }
 
     /// What this server tells the meta server in a beacon.

@@ -32,6 +32,13 @@ pub struct ServerOptions {
     pub group_commit: GroupPolicy,
     /// Where to serve metrics for Prometheus (`GET /metrics`); none when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// A replica its partition's configuration has left out (moved away by the balancer,
+    /// replaced after a failure, drained by a decommission) for this long is closed and its
+    /// directory moved to `replicas/garbage/` (see `gc.rs`).
+    pub gc_removed_after: Duration,
+    /// Directories in `replicas/garbage/` are deleted after this long; until then an operator
+    /// can still copy data out of one.
+    pub garbage_retention: Duration,
 }
 
 impl ServerOptions {
@@ -54,6 +61,8 @@ impl ServerOptions {
             rocks: RocksConfig::default(),
             group_commit: GroupPolicy::default(),
             metrics_listen: None,
+            gc_removed_after: Duration::from_secs(300),
+            garbage_retention: Duration::from_secs(24 * 3600),
         }
     }
 

@@ -44,6 +44,10 @@ pub enum Input {
         limit: usize,
         reply: oneshot::Sender<Result<RawChunk>>,
     },
+    /// Garbage collection (`gc.rs`): stop for good. The log is reset (its entries are never
+    /// replayed into a later replica of the partition on this server) and closed, the store
+    /// closed, then `done` is sent.
+    Stop(oneshot::Sender<()>),
 }
 
 /// A chunk of a store's raw records and the applied decree when it was read.
@@ -118,9 +122,14 @@ impl Task {
         let first = tokio::time::Instant::now() + flush_phase(self.gpid, period);
         let mut flush = tokio::time::interval_at(first, period);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopped = None;
         loop {
             tokio::select! {
                 input = rx.recv() => match input {
+                    Some(Input::Stop(done)) => {
+                        stopped = Some(done);
+                        break;
+                    }
                     Some(i) => self.on_input(i),
                     None => break,
                 },
@@ -129,7 +138,17 @@ impl Task {
             }
             *self.report.lock().unwrap_or_else(|e| e.into_inner()) = self.sm.report();
         }
-        self.node.logs.close(self.gpid);
+        let Some(done) = stopped else {
+            self.node.logs.close(self.gpid);
+            return;
+        };
+        self.node.logs.reset(self.gpid);
+        let (logs, gpid, store) = (self.node.logs.clone(), self.gpid, self.store.take());
+        tokio::task::block_in_place(|| {
+            logs.close_and_wait(gpid);
+            drop(store);
+        });
+        let _ = done.send(());
     }
 
     fn on_input(&mut self, input: Input) {
@@ -161,6 +180,7 @@ impl Task {
             Input::ScanRaw { after, limit, reply } => {
                 let _ = reply.send(self.scan_raw(after, limit));
             }
+            Input::Stop(_) => {} // taken by `run`
         }
     }
 
