@@ -105,6 +105,9 @@ impl pb::meta_server::Meta for MetaService {
     async fn beacon(&self, req: Request<pb::BeaconRequest>) -> Result<Response<pb::BeaconResponse>, Status> {
         let r = req.into_inner();
         let reports = r.reports.iter().map(report_from_pb).collect::<Result<Vec<_>, _>>().map_err(status)?;
+        let mut reported_tables: Vec<u32> = reports.iter().map(|r| r.gpid.table.0).collect();
+        reported_tables.sort_unstable();
+        reported_tables.dedup();
         let (reply, rx) = oneshot::channel();
         let sent_at_ms = r.sent_at_ms;
         self.send(LeaderInput::Beacon {
@@ -118,7 +121,13 @@ impl pb::meta_server::Meta for MetaService {
         .await?;
         let answer =
             rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
-        let (name, id, dup_links, table_roles) = self.group.read(|s| {
+        let (name, id, dup_links, table_roles, purged_tables) = self.group.read(|s| {
+            // Ids are never reused: one this meta handed out and no longer holds was purged.
+            let purged = reported_tables
+                .iter()
+                .copied()
+                .filter(|t| *t <= s.0.next_table_id && !s.0.tables.contains_key(t))
+                .collect();
             let roles =
                 s.0.tables
                     .values()
@@ -129,7 +138,7 @@ impl pb::meta_server::Meta for MetaService {
                         epoch: t.epoch,
                     })
                     .collect();
-            (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles)
+            (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles, purged)
         });
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,
@@ -140,6 +149,7 @@ impl pb::meta_server::Meta for MetaService {
             cluster_id: u32::from(id),
             dup_links,
             table_roles,
+            purged_tables,
         }))
     }
 

@@ -72,6 +72,7 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
     }
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
     node.shipping.set_links(resp.dup_links);
+    node.on_purged_tables(&resp.purged_tables);
     node.set_table_roles(&resp.table_roles);
 }
 

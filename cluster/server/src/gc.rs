@@ -2,8 +2,10 @@
 //!
 //! When the balancer moves a replica away, a decommission drains a server, or the meta server
 //! replaces a member after a failure, the old replica stays open here, inactive, and its store
-//! and log stay on disk. Once its partition's configuration has left this server out for
-//! `gc_removed_after` (and the replica is still inactive: not learning its way back in), the
+//! and log stay on disk; so do the replicas of a dropped table. Once its partition's
+//! configuration has left this server out for `gc_removed_after` (and the replica is still
+//! inactive: not learning its way back in), or `gc_removed_after` after the meta server said its
+//! table was purged (dropped, recall window over; beacon answers list such tables), the
 //! replica is stopped (its log reset, so that nothing of it is replayed into a later replica of
 //! the partition here, and closed with its store) and its directory is moved to
 //! `replicas/garbage/<gpid>.<unix seconds>`. Those are deleted after `garbage_retention`: an

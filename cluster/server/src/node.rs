@@ -44,8 +44,9 @@ pub struct Node {
     addresses: RwLock<HashMap<NodeId, String>>,
     /// Partitions whose configuration lists this node without it holding a replica.
     missing: Mutex<HashMap<Gpid, Ballot>>,
-    /// Replicas here that their partition's configuration leaves out: the newest such
-    /// configuration's ballot, and since when (for `gc.rs`).
+    /// Replicas here that their partition's configuration leaves out, or whose table was
+    /// purged: the newest such configuration's ballot (`Ballot(u64::MAX)` for a purged table),
+    /// and since when (for `gc.rs`).
     left_out: Mutex<HashMap<Gpid, (Ballot, Instant)>>,
     /// Replicas being garbage-collected: not reopened until their directory has moved.
     collecting: Mutex<HashSet<Gpid>>,
@@ -62,6 +63,9 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
     }
 }
+
+/// The ballot `left_out` records for a replica of a purged table (no configuration follows).
+const PURGED: Ballot = Ballot(u64::MAX);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -241,6 +245,23 @@ impl Node {
         }
     }
 
+    /// The meta server says these tables were dropped and purged (after their recall window):
+    /// every replica of theirs here is left out for good, whatever its role.
+    pub fn on_purged_tables(&self, tables: &[u32]) {
+        if tables.is_empty() {
+            return;
+        }
+        let gone: Vec<Gpid> =
+            self.replica_gpids().into_iter().filter(|g| tables.contains(&g.table.0)).collect();
+        let mut left_out = lock(&self.left_out);
+        for g in gone {
+            if left_out.get(&g).is_none_or(|(b, _)| *b != PURGED) {
+                tracing::info!(gpid = %g, "table purged by the meta server: the replica will be garbage-collected");
+                left_out.insert(g, (PURGED, Instant::now()));
+            }
+        }
+    }
+
     /// Replicas left out of their partition's configuration for at least `after`.
     pub fn left_out_for(&self, after: std::time::Duration) -> Vec<Gpid> {
         lock(&self.left_out).iter().filter(|(_, (_, t))| t.elapsed() >= after).map(|(g, _)| *g).collect()
@@ -251,9 +272,14 @@ impl Node {
     /// [`Node::collected`], `g` cannot be reopened.
     pub fn take_for_collection(&self, g: Gpid, after: std::time::Duration) -> Option<ReplicaHandle> {
         let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
-        let still_out = lock(&self.left_out).get(&g).is_some_and(|(_, t)| t.elapsed() >= after);
+        let (still_out, purged) = match lock(&self.left_out).get(&g) {
+            Some((b, t)) => (t.elapsed() >= after, *b == PURGED),
+            None => (false, false),
+        };
+        // A replica of a live table only once inactive (not learning its way back in); one of
+        // a purged table whatever it thinks it is: nothing routes to it any more.
         let inactive = map.get(&g).is_some_and(|h| lock(&h.report).status == ReplicaStatus::Inactive);
-        if !still_out || !inactive {
+        if !still_out || !(inactive || purged) {
             return None;
         }
         lock(&self.left_out).remove(&g);
