@@ -272,6 +272,10 @@ impl Node {
     /// [`Node::collected`], `g` cannot be reopened.
     pub fn take_for_collection(&self, g: Gpid, after: std::time::Duration) -> Option<ReplicaHandle> {
         let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
+        if !map.contains_key(&g) {
+            lock(&self.left_out).remove(&g); // not open here (any more)
+            return None;
+        }
         let (still_out, purged) = match lock(&self.left_out).get(&g) {
             Some((b, t)) => (t.elapsed() >= after, *b == PURGED),
             None => (false, false),
