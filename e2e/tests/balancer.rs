@@ -298,5 +298,29 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     let n = s.nodes.iter().find(|n| n.node == other_id).unwrap();
     assert!(!n.decommissioned, "{other} was marked decommissioned although refused: {n:?}");
     assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
+
+    // The drained server comes back and is recommissioned: it gets its share again.
+    let out = cluster.cli(&["cluster", "recommission", "00000000000000ff", "--meta", &meta]).await;
+    assert_eq!(out.code, 1, "recommissioning an unknown node was not refused: {out:?}");
+    assert!(out.stderr.contains("no replica server 00000000000000ff"), "{out:?}");
+    cluster.restart(victim);
+    let out = cluster.cli(&["--output", "json", "cluster", "recommission", &hex, "--meta", &meta]).await.ok();
+    assert_eq!(out.json(), serde_json::json!({"node": hex, "decommissioned": false}));
+    let started = Instant::now();
+    let s = wait_balanced(&cluster, &format!("{victim} to get its share back"), partitions, replicas, |s| {
+        let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or(format!("{victim} not listed"))?;
+        if n.alive && !n.decommissioned && n.primaries > 0 && n.replicas > 0 {
+            Ok(())
+        } else {
+            Err(format!("{victim}: {n:?}"))
+        }
+    })
+    .await;
+    eprintln!(
+        "e2e: {victim} recommissioned, balanced {:?} later: {}",
+        started.elapsed(),
+        loads(&cluster, &s)
+    );
+    verify(&client, "t", &ledger).await;
     eprintln!("e2e: {:?} in all", t0.elapsed());
 }

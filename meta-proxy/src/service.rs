@@ -79,6 +79,9 @@ impl pb::meta_server::Meta for ProxyService {
     async fn decommission(&self, _: Request<pb::DecommissionRequest>) -> Result<Response<pb::Empty>, Status> {
         Err(not_here("decommissioning"))
     }
+    async fn recommission(&self, _: Request<pb::RecommissionRequest>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("recommissioning"))
+    }
     async fn set_table_role(
         &self,
         _: Request<pb::SetTableRoleRequest>,

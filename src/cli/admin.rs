@@ -225,8 +225,16 @@ pub enum ClusterCmd {
     },
     /// Drain a replica server for removal: the balancer moves its primaries and then its
     /// replicas to other servers (watch `tern cluster status`: it is drained at 0 replicas, and
-    /// can then be stopped). Nothing new is placed on it. There is no undo yet.
+    /// can then be stopped). Nothing new is placed on it. `tern cluster recommission` undoes it.
     Decommission {
+        /// The node id as `tern cluster status` prints it (16 hex digits).
+        node: String,
+        #[command(flatten)]
+        meta: MetaAddrs,
+    },
+    /// Undo a decommission: the server may receive replicas and primaries again, and the
+    /// balancer gives it its share back (drained or not).
+    Recommission {
         /// The node id as `tern cluster status` prints it (16 hex digits).
         node: String,
         #[command(flatten)]
@@ -260,6 +268,26 @@ impl ClusterCmd {
                     OutputFormat::Text => println!("{id:016x} is being drained; watch `tern cluster status`"),
                     OutputFormat::Json => {
                         println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": true}))
+                    }
+                }
+                return Ok(());
+            }
+            ClusterCmd::Recommission { node, meta } => {
+                let id = parse_node(&node)?;
+                runtime()?.block_on(async {
+                    client(&meta)?
+                        .call(
+                            |mut c| async move { c.recommission(pb::RecommissionRequest { node: id }).await },
+                        )
+                        .await
+                        .map_err(anyhow::Error::from)
+                })?;
+                match fmt {
+                    OutputFormat::Text => {
+                        println!("{id:016x} serves again; the balancer gives it its share back")
+                    }
+                    OutputFormat::Json => {
+                        println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": false}))
                     }
                 }
                 return Ok(());

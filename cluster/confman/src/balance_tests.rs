@@ -166,6 +166,19 @@ fn a_decommissioned_node_is_drained_without_losing_a_replica() {
 }
 
 #[test]
+fn a_recommissioned_node_keeps_what_it_holds() {
+    let mut cm = restored(vec![part(0, 5, N[0], &[N[1], N[2]])], &N);
+    settle(&mut cm, 100, &N);
+    h(&mut cm, 100, CmEvent::Decommission { node: N[0] });
+    assert!(cm.is_decommissioned(N[0]));
+    h(&mut cm, 100, CmEvent::Recommission { node: N[0] });
+    assert!(!cm.is_decommissioned(N[0]));
+    // Decommissioned, the tick would switch the primary off N1 (see above); now nothing moves.
+    let c = changes(&h(&mut cm, 100, CmEvent::Tick));
+    assert!(c.is_empty(), "a recommissioned node keeps its primary: {c:?}");
+}
+
+#[test]
 fn a_new_node_gets_copies_within_the_move_limit() {
     let parts = vec![
         part(0, 5, N[0], &[N[1], N[2]]),

@@ -34,6 +34,10 @@ pub enum CmEvent {
     Decommission {
         node: NodeId,
     },
+    /// Undo a decommission: `node` may receive replicas and primaries again.
+    Recommission {
+        node: NodeId,
+    },
     Tick,
 }
 
@@ -254,8 +258,18 @@ impl ConfigManager {
             CmEvent::Decommission { node } => {
                 self.nodes.entry(node).or_default().decommissioned = true;
             }
+            CmEvent::Recommission { node } => {
+                if let Some(n) = self.nodes.get_mut(&node) {
+                    n.decommissioned = false;
+                }
+            }
             CmEvent::Tick => self.on_tick(now, out),
         }
+    }
+
+    /// Whether `node` is decommissioned as far as this manager knows.
+    pub fn is_decommissioned(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|n| n.decommissioned)
     }
 
     fn load(&self) -> BTreeMap<NodeId, usize> {

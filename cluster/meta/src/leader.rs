@@ -246,12 +246,16 @@ impl Leader {
     }
 
     async fn on_tick(&mut self) -> Result<()> {
-        // Decommissions are written by the Meta service; the manager learns them here.
-        let decommissioned: Vec<NodeId> = self.group.read(|s| {
-            s.0.nodes.iter().filter(|(_, n)| n.decommissioned).map(|(id, _)| NodeId(*id)).collect()
-        });
-        for node in decommissioned {
-            self.run_cm(CmEvent::Decommission { node }, None).await?;
+        // Decommissions (and their undoing) are written by the Meta service; the manager
+        // learns them here.
+        let nodes: Vec<(NodeId, bool)> =
+            self.group.read(|s| s.0.nodes.iter().map(|(id, n)| (NodeId(*id), n.decommissioned)).collect());
+        for (node, decommissioned) in nodes {
+            if decommissioned {
+                self.run_cm(CmEvent::Decommission { node }, None).await?;
+            } else if self.cm.is_decommissioned(node) {
+                self.run_cm(CmEvent::Recommission { node }, None).await?;
+            }
         }
         self.run_cm(CmEvent::Tick, None).await?;
         // Forget dropped tables whose recall window passed.

@@ -346,6 +346,24 @@ impl pb::meta_server::Meta for MetaService {
         }
     }
 
+    async fn recommission(
+        &self,
+        req: Request<pb::RecommissionRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let node = req.into_inner().node;
+        let known = self.group.read(|s| s.0.nodes.contains_key(&node));
+        if !known {
+            return Err(status(Error::InvalidArgument(format!(
+                "no replica server {} in this cluster (see `tern cluster status`)",
+                NodeId(node)
+            ))));
+        }
+        match self.write(Command::Recommission { id: node }).await? {
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            _ => Ok(Response::new(pb::Empty {})),
+        }
+    }
+
     async fn dup_add(&self, req: Request<pb::DupAddRequest>) -> Result<Response<pb::DupLinkStatus>, Status> {
         self.do_dup_add(req.into_inner()).await.map(Response::new)
     }

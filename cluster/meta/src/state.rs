@@ -135,6 +135,10 @@ pub enum Command {
     Decommission {
         id: u64,
     },
+    /// Undoes a decommission.
+    Recommission {
+        id: u64,
+    },
     /// A new duplication link; refused unless its table serves and has no live link to the
     /// same remote table.
     AddLink {
@@ -265,6 +269,10 @@ impl MetaState {
             }
             Command::Decommission { id } => match self.nodes.get_mut(id) {
                 Some(n) => n.decommissioned = true,
+                None => return Response::Refused(format!("no node {}", NodeId(*id))),
+            },
+            Command::Recommission { id } => match self.nodes.get_mut(id) {
+                Some(n) => n.decommissioned = false,
                 None => return Response::Refused(format!("no node {}", NodeId(*id))),
             },
             Command::AddLink { link } => return self.add_link(link),
