@@ -55,6 +55,12 @@ impl SimMeta {
         self.run(ctx, CmEvent::Decommission { node });
     }
 
+    pub fn recommission(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        ctx.trace(format!("{}: recommission {node}", self.name()));
+        self.decommissioned.retain(|n| *n != node);
+        self.run(ctx, CmEvent::Recommission { node });
+    }
+
     fn run(&mut self, ctx: &mut Ctx<'_>, event: CmEvent) {
         let now = self.clock.local_ms(ctx.now_us);
         let mut out = Vec::new();

@@ -48,6 +48,8 @@ pub struct Stats {
     /// Configuration changes the balancer made (role switches, copies) and nodes decommissioned.
     pub balancer_changes: u64,
     pub decommissioned: u64,
+    /// Decommissions undone (the node may be drained or still draining).
+    pub recommissioned: u64,
     pub converged_at_ms: Option<u64>,
     pub end_ms: u64,
     /// Two-cluster runs: when clients started (every partition's link had started), cuts of
@@ -359,6 +361,18 @@ impl World {
                 let (node, m) = (victim.id, victim.cluster);
                 self.stats.decommissioned += 1;
                 self.with_ctx(|p, ctx| p.metas[m].decommission(ctx, node));
+            }
+            45..48 if self.stats.decommissioned == 1 && self.stats.recommissioned == 0 => {
+                // Change of mind: the decommissioned node serves again, drained or not.
+                let found = self
+                    .metas
+                    .iter()
+                    .enumerate()
+                    .find_map(|(m, x)| x.decommissioned.first().map(|n| (m, *n)));
+                if let Some((m, node)) = found {
+                    self.stats.recommissioned += 1;
+                    self.with_ctx(|p, ctx| p.metas[m].recommission(ctx, node));
+                }
             }
             c if c >= 100 - cut_link => self.cut_link(),
             _ => {

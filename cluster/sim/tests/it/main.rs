@@ -58,7 +58,7 @@ fn run_seeds(test: &str, config: fn(u64) -> SimConfig) {
             eprintln!("full trace of seed {seed} written to {path}");
         }
         eprintln!(
-            "seed {seed}: {} events, {} ops ({} completed), {} acked writes, {} crashes, {} balancer changes, {} decommissioned, converged at {:?} ms, {} violations",
+            "seed {seed}: {} events, {} ops ({} completed), {} acked writes, {} crashes, {} balancer changes, {} decommissioned, {} recommissioned, converged at {:?} ms, {} violations",
             r.stats.events,
             r.stats.ops,
             r.stats.completed_ops,
@@ -66,6 +66,7 @@ fn run_seeds(test: &str, config: fn(u64) -> SimConfig) {
             r.stats.crashes,
             r.stats.balancer_changes,
             r.stats.decommissioned,
+            r.stats.recommissioned,
             r.stats.converged_at_ms,
             r.violations.len()
         );
