@@ -250,48 +250,44 @@ fn parse_node(s: &str) -> anyhow::Result<u64> {
     })
 }
 
+/// `tern cluster decommission` (`decommissioned`) or `recommission` (not) of `node`.
+fn set_decommissioned(
+    meta: &MetaAddrs,
+    node: &str,
+    decommissioned: bool,
+    fmt: OutputFormat,
+) -> anyhow::Result<()> {
+    let id = parse_node(node)?;
+    runtime()?.block_on(async {
+        client(meta)?
+            .call(|mut c| async move {
+                if decommissioned {
+                    c.decommission(pb::DecommissionRequest { node: id }).await
+                } else {
+                    c.recommission(pb::RecommissionRequest { node: id }).await
+                }
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    match fmt {
+        OutputFormat::Text if decommissioned => {
+            println!("{id:016x} is being drained; watch `tern cluster status`")
+        }
+        OutputFormat::Text => println!("{id:016x} serves again; the balancer gives it its share back"),
+        OutputFormat::Json => {
+            println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": decommissioned}))
+        }
+    }
+    Ok(())
+}
+
 impl ClusterCmd {
     pub fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
         let meta = match self {
             ClusterCmd::Status { meta } => meta,
-            ClusterCmd::Decommission { node, meta } => {
-                let id = parse_node(&node)?;
-                runtime()?.block_on(async {
-                    client(&meta)?
-                        .call(
-                            |mut c| async move { c.decommission(pb::DecommissionRequest { node: id }).await },
-                        )
-                        .await
-                        .map_err(anyhow::Error::from)
-                })?;
-                match fmt {
-                    OutputFormat::Text => println!("{id:016x} is being drained; watch `tern cluster status`"),
-                    OutputFormat::Json => {
-                        println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": true}))
-                    }
-                }
-                return Ok(());
-            }
-            ClusterCmd::Recommission { node, meta } => {
-                let id = parse_node(&node)?;
-                runtime()?.block_on(async {
-                    client(&meta)?
-                        .call(
-                            |mut c| async move { c.recommission(pb::RecommissionRequest { node: id }).await },
-                        )
-                        .await
-                        .map_err(anyhow::Error::from)
-                })?;
-                match fmt {
-                    OutputFormat::Text => {
-                        println!("{id:016x} serves again; the balancer gives it its share back")
-                    }
-                    OutputFormat::Json => {
-                        println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": false}))
-                    }
-                }
-                return Ok(());
-            }
+            ClusterCmd::Decommission { node, meta } => return set_decommissioned(&meta, &node, true, fmt),
+            ClusterCmd::Recommission { node, meta } => return set_decommissioned(&meta, &node, false, fmt),
         };
         let rt = runtime()?;
         let s = rt.block_on(async {

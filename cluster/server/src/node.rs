@@ -272,17 +272,17 @@ impl Node {
     /// [`Node::collected`], `g` cannot be reopened.
     pub fn take_for_collection(&self, g: Gpid, after: std::time::Duration) -> Option<ReplicaHandle> {
         let mut map = self.replicas.write().unwrap_or_else(|e| e.into_inner());
-        if !map.contains_key(&g) {
+        let Some(handle) = map.get(&g) else {
             lock(&self.left_out).remove(&g); // not open here (any more)
             return None;
-        }
+        };
         let (still_out, purged) = match lock(&self.left_out).get(&g) {
             Some((b, t)) => (t.elapsed() >= after, *b == PURGED),
             None => (false, false),
         };
         // A replica of a live table only once inactive (not learning its way back in); one of
         // a purged table whatever it thinks it is: nothing routes to it any more.
-        let inactive = map.get(&g).is_some_and(|h| lock(&h.report).status == ReplicaStatus::Inactive);
+        let inactive = lock(&handle.report).status == ReplicaStatus::Inactive;
         if !still_out || !(inactive || purged) {
             return None;
         }
