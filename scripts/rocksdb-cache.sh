@@ -56,7 +56,9 @@ librocksdb-sys = { version = "=$version", default-features = false, features = [
 debug = false
 TOML
 echo 'fn main() {}' > "$work/src/main.rs"
-(cd "$work" && cargo build --release --quiet 1>&2)
+# Its own target directory: the caller's CARGO_TARGET_DIR (scripts/env.sh exports one) would put
+# the output where the lookup below does not search.
+(cd "$work" && CARGO_TARGET_DIR="$work/target" cargo build --release --quiet 1>&2)
 
 out=$(ls -d "$work"/target/release/build/librocksdb-sys-*/out 2>/dev/null | while read -r d; do
   [ -f "$d/librocksdb.a" ] && echo "$d"; done | head -n 1)
