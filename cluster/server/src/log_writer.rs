@@ -6,10 +6,10 @@
 //! logs (buffered, not fsynced) and to the shared log, writes and fsyncs the shared log once (one
 //! `pwrite`, one `fdatasync` per group), and only then reports the appends durable. While it
 //! fsyncs or waits, new requests queue up and join the group: one fsync covers everything queued
-//! meanwhile, however many partitions it touched. When the shared log's segment is full it moves to a new
-//! one, a helper thread fsyncs every private log (seconds of unsynced appends: a few hundred ms
-//! under load, which the writer used to stall for), and once
-//! that is done the old shared segments are deleted (see [`Rotation`]).
+//! meanwhile, however many partitions it touched. When the shared log's segment is full it moves
+//! to a new one, a helper thread fsyncs every private log (seconds of unsynced appends: a few
+//! hundred ms under load, which the writer used to stall for), and once that is done the old
+//! shared segments are deleted (see [`Rotation`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,7 +78,7 @@ impl Default for GroupPolicy {
 }
 
 /// The default cap on the spacing of fsyncs under load: with this VM's ~180 µs fsyncs the spacing
-/// is ~0.9 ms, which cut the machine's CPU per write by ~20 % and raised writes/s by ~10 % with
+/// is ~0.9 ms, which cut the machine's CPU per write by ~24 % and raised writes/s by 10–16 % with
 /// three servers on two cores (docs/benchmarks.md, tenth pass).
 pub const DEFAULT_MAX_SPACING: Duration = Duration::from_millis(1);
 
@@ -229,6 +229,7 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
         // Under load, hold the group back so that one fsync covers more. One sleep: requests
         // arriving meanwhile only queue (a receiver blocked in `recv_timeout` would be woken by
         // each of them, which cost more than the fsyncs saved).
+        // (Only a group holding an append, `bytes > 0`, has an fsync to wait for.)
         if bytes > 0 && bytes < policy.max_batch_bytes {
             let wait = commit.wait_us(micros(Instant::now()));
             if wait > 0 {

@@ -3,7 +3,7 @@
 //!
 //! A writer that fsyncs as soon as anything is queued makes groups only from what arrived during
 //! the previous fsync. Under load on a VM that is ~3 appends per fsync and ~60 µs of machine
-//! time per fsync (virtio notifications, block completions, wake-ups): a third of a write's CPU.
+//! time per fsync (virtio notifications, block completions, wake-ups): a quarter of a write's CPU.
 //! So, under load, fsyncs are spaced: a group's fsync starts no sooner than
 //! [`SPACING_PER_FSYNC`] times the recent fsync duration (capped by `max_spacing_us`) after the
 //! previous one started, and whatever arrives meanwhile joins the group. The spacing follows
