@@ -10,7 +10,10 @@
 # CONCURRENCY (64), PARTITIONS (8), WORKER_THREADS (per replica server; default: `tern up`'s share
 # of the cores), CLIENT_THREADS (the load generator's, 1), PAIRS (2: alternating Tern/etcd write
 # runs, see below), ETCD=0 to skip etcd, KEEP=1 to keep the work directory (data, server logs, one
-# JSON report per run).
+# JSON report per run), HUGEPAGES=N to have at least N huge pages (2 MiB) reserved during the runs
+# (needs root; the previous count comes back at the end): the replica servers put memtables in them
+# (`tern replica --memtable-huge-pages`), 768 covers this benchmark. Default 0: the machine's
+# setting as it is; the table's heading says how many there were.
 #
 # Runs: Tern load, write, a, b, c (closed loop); echo write and read; etcd load, write and read;
 # then PAIRS more write runs, Tern and etcd alternating with both clusters up (a shared machine's
@@ -34,6 +37,7 @@ CLIENT_THREADS=${CLIENT_THREADS:-1}
 PAIRS=${PAIRS:-2}
 ETCD=${ETCD:-1}
 KEEP=${KEEP:-0}
+HUGEPAGES=${HUGEPAGES:-0}
 
 command -v jq >/dev/null || {
   echo "run.sh: installing jq" >&2
@@ -53,9 +57,14 @@ mkdir -p "$work/results"
 cluster_up=0
 etcd_up=0
 
+hugepages_before=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$hugepages_before" ]; then
+    echo "== huge pages reserved: back to $hugepages_before" >&2
+    echo "$hugepages_before" >/proc/sys/vm/nr_hugepages || true
+  fi
   if [ "$cluster_up" -eq 1 ]; then stop_local_cluster "$work/tern"; fi
   if [ "$etcd_up" -eq 1 ]; then
     echo "== stopping etcd" >&2
@@ -70,6 +79,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+hugepages_now() { awk '/^HugePages_Total:/ {print $2}' /proc/meminfo 2>/dev/null || echo 0; }
+if [ "$HUGEPAGES" -gt "$(hugepages_now)" ]; then
+  before=$(hugepages_now)
+  if ! echo "$HUGEPAGES" 2>/dev/null >/proc/sys/vm/nr_hugepages; then
+    echo "run.sh: HUGEPAGES=$HUGEPAGES needs root (to write /proc/sys/vm/nr_hugepages)" >&2
+    exit 2
+  fi
+  hugepages_before=$before
+  echo "== huge pages reserved: $(hugepages_now) (was $before)" >&2
+fi
 
 # run LABEL ARGS...: one `tern bench` run, its JSON report in results/NN-LABEL.json. A failed
 # run is noted and the others go on.
@@ -144,7 +164,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *
 echo
 echo "tern bench, $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), keys $KEYS, values $VALUE_SIZE B," \
   "concurrency $CONCURRENCY, $DURATION per run after $WARMUP warm-up; Tern: 1 meta, 3 replica servers," \
-  "$PARTITIONS partitions x 3 replicas; etcd $(etcd --version 2>/dev/null | awk '/etcd Version/ {print $3}'): 3 members; all on this machine."
+  "$PARTITIONS partitions x 3 replicas, $(hugepages_now) huge pages reserved; etcd $(etcd --version 2>/dev/null | awk '/etcd Version/ {print $3}'): 3 members; all on this machine."
 echo
 echo "| target | workload | loop | op | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
 echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|"

@@ -41,6 +41,57 @@ fn crash_keeps_only_flushed_state() {
     assert_eq!(s.get(b"h", b"b").unwrap(), None);
 }
 
+/// Runs only as the child of `flush_racing_writes_keeps_decree_and_data_together`: starts a
+/// flush in the background, goes on writing while it runs (the applied mark is rewritten in
+/// place by every batch), waits until the flush has persisted something and aborts.
+#[test]
+fn racing_flush_child() {
+    let Ok(dir) = std::env::var(RACING_DIR_ENV) else { return };
+    let h = RocksHarness::new();
+    let mut s = h.open(dir.as_ref());
+    for i in 0..RACING_WRITES {
+        if i == RACING_WRITES / 2 {
+            s.request_flush().unwrap();
+        }
+        apply_next(&mut s, h.clock(), vec![set(b"h", format!("k{i:05}").as_bytes(), b"v")]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.durable_decree().unwrap() == Decree(0) {
+        assert!(std::time::Instant::now() < deadline, "the flush persisted nothing in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::process::abort();
+}
+
+const RACING_DIR_ENV: &str = "TERN_ROCKS_RACING_CHILD_DIR";
+const RACING_WRITES: u64 = 20_000;
+
+/// A crash leaves exactly the writes up to the persisted decree: never a decree without its
+/// data, never data past its decree, however the flush and the writes interleaved.
+#[test]
+fn flush_racing_writes_keeps_decree_and_data_together() {
+    let d = tempfile::tempdir().unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rocks_specific::racing_flush_child", "--nocapture", "--test-threads=1"])
+        .env(RACING_DIR_ENV, d.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must die by abort, not exit cleanly");
+    let h = RocksHarness::new();
+    let s = h.open(d.path());
+    let decree = s.last_applied_decree().0;
+    assert!(
+        decree >= RACING_WRITES / 2,
+        "the flush started after {} writes persisted {decree}",
+        RACING_WRITES / 2
+    );
+    assert_eq!(raw_count(&s) as u64, decree, "one record per persisted decree, no more and no less");
+    for i in [0, decree - 1] {
+        assert!(s.get(b"h", format!("k{i:05}").as_bytes()).unwrap().is_some(), "write {i} of {decree} lost");
+    }
+    assert_eq!(s.get(b"h", format!("k{decree:05}").as_bytes()).unwrap(), None, "data past the decree");
+}
+
 fn raw_count(s: &impl PartitionStore) -> usize {
     let mut n = 0;
     s.raw_scan(&tern_core::key::KeyRange::all(), false, &mut |_, _| {
