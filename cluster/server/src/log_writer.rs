@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tern_core::{Ballot, Decree, Error, Gpid, Result};
@@ -41,10 +41,26 @@ pub type LogSlice = (Option<(Decree, Decree)>, Vec<LogEntry>);
 /// An append written but not yet fsynced: the `(ballot, decree)` of its entries, or why it failed.
 type PendingAppend = (Result<Vec<(Ballot, Decree)>>, AppendDone);
 
-/// A handle to the writer thread; cheap to clone.
+/// A handle to the writer thread; cheap to clone. When the last handle drops, the thread ends
+/// (its request channel closes) and the drop waits for it: nothing writes the logs after that,
+/// so a new writer may open them (a restart within one process, as the tests do).
 #[derive(Clone)]
 pub struct LogWriter {
+    // Declared before `_thread`: the channel closes before the join waits for the thread.
     tx: mpsc::Sender<Request>,
+    _thread: Arc<WriterThread>,
+}
+
+/// Joins the writer thread when the last [`LogWriter`] is gone.
+struct WriterThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        // Never on the writer thread itself (joining oneself would not return).
+        if let Some(handle) = self.0.take().filter(|h| h.thread().id() != std::thread::current().id()) {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for LogWriter {
@@ -95,11 +111,11 @@ impl LogWriter {
             tracing::info!("shared log recovery: {why}");
         }
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("tern-log-writer".into())
             .spawn(move || run(rx, policy, shared, recovered))
             .map_err(|e| Error::io("start the log writer thread", e))?;
-        Ok(LogWriter { tx })
+        Ok(LogWriter { tx, _thread: Arc::new(WriterThread(Some(handle))) })
     }
 
     /// Opens (creating if needed) the log of `gpid` in `dir`; returns its entries after `after`.
