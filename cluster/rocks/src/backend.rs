@@ -22,7 +22,7 @@ pub struct RocksConfig {
     /// Take the data memtables' memory from the kernel's reserved huge pages (2 MiB) when any
     /// are free (`vm.nr_hugepages`); RocksDB falls back to ordinary memory, block by block, when
     /// none are. A memtable insert walks a skip list through random nodes, each a TLB miss with
-    /// 4 KiB pages: huge pages cut CPU per write by 8-10 % (docs/benchmarks.md, eleventh pass).
+    /// 4 KiB pages: huge pages cut CPU per write by 7-11 % (docs/benchmarks.md, eleventh pass).
     pub memtable_huge_pages: bool,
     /// Background flush and compaction jobs per store.
     pub max_background_jobs: i32,

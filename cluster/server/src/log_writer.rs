@@ -678,8 +678,7 @@ mod tests {
             // `b` is reset (a learner starting over) and gets a new entry.
             w.reset(b);
             append(&w, b, vec![entry(3, 7, "b7")]);
-            w.close_and_wait(a); // the writer thread is not joined: nothing writes `da` after this
-        }
+        } // the writer thread is joined here: nothing writes `da` after this
         lose_private_tails(&da);
         let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
         let got = w.open(a, da, Decree::ZERO).unwrap();
@@ -735,10 +734,7 @@ mod tests {
                 append(&w, a, vec![e.clone()]);
             }
             assert!(first_segment.exists(), "a shared segment went while the private log was not durable");
-            // The writer thread is not joined when the handle drops: have it let go of the
-            // private log now, or its last buffered write could land after the cut below.
-            w.close_and_wait(a);
-        }
+        } // the writer thread is joined here: nothing writes `da` after this
         // A power loss takes the private log's unsynced records; the shared log gives them back.
         lose_private_tails(&da);
         sync_faults::clear(&da);

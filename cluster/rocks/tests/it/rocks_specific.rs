@@ -9,6 +9,17 @@ use crate::harness::RocksHarness;
 
 const CRASH_DIR_ENV: &str = "TERN_ROCKS_CRASH_CHILD_DIR";
 
+/// Runs the test `name` of this binary alone in a child process with `env` set to `dir` (which
+/// makes it do its work instead of returning) and checks that it died by `abort`.
+fn run_aborting_child(name: &str, env: &str, dir: &std::path::Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, dir)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must die by abort, not exit cleanly");
+}
+
 /// Runs only as the child of `crash_keeps_only_flushed_state`: writes, flushes part of it,
 /// writes more and aborts without closing.
 #[test]
@@ -27,12 +38,7 @@ fn crash_child() {
 #[test]
 fn crash_keeps_only_flushed_state() {
     let d = tempfile::tempdir().unwrap();
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "rocks_specific::crash_child", "--nocapture", "--test-threads=1"])
-        .env(CRASH_DIR_ENV, d.path())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child must die by abort, not exit cleanly");
+    run_aborting_child("rocks_specific::crash_child", CRASH_DIR_ENV, d.path());
     let h = RocksHarness::new();
     let s = h.open(d.path());
     assert_eq!(s.last_applied_decree(), Decree(1), "the store comes back at its flushed decree");
@@ -71,12 +77,7 @@ const RACING_WRITES: u64 = 20_000;
 #[test]
 fn flush_racing_writes_keeps_decree_and_data_together() {
     let d = tempfile::tempdir().unwrap();
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "rocks_specific::racing_flush_child", "--nocapture", "--test-threads=1"])
-        .env(RACING_DIR_ENV, d.path())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child must die by abort, not exit cleanly");
+    run_aborting_child("rocks_specific::racing_flush_child", RACING_DIR_ENV, d.path());
     let h = RocksHarness::new();
     let s = h.open(d.path());
     let decree = s.last_applied_decree().0;
