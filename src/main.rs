@@ -9,13 +9,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Every Rust allocation of the binary (RocksDB's C++ keeps the system allocator): the write path
-/// allocates per message and per op, and glibc malloc showed as ~10 % of a loaded server's CPU
-/// (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    // Before anything starts a thread: the allocator's options (tern-alloc: mimalloc for Rust
+    // and RocksDB alike, its purge delay).
+    tern_alloc::configure();
     install_panic_hook();
     let args = cli::Cli::parse();
     match cli::run(args) {

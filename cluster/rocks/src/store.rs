@@ -43,12 +43,16 @@ impl std::fmt::Debug for RocksPartitionStore {
     }
 }
 
-/// Maps a RocksDB error, saying what was being done.
-fn db_err(context: impl Into<String>) -> impl FnOnce(rocksdb::Error) -> Error {
-    let context = context.into();
-    move |e| match e.kind() {
-        rocksdb::ErrorKind::Corruption => Error::corruption(format!("{context}: {e}")),
-        _ => Error::io(context, e),
+/// Maps a RocksDB error, saying what was being done. `context` runs only on an error: the
+/// read and write paths call this for every operation, and formatting the store's path each
+/// time showed in profiles.
+fn db_err<C: Into<String>>(context: impl FnOnce() -> C) -> impl FnOnce(rocksdb::Error) -> Error {
+    move |e| {
+        let context = context().into();
+        match e.kind() {
+            rocksdb::ErrorKind::Corruption => Error::corruption(format!("{context}: {e}")),
+            _ => Error::io(context, e),
+        }
     }
 }
 
@@ -73,7 +77,7 @@ impl RocksPartitionStore {
         opts.set_wait(false);
         self.db
             .flush_cfs_opt(&[self.data_cf(), self.meta_cf()], &opts)
-            .map_err(db_err(format!("flush {}", self.path.display())))
+            .map_err(db_err(|| format!("flush {}", self.path.display())))
     }
 
     pub(crate) fn open(backend: &RocksBackend, dir: &Path) -> Result<RocksPartitionStore> {
@@ -84,7 +88,7 @@ impl RocksPartitionStore {
             ColumnFamilyDescriptor::new(CF_META, backend.meta_options()),
         ];
         let db = DB::open_cf_descriptors(&backend.db_options(), dir, cfs)
-            .map_err(db_err(format!("open RocksDB store {}", dir.display())))?;
+            .map_err(db_err(|| format!("open RocksDB store {}", dir.display())))?;
         let mut write_opts = WriteOptions::default();
         // The replication log is the write-ahead log; see the crate docs.
         write_opts.disable_wal(true);
@@ -125,7 +129,9 @@ impl RocksPartitionStore {
                 }
                 let mut batch = WriteBatch::default();
                 batch.put_cf(self.meta_cf(), KEY_FORMAT, FORMAT_V1.to_be_bytes());
-                self.db.write_opt(batch, &self.write_opts).map_err(db_err("write store format version"))?;
+                self.db
+                    .write_opt(batch, &self.write_opts)
+                    .map_err(db_err(|| "write store format version"))?;
             }
         }
         let decree = Decree(self.meta_get(KEY_DECREE, ReadTier::All)?.unwrap_or(0));
@@ -143,7 +149,7 @@ impl RocksPartitionStore {
         let raw = self
             .db
             .get_pinned_cf_opt(self.meta_cf(), key, &opts)
-            .map_err(db_err(format!("read {what} of {}", self.path.display())))?;
+            .map_err(db_err(|| format!("read {what} of {}", self.path.display())))?;
         raw.map(|r| decode_u64(&r, &what, &self.path)).transpose()
     }
 
@@ -170,7 +176,7 @@ impl PartitionStore for RocksPartitionStore {
         let v = self
             .db
             .get_pinned_cf(self.data_cf(), key)
-            .map_err(db_err(format!("read from {}", self.path.display())))?;
+            .map_err(db_err(|| format!("read from {}", self.path.display())))?;
         Ok(v.map(|v| v.to_vec()))
     }
 
@@ -212,7 +218,7 @@ impl PartitionStore for RocksPartitionStore {
                 it.next();
             }
         }
-        it.status().map_err(db_err(format!("scan {}", self.path.display())))
+        it.status().map_err(db_err(|| format!("scan {}", self.path.display())))
     }
 
     fn raw_write(&mut self, batch: RawBatch, mark: AppliedMark) -> Result<()> {
@@ -228,11 +234,9 @@ impl PartitionStore for RocksPartitionStore {
         wb.put_cf(meta, KEY_DECREE, mark.decree.0.to_be_bytes());
         wb.put_cf(meta, KEY_TIMETAG, mark.timetag.as_u64().to_be_bytes());
         wb.put_cf(meta, KEY_BALLOT, mark.ballot.0.to_be_bytes());
-        self.db.write_opt(wb, &self.write_opts).map_err(db_err(format!(
-            "write decree {} to {}",
-            mark.decree,
-            self.path.display()
-        )))?;
+        self.db
+            .write_opt(wb, &self.write_opts)
+            .map_err(db_err(|| format!("write decree {} to {}", mark.decree, self.path.display())))?;
         self.applied = mark;
         self.horizon.fetch_max(mark.timetag.as_u64(), Ordering::AcqRel);
         Ok(())
@@ -263,7 +267,7 @@ impl PartitionStore for RocksPartitionStore {
         opts.set_wait(true);
         self.db
             .flush_cfs_opt(&[self.data_cf(), self.meta_cf()], &opts)
-            .map_err(db_err(format!("flush {}", self.path.display())))?;
+            .map_err(db_err(|| format!("flush {}", self.path.display())))?;
         self.durable_decree()
     }
 
@@ -274,14 +278,11 @@ impl PartitionStore for RocksPartitionStore {
                 dir.display()
             )));
         }
-        let cp = Checkpoint::new(&self.db).map_err(db_err("prepare a checkpoint"))?;
+        let cp = Checkpoint::new(&self.db).map_err(db_err(|| "prepare a checkpoint"))?;
         // With the WAL off, RocksDB flushes the memtables into the checkpoint first; writes
         // need `&mut self`, so none can slip in between and the decree below is the one inside.
-        cp.create_checkpoint(dir).map_err(db_err(format!(
-            "create checkpoint {} of {}",
-            dir.display(),
-            self.path.display()
-        )))?;
+        cp.create_checkpoint(dir)
+            .map_err(db_err(|| format!("create checkpoint {} of {}", dir.display(), self.path.display())))?;
         Ok(self.applied.decree)
     }
 
