@@ -88,7 +88,7 @@ pub struct ReplicaCmd {
     /// Under load, hold log appends back at most this long so that one fsync of the shared log
     /// covers more of them (fewer fsyncs, less CPU per write, a little more latency). The wait
     /// follows the disk: fsyncs start at most every five recent fsync durations. An idle server
-    /// never waits. 0 turns it off (default 1ms).
+    /// never waits. 0 turns it off (default 700us).
     #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     group_commit_max_wait: Option<Duration>,
     /// Put memtables in the kernel's reserved huge pages while any are free (reserve them with
