@@ -23,6 +23,9 @@ pub struct RocksConfig {
     /// are free (`vm.nr_hugepages`); RocksDB falls back to ordinary memory, block by block, when
     /// none are. A memtable insert walks a skip list through random nodes, each a TLB miss with
     /// 4 KiB pages: huge pages cut CPU per write by 7-11 % (docs/benchmarks.md, eleventh pass).
+    /// (In the `tern` binary the ordinary memory comes from mimalloc, whose arenas get
+    /// transparent huge pages where the kernel allows them: most of that gain without reserved
+    /// pages; see the `tern-alloc` crate.)
     pub memtable_huge_pages: bool,
     /// Background flush and compaction jobs per store.
     pub max_background_jobs: i32,

@@ -97,7 +97,7 @@ impl Default for GroupPolicy {
 /// on this VM) cut the machine's CPU per write by ~24 % and raised writes/s by 10–16 % with three
 /// servers on two cores (docs/benchmarks.md, tenth pass); once a write cost less CPU (twelfth
 /// pass) the machine idled a third of the time at 64 writers, and a 0.7 ms cap traded a little
-/// of the saving (+4–6 % CPU per write) for latency: +2–3 % writes/s in A/B pairs. 0.5 ms gave
+/// of the saving (+3–8 % CPU per write) for latency: +2–3 % writes/s in A/B pairs. 0.5 ms gave
 /// no more and 0.3 ms less.
 pub const DEFAULT_MAX_SPACING: Duration = Duration::from_micros(700);
 
