@@ -15,7 +15,7 @@
 
 use std::ffi::c_long;
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_option_set, mi_option_t};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,11 +29,11 @@ const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 const DEFAULT_PURGE_DELAY_MS: c_long = 1_000;
 
 /// The purge delay Tern sets: longer than a memtable's life at the default flush interval.
-pub const PURGE_DELAY_MS: c_long = 10_000;
+const PURGE_DELAY_MS: c_long = 10_000;
 
 /// The environment variable with which an operator sets the purge delay instead (mimalloc reads
 /// it at start; `-1` never purges, `0` purges at once).
-pub const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
+const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
 
 /// Sets the allocator's options; call first thing in `main`, before any thread starts
 /// (mimalloc's option setter is not thread-safe). Leaves a purge delay the operator set
@@ -46,7 +46,8 @@ pub fn configure() {
 }
 
 /// The purge delay in force, in milliseconds.
-pub fn purge_delay_ms() -> c_long {
+#[cfg(test)]
+fn purge_delay_ms() -> c_long {
     get_option(MI_OPTION_PURGE_DELAY)
 }
 
@@ -58,11 +59,12 @@ fn set_option(option: mi_option_t, value: c_long) {
     unsafe { mi_option_set(option, value) }
 }
 
+#[cfg(test)]
 #[allow(unsafe_code)]
 fn get_option(option: mi_option_t) -> c_long {
     // SAFETY: `mi_option_get` reads an integer from mimalloc's option table; `option` is a
     // valid index.
-    unsafe { mi_option_get(option) }
+    unsafe { libmimalloc_sys::mi_option_get(option) }
 }
 
 #[cfg(test)]

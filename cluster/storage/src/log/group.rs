@@ -7,7 +7,8 @@
 //! So, under load, fsyncs are spaced: a group's fsync starts no sooner than
 //! [`SPACING_PER_FSYNC`] times the recent fsync duration (capped by `max_spacing_us`) after the
 //! previous one started, and whatever arrives meanwhile joins the group. The spacing follows
-//! the device: on a disk that syncs in 20 µs it is 100 µs, on this VM's ~180 µs it is ~0.9 ms.
+//! the device: on a disk that syncs in 20 µs it is 100 µs; on this VM's ~180–225 µs it would be
+//! ~1 ms, and the log writer's default cap (0.7 ms) holds it there.
 //! An idle writer (its last group held a single append) syncs at once, so a lone client's
 //! latency does not change.
 
