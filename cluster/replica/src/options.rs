@@ -16,7 +16,8 @@ pub struct ReplicaOptions {
     pub batch_max_bytes: u64,
     /// While this many entries are prepared but not committed, new client writes queue for the
     /// next entry instead of going out alone (see `Replica::on_write`). Larger values pipeline
-    /// more and batch less.
+    /// more and batch less; writes that arrive together (one pipeline frame) share an entry
+    /// either way.
     pub batch_max_uncommitted: usize,
     /// A primary resends an unacknowledged prepare (and group-checks) this often.
     pub resend_ms: u64,
@@ -50,7 +51,7 @@ impl ReplicaOptions {
             max_inflight: 1024,
             batch_max_ops: 64,
             batch_max_bytes: 1 << 20,
-            batch_max_uncommitted: 2,
+            batch_max_uncommitted: 32,
             resend_ms: 200,
             ack_timeout_ms: 2_000,
             learn_timeout_ms: 5_000,

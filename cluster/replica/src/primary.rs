@@ -160,8 +160,8 @@ impl Replica {
     pub(crate) fn enqueue(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
         // Batching: while the pipeline is full (see `pipeline_full`), writes wait and then go
         // out together as one entry: one log record, one prepare per secondary, one ack, one
-        // store write for all of them. An idle primary sends at once, so batching costs latency
-        // only under load. A batch holds distinct hash keys only, so that no two of its ops
+        // store write for all of them. Below that a write leaves at once, so batching costs
+        // latency only under heavy load. A batch holds distinct hash keys only, so that no two of its ops
         // touch the same record (they share the entry's timetag).
         if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
             self.flush_queued(now, out);
@@ -176,13 +176,14 @@ impl Replica {
         }
     }
 
-    /// Whether new client writes should wait for the next batch: the newest entry is not
-    /// durable here yet (the log writer is busy), or `batch_max_uncommitted` entries are
-    /// already prepared and not committed (the secondaries are busy). Waiting for the commit
-    /// round trip gathers far more writes per entry than waiting for the local fsync alone.
+    /// Whether new client writes should wait for the next batch: `batch_max_uncommitted`
+    /// entries are already prepared and not committed. Below that a write leaves at once, even
+    /// while the previous entry is still being logged here: the node's log writer groups
+    /// appends for one fsync and peer links carry many messages per frame, so an entry per
+    /// write costs no more CPU, and the prepare reaches the secondaries a log turn sooner
+    /// (`docs/decisions.md`, "A primary sends each write at once").
     pub(crate) fn pipeline_full(&self) -> bool {
-        let logging = self.window.last().and_then(|d| self.window.get(d)).is_some_and(|s| !s.durable);
-        logging || self.window.len() >= self.opts.batch_max_uncommitted
+        self.window.len() >= self.opts.batch_max_uncommitted
     }
 
     /// Sends the queued client writes as one entry.
@@ -344,8 +345,8 @@ impl Replica {
     }
 
     fn primary_tick(&mut self, now: u64, out: &mut Vec<Action>) {
-        // Queued writes normally leave when the entry before them is durable; never let them
-        // wait longer than a tick.
+        // Queued writes normally leave when an entry commits; never let them wait longer than
+        // a tick.
         self.flush_queued(now, out);
         self.drain_parked(now, out);
         if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {

@@ -4,8 +4,9 @@ use tern_core::mutation::{IncrTtl, WriteOutcome};
 use tern_core::resolved::ResolvedOutcome;
 use tern_core::{Ballot, ClusterId, Decree, Error, ErrorCode, Timetag, WriteOp};
 
+use crate::ReplicaOptions;
 use crate::message::{Action, Event};
-use crate::tests::{S1, S2, T0, ack, active_primary, appended, applied, h, set};
+use crate::tests::{S1, S2, T0, ack, active_primary, active_primary_with, appended, applied, h, opts, set};
 
 fn incr(k: &str) -> WriteOp {
     WriteOp::Incr { hash_key: k.as_bytes().to_vec(), sort_key: vec![], delta: 1, ttl: IncrTtl::Keep }
@@ -51,7 +52,8 @@ fn an_idle_primary_resolves_an_atomic_op_at_once_and_logs_its_result() {
 
 #[test]
 fn an_atomic_op_waits_for_uncommitted_writes_to_its_hash_key_and_later_writes_wait_for_it() {
-    let mut r = active_primary();
+    // One entry in flight at a time, so that writes to other hash keys are seen batching.
+    let mut r = active_primary_with(ReplicaOptions { batch_max_uncommitted: 1, ..opts() });
     let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
     assert_eq!(appended(&a), vec![(Ballot(1), Decree(2))]);
     let a = h(&mut r, T0, Event::ClientWrite { req: 2, op: incr("k") });

@@ -89,7 +89,11 @@ pub(crate) fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
 
 /// A primary of a fresh 3-replica partition, its reign marker committed, with a lease.
 pub(crate) fn active_primary() -> Replica {
-    let mut r = replica(P);
+    active_primary_with(opts())
+}
+
+pub(crate) fn active_primary_with(opts: ReplicaOptions) -> Replica {
+    let mut r = Replica::new(G, P, opts, T0);
     let a = h(&mut r, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
     assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))], "the reign marker");
     assert!(sends(&a).is_empty(), "nothing is sent before the marker is durable");
@@ -126,29 +130,34 @@ fn a_write_commits_only_when_every_member_logged_it() {
 }
 
 #[test]
-fn writes_that_arrive_while_the_pipeline_is_full_go_out_together() {
-    let mut r = active_primary();
+fn writes_go_out_at_once_until_the_pipeline_is_full_then_together() {
+    let mut r = active_primary_with(ReplicaOptions { batch_max_uncommitted: 2, ..opts() });
     let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: set("a") });
     assert_eq!(appended(&a), vec![(Ballot(1), Decree(2))], "an idle primary sends at once");
-    // Decree 2 is not durable yet: these wait.
-    for (req, k) in [(2, "b"), (3, "c")] {
+    assert_eq!(sends(&a).len(), 2);
+    // Decree 2 is not even durable here yet: the next write still leaves at once.
+    let a = h(&mut r, T0, Event::ClientWrite { req: 2, op: set("b") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(3))]);
+    assert_eq!(sends(&a).len(), 2, "prepared to both secondaries before the local fsync");
+    // Two entries uncommitted (batch_max_uncommitted = 2): these wait.
+    for (req, k) in [(3, "c"), (4, "d")] {
         let a = h(&mut r, T0, Event::ClientWrite { req, op: set(k) });
         assert!(appended(&a).is_empty() && sends(&a).is_empty(), "{a:?}");
     }
     // The same hash key again: the batch so far leaves first (one record per key per batch).
-    let a = h(&mut r, T0, Event::ClientWrite { req: 4, op: set("b") });
-    assert_eq!(appended(&a), vec![(Ballot(1), Decree(3))]);
-    // Decree 2 is durable, but 2 and 3 are uncommitted (batch_max_uncommitted = 2): still waiting.
-    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
-    assert!(appended(&a).is_empty(), "{a:?}");
-    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(3))] });
-    let mut replies = Vec::new();
+    let a = h(&mut r, T0, Event::ClientWrite { req: 5, op: set("c") });
+    assert_eq!(appended(&a), vec![(Ballot(1), Decree(4))]);
     for d in 2..=4 {
+        h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(d))] });
+    }
+    let mut replies = Vec::new();
+    for d in 2..=5 {
         h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, d) });
         let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 1, d) });
-        if d == 2 {
-            assert_eq!(appended(&a), vec![(Ballot(1), Decree(4))], "the rest leaves once decree 2 commits");
-            h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(4))] });
+        if d == 3 {
+            // Decree 2's commit left 3 and 4 uncommitted: still full.
+            assert_eq!(appended(&a), vec![(Ballot(1), Decree(5))], "the rest leaves once decree 3 commits");
+            h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(5))] });
         }
         for x in a {
             if let Action::Apply { entries, replies: rs } = x {
@@ -159,7 +168,7 @@ fn writes_that_arrive_while_the_pipeline_is_full_go_out_together() {
         }
     }
     let r = |decree: u64, op: usize, req: RequestId| Reply { decree: Decree(decree), op, req };
-    assert_eq!(replies, vec![r(2, 0, 1), r(3, 0, 2), r(3, 1, 3), r(4, 0, 4)]);
+    assert_eq!(replies, vec![r(2, 0, 1), r(3, 0, 2), r(4, 0, 3), r(4, 1, 4), r(5, 0, 5)]);
 }
 
 #[test]
@@ -176,11 +185,9 @@ fn writes_that_arrive_together_go_out_as_one_entry_even_at_an_idle_primary() {
             .flatten()
             .collect()
     };
-    // "a" twice: the batch so far leaves at the second (one record per key per entry); the rest
-    // waits while that entry is being logged, as any write would.
-    assert_eq!(entries(&a), vec![vec![set("a"), set("b")]]);
-    let a = h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
-    assert_eq!(entries(&a), vec![vec![set("a"), set("c")]]);
+    // "a" twice: the batch so far leaves at the second (one record per key per entry), the rest
+    // as the next entry once the frame is taken apart.
+    assert_eq!(entries(&a), vec![vec![set("a"), set("b")], vec![set("a"), set("c")]]);
     // Not the primary: every write is refused, none queued.
     let mut s = replica(S1);
     let a = h(&mut s, T0, Event::ClientWrites { writes: vec![(5, set("x")), (6, set("y"))] });
@@ -191,7 +198,8 @@ fn writes_that_arrive_together_go_out_as_one_entry_even_at_an_idle_primary() {
 
 #[test]
 fn queued_writes_are_refused_as_not_applied_when_the_primary_steps_down() {
-    let mut r = active_primary();
+    // One entry in flight at a time: the second write is queued, not logged.
+    let mut r = active_primary_with(ReplicaOptions { batch_max_uncommitted: 1, ..opts() });
     h(&mut r, T0, Event::ClientWrite { req: 1, op: set("a") });
     h(&mut r, T0, Event::ClientWrite { req: 2, op: set("b") });
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, S1, &[S2, P]) });
