@@ -8,6 +8,7 @@
 //!
 //! Must not contain replication decisions: those live in `tern-replica`, I/O-free.
 
+mod accept;
 mod beacon;
 mod checkpoint;
 mod dup_log;
@@ -20,6 +21,7 @@ pub mod log_writer;
 mod node;
 mod options;
 mod peer;
+mod peer_wire;
 mod pipeline;
 mod replica_task;
 mod reply;
@@ -60,15 +62,15 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
-    // `Server::tcp_nodelay` does not apply to an incoming stream we pass in: set it here, or
-    // Nagle's algorithm holds small replies back until the peer's delayed ACK (up to 40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // One port: peer links are read by `accept`, everything else goes to the gRPC server.
+    let (grpc_tx, grpc_rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio::spawn(accept::run(listener, Arc::new(services.clone()), grpc_tx));
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_rx);
     let beacons = tokio::spawn(beacon::run(node.clone()));
     let gc = tokio::spawn(gc::run(node.clone()));
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(pb::kv_server::KvServer::new(services.clone()).max_decoding_message_size(64 << 20))
-        .add_service(pb::peer_server::PeerServer::new(services.clone()).max_decoding_message_size(256 << 20))
+        .add_service(pb::peer_server::PeerServer::new(services.clone()))
         .add_service(pb::control_server::ControlServer::new(services))
         .serve_with_incoming_shutdown(incoming, {
             let node = node.clone();
@@ -90,6 +92,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
             Ok(())
         }
     };
+    acceptor.abort();
     beacons.abort();
     gc.abort();
     shipping::stop_all(&node);

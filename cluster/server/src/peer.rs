@@ -1,6 +1,7 @@
-//! Replica-to-replica messages: one long-lived gRPC stream per peer server (in order, no
-//! per-message RPC), reconnected with backoff. A message queued while the link is down, or sent
-//! into a link that then breaks, is lost: the replication protocol resends what matters.
+//! Replica-to-replica messages: one long-lived link per peer server (in order, no per-message
+//! RPC; framing in `peer_wire`), reconnected with backoff. A message queued while the link is
+//! down, or sent into a link that then breaks, is lost: the replication protocol resends what
+//! matters.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,18 +10,19 @@ use std::time::Duration;
 use tern_core::{Gpid, NodeId};
 use tern_proto::convert::gpid_to_pb;
 use tern_proto::pb;
-use tern_proto::pb::peer_client::PeerClient;
 use tern_replica::PeerMessage;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::node::Node;
+use crate::peer_wire::LinkWriter;
 
 /// Messages waiting for one peer's link.
 const QUEUE: usize = 65_536;
-/// At most this many messages, or about this many bytes, go in one stream message.
+/// At most this many messages, or about this many bytes, go in one frame.
 const BATCH_MESSAGES: usize = 512;
 const BATCH_BYTES: usize = 1 << 20;
+/// How long one frame may take to leave before the link is reopened.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub struct PeerNet {
@@ -51,7 +53,7 @@ impl PeerNet {
     }
 }
 
-/// Keeps a stream open to `to`, feeding it from `rx`.
+/// Keeps a link open to `to`, feeding it from `rx`.
 async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelope>) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -61,28 +63,26 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let channel = match node.pool.channel(&addr) {
-            Ok(c) => c,
+        let mut wire = match LinkWriter::connect(&addr).await {
+            Ok(w) => w,
             Err(e) => {
-                tracing::warn!(peer = %to, "bad peer address {addr}: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::debug!(peer = %to, "cannot open a link to {addr}: {e}");
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
-        let (tx, stream_rx) = mpsc::channel(64);
-        let mut client = PeerClient::new(channel);
-        let call = tokio::spawn(async move { client.stream(ReceiverStream::new(stream_rx)).await });
-        let started = tokio::time::Instant::now();
+        let opened = tokio::time::Instant::now();
         loop {
             let Some(env) = rx.recv().await else {
-                call.abort();
                 return; // the server is shutting down
             };
             // Let the tasks already woken with this one (replicas whose appends one log group
             // made durable) queue their messages first: they join this batch.
             tokio::task::yield_now().await;
-            // Everything queued meanwhile goes in the same stream message: one HTTP/2 frame and
-            // one wake-up of the receiver for all the prepares and acks of this moment.
+            // Everything queued meanwhile goes in the same frame: one write, and one wake-up of
+            // the receiver, for all the prepares and acks of this moment.
             let mut envelopes = vec![env];
             let mut bytes = envelopes[0].message.len();
             while envelopes.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
@@ -94,15 +94,22 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
                     Err(_) => break,
                 }
             }
-            if tx.send(pb::PeerBatch { envelopes }).await.is_err() || call.is_finished() {
-                break;
+            // A peer that takes no bytes for this long is treated as gone (its messages are
+            // lost, as on any broken link; the protocol resends).
+            match tokio::time::timeout(SEND_TIMEOUT, wire.send(&pb::PeerBatch { envelopes })).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %to, "link to {addr} broke: {e}");
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %to, "link to {addr} took nothing for {SEND_TIMEOUT:?}");
+                    break;
+                }
             }
         }
-        drop(tx);
-        if let Ok(Ok(Err(status))) = tokio::time::timeout(Duration::from_millis(100), call).await {
-            tracing::debug!(peer = %to, "link to {addr} ended: {status}");
-        }
-        if started.elapsed() > Duration::from_secs(5) {
+        // A link that broke soon after it opened backs off further; one that lasted starts over.
+        if opened.elapsed() > Duration::from_secs(5) {
             backoff = Duration::from_millis(50);
         }
         tokio::time::sleep(backoff).await;

@@ -1,4 +1,5 @@
-//! The gRPC services of a replica server: `Kv` for clients, `Peer` for other replica servers,
+//! The gRPC services of a replica server: `Kv` for clients, `Peer` for other replica servers
+//! (checkpoint downloads; replica protocol messages come over peer links, `peer_wire`),
 //! `Control` for the meta server.
 
 use std::pin::Pin;
@@ -43,7 +44,7 @@ impl Services {
     }
 
     /// One replica protocol message from a peer server, to its replica.
-    fn on_peer_envelope(&self, env: pb::PeerEnvelope) {
+    pub(crate) fn on_peer_envelope(&self, env: pb::PeerEnvelope) {
         let (gpid, msg) = match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
             (Ok(g), Ok(m)) => (g, m),
             (Err(e), _) | (_, Err(e)) => {
@@ -152,25 +153,6 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>
 
 #[tonic::async_trait]
 impl pb::peer_server::Peer for Services {
-    async fn stream(&self, req: Request<Streaming<pb::PeerBatch>>) -> Result<Response<pb::Empty>, Status> {
-        let mut s = req.into_inner();
-        let mut stopping = self.node.stopping();
-        loop {
-            // The peer never ends its stream: end it here when this server stops.
-            let batch = tokio::select! {
-                m = s.message() => match m? {
-                    Some(batch) => batch,
-                    None => break,
-                },
-                _ = stopping.wait_for(|s| *s) => break,
-            };
-            for env in batch.envelopes {
-                self.on_peer_envelope(env);
-            }
-        }
-        Ok(Response::new(pb::Empty {}))
-    }
-
     type FetchCheckpointStream = ChunkStream;
 
     async fn fetch_checkpoint(
