@@ -11,6 +11,7 @@ use rocksdb::{
 };
 use tern_core::key::KeyRange;
 use tern_core::{Ballot, Clock, Decree, Error, Result, Timetag};
+use tern_storage::dir::sync_dir;
 use tern_storage::{AppliedMark, PartitionStore, RawBatch, RawVisit};
 
 use crate::backend::RocksBackend;
@@ -332,10 +333,4 @@ pub(crate) fn restore_checkpoint(checkpoint: &Path, dir: &Path) -> Result<()> {
         sync_dir(parent)?;
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err(format!("fsync directory {}", dir.display())))
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tern_core::{Error, Gpid, Result};
+use tern_storage::dir::sync_dir;
 use tokio::sync::oneshot;
 
 use crate::node::Node;
@@ -84,10 +85,6 @@ async fn collect_left_out(node: &Arc<Node>) {
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(what.to_string(), e)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync {}", dir.display())))
 }
 
 fn unix_secs(t: SystemTime) -> u64 {

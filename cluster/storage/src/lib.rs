@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod clock;
+pub mod dir;
 pub mod log;
 pub mod mem;
 pub mod read;

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use tern_core::{Error, Result};
+use tern_storage::dir::sync_dir;
 
 /// The largest payload a record may hold (1 GiB): a larger length field is damage.
 const MAX_PAYLOAD: usize = 1 << 30;
@@ -90,13 +91,6 @@ pub(crate) fn parse<'a>(buf: &'a [u8], what: &str) -> Result<Parsed<'a>> {
         }
     }
     Ok(Parsed { records, valid_len: pos })
-}
-
-/// fsyncs a directory, making renames and file creations in it durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
 }
 
 /// Replaces `dir/name` with `bytes` atomically and durably.

@@ -181,7 +181,7 @@ impl<S: Replicated> LogStore<S> {
         let existed = path.exists();
         let mut f = open_append(dir)?;
         if !existed {
-            file::sync_dir(dir)?;
+            tern_storage::dir::sync_dir(dir)?;
         }
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).map_err(|e| Error::io(format!("read {}", path.display()), e))?;

@@ -18,6 +18,7 @@ use tern_core::{Decree, Error, Result};
 
 use super::record::{Decoded, decode_record, encode_record};
 use super::{LogEntry, MutationLog, Recovery};
+use crate::dir::sync_dir;
 
 const MAGIC: &[u8; 8] = b"TERNLOG1";
 const SEGMENT_HEADER: u64 = 16;
@@ -176,13 +177,6 @@ pub(super) fn write_tail(file: &File, path: &Path, len: u64, buf: &mut Vec<u8>) 
     file.write_all_at(buf, len - buf.len() as u64).map_err(io(|| format!("append to {}", path.display())))?;
     buf.clear();
     Ok(())
-}
-
-/// Fsyncs a log directory: file creations, renames and removals in it become durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(|| format!("fsync log directory {}", dir.display())))
 }
 
 /// The sequence numbers of the segment files `NNNNNNNNNN<suffix>` in `dir`, ascending.

@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 use tern_core::{Error, Gpid, Result};
 
 use super::LogEntry;
-use super::file::{io, segment_seqs, sync_dir, write_tail};
+use super::file::{io, segment_seqs, write_tail};
 use super::record::{Decoded, decode_record};
+use crate::dir::sync_dir;
 
 const MAGIC: &[u8; 8] = b"TERNPLG1";
 const SEGMENT_HEADER: u64 = 16;
