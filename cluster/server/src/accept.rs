@@ -1,7 +1,6 @@
 //! The replica server's one listening port: each accepted connection is either a peer link
 //! (read here, its messages delivered to the replicas) or a gRPC connection (handed to tonic).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -11,11 +10,7 @@ use crate::peer_wire::{self, Accepted};
 use crate::services::Services;
 
 /// Accepts connections until the gRPC server stops taking them; gRPC ones go to `grpc`.
-pub async fn run(
-    listener: TcpListener,
-    services: Arc<Services>,
-    grpc: mpsc::Sender<std::io::Result<TcpStream>>,
-) {
+pub async fn run(listener: TcpListener, services: Services, grpc: mpsc::Sender<std::io::Result<TcpStream>>) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {

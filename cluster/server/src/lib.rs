@@ -64,7 +64,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
         .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
     // One port: peer links are read by `accept`, everything else goes to the gRPC server.
     let (grpc_tx, grpc_rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = tokio::spawn(accept::run(listener, Arc::new(services.clone()), grpc_tx));
+    let acceptor = tokio::spawn(accept::run(listener, services.clone(), grpc_tx));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_rx);
     let beacons = tokio::spawn(beacon::run(node.clone()));
     let gc = tokio::spawn(gc::run(node.clone()));
