@@ -14,14 +14,15 @@ use tern_core::{Error, Result};
 use tokio::sync::oneshot;
 
 type Answer = oneshot::Sender<Result<ReadResult>>;
-type Waiting = (String, ReadOp, Answer);
-/// One table's reads of a batch and where their answers go.
+/// One table's reads of a batch, in arrival order, and where their answers go.
 type TableReads = (String, Vec<ReadOp>, Vec<Answer>);
 
 #[derive(Debug)]
 pub struct Coalescer {
     client: Arc<TernClient>,
-    queue: Mutex<Vec<Waiting>>,
+    /// The next batch, per table (a gateway serves a few tables at most: a list is enough, and
+    /// a read names its table without allocating).
+    queue: Mutex<Vec<TableReads>>,
 }
 
 impl Coalescer {
@@ -38,8 +39,15 @@ impl Coalescer {
         let (tx, rx) = oneshot::channel();
         let first = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.push((table.to_string(), op, tx));
-            q.len() == 1
+            let first = q.is_empty();
+            match q.iter_mut().find(|(t, _, _)| t == table) {
+                Some((_, ops, txs)) => {
+                    ops.push(op);
+                    txs.push(tx);
+                }
+                None => q.push((table.to_string(), vec![op], vec![tx])),
+            }
+            first
         };
         if first {
             // A task of its own, so that a dropped caller cannot strand the others. It lets the
@@ -54,42 +62,35 @@ impl Coalescer {
         rx.await.unwrap_or_else(|_| Err(Error::Unavailable("the read was dropped by the gateway".into())))
     }
 
-    async fn send(&self, batch: Vec<Waiting>) {
-        // Per table, in arrival order.
-        let mut tables: Vec<TableReads> = Vec::new();
-        for (table, op, tx) in batch {
-            match tables.iter_mut().find(|(t, _, _)| *t == table) {
-                Some((_, ops, txs)) => {
-                    ops.push(op);
-                    txs.push(tx);
-                }
-                None => tables.push((table, vec![op], vec![tx])),
-            }
-        }
+    async fn send(&self, tables: Vec<TableReads>) {
         let reads = tables.into_iter().map(|(table, ops, txs)| async move {
             // The same read asked several times in one batch (a hot key) is sent once: they are
             // all in flight together, so one answer is a correct answer for each of them.
-            let mut unique: Vec<ReadOp> = Vec::new();
+            // Each op's slot among the unique ones, and whether it is the first of its slot.
             let mut index: HashMap<(bool, &[u8], &[u8]), usize> = HashMap::new();
             let mut slots = Vec::with_capacity(ops.len());
+            let mut first = Vec::with_capacity(ops.len());
+            let mut unique_count = 0;
             for op in &ops {
                 let key = match op {
                     ReadOp::Get { hash_key, sort_key } => Some((true, &hash_key[..], &sort_key[..])),
                     ReadOp::Ttl { hash_key, sort_key } => Some((false, &hash_key[..], &sort_key[..])),
                     _ => None,
                 };
-                let slot = match key.and_then(|k| index.get(&k)) {
-                    Some(&slot) => slot,
-                    None => {
-                        unique.push(op.clone());
-                        if let Some(k) = key {
-                            index.insert(k, unique.len() - 1);
-                        }
-                        unique.len() - 1
+                let known = key.and_then(|k| index.get(&k)).copied();
+                let slot = known.unwrap_or_else(|| {
+                    if let Some(k) = key {
+                        index.insert(k, unique_count);
                     }
-                };
+                    unique_count += 1;
+                    unique_count - 1
+                });
                 slots.push(slot);
+                first.push(known.is_none());
             }
+            drop(index);
+            let unique: Vec<ReadOp> =
+                ops.into_iter().zip(&first).filter_map(|(op, &f)| f.then_some(op)).collect();
             let results = self.client.read_batch(&table, unique).await;
             for (tx, slot) in txs.into_iter().zip(slots) {
                 // The caller may be gone (its connection closed): nothing to tell then.
