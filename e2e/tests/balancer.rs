@@ -260,6 +260,12 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
         (&true.into(), &0.into(), &0.into()),
         "{out}"
     );
+    if std::path::Path::new("/proc/self/smaps_rollup").exists() {
+        for n in out["nodes"].as_array().unwrap() {
+            let resident = n["resident_bytes"].as_u64().unwrap_or(0);
+            assert!(resident > 0 && n["huge_page_bytes"].is_u64(), "every server reports its memory: {out}");
+        }
+    }
     wait_garbage_collected(&cluster).await;
     assert_eq!(replica_dirs(&cluster, victim), Vec::<String>::new());
     assert!(garbage(&cluster, victim) > 0, "{victim} had replicas before the drain");

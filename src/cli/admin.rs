@@ -7,7 +7,7 @@ use tern_proto::convert::config_from_pb;
 use tern_proto::pb;
 
 use super::OutputFormat;
-use super::common::{MetaAddrs, runtime};
+use super::common::{MetaAddrs, human_bytes, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum TableCmd {
@@ -218,7 +218,8 @@ impl TableCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCmd {
-    /// Nodes, tables, partitions without a full set of healthy replicas, and balance.
+    /// Nodes (up or down, primaries and replicas held, memory and how much of it is in huge
+    /// pages), tables, partitions without a full set of healthy replicas, and balance.
     Status {
         #[command(flatten)]
         meta: MetaAddrs,
@@ -301,8 +302,15 @@ impl ClusterCmd {
                 println!("cluster {} (id {}), meta leader {}", s.cluster_name, s.cluster_id, s.meta_leader);
                 println!("nodes:");
                 for n in &s.nodes {
+                    let memory = n.memory.map_or(String::new(), |m| {
+                        format!(
+                            " memory {} (huge pages {})",
+                            human_bytes(m.resident_bytes),
+                            human_bytes(m.huge_page_bytes)
+                        )
+                    });
                     println!(
-                        "  {:016x} {:<22} {:<5} primaries {:>4} replicas {:>4}{}",
+                        "  {:016x} {:<22} {:<5} primaries {:>4} replicas {:>4}{memory}{}",
                         n.node,
                         n.addr,
                         if n.alive { "up" } else { "DOWN" },
@@ -342,6 +350,8 @@ impl ClusterCmd {
                     "nodes": s.nodes.iter().map(|n| json!({
                         "node": format!("{:016x}", n.node), "addr": n.addr, "alive": n.alive,
                         "decommissioned": n.decommissioned, "primaries": n.primaries, "replicas": n.replicas,
+                        "resident_bytes": n.memory.map(|m| m.resident_bytes),
+                        "huge_page_bytes": n.memory.map(|m| m.huge_page_bytes),
                     })).collect::<Vec<_>>(),
                     "tables": s.tables.iter().map(table_json).collect::<Vec<_>>(),
                     "balanced": s.balancing.is_empty(),

@@ -13,7 +13,7 @@ use tern_core::key::escape;
 use tern_proto::pb;
 
 use super::OutputFormat;
-use super::common::{MetaAddrs, bytes_arg, runtime};
+use super::common::{MetaAddrs, bytes_arg, human_bytes, runtime};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -161,22 +161,6 @@ fn rate_arg(s: &str) -> Result<u64, String> {
 
 fn client(addrs: &[String]) -> anyhow::Result<MetaClient> {
     Ok(MetaClient::new(addrs.to_vec())?)
-}
-
-/// `10MiB`, `1.5KiB`, `300B`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || v.fract() == 0.0 {
-        format!("{v:.0}{}", UNITS[unit])
-    } else {
-        format!("{v:.1}{}", UNITS[unit])
-    }
 }
 
 fn throttle(n: u64) -> String {

@@ -108,7 +108,7 @@ pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 
         Arc::new(Mutex::new(None));
     let pool = Arc::new(Pool::new());
     let supervisor = tokio::spawn(supervise(group.clone(), opts.clone(), leader_slot.clone(), pool));
-    let svc = service::MetaService { group: group.clone(), leader: leader_slot };
+    let svc = service::MetaService { group: group.clone(), leader: leader_slot, memory: Default::default() };
     tracing::info!(id = opts.id, listen = %opts.listen, "meta server started");
     let server = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(svc))

@@ -1,6 +1,7 @@
 //! The `Meta` gRPC service. Every call is served by the leader; other meta servers answer
 //! `UNAVAILABLE` naming the leader (`tern-leader`), and clients follow.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tern_core::{Ballot, ConfigChange, Error, NodeId};
@@ -22,6 +23,9 @@ pub struct MetaService {
     pub group: Arc<RaftGroup<MetaSm>>,
     /// The leader task's queue, while this server leads.
     pub leader: Arc<Mutex<Option<mpsc::Sender<LeaderInput>>>>,
+    /// Each replica server's memory, from its last beacon this meta accepted as leader (not
+    /// replicated: a new leader knows it after one beacon round).
+    pub memory: Arc<Mutex<HashMap<u64, pb::NodeMemory>>>,
 }
 
 fn status(e: Error) -> Status {
@@ -104,6 +108,7 @@ impl MetaService {
 impl pb::meta_server::Meta for MetaService {
     async fn beacon(&self, req: Request<pb::BeaconRequest>) -> Result<Response<pb::BeaconResponse>, Status> {
         let r = req.into_inner();
+        let (node, memory) = (r.node, r.memory);
         let reports = r.reports.iter().map(report_from_pb).collect::<Result<Vec<_>, _>>().map_err(status)?;
         let mut reported_tables: Vec<u32> = reports.iter().map(|r| r.gpid.table.0).collect();
         reported_tables.sort_unstable();
@@ -121,6 +126,9 @@ impl pb::meta_server::Meta for MetaService {
         .await?;
         let answer =
             rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+        if let Some(m) = memory {
+            self.memory.lock().unwrap_or_else(|e| e.into_inner()).insert(node, m);
+        }
         let (name, id, dup_links, table_roles, purged_tables) = self.group.read(|s| {
             // Ids are never reused: one this meta handed out and no longer holds was purged.
             let purged = reported_tables
@@ -293,6 +301,7 @@ impl pb::meta_server::Meta for MetaService {
         _req: Request<pb::Empty>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
         let StatusReport { nodes, unhealthy, balancing } = self.status_report().await?;
+        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let resp = self.group.read(|s| pb::ClusterStatusResponse {
             cluster_name: s.0.cluster_name.clone(),
             cluster_id: u32::from(s.0.cluster_id),
@@ -306,6 +315,7 @@ impl pb::meta_server::Meta for MetaService {
                     decommissioned: s.0.nodes.get(&n.node.0).is_some_and(|r| r.decommissioned),
                     primaries: n.primaries as u32,
                     replicas: n.replicas as u32,
+                    memory: memory.get(&n.node.0).copied(),
                 })
                 .collect(),
             tables: s.0.tables.values().map(table_info).collect(),

@@ -17,6 +17,7 @@ pub async fn run(node: Arc<Node>) {
     let mut interval = tokio::time::interval(node.opts.beacon_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
+    let mut memory = crate::memory::MemoryProbe::default();
     loop {
         interval.tick().await;
         let sent_at_ms = node.now().mono_ms;
@@ -26,6 +27,7 @@ pub async fn run(node: Arc<Node>) {
             sent_at_ms,
             reports: node.reports().iter().map(report_to_pb).collect(),
             dup_progress: node.shipping.progress(),
+            memory: memory.current(),
         };
         match node
             .meta

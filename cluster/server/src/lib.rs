@@ -18,6 +18,7 @@ mod full_sync;
 mod gc;
 mod identity;
 pub mod log_writer;
+mod memory;
 mod node;
 mod options;
 mod peer;

@@ -78,6 +78,7 @@ impl Meta {
             sent_at_ms: 1,
             reports: vec![],
             dup_progress: progress,
+            memory: None,
         };
         self.client
             .call(|mut c| {
