@@ -161,8 +161,8 @@ impl Replica {
         // Batching: while the pipeline is full (see `pipeline_full`), writes wait and then go
         // out together as one entry: one log record, one prepare per secondary, one ack, one
         // store write for all of them. Below that a write leaves at once, so batching costs
-        // latency only under heavy load. A batch holds distinct hash keys only, so that no two of its ops
-        // touch the same record (they share the entry's timetag).
+        // latency only under heavy load. A batch holds distinct hash keys only, so that no two
+        // of its ops touch the same record (they share the entry's timetag).
         if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
             self.flush_queued(now, out);
         }

@@ -63,56 +63,66 @@ async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelo
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let mut wire = match LinkWriter::connect(&addr).await {
-            Ok(w) => w,
+        let opened = tokio::time::Instant::now();
+        match LinkWriter::connect(&addr).await {
+            Ok(wire) => {
+                if !feed(wire, &mut rx, to, &addr).await {
+                    return; // the server is shutting down
+                }
+            }
             Err(e) => {
                 tracing::debug!(peer = %to, "cannot open a link to {addr}: {e}");
                 while rx.try_recv().is_ok() {}
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        let opened = tokio::time::Instant::now();
-        loop {
-            let Some(env) = rx.recv().await else {
-                return; // the server is shutting down
-            };
-            // Let the tasks already woken with this one (replicas whose appends one log group
-            // made durable) queue their messages first: they join this batch.
-            tokio::task::yield_now().await;
-            // Everything queued meanwhile goes in the same frame: one write, and one wake-up of
-            // the receiver, for all the prepares and acks of this moment.
-            let mut envelopes = vec![env];
-            let mut bytes = envelopes[0].message.len();
-            while envelopes.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(env) => {
-                        bytes += env.message.len();
-                        envelopes.push(env);
-                    }
-                    Err(_) => break,
-                }
-            }
-            // A peer that takes no bytes for this long is treated as gone (its messages are
-            // lost, as on any broken link; the protocol resends).
-            match tokio::time::timeout(SEND_TIMEOUT, wire.send(&pb::PeerBatch { envelopes })).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %to, "link to {addr} broke: {e}");
-                    break;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %to, "link to {addr} took nothing for {SEND_TIMEOUT:?}");
-                    break;
-                }
             }
         }
-        // A link that broke soon after it opened backs off further; one that lasted starts over.
+        // A link that failed or broke soon after it opened backs off further; one that lasted
+        // starts over.
         if opened.elapsed() > Duration::from_secs(5) {
             backoff = Duration::from_millis(50);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// Sends what `rx` brings over `wire` until the link breaks (`true`) or `rx` closes because the
+/// server is shutting down (`false`).
+async fn feed(
+    mut wire: LinkWriter,
+    rx: &mut mpsc::Receiver<pb::PeerEnvelope>,
+    to: NodeId,
+    addr: &str,
+) -> bool {
+    while let Some(env) = rx.recv().await {
+        // Let the tasks already woken with this one (replicas whose appends one log group made
+        // durable) queue their messages first: they join this batch.
+        tokio::task::yield_now().await;
+        // Everything queued meanwhile goes in the same frame: one write, and one wake-up of the
+        // receiver, for all the prepares and acks of this moment.
+        let mut envelopes = vec![env];
+        let mut bytes = envelopes[0].message.len();
+        while envelopes.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(env) => {
+                    bytes += env.message.len();
+                    envelopes.push(env);
+                }
+                Err(_) => break,
+            }
+        }
+        // A peer that takes no bytes for this long is treated as gone (its messages are lost, as
+        // on any broken link; the protocol resends).
+        match tokio::time::timeout(SEND_TIMEOUT, wire.send(&pb::PeerBatch { envelopes })).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %to, "link to {addr} broke: {e}");
+                return true;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %to, "link to {addr} took nothing for {SEND_TIMEOUT:?}");
+                return true;
+            }
+        }
+    }
+    false
 }
