@@ -10,6 +10,8 @@ rules=(
   "tern-storage:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-replica:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-confman:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-duplication:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-host:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-sim:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-proto:rocksdb librocksdb-sys aws-sdk-s3"
   "tern-client:rocksdb librocksdb-sys"

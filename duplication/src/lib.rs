@@ -2,7 +2,7 @@
 //!
 //! Filled by the duplication issue (#5); design and status in `docs/duplication.md`. Owns: the
 //! I/O-free shipper (reads the log from the confirmed decree, batches, routes each mutation by
-//! its own hash key, throttles, backs off), later its runtime inside each primary. The
+//! its own hash key, throttles, backs off), and the rules every replica of a linked table follows. The
 //! last-writer-wins rules for applying duplicated writes (tombstones included) live with every
 //! other write rule in `tern-storage`'s `apply.rs`; this crate produces the puts they apply.
 //!
@@ -13,14 +13,30 @@
 //!   do not loop;
 //! * [`Shipper`] (`shipper.rs`): the state machine of one (link, source partition): read-ahead,
 //!   per-remote-partition batching and pipelining, exact confirmed decree, backoff, throttle
-//!   (`throttle.rs`).
+//!   (`throttle.rs`);
+//! * [`DupRules`] (`rules.rs`): every other decision of duplication, shared by the replica
+//!   server and the simulator: admission of a received batch (`receive.rs`), how much log the
+//!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`).
+//!
+//! The runtime that drives these inside a replica server is `cluster/server/src/dup/`; the
+//! simulator drives the same ones in `cluster/sim/src/dup/`.
 //!
 //! The shipper core must not depend on: tokio, tonic, rocksdb, or any clock or I/O. Time comes
 //! in as `now_ms` parameters.
 
 mod convert;
+mod receive;
+mod retention;
+mod rules;
 mod shipper;
+mod start;
 mod throttle;
 
 pub use convert::entry_to_puts;
+pub use receive::{Admitted, IncomingBatch, Receiver};
+pub use retention::{LinkProgress, report_counts};
+pub use rules::DupRules;
+#[cfg(feature = "planted-bugs")]
+pub use rules::PlantedDupBugs;
 pub use shipper::{Batch, Shipper, ShipperOptions, ShipperStats};
+pub use start::StartPoint;

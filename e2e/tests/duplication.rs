@@ -5,6 +5,7 @@
 //! partition caught up.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tern_e2e::cluster::SETTLE;
@@ -13,6 +14,16 @@ use tern_e2e::{Cluster, ClusterOptions, Proc};
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
     ClusterOptions::named(name, id)
+}
+
+/// Waits until the writers `w` have made `more` successful writes beyond `from`.
+async fn wait_writes(c: &Cluster, w: &Mixed, from: u64, more: u64, what: &str) -> u64 {
+    c.wait_for(what, SETTLE, || async {
+        let ok = w.ok.load(Ordering::Relaxed);
+        if ok >= from + more { Ok(()) } else { Err(format!("{} of {more} writes", ok.saturating_sub(from))) }
+    })
+    .await;
+    w.ok.load(Ordering::Relaxed)
 }
 
 /// Every partition of every link of `c` has started and shipped everything committed.
@@ -58,12 +69,13 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
     let (ca, cb) = (a.client(), b.client());
     let wa = Mixed::start(ca.clone(), "t", 4, 300, "a", 1);
     let wb = Mixed::start(cb.clone(), "t", 4, 300, "b", 2);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before_kill = wait_writes(&a, &wa, 0, 300, "dc1's writers to write").await;
+    wait_writes(&b, &wb, 0, 300, "dc2's writers to write").await;
     // A source server dies while shipping: its partitions' new primaries continue from the
     // confirmed decree.
     let victim = a.primary_of("t", 0).await.unwrap_or(Proc::Replica(0));
     a.kill9(victim);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    wait_writes(&a, &wa, before_kill, 300, "dc1's writers to go on without the killed server").await;
     let ((oka, faila), (okb, failb)) = (wa.stop().await, wb.stop().await);
     eprintln!("e2e: dc1 {oka} writes ({faila} failed), dc2 {okb} writes ({failb} failed)");
     assert!(oka > 100 && okb > 100, "both sides wrote");
@@ -78,9 +90,25 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
     b.wait_for("dc2 caught up", SETTLE, || caught_up(&b)).await;
     let status = a.cli(&["dup", "status", "--meta", &ma, "--output", "json"]).await.ok();
     eprintln!("e2e: dc1 dup status: {}", status.stdout);
+    // The scenario this test is named after happened: writes of the two sides collided, and
+    // last-writer-wins resolved them (counted, and journaled with both timetags).
     let conflicts: u64 =
         a.dup_links().await.iter().chain(b.dup_links().await.iter()).map(|l| l.conflicts).sum();
     eprintln!("e2e: {conflicts} conflicts resolved by last-writer-wins");
+    assert!(conflicts > 0, "the two sides' writes never collided: the test did not test conflicts");
+    let mut journaled = 0;
+    for (c, m) in [(&a, &ma), (&b, &mb)] {
+        let id = c.first_link_id().await;
+        let out = c.cli(&["dup", "conflicts", "--meta", m, &id, "--output", "json"]).await.ok();
+        let journal: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        journaled += journal["total"].as_u64().unwrap();
+        for c in journal["recent"].as_array().unwrap() {
+            let lost = c["incoming"]["timetag"].as_u64().unwrap();
+            let won = c["stored"]["timetag"].as_u64().unwrap();
+            assert!(lost < won, "a journaled conflict: the write that lost is older than the one kept: {c}");
+        }
+    }
+    assert_eq!(journaled, conflicts, "every conflict is in a journal");
 }
 
 /// Largest lag over the partitions of `c`'s links: (decrees behind, seconds behind, any error).
@@ -136,7 +164,8 @@ async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag
     for p in b.replicas() {
         b.restart(p);
     }
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let now = w.ok.load(Ordering::Relaxed);
+    wait_writes(&a, &w, now, 300, "writes after the remote cluster is back").await;
     let (ok, failed) = w.stop().await;
     eprintln!("e2e: {ok} writes ({failed} failed) on east");
     let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
@@ -172,7 +201,7 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     let (ca, cb) = (a.client(), b.client());
     // Existing data: sets, deletes (tombstones), increments, records with a TTL.
     let before = Mixed::start(ca.clone(), "src", 4, 2000, "old", 11);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_writes(&a, &before, 0, 1_000, "writes before the link").await;
     let (ok, _) = before.stop().await;
     let preload: Vec<_> = (0..400u32)
         .map(|i| {
@@ -211,7 +240,8 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
         if status == "shipping" { Ok(()) } else { Err(format!("link status {status:?}")) }
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = during.ok.load(Ordering::Relaxed);
+    wait_writes(&a, &during, now, 200, "writes after the copy").await;
     let (ok, _) = during.stop().await;
     eprintln!("e2e: {ok} writes during and after the copy");
     let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
@@ -240,16 +270,27 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     let w = Mixed::start(ca.clone(), "t", 4, 3000, "u", 21);
 
     // Paused, the link's confirmed decree stays behind while the victim is away and relearns.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shipped = wait_writes(&a, &w, 0, 200, "writes to ship before the pause").await;
     let id = a.first_link_id().await;
     a.cli(&["dup", "pause", "--meta", &ma, &id]).await.ok();
-    tokio::time::sleep(Duration::from_secs(2)).await; // the victim applies past the confirmed decree
+    // Every replica, the victim included, applies well past the confirmed decree.
+    a.wait_for("every partition to be 100 decrees past the link's confirmed decree", SETTLE, || async {
+        let (behind, _, _) = lag(&a).await;
+        let least =
+            a.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.decrees_behind).min();
+        if least.unwrap_or(0) >= 100 {
+            Ok(())
+        } else {
+            Err(format!("{least:?} (most {behind}) decrees behind"))
+        }
+    })
+    .await;
     let victim = Proc::Replica(0);
     a.kill9(victim);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The others go on without it: it has to catch up by learning when it is back.
+    wait_writes(&a, &w, shipped, 1_000, "writes while the victim is down").await;
     a.restart(victim);
     a.wait_healthy(SETTLE).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     a.kill9(Proc::Replica(1));
     a.kill9(Proc::Replica(2));
     a.wait_for(&format!("{victim} to lead every partition"), SETTLE, || async {
@@ -258,7 +299,8 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     })
     .await;
     a.cli(&["dup", "resume", "--meta", &ma, &id]).await.ok();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = w.ok.load(Ordering::Relaxed);
+    wait_writes(&a, &w, now, 200, "writes after the link resumed").await;
     let (ok, failed) = w.stop().await;
     eprintln!("e2e: {ok} writes ({failed} failed)");
     let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;

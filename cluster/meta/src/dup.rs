@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::{Error, ErrorCode, Result};
+use tern_core::{Ballot, Error, ErrorCode, NodeId, Result};
 use tern_proto::pb;
 use tokio::sync::oneshot;
 
@@ -136,7 +136,7 @@ pub fn accept_progress(
             continue;
         };
         let config = s.partitions.get(&partition_key(link.table, p.partition)).map(|r| &r.config);
-        if !config.is_some_and(|c| c.primary == Some(node) && c.ballot == p.ballot) {
+        if !config.is_some_and(|c| tern_duplication::report_counts(c, NodeId(node), Ballot(p.ballot))) {
             tracing::debug!(
                 link = p.link,
                 partition = p.partition,

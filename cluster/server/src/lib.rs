@@ -1,34 +1,33 @@
 //! The replica server (`tern replica`).
 //!
-//! Owns: one task per hosted replica around `tern_replica::Replica`, fed by one queue
-//! (`replica_task`); the node-level group-commit log writer (`log_writer`); RocksDB stores
-//! sharing one block cache; the gRPC services for clients, peers and the meta server
-//! (`services`); peer streams (`peer`); beacons and the lease (`beacon`); checkpoints for
-//! learners (`checkpoint`). [`run`] is the whole server; the `tern` binary only parses flags.
+//! Read first: `node.rs` (the parts and how they are wired), then the concern you change:
 //!
-//! Must not contain replication decisions: those live in `tern-replica`, I/O-free.
+//! * `host/`: the replicas this server runs, one task each around `tern_replica::Replica`,
+//!   whose actions the shared executor `tern_host` carries out (the simulator runs the same);
+//!   checkpoints for learners; garbage collection of replicas no longer served;
+//! * `log/`: the node-level group-commit log writer (one fsync per group for every replica);
+//! * `peer/`: peer links (length-prefixed frames on the one listening port);
+//! * `dup/`: duplication's runtime (shippers, the `Duplicate` RPC, full sync, metrics) around
+//!   the decisions of `tern-duplication`;
+//! * `control/`: beacons to the meta server, the lease, DR roles, memory figures;
+//! * `api/`: the gRPC services and client pipeline streams.
+//!
+//! Lower layers (`host`, `dup`, `log`, `peer`) get narrow handles (`HostEnv`, `DupEnv`,
+//! `LogWriter`, `PeerNet`), never the whole [`node::Node`]. [`run`] is the whole server; the
+//! `tern` binary only parses flags.
+//!
+//! Must not contain replication or duplication decisions: those live in `tern-replica`,
+//! `tern-host` and `tern-duplication`, I/O-free.
 
-mod accept;
-mod beacon;
-mod checkpoint;
-mod dup_log;
-mod dup_metrics;
-mod duplicate;
-mod full_sync;
-mod gc;
-mod identity;
-pub mod log_writer;
-mod memory;
+mod api;
+mod clock;
+mod control;
+mod dup;
+mod host;
+pub mod log;
 mod node;
 mod options;
 mod peer;
-mod peer_wire;
-mod pipeline;
-mod replica_task;
-mod reply;
-mod services;
-mod shipper_task;
-mod shipping;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,12 +44,12 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs a replica server until `shutdown` completes.
 pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    let id = identity::load_or_create(&opts.data_dir)?;
+    let id = host::identity::load_or_create(&opts.data_dir)?;
     tracing::info!(node = %id, listen = %opts.listen, data_dir = %opts.data_dir.display(), "replica server starting");
     let backend = RocksBackend::new(opts.rocks.clone(), Arc::new(SystemClock));
-    let logs = log_writer::LogWriter::start(opts.group_commit, &opts.data_dir.join("shared-log"))?;
+    let logs = log::LogWriter::start(opts.group_commit, &opts.data_dir.join("shared-log"))?;
     let node = Arc::new(node::Node::new(id, opts.clone(), backend, logs)?);
-    let opened = node.open_existing()?;
+    let opened = node.registry.open_existing()?;
     tracing::info!(node = %id, "opened {opened} replicas from disk");
 
     if let Some(addr) = opts.metrics_listen {
@@ -59,16 +58,18 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
         )?;
         tracing::info!(node = %id, "metrics at http://{addr}/metrics");
     }
-    let services = services::Services { node: node.clone() };
+    let services = api::services::Services { node: node.clone() };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(format!("listen on {}", opts.listen), e))?;
     // One port: peer links are read by `accept`, everything else goes to the gRPC server.
     let (grpc_tx, grpc_rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = tokio::spawn(accept::run(listener, services.clone(), grpc_tx));
+    let registry = node.registry.clone();
+    let deliver: peer::accept::Deliver = Arc::new(move |env| registry.on_peer_envelope(env));
+    let acceptor = tokio::spawn(peer::accept::run(listener, deliver, node.stopping(), grpc_tx));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_rx);
-    let beacons = tokio::spawn(beacon::run(node.clone()));
-    let gc = tokio::spawn(gc::run(node.clone()));
+    let beacons = tokio::spawn(control::beacon::run(node.clone()));
+    let gc = tokio::spawn(host::gc::run(node.registry.clone(), node.stopping()));
     let server = tonic::transport::Server::builder()
         .add_service(pb::kv_server::KvServer::new(services.clone()).max_decoding_message_size(64 << 20))
         .add_service(pb::peer_server::PeerServer::new(services.clone()))
@@ -96,7 +97,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     acceptor.abort();
     beacons.abort();
     gc.abort();
-    shipping::stop_all(&node);
+    dup::shipping::stop_all(&node.shipping);
     tracing::info!(node = %id, "replica server stopped");
     result
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tern_core::{ClusterId, Limits};
 use tern_rocks::RocksConfig;
 
-use crate::log_writer::GroupPolicy;
+use crate::log::GroupPolicy;
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {

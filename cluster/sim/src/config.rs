@@ -37,19 +37,23 @@ pub struct DupConfig {
     pub cut_link_percent: u32,
     /// Puts per shipped batch (small, so that batches pipeline and fail independently).
     pub batch_max_puts: usize,
-    /// The simulator's remedy for a gap of the real servers (see `docs/simulation.md`): a
-    /// learner keeps the committed entries the link still needs when it empties its log, and a
-    /// checkpoint carries them. Without it, a replica that re-learned and then becomes primary
-    /// cannot read what its predecessor had not shipped, and the link stalls.
-    pub learners_keep_log: bool,
     /// Deliberately broken duplication rules, to prove the checks find them.
     pub bugs: DupBugs,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct DupBugs {
-    /// A new primary ships from its committed decree instead of the meta server's confirmed one.
+    /// In the shared rules (`DupRules::start_point`): a new primary ships from its committed
+    /// decree instead of the meta server's confirmed one.
     pub start_from_committed: bool,
+    /// In the shared rules (`DupRules::log_floor`): the log floor is one decree too high, so
+    /// garbage collection drops a decree a link still has to ship.
+    pub floor_past_confirmed: bool,
+    /// In the shared rules (`DupRules::needed_range`): a replica that empties its log to learn
+    /// keeps nothing for the link, and checkpoints carry nothing (the servers before the log was
+    /// kept for links: a replica that re-learned and then becomes primary cannot read what its
+    /// predecessor had not shipped).
+    pub forget_log_when_learning: bool,
     /// A batch the remote refused is counted as acknowledged (instead of retried).
     pub failed_as_acked: bool,
     /// A receiving node ships writes that arrived by duplication back (a loop).
@@ -124,7 +128,6 @@ impl SimConfig {
             shared_counters: 2,
             cut_link_percent: 10,
             batch_max_puts: 8,
-            learners_keep_log: true,
             bugs: DupBugs::default(),
         });
         cfg

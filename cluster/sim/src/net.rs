@@ -107,14 +107,8 @@ pub struct DupReport {
     pub confirmed: Decree,
 }
 
-/// What the meta server records per partition of a link.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LinkProgress {
-    /// A primary has started shipping (and its report was accepted).
-    pub started: bool,
-    /// Every put of every entry up to here was acknowledged by the remote cluster.
-    pub confirmed: Decree,
-}
+/// What the meta server records per partition of a link (the servers' own type).
+pub use tern_duplication::LinkProgress;
 
 #[derive(Clone, Debug)]
 pub enum RequestBody {

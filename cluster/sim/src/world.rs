@@ -23,6 +23,7 @@ use crate::node::SimNode;
 use crate::observe::Observations;
 use crate::trace::Trace;
 use crate::world_ctx::{Ctx, Ev};
+use tern_duplication::DupRules;
 
 /// The outcome of one run.
 #[derive(Debug)]
@@ -147,6 +148,27 @@ pub fn replica_options(cfg: &SimConfig, cluster: usize) -> ReplicaOptions {
     o
 }
 
+/// The duplication rules of the run's nodes: the servers' own, with the planted bugs.
+pub fn dup_rules(cfg: &SimConfig) -> DupRules {
+    #[cfg(feature = "planted-bugs")]
+    {
+        let mut rules = DupRules::default();
+        if let Some(d) = &cfg.dup {
+            rules.bugs = tern_duplication::PlantedDupBugs {
+                start_from_committed: d.bugs.start_from_committed,
+                floor_past_confirmed: d.bugs.floor_past_confirmed,
+                forget_log_when_learning: d.bugs.forget_log_when_learning,
+            };
+        }
+        rules
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = cfg;
+        DupRules::default()
+    }
+}
+
 /// Runs one simulation. `full_trace` keeps every trace line in the result.
 pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -161,12 +183,20 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         for i in 0..cfg.nodes {
             // Node ids 1.. in the first cluster, 101.. in the second.
             let id = NodeId((c * 100 + i) as u64 + 1);
-            let dup = cfg.dup.as_ref().map(|d| {
-                let mut dup = NodeDup::new(c, 1 - c, cfg.partitions_of(c), d.batch_max_puts, d.bugs.clone());
-                dup.keep_log = d.learners_keep_log;
-                dup
-            });
-            nodes.push(SimNode::new(nodes.len(), c, id, clock(&mut rng), replica_options(cfg, c), dup));
+            let dup = cfg
+                .dup
+                .as_ref()
+                .map(|d| NodeDup::new(c, 1 - c, cfg.partitions_of(c), d.batch_max_puts, d.bugs.clone()));
+            let node = SimNode::new(
+                nodes.len(),
+                c,
+                id,
+                clock(&mut rng),
+                replica_options(cfg, c),
+                dup,
+                dup_rules(cfg),
+            );
+            nodes.push(node);
         }
         metas.push(SimMeta::new(c as u8, cm_options(), clock(&mut rng)));
         for _ in 0..cfg.clients {

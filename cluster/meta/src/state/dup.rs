@@ -7,6 +7,8 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use tern_core::Decree;
+use tern_duplication::LinkProgress;
 
 use super::{MetaState, Response, TableStatus};
 
@@ -218,8 +220,9 @@ impl LinkRecord {
         if self.status == LinkStatus::Removed || p >= self.partition_count() {
             return;
         }
-        self.confirmed[p] = self.confirmed[p].max(update.confirmed);
-        self.started[p] = true;
+        let now = LinkProgress { started: self.started[p], confirmed: Decree(self.confirmed[p]) };
+        let next = now.after_report(Decree(update.confirmed));
+        (self.started[p], self.confirmed[p]) = (next.started, next.confirmed.0);
         // A full sync is over once every partition has copied its records and ships its log.
         if self.status == LinkStatus::SyncingCheckpoint && self.started.iter().all(|s| *s) {
             self.status = LinkStatus::Shipping;

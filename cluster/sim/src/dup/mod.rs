@@ -1,9 +1,13 @@
-//! Duplication in two-cluster runs: the runtime around `tern_duplication::Shipper` in each
-//! simulated replica server (`ship.rs`: one shipper per partition the node leads, as
-//! `tern-server`'s `shipping.rs`/`shipper_task.rs`), the receiving side (`receive.rs`, as
-//! `tern-server`'s `duplicate.rs`), and the link's progress at each meta server ([`MetaLink`],
-//! as `tern-meta`'s `state/dup.rs`). Batches, acks, progress reports and route queries are
-//! network messages, subject to every fault of the run, the cut between the clusters included.
+//! Duplication in two-cluster runs: the simulated runtime around the server's own duplication
+//! code. Every decision is `tern-duplication`'s, the same the servers run: the shipper
+//! (`Shipper`), where a new primary's shipper starts (`DupRules::start_point`), which batches
+//! a receiver admits (`DupRules::admit`), and what of each log the links keep
+//! (`DupRules::log_floor`, applied through the shared executor `tern_host`). What is the
+//! simulator's own is the transport: `ship.rs` (one shipper per partition the node leads,
+//! batches as messages), `receive.rs` (a batch's puts handed to the replica, acks), and the
+//! link's progress at each meta server ([`MetaLink`]). Batches, acks, progress reports and
+//! route queries are network messages, subject to every fault of the run, the cut between the
+//! clusters included.
 
 mod receive;
 mod ship;
@@ -12,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tern_confman::ConfigManager;
 use tern_core::{ClusterId, Decree, Gpid, NodeId, PartitionIndex, TableId, Timetag, WriteOp};
-use tern_duplication::{Shipper, entry_to_puts};
+use tern_duplication::{DupRules, Shipper, entry_to_puts, report_counts};
 use tern_replica::RequestId;
 use tern_storage::LogEntry;
 
@@ -64,8 +68,9 @@ pub fn put_id(op: &WriteOp) -> Option<PutId> {
 }
 
 /// The link's progress at one meta server: per partition of its table, whether shipping
-/// started and the confirmed decree. Reports count only from the partition's current primary
-/// at its current ballot, and `confirmed` only grows (as `tern-meta` does).
+/// started and the confirmed decree. Which reports count and how progress moves are
+/// `tern-duplication`'s rules (`report_counts`, `LinkProgress::after_report`), the ones
+/// `tern-meta` applies.
 #[derive(Debug)]
 pub struct MetaLink {
     partitions: BTreeMap<Gpid, LinkProgress>,
@@ -97,7 +102,8 @@ impl MetaLink {
         reports: &[DupReport],
     ) {
         for r in reports {
-            let current = cm.config(r.gpid).is_some_and(|c| c.primary == Some(from) && c.ballot == r.ballot);
+            // Which reports count, and how progress moves, are the meta server's own rules.
+            let current = cm.config(r.gpid).is_some_and(|c| report_counts(c, from, r.ballot));
             let Some(p) = self.partitions.get_mut(&r.gpid) else { continue };
             if !current {
                 continue;
@@ -114,20 +120,20 @@ impl MetaLink {
             {
                 ctx.obs.violations.push(v);
             }
-            let next = p.confirmed.max(r.confirmed);
-            if next < p.confirmed {
+            let next = p.after_report(r.confirmed);
+            if next.confirmed < p.confirmed {
                 ctx.obs.violations.push(format!(
-                    "{}: the meta server's confirmed decree went back from {} to {next}",
-                    r.gpid, p.confirmed
+                    "{}: the meta server's confirmed decree went back from {} to {}",
+                    r.gpid, p.confirmed, next.confirmed
                 ));
             }
-            if next != p.confirmed || !p.started {
+            if next != *p {
                 ctx.trace(format!(
-                    "link {}: confirmed d{next} (reported by {from} at b{})",
-                    r.gpid, r.ballot
+                    "link {}: confirmed d{} (reported by {from} at b{})",
+                    r.gpid, next.confirmed, r.ballot
                 ));
             }
-            *p = LinkProgress { started: true, confirmed: next };
+            *p = next;
         }
     }
 }
@@ -171,8 +177,6 @@ pub struct NodeDup {
     own_partitions: u32,
     batch_max_puts: usize,
     bugs: DupBugs,
-    /// The log remedy (`DupConfig::learners_keep_log`).
-    pub keep_log: bool,
     /// The own meta server's view of the link, from its last answer.
     view: BTreeMap<Gpid, LinkProgress>,
     /// The remote table's partition count and primaries, from the remote meta server.
@@ -206,7 +210,6 @@ impl NodeDup {
             remote_table: TableId(remote as u32 + 1),
             batch_max_puts,
             bugs,
-            keep_log: false,
             view: BTreeMap::new(),
             remote_partitions: None,
             remote_primaries: BTreeMap::new(),
@@ -225,18 +228,15 @@ impl NodeDup {
     /// A crash: everything in memory is gone.
     pub fn reset(&mut self) {
         let (cluster, remote) = (self.cluster.get() as usize - 1, self.remote_table.0 as usize - 1);
-        let keep_log = self.keep_log;
         *self = NodeDup::new(cluster, remote, self.own_partitions, self.batch_max_puts, self.bugs.clone());
-        self.keep_log = keep_log;
     }
 
-    /// The lowest decree the log of `g` must keep: from the meta server's confirmed decree on,
-    /// everything until the partition has started (as `tern-server`'s `Shipping::log_floor`).
-    pub fn log_floor(&self, g: Gpid) -> Decree {
-        match self.view.get(&g) {
-            Some(p) if p.started => p.confirmed.next(),
-            _ => Decree::ZERO,
-        }
+    /// The lowest decree the log of `g` must keep for the link (`DupRules::log_floor`, as the
+    /// servers decide it): the node knows the link once its meta server has answered since it
+    /// started (a crash forgets the view).
+    pub fn log_floor(&self, rules: &DupRules, g: Gpid) -> Option<Decree> {
+        let known = !self.view.is_empty();
+        rules.log_floor(known, self.view.get(&g).copied())
     }
 
     pub fn on_links(&mut self, partitions: Vec<(Gpid, LinkProgress)>) {
@@ -278,17 +278,6 @@ impl NodeDup {
         }
         Ok(())
     }
-}
-
-/// Writes committed entries back into a log (durably): what a learner keeps when it empties its
-/// log, or what a checkpoint carries (the simulator's remedy, `DupConfig::learners_keep_log`).
-pub fn keep_log(log: &mut tern_storage::MemMutationLog, entries: Vec<LogEntry>) {
-    use tern_storage::MutationLog;
-    if entries.is_empty() {
-        return;
-    }
-    let _ = log.append(&entries);
-    let _ = log.sync();
 }
 
 /// Whether `t` was stamped by cluster `c`.

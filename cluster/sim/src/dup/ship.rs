@@ -5,7 +5,7 @@
 //! cluster's primaries, and hears back; progress goes to the own meta server with every beacon.
 
 use tern_core::{Decree, Error, Gpid, ReplicaStatus, WriteOp};
-use tern_duplication::{Shipper, ShipperOptions};
+use tern_duplication::{Shipper, ShipperOptions, StartPoint};
 use tern_storage::MutationLog;
 use tern_storage::log::contiguous_run;
 
@@ -86,8 +86,17 @@ impl SimNode {
             else {
                 continue;
             };
-            let start =
-                if view.started && !dup.bugs.start_from_committed { view.confirmed } else { committed };
+            // Links of the simulator never full-sync: a partition that has not started ships
+            // from its committed decree.
+            let start = match self.rules.start_point(view, false, committed) {
+                StartPoint::After { decree, .. } => decree,
+                StartPoint::CopyFirst => {
+                    ctx.obs
+                        .violations
+                        .push(format!("{me} {g}: a shipper without a full sync was told to copy"));
+                    continue;
+                }
+            };
             if !view.started {
                 ctx.obs.dup.floor.entry(g).or_insert(start);
             }
@@ -121,9 +130,9 @@ impl SimNode {
         let mut reshipped = Vec::new();
         while let Some((from, n)) = run.shipper.next_read(committed) {
             let through = Decree(committed.0.min(from.0 + n as u64 - 1));
-            let entries = h.log.read(from, n).unwrap_or_default();
+            let entries = h.io.log.read(from, n).unwrap_or_default();
             let Some(entries) = contiguous_run(entries, from, through) else {
-                let held = h.log.decree_range();
+                let held = h.io.log.decree_range();
                 run.log_gap =
                     Some(format!("the log no longer holds d{from}..=d{through} (it holds {held:?})"));
                 break;

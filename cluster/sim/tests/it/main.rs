@@ -167,6 +167,26 @@ fn finds_a_planted_start_from_committed() {
     eprintln!("start-from-committed found at seed {seed}: {v}");
 }
 
+/// Proves that a bug in the shared retention rules (the servers' own code) is caught: a log
+/// floor one decree too high lets garbage collection drop a decree the link still has to ship.
+#[test]
+fn finds_a_planted_floor_past_confirmed() {
+    let bugs = DupBugs { floor_past_confirmed: true, ..DupBugs::default() };
+    let (seed, v) =
+        find_planted_dup(bugs, 100).expect("a log floor past the confirmed decree went unnoticed");
+    eprintln!("floor-past-confirmed found at seed {seed}: {v}");
+}
+
+/// Proves that the shared retention rules are needed: a replica that empties its log to learn
+/// and keeps nothing for the link leaves a later primary unable to ship what its predecessor
+/// had not.
+#[test]
+fn finds_a_planted_log_forgotten_when_learning() {
+    let bugs = DupBugs { forget_log_when_learning: true, ..DupBugs::default() };
+    let (seed, v) = find_planted_dup(bugs, 100).expect("a log forgotten when learning went unnoticed");
+    eprintln!("forget-log-when-learning found at seed {seed}: {v}");
+}
+
 /// Proves the duplication checks: a refused batch counted as acknowledged (dropped instead of
 /// retried) is a lost write.
 #[test]

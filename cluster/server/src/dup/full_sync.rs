@@ -13,15 +13,14 @@
 //! to ship). Interrupting it is safe: a new primary starts the copy again.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tern_client::TernClient;
 use tern_core::{ClusterId, Decree, Error, Gpid, Result, Timetag, WriteOp, key, partition_of, value};
 use tokio::sync::oneshot;
 
-use crate::node::Node;
-use crate::replica_task::{Input, RawChunk};
+use super::DupEnv;
+use crate::host::task::{Input, RawChunk};
 
 /// Records read from the store at a time.
 const CHUNK: usize = 1024;
@@ -32,22 +31,22 @@ const BATCH: usize = 512;
 /// returns the decree after which the log must be shipped, and how many records it copied. `progress` is told the number of
 /// records copied so far and the last error, if any.
 pub async fn copy_partition(
-    node: &Arc<Node>,
+    env: &DupEnv,
     gpid: Gpid,
     client: &TernClient,
     remote_table: &str,
     remote_partitions: u32,
     mut progress: impl FnMut(u64, Option<String>),
 ) -> Result<(Decree, u64)> {
-    let local = node.opts.cluster_id;
+    let local = env.cluster_id;
     let mut after: Option<Vec<u8>> = None;
     let mut start: Option<Decree> = None;
     let mut copied = 0u64;
     let mut pending: BTreeMap<u32, Vec<WriteOp>> = BTreeMap::new();
     loop {
-        let chunk = scan(node, gpid, after.clone()).await?;
+        let chunk = scan(env, gpid, after.clone()).await?;
         start.get_or_insert(chunk.applied);
-        let now_secs = node.now().wall_ms / 1000;
+        let now_secs = env.clock.now().wall_ms / 1000;
         for (k, v) in &chunk.records {
             if let Some(put) = to_put(k, v, local, now_secs)? {
                 let p = partition_of(put.hash_key(), remote_partitions).0;
@@ -76,11 +75,10 @@ pub async fn copy_partition(
     Ok((start, copied))
 }
 
-async fn scan(node: &Node, gpid: Gpid, after: Option<Vec<u8>>) -> Result<RawChunk> {
-    let h = node.replica(gpid).ok_or(Error::NotPrimary { gpid })?;
+async fn scan(env: &DupEnv, gpid: Gpid, after: Option<Vec<u8>>) -> Result<RawChunk> {
+    let h = env.registry.get(gpid).ok_or(Error::NotPrimary { gpid })?;
     let (reply, rx) = oneshot::channel();
-    h.tx.send(Input::ScanRaw { after, limit: CHUNK, reply })
-        .map_err(|_| Error::Unavailable(format!("replica {gpid} is closing")))?;
+    h.submit(Input::ScanRaw { after, limit: CHUNK, reply })?;
     rx.await.map_err(|_| Error::Unavailable(format!("replica {gpid} dropped a full sync read")))?
 }
 

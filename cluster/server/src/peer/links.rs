@@ -1,5 +1,5 @@
 //! Replica-to-replica messages: one long-lived link per peer server (in order, no per-message
-//! RPC; framing in `peer_wire`), reconnected with backoff. A message queued while the link is
+//! RPC; framing in `wire.rs`), reconnected with backoff. A message queued while the link is
 //! down, or sent into a link that then breaks, is lost: the replication protocol resends what
 //! matters.
 
@@ -13,8 +13,8 @@ use tern_proto::pb;
 use tern_replica::PeerMessage;
 use tokio::sync::mpsc;
 
-use crate::node::Node;
-use crate::peer_wire::LinkWriter;
+use super::Addresses;
+use super::wire::LinkWriter;
 
 /// Messages waiting for one peer's link.
 const QUEUE: usize = 65_536;
@@ -24,16 +24,30 @@ const BATCH_BYTES: usize = 1 << 20;
 /// How long one frame may take to leave before the link is reopened.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Default)]
+/// The links of this server to its peers, opened on first use.
+#[derive(Debug)]
 pub struct PeerNet {
+    me: NodeId,
+    addresses: Arc<Addresses>,
     links: Mutex<HashMap<NodeId, mpsc::Sender<pb::PeerEnvelope>>>,
 }
 
 impl PeerNet {
-    pub fn send(&self, node: &Arc<Node>, to: NodeId, gpid: Gpid, msg: &PeerMessage) {
+    pub fn new(me: NodeId, addresses: Arc<Addresses>) -> PeerNet {
+        PeerNet { me, addresses, links: Mutex::new(HashMap::new()) }
+    }
+
+    /// Where peers are (from the meta server).
+    pub fn addresses(&self) -> &Arc<Addresses> {
+        &self.addresses
+    }
+
+    /// Queues `msg` for the replica of `gpid` on `to`; dropped if its link is congested or down
+    /// (the replication protocol resends what matters).
+    pub fn send(&self, to: NodeId, gpid: Gpid, msg: &PeerMessage) {
         let env = pb::PeerEnvelope {
             gpid: Some(gpid_to_pb(gpid)),
-            from: node.id.0,
+            from: self.me.0,
             message: tern_replica::codec::encode(msg),
         };
         let tx = {
@@ -42,7 +56,7 @@ impl PeerNet {
                 .entry(to)
                 .or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    tokio::spawn(link(node.clone(), to, rx));
+                    tokio::spawn(link(self.addresses.clone(), to, rx));
                     tx
                 })
                 .clone()
@@ -54,10 +68,10 @@ impl PeerNet {
 }
 
 /// Keeps a link open to `to`, feeding it from `rx`.
-async fn link(node: Arc<Node>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelope>) {
+async fn link(addresses: Arc<Addresses>, to: NodeId, mut rx: mpsc::Receiver<pb::PeerEnvelope>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let Some(addr) = node.address_of(to) else {
+        let Some(addr) = addresses.of(to) else {
             // Not known yet (the next beacon answer brings it): drop what waits.
             while rx.try_recv().is_ok() {}
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_core::{Ballot, ConfigChange, Gpid, NodeId};
-use tern_proto::convert::{config_from_pb, gpid_to_pb, report_to_pb};
+use tern_core::NodeId;
+use tern_proto::convert::{config_from_pb, report_to_pb};
 use tern_proto::pb;
 
 use crate::node::Node;
@@ -17,15 +17,15 @@ pub async fn run(node: Arc<Node>) {
     let mut interval = tokio::time::interval(node.opts.beacon_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0u32;
-    let mut memory = crate::memory::MemoryProbe::default();
+    let mut memory = super::memory::MemoryProbe::default();
     loop {
         interval.tick().await;
-        let sent_at_ms = node.now().mono_ms;
+        let sent_at_ms = node.clock.now().mono_ms;
         let req = pb::BeaconRequest {
             node: node.id.0,
             addr: node.opts.advertised(),
             sent_at_ms,
-            reports: node.reports().iter().map(report_to_pb).collect(),
+            reports: node.registry.reports().iter().map(report_to_pb).collect(),
             dup_progress: node.shipping.progress(),
             memory: memory.current(),
         };
@@ -65,38 +65,17 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
         );
         return;
     }
-    node.learn_addresses(resp.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)));
+    node.peers.addresses().learn(resp.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)));
     for c in &resp.configs {
         match config_from_pb(c) {
-            Ok(config) => node.on_config(config),
+            Ok(config) => node.registry.on_config(config),
             Err(e) => tracing::warn!("bad configuration from the meta server: {e}"),
         }
     }
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
-    node.shipping.set_links(resp.dup_links);
-    node.on_purged_tables(&resp.purged_tables);
-    node.set_table_roles(&resp.table_roles);
-}
-
-/// Asks the meta server for a configuration change on behalf of a primary.
-pub async fn propose(node: &Node, gpid: Gpid, ballot: Ballot, change: ConfigChange) {
-    let (add, target) = match change {
-        ConfigChange::AddSecondary(n) => (true, n),
-        ConfigChange::RemoveSecondary(n) => (false, n),
-    };
-    let req = pb::ProposeRequest {
-        from: node.id.0,
-        gpid: Some(gpid_to_pb(gpid)),
-        ballot: ballot.0,
-        add,
-        node: target.0,
-    };
-    let call = node.meta.call(|mut c| async move { c.propose(req).await });
-    match tokio::time::timeout(Duration::from_secs(5), call).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(%gpid, "proposal {change:?} at ballot {ballot} failed: {e}"),
-        Err(_) => tracing::warn!(%gpid, "proposal {change:?} at ballot {ballot} timed out"),
-    }
+    node.links.set(resp.dup_links);
+    node.registry.on_purged_tables(&resp.purged_tables);
+    node.roles.set(&resp.table_roles);
 }
 
 /// Starts and stops duplication shippers as this node's primaries and the links change.
@@ -106,7 +85,7 @@ async fn follow_primaries(node: Arc<Node>) {
     let mut stopping = node.stopping();
     loop {
         tokio::select! {
-            _ = interval.tick() => crate::shipping::reconcile(&node),
+            _ = interval.tick() => crate::dup::shipping::reconcile(&node.dup),
             _ = stopping.wait_for(|s| *s) => return,
         }
     }

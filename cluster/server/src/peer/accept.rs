@@ -1,16 +1,26 @@
 //! The replica server's one listening port: each accepted connection is either a peer link
 //! (read here, its messages delivered to the replicas) or a gRPC connection (handed to tonic).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tern_proto::pb;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::peer_wire::{self, Accepted};
-use crate::services::Services;
+use super::wire::{self, Accepted};
 
-/// Accepts connections until the gRPC server stops taking them; gRPC ones go to `grpc`.
-pub async fn run(listener: TcpListener, services: Services, grpc: mpsc::Sender<std::io::Result<TcpStream>>) {
+/// Where a peer link's messages go (the replicas they are for).
+pub type Deliver = Arc<dyn Fn(pb::PeerEnvelope) + Send + Sync>;
+
+/// Accepts connections until the gRPC server stops taking them: peer links are read here and
+/// their messages handed to `deliver` until `stopping`; gRPC connections go to `grpc`.
+pub async fn run(
+    listener: TcpListener,
+    deliver: Deliver,
+    stopping: watch::Receiver<bool>,
+    grpc: mpsc::Sender<std::io::Result<TcpStream>>,
+) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -24,10 +34,10 @@ pub async fn run(listener: TcpListener, services: Services, grpc: mpsc::Sender<s
             },
             _ = grpc.closed() => return,
         };
-        let (services, grpc) = (services.clone(), grpc.clone());
+        let (deliver, stopping, grpc) = (deliver.clone(), stopping.clone(), grpc.clone());
         tokio::spawn(async move {
-            match peer_wire::classify(stream).await {
-                Ok(Accepted::Peer(stream)) => serve_link(&services, stream).await,
+            match wire::classify(stream).await {
+                Ok(Accepted::Peer(stream)) => serve_link(&deliver, stopping, stream).await,
                 Ok(Accepted::Other(stream)) => {
                     // Nagle's algorithm would hold small replies back until the peer's delayed
                     // ACK (up to 40 ms).
@@ -43,14 +53,13 @@ pub async fn run(listener: TcpListener, services: Services, grpc: mpsc::Sender<s
 }
 
 /// Delivers a peer link's messages to the replicas until the peer closes it or this server stops.
-async fn serve_link(services: &Services, stream: TcpStream) {
-    if let Err(e) = peer_wire::tune(&stream) {
+async fn serve_link(deliver: &Deliver, mut stopping: watch::Receiver<bool>, stream: TcpStream) {
+    if let Err(e) = wire::tune(&stream) {
         tracing::debug!("cannot tune a peer link's socket: {e}");
     }
-    let mut stopping = services.node.stopping();
-    let read = peer_wire::read_link(stream, |batch| {
+    let read = wire::read_link(stream, |batch| {
         for env in batch.envelopes {
-            services.on_peer_envelope(env);
+            deliver(env);
         }
     });
     tokio::select! {

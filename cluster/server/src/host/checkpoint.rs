@@ -17,27 +17,27 @@ use tern_storage::PartitionStore;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::node::Node;
-use crate::replica_task::Input;
+use super::HostEnv;
+use super::task::Input;
 
 /// Checkpoints kept per partition (older ones are deleted when a new one is made).
 const KEEP: usize = 2;
 pub const CHUNK: usize = 1 << 20;
 
-fn dir_of(node: &Node, gpid: Gpid) -> PathBuf {
-    node.opts.data_dir.join("checkpoints").join(gpid.to_string())
+fn dir_of(env: &HostEnv, gpid: Gpid) -> PathBuf {
+    env.opts.data_dir.join("checkpoints").join(gpid.to_string())
 }
 
-pub fn path_of(node: &Node, gpid: Gpid, id: u64) -> PathBuf {
-    dir_of(node, gpid).join(id.to_string())
+pub fn path_of(env: &HostEnv, gpid: Gpid, id: u64) -> PathBuf {
+    dir_of(env, gpid).join(id.to_string())
 }
 
 /// Makes a checkpoint of `store` to send to a learner.
-pub fn create(node: &Node, gpid: Gpid, store: &RocksPartitionStore) -> Result<CheckpointRef> {
-    let dir = dir_of(node, gpid);
+pub fn create(env: &HostEnv, gpid: Gpid, store: &RocksPartitionStore) -> Result<CheckpointRef> {
+    let dir = dir_of(env, gpid);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let id = node.next_checkpoint.fetch_add(1, Ordering::Relaxed) + node.now().wall_ms * 1000;
-    let path = path_of(node, gpid, id);
+    let id = env.next_checkpoint.fetch_add(1, Ordering::Relaxed) + env.clock.now().wall_ms * 1000;
+    let path = path_of(env, gpid, id);
     let decree = store.checkpoint(&path)?;
     // Keep only the newest few.
     if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -45,7 +45,7 @@ pub fn create(node: &Node, gpid: Gpid, store: &RocksPartitionStore) -> Result<Ch
             entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
         ids.sort_unstable();
         for old in ids.iter().take(ids.len().saturating_sub(KEEP)) {
-            let _ = std::fs::remove_dir_all(path_of(node, gpid, *old));
+            let _ = std::fs::remove_dir_all(path_of(env, gpid, *old));
         }
     }
     Ok(CheckpointRef { id, decree, timetag: store.last_applied_timetag() })
@@ -53,14 +53,14 @@ pub fn create(node: &Node, gpid: Gpid, store: &RocksPartitionStore) -> Result<Ch
 
 /// Downloads checkpoint `cp` of `gpid` from `from` and tells the replica task when it is there.
 pub fn spawn_fetch(
-    node: Arc<Node>,
+    env: Arc<HostEnv>,
     gpid: Gpid,
     from: NodeId,
     cp: CheckpointRef,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     tokio::spawn(async move {
-        let msg = match fetch(&node, gpid, from, cp).await {
+        let msg = match fetch(&env, gpid, from, cp).await {
             Ok(dir) => Input::CheckpointFetched { dir, checkpoint: cp },
             Err(e) => {
                 tracing::warn!(%gpid, "fetching checkpoint {} from {from} failed: {e}", cp.id);
@@ -71,17 +71,20 @@ pub fn spawn_fetch(
     });
 }
 
-async fn fetch(node: &Node, gpid: Gpid, from: NodeId, cp: CheckpointRef) -> Result<PathBuf> {
-    let addr =
-        node.address_of(from).ok_or_else(|| Error::Unavailable(format!("address of {from} unknown")))?;
-    let dir = node.opts.data_dir.join("staging").join(format!("{gpid}-{}", cp.id));
+async fn fetch(env: &HostEnv, gpid: Gpid, from: NodeId, cp: CheckpointRef) -> Result<PathBuf> {
+    let addr = env
+        .peers
+        .addresses()
+        .of(from)
+        .ok_or_else(|| Error::Unavailable(format!("address of {from} unknown")))?;
+    let dir = env.opts.data_dir.join("staging").join(format!("{gpid}-{}", cp.id));
     if dir.exists() {
         tokio::fs::remove_dir_all(&dir)
             .await
             .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
     }
     tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let mut client = PeerClient::new(node.pool.channel(&addr)?);
+    let mut client = PeerClient::new(env.pool.channel(&addr)?);
     let mut stream = client
         .fetch_checkpoint(pb::FetchCheckpointRequest { gpid: Some(gpid_to_pb(gpid)), id: cp.id })
         .await

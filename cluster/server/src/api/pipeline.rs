@@ -18,9 +18,9 @@ use tern_proto::prost::Message;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
+use crate::host::reply::{ReplyTo, StreamAnswer, answer_of};
+use crate::host::task::Input;
 use crate::node::Node;
-use crate::replica_task::Input;
-use crate::reply::{ReplyTo, StreamAnswer, answer_of};
 
 pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::KvAnswers, Status>> + Send>>;
 
@@ -30,7 +30,7 @@ const FRAME_BYTES: usize = 1 << 20;
 
 /// Why a client's write is refused before it reaches the replica, if it is.
 pub fn refuse_write(node: &Node, gpid: Gpid, op: &WriteOp) -> Option<Error> {
-    if let Some((table, epoch)) = node.standby(gpid.table.0) {
+    if let Some((table, epoch)) = node.roles.standby(gpid.table.0) {
         // Duplicated writes come through `duplicate`, not here.
         return Some(Error::Standby { table, epoch });
     }
@@ -105,7 +105,7 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
             Some(pb::kv_call::Call::Read(req)) => match read_from_pb(req) {
                 Err(e) => refuse(e),
                 Ok((gpid, op)) => {
-                    let stale = node.standby(gpid.table.0).is_some();
+                    let stale = node.roles.standby(gpid.table.0).is_some();
                     let reply = ReplyTo::Stream(StreamAnswer::new(id, stale, tx.clone()));
                     send(node, gpid, Input::Read { op, reply });
                 }
@@ -127,19 +127,9 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
 /// Hands `input` to the replica of `gpid`; if there is none (or it is closing), the answers are
 /// the errors a unary call would get, sent as the replies are dropped.
 fn send(node: &Node, gpid: Gpid, input: Input) {
-    let Some(h) = node.replica(gpid) else {
-        return refuse_all(input, Error::NotPrimary { gpid });
+    let Some(h) = node.registry.get(gpid) else {
+        return input.refuse(Error::NotPrimary { gpid });
     };
-    if let Err(mpsc::error::SendError(input)) = h.tx.send(input) {
-        refuse_all(input, Error::Unavailable(format!("replica {gpid} is closing")));
-    }
-}
-
-fn refuse_all(input: Input, e: Error) {
-    match input {
-        Input::Write { reply, .. } => reply.send(Err(e)),
-        Input::Writes(batch) => batch.into_iter().for_each(|(_, reply)| reply.send(Err(e.clone()))),
-        Input::Read { reply, .. } => reply.send(Err(e)),
-        _ => {}
-    }
+    // Refused (queue full, replica closing): its requests are answered with the error.
+    let _ = h.submit(input);
 }

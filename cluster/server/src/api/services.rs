@@ -1,5 +1,5 @@
 //! The gRPC services of a replica server: `Kv` for clients, `Peer` for other replica servers
-//! (checkpoint downloads; replica protocol messages come over peer links, `peer_wire`),
+//! (checkpoint downloads; replica protocol messages come over peer links, `peer/wire.rs`),
 //! `Control` for the meta server.
 
 use std::pin::Pin;
@@ -12,14 +12,14 @@ use tern_proto::convert::{
 };
 use tern_proto::pb;
 use tern_proto::status::to_status;
-use tern_replica::{Event, PeerMessage};
+use tern_replica::Event;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::checkpoint;
+use crate::host::checkpoint;
+use crate::host::reply::ReplyTo;
+use crate::host::task::Input;
 use crate::node::Node;
-use crate::replica_task::Input;
-use crate::reply::ReplyTo;
 
 #[derive(Clone, Debug)]
 pub struct Services {
@@ -39,30 +39,8 @@ impl Services {
         let (gpid, op) = read_from_pb(req).map_err(status)?;
         let result = self.ask(gpid, |reply| Input::Read { op, reply: ReplyTo::Once(reply) }).await?;
         let mut resp = read_result_to_pb(&result);
-        resp.possibly_stale = self.node.standby(gpid.table.0).is_some();
+        resp.possibly_stale = self.node.roles.standby(gpid.table.0).is_some();
         Ok(resp)
-    }
-
-    /// One replica protocol message from a peer server, to its replica.
-    pub(crate) fn on_peer_envelope(&self, env: pb::PeerEnvelope) {
-        let (gpid, msg) = match (gpid_from_pb(env.gpid.as_ref()), tern_replica::codec::decode(&env.message)) {
-            (Ok(g), Ok(m)) => (g, m),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("dropping a malformed peer message from {}: {e}", NodeId(env.from));
-                return;
-            }
-        };
-        if self.node.replica(gpid).is_none() {
-            // A primary invites this server to learn a partition it does not hold yet.
-            if matches!(msg, PeerMessage::LearnInvite { .. }) {
-                let invite = Event::Peer { from: NodeId(env.from), msg };
-                if let Err(e) = self.node.open_replica(gpid, Some(invite)) {
-                    tracing::error!(%gpid, "cannot create a replica to learn into: {e}");
-                }
-            }
-            return;
-        }
-        self.node.deliver(gpid, Event::Peer { from: NodeId(env.from), msg });
     }
 
     async fn ask<T>(
@@ -70,9 +48,9 @@ impl Services {
         gpid: Gpid,
         make: impl FnOnce(oneshot::Sender<tern_core::Result<T>>) -> Input,
     ) -> Result<T, Status> {
-        let h = self.node.replica(gpid).ok_or_else(|| status(Error::NotPrimary { gpid }))?;
+        let h = self.node.registry.get(gpid).ok_or_else(|| status(Error::NotPrimary { gpid }))?;
         let (tx, rx) = oneshot::channel();
-        h.tx.send(make(tx)).map_err(|_| status(Error::Unavailable(format!("replica {gpid} is closing"))))?;
+        h.submit(make(tx)).map_err(status)?;
         match tokio::time::timeout(self.node.opts.request_timeout, rx).await {
             Ok(Ok(r)) => r.map_err(status),
             Ok(Err(_)) => Err(status(Error::Unavailable(format!("replica {gpid} dropped the request")))),
@@ -86,18 +64,18 @@ impl Services {
 
 #[tonic::async_trait]
 impl pb::kv_server::Kv for Services {
-    type PipelineStream = crate::pipeline::AnswerStream;
+    type PipelineStream = super::pipeline::AnswerStream;
 
     async fn pipeline(
         &self,
         req: Request<Streaming<pb::KvCalls>>,
     ) -> Result<Response<Self::PipelineStream>, Status> {
-        Ok(Response::new(crate::pipeline::serve(self.node.clone(), req.into_inner())))
+        Ok(Response::new(super::pipeline::serve(self.node.clone(), req.into_inner())))
     }
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let (gpid, op) = write_from_pb(req.into_inner()).map_err(status)?;
-        if let Some(e) = crate::pipeline::refuse_write(&self.node, gpid, &op) {
+        if let Some(e) = super::pipeline::refuse_write(&self.node, gpid, &op) {
             return Err(status(e));
         }
         let outcome = self.ask(gpid, |reply| Input::Write { op, reply: ReplyTo::Once(reply) }).await?;
@@ -145,7 +123,10 @@ impl pb::kv_server::Kv for Services {
         &self,
         req: Request<pb::DuplicateRequest>,
     ) -> Result<Response<pb::DuplicateResponse>, Status> {
-        crate::duplicate::duplicate(&self.node, req.into_inner()).await.map(Response::new).map_err(status)
+        crate::dup::receive::duplicate(&self.node.dup, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 }
 
@@ -161,7 +142,7 @@ impl pb::peer_server::Peer for Services {
     ) -> Result<Response<ChunkStream>, Status> {
         let req = req.into_inner();
         let gpid = gpid_from_pb(req.gpid.as_ref()).map_err(status)?;
-        let path = checkpoint::path_of(&self.node, gpid, req.id);
+        let path = checkpoint::path_of(self.node.registry.env(), gpid, req.id);
         let files = checkpoint::files(&path).map_err(|_| {
             status(Error::InvalidArgument(format!(
                 "no checkpoint {} of {gpid} here (it may have been replaced)",
@@ -222,15 +203,16 @@ impl pb::peer_server::Peer for Services {
 impl pb::control_server::Control for Services {
     async fn push(&self, req: Request<pb::ControlMessage>) -> Result<Response<pb::Empty>, Status> {
         let m = req.into_inner();
-        self.node.learn_addresses(m.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)));
+        self.node.peers.addresses().learn(m.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)));
         use pb::control_message::Msg;
         match m.msg {
-            Some(Msg::ConfigUpdate(c)) => self.node.on_config(config_from_pb(&c).map_err(status)?),
+            Some(Msg::ConfigUpdate(c)) => self.node.registry.on_config(config_from_pb(&c).map_err(status)?),
             Some(Msg::CreateReplica(c)) => {
                 let config = config_from_pb(&c).map_err(status)?;
-                let fresh = !self.node.replica_dir(config.gpid).exists();
-                if fresh || self.node.replica(config.gpid).is_some() {
-                    self.node.open_replica(config.gpid, Some(Event::Create { config })).map_err(status)?;
+                let registry = &self.node.registry;
+                let fresh = !registry.replica_dir(config.gpid).exists();
+                if fresh || registry.get(config.gpid).is_some() {
+                    registry.open(config.gpid, Some(Event::Create { config })).map_err(status)?;
                 }
             }
             Some(Msg::AddLearner(a)) => {
@@ -238,7 +220,9 @@ impl pb::control_server::Control for Services {
                     status(Error::InvalidArgument("add-learner without a configuration".into()))
                 })?)
                 .map_err(status)?;
-                self.node.deliver(config.gpid, Event::AddLearner { config, learner: NodeId(a.learner) });
+                self.node
+                    .registry
+                    .deliver(config.gpid, Event::AddLearner { config, learner: NodeId(a.learner) });
             }
             None => {}
         }

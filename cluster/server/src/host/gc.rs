@@ -14,7 +14,7 @@
 //!
 //! Safe to interrupt anywhere: a crash before the move reopens the replica at start (and the
 //! next round collects it again); a crash after it leaves a garbage directory, which is not a
-//! replica (`Node::open_existing` reads `replicas/<table>.<partition>` only).
+//! replica (`Registry::open_existing` reads `replicas/<table>.<partition>` only).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,26 +24,28 @@ use tern_core::{Error, Gpid, Result};
 use tern_storage::dir::sync_dir;
 use tokio::sync::oneshot;
 
-use crate::node::Node;
-use crate::replica_task::Input;
+use tokio::sync::watch;
+
+use super::registry::Registry;
+use super::task::Input;
 
 /// How often to look for replicas to collect and for expired garbage.
 const PERIOD: Duration = Duration::from_secs(10);
 /// How long a replica may take to stop before this round gives up on it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub async fn run(node: Arc<Node>) {
+pub async fn run(registry: Arc<Registry>, mut stopping: watch::Receiver<bool>) {
+    let opts = registry.env().opts.clone();
     let mut interval =
-        tokio::time::interval(PERIOD.min(node.opts.gc_removed_after).max(Duration::from_millis(100)));
+        tokio::time::interval(PERIOD.min(opts.gc_removed_after).max(Duration::from_millis(100)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = node.stopping();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        collect_left_out(&node).await;
-        let (root, keep) = (garbage_dir(&node), node.opts.garbage_retention);
+        collect_left_out(&registry).await;
+        let (root, keep) = (garbage_dir(&registry), opts.garbage_retention);
         match tokio::task::spawn_blocking(move || delete_expired(&root, keep, SystemTime::now())).await {
             Ok(Err(e)) => tracing::warn!("deleting old garbage replicas: {e}"),
             Err(e) => tracing::warn!("deleting old garbage replicas: {e}"),
@@ -52,22 +54,22 @@ pub async fn run(node: Arc<Node>) {
     }
 }
 
-fn garbage_dir(node: &Node) -> PathBuf {
-    node.opts.data_dir.join("replicas").join("garbage")
+fn garbage_dir(registry: &Registry) -> PathBuf {
+    registry.env().opts.data_dir.join("replicas").join("garbage")
 }
 
 /// Stops every replica left out long enough and moves its directory to the garbage.
-async fn collect_left_out(node: &Arc<Node>) {
-    let after = node.opts.gc_removed_after;
-    for g in node.left_out_for(after) {
-        let Some(handle) = node.take_for_collection(g, after) else { continue };
+async fn collect_left_out(registry: &Registry) {
+    let after = registry.env().opts.gc_removed_after;
+    for g in registry.left_out_for(after) {
+        let Some(handle) = registry.take_for_collection(g, after) else { continue };
         tracing::info!(gpid = %g, "replica left out of its partition for {after:?}: closing it");
         let (done, stopped) = oneshot::channel();
-        let _ = handle.tx.send(Input::Stop(done));
+        handle.control(Input::Stop(done));
         drop(handle);
         let moved = match tokio::time::timeout(STOP_TIMEOUT, stopped).await {
             Ok(_) => {
-                let (from, to) = (node.replica_dir(g), garbage_dir(node));
+                let (from, to) = (registry.replica_dir(g), garbage_dir(registry));
                 tokio::task::spawn_blocking(move || move_to_garbage(&from, &to, g, SystemTime::now()))
                     .await
                     .map_err(|e| Error::invariant(format!("garbage move task: {e}")))
@@ -79,7 +81,7 @@ async fn collect_left_out(node: &Arc<Node>) {
             Ok(to) => tracing::info!(gpid = %g, "replica moved to {}", to.display()),
             Err(e) => tracing::warn!(gpid = %g, "garbage-collecting the replica: {e}"),
         }
-        node.collected(g);
+        registry.collected(g);
     }
 }
 

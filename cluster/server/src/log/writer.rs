@@ -25,11 +25,13 @@ use tern_storage::log::{
 
 /// Called with the result of an append, once it is durable (or failed).
 pub type AppendDone = Box<dyn FnOnce(Result<Vec<(Ballot, Decree)>>) + Send>;
+/// Called with the result of a reset, once it is durable (or failed).
+pub type ResetDone = Box<dyn FnOnce(Result<()>) + Send>;
 
 enum Request {
     Open { gpid: Gpid, dir: PathBuf, reply: mpsc::Sender<Result<Vec<LogEntry>>>, after: Decree },
     Append { gpid: Gpid, entries: Vec<LogEntry>, done: AppendDone },
-    Reset { gpid: Gpid },
+    Reset { gpid: Gpid, done: ResetDone },
     Read { gpid: Gpid, from: Decree, max: usize, reply: mpsc::Sender<Result<LogSlice>> },
     Gc { gpid: Gpid, below: Decree },
     Close { gpid: Gpid, done: Option<mpsc::Sender<()>> },
@@ -136,9 +138,13 @@ impl LogWriter {
         }
     }
 
-    /// Empties the log of `gpid`; ordered with appends (it happens before later ones).
-    pub fn reset(&self, gpid: Gpid) {
-        let _ = self.tx.send(Request::Reset { gpid });
+    /// Empties the log of `gpid`, durably; ordered with appends (it happens before later ones).
+    /// `done` learns whether it worked: a log that could not be reset must not be written on.
+    pub fn reset(&self, gpid: Gpid, done: ResetDone) {
+        if let Err(mpsc::SendError(Request::Reset { done, .. })) = self.tx.send(Request::Reset { gpid, done })
+        {
+            done(Err(gone()));
+        }
     }
 
     /// Up to `max` entries from `from`, and the decree range the log holds.
@@ -166,7 +172,7 @@ impl LogWriter {
     }
 }
 
-/// What the writer did, for `/metrics` and a debug line every 10 s (`RUST_LOG=tern_server::log_writer=debug`).
+/// What the writer did, for `/metrics` and a debug line every 10 s (`RUST_LOG=tern_server::log::writer=debug`).
 struct Stats {
     groups: metrics::Counter,
     entries: metrics::Counter,
@@ -270,20 +276,22 @@ fn run(rx: mpsc::Receiver<Request>, policy: GroupPolicy, mut shared: SharedLog, 
                         .map(|_| entries.iter().map(|e| (e.ballot, e.decree)).collect());
                     pending.push((result, done));
                 }
-                Request::Reset { gpid } => {
-                    if let Some(log) = logs.get_mut(&gpid) {
+                Request::Reset { gpid, done } => {
+                    let reset = match logs.get_mut(&gpid) {
                         // Private log durable first, then the shared log's reset marker, then
                         // the reset: a crash anywhere in between loses nothing acknowledged and
                         // never replays entries from before a reset into the emptied log.
-                        let reset = log
+                        Some(log) => log
                             .sync()
                             .and_then(|_| shared.append_reset(gpid))
                             .and_then(|_| shared.sync())
-                            .and_then(|_| log.reset());
-                        if let Err(e) = reset {
-                            tracing::error!(%gpid, "log reset failed: {e}");
-                        }
+                            .and_then(|_| log.reset()),
+                        None => Err(Error::invariant(format!("reset the log of {gpid}, which is not open"))),
+                    };
+                    if let Err(e) = &reset {
+                        tracing::error!(%gpid, "log reset failed: {e}");
                     }
+                    done(reset);
                 }
                 Request::Read { gpid, from, max, reply } => {
                     let r = match logs.get(&gpid) {
@@ -679,7 +687,7 @@ mod tests {
             // A newer primary re-proposes decree 2 of `a`: the later record counts.
             append(&w, a, vec![entry(2, 2, "a2'")]);
             // `b` is reset (a learner starting over) and gets a new entry.
-            w.reset(b);
+            w.reset(b, Box::new(|r| r.expect("reset")));
             append(&w, b, vec![entry(3, 7, "b7")]);
         } // the writer thread is joined here: nothing writes `da` after this
         lose_private_tails(&da);

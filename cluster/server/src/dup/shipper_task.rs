@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_core::{Decree, Error, Gpid, ReplicaStatus};
-use tern_duplication::{Shipper, ShipperOptions};
+use tern_duplication::{Shipper, ShipperOptions, StartPoint};
 use tern_proto::pb;
 use tern_storage::log::contiguous_run;
 use tokio::sync::mpsc;
 
-use crate::node::Node;
+use super::DupEnv;
+use super::links::progress_of;
 
 /// How often the task looks for newly committed entries when nothing else wakes it.
 const IDLE: Duration = Duration::from_millis(20);
@@ -23,27 +24,25 @@ type BatchResult = (u64, tern_core::Result<pb::DuplicateResponse>);
 
 /// Runs until the task is aborted (by `shipping::reconcile`) or this replica stops being
 /// primary at `ballot`.
-pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
+pub async fn run(env: DupEnv, link_id: u64, gpid: Gpid, ballot: u64) {
     let mut state = Progress::new(link_id, gpid, ballot);
-    let Some((link, mut shipper, client)) = start(&node, link_id, gpid, &mut state).await else { return };
+    let Some((link, mut shipper, client)) = start(&env, link_id, gpid, &mut state).await else { return };
     let (mut done_tx, mut done_rx) = mpsc::unbounded_channel::<BatchResult>();
     let mut log_gap: Option<String> = None;
     loop {
-        let Some(report) =
-            node.replica(gpid).map(|h| h.report.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        else {
+        let Some(report) = env.registry.get(gpid).map(|h| h.status()) else {
             return;
         };
         if report.status != ReplicaStatus::Primary || report.ballot.0 != ballot {
             return;
         }
-        if let Some(l) = node.shipping.link(link_id) {
+        if let Some(l) = env.links.get(link_id) {
             shipper.set_bytes_per_sec(l.max_bytes_per_sec);
         }
         // Read what is committed and not read yet.
         while let Some((from, n)) = shipper.next_read(report.committed) {
             let through = Decree(report.committed.0.min(from.0 + n as u64 - 1));
-            match read_log(&node, gpid, from, through).await {
+            match read_log(&env, gpid, from, through).await {
                 Ok(entries) => {
                     log_gap = None;
                     if let Err(e) = shipper.on_entries(&entries) {
@@ -62,7 +61,7 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
             // lost with its disk, say): copy the partition's records instead, then ship from
             // where the copy began. Last-writer-wins makes the overlap harmless.
             tracing::warn!(%gpid, link = link_id, "{gap}; copying the partition's records instead");
-            match resync(&node, gpid, &link, &client, &mut state).await {
+            match resync(&env, gpid, &link, &client, &mut state).await {
                 Ok(fresh) => {
                     shipper = fresh;
                     // Answers for the old shipper's batches must not reach the new one.
@@ -71,10 +70,10 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
                 Err(e) => log_gap = Some(format!("{gap}; copying the records failed: {e}")),
             }
         }
-        let now = node.now().wall_ms;
+        let now = env.clock.now().wall_ms;
         for b in shipper.poll(now) {
             let (client, tx, table) = (client.clone(), done_tx.clone(), link.remote_table.clone());
-            let cluster = node.opts.cluster_id;
+            let cluster = env.cluster_id;
             tokio::spawn(async move {
                 if let Some(d) = injected_delay() {
                     tokio::time::sleep(d).await;
@@ -83,12 +82,12 @@ pub async fn run(node: Arc<Node>, link_id: u64, gpid: Gpid, ballot: u64) {
                 let _ = tx.send((b.id, r));
             });
         }
-        state.publish(&node, &shipper, report.committed, log_gap.as_deref());
+        state.publish(&env, &shipper, report.committed, log_gap.as_deref());
         let wake =
             shipper.next_wakeup_ms(now).map_or(IDLE, |at| Duration::from_millis(at.saturating_sub(now)));
         tokio::select! {
             Some((id, result)) = done_rx.recv() => {
-                let now = node.now().wall_ms;
+                let now = env.clock.now().wall_ms;
                 match result {
                     Ok(resp) => {
                         state.on_response(&resp);
@@ -117,30 +116,33 @@ fn injected_delay() -> Option<Duration> {
     })
 }
 
-/// Connects to the remote table and builds the shipper at the partition's starting point:
-/// the confirmed decree the meta server holds, or (a partition that has not started) the
-/// committed decree now. Retries until it works; errors show in the progress.
+/// Connects to the remote table and builds the shipper where `DupRules::start_point` says:
+/// after the confirmed decree the meta server holds, after a full sync's copy, or (a partition
+/// that has not started) after the committed decree now. Retries until it works; errors show
+/// in the progress.
 async fn start(
-    node: &Arc<Node>,
+    env: &DupEnv,
     link_id: u64,
     gpid: Gpid,
     state: &mut Progress,
 ) -> Option<(pb::DupLink, Shipper, Arc<tern_client::TernClient>)> {
     let mut delay = Duration::from_millis(200);
     loop {
-        let link = node.shipping.link(link_id)?;
+        let link = env.links.get(link_id)?;
         let attempt = async {
-            let client = node.shipping.remote(&link)?;
+            let client = env.shipping.remote(&link)?;
             let route = client.route(&link.remote_table, true).await?;
-            let p = gpid.partition.0 as usize;
-            let started = link.started.get(p).copied().unwrap_or(false);
+            let committed =
+                env.registry.get(gpid).map(|h| h.status().committed).ok_or(Error::NotPrimary { gpid })?;
+            let syncing = link.status == "syncing-checkpoint";
             let mut sync_records = 0;
-            let confirmed = match link.confirmed.get(p) {
-                Some(c) if started => Decree(*c),
-                _ if link.status == "syncing-checkpoint" => {
-                    let publish = |copied, error| state.syncing(node, copied, error);
-                    let (from, copied) = crate::full_sync::copy_partition(
-                        node,
+            let confirmed = match env.links.rules().start_point(progress_of(&link, gpid), syncing, committed)
+            {
+                StartPoint::After { decree, .. } => decree,
+                StartPoint::CopyFirst => {
+                    let publish = |copied, error| state.syncing(env, copied, error);
+                    let (from, copied) = super::full_sync::copy_partition(
+                        env,
                         gpid,
                         &client,
                         &link.remote_table,
@@ -151,13 +153,9 @@ async fn start(
                     sync_records = copied;
                     from
                 }
-                _ => node
-                    .replica(gpid)
-                    .map(|h| h.report.lock().unwrap_or_else(|e| e.into_inner()).committed)
-                    .ok_or(Error::NotPrimary { gpid })?,
             };
             let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
-            let shipper = Shipper::new(node.opts.cluster_id, route.partitions, confirmed, opts)?;
+            let shipper = Shipper::new(env.cluster_id, route.partitions, confirmed, opts)?;
             Ok::<_, Error>((shipper, client, sync_records))
         };
         match attempt.await {
@@ -168,7 +166,7 @@ async fn start(
             }
             Err(e) => {
                 tracing::warn!(%gpid, link = link_id, "cannot start shipping to {}: {e}", link.remote_cluster);
-                state.start_failed(node, &e.to_string());
+                state.start_failed(env, &e.to_string());
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
@@ -178,30 +176,30 @@ async fn start(
 
 /// A shipper that starts after a fresh copy of the partition's records (see `full_sync`).
 async fn resync(
-    node: &Arc<Node>,
+    env: &DupEnv,
     gpid: Gpid,
     link: &pb::DupLink,
     client: &Arc<tern_client::TernClient>,
     state: &mut Progress,
 ) -> tern_core::Result<Shipper> {
     let partitions = client.route(&link.remote_table, false).await?.partitions;
-    let publish = |copied, error| state.syncing(node, copied, error);
+    let publish = |copied, error| state.syncing(env, copied, error);
     let (from, copied) =
-        crate::full_sync::copy_partition(node, gpid, client, &link.remote_table, partitions, publish).await?;
+        super::full_sync::copy_partition(env, gpid, client, &link.remote_table, partitions, publish).await?;
     state.sync_records = copied;
     let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
-    Shipper::new(node.opts.cluster_id, partitions, from, opts)
+    Shipper::new(env.cluster_id, partitions, from, opts)
 }
 
 /// Committed entries `from..=through` from the log; an error if the log no longer holds them.
 async fn read_log(
-    node: &Arc<Node>,
+    env: &DupEnv,
     gpid: Gpid,
     from: Decree,
     through: Decree,
 ) -> tern_core::Result<Vec<tern_storage::LogEntry>> {
     let n = (through.0 - from.0 + 1) as usize;
-    let (_, entries) = tokio::task::block_in_place(|| node.logs.read(gpid, from, n))?;
+    let (_, entries) = tokio::task::block_in_place(|| env.logs.read(gpid, from, n))?;
     contiguous_run(entries, from, through).ok_or_else(|| {
         Error::Unavailable(format!(
             "the log of {gpid} no longer holds decrees {from}..={through}: this partition needs a full sync"
@@ -244,8 +242,8 @@ impl Progress {
         self.new_conflicts.extend(r.conflicts.iter().take(room).cloned());
     }
 
-    fn syncing(&self, node: &Node, copied: u64, error: Option<String>) {
-        node.shipping.publish(
+    fn syncing(&self, env: &DupEnv, copied: u64, error: Option<String>) {
+        env.shipping.publish(
             pb::DupProgress {
                 link: self.link,
                 partition: self.gpid.partition.0,
@@ -255,12 +253,12 @@ impl Progress {
                 last_error: error.unwrap_or_default(),
                 ..Default::default()
             },
-            node.now().wall_ms,
+            env.clock.now().wall_ms,
         );
     }
 
-    fn start_failed(&self, node: &Node, error: &str) {
-        node.shipping.publish(
+    fn start_failed(&self, env: &DupEnv, error: &str) {
+        env.shipping.publish(
             pb::DupProgress {
                 link: self.link,
                 partition: self.gpid.partition.0,
@@ -268,14 +266,14 @@ impl Progress {
                 last_error: error.to_string(),
                 ..Default::default()
             },
-            node.now().wall_ms,
+            env.clock.now().wall_ms,
         );
     }
 
-    fn publish(&mut self, node: &Node, s: &Shipper, committed: Decree, log_gap: Option<&str>) {
+    fn publish(&mut self, env: &DupEnv, s: &Shipper, committed: Decree, log_gap: Option<&str>) {
         let st = s.stats();
         let last_error = log_gap.map(str::to_string).or(st.last_error).unwrap_or_default();
-        node.shipping.publish(
+        env.shipping.publish(
             pb::DupProgress {
                 link: self.link,
                 partition: self.gpid.partition.0,
@@ -293,7 +291,7 @@ impl Progress {
                 syncing: false,
                 sync_records: self.sync_records,
             },
-            node.now().wall_ms,
+            env.clock.now().wall_ms,
         );
     }
 }

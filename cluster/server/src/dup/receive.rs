@@ -1,0 +1,80 @@
+//! The receiving side of duplication: the `Duplicate` RPC.
+//!
+//! A shipper of another cluster sends puts for one partition of a table here. Whether the batch
+//! may be written is `DupRules::admit`'s decision (duplication/src/receive.rs, the code the
+//! simulator runs too). Admitted puts go to the partition's primary together, like a pipeline
+//! frame of client writes (2PC, one entry where possible); the primary refuses timetags older
+//! than the last-writer-wins retention and moves its clock past the others
+//! (`Replica::admit_duplicated`), and every replica applies each put only if it is newer than
+//! the stored record (tombstones included).
+
+use tern_core::mutation::WriteOutcome;
+use tern_core::{Error, Result};
+use tern_duplication::IncomingBatch;
+use tern_proto::convert::{gpid_from_pb, put_from_pb};
+use tern_proto::pb;
+use tokio::sync::oneshot;
+
+use super::DupEnv;
+use crate::host::reply::ReplyTo;
+use crate::host::task::Input;
+
+/// Handles one request: the admitted puts go to the partition's replica in order (so the
+/// primary logs them in order), then the outcomes are gathered.
+pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::DuplicateResponse> {
+    let gpid = gpid_from_pb(r.gpid.as_ref())?;
+    let puts = r.puts.into_iter().map(put_from_pb).collect::<Result<Vec<_>>>()?;
+    let batch = IncomingBatch {
+        gpid,
+        from_cluster: r.from_cluster,
+        partition_count: r.partition_count,
+        puts,
+        full_sync: r.full_sync,
+    };
+    let admitted = env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms)?;
+    if admitted.clock_ahead > 0 {
+        tracing::warn!(
+            %gpid,
+            "{} duplicated writes from cluster {} are up to {} ms ahead of this server's clock",
+            admitted.clock_ahead,
+            r.from_cluster,
+            admitted.max_ahead_ms
+        );
+    }
+    let h = env.registry.get(gpid).ok_or(Error::NotPrimary { gpid })?;
+    let mut waiting = Vec::with_capacity(admitted.puts.len());
+    let mut writes = Vec::with_capacity(admitted.puts.len());
+    for op in admitted.puts {
+        let tern_core::WriteOp::Put { hash_key, sort_key, timetag: Some(t), .. } = &op else {
+            return Err(Error::invariant("an admitted duplicated write is not a timetagged put"));
+        };
+        let key = (hash_key.clone(), sort_key.clone(), t.as_u64());
+        let (tx, rx) = oneshot::channel();
+        writes.push((op, ReplyTo::Once(tx)));
+        waiting.push((key, rx));
+    }
+    if !writes.is_empty() {
+        h.submit(Input::Writes(writes))?;
+    }
+    let mut resp = pb::DuplicateResponse { clock_ahead: admitted.clock_ahead, ..Default::default() };
+    let timeout = env.request_timeout;
+    for ((hash_key, sort_key, incoming), rx) in waiting {
+        let outcome = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(Error::Unavailable(format!("replica {gpid} dropped the request"))),
+            Err(_) => {
+                return Err(Error::OutcomeUnknown(format!(
+                    "partition {gpid} did not answer within {timeout:?}"
+                )));
+            }
+        };
+        match outcome {
+            WriteOutcome::Superseded { stored } => {
+                resp.conflicts.push(pb::DupConflict { hash_key, sort_key, incoming, stored: stored.as_u64() })
+            }
+            _ => resp.applied += 1,
+        }
+    }
+    super::metrics::record_received(resp.applied, resp.conflicts.len(), resp.clock_ahead);
+    Ok(resp)
+}
