@@ -160,7 +160,7 @@ pub enum Event {
 
 /// Who waits for the outcome of op `op` of the entry at `decree`: a primary puts the client
 /// writes that arrive while its previous entry is being logged into one entry (see
-/// `Replica::on_write`), so one decree may answer several requests.
+/// `admission.rs`), so one decree may answer several requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub decree: Decree,
