@@ -566,6 +566,46 @@ fn a_log_failure_stops_the_replica() {
     assert_eq!(r.report().status, ReplicaStatus::Error);
 }
 
+/// Regression: the error that stopped a replica used to be dropped.
+#[test]
+fn a_failed_replica_keeps_the_error_that_stopped_it() {
+    let mut r = active_primary();
+    assert_eq!(r.failure(), None);
+    let disk_full = Error::io("append decree 2", "disk full");
+    h(&mut r, T0, Event::AppendFailed { error: disk_full.clone() });
+    assert_eq!(r.failure(), Some(&disk_full));
+    assert!(format!("{r:?}").contains("disk full"), "Debug shows why it stopped");
+    // A later failure is a consequence of the first: the first is what is kept.
+    h(&mut r, T0, Event::AppendFailed { error: Error::io("append decree 3", "read-only file system") });
+    assert_eq!(r.failure(), Some(&disk_full));
+    // Nothing but a reopen gets it out of the failed role, so the error stays readable.
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1, S2]) });
+    assert!(a.is_empty(), "not primary again: {a:?}");
+    let prepare = PeerMessage::Prepare {
+        config: cfg(3, S1, &[P, S2]),
+        reign: Reign { ballot: Ballot(3), base: Decree(1) },
+        committed: Decree(1),
+        entry: entry(3, 2, "k"),
+    };
+    let a = h(&mut r, T0, Event::Peer { from: S1, msg: prepare });
+    assert!(
+        matches!(&sends(&a)[..], [(S1, PeerMessage::PrepareAck { refusal: Some(Refusal::Inactive), .. })]),
+        "not a secondary either: {a:?}"
+    );
+    assert_eq!((r.status(), r.failure()), (ReplicaStatus::Error, Some(&disk_full)));
+    h(
+        &mut r,
+        T0,
+        Event::Open {
+            applied: Decree(1),
+            applied_timetag: Timetag::ZERO,
+            applied_ballot: Ballot(1),
+            log: vec![],
+        },
+    );
+    assert_eq!((r.status(), r.failure()), (ReplicaStatus::Inactive, None));
+}
+
 #[test]
 fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
     // The reign marker was applied, flushed and garbage-collected from the log: only the store

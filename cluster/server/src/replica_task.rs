@@ -195,7 +195,8 @@ impl Task {
         self.sm.handle(self.node.now(), event, &mut out);
         let after = (self.sm.status(), self.sm.ballot());
         if before != after {
-            tracing::info!(gpid = %self.gpid, "{} b{} -> {} b{}", before.0.name(), before.1, after.0.name(), after.1);
+            let why = self.sm.failure().map(|e| format!(": {e}")).unwrap_or_default();
+            tracing::info!(gpid = %self.gpid, "{} b{} -> {} b{}{why}", before.0.name(), before.1, after.0.name(), after.1);
         }
         for a in out {
             self.execute(a);
@@ -319,12 +320,17 @@ impl Task {
             }
         };
         for reply in replies {
-            let outcome = reply.outcome(&entries, &outcomes);
+            let answer = match reply.outcome(&entries, &outcomes) {
+                Ok(WriteOutcome::Failed(e)) => Err(e),
+                Ok(o) => Ok(o),
+                Err(e) => {
+                    // Committed, but the store gave no outcome for it: never acknowledge it.
+                    tracing::error!(gpid = %self.gpid, "answering a write: {e}");
+                    Err(Error::OutcomeUnknown(format!("{e}; the write is committed")))
+                }
+            };
             if let Some(r) = self.writes.remove(&reply.req) {
-                r.send(match outcome {
-                    WriteOutcome::Failed(e) => Err(e),
-                    o => Ok(o),
-                });
+                r.send(answer);
             }
         }
     }

@@ -481,7 +481,14 @@ impl SimNode {
                     }
                 }
                 for reply in replies {
-                    let outcome = reply.outcome(&entries, &outcomes);
+                    let outcome = match reply.outcome(&entries, &outcomes) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            // Not answered: the client times out and records it as unknown.
+                            ctx.obs.violations.push(format!("{me} {g}: {e}"));
+                            continue;
+                        }
+                    };
                     if !matches!(outcome, WriteOutcome::Failed(_)) {
                         ctx.obs.acked.push((g, reply.decree));
                     }
