@@ -357,3 +357,176 @@ impl TernClient {
         Ok((page, next))
     }
 }
+
+/// The retry rules for writes: which writes may be sent again after which errors, and why.
+#[cfg(test)]
+mod tests {
+    use tern_core::mutation::{CamOp, Check, CheckOutcome, IncrTtl};
+    use tern_core::{CheckType, ErrorCode, ResolvedOutcome, WriteOp};
+    use tonic::{Code, Status};
+
+    use super::{Error, certainly_not_applied, idempotent};
+
+    /// One write of every kind a `WriteOp` can be.
+    fn every_kind_of_write() -> Vec<WriteOp> {
+        let k = || b"k".to_vec();
+        let check = || Check { kind: CheckType::NotExist, operand: vec![] };
+        vec![
+            WriteOp::Set { hash_key: k(), sort_key: k(), value: k(), ttl_secs: 0 },
+            WriteOp::Del { hash_key: k(), sort_key: k() },
+            WriteOp::MultiSet { hash_key: k(), entries: vec![(k(), k())], ttl_secs: 0 },
+            WriteOp::MultiDel { hash_key: k(), sort_keys: vec![k()] },
+            WriteOp::Incr { hash_key: k(), sort_key: k(), delta: 1, ttl: IncrTtl::Keep },
+            WriteOp::CheckAndSet {
+                hash_key: k(),
+                check_sort_key: k(),
+                check: check(),
+                set_sort_key: k(),
+                set_value: k(),
+                set_ttl_secs: 0,
+                return_check_value: false,
+            },
+            WriteOp::CheckAndMutate {
+                hash_key: k(),
+                check_sort_key: k(),
+                check: check(),
+                mutations: vec![CamOp::Delete { sort_key: k() }],
+                return_check_value: false,
+            },
+            WriteOp::Put { hash_key: k(), sort_key: k(), value: None, expire_ts: 0, timetag: None },
+            WriteOp::Resolved {
+                hash_key: k(),
+                records: vec![],
+                outcome: ResolvedOutcome::Checked(CheckOutcome { passed: true, check_value: None }),
+            },
+        ]
+    }
+
+    /// Whether applying `op` twice is the same as applying it once, and why. No wildcard: a new
+    /// kind of write does not compile until someone decides whether it may be sent twice.
+    fn expected_idempotent(op: &WriteOp) -> (bool, &'static str) {
+        match op {
+            WriteOp::Set { .. } | WriteOp::MultiSet { .. } => (true, "sets the same value again"),
+            WriteOp::Del { .. } | WriteOp::MultiDel { .. } => (true, "removing an absent record succeeds"),
+            WriteOp::Incr { .. } => (false, "a second increment adds again"),
+            WriteOp::CheckAndSet { .. } | WriteOp::CheckAndMutate { .. } => {
+                (false, "the second check sees the first one's write: another result")
+            }
+            WriteOp::Put { .. } => (
+                false,
+                "conservative: a put without an origin timetag is stamped when applied, so a \
+                 second one can undo a later write; the shipper's puts go through `duplicate`, \
+                 which always retries (last-writer-wins on their origin timetags)",
+            ),
+            WriteOp::Resolved { .. } => (false, "never sent by a client (`check_sendable` refuses it)"),
+        }
+    }
+
+    #[test]
+    fn only_writes_that_can_be_applied_twice_are_idempotent() {
+        let writes = every_kind_of_write();
+        assert_eq!(writes.len(), 9, "one of each kind");
+        for op in &writes {
+            let (expected, why) = expected_idempotent(op);
+            assert_eq!(idempotent(op), expected, "{}: {why}", op.name());
+        }
+    }
+
+    /// Every error code: whether it proves the write did not happen (so that even a write that
+    /// is not idempotent may be sent again), and why.
+    const NOT_APPLIED: &[(ErrorCode, bool, &str)] = &[
+        (ErrorCode::LimitExceeded, false, "moot: not retryable, the same write is refused again"),
+        (ErrorCode::InvalidArgument, false, "moot: not retryable"),
+        (ErrorCode::NotAnInteger, false, "moot: not retryable (every replica refuses it alike)"),
+        (ErrorCode::IntegerOverflow, false, "moot: not retryable"),
+        (ErrorCode::TableNotFound, false, "moot: not retryable"),
+        (ErrorCode::NotPrimary, true, "refused before logging: the replica is not the primary"),
+        (ErrorCode::StaleBallot, true, "refused before logging: a ballot check"),
+        (
+            ErrorCode::Unavailable,
+            true,
+            "refused before it was logged (no lease, reconciling, queued when the primary \
+             stepped down, replica closing); a refused write that was logged is \
+             OUTCOME_UNKNOWN instead",
+        ),
+        (ErrorCode::Timeout, false, "the write may have been logged and may still commit"),
+        (ErrorCode::Busy, true, "refused at admission (too many writes in flight or waiting)"),
+        (ErrorCode::Corruption, false, "moot: not retryable"),
+        (ErrorCode::InvariantViolated, false, "moot: not retryable"),
+        (ErrorCode::Io, false, "moot: not retryable"),
+        (ErrorCode::OutcomeUnknown, false, "logged: a later primary may still commit it"),
+        (ErrorCode::Transport, false, "the connection failed: the request may have arrived"),
+        (ErrorCode::Standby, true, "a standby takes no client writes: it refused it"),
+        (ErrorCode::EpochConflict, false, "moot: not retryable (and not a write error)"),
+    ];
+
+    #[test]
+    fn only_errors_that_prove_nothing_was_written_are_certainly_not_applied() {
+        let codes: Vec<ErrorCode> = NOT_APPLIED.iter().map(|&(c, ..)| c).collect();
+        assert_eq!(codes, ErrorCode::ALL, "every code has a row");
+        for &(code, expected, why) in NOT_APPLIED {
+            // As errors arrive from a server: a code and a message.
+            let e = Error::Remote { code, message: "m".into() };
+            assert_eq!(certainly_not_applied(&e), expected, "{code}: {why}");
+        }
+        // The client's own errors classify by code too.
+        let gpid = tern_core::Gpid::new(1, 0);
+        assert!(certainly_not_applied(&Error::NotPrimary { gpid }));
+        assert!(certainly_not_applied(&Error::Unavailable("partition 1.0 has no primary right now".into())));
+        assert!(!certainly_not_applied(&Error::Timeout("partition 1.0 at a:1 did not answer".into())));
+    }
+
+    /// UNAVAILABLE from a Tern server (it never logged the write) and UNAVAILABLE from the
+    /// transport (the request may have arrived) are told apart by the Tern code a server adds.
+    #[test]
+    fn a_transport_failure_is_not_taken_for_a_refusal() {
+        let from_server = tern_proto::status::to_status(&Error::Unavailable("no lease".into()));
+        assert_eq!(from_server.code(), Code::Unavailable);
+        assert!(certainly_not_applied(&tern_proto::status::from_status(&from_server)));
+        let from_transport = Status::unavailable("connection reset");
+        assert!(!certainly_not_applied(&tern_proto::status::from_status(&from_transport)));
+    }
+
+    /// `with_retries`' gate for a failed write attempt (deadline permitting): the error is
+    /// retryable, or a standby that the refreshed route leads away from (assumed here), and the
+    /// write's own rule (`write`: idempotent, or certainly not applied) allows it.
+    fn sent_again(op: &WriteOp, e: &Error) -> bool {
+        let follow = e.code() == ErrorCode::Standby;
+        (e.is_retryable() || follow) && (idempotent(op) || certainly_not_applied(e))
+    }
+
+    /// Every error code against both classes of write: (code, an idempotent write is sent
+    /// again, a write that is not idempotent is sent again).
+    const SENT_AGAIN: &[(ErrorCode, bool, bool)] = &[
+        (ErrorCode::LimitExceeded, false, false),
+        (ErrorCode::InvalidArgument, false, false),
+        (ErrorCode::NotAnInteger, false, false),
+        (ErrorCode::IntegerOverflow, false, false),
+        (ErrorCode::TableNotFound, false, false),
+        (ErrorCode::NotPrimary, true, true),
+        (ErrorCode::StaleBallot, true, true),
+        (ErrorCode::Unavailable, true, true),
+        (ErrorCode::Timeout, true, false),
+        (ErrorCode::Busy, true, true),
+        (ErrorCode::Corruption, false, false),
+        (ErrorCode::InvariantViolated, false, false),
+        (ErrorCode::Io, false, false),
+        (ErrorCode::OutcomeUnknown, true, false),
+        (ErrorCode::Transport, true, false),
+        (ErrorCode::Standby, true, true),
+        (ErrorCode::EpochConflict, false, false),
+    ];
+
+    #[test]
+    fn which_writes_are_sent_again_after_which_errors() {
+        let codes: Vec<ErrorCode> = SENT_AGAIN.iter().map(|&(c, ..)| c).collect();
+        assert_eq!(codes, ErrorCode::ALL, "every code has a row");
+        for op in every_kind_of_write() {
+            for &(code, if_idempotent, otherwise) in SENT_AGAIN {
+                let e = Error::Remote { code, message: "m".into() };
+                let expected = if idempotent(&op) { if_idempotent } else { otherwise };
+                assert_eq!(sent_again(&op, &e), expected, "{} after {code}", op.name());
+            }
+        }
+    }
+}

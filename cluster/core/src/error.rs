@@ -199,13 +199,88 @@ mod tests {
         assert_eq!(ErrorCode::from_u16(0), None);
     }
 
-    /// The wire numbers are a contract with every deployed client: pin them.
+    /// Every code as deployed clients and servers know it: number, name, and whether a client
+    /// retries it. The wire format is a contract: a renumbered or renamed code must fail here,
+    /// so never edit a row (a retry class may change, deliberately, with its row). A new code
+    /// adds a row at the end.
+    const WIRE_CODES: &[(ErrorCode, u16, &str, bool)] = &[
+        (ErrorCode::LimitExceeded, 1, "LIMIT_EXCEEDED", false),
+        (ErrorCode::InvalidArgument, 2, "INVALID_ARGUMENT", false),
+        (ErrorCode::NotAnInteger, 3, "NOT_AN_INTEGER", false),
+        (ErrorCode::IntegerOverflow, 4, "INTEGER_OVERFLOW", false),
+        (ErrorCode::TableNotFound, 5, "TABLE_NOT_FOUND", false),
+        (ErrorCode::NotPrimary, 6, "NOT_PRIMARY", true),
+        (ErrorCode::StaleBallot, 7, "STALE_BALLOT", true),
+        (ErrorCode::Unavailable, 8, "UNAVAILABLE", true),
+        (ErrorCode::Timeout, 9, "TIMEOUT", true),
+        (ErrorCode::Busy, 10, "BUSY", true),
+        (ErrorCode::Corruption, 11, "CORRUPTION", false),
+        (ErrorCode::InvariantViolated, 12, "INVARIANT_VIOLATED", false),
+        (ErrorCode::Io, 13, "IO_ERROR", false),
+        (ErrorCode::OutcomeUnknown, 14, "OUTCOME_UNKNOWN", true),
+        (ErrorCode::Transport, 15, "TRANSPORT", true),
+        (ErrorCode::Standby, 16, "STANDBY", false),
+        (ErrorCode::EpochConflict, 17, "EPOCH_CONFLICT", false),
+    ];
+
     #[test]
-    fn code_numbers_are_pinned() {
-        assert_eq!(ErrorCode::NotPrimary as u16, 6);
-        assert_eq!(ErrorCode::StaleBallot as u16, 7);
-        assert_eq!(ErrorCode::Corruption as u16, 11);
-        assert_eq!(ErrorCode::Io as u16, 13);
+    fn every_code_number_and_name_is_pinned() {
+        let pinned: Vec<ErrorCode> = WIRE_CODES.iter().map(|&(c, ..)| c).collect();
+        assert_eq!(pinned, ErrorCode::ALL, "every code has exactly one row, in wire order");
+        for &(code, number, name, retryable) in WIRE_CODES {
+            assert_eq!(code as u16, number, "{name} was renumbered");
+            assert_eq!(code.as_str(), name, "code {number} was renamed");
+            assert_eq!(code.to_string(), name);
+            assert_eq!(ErrorCode::from_u16(number), Some(code), "{name}");
+            assert_eq!(code.is_retryable(), retryable, "{name} changed retry class");
+        }
+        assert_eq!(ErrorCode::from_u16(18), None, "a number nobody assigned");
+    }
+
+    /// Each variant maps to its code (and through it to its retry class) in one place,
+    /// `Error::code`; a variant moved to another code changes what clients do.
+    #[test]
+    fn every_error_variant_has_its_code() {
+        let gpid = Gpid::new(1, 2);
+        let s = || "x".to_string();
+        let cases = [
+            (
+                Error::LimitExceeded { what: "value", size: 2, max: 1, setting: "max-value-bytes" },
+                ErrorCode::LimitExceeded,
+            ),
+            (Error::InvalidArgument(s()), ErrorCode::InvalidArgument),
+            (Error::NotAnInteger { what: s(), value: s() }, ErrorCode::NotAnInteger),
+            (Error::IntegerOverflow(s()), ErrorCode::IntegerOverflow),
+            (Error::TableNotFound(s()), ErrorCode::TableNotFound),
+            (Error::NotPrimary { gpid }, ErrorCode::NotPrimary),
+            (Error::StaleBallot { gpid, got: Ballot(1), current: Ballot(2) }, ErrorCode::StaleBallot),
+            (Error::Unavailable(s()), ErrorCode::Unavailable),
+            (Error::Timeout(s()), ErrorCode::Timeout),
+            (Error::Busy(s()), ErrorCode::Busy),
+            (Error::corruption("bad crc"), ErrorCode::Corruption),
+            (Error::invariant("broken"), ErrorCode::InvariantViolated),
+            (Error::io("open log segment 42", "denied"), ErrorCode::Io),
+            (Error::OutcomeUnknown(s()), ErrorCode::OutcomeUnknown),
+            (Error::Standby { table: s(), epoch: 3 }, ErrorCode::Standby),
+            (Error::EpochConflict { table: s(), expected: 1, actual: 2 }, ErrorCode::EpochConflict),
+        ];
+        for (e, code) in &cases {
+            assert_eq!(e.code(), *code, "{e}");
+            assert_eq!(e.is_retryable(), code.is_retryable(), "{e}");
+            assert_eq!(
+                e.is_fatal(),
+                matches!(code, ErrorCode::Corruption | ErrorCode::InvariantViolated | ErrorCode::Io),
+                "{e}"
+            );
+        }
+        // Every code but TRANSPORT has a local variant (TRANSPORT is made by the client's
+        // transport, as `Remote`); every code survives as `Remote`.
+        for &code in ErrorCode::ALL {
+            let local = cases.iter().any(|(_, c)| *c == code);
+            assert_eq!(local, code != ErrorCode::Transport, "{code}");
+            let remote = Error::Remote { code, message: s() };
+            assert_eq!(remote.code(), code);
+        }
     }
 
     #[test]

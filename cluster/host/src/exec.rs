@@ -22,7 +22,7 @@ pub fn drive<H: ReplicaHost>(host: &mut H, sm: &mut Replica, now: Now, event: Ev
         sm.handle(now, event, &mut actions);
         let after = (sm.status(), sm.ballot());
         if before != after {
-            host.role_changed(before, after);
+            host.role_changed(before, after, sm.failure());
         }
         for action in actions.drain(..) {
             execute(host, action, &mut followups);
@@ -118,8 +118,12 @@ fn apply<H: ReplicaHost>(
     };
     host.applied(&entries);
     for reply in replies {
-        let outcome = reply.outcome(&entries, &outcomes);
-        host.write_done(reply.req, reply.decree, Ok(outcome));
+        // A missing outcome is a broken invariant, never an acknowledgement.
+        let outcome = reply.outcome(&entries, &outcomes).map_err(|e| {
+            host.trouble(format!("answering a write: {e}"));
+            Error::OutcomeUnknown(format!("{e}; the write is committed"))
+        });
+        host.write_done(reply.req, reply.decree, outcome);
     }
 }
 

@@ -262,3 +262,17 @@ fn an_atomic_op_is_resolved_and_its_result_fed_back_after_the_action_list() {
     let logged: Vec<&WriteOp> = host.appended.iter().flatten().flat_map(|e| &e.mutation.ops).collect();
     assert!(matches!(logged.as_slice(), [WriteOp::Resolved { .. }]), "{logged:?}");
 }
+
+/// A reply naming an op the store returned no outcome for (a broken invariant) is answered
+/// as unknown, never acknowledged as done.
+#[test]
+fn a_missing_outcome_is_never_an_acknowledgement() {
+    let mut host = TestHost::new().with_log(2, 2);
+    let mut followups = VecDeque::new();
+    let replies =
+        vec![Reply { decree: Decree(3), op: 0, req: 1 }, Reply { decree: Decree(3), op: 5, req: 2 }];
+    execute(&mut host, Action::Apply { entries: vec![entry(3)], replies }, &mut followups);
+    assert!(matches!(host.written[0], (1, Decree(3), Ok(WriteOutcome::Done))), "{:?}", host.written);
+    assert!(matches!(host.written[1], (2, Decree(3), Err(Error::OutcomeUnknown(_)))), "{:?}", host.written);
+    assert_eq!(host.troubles.len(), 1, "{:?}", host.troubles);
+}

@@ -101,9 +101,15 @@ pub trait ReplicaHost {
     fn applied(&mut self, entries: &[LogEntry]) {
         let _ = entries;
     }
-    /// The replica changed role or ballot; default: nothing.
-    fn role_changed(&mut self, before: (ReplicaStatus, Ballot), after: (ReplicaStatus, Ballot)) {
-        let _ = (before, after);
+    /// The replica changed role or ballot (`failure`: why it stopped, if it did); default:
+    /// nothing.
+    fn role_changed(
+        &mut self,
+        before: (ReplicaStatus, Ballot),
+        after: (ReplicaStatus, Ballot),
+        failure: Option<&Error>,
+    ) {
+        let _ = (before, after, failure);
     }
     /// Something went wrong that no replica event reports (the server logs it; the simulator,
     /// where it should never happen, counts a violation).

@@ -135,8 +135,8 @@ pub fn accept_progress(
             tracing::debug!(link = p.link, node, "progress on an unknown or removed link ignored");
             continue;
         };
-        let config = s.partitions.get(&partition_key(link.table, p.partition)).map(|r| &r.config);
-        if !config.is_some_and(|c| tern_duplication::report_counts(c, NodeId(node), Ballot(p.ballot))) {
+        let config = s.partitions.get(&partition_key(link.table, p.partition)).map(|r| r.config.config());
+        if !config.is_some_and(|c| tern_duplication::report_counts(&c, NodeId(node), Ballot(p.ballot))) {
             tracing::debug!(
                 link = p.link,
                 partition = p.partition,

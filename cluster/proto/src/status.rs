@@ -89,6 +89,73 @@ mod tests {
         assert!(from_status(&s).to_string().contains("max-value-bytes"));
     }
 
+    /// Every code's gRPC status. Proxies, load balancers and clients in other languages see only
+    /// the gRPC code, so moving a code to another status changes what they do: a change here
+    /// must be deliberate. A new code adds a row.
+    const GRPC_CODES: &[(ErrorCode, Code)] = &[
+        (ErrorCode::LimitExceeded, Code::InvalidArgument),
+        (ErrorCode::InvalidArgument, Code::InvalidArgument),
+        (ErrorCode::NotAnInteger, Code::FailedPrecondition),
+        (ErrorCode::IntegerOverflow, Code::OutOfRange),
+        (ErrorCode::TableNotFound, Code::NotFound),
+        (ErrorCode::NotPrimary, Code::Unavailable),
+        (ErrorCode::StaleBallot, Code::Aborted),
+        (ErrorCode::Unavailable, Code::Unavailable),
+        (ErrorCode::Timeout, Code::DeadlineExceeded),
+        (ErrorCode::Busy, Code::ResourceExhausted),
+        (ErrorCode::Corruption, Code::DataLoss),
+        (ErrorCode::InvariantViolated, Code::Internal),
+        (ErrorCode::Io, Code::Internal),
+        (ErrorCode::OutcomeUnknown, Code::Unavailable),
+        (ErrorCode::Transport, Code::Unavailable),
+        (ErrorCode::Standby, Code::FailedPrecondition),
+        (ErrorCode::EpochConflict, Code::Aborted),
+    ];
+
+    #[test]
+    fn every_code_has_its_grpc_status_and_carries_its_number() {
+        let pinned: Vec<ErrorCode> = GRPC_CODES.iter().map(|&(c, _)| c).collect();
+        assert_eq!(pinned, ErrorCode::ALL, "every code has exactly one row, in wire order");
+        for &(code, grpc) in GRPC_CODES {
+            let s = to_status(&Error::Remote { code, message: "m".into() });
+            assert_eq!(s.code(), grpc, "{code}");
+            let number = s.metadata().get(CODE_KEY).and_then(|v| v.to_str().ok());
+            assert_eq!(number, Some((code as u16).to_string().as_str()), "{code} carries its number");
+        }
+    }
+
+    /// A status without a Tern code (from tonic itself, or from something between client and
+    /// server) is classified by its gRPC code alone. The guess decides retries (an UNAVAILABLE
+    /// from the transport may have been delivered: `TRANSPORT`, which a non-idempotent write
+    /// does not retry, not `UNAVAILABLE`, which it does), so it is pinned, every gRPC code.
+    #[test]
+    fn a_status_without_a_tern_code_is_classified_by_its_grpc_code() {
+        let cases = [
+            (Code::InvalidArgument, ErrorCode::InvalidArgument),
+            (Code::NotFound, ErrorCode::TableNotFound),
+            (Code::DeadlineExceeded, ErrorCode::Timeout),
+            (Code::Cancelled, ErrorCode::Timeout),
+            (Code::ResourceExhausted, ErrorCode::Busy),
+            (Code::DataLoss, ErrorCode::Corruption),
+            (Code::Internal, ErrorCode::InvariantViolated),
+            (Code::Unknown, ErrorCode::InvariantViolated),
+            (Code::Unimplemented, ErrorCode::InvariantViolated),
+            (Code::Unavailable, ErrorCode::Transport),
+            (Code::Ok, ErrorCode::Unavailable),
+            (Code::AlreadyExists, ErrorCode::Unavailable),
+            (Code::PermissionDenied, ErrorCode::Unavailable),
+            (Code::FailedPrecondition, ErrorCode::Unavailable),
+            (Code::Aborted, ErrorCode::Unavailable),
+            (Code::OutOfRange, ErrorCode::Unavailable),
+            (Code::Unauthenticated, ErrorCode::Unavailable),
+        ];
+        for (grpc, code) in cases {
+            let e = from_status(&Status::new(grpc, "why"));
+            assert_eq!(e.code(), code, "{grpc:?}");
+            assert!(e.to_string().contains("why"), "{grpc:?}: {e}");
+        }
+    }
+
     #[test]
     fn transport_failures_are_retryable() {
         let e = from_status(&Status::unavailable("connection refused"));

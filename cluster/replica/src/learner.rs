@@ -8,14 +8,16 @@
 //! is not resent (it left the primary's window); the primary tops the learner up from its log
 //! instead, and the learner accepts such responses after it completed, too.
 
-use tern_core::{Decree, Error, NodeId, PartitionConfig, ReplicaStatus, Timetag};
+use tern_core::{Decree, Error, NodeId, PartitionConfig, Timetag};
 use tern_storage::LogEntry;
 
 use crate::message::{Action, CheckpointRef, PeerMessage, Reign};
 use crate::replica::Replica;
+use crate::role::Role;
 use crate::window::Slot;
 
-#[derive(Clone, Debug)]
+/// What only a learner has: whom it learns from and how far it got.
+#[derive(Debug)]
 pub(crate) struct Learning {
     pub primary: NodeId,
     /// The primary's reign this learner learns under. A new reign of the same primary may have
@@ -26,7 +28,7 @@ pub(crate) struct Learning {
     pub last_activity_ms: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum Stage {
     /// Asked the primary; waiting for its response.
     Requested,
@@ -38,24 +40,32 @@ pub(crate) enum Stage {
     Complete,
 }
 
+impl Learning {
+    pub(crate) fn is_complete(&self) -> bool {
+        matches!(self.stage, Stage::Complete)
+    }
+
+    /// Whether it learns from `primary` in its reign `reign`.
+    pub(crate) fn learns_from(&self, primary: NodeId, reign: Reign) -> bool {
+        self.primary == primary && self.reign == reign
+    }
+
+    /// Whether it waits for a `LearnResponse`: the answer to its request, or a top-up once
+    /// caught up (it may have missed a prepare).
+    fn takes_response(&self) -> bool {
+        matches!(self.stage, Stage::Requested | Stage::Complete)
+    }
+}
+
 impl Replica {
     pub(crate) fn learning_complete(&self) -> bool {
-        matches!(self.learning, Some(Learning { stage: Stage::Complete, .. }))
-    }
-
-    pub(crate) fn learning_primary(&self) -> Option<NodeId> {
-        self.learning.as_ref().map(|l| l.primary)
-    }
-
-    /// Whether this replica is learning from `primary` in its reign `reign`.
-    pub(crate) fn learns_from(&self, primary: NodeId, reign: Reign) -> bool {
-        self.learning.as_ref().is_some_and(|l| l.primary == primary && l.reign == reign)
+        self.role.learning().is_some_and(Learning::is_complete)
     }
 
     fn request_learn(&self, to: NodeId, out: &mut Vec<Action>) {
         out.push(Action::Send {
             to,
-            msg: PeerMessage::LearnRequest { ballot: self.ballot, applied: self.committed },
+            msg: PeerMessage::LearnRequest { ballot: self.shared.ballot, applied: self.shared.committed },
         });
     }
 
@@ -67,37 +77,38 @@ impl Replica {
         reign: Reign,
         out: &mut Vec<Action>,
     ) {
-        if config.gpid != self.gpid
+        let s = &self.shared;
+        if config.gpid != s.gpid
             || config.primary != Some(from)
-            || config.ballot < self.ballot
-            || config.is_member(self.me)
-            || self.status == ReplicaStatus::Error
+            || config.ballot < s.ballot
+            || config.is_member(s.me)
+            || matches!(self.role, Role::Failed(_))
         {
             return;
         }
-        if self.status == ReplicaStatus::Learner && self.learns_from(from, reign) {
+        if let Role::Learner(l) = &mut self.role
+            && l.learns_from(from, reign)
+        {
             // Invited again: the primary lost track of it (or of its request). Ask again; once
             // caught up, the answer is handled as a top-up.
-            if let Some(l) = self.learning.as_mut()
-                && matches!(l.stage, Stage::Requested | Stage::Complete)
-            {
+            if l.takes_response() {
                 l.last_activity_ms = now;
                 self.request_learn(from, out);
             }
             return;
         }
         self.step_down_if_primary(out);
-        self.status = ReplicaStatus::Learner;
-        self.ballot = config.ballot;
-        self.config = config;
-        self.reign = reign;
+        let s = &mut self.shared;
+        s.ballot = config.ballot;
+        s.config = config;
+        s.reign = reign;
         // Whatever the log held after the store is not trusted: start it over before anything
         // is acknowledged.
-        self.window.clear();
-        self.commit_hint = Decree::ZERO;
+        s.window.clear();
+        s.commit_hint = Decree::ZERO;
         out.push(Action::ResetLog);
-        self.learning =
-            Some(Learning { primary: from, reign, stage: Stage::Requested, last_activity_ms: now });
+        self.role =
+            Role::Learner(Learning { primary: from, reign, stage: Stage::Requested, last_activity_ms: now });
         self.request_learn(from, out);
     }
 
@@ -114,22 +125,17 @@ impl Replica {
         entries: Vec<LogEntry>,
         out: &mut Vec<Action>,
     ) {
-        // The answer to its request, or a top-up once caught up (it may have missed a prepare).
-        let waiting = matches!(&self.learning,
-            Some(l) if l.primary == from && l.reign == reign && matches!(l.stage, Stage::Requested | Stage::Complete));
-        if !waiting || self.status != ReplicaStatus::Learner || config.ballot < self.ballot {
+        let Role::Learner(l) = &mut self.role else { return };
+        let s = &mut self.shared;
+        if !l.learns_from(from, reign) || !l.takes_response() || config.ballot < s.ballot {
             return;
         }
-        self.ballot = config.ballot;
-        self.config = config;
-        self.reign = reign;
-        if let Some(l) = self.learning.as_mut() {
-            l.last_activity_ms = now;
-        }
-        if let Some(cp) = checkpoint.filter(|cp| cp.decree > self.committed) {
-            if let Some(l) = self.learning.as_mut() {
-                l.stage = Stage::Installing { committed, through, entries };
-            }
+        s.ballot = config.ballot;
+        s.config = config;
+        s.reign = reign;
+        l.last_activity_ms = now;
+        if let Some(cp) = checkpoint.filter(|cp| cp.decree > s.committed) {
+            l.stage = Stage::Installing { committed, through, entries };
             out.push(Action::InstallCheckpoint { from, checkpoint: cp });
             return;
         }
@@ -143,20 +149,26 @@ impl Replica {
         timetag: Timetag,
         out: &mut Vec<Action>,
     ) {
-        let Some(Learning { stage: Stage::Installing { committed, through, entries }, .. }) =
-            self.learning.clone()
+        let Role::Learner(l) = &mut self.role else { return };
+        if !matches!(l.stage, Stage::Installing { .. }) {
+            return;
+        }
+        // The entries move out; `continue_learning` sets the next stage.
+        let Stage::Installing { committed, through, entries } =
+            std::mem::replace(&mut l.stage, Stage::Requested)
         else {
             return;
         };
         // The store now holds everything through `decree`.
-        self.committed = decree;
-        self.window.drop_through(decree);
-        self.hlc.observe(timetag, self.wall_ms);
+        let s = &mut self.shared;
+        s.committed = decree;
+        s.window.drop_through(decree);
+        s.hlc.observe(timetag, s.wall_ms);
         self.continue_learning(now, committed, through, entries, out);
     }
 
     pub(crate) fn on_checkpoint_failed(&mut self, now: u64, _error: Error, out: &mut Vec<Action>) {
-        if let Some(l) = self.learning.as_mut()
+        if let Role::Learner(l) = &mut self.role
             && matches!(l.stage, Stage::Installing { .. })
         {
             l.stage = Stage::Requested;
@@ -174,20 +186,21 @@ impl Replica {
         entries: Vec<LogEntry>,
         out: &mut Vec<Action>,
     ) {
+        let s = &mut self.shared;
         let mut new = Vec::new();
-        for e in entries.into_iter().filter(|e| e.decree > self.committed) {
-            let held = self.window.get(e.decree).map(|s| s.entry.ballot);
+        for e in entries.into_iter().filter(|e| e.decree > s.committed) {
+            let held = s.window.get(e.decree).map(|slot| slot.entry.ballot);
             if held.is_some_and(|b| b >= e.ballot) {
                 continue; // the same entry already came as a prepare
             }
-            self.hlc.observe(e.timetag, self.wall_ms);
-            self.window.insert(Slot::new(e.clone(), now));
+            s.hlc.observe(e.timetag, s.wall_ms);
+            s.window.insert(Slot::new(e.clone(), now));
             new.push(e);
         }
         if !new.is_empty() {
             out.push(Action::Append { entries: new });
         }
-        if let Some(l) = self.learning.as_mut() {
+        if let Role::Learner(l) = &mut self.role {
             l.stage = Stage::Persisting { committed, through };
         }
         self.check_learned(out);
@@ -195,42 +208,36 @@ impl Replica {
 
     /// Completes learning once everything through the learned point is durable.
     fn check_learned(&mut self, out: &mut Vec<Action>) {
-        let Some(Learning { stage: Stage::Persisting { committed, through }, primary, .. }) =
-            self.learning.clone()
-        else {
-            return;
-        };
-        if self.window.durable_through(self.committed) < through {
+        let Role::Learner(l) = &mut self.role else { return };
+        let Stage::Persisting { committed, through } = l.stage else { return };
+        let s = &mut self.shared;
+        if s.window.durable_through(s.committed) < through {
             return;
         }
         // Entries the primary said were committed come from its log: apply them.
         let mut entries = Vec::new();
-        while self.committed < committed {
-            let d = self.committed.next();
-            match self.window.get(d) {
-                Some(s) if s.durable => {}
+        while s.committed < committed {
+            let d = s.committed.next();
+            match s.window.get(d) {
+                Some(slot) if slot.durable => {}
                 _ => break,
             }
-            entries.push(self.window.remove(d).expect("checked above").entry);
-            self.committed = d;
+            entries.push(s.window.remove(d).expect("checked above").entry);
+            s.committed = d;
         }
         if !entries.is_empty() {
             out.push(Action::Apply { entries, replies: vec![] });
         }
-        if let Some(l) = self.learning.as_mut() {
-            l.stage = Stage::Complete;
-        }
-        let durable = self.window.durable_through(self.committed);
+        l.stage = Stage::Complete;
+        let durable = s.window.durable_through(s.committed);
         out.push(Action::Send {
-            to: primary,
-            msg: PeerMessage::LearnAck { ballot: self.ballot, through: durable },
+            to: l.primary,
+            msg: PeerMessage::LearnAck { ballot: s.ballot, through: durable },
         });
-        let held: Vec<_> =
-            self.window.iter().filter(|s| s.durable).map(|s| (s.entry.ballot, s.entry.decree)).collect();
-        for (b, d) in held {
-            self.ack(b, d, out);
+        for slot in s.window.iter().filter(|slot| slot.durable) {
+            s.ack(slot.entry.ballot, slot.entry.decree, out);
         }
-        self.secondary_commit(self.commit_hint, out);
+        self.secondary_commit(self.shared.commit_hint, out);
     }
 
     pub(crate) fn learner_on_appended(
@@ -241,17 +248,17 @@ impl Replica {
     ) {
         if self.learning_complete() {
             for &(b, d) in newly {
-                self.ack(b, d, out);
+                self.shared.ack(b, d, out);
             }
-            self.secondary_commit(self.commit_hint, out);
+            self.secondary_commit(self.shared.commit_hint, out);
         } else {
             self.check_learned(out);
         }
     }
 
     pub(crate) fn learner_tick(&mut self, now: u64, out: &mut Vec<Action>) {
-        let timeout = self.opts.learn_timeout_ms;
-        let Some(l) = self.learning.as_mut() else { return };
+        let timeout = self.shared.opts.learn_timeout_ms;
+        let Role::Learner(l) = &mut self.role else { return };
         if matches!(l.stage, Stage::Requested) && now.saturating_sub(l.last_activity_ms) >= timeout {
             l.last_activity_ms = now;
             let p = l.primary;

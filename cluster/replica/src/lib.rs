@@ -11,6 +11,7 @@
 //!
 //! Must not depend on: tokio, tonic, rocksdb, the AWS SDK.
 
+mod admission;
 pub mod codec;
 mod learner;
 mod message;
@@ -18,6 +19,7 @@ mod options;
 mod primary;
 mod replica;
 mod resolve;
+mod role;
 mod secondary;
 #[cfg(test)]
 mod tests;

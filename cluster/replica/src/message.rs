@@ -2,7 +2,9 @@
 
 use tern_core::mutation::WriteOutcome;
 pub use tern_core::read::ReadOp;
-use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Timetag, WriteOp};
+use tern_core::{
+    Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Result, Timetag, WriteOp,
+};
 use tern_storage::LogEntry;
 
 /// The time of an event, read by the runtime from two clocks: the monotonic clock drives leases
@@ -160,7 +162,7 @@ pub enum Event {
 
 /// Who waits for the outcome of op `op` of the entry at `decree`: a primary puts the client
 /// writes that arrive while its previous entry is being logged into one entry (see
-/// `Replica::on_write`), so one decree may answer several requests.
+/// `admission.rs`), so one decree may answer several requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub decree: Decree,
@@ -170,13 +172,23 @@ pub struct Reply {
 
 impl Reply {
     /// This reply's outcome, given an `Apply`'s entries and the store's outcomes for them (one
-    /// list per entry, one outcome per op).
-    pub fn outcome(&self, entries: &[LogEntry], outcomes: &[Vec<WriteOutcome>]) -> WriteOutcome {
-        entries
-            .iter()
-            .position(|e| e.decree == self.decree)
-            .and_then(|i| outcomes.get(i)?.get(self.op).cloned())
-            .unwrap_or(WriteOutcome::Done)
+    /// list per entry, one outcome per op). The write is committed: a missing outcome means the
+    /// runtime or the store broke an invariant, and the client must not be told the write
+    /// succeeded (nor that it failed), so it is an error naming decree and op.
+    pub fn outcome(&self, entries: &[LogEntry], outcomes: &[Vec<WriteOutcome>]) -> Result<WriteOutcome> {
+        let Some(i) = entries.iter().position(|e| e.decree == self.decree) else {
+            return Err(Error::invariant(format!(
+                "no outcome for op {} of decree {} (request {}): the applied entries do not include the decree",
+                self.op, self.decree, self.req
+            )));
+        };
+        let ops = outcomes.get(i).map_or(0, Vec::len);
+        outcomes.get(i).and_then(|o| o.get(self.op)).cloned().ok_or_else(|| {
+            Error::invariant(format!(
+                "no outcome for op {} of decree {} (request {}): the store returned {ops} outcomes for it",
+                self.op, self.decree, self.req
+            ))
+        })
     }
 }
 
@@ -245,4 +257,66 @@ pub enum Action {
         error: Error,
         not_applied: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use tern_core::mutation::WriteOutcome;
+    use tern_core::{Ballot, Decree, ErrorCode, Mutation, Timetag};
+    use tern_storage::LogEntry;
+
+    use super::Reply;
+
+    fn entry(d: u64, ops: usize) -> LogEntry {
+        let op = |i: usize| tern_core::WriteOp::Del { hash_key: vec![i as u8], sort_key: vec![] };
+        LogEntry {
+            ballot: Ballot(1),
+            decree: Decree(d),
+            timetag: Timetag::default(),
+            mutation: Mutation::new((0..ops).map(op).collect()),
+        }
+    }
+
+    #[test]
+    fn a_reply_takes_the_outcome_of_its_own_op() {
+        let entries = [entry(4, 1), entry(5, 2)];
+        let outcomes = vec![
+            vec![WriteOutcome::Done],
+            vec![WriteOutcome::Incr { new_value: 1 }, WriteOutcome::Incr { new_value: 2 }],
+        ];
+        let reply = Reply { decree: Decree(5), op: 1, req: 9 };
+        assert_eq!(reply.outcome(&entries, &outcomes), Ok(WriteOutcome::Incr { new_value: 2 }));
+    }
+
+    /// Regression: a missing outcome used to default to `Done`, acknowledging a write whose
+    /// result nobody knew.
+    #[test]
+    fn a_missing_outcome_is_an_invariant_error_never_done() {
+        let entries = [entry(4, 1), entry(5, 2)];
+        let cases: [(&str, Reply, Vec<Vec<WriteOutcome>>); 4] = [
+            (
+                "op beyond the store's outcomes",
+                Reply { decree: Decree(5), op: 1, req: 9 },
+                vec![vec![WriteOutcome::Done], vec![WriteOutcome::Done]],
+            ),
+            (
+                "no outcome list for the entry",
+                Reply { decree: Decree(5), op: 0, req: 9 },
+                vec![vec![WriteOutcome::Done]],
+            ),
+            ("no outcomes at all", Reply { decree: Decree(4), op: 0, req: 9 }, vec![]),
+            (
+                "decree not among the entries",
+                Reply { decree: Decree(6), op: 0, req: 9 },
+                vec![vec![WriteOutcome::Done], vec![WriteOutcome::Done, WriteOutcome::Done]],
+            ),
+        ];
+        for (case, reply, outcomes) in cases {
+            let e = reply.outcome(&entries, &outcomes).expect_err(case);
+            assert_eq!(e.code(), ErrorCode::InvariantViolated, "{case}: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("op {}", reply.op)), "{case}: names the op: {msg}");
+            assert!(msg.contains(&format!("decree {}", reply.decree)), "{case}: names the decree: {msg}");
+        }
+    }
 }

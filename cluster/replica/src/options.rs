@@ -11,11 +11,11 @@ pub struct ReplicaOptions {
     /// Most decrees a primary keeps prepared but not committed; more writes get `BUSY`.
     pub max_inflight: u64,
     /// Most client writes, and bytes of them, a primary puts into one entry (batching, see
-    /// `Replica::on_write`). 1 turns batching off.
+    /// `admission.rs`). 1 turns batching off.
     pub batch_max_ops: usize,
     pub batch_max_bytes: u64,
     /// While this many entries are prepared but not committed, new client writes queue for the
-    /// next entry instead of going out alone (see `Replica::on_write`). Larger values pipeline
+    /// next entry instead of going out alone (see `admission.rs`). Larger values pipeline
     /// more and batch less; writes that arrive together (one pipeline frame) share an entry
     /// either way.
     pub batch_max_uncommitted: usize,

@@ -1,13 +1,55 @@
-//! The primary: taking over (reconciliation), admitting client requests, two-phase commit
-//! (commit once *every* member has logged an entry, PacificA §2.2), resending, suspecting
-//! secondaries, and bringing learners in (§2.5, "addition of new secondaries").
+//! The primary: taking over (reconciliation), two-phase commit (commit once *every* member has
+//! logged an entry, PacificA §2.2), resending, suspecting secondaries, bringing learners in
+//! (§2.5, "addition of new secondaries"), and stepping down. Client requests are admitted in
+//! `admission.rs` and `resolve.rs`.
+//!
+//! The primary's own state is `PrimaryState`, which exists only inside `Role::Primary`: its
+//! handlers take what every role shares (`Shared`) as an argument and cannot change the role,
+//! so a reign ends only in `Replica` (`step_down_if_primary`), which answers every waiting
+//! client write on the way out.
 
-use tern_core::{Ballot, ConfigChange, Decree, Error, NodeId, PartitionConfig, ReplicaStatus, WriteOp};
+use std::collections::{BTreeMap, VecDeque};
+
+use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, WriteOp};
 use tern_storage::LogEntry;
 
-use crate::message::{Action, PeerMessage, ReadOp, Refusal, Reign, Reply, RequestId};
-use crate::replica::Replica;
+use crate::message::{Action, PeerMessage, Refusal, Reign, Reply, RequestId};
+use crate::replica::{Replica, Shared};
+use crate::role::Role;
 use crate::window::Slot;
+
+/// What only a primary has, for one reign. A reign starts with a fresh one
+/// (`Replica::become_primary`) and stepping down consumes it (`PrimaryState::step_down`),
+/// answering every client write it still holds.
+#[derive(Debug)]
+pub(crate) struct PrimaryState {
+    /// False while a new primary re-proposes its window; it serves nothing until then.
+    pub active: bool,
+    /// The last decree of the reign's start (re-proposed entries and the marker): the primary
+    /// becomes active once it is committed.
+    pub reconcile_target: Decree,
+    /// A new reign's first entries are not durable here yet, so nothing was sent.
+    pub reign_unsent: bool,
+    /// Client writes waiting for their decree to commit: request `i` waits for op `i`.
+    pub pending: BTreeMap<u64, Vec<RequestId>>,
+    /// Client writes admitted while the pipeline is full: they go out together as the next
+    /// entry (see `enqueue`).
+    pub queued: Vec<(RequestId, WriteOp)>,
+    pub queued_bytes: u64,
+    /// Handling the writes of one `ClientWrites`: queue them all, send them out after the last.
+    pub holding: bool,
+    /// Client writes waiting on their hash key: atomic ops until no uncommitted write touches
+    /// it, and writes behind them (see `resolve.rs`).
+    pub parked: VecDeque<(RequestId, WriteOp)>,
+    /// Atomic ops handed to the runtime for resolution, with their hash key. Ordered, so that
+    /// stepping down refuses them in the same order on every run.
+    pub resolving: BTreeMap<RequestId, Vec<u8>>,
+    pub learners: BTreeMap<NodeId, LearnerProgress>,
+    /// When a change about a node was last proposed at a ballot (proposals are repeated while
+    /// their reason holds: the message may be lost, or refused for now).
+    pub proposed: BTreeMap<(Ballot, NodeId), u64>,
+    pub last_resend_ms: u64,
+}
 
 /// A learner as its primary sees it.
 #[derive(Clone, Debug)]
@@ -17,7 +59,7 @@ pub(crate) struct LearnerProgress {
     pub requested: bool,
     /// Everything through this decree is durable at the learner.
     pub durable_through: Decree,
-    /// When it was last sent a top-up (see `primary_tick`).
+    /// When it was last sent a top-up (see `PrimaryState::tick`).
     pub topup_at_ms: u64,
     /// Its promotion to secondary was proposed at the current ballot. From then on it counts
     /// for commits as if it were a member: the configuration manager may make it one at any
@@ -34,260 +76,33 @@ impl Replica {
     /// its reign's ballot in its own log, or it could start another reign at the same ballot
     /// while secondaries still hold entries of the first one.
     pub(crate) fn become_primary(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
-        self.status = ReplicaStatus::Primary;
-        self.ballot = config.ballot;
-        self.config = config;
-        self.reign = Reign { ballot: self.ballot, base: self.committed };
-        self.learning = None;
-        self.learners.clear();
-        self.pending.clear();
-        self.queued.clear();
-        self.queued_bytes = 0;
-        self.proposed.clear();
-        self.last_resend_ms = now;
+        let s = &mut self.shared;
+        s.ballot = config.ballot;
+        s.config = config;
+        s.reign = Reign { ballot: s.ballot, base: s.committed };
         // Timetags must keep growing with decrees across reigns.
-        self.hlc.observe(self.window.max_timetag(), self.wall_ms);
-        self.window.truncate_at_gap(self.committed);
-        let mut entries = Vec::with_capacity(self.window.len() + 1);
-        for slot in self.window.iter_mut() {
-            slot.entry.ballot = self.reign.ballot;
+        s.hlc.observe(s.window.max_timetag(), s.wall_ms);
+        s.window.truncate_at_gap(s.committed);
+        let mut entries = Vec::with_capacity(s.window.len() + 1);
+        for slot in s.window.iter_mut() {
+            slot.entry.ballot = s.reign.ballot;
             slot.durable = false;
             slot.acked.clear();
             slot.first_sent_ms = now;
             entries.push(slot.entry.clone());
         }
         let marker = LogEntry {
-            ballot: self.reign.ballot,
-            decree: self.last_prepared().next(),
-            timetag: self.hlc.now(self.wall_ms),
+            ballot: s.reign.ballot,
+            decree: s.last_prepared().next(),
+            timetag: s.hlc.now(s.wall_ms),
             mutation: tern_core::Mutation::default(),
         };
-        self.window.insert(Slot::new(marker.clone(), now));
+        s.window.insert(Slot::new(marker.clone(), now));
         entries.push(marker);
-        self.reconcile_target = self.last_prepared();
-        self.active = false;
-        self.reign_unsent = true;
+        // Whatever role it played before (never primary: a primary continues its reign) is
+        // left here, with its state.
+        self.role = Role::Primary(PrimaryState::new(s.last_prepared(), now));
         out.push(Action::Append { entries });
-    }
-
-    /// Once the reign's first entries are durable here, send them.
-    pub(crate) fn send_reign_start(&mut self, out: &mut Vec<Action>) {
-        if !self.reign_unsent || self.window.iter().any(|s| !s.durable) {
-            return;
-        }
-        self.reign_unsent = false;
-        let entries: Vec<LogEntry> = self.window.iter().map(|s| s.entry.clone()).collect();
-        for e in entries {
-            self.send_prepare(e, out);
-        }
-    }
-
-    /// A newer configuration in which this replica stays primary (a member was added or
-    /// removed): same reign, new ballot.
-    pub(crate) fn continue_reign(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
-        self.ballot = config.ballot;
-        self.learners.retain(|l, _| !config.is_member(*l));
-        // Proposals made at the old ballot can no longer be accepted.
-        for l in self.learners.values_mut() {
-            l.joining = false;
-        }
-        self.config = config;
-        self.try_commit(now, out);
-    }
-
-    fn send_prepare(&self, entry: LogEntry, out: &mut Vec<Action>) {
-        let targets: Vec<NodeId> =
-            self.config.secondaries.iter().copied().chain(self.learners.keys().copied()).collect();
-        for to in targets {
-            out.push(Action::Send {
-                to,
-                msg: PeerMessage::Prepare {
-                    config: self.config.clone(),
-                    reign: self.reign,
-                    committed: self.committed,
-                    entry: entry.clone(),
-                },
-            });
-        }
-    }
-
-    pub(crate) fn refuse(&self, req: RequestId, error: Error, out: &mut Vec<Action>) {
-        out.push(Action::Refuse { req, error, not_applied: true });
-    }
-
-    /// Why this replica cannot serve a request now, if it cannot.
-    pub(crate) fn unable_to_serve(&self, now: u64, need_lease: bool) -> Option<Error> {
-        if self.status != ReplicaStatus::Primary {
-            return Some(Error::NotPrimary { gpid: self.gpid });
-        }
-        if !self.active {
-            return Some(Error::Unavailable(format!("partition {} primary is reconciling", self.gpid)));
-        }
-        if need_lease && !self.lease_valid(now) {
-            return Some(Error::Unavailable(format!("partition {} primary has no lease", self.gpid)));
-        }
-        None
-    }
-
-    pub(crate) fn on_write(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
-        if let Some(e) = self.unable_to_serve(now, true) {
-            return self.refuse(req, e, out);
-        }
-        if let Err(e) = self.opts.limits.check_op(&op) {
-            return self.refuse(req, e, out);
-        }
-        if self.last_prepared().0 - self.committed.0 >= self.opts.max_inflight {
-            return self.refuse(
-                req,
-                Error::Busy(format!("partition {} has too many writes in flight", self.gpid)),
-                out,
-            );
-        }
-        if matches!(op, WriteOp::Resolved { .. }) {
-            let e = Error::InvalidArgument("a resolved op is logged by a primary, never sent".into());
-            return self.refuse(req, e, out);
-        }
-        if let Err(e) = self.admit_duplicated(&op) {
-            return self.refuse(req, e, out);
-        }
-        if self.must_park(&op) {
-            return self.park(now, req, op, out);
-        }
-        self.enqueue(now, req, op, out);
-    }
-
-    /// Adds an admitted write to the next batch.
-    pub(crate) fn enqueue(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
-        // Batching: while the pipeline is full (see `pipeline_full`), writes wait and then go
-        // out together as one entry: one log record, one prepare per secondary, one ack, one
-        // store write for all of them. Below that a write leaves at once, so batching costs
-        // latency only under heavy load. A batch holds distinct hash keys only, so that no two
-        // of its ops touch the same record (they share the entry's timetag).
-        if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
-            self.flush_queued(now, out);
-        }
-        self.queued_bytes += op.payload_bytes();
-        self.queued.push((req, op));
-        if (!self.pipeline_full() && !self.holding)
-            || self.queued.len() >= self.opts.batch_max_ops
-            || self.queued_bytes >= self.opts.batch_max_bytes
-        {
-            self.flush_queued(now, out);
-        }
-    }
-
-    /// Whether new client writes should wait for the next batch: `batch_max_uncommitted`
-    /// entries are already prepared and not committed. Below that a write leaves at once, even
-    /// while the previous entry is still being logged here: the node's log writer groups
-    /// appends for one fsync and peer links carry many messages per frame, so an entry per
-    /// write costs no more CPU, and the prepare reaches the secondaries a log turn sooner
-    /// (`docs/decisions.md`, "A primary sends each write at once").
-    pub(crate) fn pipeline_full(&self) -> bool {
-        self.window.len() >= self.opts.batch_max_uncommitted
-    }
-
-    /// Sends the queued client writes as one entry.
-    pub(crate) fn flush_queued(&mut self, now: u64, out: &mut Vec<Action>) {
-        if self.queued.is_empty() || self.status != ReplicaStatus::Primary {
-            return;
-        }
-        self.queued_bytes = 0;
-        let (reqs, ops): (Vec<RequestId>, Vec<WriteOp>) =
-            std::mem::take(&mut self.queued).into_iter().unzip();
-        let entry = LogEntry {
-            ballot: self.reign.ballot,
-            decree: self.last_prepared().next(),
-            timetag: self.hlc.now(self.wall_ms),
-            mutation: tern_core::Mutation::new(ops),
-        };
-        self.pending.insert(entry.decree.0, reqs);
-        self.window.insert(Slot::new(entry.clone(), now));
-        self.send_prepare(entry.clone(), out);
-        out.push(Action::Append { entries: vec![entry] });
-    }
-
-    pub(crate) fn on_read(&mut self, now: u64, req: RequestId, read: ReadOp, out: &mut Vec<Action>) {
-        #[cfg(feature = "planted-bugs")]
-        let need_lease = !self.opts.bug_read_without_lease;
-        #[cfg(not(feature = "planted-bugs"))]
-        let need_lease = true;
-        if let Some(e) = self.unable_to_serve(now, need_lease) {
-            return self.refuse(req, e, out);
-        }
-        out.push(Action::ServeRead { req, read, ballot: self.ballot });
-    }
-
-    fn committable(&self, slot: &Slot) -> bool {
-        if !slot.durable {
-            return false;
-        }
-        #[cfg(feature = "planted-bugs")]
-        if self.opts.bug_commit_on_majority {
-            let members = 1 + self.config.secondaries.len();
-            let acks = 1 + self.config.secondaries.iter().filter(|s| slot.acked.contains(s)).count();
-            return acks * 2 > members;
-        }
-        let d = slot.entry.decree;
-        self.config.secondaries.iter().all(|s| slot.acked.contains(s))
-            && self
-                .learners
-                .iter()
-                .filter(|(_, l)| l.joining)
-                .all(|(n, l)| slot.acked.contains(n) || d <= l.durable_through)
-    }
-
-    /// Commits the longest prefix that every member has logged, applies it and replies.
-    pub(crate) fn try_commit(&mut self, now: u64, out: &mut Vec<Action>) {
-        if self.status != ReplicaStatus::Primary {
-            return;
-        }
-        let mut entries = Vec::new();
-        let mut replies = Vec::new();
-        loop {
-            let next = self.committed.next();
-            match self.window.get(next) {
-                Some(slot) if self.committable(slot) => {}
-                _ => break,
-            }
-            let slot = self.window.remove(next).expect("checked above");
-            self.committed = next;
-            if let Some(reqs) = self.pending.remove(&next.0) {
-                replies.extend(reqs.into_iter().enumerate().map(|(op, req)| Reply { decree: next, op, req }));
-            }
-            entries.push(slot.entry);
-        }
-        if !entries.is_empty() {
-            out.push(Action::Apply { entries, replies });
-            if !self.pipeline_full() {
-                self.flush_queued(now, out);
-            }
-        }
-        if !self.active && self.committed >= self.reconcile_target {
-            self.active = true;
-        }
-        // After the `Apply` above: parked ops whose hash key just committed may go.
-        self.drain_parked(now, out);
-        let caught_up: Vec<NodeId> = self
-            .learners
-            .iter()
-            .filter(|(_, l)| l.durable_through >= self.last_prepared())
-            .map(|(n, _)| *n)
-            .collect();
-        for l in caught_up {
-            if let Some(p) = self.learners.get_mut(&l) {
-                p.joining = true;
-            }
-            self.propose(now, ConfigChange::AddSecondary(l), l, out);
-        }
-    }
-
-    fn propose(&mut self, now: u64, change: ConfigChange, node: NodeId, out: &mut Vec<Action>) {
-        let retry = self.opts.propose_retry_ms;
-        let last = self.proposed.get(&(self.ballot, node)).copied();
-        if last.is_none_or(|at| now.saturating_sub(at) >= retry) {
-            self.proposed.insert((self.ballot, node), now);
-            out.push(Action::Propose { gpid: self.gpid, ballot: self.ballot, change });
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -302,137 +117,36 @@ impl Replica {
         refusal: Option<Refusal>,
         out: &mut Vec<Action>,
     ) {
-        if self.status != ReplicaStatus::Primary {
-            return;
-        }
-        let is_secondary = self.config.is_secondary(from);
-        if let Some(r) = refusal {
-            match r {
-                Refusal::StaleBallot if ballot > self.ballot => {
-                    // A newer configuration exists that this replica has not seen; it may or may
-                    // not keep this replica as primary. Stop serving at the old ballot and wait for
-                    // the configuration itself (`on_config` accepts it at this ballot).
-                    self.step_down_if_primary(out);
-                    self.ballot = ballot;
-                }
-                // The refused message was older than the refuser's ballot, which is not above
-                // ours: it was sent before this primary adopted its current configuration (the
-                // member adopted it first). Nothing is wrong with the member.
-                Refusal::StaleBallot => {}
-                _ if is_secondary => self.propose(now, ConfigChange::RemoveSecondary(from), from, out),
-                _ => {}
+        let Role::Primary(p) = &mut self.role else { return };
+        let s = &mut self.shared;
+        let Some(r) = refusal else {
+            return p.on_ack(s, now, from, entry_ballot, decree, durable_through, out);
+        };
+        match r {
+            Refusal::StaleBallot if ballot > s.ballot => {
+                // A newer configuration exists that this replica has not seen; it may or may
+                // not keep this replica as primary. Stop serving at the old ballot and wait for
+                // the configuration itself (`on_config` accepts it at this ballot).
+                self.step_down_if_primary(out);
+                self.shared.ballot = ballot;
             }
-            return;
-        }
-        if let Some(l) = self.learners.get_mut(&from) {
-            l.durable_through = l.durable_through.max(durable_through);
-            l.last_activity_ms = now;
-        }
-        if let Some(slot) = self.window.get_mut(decree)
-            && slot.entry.ballot == entry_ballot
-        {
-            slot.acked.insert(from);
-        }
-        self.try_commit(now, out);
-    }
-
-    pub(crate) fn on_tick(&mut self, now: u64, out: &mut Vec<Action>) {
-        match self.status {
-            ReplicaStatus::Primary => self.primary_tick(now, out),
-            ReplicaStatus::Learner => self.learner_tick(now, out),
+            // The refused message was older than the refuser's ballot, which is not above
+            // ours: it was sent before this primary adopted its current configuration (the
+            // member adopted it first). Nothing is wrong with the member.
+            Refusal::StaleBallot => {}
+            _ if s.config.is_secondary(from) => {
+                p.propose(s, now, ConfigChange::RemoveSecondary(from), from, out)
+            }
             _ => {}
         }
     }
 
-    fn primary_tick(&mut self, now: u64, out: &mut Vec<Action>) {
-        // Queued writes normally leave when an entry commits; never let them wait longer than
-        // a tick.
-        self.flush_queued(now, out);
-        self.drain_parked(now, out);
-        if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < self.opts.resend_ms {
-            return;
+    pub(crate) fn on_tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        match &mut self.role {
+            Role::Primary(p) => p.tick(&mut self.shared, now, out),
+            Role::Learner(_) => self.learner_tick(now, out),
+            Role::Inactive | Role::Secondary | Role::Failed(_) => {}
         }
-        // Re-evaluate what only acks would otherwise trigger (a caught-up learner whose
-        // proposal was lost or refused).
-        self.try_commit(now, out);
-        self.last_resend_ms = now;
-        let learners: Vec<NodeId> = self.learners.keys().copied().collect();
-        let targets: Vec<NodeId> = self.config.secondaries.iter().copied().chain(learners).collect();
-        let mut suspects = Vec::new();
-        for slot in self.window.iter() {
-            for &to in &targets {
-                if slot.acked.contains(&to) {
-                    continue;
-                }
-                out.push(Action::Send {
-                    to,
-                    msg: PeerMessage::Prepare {
-                        config: self.config.clone(),
-                        reign: self.reign,
-                        committed: self.committed,
-                        entry: slot.entry.clone(),
-                    },
-                });
-                let joining = self
-                    .learners
-                    .get(&to)
-                    .is_some_and(|l| l.joining && slot.entry.decree > l.durable_through);
-                if (self.config.is_secondary(to) || joining)
-                    && now.saturating_sub(slot.first_sent_ms) >= self.opts.ack_timeout_ms
-                {
-                    suspects.push(to);
-                }
-            }
-        }
-        for to in targets {
-            out.push(Action::Send {
-                to,
-                msg: PeerMessage::GroupCheck {
-                    config: self.config.clone(),
-                    reign: self.reign,
-                    committed: self.committed,
-                },
-            });
-        }
-        for s in suspects {
-            self.propose(now, ConfigChange::RemoveSecondary(s), s, out);
-        }
-        // An invitation may have been lost: repeat it until the learner asks.
-        for (l, p) in &self.learners {
-            if !p.requested {
-                out.push(Action::Send {
-                    to: *l,
-                    msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign },
-                });
-            }
-        }
-        // A learner that lost a prepare whose entry has committed since cannot get it by resends
-        // (committed entries leave the window): top it up from the log, from where it stands.
-        let topup_every = 5 * self.opts.resend_ms;
-        let (committed, through) = (self.committed, self.last_prepared());
-        for (l, p) in self.learners.iter_mut() {
-            if p.requested
-                && p.durable_through < committed
-                && now.saturating_sub(p.topup_at_ms) >= topup_every
-            {
-                p.topup_at_ms = now;
-                out.push(Action::SendLearnResponse {
-                    to: *l,
-                    learner_applied: p.durable_through,
-                    through,
-                    config: self.config.clone(),
-                    reign: self.reign,
-                    committed,
-                });
-            }
-        }
-        // A quiet learner is forgotten, but never a joining one: the configuration manager may
-        // already have made it a secondary on this primary's proposal (and may promote it), so
-        // every commit must keep waiting for it until a new configuration says otherwise
-        // (found by the simulator: a primary cut off from the manager forgot its joining
-        // learner, committed alone, and the manager then promoted the learner).
-        let timeout = self.opts.learn_timeout_ms;
-        self.learners.retain(|_, l| l.joining || now.saturating_sub(l.last_activity_ms) < timeout);
     }
 
     pub(crate) fn on_add_learner(
@@ -442,15 +156,12 @@ impl Replica {
         learner: NodeId,
         out: &mut Vec<Action>,
     ) {
-        if self.status != ReplicaStatus::Primary
-            || !self.active
-            || config.ballot != self.ballot
-            || self.config.is_member(learner)
-            || learner == self.me
-        {
+        let s = &self.shared;
+        let Role::Primary(p) = &mut self.role else { return };
+        if !p.active || config.ballot != s.ballot || s.config.is_member(learner) || learner == s.me {
             return;
         }
-        self.learners.entry(learner).and_modify(|l| l.last_activity_ms = now).or_insert(LearnerProgress {
+        p.learners.entry(learner).and_modify(|l| l.last_activity_ms = now).or_insert(LearnerProgress {
             last_activity_ms: now,
             requested: false,
             durable_through: Decree::ZERO,
@@ -459,7 +170,7 @@ impl Replica {
         });
         out.push(Action::Send {
             to: learner,
-            msg: PeerMessage::LearnInvite { config: self.config.clone(), reign: self.reign },
+            msg: PeerMessage::LearnInvite { config: s.config.clone(), reign: s.reign },
         });
     }
 
@@ -471,19 +182,21 @@ impl Replica {
         applied: Decree,
         out: &mut Vec<Action>,
     ) {
-        if self.status != ReplicaStatus::Primary || ballot > self.ballot {
+        let s = &self.shared;
+        let Role::Primary(p) = &mut self.role else { return };
+        if ballot > s.ballot {
             return;
         }
-        let Some(l) = self.learners.get_mut(&from) else { return };
+        let Some(l) = p.learners.get_mut(&from) else { return };
         l.last_activity_ms = now;
         l.requested = true;
         out.push(Action::SendLearnResponse {
             to: from,
             learner_applied: applied,
-            through: self.last_prepared(),
-            config: self.config.clone(),
-            reign: self.reign,
-            committed: self.committed,
+            through: s.last_prepared(),
+            config: s.config.clone(),
+            reign: s.reign,
+            committed: s.committed,
         });
     }
 
@@ -495,13 +208,276 @@ impl Replica {
         through: Decree,
         out: &mut Vec<Action>,
     ) {
-        if self.status != ReplicaStatus::Primary || ballot > self.ballot {
+        let Role::Primary(p) = &mut self.role else { return };
+        if ballot > self.shared.ballot {
             return;
         }
-        if let Some(l) = self.learners.get_mut(&from) {
+        if let Some(l) = p.learners.get_mut(&from) {
             l.durable_through = l.durable_through.max(through);
             l.last_activity_ms = now;
         }
-        self.try_commit(now, out);
+        p.try_commit(&mut self.shared, now, out);
+    }
+}
+
+impl PrimaryState {
+    /// The state of a reign that just started, whose first entries end at `reconcile_target`.
+    fn new(reconcile_target: Decree, now: u64) -> PrimaryState {
+        PrimaryState {
+            active: false,
+            reconcile_target,
+            reign_unsent: true,
+            pending: BTreeMap::new(),
+            queued: Vec::new(),
+            queued_bytes: 0,
+            holding: false,
+            parked: VecDeque::new(),
+            resolving: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            last_resend_ms: now,
+        }
+    }
+
+    /// Ends the reign: answers every client write still waiting. A logged write may still be
+    /// committed by a later primary (outcome unknown); one never logged certainly will not be.
+    pub(crate) fn step_down(self, gpid: Gpid, out: &mut Vec<Action>) {
+        let changed = || Error::Unavailable(format!("partition {gpid} changed primary"));
+        for req in self.pending.into_values().flatten() {
+            // Prepared but not committed: a later primary may still commit it.
+            out.push(Action::Refuse { req, error: changed(), not_applied: false });
+        }
+        let waiting = self.parked.into_iter().map(|(r, _)| r).chain(self.resolving.into_keys());
+        for req in self.queued.into_iter().map(|(r, _)| r).chain(waiting) {
+            // Never logged: certainly not applied.
+            out.push(Action::Refuse { req, error: changed(), not_applied: true });
+        }
+    }
+
+    /// Once the reign's first entries are durable here, send them.
+    pub(crate) fn send_reign_start(&mut self, s: &Shared, out: &mut Vec<Action>) {
+        if !self.reign_unsent || s.window.iter().any(|slot| !slot.durable) {
+            return;
+        }
+        self.reign_unsent = false;
+        for slot in s.window.iter() {
+            self.send_prepare(s, &slot.entry, out);
+        }
+    }
+
+    /// A newer configuration in which this replica stays primary (a member was added or
+    /// removed): same reign, new ballot.
+    pub(crate) fn continue_reign(
+        &mut self,
+        s: &mut Shared,
+        now: u64,
+        config: PartitionConfig,
+        out: &mut Vec<Action>,
+    ) {
+        s.ballot = config.ballot;
+        self.learners.retain(|l, _| !config.is_member(*l));
+        // Proposals made at the old ballot can no longer be accepted.
+        for l in self.learners.values_mut() {
+            l.joining = false;
+        }
+        s.config = config;
+        self.try_commit(s, now, out);
+    }
+
+    pub(crate) fn send_prepare(&self, s: &Shared, entry: &LogEntry, out: &mut Vec<Action>) {
+        let targets = s.config.secondaries.iter().copied().chain(self.learners.keys().copied());
+        for to in targets {
+            out.push(Action::Send {
+                to,
+                msg: PeerMessage::Prepare {
+                    config: s.config.clone(),
+                    reign: s.reign,
+                    committed: s.committed,
+                    entry: entry.clone(),
+                },
+            });
+        }
+    }
+
+    fn committable(&self, s: &Shared, slot: &Slot) -> bool {
+        if !slot.durable {
+            return false;
+        }
+        #[cfg(feature = "planted-bugs")]
+        if s.opts.bug_commit_on_majority {
+            let members = 1 + s.config.secondaries.len();
+            let acks = 1 + s.config.secondaries.iter().filter(|m| slot.acked.contains(m)).count();
+            return acks * 2 > members;
+        }
+        let d = slot.entry.decree;
+        s.config.secondaries.iter().all(|m| slot.acked.contains(m))
+            && self
+                .learners
+                .iter()
+                .filter(|(_, l)| l.joining)
+                .all(|(n, l)| slot.acked.contains(n) || d <= l.durable_through)
+    }
+
+    /// Commits the longest prefix that every member has logged, applies it and replies.
+    pub(crate) fn try_commit(&mut self, s: &mut Shared, now: u64, out: &mut Vec<Action>) {
+        let mut entries = Vec::new();
+        let mut replies = Vec::new();
+        loop {
+            let next = s.committed.next();
+            match s.window.get(next) {
+                Some(slot) if self.committable(s, slot) => {}
+                _ => break,
+            }
+            let Some(slot) = s.window.remove(next) else { break };
+            s.committed = next;
+            if let Some(reqs) = self.pending.remove(&next.0) {
+                replies.extend(reqs.into_iter().enumerate().map(|(op, req)| Reply { decree: next, op, req }));
+            }
+            entries.push(slot.entry);
+        }
+        if !entries.is_empty() {
+            out.push(Action::Apply { entries, replies });
+            if !s.pipeline_full() {
+                self.flush_queued(s, now, out);
+            }
+        }
+        if !self.active && s.committed >= self.reconcile_target {
+            self.active = true;
+        }
+        // After the `Apply` above: parked ops whose hash key just committed may go.
+        self.drain_parked(s, now, out);
+        let through = s.last_prepared();
+        let caught_up: Vec<NodeId> =
+            self.learners.iter().filter(|(_, l)| l.durable_through >= through).map(|(n, _)| *n).collect();
+        for l in caught_up {
+            if let Some(p) = self.learners.get_mut(&l) {
+                p.joining = true;
+            }
+            self.propose(s, now, ConfigChange::AddSecondary(l), l, out);
+        }
+    }
+
+    fn propose(&mut self, s: &Shared, now: u64, change: ConfigChange, node: NodeId, out: &mut Vec<Action>) {
+        let retry = s.opts.propose_retry_ms;
+        let last = self.proposed.get(&(s.ballot, node)).copied();
+        if last.is_none_or(|at| now.saturating_sub(at) >= retry) {
+            self.proposed.insert((s.ballot, node), now);
+            out.push(Action::Propose { gpid: s.gpid, ballot: s.ballot, change });
+        }
+    }
+
+    /// A prepare ack that refuses nothing: `from` holds the entry durably.
+    #[allow(clippy::too_many_arguments)]
+    fn on_ack(
+        &mut self,
+        s: &mut Shared,
+        now: u64,
+        from: NodeId,
+        entry_ballot: Ballot,
+        decree: Decree,
+        durable_through: Decree,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(l) = self.learners.get_mut(&from) {
+            l.durable_through = l.durable_through.max(durable_through);
+            l.last_activity_ms = now;
+        }
+        if let Some(slot) = s.window.get_mut(decree)
+            && slot.entry.ballot == entry_ballot
+        {
+            slot.acked.insert(from);
+        }
+        self.try_commit(s, now, out);
+    }
+
+    fn tick(&mut self, s: &mut Shared, now: u64, out: &mut Vec<Action>) {
+        // Queued writes normally leave when an entry commits; never let them wait longer than
+        // a tick.
+        self.flush_queued(s, now, out);
+        self.drain_parked(s, now, out);
+        if self.reign_unsent || now.saturating_sub(self.last_resend_ms) < s.opts.resend_ms {
+            return;
+        }
+        // Re-evaluate what only acks would otherwise trigger (a caught-up learner whose
+        // proposal was lost or refused).
+        self.try_commit(s, now, out);
+        self.last_resend_ms = now;
+        let learners: Vec<NodeId> = self.learners.keys().copied().collect();
+        let targets: Vec<NodeId> = s.config.secondaries.iter().copied().chain(learners).collect();
+        let mut suspects = Vec::new();
+        for slot in s.window.iter() {
+            for &to in &targets {
+                if slot.acked.contains(&to) {
+                    continue;
+                }
+                out.push(Action::Send {
+                    to,
+                    msg: PeerMessage::Prepare {
+                        config: s.config.clone(),
+                        reign: s.reign,
+                        committed: s.committed,
+                        entry: slot.entry.clone(),
+                    },
+                });
+                let joining = self
+                    .learners
+                    .get(&to)
+                    .is_some_and(|l| l.joining && slot.entry.decree > l.durable_through);
+                if (s.config.is_secondary(to) || joining)
+                    && now.saturating_sub(slot.first_sent_ms) >= s.opts.ack_timeout_ms
+                {
+                    suspects.push(to);
+                }
+            }
+        }
+        for to in targets {
+            out.push(Action::Send {
+                to,
+                msg: PeerMessage::GroupCheck {
+                    config: s.config.clone(),
+                    reign: s.reign,
+                    committed: s.committed,
+                },
+            });
+        }
+        for suspect in suspects {
+            self.propose(s, now, ConfigChange::RemoveSecondary(suspect), suspect, out);
+        }
+        // An invitation may have been lost: repeat it until the learner asks.
+        for (l, p) in &self.learners {
+            if !p.requested {
+                out.push(Action::Send {
+                    to: *l,
+                    msg: PeerMessage::LearnInvite { config: s.config.clone(), reign: s.reign },
+                });
+            }
+        }
+        // A learner that lost a prepare whose entry has committed since cannot get it by resends
+        // (committed entries leave the window): top it up from the log, from where it stands.
+        let topup_every = 5 * s.opts.resend_ms;
+        let (committed, through) = (s.committed, s.last_prepared());
+        for (l, p) in self.learners.iter_mut() {
+            if p.requested
+                && p.durable_through < committed
+                && now.saturating_sub(p.topup_at_ms) >= topup_every
+            {
+                p.topup_at_ms = now;
+                out.push(Action::SendLearnResponse {
+                    to: *l,
+                    learner_applied: p.durable_through,
+                    through,
+                    config: s.config.clone(),
+                    reign: s.reign,
+                    committed,
+                });
+            }
+        }
+        // A quiet learner is forgotten, but never a joining one: the configuration manager may
+        // already have made it a secondary on this primary's proposal (and may promote it), so
+        // every commit must keep waiting for it until a new configuration says otherwise
+        // (found by the simulator: a primary cut off from the manager forgot its joining
+        // learner, committed alone, and the manager then promoted the learner).
+        let timeout = s.opts.learn_timeout_ms;
+        self.learners.retain(|_, l| l.joining || now.saturating_sub(l.last_activity_ms) < timeout);
     }
 }

@@ -1,27 +1,31 @@
-//! The replica: its state, the event dispatch, and what every role shares (configuration
-//! changes, leases, reports). Role-specific handlers are in `primary.rs`, `secondary.rs` and
-//! `learner.rs`.
-
-use std::collections::{BTreeMap, HashMap, VecDeque};
+//! The replica: the event dispatch, and what every role shares (configuration changes, leases,
+//! reports). Its role is a type (`role.rs`); role-specific handlers are in `primary.rs` (with
+//! `admission.rs` and `resolve.rs` for client requests), `secondary.rs` and `learner.rs`.
 
 use tern_core::{
     Ballot, Decree, Error, Gpid, Hlc, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus, Timetag,
 };
 use tern_storage::LogEntry;
 
-use crate::learner::Learning;
-use crate::message::{Action, Event, Now, PeerMessage, Reign, RequestId};
+use crate::message::{Action, Event, Now, PeerMessage, Reign};
 use crate::options::ReplicaOptions;
-use crate::primary::LearnerProgress;
+use crate::role::Role;
 use crate::window::{Slot, Window};
 
 /// One partition replica. See the crate docs.
 #[derive(Debug)]
 pub struct Replica {
+    pub(crate) shared: Shared,
+    /// The role it plays now, with that role's own state (see `role.rs`).
+    pub(crate) role: Role,
+}
+
+/// What a replica holds whatever its role.
+#[derive(Debug)]
+pub(crate) struct Shared {
     pub(crate) gpid: Gpid,
     pub(crate) me: NodeId,
     pub(crate) opts: ReplicaOptions,
-    pub(crate) status: ReplicaStatus,
     /// The newest configuration this replica knows.
     pub(crate) config: PartitionConfig,
     pub(crate) ballot: Ballot,
@@ -37,34 +41,9 @@ pub struct Replica {
     /// Entries after `committed`.
     pub(crate) window: Window,
     /// As secondary or learner: the newest commit point heard from the primary (entries may
-    /// become durable here after it arrived).
+    /// become durable here after it arrived). Kept across roles: a learner that becomes a
+    /// secondary still needs the commit point it heard while learning.
     pub(crate) commit_hint: Decree,
-    // ---- primary ----
-    /// False while a new primary re-proposes its window; it serves nothing until then.
-    pub(crate) active: bool,
-    pub(crate) reconcile_target: Decree,
-    /// A new reign's first entries are not durable here yet, so nothing was sent.
-    pub(crate) reign_unsent: bool,
-    /// Client writes waiting for their decree to commit: request `i` waits for op `i`.
-    pub(crate) pending: BTreeMap<u64, Vec<RequestId>>,
-    /// Client writes admitted while the previous entry is not yet durable here: they go out
-    /// together as the next entry (see `on_write`).
-    pub(crate) queued: Vec<(RequestId, tern_core::WriteOp)>,
-    pub(crate) queued_bytes: u64,
-    /// Handling the writes of one `ClientWrites`: queue them all, send them out after the last.
-    pub(crate) holding: bool,
-    /// Client writes waiting on their hash key: atomic ops until no uncommitted write touches
-    /// it, and writes behind them (see `resolve.rs`).
-    pub(crate) parked: VecDeque<(RequestId, tern_core::WriteOp)>,
-    /// Atomic ops handed to the runtime for resolution, with their hash key.
-    pub(crate) resolving: HashMap<RequestId, Vec<u8>>,
-    pub(crate) learners: BTreeMap<NodeId, LearnerProgress>,
-    /// When a change about a node was last proposed at a ballot (proposals are repeated while
-    /// their reason holds: the message may be lost, or refused for now).
-    pub(crate) proposed: BTreeMap<(Ballot, NodeId), u64>,
-    pub(crate) last_resend_ms: u64,
-    // ---- learner ----
-    pub(crate) learning: Option<Learning>,
 }
 
 impl Replica {
@@ -73,39 +52,28 @@ impl Replica {
     pub fn new(gpid: Gpid, me: NodeId, opts: ReplicaOptions, now_ms: u64) -> Replica {
         let hlc = Hlc::new(opts.cluster, now_ms, opts.max_clock_offset_ms);
         Replica {
-            gpid,
-            me,
-            status: ReplicaStatus::Inactive,
-            config: PartitionConfig { gpid, ballot: Ballot::ZERO, primary: None, secondaries: vec![] },
-            ballot: Ballot::ZERO,
-            reign: Reign::default(),
-            hlc,
-            lease_expires_ms: 0,
-            wall_ms: now_ms,
-            committed: Decree::ZERO,
-            window: Window::default(),
-            commit_hint: Decree::ZERO,
-            active: false,
-            reconcile_target: Decree::ZERO,
-            reign_unsent: false,
-            pending: BTreeMap::new(),
-            queued: Vec::new(),
-            queued_bytes: 0,
-            holding: false,
-            parked: VecDeque::new(),
-            resolving: HashMap::new(),
-            learners: BTreeMap::new(),
-            proposed: BTreeMap::new(),
-            last_resend_ms: 0,
-            learning: None,
-            opts,
+            shared: Shared {
+                gpid,
+                me,
+                config: PartitionConfig { gpid, ballot: Ballot::ZERO, primary: None, secondaries: vec![] },
+                ballot: Ballot::ZERO,
+                reign: Reign::default(),
+                hlc,
+                lease_expires_ms: 0,
+                wall_ms: now_ms,
+                committed: Decree::ZERO,
+                window: Window::default(),
+                commit_hint: Decree::ZERO,
+                opts,
+            },
+            role: Role::Inactive,
         }
     }
 
     /// Handles one event; actions for the runtime are pushed to `out`, in the order they must
     /// run.
     pub fn handle(&mut self, now: Now, event: Event, out: &mut Vec<Action>) {
-        self.wall_ms = now.wall_ms;
+        self.shared.wall_ms = now.wall_ms;
         let now_ms = now.mono_ms;
         match event {
             Event::Open { applied, applied_timetag, applied_ballot, log } => {
@@ -114,19 +82,10 @@ impl Replica {
             Event::Create { config } => self.on_create(now_ms, config, out),
             Event::ConfigUpdate { config } => self.on_config(now_ms, config, out),
             Event::AddLearner { config, learner } => self.on_add_learner(now_ms, config, learner, out),
-            Event::Lease { expires_at_ms } => self.lease_expires_ms = expires_at_ms,
+            Event::Lease { expires_at_ms } => self.shared.lease_expires_ms = expires_at_ms,
             Event::Tick => self.on_tick(now_ms, out),
             Event::ClientWrite { req, op } => self.on_write(now_ms, req, op, out),
-            Event::ClientWrites { writes } => {
-                self.holding = true;
-                for (req, op) in writes {
-                    self.on_write(now_ms, req, op, out);
-                }
-                self.holding = false;
-                if !self.pipeline_full() {
-                    self.flush_queued(now_ms, out);
-                }
-            }
+            Event::ClientWrites { writes } => self.on_writes(now_ms, writes, out),
             Event::ClientRead { req, read } => self.on_read(now_ms, req, read, out),
             Event::Peer { from, msg } => self.on_peer(now_ms, from, msg, out),
             Event::Appended { entries } => self.on_appended(now_ms, &entries, out),
@@ -164,50 +123,53 @@ impl Replica {
     // ---- queries ----
 
     pub fn gpid(&self) -> Gpid {
-        self.gpid
+        self.shared.gpid
     }
 
+    /// The role it plays now, as reported to the configuration manager.
     pub fn status(&self) -> ReplicaStatus {
-        self.status
+        self.role.status()
+    }
+
+    /// Why it stopped, if it failed (status `Error`): the first log or store error it was told
+    /// of. Kept until the replica is reopened.
+    pub fn failure(&self) -> Option<&Error> {
+        self.role.failure()
     }
 
     pub fn ballot(&self) -> Ballot {
-        self.ballot
+        self.shared.ballot
     }
 
     pub fn committed(&self) -> Decree {
-        self.committed
+        self.shared.committed
     }
 
     pub fn config(&self) -> &PartitionConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// The highest decree this replica holds (committed or not).
     pub fn last_prepared(&self) -> Decree {
-        self.window.last().unwrap_or(self.committed).max(self.committed)
+        self.shared.last_prepared()
     }
 
     /// Whether it would serve a read now (monotonic clock): an active primary with a valid lease.
     pub fn is_serving(&self, now_ms: u64) -> bool {
-        self.status == ReplicaStatus::Primary && self.active && self.lease_valid(now_ms)
+        self.role.primary().is_some_and(|p| p.active) && self.shared.lease_valid(now_ms)
     }
 
     pub fn report(&self) -> ReplicaReport {
         ReplicaReport {
-            gpid: self.gpid,
-            ballot: self.ballot,
-            status: self.status,
-            committed: self.committed,
+            gpid: self.shared.gpid,
+            ballot: self.shared.ballot,
+            status: self.status(),
+            committed: self.shared.committed,
             last_prepared: self.last_prepared(),
         }
     }
 
     // ---- shared ----
-
-    pub(crate) fn lease_valid(&self, now_ms: u64) -> bool {
-        now_ms < self.lease_expires_ms
-    }
 
     fn on_open(
         &mut self,
@@ -217,32 +179,35 @@ impl Replica {
         applied_ballot: Ballot,
         log: Vec<LogEntry>,
     ) {
-        self.status = ReplicaStatus::Inactive;
-        self.committed = applied;
-        self.window.clear();
+        // The runtime opens a replica once, before anything else: there is no role to leave.
+        self.role = Role::Inactive;
+        let s = &mut self.shared;
+        s.committed = applied;
+        s.window.clear();
         for e in log.into_iter().filter(|e| e.decree > applied) {
             let mut slot = Slot::new(e, now);
             slot.durable = true;
-            self.window.insert(slot);
+            s.window.insert(slot);
         }
         // Every durable entry is in the store or in the log: this is the largest ballot this
         // replica ever logged, so a reign it started is never started again at the same ballot.
-        self.ballot = self.window.max_ballot().max(applied_ballot);
-        self.config.ballot = self.ballot;
-        self.hlc.observe(applied_timetag, self.wall_ms);
-        self.hlc.observe(self.window.max_timetag(), self.wall_ms);
+        s.ballot = s.window.max_ballot().max(applied_ballot);
+        s.config.ballot = s.ballot;
+        s.hlc.observe(applied_timetag, s.wall_ms);
+        s.hlc.observe(s.window.max_timetag(), s.wall_ms);
     }
 
     fn on_create(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
-        if config.gpid != self.gpid || self.ballot > Ballot::ZERO || self.committed > Decree::ZERO {
+        let s = &self.shared;
+        if config.gpid != s.gpid || s.ballot > Ballot::ZERO || s.committed > Decree::ZERO {
             return; // only a brand-new, empty replica can be created into a configuration
         }
-        if config.is_primary(self.me) {
+        if config.is_primary(s.me) {
             self.become_primary(now, config, out);
-        } else if config.is_secondary(self.me) {
-            self.ballot = config.ballot;
-            self.config = config;
-            self.status = ReplicaStatus::Secondary;
+        } else if config.is_secondary(s.me) {
+            self.shared.ballot = config.ballot;
+            self.shared.config = config;
+            self.role = Role::Secondary;
         }
     }
 
@@ -254,86 +219,75 @@ impl Replica {
     /// issues one configuration per ballot, and this replica never reigned at that ballot, so
     /// taking it, even as primary, starts no second reign at one ballot.
     pub(crate) fn on_config(&mut self, now: u64, config: PartitionConfig, out: &mut Vec<Action>) {
-        let known = config.ballot < self.ballot || config.ballot <= self.config.ballot;
-        if config.gpid != self.gpid || known || self.status == ReplicaStatus::Error {
+        let s = &self.shared;
+        let known = config.ballot < s.ballot || config.ballot <= s.config.ballot;
+        if config.gpid != s.gpid || known || matches!(self.role, Role::Failed(_)) {
             return;
         }
-        let me = self.me;
-        if config.is_primary(me) {
-            if self.status == ReplicaStatus::Primary {
-                self.continue_reign(now, config, out);
+        let me = s.me;
+        // This replica stepped down as primary when a member told it of this ballot, before its
+        // configuration came (`on_prepare_ack`). Its beacon may since have reported it inactive
+        // at this ballot, and the configuration manager may be making another replica primary
+        // on that report without waiting for this node's lease (a replica that says it is not
+        // primary does not serve). Reigning here now would let two primaries hold valid leases
+        // (found by the simulator: seed 3052). So it never becomes primary at a ballot it
+        // stepped down at; the manager moves on to a higher ballot.
+        let stepped_down_at_this_ballot = s.config.ballot < s.ballot && config.ballot == s.ballot;
+        if config.is_primary(me) && stepped_down_at_this_ballot {
+            self.shared.config = config;
+        } else if config.is_primary(me) {
+            if let Role::Primary(p) = &mut self.role {
+                p.continue_reign(&mut self.shared, now, config, out);
             } else {
                 self.become_primary(now, config, out);
             }
         } else if config.is_secondary(me) {
-            let can_serve = match self.status {
-                ReplicaStatus::Primary | ReplicaStatus::Secondary => true,
-                ReplicaStatus::Learner => {
-                    self.learning_complete() && self.learning_primary() == config.primary
-                }
-                _ => false,
+            let can_serve = match &self.role {
+                Role::Primary(_) | Role::Secondary => true,
+                Role::Learner(l) => l.is_complete() && Some(l.primary) == config.primary,
+                Role::Inactive | Role::Failed(_) => false,
             };
             self.step_down_if_primary(out);
-            self.ballot = config.ballot;
-            self.config = config;
+            self.shared.ballot = config.ballot;
+            self.shared.config = config;
             if can_serve {
-                self.status = ReplicaStatus::Secondary;
-                self.learning = None;
+                self.role = Role::Secondary;
             }
         } else {
-            let keeps_learning =
-                self.status == ReplicaStatus::Learner && self.learning_primary() == config.primary;
+            let keeps_learning = matches!(&self.role, Role::Learner(l) if Some(l.primary) == config.primary);
             self.step_down_if_primary(out);
-            if !keeps_learning && self.status != ReplicaStatus::Inactive {
-                self.status = ReplicaStatus::Inactive;
-                self.learning = None;
+            if !keeps_learning {
+                self.role = Role::Inactive;
             }
-            self.ballot = config.ballot;
-            self.config = config;
+            self.shared.ballot = config.ballot;
+            self.shared.config = config;
         }
     }
 
+    /// Ends a reign, if this replica is primary: every client write it holds is answered
+    /// (`PrimaryState::step_down`) and its primary state is dropped.
     pub(crate) fn step_down_if_primary(&mut self, out: &mut Vec<Action>) {
-        if self.status != ReplicaStatus::Primary {
+        if !self.role.is_primary() {
             return;
         }
-        for req in std::mem::take(&mut self.pending).into_values().flatten() {
-            // Prepared but not committed: a later primary may still commit it.
-            out.push(Action::Refuse {
-                req,
-                error: Error::Unavailable(format!("partition {} changed primary", self.gpid)),
-                not_applied: false,
-            });
+        if let Role::Primary(p) = std::mem::replace(&mut self.role, Role::Inactive) {
+            p.step_down(self.shared.gpid, out);
         }
-        self.queued_bytes = 0;
-        let waiting = self.parked.drain(..).map(|(r, _)| r).chain(self.resolving.drain().map(|(r, _)| r));
-        let never_logged: Vec<RequestId> =
-            std::mem::take(&mut self.queued).into_iter().map(|(r, _)| r).chain(waiting).collect();
-        for req in never_logged {
-            // Never logged: certainly not applied.
-            out.push(Action::Refuse {
-                req,
-                error: Error::Unavailable(format!("partition {} changed primary", self.gpid)),
-                not_applied: true,
-            });
-        }
-        self.learners.clear();
-        self.active = false;
-        self.reign_unsent = false;
-        self.status = ReplicaStatus::Inactive;
     }
 
+    /// The log or the store failed: stop, keeping the error. A later failure is a consequence
+    /// of the first, which is the one kept.
     fn fail(&mut self, error: Error, out: &mut Vec<Action>) {
         self.step_down_if_primary(out);
-        let _ = error;
-        self.status = ReplicaStatus::Error;
-        self.learning = None;
+        if !matches!(self.role, Role::Failed(_)) {
+            self.role = Role::Failed(error);
+        }
     }
 
     fn on_appended(&mut self, now: u64, entries: &[(Ballot, Decree)], out: &mut Vec<Action>) {
         let mut newly = Vec::new();
         for &(b, d) in entries {
-            if let Some(slot) = self.window.get_mut(d)
+            if let Some(slot) = self.shared.window.get_mut(d)
                 && slot.entry.ballot == b
                 && !slot.durable
             {
@@ -341,23 +295,35 @@ impl Replica {
                 newly.push((b, d));
             }
         }
-        match self.status {
-            ReplicaStatus::Primary => {
-                self.send_reign_start(out);
-                self.try_commit(now, out);
-                if !self.pipeline_full() {
-                    self.flush_queued(now, out);
+        match &mut self.role {
+            Role::Primary(p) => {
+                let s = &mut self.shared;
+                p.send_reign_start(s, out);
+                p.try_commit(s, now, out);
+                if !s.pipeline_full() {
+                    p.flush_queued(s, now, out);
                 }
             }
-            ReplicaStatus::Secondary => {
+            Role::Secondary => {
                 for (b, d) in newly {
-                    self.ack(b, d, out);
+                    self.shared.ack(b, d, out);
                 }
-                self.secondary_commit(self.commit_hint, out);
+                self.secondary_commit(self.shared.commit_hint, out);
             }
-            ReplicaStatus::Learner => self.learner_on_appended(now, &newly, out),
-            _ => {}
+            Role::Learner(_) => self.learner_on_appended(now, &newly, out),
+            Role::Inactive | Role::Failed(_) => {}
         }
+    }
+}
+
+impl Shared {
+    pub(crate) fn lease_valid(&self, now_ms: u64) -> bool {
+        now_ms < self.lease_expires_ms
+    }
+
+    /// The highest decree this replica holds (committed or not).
+    pub(crate) fn last_prepared(&self) -> Decree {
+        self.window.last().unwrap_or(self.committed).max(self.committed)
     }
 
     /// Acknowledges a durable entry to the primary this replica follows.

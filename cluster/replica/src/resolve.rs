@@ -15,10 +15,29 @@
 
 use tern_core::{Error, Result, WriteOp};
 
+use crate::admission::refuse;
 use crate::message::{Action, RequestId};
-use crate::replica::Replica;
+use crate::primary::PrimaryState;
+use crate::replica::{Replica, Shared};
+use crate::role::Role;
 
 impl Replica {
+    /// The runtime evaluated a parked atomic op (see `PrimaryState::on_resolved`).
+    pub(crate) fn on_resolved(
+        &mut self,
+        now: u64,
+        req: RequestId,
+        result: Result<WriteOp>,
+        out: &mut Vec<Action>,
+    ) {
+        // Not primary: the op was refused when the primary stepped down.
+        if let Role::Primary(p) = &mut self.role {
+            p.on_resolved(&mut self.shared, now, req, result, out);
+        }
+    }
+}
+
+impl PrimaryState {
     /// Whether a client write must wait: an atomic op, or any write to a hash key that an
     /// earlier waiting (or resolving) op holds.
     pub(crate) fn must_park(&self, op: &WriteOp) -> bool {
@@ -28,31 +47,37 @@ impl Replica {
             || self.resolving.values().any(|k| k.as_slice() == hk)
     }
 
-    pub(crate) fn park(&mut self, now: u64, req: RequestId, op: WriteOp, out: &mut Vec<Action>) {
-        if self.parked.len() >= self.opts.max_parked {
-            let error =
-                Error::Busy(format!("partition {} has too many writes waiting on hash keys", self.gpid));
-            return out.push(Action::Refuse { req, error, not_applied: true });
+    pub(crate) fn park(
+        &mut self,
+        s: &mut Shared,
+        now: u64,
+        req: RequestId,
+        op: WriteOp,
+        out: &mut Vec<Action>,
+    ) {
+        if self.parked.len() >= s.opts.max_parked {
+            let error = Error::Busy(format!("partition {} has too many writes waiting on hash keys", s.gpid));
+            return refuse(req, error, out);
         }
         // A queued write to the same hash key must be logged before the atomic op reads.
         if self.queued.iter().any(|(_, q)| q.hash_key() == op.hash_key()) {
-            self.flush_queued(now, out);
+            self.flush_queued(s, now, out);
         }
         self.parked.push_back((req, op));
-        self.drain_parked(now, out);
+        self.drain_parked(s, now, out);
     }
 
     /// Starts every parked op that no longer waits, in arrival order per hash key: atomic ops
     /// go to the runtime for resolution, plain writes to the next batch.
-    pub(crate) fn drain_parked(&mut self, now: u64, out: &mut Vec<Action>) {
-        if self.parked.is_empty() || self.unable_to_serve(now, false).is_some() {
+    pub(crate) fn drain_parked(&mut self, s: &mut Shared, now: u64, out: &mut Vec<Action>) {
+        if self.parked.is_empty() || self.unable_to_serve(s, now, false).is_some() {
             return;
         }
         let mut held: Vec<Vec<u8>> = self.resolving.values().cloned().collect();
         let mut i = 0;
         while i < self.parked.len() {
             let hk = self.parked[i].1.hash_key();
-            if held.iter().any(|k| k.as_slice() == hk) || self.key_in_flight(hk) {
+            if held.iter().any(|k| k.as_slice() == hk) || self.key_in_flight(s, hk) {
                 held.push(hk.to_vec());
                 i += 1;
                 continue;
@@ -63,24 +88,25 @@ impl Replica {
                 self.resolving.insert(req, op.hash_key().to_vec());
                 // Runs after every `Apply` pushed before it: the store holds all committed
                 // writes, and no uncommitted one touches this hash key.
-                out.push(Action::Resolve { req, op, now_secs: self.wall_ms / 1000 });
+                out.push(Action::Resolve { req, op, now_secs: s.wall_ms / 1000 });
             } else {
                 // Now queued (or logged): later ops on this key wait for it to commit.
-                self.enqueue(now, req, op, out);
+                self.enqueue(s, now, req, op, out);
             }
         }
     }
 
     /// Whether a queued or uncommitted entry writes under `hk`.
-    fn key_in_flight(&self, hk: &[u8]) -> bool {
+    fn key_in_flight(&self, s: &Shared, hk: &[u8]) -> bool {
         self.queued.iter().any(|(_, q)| q.hash_key() == hk)
-            || self.window.iter().any(|s| s.entry.mutation.ops.iter().any(|o| o.hash_key() == hk))
+            || s.window.iter().any(|slot| slot.entry.mutation.ops.iter().any(|o| o.hash_key() == hk))
     }
 
     /// The runtime evaluated a parked atomic op: log its result, or refuse it (nothing of it
     /// was or will be written).
-    pub(crate) fn on_resolved(
+    fn on_resolved(
         &mut self,
+        s: &mut Shared,
         now: u64,
         req: RequestId,
         result: Result<WriteOp>,
@@ -94,15 +120,15 @@ impl Replica {
             other => Err(Error::invariant(format!("resolution returned a {} op", other.name()))),
         });
         // A refusal is an answer read from the store, like a read: it needs the lease too.
-        match (self.unable_to_serve(now, true), result) {
-            (Some(error), _) | (None, Err(error)) => {
-                out.push(Action::Refuse { req, error, not_applied: true })
-            }
-            (None, Ok(op)) => self.enqueue(now, req, op, out),
+        match (self.unable_to_serve(s, now, true), result) {
+            (Some(error), _) | (None, Err(error)) => refuse(req, error, out),
+            (None, Ok(op)) => self.enqueue(s, now, req, op, out),
         }
-        self.drain_parked(now, out);
+        self.drain_parked(s, now, out);
     }
+}
 
+impl Shared {
     /// A duplicated write (a `Put` with its origin's timetag) is refused if its timetag is older
     /// than the store's last-writer-wins retention: compaction may already have dropped the
     /// tombstone or expired record that would make it lose, and replicas that compacted and

@@ -31,6 +31,11 @@ fn resolved(k: &str, n: i64) -> WriteOp {
     }
 }
 
+/// The primary's own state (its queue and parked ops).
+fn primary(r: &crate::Replica) -> &crate::primary::PrimaryState {
+    r.role.primary().expect("a primary")
+}
+
 fn commit(r: &mut crate::Replica, d: u64) -> Vec<Action> {
     h(r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(d))] });
     h(r, T0, Event::Peer { from: S1, msg: ack(1, 1, d) });
@@ -61,8 +66,11 @@ fn an_atomic_op_waits_for_uncommitted_writes_to_its_hash_key_and_later_writes_wa
     let a = h(&mut r, T0, Event::ClientWrite { req: 3, op: set("k") });
     assert!(appended(&a).is_empty(), "a later write to k waits behind the incr");
     h(&mut r, T0, Event::ClientWrite { req: 4, op: set("other") });
-    assert!(r.queued.iter().any(|(q, _)| *q == 4), "other hash keys are not held up: batched as usual");
-    assert_eq!(r.parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(
+        primary(&r).queued.iter().any(|(q, _)| *q == 4),
+        "other hash keys are not held up: batched as usual"
+    );
+    assert_eq!(primary(&r).parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![2, 3]);
 
     let a = commit(&mut r, 2);
     assert_eq!(applied(&a), vec![Decree(2)]);
@@ -73,11 +81,11 @@ fn an_atomic_op_waits_for_uncommitted_writes_to_its_hash_key_and_later_writes_wa
 
     h(&mut r, T0, Event::Resolved { req: 2, result: Ok(resolved("k", 1)) });
     assert!(
-        r.queued.iter().any(|(q, op)| *q == 2 && *op == resolved("k", 1)),
+        primary(&r).queued.iter().any(|(q, op)| *q == 2 && *op == resolved("k", 1)),
         "the result joins the next batch"
     );
     assert_eq!(
-        r.parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
+        primary(&r).parked.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
         vec![3],
         "the set waits for the incr to commit"
     );
@@ -145,7 +153,7 @@ fn a_duplicated_write_moves_the_clock_past_its_timetag() {
 #[test]
 fn a_duplicated_write_older_than_the_retention_is_refused() {
     let mut r = active_primary();
-    let retention = r.opts.lww_retention_ms;
+    let retention = r.shared.opts.lww_retention_ms;
     let a = h(&mut r, T0, Event::ClientWrite { req: 1, op: dup_put(T0 - retention) });
     assert!(
         matches!(&a[..], [Action::Refuse { req: 1, error: Error::InvalidArgument(m), not_applied: true }] if m.contains("retention")),

@@ -6,11 +6,12 @@
 //! the entry held at `d` carries a ballot of reign `R` (the primary sent it). An older entry at
 //! `d` that the new primary has not replaced yet may differ from the one it committed.
 
-use tern_core::{Decree, NodeId, PartitionConfig, ReplicaStatus};
+use tern_core::{Decree, NodeId, PartitionConfig};
 use tern_storage::LogEntry;
 
 use crate::message::{Action, PeerMessage, Refusal, Reign};
 use crate::replica::Replica;
+use crate::role::Role;
 use crate::window::Slot;
 
 impl Replica {
@@ -23,64 +24,59 @@ impl Replica {
         reign: Reign,
         out: &mut Vec<Action>,
     ) -> Option<Refusal> {
-        if config.gpid != self.gpid || config.primary != Some(from) {
+        if config.gpid != self.shared.gpid || config.primary != Some(from) {
             return Some(Refusal::NotMember);
         }
-        if config.ballot < self.ballot {
+        if config.ballot < self.shared.ballot {
             return Some(Refusal::StaleBallot);
         }
-        if self.status == ReplicaStatus::Primary && config.ballot == self.ballot {
+        if self.role.is_primary() && config.ballot == self.shared.ballot {
             return Some(Refusal::NotMember); // two primaries at one ballot cannot happen
         }
-        if config.ballot > self.ballot {
+        if config.ballot > self.shared.ballot {
             // A newer configuration: whatever this replica was, a primary at an older ballot
             // is no longer one.
-            let was_primary = self.status == ReplicaStatus::Primary;
+            let was_primary = self.role.is_primary();
             self.step_down_if_primary(out);
-            let follows = if config.is_secondary(self.me) {
-                match self.status {
-                    ReplicaStatus::Secondary => true,
-                    ReplicaStatus::Inactive => was_primary,
-                    ReplicaStatus::Learner => self.learning_complete() && self.learns_from(from, reign),
-                    _ => false,
+            let follows = if config.is_secondary(self.shared.me) {
+                match &self.role {
+                    Role::Secondary => true,
+                    Role::Inactive => was_primary,
+                    Role::Learner(l) => l.is_complete() && l.learns_from(from, reign),
+                    Role::Primary(_) | Role::Failed(_) => false,
                 }
             } else {
-                self.status == ReplicaStatus::Learner && self.learns_from(from, reign)
+                matches!(&self.role, Role::Learner(l) if l.learns_from(from, reign))
             };
-            self.ballot = config.ballot;
-            self.config = config.clone();
+            self.shared.ballot = config.ballot;
+            self.shared.config = config.clone();
             if !follows {
-                if self.status != ReplicaStatus::Error {
-                    self.status = ReplicaStatus::Inactive;
-                    self.learning = None;
+                if !matches!(self.role, Role::Failed(_)) {
+                    self.role = Role::Inactive;
                 }
                 return Some(Refusal::Inactive);
             }
-            if config.is_secondary(self.me) {
-                self.status = ReplicaStatus::Secondary;
-                self.learning = None;
+            if config.is_secondary(self.shared.me) {
+                self.role = Role::Secondary;
             }
         }
-        match self.status {
-            ReplicaStatus::Inactive | ReplicaStatus::Error => return Some(Refusal::Inactive),
-            ReplicaStatus::Learner if self.learning_primary() != Some(from) => {
-                return Some(Refusal::NotMember);
-            }
-            ReplicaStatus::Learner if !self.learns_from(from, reign) => {
-                if self.learning.as_ref().is_some_and(|l| reign.ballot < l.reign.ballot) {
+        match &self.role {
+            Role::Inactive | Role::Failed(_) => return Some(Refusal::Inactive),
+            Role::Learner(l) if l.primary != from => return Some(Refusal::NotMember),
+            Role::Learner(l) if !l.learns_from(from, reign) => {
+                if reign.ballot < l.reign.ballot {
                     return Some(Refusal::NotMember); // a delayed message of an older reign
                 }
                 // The primary started a new reign since this replica began learning (it
                 // restarted, losing what it had not made durable): what was learned may hold
                 // entries the new reign replaced. Start over when invited again.
-                self.status = ReplicaStatus::Inactive;
-                self.learning = None;
+                self.role = Role::Inactive;
                 return Some(Refusal::Inactive);
             }
-            _ => {}
+            Role::Primary(_) | Role::Secondary | Role::Learner(_) => {}
         }
-        if reign.ballot >= self.reign.ballot {
-            self.reign = reign;
+        if reign.ballot >= self.shared.reign.ballot {
+            self.shared.reign = reign;
         }
         None
     }
@@ -89,7 +85,7 @@ impl Replica {
         out.push(Action::Send {
             to,
             msg: PeerMessage::PrepareAck {
-                ballot: self.ballot,
+                ballot: self.shared.ballot,
                 entry_ballot: entry.map(|e| e.ballot).unwrap_or_default(),
                 decree: entry.map(|e| e.decree).unwrap_or_default(),
                 durable_through: Decree::ZERO,
@@ -100,8 +96,11 @@ impl Replica {
 
     /// Whether this replica acknowledges entries now (a learner only once caught up).
     fn acks_entries(&self) -> bool {
-        self.status == ReplicaStatus::Secondary
-            || (self.status == ReplicaStatus::Learner && self.learning_complete())
+        match &self.role {
+            Role::Secondary => true,
+            Role::Learner(l) => l.is_complete(),
+            Role::Inactive | Role::Primary(_) | Role::Failed(_) => false,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -119,19 +118,19 @@ impl Replica {
             return self.refuse_peer(from, r, Some(&entry), out);
         }
         let d = entry.decree;
-        if d <= self.committed {
+        if d <= self.shared.committed {
             if self.acks_entries() {
-                self.ack(entry.ballot, d, out);
+                self.shared.ack(entry.ballot, d, out);
             }
         } else {
-            let (held, durable) = match self.window.get(d) {
+            let (held, durable) = match self.shared.window.get(d) {
                 Some(s) => (Some(s.entry.ballot), s.durable),
                 None => (None, false),
             };
             match held {
                 Some(b) if b == entry.ballot => {
                     if durable && self.acks_entries() {
-                        self.ack(b, d, out);
+                        self.shared.ack(b, d, out);
                     }
                 }
                 Some(b) if b > entry.ballot => {} // a stale resend
@@ -139,14 +138,14 @@ impl Replica {
                     // New, or replaces an entry from an older ballot. The clock passes every
                     // timetag this replica holds: if it becomes primary, its writes are newer
                     // than everything it stored (last-writer-wins relies on that).
-                    self.hlc.observe(entry.timetag, self.wall_ms);
-                    self.window.insert(Slot::new(entry.clone(), now));
+                    self.shared.hlc.observe(entry.timetag, self.shared.wall_ms);
+                    self.shared.window.insert(Slot::new(entry.clone(), now));
                     out.push(Action::Append { entries: vec![entry] });
                 }
             }
         }
-        self.commit_hint = self.commit_hint.max(committed);
-        self.secondary_commit(self.commit_hint, out);
+        self.shared.commit_hint = self.shared.commit_hint.max(committed);
+        self.secondary_commit(self.shared.commit_hint, out);
     }
 
     pub(crate) fn on_group_check(
@@ -161,18 +160,18 @@ impl Replica {
         if let Some(r) = self.accept_from_primary(from, &config, reign, out) {
             return self.refuse_peer(from, r, None, out);
         }
-        self.commit_hint = self.commit_hint.max(committed);
-        self.secondary_commit(self.commit_hint, out);
+        self.shared.commit_hint = self.shared.commit_hint.max(committed);
+        self.secondary_commit(self.shared.commit_hint, out);
         // Answer, so the primary knows this replica is there and how far it holds the log
         // (a learner with nothing to acknowledge would otherwise look gone).
         if self.acks_entries() {
             out.push(Action::Send {
                 to: from,
                 msg: PeerMessage::PrepareAck {
-                    ballot: self.ballot,
+                    ballot: self.shared.ballot,
                     entry_ballot: tern_core::Ballot::ZERO,
                     decree: Decree::ZERO,
-                    durable_through: self.window.durable_through(self.committed),
+                    durable_through: self.shared.window.durable_through(self.shared.committed),
                     refusal: None,
                 },
             });
@@ -185,18 +184,19 @@ impl Replica {
         if !self.acks_entries() {
             return;
         }
+        let s = &mut self.shared;
         let mut entries = Vec::new();
-        while self.committed < upto {
-            let d = self.committed.next();
-            let ok = match self.window.get(d) {
-                Some(s) => s.durable && (s.entry.ballot >= self.reign.ballot || d <= self.reign.base),
+        while s.committed < upto {
+            let d = s.committed.next();
+            let ok = match s.window.get(d) {
+                Some(slot) => slot.durable && (slot.entry.ballot >= s.reign.ballot || d <= s.reign.base),
                 None => false,
             };
             if !ok {
                 break;
             }
-            let slot = self.window.remove(d).expect("checked above");
-            self.committed = d;
+            let slot = s.window.remove(d).expect("checked above");
+            s.committed = d;
             entries.push(slot.entry);
         }
         if !entries.is_empty() {

@@ -229,8 +229,12 @@ fn a_member_refusing_a_message_from_before_the_current_configuration_is_not_susp
     assert_eq!(r.status(), ReplicaStatus::Primary);
 }
 
+/// A primary that stepped down when a member told it of a newer ballot may have reported itself
+/// inactive at that ballot since, and the manager may be replacing it on that report while its
+/// lease still runs: it must never reign at that ballot (simulator seed 3052: two primaries in
+/// overlapping lease windows, a stale read).
 #[test]
-fn a_primary_that_learned_a_ballot_from_a_refusal_still_takes_the_configuration_at_it() {
+fn a_primary_that_stepped_down_at_a_ballot_never_reigns_at_it() {
     let mut r = active_primary();
     // The meta removed S2 at ballot 2 and keeps P as primary; S2 heard first and refuses.
     let refusal = PeerMessage::PrepareAck {
@@ -244,10 +248,22 @@ fn a_primary_that_learned_a_ballot_from_a_refusal_still_takes_the_configuration_
     assert_ne!(r.status(), ReplicaStatus::Primary, "it cannot tell yet whether it is still primary");
     assert_eq!(r.ballot(), Ballot(2));
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
+    assert_eq!(r.status(), ReplicaStatus::Inactive, "{a:?}");
+    assert!(appended(&a).is_empty(), "no reign starts at ballot 2: {a:?}");
+    assert_eq!(r.config().ballot, Ballot(2), "the configuration is known, so it is not taken again");
+    let a = h(
+        &mut r,
+        T0 + 10,
+        Event::ClientRead {
+            req: 9,
+            read: tern_core::read::ReadOp::Get { hash_key: b"k".to_vec(), sort_key: vec![] },
+        },
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::ServeRead { .. })), "it serves nothing at ballot 2: {a:?}");
+    // The manager's next configuration makes it primary again, at a ballot of its own.
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
     assert_eq!(r.status(), ReplicaStatus::Primary, "{a:?}");
-    assert_eq!(appended(&a), vec![(Ballot(2), Decree(2))], "a new reign at ballot 2 starts with its marker");
-    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1]) });
-    assert!(a.is_empty(), "the same configuration again is not a second reign: {a:?}");
+    assert_eq!(appended(&a), vec![(Ballot(3), Decree(2))], "a new reign at ballot 3 starts with its marker");
 }
 
 #[test]
@@ -564,6 +580,46 @@ fn a_log_failure_stops_the_replica() {
     assert!(matches!(&a[..], [Action::Refuse { req: 5, not_applied: false, .. }]), "outcome unknown: {a:?}");
     assert_eq!(r.status(), ReplicaStatus::Error);
     assert_eq!(r.report().status, ReplicaStatus::Error);
+}
+
+/// Regression: the error that stopped a replica used to be dropped.
+#[test]
+fn a_failed_replica_keeps_the_error_that_stopped_it() {
+    let mut r = active_primary();
+    assert_eq!(r.failure(), None);
+    let disk_full = Error::io("append decree 2", "disk full");
+    h(&mut r, T0, Event::AppendFailed { error: disk_full.clone() });
+    assert_eq!(r.failure(), Some(&disk_full));
+    assert!(format!("{r:?}").contains("disk full"), "Debug shows why it stopped");
+    // A later failure is a consequence of the first: the first is what is kept.
+    h(&mut r, T0, Event::AppendFailed { error: Error::io("append decree 3", "read-only file system") });
+    assert_eq!(r.failure(), Some(&disk_full));
+    // Nothing but a reopen gets it out of the failed role, so the error stays readable.
+    let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(2, P, &[S1, S2]) });
+    assert!(a.is_empty(), "not primary again: {a:?}");
+    let prepare = PeerMessage::Prepare {
+        config: cfg(3, S1, &[P, S2]),
+        reign: Reign { ballot: Ballot(3), base: Decree(1) },
+        committed: Decree(1),
+        entry: entry(3, 2, "k"),
+    };
+    let a = h(&mut r, T0, Event::Peer { from: S1, msg: prepare });
+    assert!(
+        matches!(&sends(&a)[..], [(S1, PeerMessage::PrepareAck { refusal: Some(Refusal::Inactive), .. })]),
+        "not a secondary either: {a:?}"
+    );
+    assert_eq!((r.status(), r.failure()), (ReplicaStatus::Error, Some(&disk_full)));
+    h(
+        &mut r,
+        T0,
+        Event::Open {
+            applied: Decree(1),
+            applied_timetag: Timetag::ZERO,
+            applied_ballot: Ballot(1),
+            log: vec![],
+        },
+    );
+    assert_eq!((r.status(), r.failure()), (ReplicaStatus::Inactive, None));
 }
 
 #[test]

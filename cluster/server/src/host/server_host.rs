@@ -280,8 +280,14 @@ impl ReplicaHost for ServerHost {
         }
     }
 
-    fn role_changed(&mut self, before: (ReplicaStatus, Ballot), after: (ReplicaStatus, Ballot)) {
-        tracing::info!(gpid = %self.gpid, "{} b{} -> {} b{}", before.0.name(), before.1, after.0.name(), after.1);
+    fn role_changed(
+        &mut self,
+        before: (ReplicaStatus, Ballot),
+        after: (ReplicaStatus, Ballot),
+        failure: Option<&Error>,
+    ) {
+        let why = failure.map(|e| format!(": {e}")).unwrap_or_default();
+        tracing::info!(gpid = %self.gpid, "{} b{} -> {} b{}{why}", before.0.name(), before.1, after.0.name(), after.1);
     }
 
     fn trouble(&mut self, what: String) {

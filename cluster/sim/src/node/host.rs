@@ -219,10 +219,16 @@ impl ReplicaHost for SimHost<'_, '_> {
         }
     }
 
-    fn role_changed(&mut self, before: (ReplicaStatus, Ballot), after: (ReplicaStatus, Ballot)) {
+    fn role_changed(
+        &mut self,
+        before: (ReplicaStatus, Ballot),
+        after: (ReplicaStatus, Ballot),
+        failure: Option<&Error>,
+    ) {
         let (me, g) = (self.me, self.gpid);
+        let why = failure.map(|e| format!(": {e}")).unwrap_or_default();
         self.ctx.trace(format!(
-            "{me} {g} {} b{} -> {} b{}",
+            "{me} {g} {} b{} -> {} b{}{why}",
             before.0.name(),
             before.1,
             after.0.name(),

@@ -91,6 +91,21 @@ fn run_seeds(test: &str, config: fn(u64) -> SimConfig) {
     assert!(failed.is_empty(), "failing seeds: {failed:?} (each is replayable, see above)");
 }
 
+/// Regression: a primary told of a newer ballot by a member stepped down, its beacon reported
+/// it inactive, the manager promoted another replica on that report, and the configuration at
+/// the newer ballot (naming the old primary) made it primary again while its lease ran: two
+/// primaries served reads in overlapping lease windows. A replica now never reigns at a ballot
+/// it stepped down at (`Replica::on_config`).
+#[test]
+fn seed_3052_a_primary_never_reigns_at_a_ballot_it_stepped_down_at() {
+    let r = run(&SimConfig::standard(3052), false);
+    assert!(
+        r.violations.is_empty(),
+        "{}",
+        report(&r, "seed_3052_a_primary_never_reigns_at_a_ballot_it_stepped_down_at")
+    );
+}
+
 /// The simulator's own check: one seed, run twice, gives the same trace (hash), and another
 /// seed gives another.
 #[test]
