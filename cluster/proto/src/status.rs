@@ -56,9 +56,10 @@ pub fn from_status(s: &Status) -> Error {
         Code::DataLoss => ErrorCode::Corruption,
         Code::Internal | Code::Unknown | Code::Unimplemented => ErrorCode::InvariantViolated,
         // A status without a Tern code and UNAVAILABLE comes from the transport (connection
-        // refused or reset): the request may or may not have arrived.
-        Code::Unavailable => ErrorCode::Transport,
-        _ => ErrorCode::Unavailable,
+        // refused or reset): the request may or may not have arrived. So may any other kind
+        // Tern never sends unmarked (from something between client and server): whether it was
+        // applied is unknown, and a non-idempotent write must not be retried on it.
+        _ => ErrorCode::Transport,
     });
     let message =
         if tern.is_some() { s.message().to_string() } else { format!("{}: {}", s.code(), s.message()) };
@@ -141,13 +142,13 @@ mod tests {
             (Code::Unknown, ErrorCode::InvariantViolated),
             (Code::Unimplemented, ErrorCode::InvariantViolated),
             (Code::Unavailable, ErrorCode::Transport),
-            (Code::Ok, ErrorCode::Unavailable),
-            (Code::AlreadyExists, ErrorCode::Unavailable),
-            (Code::PermissionDenied, ErrorCode::Unavailable),
-            (Code::FailedPrecondition, ErrorCode::Unavailable),
-            (Code::Aborted, ErrorCode::Unavailable),
-            (Code::OutOfRange, ErrorCode::Unavailable),
-            (Code::Unauthenticated, ErrorCode::Unavailable),
+            (Code::Ok, ErrorCode::Transport),
+            (Code::AlreadyExists, ErrorCode::Transport),
+            (Code::PermissionDenied, ErrorCode::Transport),
+            (Code::FailedPrecondition, ErrorCode::Transport),
+            (Code::Aborted, ErrorCode::Transport),
+            (Code::OutOfRange, ErrorCode::Transport),
+            (Code::Unauthenticated, ErrorCode::Transport),
         ];
         for (grpc, code) in cases {
             let e = from_status(&Status::new(grpc, "why"));

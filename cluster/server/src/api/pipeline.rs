@@ -97,7 +97,7 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
                 Ok((gpid, op)) => match refuse_write(node, gpid, &op) {
                     Some(e) => refuse(e),
                     None => {
-                        let reply = ReplyTo::Stream(StreamAnswer::new(id, false, tx.clone()));
+                        let reply = ReplyTo::Stream(StreamAnswer::write(id, tx.clone()));
                         writes.entry(gpid).or_default().push((op, reply));
                     }
                 },
@@ -106,7 +106,7 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
                 Err(e) => refuse(e),
                 Ok((gpid, op)) => {
                     let stale = node.roles.standby(gpid.table.0).is_some();
-                    let reply = ReplyTo::Stream(StreamAnswer::new(id, stale, tx.clone()));
+                    let reply = ReplyTo::Stream(StreamAnswer::read(id, stale, tx.clone()));
                     send(node, gpid, Input::Read { op, reply });
                 }
             },

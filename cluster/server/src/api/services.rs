@@ -37,15 +37,17 @@ impl Services {
     /// One read, as `Read` and every item of `BatchRead` serve it.
     async fn serve_read(&self, req: pb::ReadRequest) -> Result<pb::ReadResponse, Status> {
         let (gpid, op) = read_from_pb(req).map_err(status)?;
-        let result = self.ask(gpid, |reply| Input::Read { op, reply: ReplyTo::Once(reply) }).await?;
+        let result = self.ask(gpid, false, |reply| Input::Read { op, reply: ReplyTo::Once(reply) }).await?;
         let mut resp = read_result_to_pb(&result);
         resp.possibly_stale = self.node.roles.standby(gpid.table.0).is_some();
         Ok(resp)
     }
 
+    /// Hands a request to its replica and waits for the answer (`write`: it may change data).
     async fn ask<T>(
         &self,
         gpid: Gpid,
+        write: bool,
         make: impl FnOnce(oneshot::Sender<tern_core::Result<T>>) -> Input,
     ) -> Result<T, Status> {
         let h = self.node.registry.get(gpid).ok_or_else(|| status(Error::NotPrimary { gpid }))?;
@@ -53,7 +55,7 @@ impl Services {
         h.submit(make(tx)).map_err(status)?;
         match tokio::time::timeout(self.node.opts.request_timeout, rx).await {
             Ok(Ok(r)) => r.map_err(status),
-            Ok(Err(_)) => Err(status(Error::Unavailable(format!("replica {gpid} dropped the request")))),
+            Ok(Err(_)) => Err(status(crate::host::reply::dropped(write))),
             Err(_) => Err(status(Error::OutcomeUnknown(format!(
                 "partition {gpid} did not answer within {:?}",
                 self.node.opts.request_timeout
@@ -78,7 +80,7 @@ impl pb::kv_server::Kv for Services {
         if let Some(e) = super::pipeline::refuse_write(&self.node, gpid, &op) {
             return Err(status(e));
         }
-        let outcome = self.ask(gpid, |reply| Input::Write { op, reply: ReplyTo::Once(reply) }).await?;
+        let outcome = self.ask(gpid, true, |reply| Input::Write { op, reply: ReplyTo::Once(reply) }).await?;
         Ok(Response::new(outcome_to_pb(&outcome)))
     }
 

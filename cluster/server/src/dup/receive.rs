@@ -61,7 +61,7 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
     for ((hash_key, sort_key, incoming), rx) in waiting {
         let outcome = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r?,
-            Ok(Err(_)) => return Err(Error::Unavailable(format!("replica {gpid} dropped the request"))),
+            Ok(Err(_)) => return Err(crate::host::reply::dropped(true)),
             Err(_) => {
                 return Err(Error::OutcomeUnknown(format!(
                     "partition {gpid} did not answer within {timeout:?}"

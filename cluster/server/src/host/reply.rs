@@ -21,12 +21,18 @@ pub struct StreamAnswer {
     id: u64,
     /// The table is a DR standby here: a read's answer is marked possibly stale.
     stale: bool,
+    /// A write: if dropped unanswered, it may have been logged (its outcome is unknown).
+    write: bool,
     tx: Option<mpsc::UnboundedSender<pb::KvAnswer>>,
 }
 
 impl StreamAnswer {
-    pub fn new(id: u64, stale: bool, tx: mpsc::UnboundedSender<pb::KvAnswer>) -> StreamAnswer {
-        StreamAnswer { id, stale, tx: Some(tx) }
+    pub fn read(id: u64, stale: bool, tx: mpsc::UnboundedSender<pb::KvAnswer>) -> StreamAnswer {
+        StreamAnswer { id, stale, write: false, tx: Some(tx) }
+    }
+
+    pub fn write(id: u64, tx: mpsc::UnboundedSender<pb::KvAnswer>) -> StreamAnswer {
+        StreamAnswer { id, stale: false, write: true, tx: Some(tx) }
     }
 
     fn send(mut self, answer: Option<pb::kv_answer::Answer>, error: Option<&Error>) {
@@ -39,9 +45,19 @@ impl StreamAnswer {
 impl Drop for StreamAnswer {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            let e = Error::Unavailable("the replica dropped the request".into());
-            let _ = tx.send(answer_of(self.id, None, Some(&e)));
+            let _ = tx.send(answer_of(self.id, None, Some(&dropped(self.write))));
         }
+    }
+}
+
+/// The error for a request its replica dropped unanswered (it stopped): a write may have been
+/// logged and may still be applied by a later primary, so its outcome is unknown (a client
+/// must not retry a non-idempotent write on it); a read certainly did nothing.
+pub fn dropped(write: bool) -> Error {
+    if write {
+        Error::OutcomeUnknown("the replica stopped before answering; the write may have been logged".into())
+    } else {
+        Error::Unavailable("the replica stopped before answering".into())
     }
 }
 
