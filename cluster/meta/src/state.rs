@@ -4,6 +4,8 @@
 
 pub mod dr;
 pub mod dup;
+#[cfg(test)]
+mod golden_tests;
 
 use std::collections::BTreeMap;
 
