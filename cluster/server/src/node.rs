@@ -129,9 +129,13 @@ impl Node {
     }
 
     /// The meta server's table roles (every table, from a beacon answer).
+    /// A role that does not decode counts as standby: refusing client writes is the safe side.
     pub fn set_table_roles(&self, roles: &[tern_proto::pb::TableRole]) {
-        let standby =
-            roles.iter().filter(|r| r.role == "standby").map(|r| (r.table, (r.name.clone(), r.epoch)));
+        use tern_proto::convert::PbEnum;
+        let active = |r: &tern_proto::pb::TableRole| {
+            tern_core::DrRole::from_pb(r.role, "table_roles.role") == Ok(tern_core::DrRole::Active)
+        };
+        let standby = roles.iter().filter(|r| !active(r)).map(|r| (r.table, (r.name.clone(), r.epoch)));
         *self.standby.write().unwrap_or_else(|e| e.into_inner()) = standby.collect();
     }
 

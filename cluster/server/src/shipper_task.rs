@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_core::{Decree, Error, Gpid, ReplicaStatus};
+use tern_core::{Decree, Error, Gpid, LinkStatus, ReplicaStatus};
 use tern_duplication::{Shipper, ShipperOptions};
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 use tern_storage::log::contiguous_run;
 use tokio::sync::mpsc;
@@ -137,7 +138,7 @@ async fn start(
             let mut sync_records = 0;
             let confirmed = match link.confirmed.get(p) {
                 Some(c) if started => Decree(*c),
-                _ if link.status == "syncing-checkpoint" => {
+                _ if LinkStatus::from_pb(link.status, "status") == Ok(LinkStatus::SyncingCheckpoint) => {
                     let publish = |copied, error| state.syncing(node, copied, error);
                     let (from, copied) = crate::full_sync::copy_partition(
                         node,

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tern_client::{ClientOptions, TernClient};
-use tern_core::{Decree, Gpid, ReplicaStatus, Result};
+use tern_core::{Decree, Gpid, LinkStatus, ReplicaStatus, Result};
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 
 use crate::node::Node;
@@ -118,7 +119,8 @@ pub fn reconcile(node: &Arc<Node>) {
         if r.status != ReplicaStatus::Primary {
             continue;
         }
-        let active = |l: &pb::DupLink| l.status == "shipping" || l.status == "syncing-checkpoint";
+        // A status that does not decode ships nothing.
+        let active = |l: &pb::DupLink| LinkStatus::from_pb(l.status, "status").is_ok_and(LinkStatus::ships);
         for l in links.iter().filter(|l| l.table == r.gpid.table.0 && active(l)) {
             want.insert((l.id, r.gpid), r.ballot.0);
         }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use super::dr::{DrRole, RoleChange};
-use super::dup::{ConflictCounter, ConflictRecord, DupMode, LinkChange, LinkRecord, LinkStatus, NewLink};
+use super::dup::{ConflictCounter, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink};
 use super::*;
 
 fn state() -> MetaState {
@@ -60,11 +60,11 @@ fn state() -> MetaState {
         partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1 }],
     };
     let statuses = [
-        (DupMode::OneWay, LinkStatus::Init),
-        (DupMode::TwoWay, LinkStatus::SyncingCheckpoint),
-        (DupMode::OneWay, LinkStatus::Shipping),
-        (DupMode::TwoWay, LinkStatus::Paused),
-        (DupMode::OneWay, LinkStatus::Removed),
+        (LinkMode::OneWay, LinkStatus::Init),
+        (LinkMode::TwoWay, LinkStatus::SyncingCheckpoint),
+        (LinkMode::OneWay, LinkStatus::Shipping),
+        (LinkMode::TwoWay, LinkStatus::Paused),
+        (LinkMode::OneWay, LinkStatus::Removed),
     ];
     for (i, (mode, status)) in statuses.into_iter().enumerate() {
         let id = i as u64 + 1;
@@ -92,7 +92,7 @@ fn commands() -> Vec<Command> {
                 remote_cluster_id: 2,
                 remote_metas: vec!["b:1".into()],
                 remote_table: "t".into(),
-                mode: DupMode::TwoWay,
+                mode: LinkMode::TwoWay,
                 status: LinkStatus::SyncingCheckpoint,
                 max_bytes_per_sec: 1024,
                 created_at_ms: 9,
