@@ -45,16 +45,20 @@ impl AdminClient {
 
     /// A serving table's routing: its partitions, their primaries and the servers' addresses.
     pub async fn describe_table(&self, name: &str) -> Result<TableRoute> {
-        let req = pb::RouteRequest { table: name.to_string() };
-        self.call(req, |mut c, r| async move { c.get_route(r).await })
-            .await
-            .and_then(route_from_pb)
-            .map_err(|e| e.context(format!("describe table {name}")))
+        self.route(name).await.map_err(|e| e.context(format!("describe table {name}")))
     }
 
     /// A serving table with its DR role and epoch in this cluster.
     pub async fn table_role(&self, name: &str) -> Result<TableInfo> {
-        self.describe_table(name).await.map(|r| r.table)
+        self.route(name)
+            .await
+            .map(|r| r.table)
+            .map_err(|e| e.context(format!("ask for the role of table {name}")))
+    }
+
+    async fn route(&self, name: &str) -> Result<TableRoute> {
+        let req = pb::RouteRequest { table: name.to_string() };
+        self.call(req, |mut c, r| async move { c.get_route(r).await }).await.and_then(route_from_pb)
     }
 
     /// Sets a table's DR role at `epoch` (never below the current one); with `expect_epoch`,
