@@ -16,6 +16,7 @@ rules=(
   "tern-proto:rocksdb librocksdb-sys aws-sdk-s3"
   "tern-client:rocksdb librocksdb-sys"
   "tern-meta-proxy:rocksdb librocksdb-sys"
+  "tern-topology:rocksdb librocksdb-sys"
 )
 fail=0
 for rule in "${rules[@]}"; do

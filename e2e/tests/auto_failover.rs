@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_client::{ClientOptions, TernClient};
+use tern_core::DrRole;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::ports::free_addr;
 use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
 use tern_e2e::workload::numbered_set as set;
 use tern_e2e::{Cluster, ClusterOptions};
+use tern_proto::convert::PbEnum;
 
 /// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link.
 async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
@@ -45,10 +47,10 @@ async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
 }
 
 /// (role, epoch) of table `t` as `c`'s meta servers say.
-async fn role(c: &Cluster) -> Result<(String, u64), String> {
+async fn role(c: &Cluster) -> Result<(DrRole, u64), String> {
     let r = c.route("t").await.map_err(|e| e.to_string())?;
     let t = r.table.ok_or("route without table")?;
-    Ok((t.role, t.epoch))
+    Ok((DrRole::from_pb(t.role, "table.role").map_err(|e| e.to_string())?, t.epoch))
 }
 
 fn kill_all(c: &mut Cluster) {
@@ -125,7 +127,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     kill_all(&mut a);
     let promoted = tern_e2e::wait_until("right to be promoted", SETTLE, || async {
         match role(&b).await? {
-            (r, e) if r == "active" => Ok(e),
+            (DrRole::Active, e) => Ok(e),
             other => {
                 let s = proxy_status(&p1.addr).await?;
                 Err(format!(
@@ -176,7 +178,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     let fenced = a
         .wait_for("left to be fenced", SETTLE, || async {
             match role(&a).await? {
-                (r, e) if r == "standby" => Ok(e),
+                (DrRole::Standby, e) => Ok(e),
                 other => Err(format!("left is {other:?}")),
             }
         })
@@ -265,7 +267,7 @@ async fn a_standby_further_behind_than_the_budget_is_not_promoted_and_the_proxy_
     eprintln!("e2e: refused: {decision}");
     assert!(decision.contains("left (active at epoch 0) has not served"), "{decision}");
     assert!(decision.contains("right: ") && decision.contains("over the RPO budget of 1.0s"), "{decision}");
-    assert_eq!(role(&b).await.unwrap(), ("standby".to_string(), 1), "right stays standby");
+    assert_eq!(role(&b).await.unwrap(), (DrRole::Standby, 1), "right stays standby");
     let scraped = http_get(&metrics, "/metrics").await.unwrap();
     assert!(
         scraped.lines().any(|l| l.starts_with("tern_proxy_failover_decisions_total")

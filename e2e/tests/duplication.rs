@@ -8,9 +8,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tern_core::LinkStatus;
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::mixed::{Mixed, dump, wait_identical};
 use tern_e2e::{Cluster, ClusterOptions, Proc};
+use tern_proto::convert::PbEnum;
 
 fn opts(name: &str, id: u8) -> ClusterOptions {
     ClusterOptions::named(name, id)
@@ -236,8 +238,8 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     eprintln!("e2e: {}", out.stdout.trim());
     a.wait_for("the full sync to finish on every partition", SETTLE, || async {
         let l = a.dup_links().await;
-        let status = l.first().and_then(|l| l.link.as_ref()).map(|l| l.status.clone()).unwrap_or_default();
-        if status == "shipping" { Ok(()) } else { Err(format!("link status {status:?}")) }
+        let status = l.first().and_then(|l| l.link.as_ref()).map(|l| LinkStatus::from_pb(l.status, "status"));
+        if status == Some(Ok(LinkStatus::Shipping)) { Ok(()) } else { Err(format!("link status {status:?}")) }
     })
     .await;
     let now = during.ok.load(Ordering::Relaxed);

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tern_client::{ClientOptions, TernClient};
-use tern_core::WriteOp;
 use tern_core::read::{ReadOp, ReadResult};
+use tern_core::{DrRole, WriteOp};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::proxy::start_proxy;
 use tern_e2e::workload::numbered_set as set;
@@ -39,7 +39,7 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
     })
     .await;
     let route = client.route("t", true).await.unwrap();
-    assert_eq!(route.role, "active");
+    assert_eq!(route.role, DrRole::Active);
 
     // One writer through the proxy, all along.
     let (stop, ok, failed) =
@@ -104,7 +104,7 @@ async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
     eprintln!("e2e: {before} writes before the move, {after} after it (left refusing), {failed} failed");
     assert_eq!(failed, 0, "no write through the proxy failed across the move");
     assert!(after > 0, "writes continued on the new active cluster");
-    assert_eq!(client.route("t", true).await.unwrap().role, "active");
+    assert_eq!(client.route("t", true).await.unwrap().role, DrRole::Active);
     // A proxy answers routing only.
     let out = a.cli(&["table", "list", "--meta", &addr]).await;
     assert!(out.code != 0 && out.stderr.contains("not served by tern proxy"), "{out:?}");

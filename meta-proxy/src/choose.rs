@@ -1,13 +1,13 @@
 //! Which cluster serves a table: the one whose copy is `active` at the highest epoch. Pure, so
 //! that every proxy given the same views picks the same cluster.
 
-use tern_core::{Error, Result};
-use tern_proto::pb;
+use tern_client::admin::TableRoute;
+use tern_core::{DrRole, Error, Result};
 
 /// One cluster's view of a table: its route, or why there is none.
 #[derive(Clone, Debug)]
 pub enum View {
-    Route(pb::Route),
+    Route(TableRoute),
     /// The table does not exist there.
     NoTable,
     /// The cluster did not answer.
@@ -21,8 +21,8 @@ pub fn choose(table: &str, views: &[(String, View)]) -> Result<usize> {
     let mut tie: Option<usize> = None;
     for (i, (_, v)) in views.iter().enumerate() {
         let View::Route(r) = v else { continue };
-        let Some(t) = &r.table else { continue };
-        if t.role != "active" && !t.role.is_empty() {
+        let t = &r.table;
+        if t.role != DrRole::Active {
             continue;
         }
         match best {
@@ -47,11 +47,7 @@ pub fn choose(table: &str, views: &[(String, View)]) -> Result<usize> {
             let why: Vec<String> = views
                 .iter()
                 .map(|(name, v)| match v {
-                    View::Route(r) => format!(
-                        "{name}: {} at epoch {}",
-                        r.table.as_ref().map_or("?", |t| t.role.as_str()),
-                        r.table.as_ref().map_or(0, |t| t.epoch)
-                    ),
+                    View::Route(r) => format!("{name}: {} at epoch {}", r.table.role, r.table.epoch),
                     View::NoTable => format!("{name}: no such table"),
                     View::Unreachable(e) => format!("{name}: unreachable ({e})"),
                 })
@@ -66,15 +62,22 @@ pub fn choose(table: &str, views: &[(String, View)]) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use tern_core::ErrorCode;
+    use tern_client::admin::TableInfo;
+    use tern_core::{ErrorCode, TableId, TableStatus};
 
     use super::*;
 
     fn route(role: &str, epoch: u64) -> View {
-        View::Route(pb::Route {
-            table: Some(pb::TableInfo { name: "t".into(), role: role.into(), epoch, ..Default::default() }),
-            ..Default::default()
-        })
+        let table = TableInfo {
+            id: TableId(1),
+            name: "t".into(),
+            partitions: 0,
+            replicas: 1,
+            status: TableStatus::Serving,
+            role: role.parse().unwrap(),
+            epoch,
+        };
+        View::Route(TableRoute { table, partitions: vec![], addresses: Default::default() })
     }
 
     fn views(v: Vec<View>) -> Vec<(String, View)> {

@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tern_proto::pb;
+use tern_client::admin::LinkReport;
+use tern_core::{DrRole, LinkStatus};
 
 use crate::choose::View;
 
@@ -71,8 +72,8 @@ pub fn health(view: &View) -> Result<(), String> {
         View::Unreachable(e) => Err(format!("meta servers unreachable ({e})")),
         View::NoTable => Err("no such table".into()),
         View::Route(r) => {
-            let total = r.table.as_ref().map_or(0, |t| t.partitions) as usize;
-            let with_primary = r.partitions.iter().filter(|c| c.primary != 0).count();
+            let total = r.table.partitions as usize;
+            let with_primary = r.with_primary();
             if with_primary < total {
                 Err(format!("{} of {total} partitions have no primary", total - with_primary))
             } else {
@@ -83,11 +84,9 @@ pub fn health(view: &View) -> Result<(), String> {
 }
 
 /// Role and epoch of a reachable copy.
-pub fn role_of(view: &View) -> Option<(&str, u64)> {
+pub fn role_of(view: &View) -> Option<(DrRole, u64)> {
     match view {
-        View::Route(r) => {
-            r.table.as_ref().map(|t| (if t.role.is_empty() { "active" } else { t.role.as_str() }, t.epoch))
-        }
+        View::Route(r) => Some((r.table.role, r.table.epoch)),
         _ => None,
     }
 }
@@ -95,21 +94,21 @@ pub fn role_of(view: &View) -> Option<(&str, u64)> {
 /// The lag a link's progress shows: per partition, how long its oldest unshipped write has
 /// waited, or, when nothing was waiting, how old the report is (writes since may be waiting);
 /// the worst partition counts. Unknown while the link is not shipping everything it has.
-pub fn link_lag(link: &pb::DupLinkStatus) -> Result<Duration, String> {
-    let Some(l) = &link.link else { return Err("link without details".into()) };
-    match l.status.as_str() {
-        "shipping" | "paused" => {}
+pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
+    let l = &link.link;
+    match l.status {
+        LinkStatus::Shipping | LinkStatus::Paused => {}
         s => return Err(format!("the link from this table is {s}, not shipping")),
     }
     let mut worst = 0f64;
     for p in &link.partitions {
-        if !l.started.get(p.partition as usize).copied().unwrap_or(false) {
+        if !l.started(p.partition) {
             return Err(format!("partition {} has not started shipping", p.partition));
         }
-        if p.reported_ms_ago == u64::MAX {
+        let Some(reported_ms_ago) = p.reported_ms_ago else {
             return Err(format!("partition {} never reported progress", p.partition));
-        }
-        let lag = p.seconds_behind.max(p.reported_ms_ago as f64 / 1000.0);
+        };
+        let lag = p.seconds_behind.max(reported_ms_ago as f64 / 1000.0);
         worst = worst.max(lag);
     }
     Ok(Duration::from_secs_f64(worst.max(0.0)))
@@ -154,7 +153,7 @@ pub fn decide(
             }
             continue;
         };
-        if role != "standby" {
+        if role != DrRole::Standby {
             why_not.push(format!("{name}: {role} at epoch {epoch}"));
             continue;
         }
@@ -212,7 +211,7 @@ pub fn to_fence(views: &[(String, View)], chosen: usize) -> Vec<(String, u64, u6
         .enumerate()
         .filter(|(i, _)| *i != chosen)
         .filter_map(|(_, (name, v))| match role_of(v) {
-            Some(("active", e)) if e < top => Some((name.clone(), top, e)),
+            Some((DrRole::Active, e)) if e < top => Some((name.clone(), top, e)),
             _ => None,
         })
         .collect()

@@ -1,27 +1,30 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tern_proto::pb;
+use tern_client::admin::{Link, PartitionProgress, TableInfo, TableRoute};
+use tern_core::{Ballot, Gpid, LinkMode, NodeId, PartitionConfig, TableId, TableStatus};
 
 use super::*;
 
 fn route(role: &str, epoch: u64, partitions: u32, with_primary: u32) -> View {
-    View::Route(pb::Route {
-        table: Some(pb::TableInfo {
-            name: "t".into(),
-            role: role.into(),
-            epoch,
-            partitions,
-            ..Default::default()
-        }),
-        partitions: (0..partitions)
-            .map(|p| pb::PartitionConfig {
-                primary: if p < with_primary { 1 } else { 0 },
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    })
+    let table = TableInfo {
+        id: TableId(1),
+        name: "t".into(),
+        partitions,
+        replicas: 1,
+        status: TableStatus::Serving,
+        role: role.parse().unwrap(),
+        epoch,
+    };
+    let partitions = (0..partitions)
+        .map(|p| PartitionConfig {
+            gpid: Gpid::new(1, p),
+            ballot: Ballot(1),
+            primary: (p < with_primary).then_some(NodeId(1)),
+            secondaries: vec![],
+        })
+        .collect();
+    View::Route(TableRoute { table, partitions, addresses: Default::default() })
 }
 
 fn views(v: Vec<(&str, View)>) -> Vec<(String, View)> {
@@ -150,21 +153,45 @@ fn a_returning_old_active_copy_is_fenced_at_the_routed_epoch() {
     assert!(to_fence(&v, 0).is_empty(), "nothing is below epoch 1");
 }
 
-fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> pb::DupLinkStatus {
-    pb::DupLinkStatus {
-        link: Some(pb::DupLink { status: status.into(), started, ..Default::default() }),
-        partitions: parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, (sb, age))| pb::DupPartitionStatus {
-                partition: i as u32,
-                seconds_behind: sb,
-                reported_ms_ago: age,
-                ..Default::default()
-            })
-            .collect(),
-        conflicts: 0,
-    }
+/// `age` in ms; `u64::MAX`: never reported.
+fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport {
+    let link = Link {
+        id: 1,
+        table: TableId(1),
+        table_name: "t".into(),
+        remote_cluster: "dc2".into(),
+        remote_cluster_id: 2,
+        remote_metas: vec![],
+        remote_table: "t".into(),
+        status: status.parse().unwrap(),
+        mode: LinkMode::TwoWay,
+        max_bytes_per_sec: 0,
+        confirmed: vec![0; started.len()],
+        started,
+        created_at_ms: 0,
+    };
+    let partitions = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sb, age))| PartitionProgress {
+            partition: i as u32,
+            confirmed: 0,
+            committed: 0,
+            decrees_behind: 0,
+            bytes_behind: 0,
+            seconds_behind: sb,
+            shipped_puts: 0,
+            failed_batches: 0,
+            last_error: None,
+            conflicts: 0,
+            primary: None,
+            reported_ms_ago: (age != u64::MAX).then_some(age),
+            clock_ahead: 0,
+            syncing: false,
+            sync_records: 0,
+        })
+        .collect();
+    LinkReport { link, partitions, conflicts: 0 }
 }
 
 #[test]

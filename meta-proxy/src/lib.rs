@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tern_client::{ClientOptions, MetaClient, TernClient};
+use tern_client::{AdminClient, ClientOptions, TernClient};
 use tern_core::{Error, Result};
 use tern_proto::pb;
 
@@ -73,10 +73,9 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
     }
     let mut clusters = Vec::new();
     for (name, addrs) in &opts.clusters {
-        let mut meta = MetaClient::new(addrs.clone())?;
         // One slow cluster must not hold up routing to the others.
-        meta.deadline = Duration::from_secs(1);
-        clusters.push(Cluster { name: name.clone(), meta });
+        let admin = AdminClient::connect(addrs.clone())?.with_deadline(Duration::from_secs(1));
+        clusters.push(Cluster { name: name.clone(), admin });
     }
     for table in opts.failover.keys() {
         if table.is_empty() {

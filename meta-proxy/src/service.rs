@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use tern_client::MetaClient;
+use tern_client::AdminClient;
+use tern_client::admin::convert::route_to_pb;
 use tern_core::Error;
 use tern_proto::pb;
 use tern_proto::status::to_status;
@@ -18,7 +19,7 @@ use crate::watch::Watcher;
 #[derive(Debug)]
 pub struct Cluster {
     pub name: String,
-    pub meta: MetaClient,
+    pub admin: AdminClient,
 }
 
 #[derive(Debug)]
@@ -32,7 +33,7 @@ impl ProxyService {
     }
 
     pub async fn route(&self, table: &str) -> tern_core::Result<pb::Route> {
-        self.watcher.route(table).await
+        self.watcher.route(table).await.map(|r| route_to_pb(&r))
     }
 }
 

@@ -3,6 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use tern_client::admin::convert::proxy_status_to_pb;
+use tern_client::admin::{CopyView, ProxyStatus, ProxyTable, Unhealthy};
+use tern_core::CopyState;
 use tern_proto::pb;
 use tonic::{Request, Response, Status};
 
@@ -14,22 +17,20 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
-fn cluster_view(name: &str, view: &View, s: &TableState) -> pb::ProxyClusterView {
+fn cluster_view(name: &str, view: &View, s: &TableState) -> CopyView {
     let (state, epoch) = match view {
-        View::Route(_) => {
-            failover::role_of(view).map_or(("active".to_string(), 0), |(r, e)| (r.to_string(), e))
-        }
-        View::NoTable => ("no-table".to_string(), 0),
-        View::Unreachable(_) => ("unreachable".to_string(), 0),
+        View::Route(_) => failover::role_of(view).map_or((CopyState::Active, 0), |(r, e)| (r.into(), e)),
+        View::NoTable => (CopyState::NoTable, 0),
+        View::Unreachable(_) => (CopyState::Unreachable, 0),
     };
     let health = failover::health(view);
     let (lag_seconds, lag_detail) = match s.sample.as_ref().map(|smp| (smp, smp.lags.get(name))) {
-        Some((_, Some(Ok(lag)))) => (lag.as_secs_f64(), String::new()),
-        Some((_, Some(Err(e)))) => (-1.0, e.clone()),
-        Some((smp, None)) if smp.from == name => (0.0, String::new()),
-        _ => (-1.0, "not measured yet".to_string()),
+        Some((_, Some(Ok(lag)))) => (Some(lag.as_secs_f64()), String::new()),
+        Some((_, Some(Err(e)))) => (None, e.clone()),
+        Some((smp, None)) if smp.from == name => (Some(0.0), String::new()),
+        _ => (None, "not measured yet".to_string()),
     };
-    pb::ProxyClusterView {
+    CopyView {
         cluster: name.to_string(),
         state,
         epoch,
@@ -40,13 +41,13 @@ fn cluster_view(name: &str, view: &View, s: &TableState) -> pb::ProxyClusterView
     }
 }
 
-pub(crate) fn table_status(table: &str, s: &TableState, policy: Option<&Policy>) -> pb::ProxyTableStatus {
+pub(crate) fn table_status(table: &str, s: &TableState, policy: Option<&Policy>) -> ProxyTable {
     let (active_cluster, epoch, route_error) = match &s.route {
-        Ok((i, r)) => (s.views[*i].0.clone(), r.table.as_ref().map_or(0, |t| t.epoch), String::new()),
-        Err(e) => (String::new(), 0, e.to_string()),
+        Ok((i, r)) => (Some(s.views[*i].0.clone()), r.table.epoch, None),
+        Err(e) => (None, 0, Some(e.to_string())),
     };
     let now = Instant::now();
-    pb::ProxyTableStatus {
+    ProxyTable {
         table: table.to_string(),
         active_cluster,
         epoch,
@@ -55,16 +56,12 @@ pub(crate) fn table_status(table: &str, s: &TableState, policy: Option<&Policy>)
         auto_failover: policy.is_some(),
         failover_after_ms: policy.map_or(0, |p| ms(p.after)),
         rpo_budget_ms: policy.map_or(0, |p| ms(p.rpo_budget)),
-        active_unhealthy_ms: s
-            .outage
-            .as_ref()
-            .map_or(0, |o| ms(now.saturating_duration_since(o.since)).max(1)),
-        active_unhealthy_cluster: s.outage.as_ref().map_or(String::new(), |o| o.cluster.clone()),
+        active_unhealthy: s.outage.as_ref().map(|o| Unhealthy {
+            cluster: o.cluster.clone(),
+            for_ms: ms(now.saturating_duration_since(o.since)).max(1),
+        }),
         last_decision: s.last_decision.clone(),
-        lag_sampled_ms_ago: s
-            .sample
-            .as_ref()
-            .map_or(-1, |smp| ms(now.saturating_duration_since(smp.at)) as i64),
+        lag_sampled_ms_ago: s.sample.as_ref().map(|smp| ms(now.saturating_duration_since(smp.at))),
     }
 }
 
@@ -87,17 +84,23 @@ impl pb::proxy_admin_server::ProxyAdmin for AdminService {
             .into_iter()
             .map(|t| match tables.get(t) {
                 Some(s) => table_status(t, s, w.policies.get(t)),
-                None => pb::ProxyTableStatus {
+                None => ProxyTable {
                     table: t.clone(),
-                    route_error: "not looked at yet".into(),
+                    active_cluster: None,
+                    epoch: 0,
+                    route_error: Some("not looked at yet".into()),
+                    clusters: Vec::new(),
                     auto_failover: true,
-                    lag_sampled_ms_ago: -1,
-                    ..Default::default()
+                    failover_after_ms: 0,
+                    rpo_budget_ms: 0,
+                    active_unhealthy: None,
+                    last_decision: None,
+                    lag_sampled_ms_ago: None,
                 },
             })
             .collect();
         let clusters = w.clusters.iter().map(|c| c.name.clone()).collect();
         drop(tables);
-        Ok(Response::new(pb::ProxyStatusResponse { clusters, tables: out }))
+        Ok(Response::new(proxy_status_to_pb(&ProxyStatus { clusters, tables: out })))
     }
 }

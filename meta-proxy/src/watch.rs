@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tern_core::{Error, ErrorCode, Result};
-use tern_proto::pb;
+use tern_client::admin::{FailoverDecision, TableRoute};
+use tern_core::{DrRole, Error, ErrorCode, FailoverOutcome, Result};
 
 use crate::choose::{View, choose};
 use crate::failover::{self, Decision, LagSample, Outage, Policy};
@@ -21,12 +21,12 @@ const IDLE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct TableState {
     pub views: Vec<(String, View)>,
-    pub route: Result<(usize, pb::Route)>,
+    pub route: Result<(usize, TableRoute)>,
     pub refreshed: Instant,
     pub asked: Instant,
     pub outage: Option<Outage>,
     pub sample: Option<LagSample>,
-    pub last_decision: Option<pb::ProxyDecision>,
+    pub last_decision: Option<FailoverDecision>,
 }
 
 #[derive(Debug)]
@@ -59,7 +59,7 @@ impl Watcher {
     }
 
     /// The route of the copy of `table` active at the highest epoch.
-    pub async fn route(&self, table: &str) -> Result<pb::Route> {
+    pub async fn route(&self, table: &str) -> Result<TableRoute> {
         if let Some(s) = self.tables().get_mut(table)
             && s.refreshed.elapsed() < self.max_age
         {
@@ -72,18 +72,10 @@ impl Watcher {
     /// Every cluster's view of `table`, asked concurrently.
     async fn views(&self, table: &str) -> Vec<(String, View)> {
         let asks = self.clusters.iter().map(|c| async move {
-            let req = pb::RouteRequest { table: table.to_string() };
-            let view = match c
-                .meta
-                .call(|mut m| {
-                    let req = req.clone();
-                    async move { m.get_route(req).await }
-                })
-                .await
-            {
+            let view = match c.admin.describe_table(table).await {
                 Ok(r) => View::Route(r),
                 Err(e) if e.code() == ErrorCode::TableNotFound => View::NoTable,
-                Err(e) => View::Unreachable(e.to_string()),
+                Err(e) => View::Unreachable(e.root().to_string()),
             };
             (c.name.clone(), view)
         });
@@ -92,7 +84,7 @@ impl Watcher {
 
     /// Asks the clusters about `table` and records what they said; on the background tick
     /// (`tick`) also measures lag and runs failover.
-    async fn refresh(&self, table: &str, tick: bool) -> Result<pb::Route> {
+    async fn refresh(&self, table: &str, tick: bool) -> Result<TableRoute> {
         // An outage starts when the question was asked, not when it timed out.
         let asked_at = Instant::now();
         let views = self.views(table).await;
@@ -138,24 +130,14 @@ impl Watcher {
             return LagSample { at: now, from: active.to_string(), lags };
         };
         self.learn_ids().await;
-        let req = pb::DupListRequest { table: table.to_string() };
-        let links = c
-            .meta
-            .call(|mut m| {
-                let req = req.clone();
-                async move { m.dup_list(req).await }
-            })
-            .await;
+        let links = c.admin.links(Some(table)).await;
         let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for other in self.clusters.iter().filter(|o| o.name != active) {
             let lag = match &links {
-                Err(e) => Err(format!("{active} did not report its links: {e}")),
+                Err(e) => Err(format!("{active} did not report its links: {}", e.root())),
                 Ok(list) => list
-                    .links
                     .iter()
-                    .filter(|l| {
-                        l.link.as_ref().is_some_and(|d| ids.get(&d.remote_cluster_id) == Some(&other.name))
-                    })
+                    .filter(|l| ids.get(&l.link.remote_cluster_id) == Some(&other.name))
                     .map(failover::link_lag)
                     .min_by_key(|l| l.as_ref().map_or(Duration::MAX, |d| *d))
                     .unwrap_or_else(|| Err(format!("no duplication link from {active} to it"))),
@@ -170,7 +152,7 @@ impl Watcher {
         let known: Vec<String> =
             self.ids.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for c in self.clusters.iter().filter(|c| !known.contains(&c.name)) {
-            if let Ok(s) = c.meta.call(|mut m| async move { m.cluster_status(pb::Empty {}).await }).await {
+            if let Ok(s) = c.admin.cluster_status().await {
                 self.ids.lock().unwrap_or_else(|e| e.into_inner()).insert(s.cluster_id, c.name.clone());
             }
         }
@@ -218,16 +200,16 @@ impl Watcher {
             (decision, fence)
         };
         for (cluster, epoch, expect) in fence {
-            let r = self.set_role(table, &cluster, "standby", epoch, expect).await;
+            let r = self.set_role(table, &cluster, DrRole::Standby, epoch, expect).await;
             let why = format!("{cluster} was still active at epoch {expect}, below the routed epoch {epoch}");
-            self.record(table, outcome("fenced", &r), &cluster, epoch, &why, &r);
+            self.record(table, outcome(FailoverOutcome::Fenced, &r), &cluster, epoch, &why, &r);
         }
         match decision {
             Decision::Wait => {}
-            Decision::Refuse(why) => self.record(table, "refused", "", 0, &why, &Ok(())),
+            Decision::Refuse(why) => self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(())),
             Decision::Promote { cluster, epoch, expect_epoch, reason, .. } => {
-                let r = self.set_role(table, &cluster, "active", epoch, expect_epoch).await;
-                self.record(table, outcome("promoted", &r), &cluster, epoch, &reason, &r);
+                let r = self.set_role(table, &cluster, DrRole::Active, epoch, expect_epoch).await;
+                self.record(table, outcome(FailoverOutcome::Promoted, &r), &cluster, epoch, &reason, &r);
                 if r.is_ok() {
                     // Route to the new active copy at once.
                     let _ = self.refresh(table, false).await;
@@ -236,33 +218,35 @@ impl Watcher {
         }
     }
 
-    async fn set_role(&self, table: &str, cluster: &str, role: &str, epoch: u64, expect: u64) -> Result<()> {
+    async fn set_role(
+        &self,
+        table: &str,
+        cluster: &str,
+        role: DrRole,
+        epoch: u64,
+        expect: u64,
+    ) -> Result<()> {
         let c = self
             .clusters
             .iter()
             .find(|c| c.name == cluster)
             .ok_or_else(|| Error::invariant(format!("unknown cluster {cluster}")))?;
-        let req = pb::SetTableRoleRequest {
-            table: table.to_string(),
-            role: role.to_string(),
-            epoch,
-            check_epoch: true,
-            expect_epoch: expect,
-        };
-        c.meta
-            .call(|mut m| {
-                let req = req.clone();
-                async move { m.set_table_role(req).await }
-            })
-            .await
-            .map(|_| ())
+        c.admin.set_table_role(table, role, epoch, Some(expect)).await.map(|_| ())
     }
 
     /// Keeps `table`'s last decision; logs and counts it unless it repeats the last one.
-    fn record(&self, table: &str, outcome: &str, cluster: &str, epoch: u64, why: &str, r: &Result<()>) {
+    fn record(
+        &self,
+        table: &str,
+        outcome: FailoverOutcome,
+        cluster: &str,
+        epoch: u64,
+        why: &str,
+        r: &Result<()>,
+    ) {
         let reason = match r {
             Ok(()) => why.to_string(),
-            Err(e) => format!("{why}; setting the role failed: {e}"),
+            Err(e) => format!("{why}; setting the role failed: {}", e.root()),
         };
         let mut tables = self.tables();
         let Some(s) = tables.get_mut(table) else { return };
@@ -271,26 +255,28 @@ impl Watcher {
             return;
         }
         match outcome {
-            "promoted" | "fenced" => tracing::warn!(table, cluster, epoch, "failover: {outcome}: {reason}"),
+            FailoverOutcome::Promoted | FailoverOutcome::Fenced => {
+                tracing::warn!(table, cluster, epoch, "failover: {outcome}: {reason}")
+            }
             _ => tracing::error!(table, cluster, epoch, "failover: {outcome}: {reason}"),
         }
-        metrics::counter!("tern_proxy_failover_decisions_total", "table" => table.to_string(), "outcome" => outcome.to_string())
+        metrics::counter!("tern_proxy_failover_decisions_total", "table" => table.to_string(), "outcome" => outcome.name())
             .increment(1);
-        s.last_decision = Some(pb::ProxyDecision {
+        s.last_decision = Some(FailoverDecision {
             at_ms: wall_ms(),
-            outcome: outcome.to_string(),
-            cluster: cluster.to_string(),
+            outcome,
+            cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
             epoch,
             reason,
         });
     }
 }
 
-fn outcome(done: &'static str, r: &Result<()>) -> &'static str {
+fn outcome(done: FailoverOutcome, r: &Result<()>) -> FailoverOutcome {
     match r {
         Ok(()) => done,
-        Err(e) if e.code() == ErrorCode::EpochConflict => "lost-race",
-        Err(_) => "failed",
+        Err(e) if e.code() == ErrorCode::EpochConflict => FailoverOutcome::LostRace,
+        Err(_) => FailoverOutcome::Failed,
     }
 }
 
@@ -299,26 +285,23 @@ fn outcome(done: &'static str, r: &Result<()>) -> &'static str {
 /// unreachable, and ends when it serves again or another copy is routed to (a role move).
 fn outage_now(
     prev: Option<Outage>,
-    prev_route: &Result<(usize, pb::Route)>,
+    prev_route: &Result<(usize, TableRoute)>,
     views: &[(String, View)],
-    route: &Result<(usize, pb::Route)>,
+    route: &Result<(usize, TableRoute)>,
     now: Instant,
 ) -> Option<Outage> {
     let (name, epoch) = match (route, &prev) {
-        (Ok((i, r)), _) => (views[*i].0.clone(), r.table.as_ref().map_or(0, |t| t.epoch)),
+        (Ok((i, r)), _) => (views[*i].0.clone(), r.table.epoch),
         (Err(_), Some(o)) => (o.cluster.clone(), o.epoch),
         (Err(_), None) => match prev_route {
-            Ok((i, r)) => (
-                views.get(*i).map_or(String::new(), |v| v.0.clone()),
-                r.table.as_ref().map_or(0, |t| t.epoch),
-            ),
+            Ok((i, r)) => (views.get(*i).map_or(String::new(), |v| v.0.clone()), r.table.epoch),
             Err(_) => return None,
         },
     };
     let view = views.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
     // A copy that is reachable but no longer active moved on purpose: not an outage.
     if let Some((role, _)) = failover::role_of(view)
-        && role != "active"
+        && role != DrRole::Active
     {
         return None;
     }

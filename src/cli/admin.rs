@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 use serde_json::json;
-use tern_client::MetaClient;
-use tern_proto::convert::config_from_pb;
-use tern_proto::pb;
+use tern_client::AdminClient;
+use tern_client::admin::{ClusterStatus, TableInfo, TableRoute};
+use tern_core::{DrRole, NodeId};
 
 use super::OutputFormat;
 use super::common::{MetaAddrs, human_bytes, runtime};
@@ -84,29 +84,85 @@ pub enum RoleArg {
     Standby,
 }
 
-fn client(m: &MetaAddrs) -> anyhow::Result<MetaClient> {
-    Ok(MetaClient::new(m.meta.clone())?)
+impl From<RoleArg> for DrRole {
+    fn from(r: RoleArg) -> DrRole {
+        match r {
+            RoleArg::Active => DrRole::Active,
+            RoleArg::Standby => DrRole::Standby,
+        }
+    }
 }
 
-fn table_json(t: &pb::TableInfo) -> serde_json::Value {
+fn client(m: &MetaAddrs) -> anyhow::Result<AdminClient> {
+    Ok(AdminClient::connect(m.meta.clone())?)
+}
+
+fn table_json(t: &TableInfo) -> serde_json::Value {
     json!({
-        "id": t.id,
+        "id": t.id.0,
         "name": t.name,
         "partitions": t.partitions,
         "replicas": t.replicas,
-        "status": t.status,
-        "role": t.role,
+        "status": t.status.name(),
+        "role": t.role.name(),
         "epoch": t.epoch,
     })
 }
 
-fn print_table(fmt: OutputFormat, t: &pb::TableInfo) {
+fn print_table(fmt: OutputFormat, t: &TableInfo) {
     match fmt {
         OutputFormat::Text => println!(
             "{} (id {}): {} partitions x {} replicas, {}, {} at epoch {}",
-            t.name, t.id, t.partitions, t.replicas, t.status, t.role, t.epoch
+            t.name, t.id.0, t.partitions, t.replicas, t.status, t.role, t.epoch
         ),
         OutputFormat::Json => println!("{}", table_json(t)),
+    }
+}
+
+fn print_tables(fmt: OutputFormat, tables: &[TableInfo]) {
+    match fmt {
+        OutputFormat::Text => {
+            if tables.is_empty() {
+                println!("(no tables)");
+            }
+            for t in tables {
+                print_table(fmt, t);
+            }
+        }
+        OutputFormat::Json => {
+            println!("{}", json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() }))
+        }
+    }
+}
+
+fn print_route(fmt: OutputFormat, r: &TableRoute) {
+    let addr = |n: NodeId| r.address(n).unwrap_or("?").to_string();
+    match fmt {
+        OutputFormat::Text => {
+            print_table(fmt, &r.table);
+            for c in &r.partitions {
+                let secondaries: Vec<String> = c.secondaries.iter().map(|s| addr(*s)).collect();
+                println!(
+                    "  partition {:>3}  ballot {:>4}  primary {:<22} secondaries {}",
+                    c.gpid.partition,
+                    c.ballot,
+                    c.primary.map(addr).unwrap_or_else(|| "(none)".into()),
+                    secondaries.join(", ")
+                );
+            }
+        }
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "table": table_json(&r.table),
+                "partitions": r.partitions.iter().map(|c| json!({
+                    "partition": c.gpid.partition.0,
+                    "ballot": c.ballot.0,
+                    "primary": c.primary.map(addr),
+                    "secondaries": c.secondaries.iter().map(|s| addr(*s)).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        ),
     }
 }
 
@@ -121,94 +177,33 @@ fn confirm(what: &str) -> anyhow::Result<bool> {
 
 impl TableCmd {
     pub fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
-        let rt = runtime()?;
-        rt.block_on(async move {
+        if let TableCmd::Drop { name, yes: false, .. } = &self
+            && !confirm(&format!("Drop table {name:?}? It can be recalled within the recall window."))?
+        {
+            anyhow::bail!("not dropped");
+        }
+        runtime()?.block_on(async move {
             match self {
                 TableCmd::Create { name, partitions, replicas, meta } => {
-                    let req = pb::CreateTableRequest { name, partitions, replicas };
-                    let t = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await?;
-                    print_table(fmt, &t);
+                    print_table(fmt, &client(&meta)?.create_table(&name, partitions, replicas).await?)
                 }
-                TableCmd::Drop { name, yes, meta } => {
-                    if !yes && !confirm(&format!("Drop table {name:?}? It can be recalled within the recall window."))? {
-                        anyhow::bail!("not dropped");
-                    }
-                    let req = pb::TableRequest { name };
-                    let t = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await?;
-                    print_table(fmt, &t);
+                TableCmd::Drop { name, meta, .. } => {
+                    print_table(fmt, &client(&meta)?.drop_table(&name).await?)
                 }
                 TableCmd::Recall { name, meta } => {
-                    let req = pb::TableRequest { name };
-                    let t = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.recall_table(req).await } }).await?;
-                    print_table(fmt, &t);
+                    print_table(fmt, &client(&meta)?.recall_table(&name).await?)
                 }
-                TableCmd::List { meta } => {
-                    let r = client(&meta)?.call(|mut c| async move { c.list_tables(pb::Empty {}).await }).await?;
-                    match fmt {
-                        OutputFormat::Text => {
-                            if r.tables.is_empty() {
-                                println!("(no tables)");
-                            }
-                            for t in &r.tables {
-                                print_table(fmt, t);
-                            }
-                        }
-                        OutputFormat::Json => println!("{}", json!({ "tables": r.tables.iter().map(table_json).collect::<Vec<_>>() })),
-                    }
-                }
+                TableCmd::List { meta } => print_tables(fmt, &client(&meta)?.list_tables().await?),
                 TableCmd::Role { name, set: None, meta, .. } => {
-                    let req = pb::RouteRequest { table: name.clone() };
-                    let r = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.get_route(req).await } }).await?;
-                    let t = r.table.ok_or_else(|| anyhow::anyhow!("the meta server sent no table information for {name}"))?;
-                    print_table(fmt, &t);
+                    print_table(fmt, &client(&meta)?.table_role(&name).await?)
                 }
                 TableCmd::Role { name, set: Some(role), epoch, if_epoch, meta } => {
-                    let role = match role { RoleArg::Active => "active", RoleArg::Standby => "standby" };
-                    let req = pb::SetTableRoleRequest {
-                        table: name,
-                        role: role.into(),
-                        epoch: epoch.ok_or_else(|| anyhow::anyhow!("--set needs --epoch"))?,
-                        check_epoch: if_epoch.is_some(),
-                        expect_epoch: if_epoch.unwrap_or(0),
-                    };
-                    let t = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.set_table_role(req).await } }).await?;
-                    print_table(fmt, &t);
+                    let epoch = epoch.ok_or_else(|| anyhow::anyhow!("--set needs --epoch"))?;
+                    let t = client(&meta)?.set_table_role(&name, role.into(), epoch, if_epoch).await?;
+                    print_table(fmt, &t)
                 }
                 TableCmd::Describe { name, meta } => {
-                    let req = pb::RouteRequest { table: name };
-                    let r = client(&meta)?.call(|mut c| { let req = req.clone(); async move { c.get_route(req).await } }).await?;
-                    let addr = |n: u64| r.addresses.iter().find(|a| a.node == n).map(|a| a.addr.clone()).unwrap_or_else(|| "?".into());
-                    let mut parts: Vec<_> = r.partitions.iter().filter_map(|c| config_from_pb(c).ok()).collect();
-                    parts.sort_by_key(|c| c.gpid.partition);
-                    match fmt {
-                        OutputFormat::Text => {
-                            if let Some(t) = &r.table {
-                                print_table(fmt, t);
-                            }
-                            for c in &parts {
-                                let secondaries: Vec<String> = c.secondaries.iter().map(|s| addr(s.0)).collect();
-                                println!(
-                                    "  partition {:>3}  ballot {:>4}  primary {:<22} secondaries {}",
-                                    c.gpid.partition,
-                                    c.ballot,
-                                    c.primary.map(|p| addr(p.0)).unwrap_or_else(|| "(none)".into()),
-                                    secondaries.join(", ")
-                                );
-                            }
-                        }
-                        OutputFormat::Json => println!(
-                            "{}",
-                            json!({
-                                "table": r.table.as_ref().map(table_json),
-                                "partitions": parts.iter().map(|c| json!({
-                                    "partition": c.gpid.partition.0,
-                                    "ballot": c.ballot.0,
-                                    "primary": c.primary.map(|p| addr(p.0)),
-                                    "secondaries": c.secondaries.iter().map(|s| addr(s.0)).collect::<Vec<_>>(),
-                                })).collect::<Vec<_>>(),
-                            })
-                        ),
-                    }
+                    print_route(fmt, &client(&meta)?.describe_table(&name).await?)
                 }
             }
             Ok(())
@@ -244,122 +239,108 @@ pub enum ClusterCmd {
 }
 
 /// Parses a node id as printed (hex, optionally with `0x`).
-fn parse_node(s: &str) -> anyhow::Result<u64> {
+fn parse_node(s: &str) -> anyhow::Result<NodeId> {
     let hex = s.trim().trim_start_matches("0x");
-    u64::from_str_radix(hex, 16).map_err(|_| {
+    u64::from_str_radix(hex, 16).map(NodeId).map_err(|_| {
         anyhow::anyhow!("node {s:?} is not a node id (16 hex digits, as `tern cluster status` prints)")
     })
 }
 
-/// `tern cluster decommission` (`decommissioned`) or `recommission` (not) of `node`.
-fn set_decommissioned(
-    meta: &MetaAddrs,
-    node: &str,
-    decommissioned: bool,
-    fmt: OutputFormat,
-) -> anyhow::Result<()> {
-    let id = parse_node(node)?;
-    runtime()?.block_on(async {
-        client(meta)?
-            .call(|mut c| async move {
-                if decommissioned {
-                    c.decommission(pb::DecommissionRequest { node: id }).await
-                } else {
-                    c.recommission(pb::RecommissionRequest { node: id }).await
-                }
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    })?;
+fn print_decommissioned(fmt: OutputFormat, node: NodeId, decommissioned: bool) {
     match fmt {
         OutputFormat::Text if decommissioned => {
-            println!("{id:016x} is being drained; watch `tern cluster status`")
+            println!("{node} is being drained; watch `tern cluster status`")
         }
-        OutputFormat::Text => println!("{id:016x} serves again; the balancer gives it its share back"),
+        OutputFormat::Text => println!("{node} serves again; the balancer gives it its share back"),
         OutputFormat::Json => {
-            println!("{}", json!({"node": format!("{id:016x}"), "decommissioned": decommissioned}))
+            println!("{}", json!({"node": node.to_string(), "decommissioned": decommissioned}))
         }
     }
-    Ok(())
+}
+
+fn print_status(fmt: OutputFormat, s: &ClusterStatus) {
+    match fmt {
+        OutputFormat::Text => {
+            println!(
+                "cluster {} (id {}), meta leader {}",
+                s.cluster_name,
+                s.cluster_id,
+                s.meta_leader.unwrap_or(0)
+            );
+            println!("nodes:");
+            for n in &s.nodes {
+                let memory = n.memory.map_or(String::new(), |m| {
+                    format!(
+                        " memory {} (huge pages {})",
+                        human_bytes(m.resident_bytes),
+                        human_bytes(m.huge_page_bytes)
+                    )
+                });
+                println!(
+                    "  {} {:<22} {:<5} primaries {:>4} replicas {:>4}{memory}{}",
+                    n.node,
+                    n.addr,
+                    if n.alive { "up" } else { "DOWN" },
+                    n.primaries,
+                    n.replicas,
+                    if n.decommissioned { " (decommissioned)" } else { "" }
+                );
+            }
+            println!(
+                "tables: {}",
+                s.tables.iter().map(|t| format!("{} ({})", t.name, t.status)).collect::<Vec<_>>().join(", ")
+            );
+            match &s.balancing {
+                None => println!("balance: balanced"),
+                Some(b) => println!("balance: in progress ({b})"),
+            }
+            if s.unhealthy.is_empty() {
+                println!("all partitions healthy");
+            } else {
+                println!("{} partitions not fully healthy:", s.unhealthy.len());
+                for c in &s.unhealthy {
+                    println!("  {c}");
+                }
+            }
+        }
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "cluster": s.cluster_name,
+                "cluster_id": s.cluster_id,
+                "meta_leader": s.meta_leader.unwrap_or(0),
+                "nodes": s.nodes.iter().map(|n| json!({
+                    "node": n.node.to_string(), "addr": n.addr, "alive": n.alive,
+                    "decommissioned": n.decommissioned, "primaries": n.primaries, "replicas": n.replicas,
+                    "resident_bytes": n.memory.map(|m| m.resident_bytes),
+                    "huge_page_bytes": n.memory.map(|m| m.huge_page_bytes),
+                })).collect::<Vec<_>>(),
+                "tables": s.tables.iter().map(table_json).collect::<Vec<_>>(),
+                "balanced": s.balancing.is_none(),
+                "balancing": s.balancing.as_deref().unwrap_or_default(),
+                "unhealthy": s.unhealthy.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            })
+        ),
+    }
 }
 
 impl ClusterCmd {
     pub fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
-        let meta = match self {
-            ClusterCmd::Status { meta } => meta,
-            ClusterCmd::Decommission { node, meta } => return set_decommissioned(&meta, &node, true, fmt),
-            ClusterCmd::Recommission { node, meta } => return set_decommissioned(&meta, &node, false, fmt),
-        };
-        let rt = runtime()?;
-        let s = rt.block_on(async {
-            client(&meta)?
-                .call(|mut c| async move { c.cluster_status(pb::Empty {}).await })
-                .await
-                .map_err(anyhow::Error::from)
-        })?;
-        match fmt {
-            OutputFormat::Text => {
-                println!("cluster {} (id {}), meta leader {}", s.cluster_name, s.cluster_id, s.meta_leader);
-                println!("nodes:");
-                for n in &s.nodes {
-                    let memory = n.memory.map_or(String::new(), |m| {
-                        format!(
-                            " memory {} (huge pages {})",
-                            human_bytes(m.resident_bytes),
-                            human_bytes(m.huge_page_bytes)
-                        )
-                    });
-                    println!(
-                        "  {:016x} {:<22} {:<5} primaries {:>4} replicas {:>4}{memory}{}",
-                        n.node,
-                        n.addr,
-                        if n.alive { "up" } else { "DOWN" },
-                        n.primaries,
-                        n.replicas,
-                        if n.decommissioned { " (decommissioned)" } else { "" }
-                    );
+        runtime()?.block_on(async move {
+            match self {
+                ClusterCmd::Status { meta } => print_status(fmt, &client(&meta)?.cluster_status().await?),
+                ClusterCmd::Decommission { node, meta } => {
+                    let node = parse_node(&node)?;
+                    client(&meta)?.decommission(node).await?;
+                    print_decommissioned(fmt, node, true);
                 }
-                println!(
-                    "tables: {}",
-                    s.tables
-                        .iter()
-                        .map(|t| format!("{} ({})", t.name, t.status))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if s.balancing.is_empty() {
-                    println!("balance: balanced");
-                } else {
-                    println!("balance: in progress ({})", s.balancing);
-                }
-                if s.unhealthy.is_empty() {
-                    println!("all partitions healthy");
-                } else {
-                    println!("{} partitions not fully healthy:", s.unhealthy.len());
-                    for c in s.unhealthy.iter().filter_map(|c| config_from_pb(c).ok()) {
-                        println!("  {c}");
-                    }
+                ClusterCmd::Recommission { node, meta } => {
+                    let node = parse_node(&node)?;
+                    client(&meta)?.recommission(node).await?;
+                    print_decommissioned(fmt, node, false);
                 }
             }
-            OutputFormat::Json => println!(
-                "{}",
-                json!({
-                    "cluster": s.cluster_name,
-                    "cluster_id": s.cluster_id,
-                    "meta_leader": s.meta_leader,
-                    "nodes": s.nodes.iter().map(|n| json!({
-                        "node": format!("{:016x}", n.node), "addr": n.addr, "alive": n.alive,
-                        "decommissioned": n.decommissioned, "primaries": n.primaries, "replicas": n.replicas,
-                        "resident_bytes": n.memory.map(|m| m.resident_bytes),
-                        "huge_page_bytes": n.memory.map(|m| m.huge_page_bytes),
-                    })).collect::<Vec<_>>(),
-                    "tables": s.tables.iter().map(table_json).collect::<Vec<_>>(),
-                    "balanced": s.balancing.is_empty(),
-                    "balancing": s.balancing,
-                    "unhealthy": s.unhealthy.iter().filter_map(|c| config_from_pb(c).ok()).map(|c| c.to_string()).collect::<Vec<_>>(),
-                })
-            ),
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }

@@ -24,11 +24,6 @@ pub fn runtime_with_workers(workers: Option<usize>) -> anyhow::Result<tokio::run
     b.enable_all().build().context("start the async runtime")
 }
 
-/// The cores this process may run on (1 if that cannot be told).
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
 /// Logs to stderr; `RUST_LOG` (e.g. `info`, `tern_server=debug`) overrides `default`.
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

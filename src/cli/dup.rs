@@ -2,18 +2,16 @@
 //! Every verb talks to this cluster's meta servers (`--meta`); `add --mode two-way` also talks to
 //! the other cluster's (`--to-meta`).
 
-use std::collections::HashMap;
+mod output;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Value, json};
-use tern_client::MetaClient;
-use tern_core::Timetag;
-use tern_core::key::escape;
-use tern_proto::pb;
+use tern_client::AdminClient;
+use tern_client::admin::NewLink;
+use tern_core::{LinkChange, LinkMode};
 
+use self::output::{print_changed, print_conflicts, print_list, print_pair, print_status};
 use super::OutputFormat;
-use super::common::{MetaAddrs, bytes_arg, human_bytes, runtime};
+use super::common::{MetaAddrs, bytes_arg, runtime};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -113,11 +111,11 @@ pub enum Mode {
     TwoWay,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::OneWay => "one-way",
-            Mode::TwoWay => "two-way",
+impl From<Mode> for LinkMode {
+    fn from(m: Mode) -> LinkMode {
+        match m {
+            Mode::OneWay => LinkMode::OneWay,
+            Mode::TwoWay => LinkMode::TwoWay,
         }
     }
 }
@@ -159,280 +157,19 @@ fn rate_arg(s: &str) -> Result<u64, String> {
     bytes_arg(s)
 }
 
-fn client(addrs: &[String]) -> anyhow::Result<MetaClient> {
-    Ok(MetaClient::new(addrs.to_vec())?)
+fn client(addrs: &[String]) -> anyhow::Result<AdminClient> {
+    Ok(AdminClient::connect(addrs.to_vec())?)
 }
 
-fn throttle(n: u64) -> String {
-    if n == 0 { "unlimited".into() } else { format!("{}/s", human_bytes(n)) }
-}
-
-fn node(n: u64) -> String {
-    if n == 0 { "-".into() } else { format!("{n:016x}") }
-}
-
-fn age(ms: u64) -> String {
-    if ms == u64::MAX { "never".into() } else { format!("{:.1}s ago", ms as f64 / 1000.0) }
-}
-
-fn key(b: &[u8]) -> String {
-    escape(b, 256)
-}
-
-fn timetag_json(t: u64) -> Value {
-    let tt = Timetag::from_u64(t);
-    json!({ "timetag": t, "physical_ms": tt.physical_ms(), "cluster": tt.cluster().get(), "delete": tt.is_delete() })
-}
-
-/// What became of each table (by id): serving or dropped; absent = purged.
-type TableStates = HashMap<u32, String>;
-
-fn table_state(tables: &TableStates, id: u32) -> &str {
-    tables.get(&id).map_or("purged", String::as_str)
-}
-
-fn link_of(s: &pb::DupLinkStatus) -> pb::DupLink {
-    s.link.clone().unwrap_or_default()
-}
-
-/// Totals over partitions: decrees and bytes behind (started partitions), the largest
-/// seconds behind, partitions whose last attempt failed.
-fn totals(s: &pb::DupLinkStatus) -> (u64, u64, f64, usize) {
-    let decrees = s.partitions.iter().map(|p| p.decrees_behind).sum();
-    let bytes = s.partitions.iter().map(|p| p.bytes_behind).sum();
-    let seconds = s.partitions.iter().map(|p| p.seconds_behind).fold(0.0, f64::max);
-    let failing = s.partitions.iter().filter(|p| !p.last_error.is_empty()).count();
-    (decrees, bytes, seconds, failing)
-}
-
-fn link_json(s: &pb::DupLinkStatus, tables: &TableStates, partitions: bool) -> Value {
-    let l = link_of(s);
-    let (decrees, bytes, seconds, failing) = totals(s);
-    let mut v = json!({
-        "id": l.id,
-        "table": l.table_name,
-        "table_id": l.table,
-        "table_status": table_state(tables, l.table),
-        "remote_cluster": l.remote_cluster,
-        "remote_cluster_id": l.remote_cluster_id,
-        "remote_metas": l.remote_metas,
-        "remote_table": l.remote_table,
-        "mode": l.mode,
-        "status": l.status,
-        "max_bytes_per_sec": l.max_bytes_per_sec,
-        "created_at_ms": l.created_at_ms,
-        "conflicts": s.conflicts,
-        "decrees_behind": decrees,
-        "bytes_behind": bytes,
-        "max_seconds_behind": seconds,
-        "failing_partitions": failing,
-    });
-    if partitions {
-        let started = |i: u32| l.started.get(i as usize).copied().unwrap_or(false);
-        v["partitions"] = s
-            .partitions
-            .iter()
-            .map(|p| {
-                json!({
-                    "partition": p.partition,
-                    "started": started(p.partition),
-                    "confirmed": p.confirmed,
-                    "committed": p.committed,
-                    "decrees_behind": p.decrees_behind,
-                    "bytes_behind": p.bytes_behind,
-                    "seconds_behind": p.seconds_behind,
-                    "shipped_puts": p.shipped_puts,
-                    "failed_batches": p.failed_batches,
-                    "last_error": p.last_error,
-                    "conflicts": p.conflicts,
-                    "clock_ahead": p.clock_ahead,
-                    "syncing": p.syncing,
-                    "sync_records": p.sync_records,
-                    "primary": (p.primary != 0).then(|| format!("{:016x}", p.primary)),
-                    "reported_ms_ago": (p.reported_ms_ago != u64::MAX).then_some(p.reported_ms_ago),
-                })
-            })
-            .collect();
+/// Not an error, but easy to miss: said where the operator looks.
+fn note_no_sync(a: &AddArgs) {
+    if !a.full_sync {
+        eprintln!(
+            "note: table {} ships only writes from now on; records already in it are not copied \
+             to {} (remove the link and add it with --full-sync to copy them first)",
+            a.table, a.to
+        );
     }
-    v
-}
-
-/// One line: `link 3: users → dc-b/users (two-way) shipping, unlimited`.
-fn link_line(s: &pb::DupLinkStatus, tables: &TableStates) -> String {
-    let l = link_of(s);
-    let table_state = table_state(tables, l.table);
-    let dropped = if table_state == "serving" { String::new() } else { format!(" [table {table_state}]") };
-    format!(
-        "link {}: {}{dropped} → {}/{} ({}) {}, throttle {}, {} conflicts",
-        l.id,
-        l.table_name,
-        l.remote_cluster,
-        l.remote_table,
-        l.mode,
-        l.status,
-        throttle(l.max_bytes_per_sec),
-        s.conflicts
-    )
-}
-
-fn print_list(fmt: OutputFormat, links: &[pb::DupLinkStatus], tables: &TableStates) {
-    match fmt {
-        OutputFormat::Json => {
-            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, false)).collect();
-            println!("{}", json!({ "links": v }));
-        }
-        OutputFormat::Text => {
-            if links.is_empty() {
-                println!("(no links)");
-                return;
-            }
-            println!(
-                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
-                "ID",
-                "TABLE",
-                "TO CLUSTER/TABLE",
-                "MODE",
-                "STATUS",
-                "THROTTLE",
-                "BEHIND",
-                "BYTES",
-                "SECONDS",
-                "CONFLICTS"
-            );
-            for s in links {
-                let l = link_of(s);
-                let (decrees, bytes, seconds, failing) = totals(s);
-                let state = table_state(tables, l.table);
-                let table = if state == "serving" {
-                    l.table_name.clone()
-                } else {
-                    format!("{} [{state}]", l.table_name)
-                };
-                println!(
-                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
-                    l.id,
-                    table,
-                    format!("{}/{}", l.remote_cluster, l.remote_table),
-                    l.mode,
-                    l.status,
-                    throttle(l.max_bytes_per_sec),
-                    decrees,
-                    human_bytes(bytes),
-                    seconds,
-                    s.conflicts,
-                    if failing > 0 {
-                        format!("  ({failing} partitions failing: see `tern dup status`)")
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        }
-    }
-}
-
-fn print_status(fmt: OutputFormat, links: &[pb::DupLinkStatus], tables: &TableStates) {
-    match fmt {
-        OutputFormat::Json => {
-            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, true)).collect();
-            println!("{}", json!({ "links": v }));
-        }
-        OutputFormat::Text => {
-            if links.is_empty() {
-                println!("(no links)");
-            }
-            for s in links {
-                let l = link_of(s);
-                println!("{}", link_line(s, tables));
-                println!(
-                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
-                    "PART",
-                    "PRIMARY",
-                    "CONFIRMED",
-                    "COMMITTED",
-                    "BEHIND",
-                    "BYTES",
-                    "SECONDS",
-                    "SHIPPED",
-                    "FAILED",
-                    "CONFLICTS",
-                    "AHEAD",
-                    "REPORTED"
-                );
-                for p in &s.partitions {
-                    let started = l.started.get(p.partition as usize).copied().unwrap_or(false);
-                    let confirmed = if started { p.confirmed.to_string() } else { "-".into() };
-                    println!(
-                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {}",
-                        p.partition,
-                        node(p.primary),
-                        confirmed,
-                        p.committed,
-                        p.decrees_behind,
-                        human_bytes(p.bytes_behind),
-                        p.seconds_behind,
-                        p.shipped_puts,
-                        p.failed_batches,
-                        p.conflicts,
-                        p.clock_ahead,
-                        age(p.reported_ms_ago),
-                        if p.syncing && p.last_error.is_empty() {
-                            format!("full sync: {} records copied", p.sync_records)
-                        } else {
-                            p.last_error.clone()
-                        }
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn print_changed(fmt: OutputFormat, s: &pb::DupLinkStatus, tables: &TableStates) {
-    match fmt {
-        OutputFormat::Json => println!("{}", link_json(s, tables, false)),
-        OutputFormat::Text => println!("{}", link_line(s, tables)),
-    }
-}
-
-async fn table_states(c: &MetaClient) -> anyhow::Result<TableStates> {
-    let r = c.call(|mut c| async move { c.list_tables(pb::Empty {}).await }).await?;
-    Ok(r.tables.into_iter().map(|t| (t.id, t.status)).collect())
-}
-
-async fn list(c: &MetaClient, table: Option<String>) -> anyhow::Result<Vec<pb::DupLinkStatus>> {
-    let req = pb::DupListRequest { table: table.unwrap_or_default() };
-    let r = c
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.dup_list(req).await }
-        })
-        .await?;
-    Ok(r.links)
-}
-
-async fn change(
-    c: &MetaClient,
-    id: u64,
-    action: &str,
-    max_bytes_per_sec: u64,
-) -> anyhow::Result<pb::DupLinkStatus> {
-    let req = pb::DupChangeRequest { id, action: action.to_string(), max_bytes_per_sec };
-    let s = c
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.dup_change(req).await }
-        })
-        .await?;
-    Ok(s)
-}
-
-async fn dup_add(c: &MetaClient, req: pb::DupAddRequest) -> tern_core::Result<pb::DupLinkStatus> {
-    c.call(|mut c| {
-        let req = req.clone();
-        async move { c.dup_add(req).await }
-    })
-    .await
 }
 
 async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
@@ -441,90 +178,31 @@ async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
     if to_meta.is_empty() {
         anyhow::bail!("unknown cluster {}: give its meta addresses (--to-meta)", a.to);
     }
-    let local = client(&a.meta.meta)?;
-    let remote_table = a.remote_table.clone().unwrap_or_else(|| a.table.clone());
-    // Our own name, which the reverse link names as its remote cluster: asked before anything
-    // is added, so a failure here leaves nothing behind.
-    let own = if a.mode == Mode::TwoWay {
-        let st = local
-            .call(|mut c| async move { c.cluster_status(pb::Empty {}).await })
-            .await
-            .context("ask this cluster's meta servers (--meta) for its name")?;
-        Some(st.cluster_name)
-    } else {
-        None
-    };
-    let req = pb::DupAddRequest {
+    let admin = client(&a.meta.meta)?;
+    let link = NewLink {
         table: a.table.clone(),
         remote_cluster: a.to.clone(),
         remote_metas: to_meta.clone(),
-        remote_table: remote_table.clone(),
+        remote_table: a.remote_table.clone(),
         full_sync: a.full_sync,
         max_bytes_per_sec: a.max_bytes_per_sec.unwrap_or(0),
-        mode: a.mode.name().to_string(),
+        mode: a.mode.into(),
     };
-    let first = dup_add(&local, req).await.with_context(|| {
-        format!("add a link from table {} to cluster {} table {remote_table}", a.table, a.to)
-    })?;
-    if !a.full_sync {
-        // Not an error, but easy to miss: say it where the operator looks.
-        eprintln!(
-            "note: table {} ships only writes from now on; records already in it are not copied \
-             to {} (remove the link and add it with --full-sync to copy them first)",
-            a.table, a.to
-        );
-    }
-    let tables = table_states(&local).await.unwrap_or_default();
-    let Some(own) = own else {
-        print_changed(fmt, &first, &tables);
-        return Ok(());
-    };
-    let first_id = link_of(&first).id;
-    let reverse = pb::DupAddRequest {
-        table: remote_table.clone(),
-        remote_cluster: own.clone(),
-        remote_metas: a.meta.meta.clone(),
-        remote_table: a.table.clone(),
-        full_sync: false,
-        max_bytes_per_sec: a.max_bytes_per_sec.unwrap_or(0),
-        mode: Mode::TwoWay.name().to_string(),
-    };
-    let remote = client(&to_meta)?;
-    match dup_add(&remote, reverse).await {
-        Ok(second) => {
-            let remote_tables = table_states(&remote).await.unwrap_or_default();
-            match fmt {
-                OutputFormat::Json => println!(
-                    "{}",
-                    json!({
-                        "links": [
-                            { "cluster": own, "link": link_json(&first, &tables, false) },
-                            { "cluster": a.to, "link": link_json(&second, &remote_tables, false) },
-                        ]
-                    })
-                ),
-                OutputFormat::Text => {
-                    println!("in cluster {own}: {}", link_line(&first, &tables));
-                    println!("in cluster {}: {}", a.to, link_line(&second, &remote_tables));
-                }
-            }
-            Ok(())
+    match a.mode {
+        Mode::OneWay => {
+            let added = admin.add_link(&link).await?;
+            note_no_sync(&a);
+            print_changed(fmt, &added, &admin.table_states().await.unwrap_or_default());
         }
-        Err(e) => {
-            let undo = change(&local, first_id, "remove", 0).await;
-            let what = format!(
-                "add the reverse link in cluster {} (from table {remote_table} back to cluster {own} table {})",
-                a.to, a.table
-            );
-            match undo {
-                Ok(_) => Err(anyhow::Error::from(e)
-                    .context(format!("{what}; link {first_id} in cluster {own} was removed again"))),
-                Err(undo) => Err(anyhow::Error::from(e).context(format!(
-                    "{what}; removing link {first_id} in cluster {own} failed too ({undo:#}): remove it with `tern dup remove {first_id}`"
-                ))),
-            }
+        Mode::TwoWay => {
+            let pair = admin.add_two_way(&link).await?;
+            note_no_sync(&a);
+            let tables = admin.table_states().await.unwrap_or_default();
+            let remote_tables = client(&to_meta)?.table_states().await.unwrap_or_default();
+            print_pair(fmt, &pair, &tables, &remote_tables);
         }
     }
+    Ok(())
 }
 
 fn confirm(what: &str) -> anyhow::Result<bool> {
@@ -548,38 +226,31 @@ impl DupCmd {
                 DupCmd::Add(a) => add(fmt, *a).await,
                 DupCmd::List { table, meta } => {
                     let c = client(&meta.meta)?;
-                    let links = list(&c, table).await?;
-                    print_list(fmt, &links, &table_states(&c).await?);
+                    let links = c.links(table.as_deref()).await?;
+                    print_list(fmt, &links, &c.table_states().await?);
                     Ok(())
                 }
                 DupCmd::Status { table, link, meta } => {
                     let c = client(&meta.meta)?;
-                    let mut links = list(&c, table).await?;
+                    let mut links = c.links(table.as_deref()).await?;
                     if let Some(id) = link {
-                        links.retain(|s| link_of(s).id == id);
+                        links.retain(|s| s.link.id == id);
                         if links.is_empty() {
                             anyhow::bail!("no link {id} (see `tern dup list`)");
                         }
                     }
-                    print_status(fmt, &links, &table_states(&c).await?);
+                    print_status(fmt, &links, &c.table_states().await?);
                     Ok(())
                 }
-                DupCmd::Pause { id, meta } => verb(fmt, &meta, id, "pause", 0).await,
-                DupCmd::Resume { id, meta } => verb(fmt, &meta, id, "resume", 0).await,
-                DupCmd::Remove { id, meta, .. } => verb(fmt, &meta, id, "remove", 0).await,
+                DupCmd::Pause { id, meta } => change(fmt, &meta, id, LinkChange::Pause).await,
+                DupCmd::Resume { id, meta } => change(fmt, &meta, id, LinkChange::Resume).await,
+                DupCmd::Remove { id, meta, .. } => change(fmt, &meta, id, LinkChange::Remove).await,
                 DupCmd::SetThrottle { id, bytes_per_sec, meta } => {
-                    verb(fmt, &meta, id, "set-throttle", bytes_per_sec).await
+                    let change_to = LinkChange::SetThrottle { max_bytes_per_sec: bytes_per_sec };
+                    change(fmt, &meta, id, change_to).await
                 }
                 DupCmd::Conflicts { id, meta } => {
-                    let c = client(&meta.meta)?;
-                    let req = pb::DupChangeRequest { id, ..Default::default() };
-                    let r = c
-                        .call(|mut c| {
-                            let req = req.clone();
-                            async move { c.dup_conflicts(req).await }
-                        })
-                        .await?;
-                    print_conflicts(fmt, id, &r);
+                    print_conflicts(fmt, id, &client(&meta.meta)?.link_conflicts(id).await?);
                     Ok(())
                 }
             }
@@ -587,55 +258,18 @@ impl DupCmd {
     }
 }
 
-async fn verb(fmt: OutputFormat, meta: &MetaAddrs, id: u64, action: &str, bytes: u64) -> anyhow::Result<()> {
+async fn change(fmt: OutputFormat, meta: &MetaAddrs, id: u64, change: LinkChange) -> anyhow::Result<()> {
     let c = client(&meta.meta)?;
-    let s = change(&c, id, action, bytes).await.with_context(|| format!("{action} link {id}"))?;
-    print_changed(fmt, &s, &table_states(&c).await.unwrap_or_default());
+    let s = c.change_link(id, change).await?;
+    print_changed(fmt, &s, &c.table_states().await.unwrap_or_default());
     Ok(())
-}
-
-fn print_conflicts(fmt: OutputFormat, id: u64, r: &pb::DupConflictsResponse) {
-    match fmt {
-        OutputFormat::Json => println!(
-            "{}",
-            json!({
-                "link": id,
-                "total": r.total,
-                "recent": r.recent.iter().map(|c| json!({
-                    "hash_key": key(&c.hash_key),
-                    "sort_key": key(&c.sort_key),
-                    "incoming": timetag_json(c.incoming),
-                    "stored": timetag_json(c.stored),
-                })).collect::<Vec<_>>(),
-            })
-        ),
-        OutputFormat::Text => {
-            println!(
-                "link {id}: {} conflicts in total, the last {} below (newest last)",
-                r.total,
-                r.recent.len()
-            );
-            if r.recent.is_empty() {
-                return;
-            }
-            println!("  {:<24} {:<24} {:<34} STORED (won)", "HASH KEY", "SORT KEY", "SHIPPED (lost)");
-            for c in &r.recent {
-                println!(
-                    "  {:<24} {:<24} {:<34} {}",
-                    key(&c.hash_key),
-                    key(&c.sort_key),
-                    Timetag::from_u64(c.incoming).to_string(),
-                    Timetag::from_u64(c.stored)
-                );
-            }
-            println!("  (timetags: physical_ms.logical@cluster; !del marks a delete)");
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::output::throttle;
     use super::*;
+    use crate::cli::common::human_bytes;
 
     #[test]
     fn sizes_print_in_the_units_they_are_given_in() {

@@ -1,11 +1,11 @@
 //! `tern proxy status`: what a running proxy sees and decided.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use tern_proto::pb;
+use tern_client::ProxyAdminClient;
+use tern_client::admin::ProxyStatus;
+use tern_core::CopyState;
 
 use super::OutputFormat;
 use super::common::runtime;
@@ -22,7 +22,8 @@ pub struct StatusCmd {
 
 impl StatusCmd {
     pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
-        let mut status = runtime()?.block_on(ask(&self.proxy))?;
+        let proxies = ProxyAdminClient::new(self.proxy)?;
+        let mut status = runtime()?.block_on(proxies.status()).context("tern proxy status")?;
         if let Some(t) = &self.table {
             status.tables.retain(|s| &s.table == t);
             if status.tables.is_empty() {
@@ -39,25 +40,6 @@ impl StatusCmd {
     }
 }
 
-async fn ask(addrs: &[String]) -> anyhow::Result<pb::ProxyStatusResponse> {
-    let mut errors = Vec::new();
-    let pool = tern_client::Pool::new();
-    for addr in addrs {
-        let attempt = async {
-            let mut c = pb::proxy_admin_client::ProxyAdminClient::new(pool.channel(addr)?);
-            let r = tokio::time::timeout(Duration::from_secs(5), c.status(pb::Empty {}))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer within 5s"))?;
-            anyhow::Ok(r.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner())
-        };
-        match attempt.await {
-            Ok(s) => return Ok(s),
-            Err(e) => errors.push(format!("{addr}: {e:#}")),
-        }
-    }
-    Err(anyhow::anyhow!("no proxy answered: {}", errors.join("; "))).context("tern proxy status")
-}
-
 fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
@@ -69,16 +51,15 @@ fn ago(at_ms: u64) -> String {
     format!("{} ago", secs(now.saturating_sub(at_ms)))
 }
 
-fn to_text(s: &pb::ProxyStatusResponse) -> String {
+fn to_text(s: &ProxyStatus) -> String {
     let mut out = format!("clusters: {}\n", s.clusters.join(", "));
     if s.tables.is_empty() {
         out.push_str("no tables watched yet (tables with --auto-failover, and those clients asked about)\n");
     }
     for t in &s.tables {
-        let routed = if t.active_cluster.is_empty() {
-            format!("no route: {}", t.route_error)
-        } else {
-            format!("active in {} at epoch {}", t.active_cluster, t.epoch)
+        let routed = match &t.active_cluster {
+            None => format!("no route: {}", t.route_error.as_deref().unwrap_or_default()),
+            Some(active) => format!("active in {active} at epoch {}", t.epoch),
         };
         let policy = if t.auto_failover {
             format!("auto failover after {}, RPO budget {}", secs(t.failover_after_ms), secs(t.rpo_budget_ms))
@@ -87,15 +68,14 @@ fn to_text(s: &pb::ProxyStatusResponse) -> String {
         };
         out.push_str(&format!("\ntable {}: {routed} ({policy})\n", t.table));
         for c in &t.clusters {
-            let epoch = if c.state == "unreachable" || c.state == "no-table" {
-                "-".into()
-            } else {
-                c.epoch.to_string()
+            let epoch = match c.state {
+                CopyState::Unreachable | CopyState::NoTable => "-".into(),
+                CopyState::Active | CopyState::Standby => c.epoch.to_string(),
             };
             let health = if c.healthy { "serving".to_string() } else { c.detail.clone() };
-            let lag = match (c.state.as_str(), c.lag_seconds) {
-                ("standby", l) if l >= 0.0 => format!("lag {l:.1}s"),
-                ("standby", _) => format!("lag unknown ({})", c.lag_detail),
+            let lag = match (c.state, c.lag_seconds) {
+                (CopyState::Standby, Some(l)) => format!("lag {l:.1}s"),
+                (CopyState::Standby, None) => format!("lag unknown ({})", c.lag_detail),
                 _ => String::new(),
             };
             out.push_str(&format!(
@@ -103,25 +83,20 @@ fn to_text(s: &pb::ProxyStatusResponse) -> String {
                 c.cluster, c.state, epoch
             ));
         }
-        if t.active_unhealthy_ms > 0 {
-            out.push_str(&format!(
-                "  active copy in {} not serving for {}\n",
-                t.active_unhealthy_cluster,
-                secs(t.active_unhealthy_ms)
-            ));
+        if let Some(u) = &t.active_unhealthy {
+            out.push_str(&format!("  active copy in {} not serving for {}\n", u.cluster, secs(u.for_ms)));
         }
-        if t.lag_sampled_ms_ago >= 0 {
-            out.push_str(&format!("  lag measured {} ago\n", secs(t.lag_sampled_ms_ago as u64)));
+        if let Some(ms) = t.lag_sampled_ms_ago {
+            out.push_str(&format!("  lag measured {} ago\n", secs(ms)));
         }
         match &t.last_decision {
             Some(d) => out.push_str(&format!(
                 "  last failover decision ({}): {}{}: {}\n",
                 ago(d.at_ms),
                 d.outcome,
-                if d.cluster.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {} at epoch {}", d.cluster, d.epoch)
+                match &d.cluster {
+                    None => String::new(),
+                    Some(c) => format!(" {c} at epoch {}", d.epoch),
                 },
                 d.reason
             )),
@@ -132,33 +107,33 @@ fn to_text(s: &pb::ProxyStatusResponse) -> String {
     out
 }
 
-fn to_json(s: &pb::ProxyStatusResponse) -> serde_json::Value {
+fn to_json(s: &ProxyStatus) -> serde_json::Value {
     json!({
         "clusters": s.clusters,
         "tables": s.tables.iter().map(|t| json!({
             "table": t.table,
-            "active_cluster": (!t.active_cluster.is_empty()).then_some(&t.active_cluster),
+            "active_cluster": t.active_cluster,
             "epoch": t.epoch,
-            "route_error": (!t.route_error.is_empty()).then_some(&t.route_error),
+            "route_error": t.route_error,
             "auto_failover": t.auto_failover,
             "failover_after_ms": t.failover_after_ms,
             "rpo_budget_ms": t.rpo_budget_ms,
-            "active_unhealthy_ms": t.active_unhealthy_ms,
-            "active_unhealthy_cluster": t.active_unhealthy_cluster,
-            "lag_sampled_ms_ago": (t.lag_sampled_ms_ago >= 0).then_some(t.lag_sampled_ms_ago),
+            "active_unhealthy_ms": t.active_unhealthy.as_ref().map_or(0, |u| u.for_ms),
+            "active_unhealthy_cluster": t.active_unhealthy.as_ref().map_or("", |u| u.cluster.as_str()),
+            "lag_sampled_ms_ago": t.lag_sampled_ms_ago,
             "clusters": t.clusters.iter().map(|c| json!({
                 "cluster": c.cluster,
-                "state": c.state,
+                "state": c.state.name(),
                 "epoch": c.epoch,
                 "healthy": c.healthy,
                 "detail": c.detail,
-                "lag_seconds": (c.lag_seconds >= 0.0).then_some(c.lag_seconds),
+                "lag_seconds": c.lag_seconds,
                 "lag_detail": c.lag_detail,
             })).collect::<Vec<_>>(),
             "last_decision": t.last_decision.as_ref().map(|d| json!({
                 "at_ms": d.at_ms,
-                "outcome": d.outcome,
-                "cluster": d.cluster,
+                "outcome": d.outcome.name(),
+                "cluster": d.cluster.as_deref().unwrap_or_default(),
                 "epoch": d.epoch,
                 "reason": d.reason,
             })),

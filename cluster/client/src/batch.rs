@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tern_core::read::{ReadOp, ReadResult};
-use tern_core::{Error, ErrorCode, Gpid, Result, partition_of};
+use tern_core::{DrRole, Error, ErrorCode, Gpid, Result, partition_of};
 use tern_proto::convert::{read_result_from_pb, read_to_pb};
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
@@ -56,7 +56,7 @@ impl TernClient {
                 async move { (chunk, self.batch_call(&addr, req).await) }
             }))
             .await;
-            let standby_route = route.role == "standby";
+            let standby_route = route.role == DrRole::Standby;
             for (chunk, answer) in answers {
                 let Ok(items) = answer else { continue };
                 for ((i, _), item) in chunk.into_iter().zip(items) {

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use tern_core::mutation::WriteOutcome;
 use tern_core::read::{ReadOp, ReadResult, TablePage, TableScan};
-use tern_core::{ClusterId, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of};
+use tern_core::{
+    ClusterId, DrRole, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of,
+};
 use tern_proto::convert::{
-    check_sendable, config_from_pb, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb,
-    write_to_pb,
+    check_sendable, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb, write_to_pb,
 };
 use tern_proto::pb;
 use tern_proto::pb::kv_client::KvClient;
 
+use crate::admin::convert::route_from_pb;
 use crate::pipeline::Pipelines;
 use crate::transport::error_of;
 use crate::{MetaClient, Pool};
@@ -48,8 +50,8 @@ pub struct Route {
     pub partitions: u32,
     pub configs: Vec<Option<PartitionConfig>>,
     pub addresses: HashMap<NodeId, String>,
-    /// The table's DR role in the cluster this route leads to (`active` or `standby`).
-    pub role: String,
+    /// The table's DR role in the cluster this route leads to.
+    pub role: DrRole,
 }
 
 impl Route {
@@ -123,21 +125,20 @@ impl TernClient {
                 let name = name.clone();
                 async move { c.get_route(pb::RouteRequest { table: name }).await }
             })
-            .await?;
-        let info = r.table.ok_or_else(|| Error::invariant("route without table information"))?;
-        let mut configs = vec![None; info.partitions as usize];
-        for c in &r.partitions {
-            let c = config_from_pb(c)?;
+            .await
+            .and_then(route_from_pb)?;
+        let mut configs = vec![None; r.table.partitions as usize];
+        for c in r.partitions {
             if let Some(slot) = configs.get_mut(c.gpid.partition.0 as usize) {
                 *slot = Some(c);
             }
         }
         let route = Arc::new(Route {
-            table_id: info.id,
-            partitions: info.partitions,
+            table_id: r.table.id.0,
+            partitions: r.table.partitions,
             configs,
-            addresses: r.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)).collect(),
-            role: info.role,
+            addresses: r.addresses.into_iter().collect(),
+            role: r.table.role,
         });
         self.routes.write().unwrap_or_else(|e| e.into_inner()).insert(table.to_string(), route.clone());
         Ok(route)
@@ -191,7 +192,7 @@ impl TernClient {
             // (Mid-move, a proxy may briefly know no active copy: that is worth waiting for.)
             let follow = err.code() == ErrorCode::Standby
                 && match self.route(table, true).await {
-                    Ok(r) => r.role != "standby",
+                    Ok(r) => r.role == DrRole::Active,
                     Err(e) => e.is_retryable(),
                 };
             if !(err.is_retryable() || follow)
@@ -298,8 +299,8 @@ impl TernClient {
         // A standby answered although the route said active: the role moved. Through a proxy
         // the refreshed route leads to the new active copy; read there (once).
         let r = if r.possibly_stale
-            && self.route(table, false).await.is_ok_and(|r| r.role != "standby")
-            && self.route(table, true).await?.role != "standby"
+            && self.route(table, false).await.is_ok_and(|r| r.role == DrRole::Active)
+            && self.route(table, true).await?.role == DrRole::Active
         {
             once().await?
         } else {

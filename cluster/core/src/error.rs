@@ -57,6 +57,10 @@ pub enum Error {
     /// An error reported by another process: its stable code and its message.
     #[error("{message}")]
     Remote { code: ErrorCode, message: String },
+    /// `cause`, met while doing `what` (phrased as what was being done: "add a link from table
+    /// t to cluster dc2"). Keeps the cause's code.
+    #[error("{what}: {cause}")]
+    Context { what: String, cause: Box<Error> },
 }
 
 /// Errors after which the data or the process cannot be trusted to continue as is.
@@ -87,6 +91,19 @@ impl Error {
         Error::Fatal(Fatal::Io { context: context.into(), message: err.to_string() })
     }
 
+    /// This error, met while doing `what`.
+    pub fn context(self, what: impl Into<String>) -> Error {
+        Error::Context { what: what.into(), cause: Box::new(self) }
+    }
+
+    /// The error under any context.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { cause, .. } => cause.root(),
+            e => e,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::LimitExceeded { .. } => ErrorCode::LimitExceeded,
@@ -106,6 +123,7 @@ impl Error {
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
             Error::Remote { code, .. } => *code,
+            Error::Context { cause, .. } => cause.code(),
         }
     }
 
@@ -116,7 +134,7 @@ impl Error {
     }
 
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::Fatal(_))
+        matches!(self.root(), Error::Fatal(_))
     }
 }
 
@@ -291,6 +309,15 @@ mod tests {
         assert!(!Error::InvalidArgument("x".into()).is_retryable());
         assert!(!Error::corruption("bad crc").is_retryable());
         assert!(Error::corruption("bad crc").is_fatal());
+    }
+
+    #[test]
+    fn context_says_what_was_done_and_keeps_the_code() {
+        let e = Error::TableNotFound("t".into()).context("add a link from table t");
+        assert_eq!(e.to_string(), r#"add a link from table t: table "t" not found"#);
+        assert_eq!(e.code(), ErrorCode::TableNotFound);
+        assert!(Error::corruption("x").context("read").is_fatal());
+        assert_eq!(e.root(), &Error::TableNotFound("t".into()));
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! Owns: identifiers (`TableId`, `PartitionIndex`, `Gpid`, `Ballot`, `Decree`, `NodeId`), the
 //! storage key codec, the stored-value header, timetags and the hybrid logical clock, the
 //! partition hash, the `Mutation` type that is logged and replicated, the read requests of the
-//! data model, size limits, and the one error enum with stable codes.
+//! data model, size limits, the one error enum with stable codes, and the states that cross
+//! process boundaries in administration (DR role, link status and mode, table status: [`admin`]).
 //!
 //! Must not depend on: tokio, tonic, rocksdb, the AWS SDK, or anything that does I/O. Time
 //! comes in through parameters (`Clock` is a trait implemented elsewhere).
 
+pub mod admin;
 pub mod clock;
 pub mod codec;
 pub mod error;
@@ -24,6 +26,9 @@ pub mod timetag;
 pub mod units;
 pub mod value;
 
+pub use admin::{
+    CopyState, DrRole, FailoverOutcome, LinkAction, LinkChange, LinkMode, LinkStatus, TableStatus,
+};
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorCode, Fatal, Result};
 pub use hash::partition_of;

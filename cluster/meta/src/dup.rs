@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use tern_client::MetaClient;
 use tern_core::{Ballot, Error, ErrorCode, NodeId, Result};
+use tern_proto::convert::{PbEnum, link_change_from_pb};
 use tern_proto::pb;
 use tokio::sync::oneshot;
 
 use crate::leader::LeaderInput;
 use crate::service::{MetaService, check_table_name};
-use crate::state::dup::{
-    ConflictRecord, DupMode, LinkChange, LinkRecord, LinkStatus, NewLink, ProgressUpdate,
-};
+use crate::state::dup::{ConflictRecord, LinkMode, LinkRecord, LinkStatus, NewLink, ProgressUpdate};
 use crate::state::{Command, MetaState, Response as Applied, TableStatus, partition_key};
 
 /// How long `DupAdd` waits for the remote cluster's meta servers, in all: well within the
@@ -62,10 +61,10 @@ pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
         remote_cluster_id: u32::from(l.remote_cluster_id),
         remote_metas: l.remote_metas.clone(),
         remote_table: l.remote_table.clone(),
-        status: l.status.name().to_string(),
+        status: l.status.to_pb(),
         max_bytes_per_sec: l.max_bytes_per_sec,
         confirmed: l.confirmed.clone(),
-        mode: l.mode.name().to_string(),
+        mode: l.mode.to_pb(),
         created_at_ms: l.created_at_ms,
         started: l.started.clone(),
     }
@@ -250,8 +249,7 @@ impl MetaService {
         r: pb::DupAddRequest,
     ) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
         self.leader()?;
-        let mode = DupMode::parse(&r.mode)
-            .ok_or_else(|| invalid(format!("mode {:?} is not one of: one-way, two-way", r.mode)))?;
+        let mode = LinkMode::from_pb(r.mode, "mode").map_err(status)?;
         let remote_cluster = r.remote_cluster.trim().to_string();
         if remote_cluster.is_empty() {
             return Err(invalid("the remote cluster's name is missing (--to)".into()));
@@ -312,7 +310,7 @@ impl MetaService {
                 l.table_name,
                 l.remote_cluster,
                 l.remote_table,
-                l.mode.name()
+                l.mode
             );
         }
         self.link_reply(applied).await
@@ -322,12 +320,10 @@ impl MetaService {
         &self,
         r: pb::DupChangeRequest,
     ) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
-        let change = LinkChange::parse(&r.action, r.max_bytes_per_sec).ok_or_else(|| {
-            invalid(format!("unknown action {:?}: one of pause, resume, remove, set-throttle", r.action))
-        })?;
+        let change = link_change_from_pb(&r).map_err(status)?;
         let applied = self.write(Command::ChangeLink { id: r.id, change }).await?;
         if matches!(applied, Applied::Link(_)) {
-            tracing::info!("duplication link {}: {}", r.id, r.action);
+            tracing::info!("duplication link {}: {change}", r.id);
         }
         self.link_reply(applied).await
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::state::dup::LinkChange;
 use crate::state::{ConfigRecord, PartitionRecord};
 
 /// Table `t` with two partitions: partition 0 led by node 5 at ballot 3, partition 1 by
@@ -20,7 +21,7 @@ fn state() -> MetaState {
         remote_cluster_id: 2,
         remote_metas: vec!["m:1".into()],
         remote_table: "t".into(),
-        mode: DupMode::OneWay,
+        mode: LinkMode::OneWay,
         status: LinkStatus::Shipping,
         max_bytes_per_sec: 0,
         created_at_ms: 1,

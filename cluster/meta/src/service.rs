@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tern_core::{Ballot, ConfigChange, Error, NodeId};
-use tern_proto::convert::{config_to_pb, gpid_from_pb, report_from_pb};
+use tern_proto::convert::{PbEnum, config_to_pb, gpid_from_pb, report_from_pb, table_status_to_pb};
 use tern_proto::pb;
 use tern_proto::status::{LEADER_KEY, to_status};
 use tokio::sync::{mpsc, oneshot};
@@ -33,10 +33,7 @@ fn status(e: Error) -> Status {
 }
 
 fn table_info(t: &TableRecord) -> pb::TableInfo {
-    let (status, dropped_at_ms) = match t.status {
-        TableStatus::Serving => ("serving".to_string(), 0),
-        TableStatus::Dropped { at_ms } => ("dropped".to_string(), at_ms),
-    };
+    let (status, dropped_at_ms) = table_status_to_pb(t.status);
     pb::TableInfo {
         id: t.id,
         name: t.name.clone(),
@@ -44,7 +41,7 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
         replicas: t.replicas,
         status,
         dropped_at_ms,
-        role: t.role.name().to_string(),
+        role: t.role.to_pb(),
         epoch: t.epoch,
     }
 }
@@ -142,7 +139,7 @@ impl pb::meta_server::Meta for MetaService {
                     .map(|t| pb::TableRole {
                         table: t.id,
                         name: t.name.clone(),
-                        role: t.role.name().into(),
+                        role: t.role.to_pb(),
                         epoch: t.epoch,
                     })
                     .collect();
@@ -262,9 +259,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::SetTableRoleRequest>,
     ) -> Result<Response<pb::TableInfo>, Status> {
         let r = req.into_inner();
-        let role = DrRole::parse(&r.role).ok_or_else(|| {
-            status(Error::InvalidArgument(format!("role {:?} is not one of: active, standby", r.role)))
-        })?;
+        let role = DrRole::from_pb(r.role, "role").map_err(status)?;
         let change = RoleChange {
             table: r.table.clone(),
             role,

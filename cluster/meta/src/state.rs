@@ -4,11 +4,14 @@
 
 pub mod dr;
 pub mod dup;
+#[cfg(test)]
+mod golden_tests;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tern_confman::{Demoted, PersistedPartition};
+pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
 use self::dr::{DrRole, RoleChange};
@@ -55,15 +58,6 @@ pub struct PartitionRecord {
     /// A primary demoted by a role switch and the switch's ballot, until it steps down.
     #[serde(default)]
     pub demoted: Option<(u64, u64)>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TableStatus {
-    Serving,
-    /// Dropped at this wall-clock time; recallable until the recall window passes.
-    Dropped {
-        at_ms: u64,
-    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

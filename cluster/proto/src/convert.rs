@@ -1,5 +1,8 @@
 //! Conversions between Tern's types and the generated messages. Decoding from the wire checks
-//! shapes and returns `INVALID_ARGUMENT` naming the field; it never panics.
+//! shapes and returns `INVALID_ARGUMENT` naming the field; it never panics. The administration
+//! states (DR role, link status, ...) convert in [`admin`].
+
+pub mod admin;
 
 use std::ops::Bound as RangeBound;
 
@@ -13,6 +16,9 @@ use tern_core::{
     Timetag, WriteOp,
 };
 
+pub use self::admin::{
+    PbEnum, link_change_from_pb, link_change_to_pb, table_status_from_pb, table_status_to_pb,
+};
 use crate::pb;
 
 fn missing(field: &str) -> Error {

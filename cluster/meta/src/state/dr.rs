@@ -4,38 +4,9 @@
 //! changes are compare-and-set on the epoch, so two deciders cannot both win (issue #6).
 
 use serde::{Deserialize, Serialize};
+pub use tern_core::DrRole;
 
 use super::{MetaState, Response, TableStatus};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DrRole {
-    #[default]
-    Active,
-    Standby,
-}
-
-impl DrRole {
-    pub fn name(self) -> &'static str {
-        match self {
-            DrRole::Active => "active",
-            DrRole::Standby => "standby",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DrRole> {
-        match s {
-            "active" => Some(DrRole::Active),
-            "standby" => Some(DrRole::Standby),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for DrRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// What `SetTableRole` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,82 +4,13 @@
 //! command.
 
 use std::collections::VecDeque;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use tern_core::Decree;
+pub use tern_core::{LinkChange, LinkMode, LinkStatus};
 use tern_duplication::LinkProgress;
 
 use super::{MetaState, Response, TableStatus};
-
-/// One-way ships this table to the remote one; two-way is two links, one in each cluster (the
-/// mode is recorded so operators see what was asked for).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DupMode {
-    OneWay,
-    TwoWay,
-}
-
-impl DupMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            DupMode::OneWay => "one-way",
-            DupMode::TwoWay => "two-way",
-        }
-    }
-
-    /// `""` means one-way.
-    pub fn parse(s: &str) -> Option<DupMode> {
-        match s {
-            "" | "one-way" => Some(DupMode::OneWay),
-            "two-way" => Some(DupMode::TwoWay),
-            _ => None,
-        }
-    }
-}
-
-/// init → syncing-checkpoint → shipping ⇄ paused; anything → removed, which is final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LinkStatus {
-    Init,
-    SyncingCheckpoint,
-    Shipping,
-    Paused,
-    Removed,
-}
-
-impl LinkStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkStatus::Init => "init",
-            LinkStatus::SyncingCheckpoint => "syncing-checkpoint",
-            LinkStatus::Shipping => "shipping",
-            LinkStatus::Paused => "paused",
-            LinkStatus::Removed => "removed",
-        }
-    }
-
-    /// Whether a link in this status may move to `next`. Staying put is allowed (a retried
-    /// change is a no-op), except that nothing leaves `removed`.
-    pub fn can_become(self, next: LinkStatus) -> bool {
-        use LinkStatus::*;
-        self == next
-            || matches!(
-                (self, next),
-                (Init, SyncingCheckpoint | Shipping)
-                    | (SyncingCheckpoint, Shipping)
-                    | (Shipping, Paused)
-                    | (Paused, Shipping)
-                    | (Init | SyncingCheckpoint | Shipping | Paused, Removed)
-            )
-    }
-}
-
-impl fmt::Display for LinkStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A duplicated write that lost last-writer-wins on the remote side. The origin cluster is the
 /// low bits of each timetag.
@@ -114,7 +45,7 @@ pub struct LinkRecord {
     pub remote_cluster_id: u8,
     pub remote_metas: Vec<String>,
     pub remote_table: String,
-    pub mode: DupMode,
+    pub mode: LinkMode,
     pub status: LinkStatus,
     /// 0 = unlimited.
     pub max_bytes_per_sec: u64,
@@ -142,31 +73,10 @@ pub struct NewLink {
     pub remote_cluster_id: u8,
     pub remote_metas: Vec<String>,
     pub remote_table: String,
-    pub mode: DupMode,
+    pub mode: LinkMode,
     pub status: LinkStatus,
     pub max_bytes_per_sec: u64,
     pub created_at_ms: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LinkChange {
-    Pause,
-    Resume,
-    Remove,
-    SetThrottle { max_bytes_per_sec: u64 },
-}
-
-impl LinkChange {
-    /// Parses an action of `DupChange`; `max_bytes_per_sec` is used by `set-throttle`.
-    pub fn parse(action: &str, max_bytes_per_sec: u64) -> Option<LinkChange> {
-        match action {
-            "pause" => Some(LinkChange::Pause),
-            "resume" => Some(LinkChange::Resume),
-            "remove" => Some(LinkChange::Remove),
-            "set-throttle" => Some(LinkChange::SetThrottle { max_bytes_per_sec }),
-            _ => None,
-        }
-    }
 }
 
 /// One partition's progress on one link, from a report the leader accepted (sent by the

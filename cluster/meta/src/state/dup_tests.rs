@@ -15,7 +15,7 @@ fn new_link(remote_cluster: &str, remote_table: &str) -> NewLink {
         remote_cluster_id: 2,
         remote_metas: vec!["10.0.0.1:34601".into()],
         remote_table: remote_table.into(),
-        mode: DupMode::OneWay,
+        mode: LinkMode::OneWay,
         status: LinkStatus::Shipping,
         max_bytes_per_sec: 0,
         created_at_ms: 7,

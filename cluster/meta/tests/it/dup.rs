@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::ClusterId;
+use tern_core::{ClusterId, LinkAction, LinkMode, LinkStatus};
 use tern_meta::MetaOptions;
 use tern_meta::raft::RaftOptions;
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -119,25 +120,15 @@ impl Meta {
             .links
     }
 
-    async fn change(&self, id: u64, action: &str) -> tern_core::Result<pb::DupLinkStatus> {
-        let req = pb::DupChangeRequest { id, action: action.into(), max_bytes_per_sec: 0 };
-        self.client
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.dup_change(req).await }
-            })
-            .await
+    /// `action`: a wire value (0 = unspecified).
+    async fn change(&self, id: u64, action: i32) -> tern_core::Result<pb::DupLinkStatus> {
+        let req = pb::DupChangeRequest { id, action, max_bytes_per_sec: 0 };
+        self.client.call(|mut c| async move { c.dup_change(req).await }).await
     }
 
     async fn conflicts(&self, id: u64) -> pb::DupConflictsResponse {
         let req = pb::DupChangeRequest { id, ..Default::default() };
-        self.client
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.dup_conflicts(req).await }
-            })
-            .await
-            .unwrap()
+        self.client.call(|mut c| async move { c.dup_conflicts(req).await }).await.unwrap()
     }
 }
 
@@ -146,8 +137,13 @@ fn add_req(remote_cluster: &str, remote: &Meta) -> pb::DupAddRequest {
         table: "t".into(),
         remote_cluster: remote_cluster.into(),
         remote_metas: vec![remote.addr()],
+        mode: LinkMode::OneWay.to_pb(),
         ..Default::default()
     }
+}
+
+fn status(l: &pb::DupLink) -> LinkStatus {
+    LinkStatus::from_pb(l.status, "link.status").unwrap()
 }
 
 fn err_text(r: tern_core::Result<pb::DupLinkStatus>) -> String {
@@ -181,8 +177,10 @@ async fn links_are_validated_recorded_and_survive_a_meta_restart() {
     assert!(e.contains("same cluster id (1)"), "{e}");
     let e = err_text(a.add(pb::DupAddRequest { remote_table: "nope".into(), ..add_req("b", &b) }).await);
     assert!(e.contains("table nope does not exist in cluster b; create it there first"), "{e}");
-    let e = err_text(a.add(pb::DupAddRequest { mode: "both".into(), ..add_req("b", &b) }).await);
-    assert!(e.contains("one-way, two-way"), "{e}");
+    let e = err_text(a.add(pb::DupAddRequest { mode: 9, ..add_req("b", &b) }).await);
+    assert!(e.contains("mode has the unknown value 9"), "{e}");
+    let e = err_text(a.add(pb::DupAddRequest { mode: 0, ..add_req("b", &b) }).await);
+    assert!(e.contains("mode is not specified"), "{e}");
 
     let added = a.add(add_req("b", &b)).await.unwrap();
     assert_eq!(added.link.unwrap().id, 1);
@@ -194,8 +192,8 @@ async fn links_are_validated_recorded_and_survive_a_meta_restart() {
     assert_eq!(links.len(), 1);
     let l = &links[0];
     assert_eq!(
-        (l.id, l.remote_cluster.as_str(), l.remote_cluster_id, l.status.as_str()),
-        (1, "b", 2, "shipping")
+        (l.id, l.remote_cluster.as_str(), l.remote_cluster_id, status(l)),
+        (1, "b", 2, LinkStatus::Shipping)
     );
     assert_eq!((l.confirmed.clone(), l.started.clone()), (vec![0, 0], vec![false, false]));
 
@@ -226,23 +224,25 @@ async fn links_are_validated_recorded_and_survive_a_meta_restart() {
     assert_eq!(c.recent.iter().map(|c| c.incoming).collect::<Vec<_>>(), vec![2, 3], "a's journal keeps 2");
 
     // The status machine, through the service.
-    assert_eq!(a.change(1, "pause").await.unwrap().link.unwrap().status, "paused");
-    assert!(err_text(a.change(1, "stop").await).contains("unknown action \"stop\""));
-    assert!(err_text(a.change(9, "pause").await).contains("no duplication link 9"));
+    let pause = LinkAction::Pause.to_pb();
+    assert_eq!(status(&a.change(1, pause).await.unwrap().link.unwrap()), LinkStatus::Paused);
+    assert!(err_text(a.change(1, 0).await).contains("action is not specified"));
+    assert!(err_text(a.change(9, pause).await).contains("no duplication link 9"));
 
     // Everything but the in-memory reports survives a restart of the (only) meta server.
     a.restart().await;
     let st = &a.list().await[0];
     let l = st.link.as_ref().unwrap();
     assert_eq!(
-        (l.status.as_str(), l.confirmed.clone(), l.started.clone()),
-        ("paused", vec![7, 0], vec![true, false])
+        (status(l), l.confirmed.clone(), l.started.clone()),
+        (LinkStatus::Paused, vec![7, 0], vec![true, false])
     );
     assert_eq!(st.conflicts, 3);
     assert_eq!(st.partitions[0].reported_ms_ago, u64::MAX);
 
-    assert_eq!(a.change(1, "remove").await.unwrap().link.unwrap().status, "removed");
-    assert!(err_text(a.change(1, "resume").await).contains("final"));
+    let remove = LinkAction::Remove.to_pb();
+    assert_eq!(status(&a.change(1, remove).await.unwrap().link.unwrap()), LinkStatus::Removed);
+    assert!(err_text(a.change(1, LinkAction::Resume.to_pb()).await).contains("final"));
     assert!(a.beacon(vec![]).await.dup_links.is_empty(), "removed links are not sent to replica servers");
     let again = a.add(add_req("b", &b)).await.unwrap();
     assert_eq!(again.link.unwrap().id, 2, "after removal a new link to the same table may be added");

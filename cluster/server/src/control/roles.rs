@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use tern_core::DrRole;
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 
 #[derive(Debug, Default)]
@@ -13,10 +15,11 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// The meta server's table roles (every table, from a beacon answer).
+    /// The meta server's table roles (every table, from a beacon answer). A role that does not
+    /// decode counts as standby: refusing client writes is the safe side.
     pub fn set(&self, roles: &[pb::TableRole]) {
-        let standby =
-            roles.iter().filter(|r| r.role == "standby").map(|r| (r.table, (r.name.clone(), r.epoch)));
+        let active = |r: &pb::TableRole| DrRole::from_pb(r.role, "table_roles.role") == Ok(DrRole::Active);
+        let standby = roles.iter().filter(|r| !active(r)).map(|r| (r.table, (r.name.clone(), r.epoch)));
         *self.standby.write().unwrap_or_else(|e| e.into_inner()) = standby.collect();
     }
 

@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_core::{Decree, Error, Gpid, ReplicaStatus};
+use tern_core::{Decree, Error, Gpid, LinkStatus, ReplicaStatus};
 use tern_duplication::{Shipper, ShipperOptions, StartPoint};
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 use tern_storage::log::contiguous_run;
 use tokio::sync::mpsc;
@@ -134,7 +135,7 @@ async fn start(
             let route = client.route(&link.remote_table, true).await?;
             let committed =
                 env.registry.get(gpid).map(|h| h.status().committed).ok_or(Error::NotPrimary { gpid })?;
-            let syncing = link.status == "syncing-checkpoint";
+            let syncing = LinkStatus::from_pb(link.status, "status") == Ok(LinkStatus::SyncingCheckpoint);
             let mut sync_records = 0;
             let confirmed = match env.links.rules().start_point(progress_of(&link, gpid), syncing, committed)
             {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tern_client::{ClientOptions, TernClient};
-use tern_core::{Gpid, ReplicaStatus, Result};
+use tern_core::{Gpid, LinkStatus, ReplicaStatus, Result};
+use tern_proto::convert::PbEnum;
 use tern_proto::pb;
 
 use super::{DupEnv, shipper_task};
@@ -79,7 +80,8 @@ pub fn reconcile(env: &DupEnv) {
         if r.status != ReplicaStatus::Primary {
             continue;
         }
-        let active = |l: &pb::DupLink| l.status == "shipping" || l.status == "syncing-checkpoint";
+        // A status that does not decode ships nothing.
+        let active = |l: &pb::DupLink| LinkStatus::from_pb(l.status, "status").is_ok_and(LinkStatus::ships);
         for l in links.iter().filter(|l| l.table == r.gpid.table.0 && active(l)) {
             want.insert((l.id, r.gpid), r.ballot.0);
         }

@@ -1,0 +1,176 @@
+use tern_core::{ErrorCode, Gpid, PartitionConfig, TableStatus};
+
+use super::*;
+
+fn table(role: DrRole) -> TableInfo {
+    TableInfo {
+        id: TableId(3),
+        name: "t".into(),
+        partitions: 2,
+        replicas: 3,
+        status: TableStatus::Dropped { at_ms: 9 },
+        role,
+        epoch: 4,
+    }
+}
+
+#[test]
+fn routes_round_trip_sorted_by_partition() {
+    let config = |p, primary: Option<u64>| PartitionConfig {
+        gpid: Gpid::new(3, p),
+        ballot: tern_core::Ballot(2),
+        primary: primary.map(NodeId),
+        secondaries: vec![NodeId(8)],
+    };
+    let route = TableRoute {
+        table: table(DrRole::Standby),
+        partitions: vec![config(0, Some(7)), config(1, None)],
+        addresses: [(NodeId(7), "a:1".to_string()), (NodeId(8), "b:1".to_string())].into(),
+    };
+    let mut wire = route_to_pb(&route);
+    wire.partitions.reverse();
+    let back = route_from_pb(wire).unwrap();
+    assert_eq!(back, route);
+    assert_eq!(back.with_primary(), 1);
+    assert_eq!(back.address(NodeId(8)), Some("b:1"));
+}
+
+#[test]
+fn a_route_without_its_table_or_role_is_refused() {
+    let e = route_from_pb(pb::Route::default()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let mut t = table_to_pb(&table(DrRole::Active));
+    t.role = 0;
+    let e = table_from_pb(t).unwrap_err();
+    assert!(e.to_string().contains("table.role is not specified"), "{e}");
+}
+
+#[test]
+fn sentinels_become_options() {
+    let s = cluster_status_from_pb(pb::ClusterStatusResponse {
+        cluster_name: "dc1".into(),
+        nodes: vec![pb::NodeStatus { node: 5, memory: None, ..Default::default() }],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!((s.meta_leader, s.balancing.as_deref(), s.nodes[0].node), (None, None, NodeId(5)));
+    let link = pb::DupLink {
+        status: LinkStatus::Shipping.to_pb(),
+        mode: LinkMode::TwoWay.to_pb(),
+        started: vec![true, false],
+        ..Default::default()
+    };
+    let r = link_report_from_pb(pb::DupLinkStatus {
+        link: Some(link),
+        partitions: vec![
+            pb::DupPartitionStatus {
+                partition: 0,
+                primary: 7,
+                reported_ms_ago: 5,
+                last_error: "x".into(),
+                ..Default::default()
+            },
+            pb::DupPartitionStatus {
+                partition: 1,
+                reported_ms_ago: u64::MAX,
+                bytes_behind: 3,
+                ..Default::default()
+            },
+        ],
+        conflicts: 2,
+    })
+    .unwrap();
+    assert_eq!((r.link.status, r.link.mode), (LinkStatus::Shipping, LinkMode::TwoWay));
+    assert!(r.link.started(0) && !r.link.started(1) && !r.link.started(9));
+    assert_eq!(r.partitions[0].primary, Some(NodeId(7)));
+    assert_eq!(r.partitions[1].primary, None);
+    assert_eq!(r.partitions[1].reported_ms_ago, None);
+    let totals = r.totals();
+    assert_eq!((totals.bytes_behind, totals.failing_partitions), (3, 1));
+    let e = link_report_from_pb(pb::DupLinkStatus {
+        link: Some(pb::DupLink { status: 42, ..Default::default() }),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("link.status"), "{e}");
+}
+
+#[test]
+fn proxy_status_round_trips() {
+    let status = ProxyStatus {
+        clusters: vec!["dc1".into(), "dc2".into()],
+        tables: vec![
+            ProxyTable {
+                table: "t".into(),
+                active_cluster: Some("dc1".into()),
+                epoch: 2,
+                route_error: None,
+                clusters: vec![
+                    CopyView {
+                        cluster: "dc1".into(),
+                        state: CopyState::Active,
+                        epoch: 2,
+                        healthy: true,
+                        detail: String::new(),
+                        lag_seconds: None,
+                        lag_detail: String::new(),
+                    },
+                    CopyView {
+                        cluster: "dc2".into(),
+                        state: CopyState::NoTable,
+                        epoch: 0,
+                        healthy: false,
+                        detail: "no such table".into(),
+                        lag_seconds: Some(1.5),
+                        lag_detail: String::new(),
+                    },
+                ],
+                auto_failover: true,
+                failover_after_ms: 10_000,
+                rpo_budget_ms: 5_000,
+                active_unhealthy: Some(Unhealthy { cluster: "dc1".into(), for_ms: 3 }),
+                last_decision: Some(FailoverDecision {
+                    at_ms: 1,
+                    outcome: FailoverOutcome::LostRace,
+                    cluster: Some("dc2".into()),
+                    epoch: 3,
+                    reason: "why".into(),
+                }),
+                lag_sampled_ms_ago: Some(7),
+            },
+            ProxyTable {
+                table: "u".into(),
+                active_cluster: None,
+                epoch: 0,
+                route_error: Some("not looked at yet".into()),
+                clusters: vec![],
+                auto_failover: false,
+                failover_after_ms: 0,
+                rpo_budget_ms: 0,
+                active_unhealthy: None,
+                last_decision: None,
+                lag_sampled_ms_ago: None,
+            },
+        ],
+    };
+    assert_eq!(proxy_status_from_pb(proxy_status_to_pb(&status)).unwrap(), status);
+    let mut wire = proxy_status_to_pb(&status);
+    wire.tables[0].clusters[0].state = 0;
+    let e = proxy_status_from_pb(wire).unwrap_err();
+    assert!(e.to_string().contains("cluster.state"), "{e}");
+}
+
+#[test]
+fn a_new_link_defaults_its_remote_table_to_its_own_name() {
+    let l = NewLink {
+        table: "t".into(),
+        remote_cluster: "dc2".into(),
+        remote_metas: vec!["b:1".into()],
+        remote_table: None,
+        full_sync: true,
+        max_bytes_per_sec: 0,
+        mode: LinkMode::OneWay,
+    };
+    let req = new_link_to_pb(&l);
+    assert_eq!((req.remote_table.as_str(), req.mode), ("t", LinkMode::OneWay.to_pb()));
+}

@@ -1,0 +1,85 @@
+//! Tables and their DR roles: create, drop, recall, list, describe (routing), role and epoch.
+
+use tern_core::{DrRole, Result};
+use tern_proto::convert::PbEnum;
+use tern_proto::pb;
+
+use super::convert::{route_from_pb, table_from_pb};
+use super::{AdminClient, TableInfo, TableRoute};
+
+impl AdminClient {
+    pub async fn create_table(&self, name: &str, partitions: u32, replicas: u32) -> Result<TableInfo> {
+        let req = pb::CreateTableRequest { name: name.to_string(), partitions, replicas };
+        self.call(req, |mut c, r| async move { c.create_table(r).await })
+            .await
+            .and_then(table_from_pb)
+            .map_err(|e| e.context(format!("create table {name}")))
+    }
+
+    /// Drops a table; it can be recalled within the meta servers' recall window.
+    pub async fn drop_table(&self, name: &str) -> Result<TableInfo> {
+        let req = pb::TableRequest { name: name.to_string() };
+        self.call(req, |mut c, r| async move { c.drop_table(r).await })
+            .await
+            .and_then(table_from_pb)
+            .map_err(|e| e.context(format!("drop table {name}")))
+    }
+
+    /// Brings back a dropped table.
+    pub async fn recall_table(&self, name: &str) -> Result<TableInfo> {
+        let req = pb::TableRequest { name: name.to_string() };
+        self.call(req, |mut c, r| async move { c.recall_table(r).await })
+            .await
+            .and_then(table_from_pb)
+            .map_err(|e| e.context(format!("recall table {name}")))
+    }
+
+    /// Every table, serving or dropped.
+    pub async fn list_tables(&self) -> Result<Vec<TableInfo>> {
+        let r = self
+            .call(pb::Empty {}, |mut c, r| async move { c.list_tables(r).await })
+            .await
+            .map_err(|e| e.context("list tables"))?;
+        r.tables.into_iter().map(table_from_pb).collect::<Result<_>>().map_err(|e| e.context("list tables"))
+    }
+
+    /// A serving table's routing: its partitions, their primaries and the servers' addresses.
+    pub async fn describe_table(&self, name: &str) -> Result<TableRoute> {
+        self.route(name).await.map_err(|e| e.context(format!("describe table {name}")))
+    }
+
+    /// A serving table with its DR role and epoch in this cluster.
+    pub async fn table_role(&self, name: &str) -> Result<TableInfo> {
+        self.route(name)
+            .await
+            .map(|r| r.table)
+            .map_err(|e| e.context(format!("ask for the role of table {name}")))
+    }
+
+    async fn route(&self, name: &str) -> Result<TableRoute> {
+        let req = pb::RouteRequest { table: name.to_string() };
+        self.call(req, |mut c, r| async move { c.get_route(r).await }).await.and_then(route_from_pb)
+    }
+
+    /// Sets a table's DR role at `epoch` (never below the current one); with `expect_epoch`,
+    /// only if the current epoch is that (compare-and-set, else `EPOCH_CONFLICT`).
+    pub async fn set_table_role(
+        &self,
+        name: &str,
+        role: DrRole,
+        epoch: u64,
+        expect_epoch: Option<u64>,
+    ) -> Result<TableInfo> {
+        let req = pb::SetTableRoleRequest {
+            table: name.to_string(),
+            role: role.to_pb(),
+            epoch,
+            check_epoch: expect_epoch.is_some(),
+            expect_epoch: expect_epoch.unwrap_or(0),
+        };
+        self.call(req, |mut c, r| async move { c.set_table_role(r).await })
+            .await
+            .and_then(table_from_pb)
+            .map_err(|e| e.context(format!("make table {name} {role} at epoch {epoch}")))
+    }
+}

@@ -1,0 +1,319 @@
+//! What the admin API answers with: tables and their routing, a cluster's status, duplication
+//! links and their progress, and a proxy's status. Plain data converted from the wire in
+//! [`super::convert`] (the only place), so callers never see protobuf.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use tern_core::{
+    CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId, TableStatus,
+    Timetag,
+};
+
+/// A table as the meta servers describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    pub id: TableId,
+    pub name: String,
+    pub partitions: u32,
+    pub replicas: u32,
+    pub status: TableStatus,
+    /// Its disaster-recovery role in this cluster.
+    pub role: DrRole,
+    /// Grows with every role change decided for the table.
+    pub epoch: u64,
+}
+
+/// A table's routing: its partitions' configurations and the servers' addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRoute {
+    pub table: TableInfo,
+    /// By partition index; a partition the meta server sent no configuration for is missing.
+    pub partitions: Vec<PartitionConfig>,
+    pub addresses: BTreeMap<NodeId, String>,
+}
+
+impl TableRoute {
+    pub fn address(&self, node: NodeId) -> Option<&str> {
+        self.addresses.get(&node).map(String::as_str)
+    }
+
+    /// How many partitions have a primary.
+    pub fn with_primary(&self) -> usize {
+        self.partitions.iter().filter(|c| c.primary.is_some()).count()
+    }
+}
+
+/// A replica server's memory, from its last beacon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeMemory {
+    pub resident_bytes: u64,
+    /// Of that, in huge pages (transparent and reserved).
+    pub huge_page_bytes: u64,
+}
+
+/// A replica server as the meta leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node: NodeId,
+    pub addr: String,
+    pub alive: bool,
+    pub decommissioned: bool,
+    pub primaries: u32,
+    pub replicas: u32,
+    /// `None` if the node never said.
+    pub memory: Option<NodeMemory>,
+}
+
+/// One cluster: its nodes, tables, partitions not fully healthy, and what the balancer has left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub cluster_id: u32,
+    /// The leading meta server's Raft id, if one is known.
+    pub meta_leader: Option<u64>,
+    pub nodes: Vec<NodeStatus>,
+    pub tables: Vec<TableInfo>,
+    /// Fewer members than wanted, or no primary.
+    pub unhealthy: Vec<PartitionConfig>,
+    /// What the balancer still has to do; `None` when balanced.
+    pub balancing: Option<String>,
+}
+
+/// A link to add: from `table` of this cluster to a table of cluster `remote_cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLink {
+    pub table: String,
+    /// As the remote meta servers name their cluster.
+    pub remote_cluster: String,
+    pub remote_metas: Vec<String>,
+    /// `None`: the same name as `table`.
+    pub remote_table: Option<String>,
+    /// Copy the table's records first, then ship the log from where the copy began.
+    pub full_sync: bool,
+    /// 0 = unlimited.
+    pub max_bytes_per_sec: u64,
+    pub mode: LinkMode,
+}
+
+impl NewLink {
+    pub fn remote_table(&self) -> &str {
+        self.remote_table.as_deref().unwrap_or(&self.table)
+    }
+}
+
+/// A duplication link, as its source cluster's meta servers hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub id: u64,
+    /// The source table (links outlive its name: a dropped and purged table's links stay).
+    pub table: TableId,
+    pub table_name: String,
+    pub remote_cluster: String,
+    pub remote_cluster_id: u32,
+    pub remote_metas: Vec<String>,
+    pub remote_table: String,
+    pub status: LinkStatus,
+    pub mode: LinkMode,
+    /// 0 = unlimited.
+    pub max_bytes_per_sec: u64,
+    /// Per source partition: every write through this decree is acknowledged by the remote.
+    /// Meaningless until the partition has started.
+    pub confirmed: Vec<u64>,
+    /// Per source partition: whether shipping has started.
+    pub started: Vec<bool>,
+    pub created_at_ms: u64,
+}
+
+impl Link {
+    pub fn started(&self, partition: u32) -> bool {
+        self.started.get(partition as usize).copied().unwrap_or(false)
+    }
+}
+
+/// One partition's shipping progress on a link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionProgress {
+    pub partition: u32,
+    pub confirmed: u64,
+    pub committed: u64,
+    pub decrees_behind: u64,
+    pub bytes_behind: u64,
+    pub seconds_behind: f64,
+    pub shipped_puts: u64,
+    pub failed_batches: u64,
+    /// The last attempt's error; `None` when it succeeded.
+    pub last_error: Option<String>,
+    pub conflicts: u64,
+    /// The partition's primary, if it has one.
+    pub primary: Option<NodeId>,
+    /// How old the partition's last progress report is; `None`: the meta leader has none.
+    pub reported_ms_ago: Option<u64>,
+    pub clock_ahead: u64,
+    /// Its full sync is copying existing records.
+    pub syncing: bool,
+    pub sync_records: u64,
+}
+
+/// A link with the progress of each of its partitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkReport {
+    pub link: Link,
+    pub partitions: Vec<PartitionProgress>,
+    /// Conflicts in total, as the meta state keeps them.
+    pub conflicts: u64,
+}
+
+/// Sums over a link's partitions.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinkTotals {
+    pub decrees_behind: u64,
+    pub bytes_behind: u64,
+    /// The largest.
+    pub max_seconds_behind: f64,
+    /// Partitions whose last attempt failed.
+    pub failing_partitions: usize,
+}
+
+impl LinkReport {
+    pub fn totals(&self) -> LinkTotals {
+        let p = &self.partitions;
+        LinkTotals {
+            decrees_behind: p.iter().map(|p| p.decrees_behind).sum(),
+            bytes_behind: p.iter().map(|p| p.bytes_behind).sum(),
+            max_seconds_behind: p.iter().map(|p| p.seconds_behind).fold(0.0, f64::max),
+            failing_partitions: p.iter().filter(|p| p.last_error.is_some()).count(),
+        }
+    }
+}
+
+/// A two-way pair: the link added in this cluster and its reverse in the other one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TwoWayLinks {
+    /// This cluster's name (the reverse link's remote).
+    pub own_cluster: String,
+    pub first: LinkReport,
+    pub remote_cluster: String,
+    pub second: LinkReport,
+}
+
+/// A duplicated write that lost last-writer-wins on the remote side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub hash_key: Vec<u8>,
+    pub sort_key: Vec<u8>,
+    /// The shipped write's timetag.
+    pub incoming: Timetag,
+    /// The newer one the remote side had stored.
+    pub stored: Timetag,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkConflicts {
+    pub total: u64,
+    /// Newest last.
+    pub recent: Vec<Conflict>,
+}
+
+/// What became of a link's source table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceTable {
+    Serving,
+    Dropped,
+    /// Dropped and forgotten after its recall window.
+    Purged,
+}
+
+impl SourceTable {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceTable::Serving => "serving",
+            SourceTable::Dropped => "dropped",
+            SourceTable::Purged => "purged",
+        }
+    }
+}
+
+impl fmt::Display for SourceTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Every table's status in one cluster, by id: what [`SourceTable`] a link has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableStates(pub HashMap<TableId, TableStatus>);
+
+impl TableStates {
+    pub fn of(&self, table: TableId) -> SourceTable {
+        match self.0.get(&table) {
+            Some(TableStatus::Serving) => SourceTable::Serving,
+            Some(TableStatus::Dropped { .. }) => SourceTable::Dropped,
+            None => SourceTable::Purged,
+        }
+    }
+}
+
+/// What a proxy sees and decided (`ProxyAdmin.Status`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyStatus {
+    /// The clusters it fronts.
+    pub clusters: Vec<String>,
+    pub tables: Vec<ProxyTable>,
+}
+
+/// One table a proxy routes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyTable {
+    pub table: String,
+    /// The cluster routed to, if any copy is active.
+    pub active_cluster: Option<String>,
+    pub epoch: u64,
+    /// Why there is no route.
+    pub route_error: Option<String>,
+    pub clusters: Vec<CopyView>,
+    pub auto_failover: bool,
+    pub failover_after_ms: u64,
+    pub rpo_budget_ms: u64,
+    /// The copy last routed to has not served since this long.
+    pub active_unhealthy: Option<Unhealthy>,
+    pub last_decision: Option<FailoverDecision>,
+    /// How long ago the standbys' lag was measured; `None`: never.
+    pub lag_sampled_ms_ago: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unhealthy {
+    pub cluster: String,
+    /// At least 1.
+    pub for_ms: u64,
+}
+
+/// One cluster's copy of a table, as a proxy sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyView {
+    pub cluster: String,
+    pub state: CopyState,
+    pub epoch: u64,
+    /// Reachable and every partition has a primary.
+    pub healthy: bool,
+    /// Why not healthy (empty when healthy).
+    pub detail: String,
+    /// Standbys: the window of the active copy's writes that may not have reached this one.
+    pub lag_seconds: Option<f64>,
+    /// Why the lag is unknown.
+    pub lag_detail: String,
+}
+
+/// A decision of automatic failover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverDecision {
+    /// Wall clock, ms since the epoch.
+    pub at_ms: u64,
+    pub outcome: FailoverOutcome,
+    /// The cluster promoted or fenced.
+    pub cluster: Option<String>,
+    /// The epoch it was given.
+    pub epoch: u64,
+    pub reason: String,
+}

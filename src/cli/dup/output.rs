@@ -1,0 +1,279 @@
+//! What `tern dup` prints: links, their progress and conflicts, as text or JSON.
+
+use serde_json::{Value, json};
+use tern_client::admin::{LinkConflicts, LinkReport, SourceTable, TableStates, TwoWayLinks};
+use tern_core::key::escape;
+use tern_core::{NodeId, Timetag};
+
+use crate::cli::OutputFormat;
+use crate::cli::common::human_bytes;
+
+pub(super) fn throttle(n: u64) -> String {
+    if n == 0 { "unlimited".into() } else { format!("{}/s", human_bytes(n)) }
+}
+
+fn node(n: Option<NodeId>) -> String {
+    n.map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+fn age(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "never".into(), |ms| format!("{:.1}s ago", ms as f64 / 1000.0))
+}
+
+fn key(b: &[u8]) -> String {
+    escape(b, 256)
+}
+
+fn timetag_json(tt: Timetag) -> Value {
+    json!({ "timetag": tt.as_u64(), "physical_ms": tt.physical_ms(), "cluster": tt.cluster().get(), "delete": tt.is_delete() })
+}
+
+fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
+    let l = &s.link;
+    let t = s.totals();
+    let mut v = json!({
+        "id": l.id,
+        "table": l.table_name,
+        "table_id": l.table.0,
+        "table_status": tables.of(l.table).name(),
+        "remote_cluster": l.remote_cluster,
+        "remote_cluster_id": l.remote_cluster_id,
+        "remote_metas": l.remote_metas,
+        "remote_table": l.remote_table,
+        "mode": l.mode.name(),
+        "status": l.status.name(),
+        "max_bytes_per_sec": l.max_bytes_per_sec,
+        "created_at_ms": l.created_at_ms,
+        "conflicts": s.conflicts,
+        "decrees_behind": t.decrees_behind,
+        "bytes_behind": t.bytes_behind,
+        "max_seconds_behind": t.max_seconds_behind,
+        "failing_partitions": t.failing_partitions,
+    });
+    if partitions {
+        v["partitions"] = s
+            .partitions
+            .iter()
+            .map(|p| {
+                json!({
+                    "partition": p.partition,
+                    "started": l.started(p.partition),
+                    "confirmed": p.confirmed,
+                    "committed": p.committed,
+                    "decrees_behind": p.decrees_behind,
+                    "bytes_behind": p.bytes_behind,
+                    "seconds_behind": p.seconds_behind,
+                    "shipped_puts": p.shipped_puts,
+                    "failed_batches": p.failed_batches,
+                    "last_error": p.last_error.as_deref().unwrap_or_default(),
+                    "conflicts": p.conflicts,
+                    "clock_ahead": p.clock_ahead,
+                    "syncing": p.syncing,
+                    "sync_records": p.sync_records,
+                    "primary": p.primary.map(|n| n.to_string()),
+                    "reported_ms_ago": p.reported_ms_ago,
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+/// One line: `link 3: users → dc-b/users (two-way) shipping, unlimited`.
+fn link_line(s: &LinkReport, tables: &TableStates) -> String {
+    let l = &s.link;
+    let dropped = match tables.of(l.table) {
+        SourceTable::Serving => String::new(),
+        state => format!(" [table {state}]"),
+    };
+    format!(
+        "link {}: {}{dropped} → {}/{} ({}) {}, throttle {}, {} conflicts",
+        l.id,
+        l.table_name,
+        l.remote_cluster,
+        l.remote_table,
+        l.mode,
+        l.status,
+        throttle(l.max_bytes_per_sec),
+        s.conflicts
+    )
+}
+
+pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => {
+            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, false)).collect();
+            println!("{}", json!({ "links": v }));
+        }
+        OutputFormat::Text => {
+            if links.is_empty() {
+                println!("(no links)");
+                return;
+            }
+            println!(
+                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
+                "ID",
+                "TABLE",
+                "TO CLUSTER/TABLE",
+                "MODE",
+                "STATUS",
+                "THROTTLE",
+                "BEHIND",
+                "BYTES",
+                "SECONDS",
+                "CONFLICTS"
+            );
+            for s in links {
+                let l = &s.link;
+                let t = s.totals();
+                let table = match tables.of(l.table) {
+                    SourceTable::Serving => l.table_name.clone(),
+                    state => format!("{} [{state}]", l.table_name),
+                };
+                println!(
+                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
+                    l.id,
+                    table,
+                    format!("{}/{}", l.remote_cluster, l.remote_table),
+                    l.mode,
+                    l.status,
+                    throttle(l.max_bytes_per_sec),
+                    t.decrees_behind,
+                    human_bytes(t.bytes_behind),
+                    t.max_seconds_behind,
+                    s.conflicts,
+                    if t.failing_partitions > 0 {
+                        format!("  ({} partitions failing: see `tern dup status`)", t.failing_partitions)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn print_status(fmt: OutputFormat, links: &[LinkReport], tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => {
+            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, true)).collect();
+            println!("{}", json!({ "links": v }));
+        }
+        OutputFormat::Text => {
+            if links.is_empty() {
+                println!("(no links)");
+            }
+            for s in links {
+                let l = &s.link;
+                println!("{}", link_line(s, tables));
+                println!(
+                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
+                    "PART",
+                    "PRIMARY",
+                    "CONFIRMED",
+                    "COMMITTED",
+                    "BEHIND",
+                    "BYTES",
+                    "SECONDS",
+                    "SHIPPED",
+                    "FAILED",
+                    "CONFLICTS",
+                    "AHEAD",
+                    "REPORTED"
+                );
+                for p in &s.partitions {
+                    let confirmed = if l.started(p.partition) { p.confirmed.to_string() } else { "-".into() };
+                    let last = match &p.last_error {
+                        None if p.syncing => format!("full sync: {} records copied", p.sync_records),
+                        e => e.clone().unwrap_or_default(),
+                    };
+                    println!(
+                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
+                        p.partition,
+                        node(p.primary),
+                        confirmed,
+                        p.committed,
+                        p.decrees_behind,
+                        human_bytes(p.bytes_behind),
+                        p.seconds_behind,
+                        p.shipped_puts,
+                        p.failed_batches,
+                        p.conflicts,
+                        p.clock_ahead,
+                        age(p.reported_ms_ago),
+                    );
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn print_changed(fmt: OutputFormat, s: &LinkReport, tables: &TableStates) {
+    match fmt {
+        OutputFormat::Json => println!("{}", link_json(s, tables, false)),
+        OutputFormat::Text => println!("{}", link_line(s, tables)),
+    }
+}
+
+pub(super) fn print_pair(
+    fmt: OutputFormat,
+    pair: &TwoWayLinks,
+    tables: &TableStates,
+    remote_tables: &TableStates,
+) {
+    let (own, to) = (&pair.own_cluster, &pair.remote_cluster);
+    match fmt {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "links": [
+                    { "cluster": own, "link": link_json(&pair.first, tables, false) },
+                    { "cluster": to, "link": link_json(&pair.second, remote_tables, false) },
+                ]
+            })
+        ),
+        OutputFormat::Text => {
+            println!("in cluster {own}: {}", link_line(&pair.first, tables));
+            println!("in cluster {to}: {}", link_line(&pair.second, remote_tables));
+        }
+    }
+}
+
+pub(super) fn print_conflicts(fmt: OutputFormat, id: u64, r: &LinkConflicts) {
+    match fmt {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "link": id,
+                "total": r.total,
+                "recent": r.recent.iter().map(|c| json!({
+                    "hash_key": key(&c.hash_key),
+                    "sort_key": key(&c.sort_key),
+                    "incoming": timetag_json(c.incoming),
+                    "stored": timetag_json(c.stored),
+                })).collect::<Vec<_>>(),
+            })
+        ),
+        OutputFormat::Text => {
+            println!(
+                "link {id}: {} conflicts in total, the last {} below (newest last)",
+                r.total,
+                r.recent.len()
+            );
+            if r.recent.is_empty() {
+                return;
+            }
+            println!("  {:<24} {:<24} {:<34} STORED (won)", "HASH KEY", "SORT KEY", "SHIPPED (lost)");
+            for c in &r.recent {
+                println!(
+                    "  {:<24} {:<24} {:<34} {}",
+                    key(&c.hash_key),
+                    key(&c.sort_key),
+                    c.incoming.to_string(),
+                    c.stored
+                );
+            }
+            println!("  (timetags: physical_ms.logical@cluster; !del marks a delete)");
+        }
+    }
+}

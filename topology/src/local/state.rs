@@ -1,0 +1,164 @@
+//! The state file of a local deployment, `<dir>/cluster.json`: each cluster's name, id and
+//! server addresses, the proxy's address, and the pids of every process (so `tern down` can
+//! stop them). Read back by the next `tern up` on the same directory, which keeps its ports.
+//! The layout is what scripts read (`.metas` is the first cluster's): do not rename fields.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tern_core::{Error, Result};
+
+use super::LocalSpec;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The first cluster's servers (at the top level, so scripts written for one cluster keep
+    /// reading `.metas`).
+    pub metas: BTreeMap<u64, String>,
+    pub replicas: BTreeMap<u64, String>,
+    /// Every process of every cluster.
+    pub pids: Vec<u32>,
+    #[serde(default)]
+    pub clusters: Vec<ClusterState>,
+    /// The meta-proxy in front of every cluster (with more than one cluster).
+    #[serde(default)]
+    pub proxy: Option<String>,
+}
+
+/// One cluster: its meta servers and replica servers by index, `127.0.0.1:port` each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub name: String,
+    pub id: u8,
+    pub metas: BTreeMap<u64, String>,
+    pub replicas: BTreeMap<u64, String>,
+}
+
+impl ClusterState {
+    pub fn meta_addrs(&self) -> Vec<String> {
+        self.metas.values().cloned().collect()
+    }
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("find a free port", e))?;
+    Ok(l.local_addr().map_err(|e| Error::io("find a free port", e))?.port())
+}
+
+fn free_addr() -> Result<String> {
+    Ok(format!("127.0.0.1:{}", free_port()?))
+}
+
+impl State {
+    /// The state left in `dir` by an earlier `up`, or an empty one (a missing or unreadable
+    /// file starts afresh).
+    pub fn load(dir: &Path) -> State {
+        std::fs::read(path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Reads the state file `down` needs: it must exist.
+    pub fn read(dir: &Path) -> Result<State> {
+        let p = path(dir);
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::InvalidArgument(format!("{} is not a local deployment's state: {e}", p.display()))
+        })
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let p = path(dir);
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::invariant(format!("serialize the local deployment's state: {e}")))?;
+        std::fs::write(&p, bytes).map_err(|e| Error::io(format!("write {}", p.display()), e))
+    }
+
+    /// Fits the state to `spec`: clusters and servers that exist keep their ports, new ones
+    /// get free ports, those beyond the spec are dropped. A directory from a single-cluster
+    /// `up` of an older version (no `clusters`) becomes cluster `local`.
+    pub fn plan(&mut self, spec: &LocalSpec) -> Result<()> {
+        if self.clusters.is_empty() && !self.metas.is_empty() {
+            self.clusters.push(ClusterState {
+                name: "local".into(),
+                id: 1,
+                metas: self.metas.clone(),
+                replicas: self.replicas.clone(),
+            });
+        }
+        let single = spec.clusters == 1;
+        for i in 0..spec.clusters as usize {
+            if self.clusters.len() <= i {
+                let name = if single { "local".to_string() } else { format!("dc{}", i + 1) };
+                self.clusters.push(ClusterState { name, id: i as u8 + 1, ..Default::default() });
+            }
+            let c = &mut self.clusters[i];
+            for id in 1..=spec.metas {
+                if let Entry::Vacant(e) = c.metas.entry(id) {
+                    e.insert(free_addr()?);
+                }
+            }
+            c.metas.retain(|id, _| *id <= spec.metas);
+            for r in 1..=spec.replicas {
+                if let Entry::Vacant(e) = c.replicas.entry(r) {
+                    e.insert(free_addr()?);
+                }
+            }
+        }
+        self.clusters.truncate(spec.clusters as usize);
+        self.proxy = match (single, self.proxy.take()) {
+            (true, _) => None,
+            (false, Some(a)) => Some(a),
+            (false, None) => Some(free_addr()?),
+        };
+        self.metas = self.clusters[0].metas.clone();
+        self.replicas = self.clusters[0].replicas.clone();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(clusters: u64, metas: u64, replicas: u64) -> LocalSpec {
+        LocalSpec { clusters, metas, replicas, ..LocalSpec::new("d".into(), "tern".into()) }
+    }
+
+    #[test]
+    fn a_second_plan_keeps_the_ports_and_fits_the_counts() {
+        let mut s = State::default();
+        s.plan(&spec(2, 1, 3)).unwrap();
+        assert_eq!(
+            s.clusters.iter().map(|c| (c.name.as_str(), c.id)).collect::<Vec<_>>(),
+            [("dc1", 1), ("dc2", 2)]
+        );
+        assert_eq!((s.clusters[1].metas.len(), s.clusters[1].replicas.len()), (1, 3));
+        assert_eq!(s.metas, s.clusters[0].metas);
+        let proxy = s.proxy.clone().expect("two clusters have a proxy");
+        let before = s.clone();
+        s.plan(&spec(2, 1, 3)).unwrap();
+        assert_eq!(s, before, "the same spec changes nothing");
+        s.plan(&spec(1, 1, 3)).unwrap();
+        assert_eq!((s.clusters.len(), s.proxy.as_deref()), (1, None));
+        assert_eq!(s.clusters[0].metas, before.clusters[0].metas);
+        assert_ne!(Some(proxy), s.proxy);
+    }
+
+    #[test]
+    fn an_old_single_cluster_state_becomes_cluster_local_and_reads_back() {
+        let old = r#"{"metas":{"1":"127.0.0.1:5"},"replicas":{"1":"127.0.0.1:6"},"pids":[7]}"#;
+        let mut s: State = serde_json::from_str(old).unwrap();
+        s.plan(&spec(1, 1, 1)).unwrap();
+        assert_eq!(s.clusters[0].name, "local");
+        assert_eq!(s.clusters[0].meta_addrs(), ["127.0.0.1:5"]);
+        let dir = tempfile::tempdir().unwrap();
+        s.save(dir.path()).unwrap();
+        assert_eq!(State::read(dir.path()).unwrap(), s);
+        assert_eq!(State::load(dir.path()), s);
+    }
+}
