@@ -7,7 +7,7 @@ use tern_client::admin::{ClusterStatus, TableInfo, TableRoute};
 use tern_core::{DrRole, NodeId};
 
 use super::OutputFormat;
-use super::common::{MetaAddrs, human_bytes, runtime};
+use super::common::{MetaAddrs, confirm, human_bytes, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum TableCmd {
@@ -164,15 +164,6 @@ fn print_route(fmt: OutputFormat, r: &TableRoute) {
             })
         ),
     }
-}
-
-fn confirm(what: &str) -> anyhow::Result<bool> {
-    use std::io::{BufRead, Write};
-    eprint!("{what} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 impl TableCmd {

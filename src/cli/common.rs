@@ -1,4 +1,5 @@
-//! Pieces shared by commands: meta-server addresses, the async runtime, logging, shutdown.
+//! Pieces shared by commands: meta-server addresses, the async runtime, logging, shutdown,
+//! confirmation prompts.
 
 use anyhow::Context;
 use clap::Args;
@@ -54,6 +55,17 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
     tracing::info!("shutting down");
+}
+
+/// Asks `what [y/N]` on stderr and reads the answer from stdin (what destructive verbs do
+/// without `--yes`).
+pub fn confirm(what: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("{what} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 /// Parses a duration flag like `10s`.

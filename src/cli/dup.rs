@@ -11,7 +11,7 @@ use tern_core::{LinkChange, LinkMode};
 
 use self::output::{print_changed, print_conflicts, print_list, print_pair, print_status};
 use super::OutputFormat;
-use super::common::{MetaAddrs, bytes_arg, runtime};
+use super::common::{MetaAddrs, bytes_arg, confirm, runtime};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -203,15 +203,6 @@ async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn confirm(what: &str) -> anyhow::Result<bool> {
-    use std::io::{BufRead, Write};
-    eprint!("{what} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 impl DupCmd {
