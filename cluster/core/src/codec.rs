@@ -106,6 +106,18 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, field)?[0])
     }
 
+    /// A format's version byte, which must be `known`: the one version this build reads.
+    pub fn version(&mut self, field: &str, known: u8) -> Result<()> {
+        let v = self.u8(field)?;
+        if v != known {
+            return Err(Error::corruption(format!(
+                "{} has unknown {field} {v} (this build reads version {known})",
+                self.context
+            )));
+        }
+        Ok(())
+    }
+
     pub fn u32_be(&mut self, field: &str) -> Result<u32> {
         let b = self.take(4, field)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

@@ -259,12 +259,7 @@ impl Mutation {
 
     pub fn decode(data: &[u8]) -> Result<Mutation> {
         let mut r = Reader::new(data, "mutation");
-        let version = r.u8("version")?;
-        if version != MUTATION_V1 {
-            return Err(Error::corruption(format!(
-                "mutation has unknown encoding version {version} (this build reads version {MUTATION_V1})"
-            )));
-        }
+        r.version("encoding version", MUTATION_V1)?;
         let count = r.len("op count")?;
         let mut ops = Vec::with_capacity(count);
         for _ in 0..count {

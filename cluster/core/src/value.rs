@@ -66,12 +66,7 @@ pub fn encode(header: &ValueHeader, user_value: &[u8]) -> Vec<u8> {
 /// Splits a stored value into its header and user bytes.
 pub fn decode(raw: &[u8]) -> Result<(ValueHeader, &[u8])> {
     let mut r = Reader::new(raw, "stored value");
-    let version = r.u8("header version")?;
-    if version != HEADER_V1 {
-        return Err(Error::corruption(format!(
-            "stored value has unknown header version {version} (this build reads version {HEADER_V1})"
-        )));
-    }
+    r.version("header version", HEADER_V1)?;
     let expire_ts = r.u32_be("expire_ts")?;
     let timetag = Timetag::from_u64(r.u64_be("timetag")?);
     let user = r.rest();

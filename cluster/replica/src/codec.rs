@@ -142,10 +142,7 @@ fn get_entry(r: &mut Reader<'_>) -> Result<LogEntry> {
 /// Decodes a peer message.
 pub fn decode(data: &[u8]) -> Result<PeerMessage> {
     let mut r = Reader::new(data, "peer message");
-    let version = r.u8("version")?;
-    if version != PEER_V1 {
-        return Err(Error::corruption(format!("peer message has unknown version {version}")));
-    }
+    r.version("version", PEER_V1)?;
     let msg = match r.u8("tag")? {
         PREPARE => PeerMessage::Prepare {
             config: get_config(&mut r)?,

@@ -86,10 +86,7 @@ pub fn decode_record(buf: &[u8]) -> Result<Decoded> {
         )));
     }
     let mut r = Reader::new(payload, "log record");
-    let version = r.u8("version")?;
-    if version != RECORD_V1 {
-        return Err(Error::corruption(format!("log record has unknown version {version}")));
-    }
+    r.version("version", RECORD_V1)?;
     let ballot = Ballot(r.varint("ballot")?);
     let decree = Decree(r.varint("decree")?);
     let timetag = Timetag::from_u64(r.u64_be("timetag")?);
