@@ -77,7 +77,7 @@ pub fn entry_to_puts(entry: &LogEntry, local: ClusterId) -> Result<Vec<WriteOp>>
                 }
                 puts.push(put(hash_key, sort_key, value.clone(), *expire_ts, origin));
             }
-            WriteOp::Incr { .. } | WriteOp::CheckAndSet { .. } | WriteOp::CheckAndMutate { .. } => {
+            WriteOp::Incr { .. } | WriteOp::CheckAndSet(_) | WriteOp::CheckAndMutate(_) => {
                 return Err(Error::InvalidArgument(format!(
                     "decree {} holds an unresolved {}, which cannot be duplicated (it was logged \
                      before primaries resolved atomic operations; ship this table from a \

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tern_core::key::KeyRange;
-use tern_core::mutation::{CamOp, Check, CheckOutcome, IncrTtl};
+use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, IncrTtl};
 use tern_core::{Ballot, CheckType, Decree, ManualClock, Mutation, RecordState, ResolvedOutcome};
 use tern_storage::{ApplyEntry, MemDisk, MemPartitionStore, PartitionStore};
 
@@ -156,7 +156,7 @@ fn unresolved_atomic_ops_are_refused_naming_decree_and_op() {
     let check = Check { kind: CheckType::NoCheck, operand: vec![] };
     let ops = [
         WriteOp::Incr { hash_key: b("h"), sort_key: b("n"), delta: 1, ttl: IncrTtl::Keep },
-        WriteOp::CheckAndSet {
+        WriteOp::CheckAndSet(CheckAndSet {
             hash_key: b("h"),
             check_sort_key: b("c"),
             check: check.clone(),
@@ -164,14 +164,14 @@ fn unresolved_atomic_ops_are_refused_naming_decree_and_op() {
             set_value: b("v"),
             set_ttl_secs: 0,
             return_check_value: false,
-        },
-        WriteOp::CheckAndMutate {
+        }),
+        WriteOp::CheckAndMutate(CheckAndMutate {
             hash_key: b("h"),
             check_sort_key: b("c"),
             check,
             mutations: vec![CamOp::Delete { sort_key: b("s") }],
             return_check_value: false,
-        },
+        }),
     ];
     for op in ops {
         let name = op.name();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tern_client::{TableScanCursor, TernClient};
-use tern_core::mutation::{Check, CheckType, IncrTtl};
+use tern_core::mutation::{Check, CheckAndSet, CheckType, IncrTtl};
 use tern_core::read::{ReadLimits, TableScan};
 use tern_core::{Result, WriteOp};
 use tokio::task::JoinHandle;
@@ -51,7 +51,7 @@ fn op(rng: &mut Lcg, keys: u64, tag: &str, seq: u64) -> WriteOp {
             ttl: IncrTtl::Keep,
         },
         85..90 => WriteOp::Del { hash_key: k("c", rng.next(20)), sort_key: b"n".to_vec() },
-        _ => WriteOp::CheckAndSet {
+        _ => WriteOp::CheckAndSet(CheckAndSet {
             hash_key: k("k", rng.next(keys)),
             check_sort_key: b"s".to_vec(),
             check: Check { kind: CheckType::NotExist, operand: vec![] },
@@ -59,7 +59,7 @@ fn op(rng: &mut Lcg, keys: u64, tag: &str, seq: u64) -> WriteOp {
             set_value: format!("{tag}-cas-{seq}").into_bytes(),
             set_ttl_secs: 0,
             return_check_value: false,
-        },
+        }),
     }
 }
 

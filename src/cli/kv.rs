@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use tern_client::{ClientOptions, TableScanCursor, TernClient};
 use tern_core::WriteOp;
-use tern_core::mutation::{CamOp, Check, CheckType, IncrTtl, WriteOutcome};
+use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckType, IncrTtl, WriteOutcome};
 use tern_core::read::{
     KeyFilter, MultiGet, ReadLimits, ReadOp, ReadResult, SortKeyScan, TablePage, TableScan,
 };
@@ -479,7 +479,7 @@ fn execute(target: &mut Target, command: KvCommand, fmt: OutputFormat) -> anyhow
             ttl,
             return_check_value,
         } => {
-            let op = WriteOp::CheckAndSet {
+            let op = WriteOp::CheckAndSet(CheckAndSet {
                 hash_key: b(&hash_key),
                 set_sort_key: b(set_sort_key.as_deref().unwrap_or(&check_sort_key)),
                 check_sort_key: b(&check_sort_key),
@@ -487,7 +487,7 @@ fn execute(target: &mut Target, command: KvCommand, fmt: OutputFormat) -> anyhow
                 set_value: b(&value),
                 set_ttl_secs: ttl.unwrap_or(0),
                 return_check_value,
-            };
+            });
             print_checked(fmt, target.write(op)?)?;
         }
         KvCommand::Cam { hash_key, check_sort_key, check, operand, puts, dels, ttl, return_check_value } => {
@@ -496,13 +496,13 @@ fn execute(target: &mut Target, command: KvCommand, fmt: OutputFormat) -> anyhow
                 .map(|(k, v)| CamOp::Put { sort_key: b(k), value: b(v), ttl_secs: ttl.unwrap_or(0) })
                 .collect();
             mutations.extend(dels.iter().map(|k| CamOp::Delete { sort_key: b(k) }));
-            let op = WriteOp::CheckAndMutate {
+            let op = WriteOp::CheckAndMutate(CheckAndMutate {
                 hash_key: b(&hash_key),
                 check_sort_key: b(&check_sort_key),
                 check: Check { kind: check, operand: b(&operand) },
                 mutations,
                 return_check_value,
-            };
+            });
             print_checked(fmt, target.write(op)?)?;
         }
         KvCommand::Scan { hash_key, range, filter, reverse, no_value, limits: l, after, all } => {

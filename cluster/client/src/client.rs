@@ -362,7 +362,7 @@ impl TernClient {
 /// The retry rules for writes: which writes may be sent again after which errors, and why.
 #[cfg(test)]
 mod tests {
-    use tern_core::mutation::{CamOp, Check, CheckOutcome, IncrTtl};
+    use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, IncrTtl};
     use tern_core::{CheckType, ErrorCode, ResolvedOutcome, WriteOp};
     use tonic::{Code, Status};
 
@@ -378,7 +378,7 @@ mod tests {
             WriteOp::MultiSet { hash_key: k(), entries: vec![(k(), k())], ttl_secs: 0 },
             WriteOp::MultiDel { hash_key: k(), sort_keys: vec![k()] },
             WriteOp::Incr { hash_key: k(), sort_key: k(), delta: 1, ttl: IncrTtl::Keep },
-            WriteOp::CheckAndSet {
+            WriteOp::CheckAndSet(CheckAndSet {
                 hash_key: k(),
                 check_sort_key: k(),
                 check: check(),
@@ -386,14 +386,14 @@ mod tests {
                 set_value: k(),
                 set_ttl_secs: 0,
                 return_check_value: false,
-            },
-            WriteOp::CheckAndMutate {
+            }),
+            WriteOp::CheckAndMutate(CheckAndMutate {
                 hash_key: k(),
                 check_sort_key: k(),
                 check: check(),
                 mutations: vec![CamOp::Delete { sort_key: k() }],
                 return_check_value: false,
-            },
+            }),
             WriteOp::Put { hash_key: k(), sort_key: k(), value: None, expire_ts: 0, timetag: None },
             WriteOp::Resolved {
                 hash_key: k(),
@@ -410,7 +410,7 @@ mod tests {
             WriteOp::Set { .. } | WriteOp::MultiSet { .. } => (true, "sets the same value again"),
             WriteOp::Del { .. } | WriteOp::MultiDel { .. } => (true, "removing an absent record succeeds"),
             WriteOp::Incr { .. } => (false, "a second increment adds again"),
-            WriteOp::CheckAndSet { .. } | WriteOp::CheckAndMutate { .. } => {
+            WriteOp::CheckAndSet(_) | WriteOp::CheckAndMutate(_) => {
                 (false, "the second check sees the first one's write: another result")
             }
             WriteOp::Put { .. } => (

@@ -35,7 +35,7 @@ pub use hash::partition_of;
 pub use hlc::Hlc;
 pub use ids::{Ballot, ClusterId, Decree, Gpid, NodeAddr, NodeId, PartitionIndex, TableId};
 pub use limits::Limits;
-pub use mutation::{CheckType, Mutation, WriteOp};
+pub use mutation::{CheckAndMutate, CheckAndSet, CheckType, Mutation, WriteOp};
 pub use partition::{ConfigChange, PartitionConfig, ReplicaReport, ReplicaStatus};
 pub use resolved::{RecordState, ResolvedOutcome};
 pub use timetag::Timetag;

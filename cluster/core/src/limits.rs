@@ -93,21 +93,21 @@ impl Limits {
                     ));
                 }
             }
-            WriteOp::CheckAndSet { check_sort_key, check, set_sort_key, set_value, .. } => {
-                self.check_sort_key(check_sort_key)?;
-                self.check_value(&check.operand)?;
-                self.check_sort_key(set_sort_key)?;
-                self.check_value(set_value)?;
+            WriteOp::CheckAndSet(c) => {
+                self.check_sort_key(&c.check_sort_key)?;
+                self.check_value(&c.check.operand)?;
+                self.check_sort_key(&c.set_sort_key)?;
+                self.check_value(&c.set_value)?;
             }
-            WriteOp::CheckAndMutate { check_sort_key, check, mutations, .. } => {
-                self.check_sort_key(check_sort_key)?;
-                self.check_value(&check.operand)?;
-                if mutations.is_empty() {
+            WriteOp::CheckAndMutate(c) => {
+                self.check_sort_key(&c.check_sort_key)?;
+                self.check_value(&c.check.operand)?;
+                if c.mutations.is_empty() {
                     return Err(Error::InvalidArgument(
                         "check_and_mutate needs at least one mutation".into(),
                     ));
                 }
-                for m in mutations {
+                for m in &c.mutations {
                     match m {
                         CamOp::Put { sort_key, value, .. } => {
                             self.check_sort_key(sort_key)?;

@@ -35,23 +35,9 @@ pub enum WriteOp {
     /// Add `delta` to a decimal int64 value (absent or empty counts as 0).
     Incr { hash_key: Vec<u8>, sort_key: Vec<u8>, delta: i64, ttl: IncrTtl },
     /// If the check on `check_sort_key` passes, set `set_sort_key` to `set_value`.
-    CheckAndSet {
-        hash_key: Vec<u8>,
-        check_sort_key: Vec<u8>,
-        check: Check,
-        set_sort_key: Vec<u8>,
-        set_value: Vec<u8>,
-        set_ttl_secs: u32,
-        return_check_value: bool,
-    },
+    CheckAndSet(CheckAndSet),
     /// If the check on `check_sort_key` passes, apply every mutation in `mutations`.
-    CheckAndMutate {
-        hash_key: Vec<u8>,
-        check_sort_key: Vec<u8>,
-        check: Check,
-        mutations: Vec<CamOp>,
-        return_check_value: bool,
-    },
+    CheckAndMutate(CheckAndMutate),
     /// A record's exact new state: `value` (with an absolute expiry, 0 = none) or, when
     /// `value` is `None`, a tombstone. `timetag: None` stamps the entry's own timetag (a write
     /// the primary resolved: the result of an incr or a check-and-*); `Some` carries a write
@@ -68,6 +54,33 @@ pub enum WriteOp {
     /// every record it writes (stamped with the entry's timetag) and the client's outcome. Only
     /// primaries create it (see `resolved.rs`); clients cannot send it.
     Resolved { hash_key: Vec<u8>, records: Vec<RecordState>, outcome: ResolvedOutcome },
+}
+
+/// A check_and_set (Pegasus's `check_and_set_request`): if the check on `check_sort_key`
+/// passes, set `set_sort_key` to `set_value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckAndSet {
+    pub hash_key: Vec<u8>,
+    pub check_sort_key: Vec<u8>,
+    pub check: Check,
+    pub set_sort_key: Vec<u8>,
+    pub set_value: Vec<u8>,
+    /// 0 means no expiry.
+    pub set_ttl_secs: u32,
+    /// Also answer with the checked record's value.
+    pub return_check_value: bool,
+}
+
+/// A check_and_mutate (Pegasus's `check_and_mutate_request`): if the check on `check_sort_key`
+/// passes, apply every mutation in `mutations`, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckAndMutate {
+    pub hash_key: Vec<u8>,
+    pub check_sort_key: Vec<u8>,
+    pub check: Check,
+    pub mutations: Vec<CamOp>,
+    /// Also answer with the checked record's value.
+    pub return_check_value: bool,
 }
 
 /// What an incr does to the record's TTL.
@@ -197,10 +210,10 @@ impl WriteOp {
             | WriteOp::MultiSet { hash_key, .. }
             | WriteOp::MultiDel { hash_key, .. }
             | WriteOp::Incr { hash_key, .. }
-            | WriteOp::CheckAndSet { hash_key, .. }
-            | WriteOp::CheckAndMutate { hash_key, .. }
             | WriteOp::Put { hash_key, .. }
             | WriteOp::Resolved { hash_key, .. } => hash_key,
+            WriteOp::CheckAndSet(c) => &c.hash_key,
+            WriteOp::CheckAndMutate(c) => &c.hash_key,
         }
     }
 
@@ -212,8 +225,8 @@ impl WriteOp {
             WriteOp::MultiSet { .. } => "multi_set",
             WriteOp::MultiDel { .. } => "multi_del",
             WriteOp::Incr { .. } => "incr",
-            WriteOp::CheckAndSet { .. } => "check_and_set",
-            WriteOp::CheckAndMutate { .. } => "check_and_mutate",
+            WriteOp::CheckAndSet(_) => "check_and_set",
+            WriteOp::CheckAndMutate(_) => "check_and_mutate",
             WriteOp::Put { .. } => "put",
             WriteOp::Resolved { .. } => "resolved",
         }
@@ -221,7 +234,7 @@ impl WriteOp {
 
     /// Whether the op reads before it writes (and so is resolved by the primary).
     pub fn is_atomic(&self) -> bool {
-        matches!(self, WriteOp::Incr { .. } | WriteOp::CheckAndSet { .. } | WriteOp::CheckAndMutate { .. })
+        matches!(self, WriteOp::Incr { .. } | WriteOp::CheckAndSet(_) | WriteOp::CheckAndMutate(_))
     }
 }
 
@@ -295,14 +308,14 @@ pub(crate) fn op_payload_bytes(op: &WriteOp) -> u64 {
         WriteOp::Resolved { hash_key, records, .. } => {
             n(hash_key) + records.iter().map(|r| n(&r.sort_key) + r.value.as_ref().map_or(0, n)).sum::<u64>()
         }
-        WriteOp::CheckAndSet { hash_key, check_sort_key, check, set_sort_key, set_value, .. } => {
-            n(hash_key) + n(check_sort_key) + n(&check.operand) + n(set_sort_key) + n(set_value)
+        WriteOp::CheckAndSet(c) => {
+            n(&c.hash_key) + n(&c.check_sort_key) + n(&c.check.operand) + n(&c.set_sort_key) + n(&c.set_value)
         }
-        WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, .. } => {
-            n(hash_key)
-                + n(check_sort_key)
-                + n(&check.operand)
-                + mutations
+        WriteOp::CheckAndMutate(c) => {
+            n(&c.hash_key)
+                + n(&c.check_sort_key)
+                + n(&c.check.operand)
+                + c.mutations
                     .iter()
                     .map(|m| match m {
                         CamOp::Put { sort_key, value, .. } => n(sort_key) + n(value),
@@ -342,25 +355,17 @@ fn encode_op(w: &mut Writer, op: &WriteOp) {
                 IncrTtl::Set(n) => w.u8(INCR_TTL_SET).varint((*n).into()),
             };
         }
-        WriteOp::CheckAndSet {
-            hash_key,
-            check_sort_key,
-            check,
-            set_sort_key,
-            set_value,
-            set_ttl_secs,
-            return_check_value,
-        } => {
-            w.u8(TAG_CHECK_AND_SET).bytes(hash_key).bytes(check_sort_key);
-            w.u8(check.kind as u8).bytes(&check.operand);
-            w.bytes(set_sort_key).bytes(set_value).varint((*set_ttl_secs).into());
-            w.u8(u8::from(*return_check_value));
+        WriteOp::CheckAndSet(c) => {
+            w.u8(TAG_CHECK_AND_SET).bytes(&c.hash_key).bytes(&c.check_sort_key);
+            w.u8(c.check.kind as u8).bytes(&c.check.operand);
+            w.bytes(&c.set_sort_key).bytes(&c.set_value).varint(c.set_ttl_secs.into());
+            w.u8(u8::from(c.return_check_value));
         }
-        WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
-            w.u8(TAG_CHECK_AND_MUTATE).bytes(hash_key).bytes(check_sort_key);
-            w.u8(check.kind as u8).bytes(&check.operand);
-            w.varint(mutations.len() as u64);
-            for m in mutations {
+        WriteOp::CheckAndMutate(c) => {
+            w.u8(TAG_CHECK_AND_MUTATE).bytes(&c.hash_key).bytes(&c.check_sort_key);
+            w.u8(c.check.kind as u8).bytes(&c.check.operand);
+            w.varint(c.mutations.len() as u64);
+            for m in &c.mutations {
                 match m {
                     CamOp::Put { sort_key, value, ttl_secs } => {
                         w.u8(CAM_PUT).bytes(sort_key).bytes(value).varint((*ttl_secs).into());
@@ -370,7 +375,7 @@ fn encode_op(w: &mut Writer, op: &WriteOp) {
                     }
                 }
             }
-            w.u8(u8::from(*return_check_value));
+            w.u8(u8::from(c.return_check_value));
         }
         WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => {
             let flags = if value.is_some() { PUT_HAS_VALUE } else { 0 }
@@ -408,6 +413,23 @@ fn check(r: &mut Reader<'_>) -> Result<Check> {
     let kind = CheckType::from_u8(k)
         .ok_or_else(|| Error::corruption(format!("mutation: unknown check type {k}")))?;
     Ok(Check { kind, operand: r.bytes_vec("check operand")? })
+}
+
+fn cam_ops(r: &mut Reader<'_>) -> Result<Vec<CamOp>> {
+    let n = r.len("mutation count")?;
+    let mut mutations = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        mutations.push(match r.u8("cam op tag")? {
+            CAM_PUT => CamOp::Put {
+                sort_key: r.bytes_vec("sort key")?,
+                value: r.bytes_vec("value")?,
+                ttl_secs: ttl(r, "ttl")?,
+            },
+            CAM_DELETE => CamOp::Delete { sort_key: r.bytes_vec("sort key")? },
+            t => return Err(Error::corruption(format!("mutation: unknown cam op tag {t}"))),
+        });
+    }
+    Ok(mutations)
 }
 
 fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
@@ -451,7 +473,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
             };
             WriteOp::Incr { hash_key, sort_key, delta, ttl }
         }
-        TAG_CHECK_AND_SET => WriteOp::CheckAndSet {
+        TAG_CHECK_AND_SET => WriteOp::CheckAndSet(CheckAndSet {
             hash_key: r.bytes_vec("hash key")?,
             check_sort_key: r.bytes_vec("check sort key")?,
             check: check(r)?,
@@ -459,27 +481,14 @@ fn decode_op(r: &mut Reader<'_>) -> Result<WriteOp> {
             set_value: r.bytes_vec("set value")?,
             set_ttl_secs: ttl(r, "set ttl")?,
             return_check_value: flag(r, "return check value")?,
-        },
-        TAG_CHECK_AND_MUTATE => {
-            let hash_key = r.bytes_vec("hash key")?;
-            let check_sort_key = r.bytes_vec("check sort key")?;
-            let check = check(r)?;
-            let n = r.len("mutation count")?;
-            let mut mutations = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                mutations.push(match r.u8("cam op tag")? {
-                    CAM_PUT => CamOp::Put {
-                        sort_key: r.bytes_vec("sort key")?,
-                        value: r.bytes_vec("value")?,
-                        ttl_secs: ttl(r, "ttl")?,
-                    },
-                    CAM_DELETE => CamOp::Delete { sort_key: r.bytes_vec("sort key")? },
-                    t => return Err(Error::corruption(format!("mutation: unknown cam op tag {t}"))),
-                });
-            }
-            let return_check_value = flag(r, "return check value")?;
-            WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value }
-        }
+        }),
+        TAG_CHECK_AND_MUTATE => WriteOp::CheckAndMutate(CheckAndMutate {
+            hash_key: r.bytes_vec("hash key")?,
+            check_sort_key: r.bytes_vec("check sort key")?,
+            check: check(r)?,
+            mutations: cam_ops(r)?,
+            return_check_value: flag(r, "return check value")?,
+        }),
         TAG_PUT => {
             let hash_key = r.bytes_vec("hash key")?;
             let sort_key = r.bytes_vec("sort key")?;

@@ -78,7 +78,7 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
             }),
         (bytes(), bytes(), check_strategy(), bytes(), bytes(), any::<u32>(), any::<bool>()).prop_map(
             |(hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value)| {
-                WriteOp::CheckAndSet {
+                WriteOp::CheckAndSet(CheckAndSet {
                     hash_key,
                     check_sort_key,
                     check,
@@ -86,7 +86,7 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
                     set_value,
                     set_ttl_secs,
                     return_check_value,
-                }
+                })
             }
         ),
         (
@@ -107,7 +107,13 @@ pub(crate) fn write_op() -> impl Strategy<Value = WriteOp> {
             any::<bool>()
         )
             .prop_map(|(hash_key, check_sort_key, check, mutations, return_check_value)| {
-                WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value }
+                WriteOp::CheckAndMutate(CheckAndMutate {
+                    hash_key,
+                    check_sort_key,
+                    check,
+                    mutations,
+                    return_check_value,
+                })
             }),
         (bytes(), bytes(), proptest::option::of(bytes()), any::<u32>(), proptest::option::of(any::<u64>()))
             .prop_map(|(hash_key, sort_key, value, expire_ts, timetag)| WriteOp::Put {

@@ -6,7 +6,7 @@ pub mod admin;
 
 use std::ops::Bound as RangeBound;
 
-use tern_core::mutation::{CamOp, Check, CheckOutcome, IncrTtl, WriteOutcome};
+use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, IncrTtl, WriteOutcome};
 use tern_core::read::{
     KeyFilter, MultiGet, MultiGetResult, ReadLimits, ReadOp, ReadResult, Record, SortKeyPage, SortKeyScan,
     SortKeyValue, TablePage, TableScan, Ttl,
@@ -161,45 +161,36 @@ pub fn write_to_pb(gpid: Gpid, op: &WriteOp) -> Result<pb::WriteRequest> {
                 ttl_secs: secs,
             })
         }
-        WriteOp::CheckAndSet {
-            hash_key,
-            check_sort_key,
-            check,
-            set_sort_key,
-            set_value,
-            set_ttl_secs,
-            return_check_value,
-        } => Op::CheckAndSet(pb::CheckAndSetOp {
-            hash_key: hash_key.clone(),
-            check_sort_key: check_sort_key.clone(),
-            check: Some(check_to_pb(check)),
-            set_sort_key: set_sort_key.clone(),
-            set_value: set_value.clone(),
-            set_ttl_secs: *set_ttl_secs,
-            return_check_value: *return_check_value,
+        WriteOp::CheckAndSet(c) => Op::CheckAndSet(pb::CheckAndSetOp {
+            hash_key: c.hash_key.clone(),
+            check_sort_key: c.check_sort_key.clone(),
+            check: Some(check_to_pb(&c.check)),
+            set_sort_key: c.set_sort_key.clone(),
+            set_value: c.set_value.clone(),
+            set_ttl_secs: c.set_ttl_secs,
+            return_check_value: c.return_check_value,
         }),
-        WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
-            Op::CheckAndMutate(pb::CheckAndMutateOp {
-                hash_key: hash_key.clone(),
-                check_sort_key: check_sort_key.clone(),
-                check: Some(check_to_pb(check)),
-                mutations: mutations
-                    .iter()
-                    .map(|m| match m {
-                        CamOp::Put { sort_key, value, ttl_secs } => pb::CamOp {
-                            delete: false,
-                            sort_key: sort_key.clone(),
-                            value: value.clone(),
-                            ttl_secs: *ttl_secs,
-                        },
-                        CamOp::Delete { sort_key } => {
-                            pb::CamOp { delete: true, sort_key: sort_key.clone(), value: vec![], ttl_secs: 0 }
-                        }
-                    })
-                    .collect(),
-                return_check_value: *return_check_value,
-            })
-        }
+        WriteOp::CheckAndMutate(c) => Op::CheckAndMutate(pb::CheckAndMutateOp {
+            hash_key: c.hash_key.clone(),
+            check_sort_key: c.check_sort_key.clone(),
+            check: Some(check_to_pb(&c.check)),
+            mutations: c
+                .mutations
+                .iter()
+                .map(|m| match m {
+                    CamOp::Put { sort_key, value, ttl_secs } => pb::CamOp {
+                        delete: false,
+                        sort_key: sort_key.clone(),
+                        value: value.clone(),
+                        ttl_secs: *ttl_secs,
+                    },
+                    CamOp::Delete { sort_key } => {
+                        pb::CamOp { delete: true, sort_key: sort_key.clone(), value: vec![], ttl_secs: 0 }
+                    }
+                })
+                .collect(),
+            return_check_value: c.return_check_value,
+        }),
         WriteOp::Put { .. } => Op::Put(put_to_pb(op)?),
         WriteOp::Resolved { .. } => unreachable!("refused by check_sendable"),
     };
@@ -261,7 +252,7 @@ pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
             };
             WriteOp::Incr { hash_key: o.hash_key, sort_key: o.sort_key, delta: o.delta, ttl }
         }
-        Op::CheckAndSet(o) => WriteOp::CheckAndSet {
+        Op::CheckAndSet(o) => WriteOp::CheckAndSet(CheckAndSet {
             check: check_from_pb(o.check.as_ref())?,
             hash_key: o.hash_key,
             check_sort_key: o.check_sort_key,
@@ -269,8 +260,8 @@ pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
             set_value: o.set_value,
             set_ttl_secs: o.set_ttl_secs,
             return_check_value: o.return_check_value,
-        },
-        Op::CheckAndMutate(o) => WriteOp::CheckAndMutate {
+        }),
+        Op::CheckAndMutate(o) => WriteOp::CheckAndMutate(CheckAndMutate {
             check: check_from_pb(o.check.as_ref())?,
             hash_key: o.hash_key,
             check_sort_key: o.check_sort_key,
@@ -286,7 +277,7 @@ pub fn write_from_pb(r: pb::WriteRequest) -> Result<(Gpid, WriteOp)> {
                 })
                 .collect(),
             return_check_value: o.return_check_value,
-        },
+        }),
         Op::Put(o) => put_from_pb(o)?,
     };
     Ok((gpid, op))
@@ -569,7 +560,7 @@ mod tests {
                 delta: -4,
                 ttl: IncrTtl::Set(3),
             },
-            WriteOp::CheckAndSet {
+            WriteOp::CheckAndSet(CheckAndSet {
                 hash_key: b"h".to_vec(),
                 check_sort_key: b"c".to_vec(),
                 check: Check { kind: CheckType::IntLess, operand: b"5".to_vec() },
@@ -577,8 +568,8 @@ mod tests {
                 set_value: b"v".to_vec(),
                 set_ttl_secs: 1,
                 return_check_value: true,
-            },
-            WriteOp::CheckAndMutate {
+            }),
+            WriteOp::CheckAndMutate(CheckAndMutate {
                 hash_key: b"h".to_vec(),
                 check_sort_key: b"c".to_vec(),
                 check: Check { kind: CheckType::NotExist, operand: vec![] },
@@ -587,7 +578,7 @@ mod tests {
                     CamOp::Put { sort_key: b"y".to_vec(), value: b"1".to_vec(), ttl_secs: 2 },
                 ],
                 return_check_value: false,
-            },
+            }),
             WriteOp::Put {
                 hash_key: b"h".to_vec(),
                 sort_key: b"p".to_vec(),

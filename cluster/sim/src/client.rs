@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
-use tern_core::mutation::{Check, WriteOutcome};
+use tern_core::mutation::{Check, CheckAndSet, WriteOutcome};
 use tern_core::{CheckType, ErrorCode, Gpid, PartitionConfig, TableId, WriteOp, partition_of};
 use tern_replica::ReadOp;
 
@@ -139,7 +139,7 @@ impl SimClient {
                 delta: *d,
                 ttl: tern_core::mutation::IncrTtl::Keep,
             }),
-            Input::Cas { expect, new } => RequestBody::Write(WriteOp::CheckAndSet {
+            Input::Cas { expect, new } => RequestBody::Write(WriteOp::CheckAndSet(CheckAndSet {
                 hash_key,
                 check_sort_key: vec![],
                 check: match expect {
@@ -150,7 +150,7 @@ impl SimClient {
                 set_value: new.clone(),
                 set_ttl_secs: 0,
                 return_check_value: false,
-            }),
+            })),
         };
         let id = self.next_id;
         self.next_id += 1;

@@ -185,36 +185,26 @@ impl<'s, S: PartitionStore + ?Sized> Staged<'s, S> {
                 self.write_if_newer(w, k, &header, new_value.to_string().as_bytes())?;
                 return Ok(WriteOutcome::Incr { new_value });
             }
-            WriteOp::CheckAndSet {
-                hash_key,
-                check_sort_key,
-                check,
-                set_sort_key,
-                set_value,
-                set_ttl_secs,
-                return_check_value,
-            } => {
-                let (passed, check_value) =
-                    self.check(hash_key, check_sort_key, check, *return_check_value, now)?;
-                if passed {
-                    put(w, hash_key, set_sort_key, set_value, *set_ttl_secs)?;
+            WriteOp::CheckAndSet(c) => {
+                let out = self.check(&c.hash_key, &c.check_sort_key, &c.check, c.return_check_value, now)?;
+                if out.passed {
+                    put(w, &c.hash_key, &c.set_sort_key, &c.set_value, c.set_ttl_secs)?;
                 }
-                return Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
+                return Ok(WriteOutcome::Checked(out));
             }
-            WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
-                let (passed, check_value) =
-                    self.check(hash_key, check_sort_key, check, *return_check_value, now)?;
-                if passed {
-                    for m in mutations {
+            WriteOp::CheckAndMutate(c) => {
+                let out = self.check(&c.hash_key, &c.check_sort_key, &c.check, c.return_check_value, now)?;
+                if out.passed {
+                    for m in &c.mutations {
                         match m {
                             CamOp::Put { sort_key, value, ttl_secs } => {
-                                put(w, hash_key, sort_key, value, *ttl_secs)?
+                                put(w, &c.hash_key, sort_key, value, *ttl_secs)?
                             }
-                            CamOp::Delete { sort_key } => del(w, hash_key, sort_key)?,
+                            CamOp::Delete { sort_key } => del(w, &c.hash_key, sort_key)?,
                         }
                     }
                 }
-                return Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
+                return Ok(WriteOutcome::Checked(out));
             }
             WriteOp::Put { hash_key, sort_key, value, expire_ts, timetag } => {
                 let tt = timetag.unwrap_or(tt);
@@ -285,10 +275,10 @@ impl<'s, S: PartitionStore + ?Sized> Staged<'s, S> {
         check: &Check,
         return_value: bool,
         now: u64,
-    ) -> Result<(bool, Option<Option<Vec<u8>>>)> {
+    ) -> Result<CheckOutcome> {
         let current = self.read_live(hk, sk, now)?.map(|(_, v)| v);
         let passed = check_passes(check, current.as_deref(), || describe(hk, sk))?;
-        Ok((passed, return_value.then_some(current)))
+        Ok(CheckOutcome { passed, check_value: return_value.then_some(current) })
     }
 
     /// The live record (not expired at `now_secs`, not a tombstone) under (hk, sk).

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tern_client::TernClient;
-use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, WriteOutcome};
+use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, CheckType, WriteOutcome};
 use tern_core::read::{ReadOp, ReadResult, Ttl};
 use tern_core::{Error, ErrorCode, WriteOp};
 
@@ -113,7 +113,7 @@ impl<'a> Db<'a> {
         ttl_secs: u32,
         return_old: bool,
     ) -> Res<CheckOutcome> {
-        let op = WriteOp::CheckAndSet {
+        let op = WriteOp::CheckAndSet(CheckAndSet {
             hash_key: key.to_vec(),
             check_sort_key: SORT_KEY,
             check,
@@ -121,19 +121,19 @@ impl<'a> Db<'a> {
             set_value: value,
             set_ttl_secs: ttl_secs,
             return_check_value: return_old,
-        };
+        });
         checked(self.write(op).await?)
     }
 
     /// Deletes the key if `check` passes on it.
     pub async fn check_and_delete(&self, key: &[u8], check: Check, return_old: bool) -> Res<CheckOutcome> {
-        let op = WriteOp::CheckAndMutate {
+        let op = WriteOp::CheckAndMutate(CheckAndMutate {
             hash_key: key.to_vec(),
             check_sort_key: SORT_KEY,
             check,
             mutations: vec![CamOp::Delete { sort_key: SORT_KEY }],
             return_check_value: return_old,
-        };
+        });
         checked(self.write(op).await?)
     }
 

@@ -4,7 +4,9 @@
 
 use std::ops::Bound;
 
-use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
+use tern_core::mutation::{
+    CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, CheckType, IncrTtl, WriteOutcome,
+};
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, Ttl};
 use tern_core::{Ballot, Clock, Decree, ErrorCode, Mutation, WriteOp};
 
@@ -380,7 +382,7 @@ pub fn check_types_truth_table<H: StoreHarness>(h: &H) {
         (IntGreater, b"nine", b"ten", Err(ErrorCode::NotAnInteger)),
     ];
     for (kind, operand, check_sk, want) in cases {
-        let op = WriteOp::CheckAndSet {
+        let op = WriteOp::CheckAndSet(CheckAndSet {
             hash_key: b"h".to_vec(),
             check_sort_key: check_sk.to_vec(),
             check: Check { kind, operand: operand.to_vec() },
@@ -388,7 +390,7 @@ pub fn check_types_truth_table<H: StoreHarness>(h: &H) {
             set_value: b"written".to_vec(),
             set_ttl_secs: 0,
             return_check_value: false,
-        };
+        });
         apply_next(&mut s, h.clock(), vec![del(b"h", b"target")]);
         let out = apply_next(&mut s, h.clock(), vec![op]).remove(0);
         let got = match out {
@@ -406,14 +408,16 @@ pub fn check_and_set_and_mutate<H: StoreHarness>(h: &H) {
     let d = tmp();
     let mut s = h.open(d.path());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"ver", b"1"), set(b"h", b"old", b"x")]);
-    let cas = |expect: &[u8], ret| WriteOp::CheckAndSet {
-        hash_key: b"h".to_vec(),
-        check_sort_key: b"ver".to_vec(),
-        check: Check { kind: CheckType::BytesEqual, operand: expect.to_vec() },
-        set_sort_key: b"ver".to_vec(),
-        set_value: b"2".to_vec(),
-        set_ttl_secs: 30,
-        return_check_value: ret,
+    let cas = |expect: &[u8], ret| {
+        WriteOp::CheckAndSet(CheckAndSet {
+            hash_key: b"h".to_vec(),
+            check_sort_key: b"ver".to_vec(),
+            check: Check { kind: CheckType::BytesEqual, operand: expect.to_vec() },
+            set_sort_key: b"ver".to_vec(),
+            set_value: b"2".to_vec(),
+            set_ttl_secs: 30,
+            return_check_value: ret,
+        })
     };
     let out = apply_next(&mut s, h.clock(), vec![cas(b"0", true)]).remove(0);
     assert_eq!(
@@ -425,16 +429,18 @@ pub fn check_and_set_and_mutate<H: StoreHarness>(h: &H) {
     assert_eq!(s.get(b"h", b"ver").unwrap(), Some(b"2".to_vec()));
     assert_eq!(s.ttl(b"h", b"ver").unwrap(), Some(Ttl::Remaining(30)));
 
-    let cam = |kind, ret| WriteOp::CheckAndMutate {
-        hash_key: b"h".to_vec(),
-        check_sort_key: b"absent".to_vec(),
-        check: Check { kind, operand: vec![] },
-        mutations: vec![
-            CamOp::Put { sort_key: b"new".to_vec(), value: b"n".to_vec(), ttl_secs: 0 },
-            CamOp::Delete { sort_key: b"old".to_vec() },
-            CamOp::Put { sort_key: b"new2".to_vec(), value: b"m".to_vec(), ttl_secs: 0 },
-        ],
-        return_check_value: ret,
+    let cam = |kind, ret| {
+        WriteOp::CheckAndMutate(CheckAndMutate {
+            hash_key: b"h".to_vec(),
+            check_sort_key: b"absent".to_vec(),
+            check: Check { kind, operand: vec![] },
+            mutations: vec![
+                CamOp::Put { sort_key: b"new".to_vec(), value: b"n".to_vec(), ttl_secs: 0 },
+                CamOp::Delete { sort_key: b"old".to_vec() },
+                CamOp::Put { sort_key: b"new2".to_vec(), value: b"m".to_vec(), ttl_secs: 0 },
+            ],
+            return_check_value: ret,
+        })
     };
     let out = apply_next(&mut s, h.clock(), vec![cam(CheckType::Exist, true)]).remove(0);
     assert_eq!(out, WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(None) }));

@@ -8,7 +8,9 @@ use std::ops::Bound;
 use std::path::Path;
 
 use proptest::prelude::*;
-use tern_core::mutation::{CamOp, Check, CheckOutcome, CheckType, IncrTtl, WriteOutcome};
+use tern_core::mutation::{
+    CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, CheckType, IncrTtl, WriteOutcome,
+};
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, SortKeyValue, TableScan, Ttl};
 use tern_core::{Clock, ErrorCode, WriteOp};
 
@@ -45,6 +47,19 @@ fn expiry(now: u64, ttl: u32) -> u32 {
 
 fn int(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// A check_and_set is a check_and_mutate of one put.
+fn as_check_and_mutate(c: &CheckAndSet) -> CheckAndMutate {
+    let put =
+        CamOp::Put { sort_key: c.set_sort_key.clone(), value: c.set_value.clone(), ttl_secs: c.set_ttl_secs };
+    CheckAndMutate {
+        hash_key: c.hash_key.clone(),
+        check_sort_key: c.check_sort_key.clone(),
+        check: c.check.clone(),
+        mutations: vec![put],
+        return_check_value: c.return_check_value,
+    }
 }
 
 impl Model {
@@ -94,6 +109,29 @@ impl Model {
             (BytesGreater, Some(v)) => v.as_slice() > o,
             _ => unreachable!("every check type is handled above"),
         })
+    }
+
+    fn check_and_mutate(&mut self, now: u64, c: &CheckAndMutate) -> Outcome {
+        let (hk, sk) = (&c.hash_key, &c.check_sort_key);
+        let passed = match self.check(now, hk, sk, &c.check) {
+            Ok(p) => p,
+            Err(code) => return Outcome::Failed(code),
+        };
+        let check_value = c.return_check_value.then(|| self.live(now, hk, sk).map(|(v, _)| v));
+        if passed {
+            for m in &c.mutations {
+                match m {
+                    CamOp::Put { sort_key, value, ttl_secs } => {
+                        self.records
+                            .insert((hk.clone(), sort_key.clone()), (value.clone(), expiry(now, *ttl_secs)));
+                    }
+                    CamOp::Delete { sort_key } => {
+                        self.records.remove(&(hk.clone(), sort_key.clone()));
+                    }
+                }
+            }
+        }
+        Outcome::Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }))
     }
 
     /// Applies one op at `now` (the write's timetag seconds).
@@ -147,49 +185,8 @@ impl Model {
                 self.records.insert(k(hash_key, sort_key), (new.to_string().into_bytes(), exp));
                 return Outcome::Ok(WriteOutcome::Incr { new_value: new });
             }
-            WriteOp::CheckAndSet {
-                hash_key,
-                check_sort_key,
-                check,
-                set_sort_key,
-                set_value,
-                set_ttl_secs,
-                return_check_value,
-            } => {
-                let check_value =
-                    return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
-                let passed = match self.check(now, hash_key, check_sort_key, check) {
-                    Ok(p) => p,
-                    Err(code) => return Outcome::Failed(code),
-                };
-                if passed {
-                    self.records
-                        .insert(k(hash_key, set_sort_key), (set_value.clone(), expiry(now, *set_ttl_secs)));
-                }
-                return Outcome::Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
-            }
-            WriteOp::CheckAndMutate { hash_key, check_sort_key, check, mutations, return_check_value } => {
-                let check_value =
-                    return_check_value.then(|| self.live(now, hash_key, check_sort_key).map(|(v, _)| v));
-                let passed = match self.check(now, hash_key, check_sort_key, check) {
-                    Ok(p) => p,
-                    Err(code) => return Outcome::Failed(code),
-                };
-                if passed {
-                    for m in mutations {
-                        match m {
-                            CamOp::Put { sort_key, value, ttl_secs } => {
-                                self.records
-                                    .insert(k(hash_key, sort_key), (value.clone(), expiry(now, *ttl_secs)));
-                            }
-                            CamOp::Delete { sort_key } => {
-                                self.records.remove(&k(hash_key, sort_key));
-                            }
-                        }
-                    }
-                }
-                return Outcome::Ok(WriteOutcome::Checked(CheckOutcome { passed, check_value }));
-            }
+            WriteOp::CheckAndSet(c) => return self.check_and_mutate(now, &as_check_and_mutate(c)),
+            WriteOp::CheckAndMutate(c) => return self.check_and_mutate(now, c),
             WriteOp::Resolved { hash_key, records, outcome } => {
                 for r in records {
                     match &r.value {
@@ -468,16 +465,16 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
         2 => (hash_key(), sort_key(), prop_oneof![-3i64..4, Just(i64::MAX)], prop_oneof![Just(IncrTtl::Keep), Just(IncrTtl::Clear), (1u32..5).prop_map(IncrTtl::Set)])
             .prop_map(|(hash_key, sort_key, delta, ttl)| WriteOp::Incr { hash_key, sort_key, delta, ttl }),
         2 => (hash_key(), sort_key(), check(), sort_key(), value(), ttl(), any::<bool>()).prop_map(
-            |(hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value)| WriteOp::CheckAndSet {
+            |(hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value)| WriteOp::CheckAndSet(CheckAndSet {
                 hash_key, check_sort_key, check, set_sort_key, set_value, set_ttl_secs, return_check_value,
-            }),
+            })),
         1 => (hash_key(), sort_key(), check(), prop::collection::vec(prop_oneof![
                 (sort_key(), value(), ttl()).prop_map(|(sort_key, value, ttl_secs)| CamOp::Put { sort_key, value, ttl_secs }),
                 sort_key().prop_map(|sort_key| CamOp::Delete { sort_key }),
             ], 1..3), any::<bool>())
-            .prop_map(|(hash_key, check_sort_key, check, mutations, return_check_value)| WriteOp::CheckAndMutate {
+            .prop_map(|(hash_key, check_sort_key, check, mutations, return_check_value)| WriteOp::CheckAndMutate(CheckAndMutate {
                 hash_key, check_sort_key, check, mutations, return_check_value,
-            }),
+            })),
     ]
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use tern_core::mutation::{CamOp, Check, CheckType, IncrTtl, WriteOutcome};
+use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckType, IncrTtl, WriteOutcome};
 use tern_core::{Clock, ManualClock, WriteOp};
 use tern_storage::testing::{T0_MS, apply_next, raw_contents};
 use tern_storage::{MemDisk, MemPartitionStore, PartitionStore};
@@ -44,7 +44,7 @@ fn op() -> impl Strategy<Value = WriteOp> {
                 ttl
             }),
         (sk(), check(), sk(), value(), 0u32..3, any::<bool>()).prop_map(move |(c, check, s, v, t, r)| {
-            WriteOp::CheckAndSet {
+            WriteOp::CheckAndSet(CheckAndSet {
                 hash_key: h(),
                 check_sort_key: c,
                 check,
@@ -52,7 +52,7 @@ fn op() -> impl Strategy<Value = WriteOp> {
                 set_value: v,
                 set_ttl_secs: t,
                 return_check_value: r,
-            }
+            })
         }),
         (
             sk(),
@@ -70,13 +70,13 @@ fn op() -> impl Strategy<Value = WriteOp> {
             ),
             any::<bool>()
         )
-            .prop_map(move |(c, check, mutations, r)| WriteOp::CheckAndMutate {
+            .prop_map(move |(c, check, mutations, r)| WriteOp::CheckAndMutate(CheckAndMutate {
                 hash_key: h(),
                 check_sort_key: c,
                 check,
                 mutations,
                 return_check_value: r,
-            }),
+            })),
     ]
 }
 
@@ -122,7 +122,7 @@ fn a_resolved_check_and_mutate_keeps_the_last_write_of_a_record() {
     let disk = MemDisk::new();
     let clock = Arc::new(ManualClock::new(T0_MS));
     let s = MemPartitionStore::open(&disk, "p", clock);
-    let op = WriteOp::CheckAndMutate {
+    let op = WriteOp::CheckAndMutate(CheckAndMutate {
         hash_key: b"h".to_vec(),
         check_sort_key: b"c".to_vec(),
         check: Check { kind: CheckType::NotExist, operand: vec![] },
@@ -131,7 +131,7 @@ fn a_resolved_check_and_mutate_keeps_the_last_write_of_a_record() {
             CamOp::Delete { sort_key: b"a".to_vec() },
         ],
         return_check_value: false,
-    };
+    });
     let WriteOp::Resolved { records, .. } = s.resolve(&op, T0_MS / 1000).unwrap() else { panic!() };
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value, None, "the delete came last");
