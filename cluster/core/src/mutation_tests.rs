@@ -27,6 +27,44 @@ fn golden_bytes_v1() {
     assert_eq!(Mutation::decode(&bytes).unwrap(), m);
 }
 
+/// Pins check_and_set and check_and_mutate in encoding version 1.
+#[test]
+fn golden_bytes_v1_check_and_set_and_check_and_mutate() {
+    let m = Mutation::new(vec![
+        WriteOp::CheckAndSet(CheckAndSet {
+            hash_key: b"h".to_vec(),
+            check_sort_key: b"c".to_vec(),
+            check: Check { kind: CheckType::IntLess, operand: b"5".to_vec() },
+            set_sort_key: b"s".to_vec(),
+            set_value: b"v".to_vec(),
+            set_ttl_secs: 300,
+            return_check_value: true,
+        }),
+        WriteOp::CheckAndMutate(CheckAndMutate {
+            hash_key: b"h".to_vec(),
+            check_sort_key: b"c".to_vec(),
+            check: Check { kind: CheckType::NotExist, operand: vec![] },
+            mutations: vec![
+                CamOp::Put { sort_key: b"p".to_vec(), value: b"1".to_vec(), ttl_secs: 2 },
+                CamOp::Delete { sort_key: b"d".to_vec() },
+            ],
+            return_check_value: false,
+        }),
+    ]);
+    let bytes = m.encode();
+    assert_eq!(
+        bytes,
+        vec![
+            1, 2, // version, op count
+            // check_and_set: int-less "5", set s=v with ttl 300, return the checked value
+            6, 1, b'h', 1, b'c', 13, 1, b'5', 1, b's', 1, b'v', 0xac, 0x02, 1,
+            // check_and_mutate: not-exist, 2 ops (put p=1 ttl 2, delete d), no checked value
+            7, 1, b'h', 1, b'c', 1, 0, 2, 1, 1, b'p', 1, b'1', 2, 2, 1, b'd', 0,
+        ]
+    );
+    assert_eq!(Mutation::decode(&bytes).unwrap(), m);
+}
+
 #[test]
 fn unknown_version_and_tags_are_corruption() {
     assert!(Mutation::decode(&[2, 0]).unwrap_err().to_string().contains("version 2"));
