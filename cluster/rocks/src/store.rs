@@ -243,16 +243,8 @@ impl PartitionStore for RocksPartitionStore {
         Ok(())
     }
 
-    fn last_applied_decree(&self) -> Decree {
-        self.applied.decree
-    }
-
-    fn last_applied_timetag(&self) -> Timetag {
-        self.applied.timetag
-    }
-
-    fn last_applied_ballot(&self) -> Ballot {
-        self.applied.ballot
+    fn last_applied(&self) -> AppliedMark {
+        self.applied
     }
 
     /// Reads the decree from persisted files only (the memtables are not durable with the WAL

@@ -200,16 +200,8 @@ impl PartitionStore for MemPartitionStore {
         Ok(())
     }
 
-    fn last_applied_decree(&self) -> Decree {
-        self.applied.decree
-    }
-
-    fn last_applied_timetag(&self) -> Timetag {
-        self.applied.timetag
-    }
-
-    fn last_applied_ballot(&self) -> Ballot {
-        self.applied.ballot
+    fn last_applied(&self) -> AppliedMark {
+        self.applied
     }
 
     fn durable_decree(&self) -> Result<Decree> {

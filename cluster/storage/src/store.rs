@@ -70,14 +70,8 @@ pub trait PartitionStore: Send + Sync {
     /// neither.
     fn raw_write(&mut self, batch: RawBatch, mark: AppliedMark) -> Result<()>;
 
-    /// The last decree whose writes are visible.
-    fn last_applied_decree(&self) -> Decree;
-
-    /// The largest timetag applied so far (see [`AppliedMark`]).
-    fn last_applied_timetag(&self) -> Timetag;
-
-    /// The largest ballot applied so far (see [`AppliedMark`]).
-    fn last_applied_ballot(&self) -> Ballot;
+    /// The mark of the last `raw_write` (or what the store was opened or restored at).
+    fn last_applied(&self) -> AppliedMark;
 
     /// The last decree whose writes would survive a crash now.
     fn durable_decree(&self) -> Result<Decree>;
@@ -93,6 +87,21 @@ pub trait PartitionStore: Send + Sync {
     fn clock(&self) -> &dyn Clock;
 
     // ---- Provided: the data model, the same for every back end. ----
+
+    /// The last decree whose writes are visible.
+    fn last_applied_decree(&self) -> Decree {
+        self.last_applied().decree
+    }
+
+    /// The largest timetag applied so far (see [`AppliedMark`]).
+    fn last_applied_timetag(&self) -> Timetag {
+        self.last_applied().timetag
+    }
+
+    /// The largest ballot applied so far (see [`AppliedMark`]).
+    fn last_applied_ballot(&self) -> Ballot {
+        self.last_applied().ballot
+    }
 
     /// Applies one decree outside replication (ballot 0). See [`PartitionStore::apply_batch`].
     fn apply(&mut self, decree: Decree, timetag: Timetag, mutation: &Mutation) -> Result<Vec<WriteOutcome>> {
