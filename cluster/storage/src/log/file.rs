@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -192,6 +192,44 @@ pub(super) fn segment_seqs(dir: &Path, suffix: &str) -> Result<Vec<u64>> {
     Ok(seqs)
 }
 
+/// Opens segment `path` for recovery (read-write: a torn tail gets cut) and reads all of it.
+/// `what` names it in errors.
+pub(super) fn read_segment(path: &Path, what: &dyn Fn() -> String) -> Result<(File, Vec<u8>)> {
+    let mut file =
+        OpenOptions::new().read(true).write(true).open(path).map_err(io(|| format!("open {}", what())))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).map_err(io(|| format!("read {}", what())))?;
+    Ok((file, buf))
+}
+
+/// Fails unless `buf`, a whole segment, starts with the header of segment `seq` of the format
+/// whose magic is `magic`.
+pub(super) fn check_header(buf: &[u8], magic: &[u8; 8], seq: u64, what: &dyn Fn() -> String) -> Result<()> {
+    if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != magic || buf[8..16] != seq.to_le_bytes() {
+        return Err(Error::corruption(format!("{} has no valid header", what())));
+    }
+    Ok(())
+}
+
+/// Writes the header of segment `seq` of the format whose magic is `magic` at the start of
+/// `file` (`SEGMENT_HEADER` bytes).
+pub(super) fn write_header(file: &File, path: &Path, magic: &[u8; 8], seq: u64) -> Result<()> {
+    let mut header = magic.to_vec();
+    header.extend_from_slice(&seq.to_le_bytes());
+    file.write_all_at(&header, 0).map_err(io(|| format!("write {}", path.display())))
+}
+
+/// Creates the file of a new segment (it must not exist yet), readable and writable. `what`
+/// names the kind of segment in errors.
+pub(super) fn create_segment(path: &Path, what: &str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(|| format!("create {what} {}", path.display())))
+}
+
 fn segment_name(seq: u64) -> String {
     format!("{seq:010}.tlog")
 }
@@ -241,16 +279,8 @@ impl FileMutationLog {
     fn recover_segment(&mut self, seq: u64, last: bool, rec: &mut Recovery) -> Result<()> {
         let path = self.dir.join(segment_name(seq));
         let what = || format!("log segment {}", path.display());
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io(|| format!("open {}", what())))?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io(|| format!("read {}", what())))?;
-        if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != MAGIC || buf[8..16] != seq.to_le_bytes() {
-            return Err(Error::corruption(format!("{} has no valid header", what())));
-        }
+        let (file, buf) = read_segment(&path, &what)?;
+        check_header(&buf, MAGIC, seq, &what)?;
         let mut seg = Segment { seq, path: path.clone(), file, len: 0, synced_len: 0, max_decree: 0 };
         let mut off = SEGMENT_HEADER as usize;
         let cut: Option<String> = loop {
@@ -313,15 +343,8 @@ impl FileMutationLog {
     fn new_segment(&mut self, seq: u64) -> Result<()> {
         self.write_out()?; // the buffer belongs to the segment being closed
         let path = self.dir.join(segment_name(seq));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io(|| format!("create log segment {}", path.display())))?;
-        let mut header = MAGIC.to_vec();
-        header.extend_from_slice(&seq.to_le_bytes());
-        file.write_all(&header).map_err(io(|| format!("write {}", path.display())))?;
+        let file = create_segment(&path, "log segment")?;
+        write_header(&file, &path, MAGIC, seq)?;
         self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER, synced_len: 0, max_decree: 0 });
         self.set_dir_dirty();
         Ok(())

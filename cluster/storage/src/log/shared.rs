@@ -23,14 +23,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use tern_core::{Error, Gpid, Result};
 
 use super::LogEntry;
-use super::file::{io, segment_seqs, write_tail};
+use super::file::{check_header, create_segment, io, read_segment, segment_seqs, write_header, write_tail};
 use super::record::{Decoded, decode_record};
 use crate::dir::sync_dir;
 
@@ -135,21 +134,13 @@ impl SharedLog {
     fn recover_segment(&mut self, seq: u64, last: bool, out: &mut Recovered) -> Result<Option<String>> {
         let path = self.dir.join(format!("{seq:010}.plog"));
         let what = || path.display().to_string();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io(|| format!("open {}", what())))?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io(|| format!("read {}", what())))?;
+        let (file, buf) = read_segment(&path, &what)?;
         if buf.len() < SEGMENT_HEADER as usize && last {
             // Created just before a crash, header never synced: it held nothing durable.
             fs::remove_file(&path).map_err(io(|| format!("remove {}", what())))?;
             return Ok(Some(format!("removed {} (no complete header)", what())));
         }
-        if buf.len() < SEGMENT_HEADER as usize || &buf[..8] != MAGIC || buf[8..16] != seq.to_le_bytes() {
-            return Err(Error::corruption(format!("{} has no valid header", what())));
-        }
+        check_header(&buf, MAGIC, seq, &what)?;
         let mut off = SEGMENT_HEADER as usize;
         let mut torn = None;
         while off < buf.len() {
@@ -213,16 +204,9 @@ impl SharedLog {
                     .map_err(io(|| format!("rename {} to {}", spare.display(), path.display())))?;
                 file
             }
-            None => OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io(|| format!("create shared log segment {}", path.display())))?,
+            None => create_segment(&path, "shared log segment")?,
         };
-        let mut header = MAGIC.to_vec();
-        header.extend_from_slice(&seq.to_le_bytes());
-        file.write_all_at(&header, 0).map_err(io(|| format!("write {}", path.display())))?;
+        write_header(&file, &path, MAGIC, seq)?;
         self.segments.push(Segment { seq, path, file, len: SEGMENT_HEADER });
         self.synced_len = 0;
         self.dir_dirty = true;
