@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tern_core::{Ballot, ConfigChange, Error, NodeId};
-use tern_proto::convert::{PbEnum, config_to_pb, gpid_from_pb, report_from_pb, table_status_to_pb};
+use tern_client::admin::TableInfo;
+use tern_client::admin::convert::table_to_pb;
+use tern_core::{Ballot, ConfigChange, Error, NodeId, TableId};
+use tern_proto::convert::{PbEnum, config_to_pb, gpid_from_pb, report_from_pb};
 use tern_proto::pb;
 use tern_proto::status::{LEADER_KEY, to_status};
 use tokio::sync::{mpsc, oneshot};
@@ -32,18 +34,25 @@ fn status(e: Error) -> Status {
     to_status(&e)
 }
 
+fn no_such_node(node: u64) -> Status {
+    status(Error::InvalidArgument(format!(
+        "no replica server {} in this cluster (see `tern cluster status`)",
+        NodeId(node)
+    )))
+}
+
+/// A table as the admin API answers it; the admin client's converter is the one place a table
+/// becomes protobuf.
 fn table_info(t: &TableRecord) -> pb::TableInfo {
-    let (status, dropped_at_ms) = table_status_to_pb(t.status);
-    pb::TableInfo {
-        id: t.id,
+    table_to_pb(&TableInfo {
+        id: TableId(t.id),
         name: t.name.clone(),
         partitions: t.partitions,
         replicas: t.replicas,
-        status,
-        dropped_at_ms,
-        role: t.role.to_pb(),
+        status: t.status,
+        role: t.role,
         epoch: t.epoch,
-    }
+    })
 }
 
 /// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.
@@ -92,6 +101,14 @@ impl MetaService {
     pub(crate) async fn write(&self, cmd: Command) -> Result<Applied, Status> {
         self.leader()?;
         self.group.write(cmd).await.map_err(|e| status(write_error(e)))
+    }
+
+    /// Writes a decommission or recommission; a refusal is an invalid argument.
+    async fn write_node_change(&self, cmd: Command) -> Result<Response<pb::Empty>, Status> {
+        match self.write(cmd).await? {
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            _ => Ok(Response::new(pb::Empty {})),
+        }
     }
 
     fn addresses(&self) -> Vec<pb::NodeAddress> {
@@ -327,10 +344,7 @@ impl pb::meta_server::Meta for MetaService {
         let node = req.into_inner().node;
         let report = self.status_report().await?;
         let Some(target) = report.nodes.iter().find(|n| n.node.0 == node) else {
-            return Err(status(Error::InvalidArgument(format!(
-                "no replica server {} in this cluster (see `tern cluster status`)",
-                NodeId(node)
-            ))));
+            return Err(no_such_node(node));
         };
         if !target.decommissioned {
             let remaining =
@@ -345,10 +359,7 @@ impl pb::meta_server::Meta for MetaService {
                 ))));
             }
         }
-        match self.write(Command::Decommission { id: node }).await? {
-            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
-            _ => Ok(Response::new(pb::Empty {})),
-        }
+        self.write_node_change(Command::Decommission { id: node }).await
     }
 
     async fn recommission(
@@ -358,15 +369,9 @@ impl pb::meta_server::Meta for MetaService {
         let node = req.into_inner().node;
         let known = self.group.read(|s| s.0.nodes.contains_key(&node));
         if !known {
-            return Err(status(Error::InvalidArgument(format!(
-                "no replica server {} in this cluster (see `tern cluster status`)",
-                NodeId(node)
-            ))));
+            return Err(no_such_node(node));
         }
-        match self.write(Command::Recommission { id: node }).await? {
-            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
-            _ => Ok(Response::new(pb::Empty {})),
-        }
+        self.write_node_change(Command::Recommission { id: node }).await
     }
 
     async fn dup_add(&self, req: Request<pb::DupAddRequest>) -> Result<Response<pb::DupLinkStatus>, Status> {

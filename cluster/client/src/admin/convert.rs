@@ -2,7 +2,8 @@
 //! every state enum goes through `tern_proto::convert` (an unspecified or unknown value is an
 //! invalid argument naming the field) and sentinels (0 = none, `u64::MAX` = never, empty
 //! string = none) become `Option`s. The other direction exists for what the proxy answers
-//! (routes and its status) and what this client sends.
+//! (routes and its status), what the meta server answers about tables, and what this client
+//! sends.
 
 use tern_core::{
     CopyState, DrRole, Error, FailoverOutcome, LinkMode, LinkStatus, NodeId, Result, TableId, Timetag,
