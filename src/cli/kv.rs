@@ -63,6 +63,25 @@ fn check_arg(s: &str) -> Result<CheckType, String> {
     })
 }
 
+/// What `cas` and `cam` check: one record of a hash key.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    hash_key: String,
+    check_sort_key: String,
+    /// The check, e.g. not-exist, bytes-equal, int-less (see `tern kv cas --help`).
+    #[arg(long = "check", value_name = "CHECK", value_parser = check_arg)]
+    kind: CheckType,
+    /// What the value is compared with.
+    #[arg(long, default_value = "")]
+    operand: String,
+}
+
+impl CheckArgs {
+    fn check(&self) -> Check {
+        Check { kind: self.kind, operand: b(&self.operand) }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Limits {
     /// Return at most N records.
@@ -196,14 +215,8 @@ pub enum KvCommand {
     },
     /// Check-and-set: if the check on CHECK_SORT_KEY passes, write a value.
     Cas {
-        hash_key: String,
-        check_sort_key: String,
-        /// The check, e.g. not-exist, bytes-equal, int-less (see `tern kv cas --help`).
-        #[arg(long, value_parser = check_arg)]
-        check: CheckType,
-        /// What the value is compared with.
-        #[arg(long, default_value = "")]
-        operand: String,
+        #[command(flatten)]
+        check: CheckArgs,
         /// Sort key to write (default: the checked one).
         #[arg(long)]
         set_sort_key: Option<String>,
@@ -218,12 +231,8 @@ pub enum KvCommand {
     },
     /// Check-and-mutate: if the check passes, apply puts and then deletes atomically.
     Cam {
-        hash_key: String,
-        check_sort_key: String,
-        #[arg(long, value_parser = check_arg)]
-        check: CheckType,
-        #[arg(long, default_value = "")]
-        operand: String,
+        #[command(flatten)]
+        check: CheckArgs,
         /// SORT_KEY=VALUE to write if the check passes (repeatable).
         #[arg(long = "put", value_parser = pair_arg)]
         puts: Vec<(String, String)>,
@@ -233,6 +242,7 @@ pub enum KvCommand {
         /// TTL of the puts.
         #[arg(long, value_parser = ttl_arg)]
         ttl: Option<u32>,
+        /// Also print the checked record's value.
         #[arg(long)]
         return_check_value: bool,
     },
@@ -469,37 +479,28 @@ fn execute(target: &mut Target, command: KvCommand, fmt: OutputFormat) -> anyhow
                 other => anyhow::bail!("unexpected outcome of incr: {other:?}"),
             }
         }
-        KvCommand::Cas {
-            hash_key,
-            check_sort_key,
-            check,
-            operand,
-            set_sort_key,
-            value,
-            ttl,
-            return_check_value,
-        } => {
+        KvCommand::Cas { check: c, set_sort_key, value, ttl, return_check_value } => {
             let op = WriteOp::CheckAndSet(CheckAndSet {
-                hash_key: b(&hash_key),
-                set_sort_key: b(set_sort_key.as_deref().unwrap_or(&check_sort_key)),
-                check_sort_key: b(&check_sort_key),
-                check: Check { kind: check, operand: b(&operand) },
+                hash_key: b(&c.hash_key),
+                set_sort_key: b(set_sort_key.as_deref().unwrap_or(&c.check_sort_key)),
+                check_sort_key: b(&c.check_sort_key),
+                check: c.check(),
                 set_value: b(&value),
                 set_ttl_secs: ttl.unwrap_or(0),
                 return_check_value,
             });
             print_checked(fmt, target.write(op)?)?;
         }
-        KvCommand::Cam { hash_key, check_sort_key, check, operand, puts, dels, ttl, return_check_value } => {
+        KvCommand::Cam { check: c, puts, dels, ttl, return_check_value } => {
             let mut mutations: Vec<CamOp> = puts
                 .iter()
                 .map(|(k, v)| CamOp::Put { sort_key: b(k), value: b(v), ttl_secs: ttl.unwrap_or(0) })
                 .collect();
             mutations.extend(dels.iter().map(|k| CamOp::Delete { sort_key: b(k) }));
             let op = WriteOp::CheckAndMutate(CheckAndMutate {
-                hash_key: b(&hash_key),
-                check_sort_key: b(&check_sort_key),
-                check: Check { kind: check, operand: b(&operand) },
+                hash_key: b(&c.hash_key),
+                check_sort_key: b(&c.check_sort_key),
+                check: c.check(),
                 mutations,
                 return_check_value,
             });
