@@ -1,8 +1,12 @@
 //! Tables and their DR roles: create, drop, recall, list, describe (routing), role and epoch.
 
+use std::future::Future;
+
 use tern_core::{DrRole, Result};
 use tern_proto::convert::PbEnum;
 use tern_proto::pb;
+use tern_proto::pb::meta_client::MetaClient as PbMetaClient;
+use tonic::transport::Channel;
 
 use super::convert::{route_from_pb, table_from_pb};
 use super::{AdminClient, TableInfo, TableRoute};
@@ -18,20 +22,22 @@ impl AdminClient {
 
     /// Drops a table; it can be recalled within the meta servers' recall window.
     pub async fn drop_table(&self, name: &str) -> Result<TableInfo> {
-        let req = pb::TableRequest { name: name.to_string() };
-        self.call(req, |mut c, r| async move { c.drop_table(r).await })
-            .await
-            .and_then(table_from_pb)
-            .map_err(|e| e.context(format!("drop table {name}")))
+        self.by_name("drop", name, |mut c, r| async move { c.drop_table(r).await }).await
     }
 
     /// Brings back a dropped table.
     pub async fn recall_table(&self, name: &str) -> Result<TableInfo> {
+        self.by_name("recall", name, |mut c, r| async move { c.recall_table(r).await }).await
+    }
+
+    /// A call `f` that does `verb` to table `name` and answers with the table.
+    async fn by_name<F, Fut>(&self, verb: &str, name: &str, f: F) -> Result<TableInfo>
+    where
+        F: Fn(PbMetaClient<Channel>, pb::TableRequest) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<pb::TableInfo>, tonic::Status>>,
+    {
         let req = pb::TableRequest { name: name.to_string() };
-        self.call(req, |mut c, r| async move { c.recall_table(r).await })
-            .await
-            .and_then(table_from_pb)
-            .map_err(|e| e.context(format!("recall table {name}")))
+        self.call(req, f).await.and_then(table_from_pb).map_err(|e| e.context(format!("{verb} table {name}")))
     }
 
     /// Every table, serving or dropped.
