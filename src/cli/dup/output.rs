@@ -100,111 +100,111 @@ fn link_line(s: &LinkReport, tables: &TableStates) -> String {
 }
 
 pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &TableStates) {
-    match fmt {
-        OutputFormat::Json => {
-            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, false)).collect();
-            println!("{}", json!({ "links": v }));
-        }
-        OutputFormat::Text => {
-            if links.is_empty() {
-                println!("(no links)");
-                return;
-            }
+    print_links(fmt, links, tables, false, || {
+        println!(
+            "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
+            "ID",
+            "TABLE",
+            "TO CLUSTER/TABLE",
+            "MODE",
+            "STATUS",
+            "THROTTLE",
+            "BEHIND",
+            "BYTES",
+            "SECONDS",
+            "CONFLICTS"
+        );
+        for s in links {
+            let l = &s.link;
+            let t = s.totals();
+            let table = match tables.of(l.table) {
+                SourceTable::Serving => l.table_name.clone(),
+                state => format!("{} [{state}]", l.table_name),
+            };
             println!(
-                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
-                "ID",
-                "TABLE",
-                "TO CLUSTER/TABLE",
-                "MODE",
-                "STATUS",
-                "THROTTLE",
-                "BEHIND",
-                "BYTES",
-                "SECONDS",
-                "CONFLICTS"
+                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
+                l.id,
+                table,
+                format!("{}/{}", l.remote_cluster, l.remote_table),
+                l.mode,
+                l.status,
+                throttle(l.max_bytes_per_sec),
+                t.decrees_behind,
+                human_bytes(t.bytes_behind),
+                t.max_seconds_behind,
+                s.conflicts,
+                if t.failing_partitions > 0 {
+                    format!("  ({} partitions failing: see `tern dup status`)", t.failing_partitions)
+                } else {
+                    String::new()
+                }
             );
-            for s in links {
-                let l = &s.link;
-                let t = s.totals();
-                let table = match tables.of(l.table) {
-                    SourceTable::Serving => l.table_name.clone(),
-                    state => format!("{} [{state}]", l.table_name),
-                };
-                println!(
-                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
-                    l.id,
-                    table,
-                    format!("{}/{}", l.remote_cluster, l.remote_table),
-                    l.mode,
-                    l.status,
-                    throttle(l.max_bytes_per_sec),
-                    t.decrees_behind,
-                    human_bytes(t.bytes_behind),
-                    t.max_seconds_behind,
-                    s.conflicts,
-                    if t.failing_partitions > 0 {
-                        format!("  ({} partitions failing: see `tern dup status`)", t.failing_partitions)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
         }
-    }
+    });
 }
 
 pub(super) fn print_status(fmt: OutputFormat, links: &[LinkReport], tables: &TableStates) {
+    print_links(fmt, links, tables, true, || {
+        for s in links {
+            let l = &s.link;
+            println!("{}", link_line(s, tables));
+            println!(
+                "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
+                "PART",
+                "PRIMARY",
+                "CONFIRMED",
+                "COMMITTED",
+                "BEHIND",
+                "BYTES",
+                "SECONDS",
+                "SHIPPED",
+                "FAILED",
+                "CONFLICTS",
+                "AHEAD",
+                "REPORTED"
+            );
+            for p in &s.partitions {
+                let confirmed = if l.started(p.partition) { p.confirmed.to_string() } else { "-".into() };
+                let last = match &p.last_error {
+                    None if p.syncing => format!("full sync: {} records copied", p.sync_records),
+                    e => e.clone().unwrap_or_default(),
+                };
+                println!(
+                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
+                    p.partition,
+                    node(p.primary),
+                    confirmed,
+                    p.committed,
+                    p.decrees_behind,
+                    human_bytes(p.bytes_behind),
+                    p.seconds_behind,
+                    p.shipped_puts,
+                    p.failed_batches,
+                    p.conflicts,
+                    p.clock_ahead,
+                    age(p.reported_ms_ago),
+                );
+            }
+        }
+    });
+}
+
+/// `links` in JSON (`{"links": [...]}`, with each partition's progress if `partitions`), or in
+/// text as `text` prints them (`(no links)` when there are none).
+fn print_links(
+    fmt: OutputFormat,
+    links: &[LinkReport],
+    tables: &TableStates,
+    partitions: bool,
+    text: impl FnOnce(),
+) {
     match fmt {
         OutputFormat::Json => {
-            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, true)).collect();
+            let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, partitions)).collect();
             println!("{}", json!({ "links": v }));
         }
-        OutputFormat::Text => {
-            if links.is_empty() {
-                println!("(no links)");
-            }
-            for s in links {
-                let l = &s.link;
-                println!("{}", link_line(s, tables));
-                println!(
-                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
-                    "PART",
-                    "PRIMARY",
-                    "CONFIRMED",
-                    "COMMITTED",
-                    "BEHIND",
-                    "BYTES",
-                    "SECONDS",
-                    "SHIPPED",
-                    "FAILED",
-                    "CONFLICTS",
-                    "AHEAD",
-                    "REPORTED"
-                );
-                for p in &s.partitions {
-                    let confirmed = if l.started(p.partition) { p.confirmed.to_string() } else { "-".into() };
-                    let last = match &p.last_error {
-                        None if p.syncing => format!("full sync: {} records copied", p.sync_records),
-                        e => e.clone().unwrap_or_default(),
-                    };
-                    println!(
-                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
-                        p.partition,
-                        node(p.primary),
-                        confirmed,
-                        p.committed,
-                        p.decrees_behind,
-                        human_bytes(p.bytes_behind),
-                        p.seconds_behind,
-                        p.shipped_puts,
-                        p.failed_batches,
-                        p.conflicts,
-                        p.clock_ahead,
-                        age(p.reported_ms_ago),
-                    );
-                }
-            }
-        }
+        OutputFormat::Text if links.is_empty() => println!("(no links)"),
+        OutputFormat::Text => text(),
     }
 }
 
