@@ -46,6 +46,12 @@ impl Ledger {
         self.unknown.insert(key, (value, why));
     }
 
+    /// What a test reports once [`verify`] passed: `N acked, M unknown (K applied)`, where
+    /// `applied` is what `verify` returned.
+    pub fn summary(&self, applied: usize) -> String {
+        format!("{} acked, {} unknown ({applied} applied)", self.acked.len(), self.unknown.len())
+    }
+
     /// Panics if a write failed with an error that is not retryable.
     #[track_caller]
     pub fn assert_no_fatal_errors(&self) {
@@ -103,6 +109,21 @@ impl Writers {
             })
             .collect();
         Writers { stop, handles, acks, errors }
+    }
+
+    /// Creates `table` in `cluster` (`partitions` partitions of 3 replicas) and starts `n`
+    /// writers on it (see [`Writers::start`]); returns once every partition has taken writes.
+    pub async fn on_new_table(
+        cluster: &crate::Cluster,
+        table: &str,
+        partitions: u32,
+        n: usize,
+        prefix: &str,
+    ) -> Writers {
+        cluster.create_table(table, partitions, 3).await;
+        let writers = Writers::start(cluster.client(), table, partitions, n, prefix);
+        writers.wait_progress(cluster, &vec![0; partitions as usize], crate::cluster::SETTLE).await;
+        writers
     }
 
     /// Acknowledged writes so far, per partition.

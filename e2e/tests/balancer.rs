@@ -168,11 +168,7 @@ async fn stop_and_verify(writers: Writers, client: &Arc<TernClient>) -> Ledger {
     let ledger = writers.stop().await;
     ledger.assert_no_fatal_errors();
     let applied = verify(client, "t", &ledger).await;
-    eprintln!(
-        "e2e: {} acked, {} unknown ({applied} applied, {errors} write errors), all read back",
-        ledger.acked.len(),
-        ledger.unknown.len(),
-    );
+    eprintln!("e2e: {}, {errors} write errors, all read back", ledger.summary(applied));
     ledger
 }
 
