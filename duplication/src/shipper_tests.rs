@@ -46,12 +46,26 @@ fn keys_in_partition_0(count: u32, n: usize) -> Vec<String> {
     keys_in_partition(count, 0, n)
 }
 
+/// A log of one set of `value_len` bytes per entry, of each key in turn (decrees 1, 2, ...).
+fn one_set_each(keys: &[String], value_len: usize) -> Vec<LogEntry> {
+    keys.iter().enumerate().map(|(i, k)| entry(i as u64 + 1, vec![set(k, value_len)])).collect()
+}
+
 fn opts() -> ShipperOptions {
     ShipperOptions { backoff_initial_ms: 100, backoff_max_ms: 1000, ..ShipperOptions::default() }
 }
 
 fn shipper(partitions: u32, opts: ShipperOptions) -> Shipper {
     Shipper::new(cid(LOCAL), partitions, Decree::ZERO, opts).expect("valid options")
+}
+
+/// A shipper (to `partitions` remote partitions, options `o`) that has read a log of `n`
+/// one-byte sets, all of keys that go to remote partition 0.
+fn shipper_with_log(partitions: u32, n: usize, o: ShipperOptions) -> (Shipper, Vec<LogEntry>) {
+    let log = one_set_each(&keys_in_partition_0(partitions, n), 1);
+    let mut s = shipper(partitions, o);
+    read_all(&mut s, &log);
+    (s, log)
 }
 
 /// Feeds the shipper what it asks to read of `log`, as a runtime would, until it asks nothing.
@@ -91,8 +105,7 @@ fn routes_each_put_by_its_own_hash_key() {
 #[test]
 fn batches_keep_log_order_and_respect_puts_and_bytes_limits() {
     let keys = keys_in_partition_0(4, 7);
-    let mut log: Vec<LogEntry> =
-        keys.iter().enumerate().map(|(i, k)| entry(i as u64 + 1, vec![set(k, 8)])).collect();
+    let mut log = one_set_each(&keys, 8);
     // One put over the byte limit goes alone rather than never.
     log.push(entry(8, vec![set(&keys[0], 100)]));
     let o =
@@ -114,11 +127,7 @@ fn batches_keep_log_order_and_respect_puts_and_bytes_limits() {
 
 #[test]
 fn at_most_max_inflight_batches_per_remote_partition() {
-    let keys = keys_in_partition_0(2, 5);
-    let log: Vec<LogEntry> =
-        keys.iter().enumerate().map(|(i, k)| entry(i as u64 + 1, vec![set(k, 1)])).collect();
-    let mut s = shipper(2, ShipperOptions { batch_max_puts: 1, ..opts() });
-    read_all(&mut s, &log);
+    let (mut s, log) = shipper_with_log(2, 5, ShipperOptions { batch_max_puts: 1, ..opts() });
     let first = s.poll(0);
     assert_eq!(first.len(), 2);
     assert!(s.poll(0).is_empty());
@@ -164,11 +173,8 @@ fn confirmed_never_passes_an_unacked_put() {
 
 #[test]
 fn a_failed_batch_is_resent_after_the_backoff_ahead_of_later_puts() {
-    let keys = keys_in_partition_0(1, 3);
-    let log: Vec<LogEntry> =
-        keys.iter().enumerate().map(|(i, k)| entry(i as u64 + 1, vec![set(k, 1)])).collect();
-    let mut s = shipper(1, ShipperOptions { batch_max_puts: 1, max_inflight_per_partition: 1, ..opts() });
-    read_all(&mut s, &log);
+    let (mut s, _) =
+        shipper_with_log(1, 3, ShipperOptions { batch_max_puts: 1, max_inflight_per_partition: 1, ..opts() });
     let b1 = s.poll(1000);
     assert_eq!(b1.len(), 1);
     assert!(s.on_failed(b1[0].id, 1000, "remote partition 0 unavailable".into()));
@@ -215,11 +221,7 @@ fn backoff_doubles_up_to_the_cap_and_an_ack_resets_it() {
 /// in log order whatever order the failures are reported in.
 #[test]
 fn pipelined_failures_of_one_outage_count_once_and_keep_log_order() {
-    let keys = keys_in_partition_0(1, 3);
-    let log: Vec<LogEntry> =
-        keys.iter().enumerate().map(|(i, k)| entry(i as u64 + 1, vec![set(k, 1)])).collect();
-    let mut s = shipper(1, ShipperOptions { batch_max_puts: 1, ..opts() });
-    read_all(&mut s, &log);
+    let (mut s, _) = shipper_with_log(1, 3, ShipperOptions { batch_max_puts: 1, ..opts() });
     let b = s.poll(0);
     assert_eq!(b.len(), 2);
     assert!(s.on_failed(b[1].id, 10, "timeout".into()));
