@@ -106,90 +106,89 @@ fn seed_3052_a_primary_never_reigns_at_a_ballot_it_stepped_down_at() {
     );
 }
 
-/// The simulator's own check: one seed, run twice, gives the same trace (hash), and another
-/// seed gives another.
-#[test]
-fn same_seed_same_trace() {
-    let a = run(&SimConfig::standard(7), false);
-    let b = run(&SimConfig::standard(7), false);
+/// The simulator's own check, for the runs `config` makes from a seed: one seed, run twice,
+/// gives the same trace (hash), and another seed gives another.
+fn assert_deterministic(config: fn(u64) -> SimConfig) {
+    let a = run(&config(7), false);
+    let b = run(&config(7), false);
     assert_eq!(a.trace_hash, b.trace_hash, "seed 7 is not deterministic");
     assert_eq!(a.stats.events, b.stats.events);
-    let c = run(&SimConfig::standard(8), false);
+    let c = run(&config(8), false);
     assert_ne!(a.trace_hash, c.trace_hash);
 }
 
-/// Runs seeds with a planted bug until a checker finds a violation; returns the first one.
-fn find_planted(bugs: PlantedBugs, max_seeds: u64) -> Option<(u64, String)> {
-    for seed in 0..max_seeds {
-        let mut cfg = SimConfig::standard(seed);
-        cfg.bugs = bugs.clone();
-        let r = run(&cfg, false);
-        if let Some(v) = r.violations.first() {
-            return Some((seed, v.clone()));
-        }
-    }
-    None
+#[test]
+fn same_seed_same_trace() {
+    assert_deterministic(SimConfig::standard);
+}
+
+/// Runs seeds (each configured by `config`, which plants the bug `what`) until a checker finds a
+/// violation, and says at which; panics if 100 seeds find none.
+fn assert_found(what: &str, config: impl Fn(u64) -> SimConfig) {
+    let found =
+        (0..100).find_map(|seed| run(&config(seed), false).violations.first().map(|v| (seed, v.clone())));
+    let (seed, v) = found.unwrap_or_else(|| panic!("{what} (planted) went unnoticed for 100 seeds"));
+    eprintln!("{what} (planted) found at seed {seed}: {v}");
+}
+
+/// Runs seeds with a planted bug until a checker finds a violation.
+fn assert_planted_found(what: &str, bugs: PlantedBugs) {
+    assert_found(what, |seed| SimConfig { bugs: bugs.clone(), ..SimConfig::standard(seed) });
 }
 
 /// Proves the harness: commit once a majority (not every member) logged a mutation, and an
 /// acknowledged write can be lost when the majority that had it fails.
 #[test]
 fn finds_a_planted_commit_on_majority() {
-    let found = find_planted(PlantedBugs { commit_on_majority: true, ..PlantedBugs::default() }, 100);
-    let (seed, v) = found.expect("the planted majority-commit bug went unnoticed for 100 seeds");
-    eprintln!("commit-on-majority found at seed {seed}: {v}");
+    assert_planted_found(
+        "a commit on a majority",
+        PlantedBugs { commit_on_majority: true, ..PlantedBugs::default() },
+    );
 }
 
 /// Proves the harness: a primary that serves reads without a lease serves stale data once a
 /// new primary took over.
 #[test]
 fn finds_a_planted_read_without_lease() {
-    let found = find_planted(PlantedBugs { read_without_lease: true, ..PlantedBugs::default() }, 100);
-    let (seed, v) = found.expect("the planted lease bug went unnoticed for 100 seeds");
-    eprintln!("read-without-lease found at seed {seed}: {v}");
+    assert_planted_found(
+        "a read without a lease",
+        PlantedBugs { read_without_lease: true, ..PlantedBugs::default() },
+    );
 }
 
 /// Determinism of two-cluster runs: same seed, same trace.
 #[test]
 fn two_clusters_same_seed_same_trace() {
-    let a = run(&SimConfig::two_clusters(7), false);
-    let b = run(&SimConfig::two_clusters(7), false);
-    assert_eq!(a.trace_hash, b.trace_hash, "two-cluster seed 7 is not deterministic");
-    assert_eq!(a.stats.events, b.stats.events);
-    let c = run(&SimConfig::two_clusters(8), false);
-    assert_ne!(a.trace_hash, c.trace_hash);
+    assert_deterministic(SimConfig::two_clusters);
 }
 
 /// Runs two-cluster seeds with planted duplication bugs until a check finds a violation.
-fn find_planted_dup(bugs: DupBugs, max_seeds: u64) -> Option<(u64, String)> {
-    for seed in 0..max_seeds {
+fn assert_dup_bug_found(what: &str, bugs: DupBugs) {
+    assert_found(what, |seed| {
         let mut cfg = SimConfig::two_clusters(seed);
         cfg.dup.as_mut().unwrap().bugs = bugs.clone();
-        let r = run(&cfg, false);
-        if let Some(v) = r.violations.first() {
-            return Some((seed, v.clone()));
-        }
-    }
-    None
+        cfg
+    });
 }
 
 /// Proves the duplication checks: a new primary that ships from its committed decree instead
 /// of the meta server's confirmed one skips what its predecessor had not shipped.
 #[test]
 fn finds_a_planted_start_from_committed() {
-    let bugs = DupBugs { start_from_committed: true, ..DupBugs::default() };
-    let (seed, v) = find_planted_dup(bugs, 100).expect("shipping from the committed decree went unnoticed");
-    eprintln!("start-from-committed found at seed {seed}: {v}");
+    assert_dup_bug_found(
+        "shipping from the committed decree",
+        DupBugs { start_from_committed: true, ..DupBugs::default() },
+    );
 }
 
 /// Proves that a bug in the shared retention rules (the servers' own code) is caught: a log
 /// floor one decree too high lets garbage collection drop a decree the link still has to ship.
 #[test]
 fn finds_a_planted_floor_past_confirmed() {
-    let bugs = DupBugs { floor_past_confirmed: true, ..DupBugs::default() };
-    let (seed, v) =
-        find_planted_dup(bugs, 100).expect("a log floor past the confirmed decree went unnoticed");
-    eprintln!("floor-past-confirmed found at seed {seed}: {v}");
+    assert_dup_bug_found(
+        "a log floor past the confirmed decree",
+        DupBugs { floor_past_confirmed: true, ..DupBugs::default() },
+    );
 }
 
 /// Proves that the shared retention rules are needed: a replica that empties its log to learn
@@ -197,24 +196,21 @@ fn finds_a_planted_floor_past_confirmed() {
 /// had not.
 #[test]
 fn finds_a_planted_log_forgotten_when_learning() {
-    let bugs = DupBugs { forget_log_when_learning: true, ..DupBugs::default() };
-    let (seed, v) = find_planted_dup(bugs, 100).expect("a log forgotten when learning went unnoticed");
-    eprintln!("forget-log-when-learning found at seed {seed}: {v}");
+    assert_dup_bug_found(
+        "a log forgotten when learning",
+        DupBugs { forget_log_when_learning: true, ..DupBugs::default() },
+    );
 }
 
 /// Proves the duplication checks: a refused batch counted as acknowledged (dropped instead of
 /// retried) is a lost write.
 #[test]
 fn finds_a_planted_dropped_batch() {
-    let bugs = DupBugs { failed_as_acked: true, ..DupBugs::default() };
-    let (seed, v) = find_planted_dup(bugs, 100).expect("a dropped batch went unnoticed");
-    eprintln!("dropped batch found at seed {seed}: {v}");
+    assert_dup_bug_found("a dropped batch", DupBugs { failed_as_acked: true, ..DupBugs::default() });
 }
 
 /// Proves the loop check: writes that arrived by duplication shipped back.
 #[test]
 fn finds_a_planted_loop() {
-    let bugs = DupBugs { reship_duplicated: true, ..DupBugs::default() };
-    let (seed, v) = find_planted_dup(bugs, 100).expect("a duplication loop went unnoticed");
-    eprintln!("loop found at seed {seed}: {v}");
+    assert_dup_bug_found("a duplication loop", DupBugs { reship_duplicated: true, ..DupBugs::default() });
 }
