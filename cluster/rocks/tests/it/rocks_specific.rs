@@ -2,6 +2,7 @@ use std::process::Command;
 
 use tern_core::mutation::WriteOutcome;
 use tern_core::{Decree, Mutation};
+use tern_rocks::RocksPartitionStore;
 use tern_storage::PartitionStore;
 use tern_storage::testing::{StoreHarness, T0_MS, apply_next, del, put_from, set, set_ttl, timetag_now};
 
@@ -9,15 +10,19 @@ use crate::harness::RocksHarness;
 
 const CRASH_DIR_ENV: &str = "TERN_ROCKS_CRASH_CHILD_DIR";
 
-/// Runs the test `name` of this binary alone in a child process with `env` set to `dir` (which
-/// makes it do its work instead of returning) and checks that it died by `abort`.
-fn run_aborting_child(name: &str, env: &str, dir: &std::path::Path) {
+/// Runs the test `name` of this binary alone in a child process with `env` set to a new
+/// directory (which makes it do its work instead of returning), checks that it died by `abort`,
+/// and opens the store it left there.
+fn store_after_abort(name: &str, env: &str) -> (tempfile::TempDir, RocksPartitionStore) {
+    let d = tempfile::tempdir().unwrap();
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(env, dir)
+        .env(env, d.path())
         .status()
         .unwrap();
     assert!(!status.success(), "the child must die by abort, not exit cleanly");
+    let s = RocksHarness::new().open(d.path());
+    (d, s)
 }
 
 /// Runs only as the child of `crash_keeps_only_flushed_state`: writes, flushes part of it,
@@ -37,10 +42,7 @@ fn crash_child() {
 
 #[test]
 fn crash_keeps_only_flushed_state() {
-    let d = tempfile::tempdir().unwrap();
-    run_aborting_child("rocks_specific::crash_child", CRASH_DIR_ENV, d.path());
-    let h = RocksHarness::new();
-    let s = h.open(d.path());
+    let (_dir, s) = store_after_abort("rocks_specific::crash_child", CRASH_DIR_ENV);
     assert_eq!(s.last_applied_decree(), Decree(1), "the store comes back at its flushed decree");
     assert_eq!(s.durable_decree().unwrap(), Decree(1));
     assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
@@ -76,10 +78,7 @@ const RACING_WRITES: u64 = 20_000;
 /// data, never data past its decree, however the flush and the writes interleaved.
 #[test]
 fn flush_racing_writes_keeps_decree_and_data_together() {
-    let d = tempfile::tempdir().unwrap();
-    run_aborting_child("rocks_specific::racing_flush_child", RACING_DIR_ENV, d.path());
-    let h = RocksHarness::new();
-    let s = h.open(d.path());
+    let (_dir, s) = store_after_abort("rocks_specific::racing_flush_child", RACING_DIR_ENV);
     let decree = s.last_applied_decree().0;
     assert!(
         decree >= RACING_WRITES / 2,

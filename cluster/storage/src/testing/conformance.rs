@@ -8,9 +8,9 @@ use tern_core::mutation::{
     CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, CheckType, IncrTtl, WriteOutcome,
 };
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, TableScan, Ttl};
-use tern_core::{Ballot, Clock, Decree, ErrorCode, Mutation, WriteOp};
+use tern_core::{Ballot, Clock, Decree, ErrorCode, ManualClock, Mutation, Timetag, WriteOp};
 
-use super::{StoreHarness, apply_next, del, put_from, set, set_ttl, timetag_now};
+use super::{StoreHarness, apply_next, del, put_from, scan_table_pages, set, set_ttl, timetag_now};
 use crate::store::{AppliedMark, ApplyEntry, PartitionStore};
 
 /// Expands to one `#[test]` per conformance case for the harness built by `$harness`.
@@ -57,6 +57,25 @@ fn sks(records: &[tern_core::read::SortKeyValue]) -> Vec<Vec<u8>> {
 
 fn v(s: &[&[u8]]) -> Vec<Vec<u8>> {
     s.iter().map(|x| x.to_vec()).collect()
+}
+
+/// Panics unless `out` is a refusal with `code` whose message contains `says`.
+#[track_caller]
+fn assert_refused(out: &WriteOutcome, code: ErrorCode, says: &str) {
+    match out {
+        WriteOutcome::Failed(e) => {
+            assert_eq!(e.code(), code, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}
+
+/// A timetag stamped now and one stamped after the clock moved `ms` on.
+fn old_and_newer(clock: &ManualClock, ms: u64) -> (Timetag, Timetag) {
+    let old = timetag_now(clock, 1);
+    clock.advance_ms(ms);
+    (old, timetag_now(clock, 2))
 }
 
 pub fn set_get_del<H: StoreHarness>(h: &H) {
@@ -140,13 +159,7 @@ pub fn refused_op_writes_nothing_and_others_proceed<H: StoreHarness>(h: &H) {
         ],
     );
     assert_eq!(out[0], WriteOutcome::Done);
-    match &out[1] {
-        WriteOutcome::Failed(e) => {
-            assert_eq!(e.code(), ErrorCode::NotAnInteger);
-            assert!(e.to_string().contains("not a number"), "{e}");
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert_refused(&out[1], ErrorCode::NotAnInteger, "not a number");
     assert_eq!(out[2], WriteOutcome::Done);
     assert_eq!(s.get(b"h", b"text").unwrap(), Some(b"not a number".to_vec()));
     assert_eq!(s.get(b"h", b"a").unwrap(), Some(b"1".to_vec()));
@@ -308,10 +321,7 @@ pub fn incr_semantics<H: StoreHarness>(h: &H) {
         "empty counts as 0"
     );
     apply_next(&mut s, h.clock(), vec![set(b"h", b"max", i64::MAX.to_string().as_bytes())]);
-    match one(&mut s, incr(b"max", 1, IncrTtl::Keep)) {
-        WriteOutcome::Failed(e) => assert_eq!(e.code(), ErrorCode::IntegerOverflow),
-        o => panic!("{o:?}"),
-    }
+    assert_refused(&one(&mut s, incr(b"max", 1, IncrTtl::Keep)), ErrorCode::IntegerOverflow, "");
     assert_eq!(s.get(b"h", b"max").unwrap(), Some(i64::MAX.to_string().into_bytes()), "unchanged");
     for bad in [&b" 1"[..], b"1.5", b"0x10", b"99999999999999999999", b"\xff"] {
         apply_next(&mut s, h.clock(), vec![set(b"h", b"bad", bad)]);
@@ -540,18 +550,12 @@ pub fn table_scan_pages<H: StoreHarness>(h: &H) {
     }
     apply_next(&mut s, h.clock(), vec![set_ttl(b"gone", b"x", b"v", 1)]);
     h.clock().advance_ms(1_000);
-    let mut spec =
+    let spec =
         TableScan { limits: ReadLimits { max_count: Some(7), max_bytes: None }, ..TableScan::default() };
-    let mut seen = Vec::new();
-    loop {
-        let p = s.scan_table(&spec).unwrap();
-        assert!(p.records.len() <= 7);
-        seen.extend(p.records.into_iter().map(|r| (r.hash_key, r.sort_key)));
-        match p.resume_token {
-            Some(t) => spec.resume_token = Some(t),
-            None => break,
-        }
-    }
+    let pages = scan_table_pages(&s, &spec);
+    assert!(pages.iter().all(|p| p.records.len() <= 7));
+    let mut seen: Vec<_> =
+        pages.into_iter().flat_map(|p| p.records).map(|r| (r.hash_key, r.sort_key)).collect();
     seen.sort();
     want.sort();
     assert_eq!(seen, want, "every live record exactly once");
@@ -669,13 +673,7 @@ pub fn oversized_hash_key_is_refused_at_apply<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     let huge = vec![b'k'; 70_000];
     let out = apply_next(&mut s, h.clock(), vec![set(&huge, b"s", b"v"), set(b"h", b"s", b"v")]);
-    match &out[0] {
-        WriteOutcome::Failed(e) => {
-            assert_eq!(e.code(), ErrorCode::LimitExceeded);
-            assert!(e.to_string().contains("70000"), "{e}");
-        }
-        o => panic!("{o:?}"),
-    }
+    assert_refused(&out[0], ErrorCode::LimitExceeded, "70000");
     assert_eq!(out[1], WriteOutcome::Done);
     let all = s.scan_table(&TableScan::default()).unwrap();
     assert_eq!(all.records.len(), 1, "nothing of the refused op was written");
@@ -712,9 +710,7 @@ pub fn a_late_old_timetag_never_moves_now_back<H: StoreHarness>(h: &H) {
     // writes must use "now" = the largest timetag applied, so TTLs and expiry never go back.
     let d = tmp();
     let mut s = h.open(d.path());
-    let old = timetag_now(h.clock(), 1);
-    h.clock().advance_ms(100_000);
-    let newer = timetag_now(h.clock(), 2);
+    let (old, newer) = old_and_newer(h.clock(), 100_000);
     s.apply(Decree(1), newer, &Mutation::new(vec![set_ttl(b"h", b"short", b"x", 50)])).unwrap();
     let out = s
         .apply(
@@ -731,7 +727,8 @@ pub fn a_late_old_timetag_never_moves_now_back<H: StoreHarness>(h: &H) {
             ]),
         )
         .unwrap();
-    assert_eq!(out[0], WriteOutcome::Failed(out_err(&out[0])), "x is not a number, and it is live");
+    // x is not a number, and it is live.
+    assert_refused(&out[0], ErrorCode::NotAnInteger, "");
     assert_eq!(s.ttl(b"h", b"late").unwrap(), Some(Ttl::Remaining(10)), "TTL counted from the newer timetag");
     assert_eq!(s.last_applied_timetag(), newer);
 }
@@ -741,9 +738,7 @@ pub fn a_re_proposed_old_write_loses_to_a_newer_record<H: StoreHarness>(h: &H) {
     // applied) must still lose last-writer-wins: the store reads before it writes.
     let d = tmp();
     let mut s = h.open(d.path());
-    let old = timetag_now(h.clock(), 1);
-    h.clock().advance_ms(1_000);
-    let newer = timetag_now(h.clock(), 2);
+    let (old, newer) = old_and_newer(h.clock(), 1_000);
     s.apply(Decree(1), newer, &Mutation::new(vec![set(b"h", b"a", b"new"), set(b"h", b"b", b"new")]))
         .unwrap();
     s.apply(Decree(2), old, &Mutation::new(vec![set(b"h", b"a", b"old"), del(b"h", b"b")])).unwrap();
@@ -775,11 +770,4 @@ pub fn the_applied_timetag_bounds_every_record<H: StoreHarness>(h: &H) {
     h.clock().advance_ms(1_000);
     s.apply(Decree(2), timetag_now(h.clock(), 2), &Mutation::new(vec![set(b"h", b"k", b"local")])).unwrap();
     assert_eq!(s.get(b"h", b"k").unwrap(), Some(b"remote".to_vec()));
-}
-
-fn out_err(o: &WriteOutcome) -> tern_core::Error {
-    match o {
-        WriteOutcome::Failed(e) if e.code() == ErrorCode::NotAnInteger => e.clone(),
-        other => panic!("expected NOT_AN_INTEGER, got {other:?}"),
-    }
 }

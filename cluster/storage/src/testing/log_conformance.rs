@@ -61,6 +61,14 @@ fn all<L: MutationLog>(log: &L) -> Vec<LogEntry> {
     log.read(Decree(0), usize::MAX).unwrap()
 }
 
+/// Appends decrees `1..=10 * tens` at ballot 1, ten at a time, syncing after each ten.
+fn append_synced_tens<L: MutationLog>(log: &mut L, tens: u64) {
+    for ten in 0..tens {
+        log.append(&entries(1, ten * 10 + 1..=ten * 10 + 10)).unwrap();
+        log.sync().unwrap();
+    }
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -165,10 +173,7 @@ pub fn read_honours_from_and_max<H: LogHarness>(h: &H) {
 pub fn gc_keeps_everything_at_or_above<H: LogHarness>(h: &H) {
     let d = tmp();
     let (mut log, _) = h.open(d.path());
-    for chunk in 0..20u64 {
-        log.append(&entries(1, chunk * 10 + 1..=chunk * 10 + 10)).unwrap();
-        log.sync().unwrap();
-    }
+    append_synced_tens(&mut log, 20);
     log.gc_below(Decree(95)).unwrap();
     let left = all(&log);
     assert_eq!(left.last().unwrap().decree, Decree(200));
@@ -185,10 +190,7 @@ pub fn gc_keeps_everything_at_or_above<H: LogHarness>(h: &H) {
 pub fn gc_leaves_no_hole<H: LogHarness>(h: &H) {
     let d = tmp();
     let (mut log, _) = h.open(d.path());
-    for chunk in 0..10u64 {
-        log.append(&entries(1, chunk * 10 + 1..=chunk * 10 + 10)).unwrap();
-        log.sync().unwrap();
-    }
+    append_synced_tens(&mut log, 10);
     log.append(&entries(2, 20..=25)).unwrap();
     log.append(&entries(2, 101..=110)).unwrap();
     log.sync().unwrap();

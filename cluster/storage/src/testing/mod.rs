@@ -10,6 +10,7 @@ pub mod model;
 use std::path::Path;
 use std::sync::Arc;
 
+use tern_core::read::{TablePage, TableScan};
 use tern_core::{ClusterId, Decree, ManualClock, Mutation, Timetag, WriteOp};
 
 use crate::store::PartitionStore;
@@ -63,6 +64,20 @@ pub fn raw_contents<S: PartitionStore + ?Sized>(store: &S) -> std::collections::
         })
         .expect("raw scan");
     out
+}
+
+/// Every page of a table scan with `spec`, following resume tokens until the last page.
+pub fn scan_table_pages<S: PartitionStore + ?Sized>(store: &S, spec: &TableScan) -> Vec<TablePage> {
+    let mut spec = spec.clone();
+    let mut pages = Vec::new();
+    loop {
+        let page = store.scan_table(&spec).unwrap();
+        spec.resume_token = page.resume_token.clone();
+        pages.push(page);
+        if spec.resume_token.is_none() {
+            return pages;
+        }
+    }
 }
 
 pub fn set(hk: &[u8], sk: &[u8], v: &[u8]) -> WriteOp {

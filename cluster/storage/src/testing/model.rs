@@ -14,7 +14,7 @@ use tern_core::mutation::{
 use tern_core::read::{KeyFilter, MultiGet, ReadLimits, SortKeyScan, SortKeyValue, TableScan, Ttl};
 use tern_core::{Clock, ErrorCode, WriteOp};
 
-use super::StoreHarness;
+use super::{StoreHarness, scan_table_pages};
 use crate::store::PartitionStore;
 
 type Key = (Vec<u8>, Vec<u8>);
@@ -380,20 +380,12 @@ pub fn run<H: StoreHarness>(h: &H, root: &Path, actions: &[Action]) {
                     .map(|(k, _)| k.clone())
                     .collect();
                 let mut got = Vec::new();
-                let mut cur = spec.clone();
-                loop {
-                    let p = s.scan_table(&cur).unwrap();
-                    for r in p.records {
-                        let want_value = model
-                            .live(now, &r.hash_key, &r.sort_key)
-                            .map(|(v, _)| if spec.no_value { vec![] } else { v });
-                        assert_eq!(Some(r.value), want_value, "step {i}");
-                        got.push((r.hash_key, r.sort_key));
-                    }
-                    match p.resume_token {
-                        Some(t) => cur.resume_token = Some(t),
-                        None => break,
-                    }
+                for r in scan_table_pages(s, spec).into_iter().flat_map(|p| p.records) {
+                    let want_value = model
+                        .live(now, &r.hash_key, &r.sort_key)
+                        .map(|(v, _)| if spec.no_value { vec![] } else { v });
+                    assert_eq!(Some(r.value), want_value, "step {i}");
+                    got.push((r.hash_key, r.sort_key));
                 }
                 got.sort();
                 want.sort();
