@@ -32,25 +32,8 @@ install_etcd() {
   command -v etcd >/dev/null || { echo "etcd-cluster: etcd is still missing after installing etcd-server" >&2; return 1; }
 }
 
-# Ports handed out by this run, so that two calls cannot return the same one.
-taken=" "
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    if command -v python3 >/dev/null; then
-      p=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    else
-      p=$((20000 + RANDOM % 40000))
-      ss -Htan | awk '{print $4}' | grep -q ":$p\$" && continue
-    fi
-    case "$taken" in *" $p "*) continue ;; esac
-    taken="$taken$p "
-    echo "$p"
-    return 0
-  done
-  echo "etcd-cluster: found no free port" >&2
-  return 1
-}
+# shellcheck source=free-port.sh
+source "$(dirname "$0")/free-port.sh"
 
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 

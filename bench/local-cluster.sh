@@ -1,11 +1,19 @@
 # shellcheck shell=bash
-# Sourced by bench/run.sh and bench/resp.sh: one local Tern cluster for a benchmark.
+# Sourced by bench/run.sh, bench/resp.sh and bench/quick.sh: one local Tern cluster for a
+# benchmark.
 #
+#   build_tern                           # builds the release `tern`; sets $tern
 #   start_local_cluster DIR PARTITIONS   # 1 meta + 3 replica servers, table `bench`; sets $meta
 #                                        # (WORKER_THREADS: per server; default: `tern up`'s share of the cores)
 #   stop_local_cluster DIR               # tern down, then kill -9 whatever did not stop in 10 s
 #
 # Needs $tern (the binary) and jq. Sets cluster_up=1 once started (for the caller's cleanup).
+
+build_tern() {
+  echo "== building tern (release)" >&2
+  cargo build --release --bin tern >&2
+  tern=$CARGO_TARGET_DIR/release/tern
+}
 
 start_local_cluster() {
   local dir=$1 partitions=$2

@@ -17,8 +17,7 @@ cd "$repo"
 source scripts/env.sh
 # shellcheck source=local-cluster.sh
 source bench/local-cluster.sh
-cargo build --release --bin tern >&2
-tern=$CARGO_TARGET_DIR/release/tern
+build_tern
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-quick.XXXXXX")
 cluster_up=0
 cleanup() {

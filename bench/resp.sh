@@ -30,9 +30,9 @@ command -v jq >/dev/null || { echo "resp.sh needs jq (apt-get install jq)" >&2; 
 source scripts/env.sh
 # shellcheck source=local-cluster.sh
 source bench/local-cluster.sh
-echo "== building tern (release)" >&2
-cargo build --release --bin tern >&2
-tern=$CARGO_TARGET_DIR/release/tern
+# shellcheck source=free-port.sh
+source bench/free-port.sh
+build_tern
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-resp-bench.XXXXXX")
 cluster_up=0
@@ -50,20 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-taken=" "
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    case "$taken" in *" $p "*) continue ;; esac
-    taken="$taken$p "
-    echo "$p"
-    return 0
-  done
-  echo "resp.sh: found no free port" >&2
-  return 1
-}
 
 # wait_ping PORT WHAT: until redis-cli gets PONG (30 s).
 wait_ping() {

@@ -48,9 +48,7 @@ command -v jq >/dev/null || {
 source scripts/env.sh
 # shellcheck source=local-cluster.sh
 source bench/local-cluster.sh
-echo "== building tern (release)" >&2
-cargo build --release --bin tern >&2
-tern=$CARGO_TARGET_DIR/release/tern
+build_tern
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX")
 mkdir -p "$work/results"

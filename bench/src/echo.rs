@@ -10,7 +10,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::error::{BenchError, OpError};
+use crate::error::{BenchError, OpError, with_timeout};
 use crate::runner::{ReadOutcome, Target};
 
 /// Generated code of `proto/echo.proto`.
@@ -25,9 +25,6 @@ use pb::{EchoReply, EchoRequest};
 
 /// Largest reply the server makes on request (Tern's own value limit is 1 MiB).
 const MAX_REPLY_BYTES: u32 = 16 << 20;
-
-/// How long one operation may take before it counts as `TIMEOUT` (as Tern's client deadline).
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct EchoService;
@@ -167,11 +164,7 @@ impl EchoTarget {
 
     async fn call(&self, payload: Vec<u8>, reply_bytes: u32) -> Result<EchoReply, OpError> {
         let mut c = self.client.clone();
-        match tokio::time::timeout(OP_TIMEOUT, c.echo(EchoRequest { payload, reply_bytes })).await {
-            Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(status)) => Err(OpError::from_status(&status)),
-            Err(_) => Err(OpError::TIMEOUT),
-        }
+        with_timeout(c.echo(EchoRequest { payload, reply_bytes })).await
     }
 }
 

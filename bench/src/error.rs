@@ -40,3 +40,19 @@ impl OpError {
         OpError::new(crate::grpc_code_name(status.code()))
     }
 }
+
+/// How long one gRPC operation of the echo and etcd targets may take before it counts as
+/// `TIMEOUT` (as Tern's client deadline).
+const OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a gRPC `call` answered; a failure by its status's code, or `TIMEOUT` after
+/// [`OP_TIMEOUT`].
+pub(crate) async fn with_timeout<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, OpError> {
+    match tokio::time::timeout(OP_TIMEOUT, call).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(status)) => Err(OpError::from_status(&status)),
+        Err(_) => Err(OpError::TIMEOUT),
+    }
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error::{BenchError, OpError};
+use crate::error::{BenchError, OpError, with_timeout};
 use crate::runner::{ReadOutcome, Target};
 
 /// Generated code of `proto/etcd_kv.proto`.
@@ -25,9 +25,6 @@ pub mod pb {
 
 use pb::kv_client::KvClient;
 use pb::{PutRequest, RangeRequest};
-
-/// How long one operation may take before it counts as `TIMEOUT` (as Tern's client deadline).
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct EtcdTarget {
@@ -58,16 +55,6 @@ impl EtcdTarget {
     fn client(&self) -> KvClient<Channel> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         self.clients[i].1.clone()
-    }
-}
-
-async fn with_timeout<T>(
-    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, OpError> {
-    match tokio::time::timeout(OP_TIMEOUT, call).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(status)) => Err(OpError::from_status(&status)),
-        Err(_) => Err(OpError::TIMEOUT),
     }
 }
 
