@@ -661,6 +661,28 @@ mod tests {
         rx.recv().unwrap().unwrap();
     }
 
+    /// The partition of the tests that need only one.
+    const A: Gpid = Gpid::new(1, 0);
+
+    /// A temporary directory, the shared log's directory in it and partition A's.
+    fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (shared, da) = (tmp.path().join("shared"), tmp.path().join("a"));
+        (tmp, shared, da)
+    }
+
+    /// A writer (`policy`, shared log in `shared`) with A's log in `da` open, and what that log
+    /// held.
+    fn open_a(
+        policy: GroupPolicy,
+        shared: &std::path::Path,
+        da: &std::path::Path,
+    ) -> (LogWriter, Vec<LogEntry>) {
+        let w = LogWriter::start(policy, shared).unwrap();
+        let held = w.open(A, da.to_path_buf(), Decree::ZERO).unwrap();
+        (w, held)
+    }
+
     /// Cuts every private segment back to its header: what a power loss does to private logs
     /// that were never fsynced after they were created.
     fn lose_private_tails(dir: &std::path::Path) {
@@ -700,18 +722,14 @@ mod tests {
 
     #[test]
     fn rotation_makes_private_logs_durable_before_old_shared_segments_go() {
-        let tmp = tempfile::tempdir().unwrap();
-        let shared = tmp.path().join("shared");
-        let a = Gpid::new(1, 0);
-        let da = tmp.path().join("a");
+        let (_tmp, shared, da) = dirs();
         let policy =
             GroupPolicy { segment_bytes: 4096, shared_segment_bytes: 4096, ..GroupPolicy::default() };
         let want: Vec<LogEntry> = (1..=200).map(|d| entry(1, d, &format!("k{d}"))).collect();
         {
-            let w = LogWriter::start(policy, &shared).unwrap();
-            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            let (w, _) = open_a(policy, &shared, &da);
             for e in &want {
-                append(&w, a, vec![e.clone()]);
+                append(&w, A, vec![e.clone()]);
             }
         }
         let segments = std::fs::read_dir(&shared)
@@ -720,18 +738,14 @@ mod tests {
             .count();
         assert!(segments <= 2, "old shared segments are deleted after rotation: {segments} left");
         // Whatever the private log did not sync since the last rotation, the shared log has.
-        let w = LogWriter::start(policy, &shared).unwrap();
-        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), want);
+        assert_eq!(open_a(policy, &shared, &da).1, want);
     }
 
     #[test]
     fn a_failing_private_log_fsync_keeps_the_shared_segments_that_hold_its_entries() {
         use tern_storage::log::sync_faults;
-        let tmp = tempfile::tempdir().unwrap();
-        let shared = tmp.path().join("shared");
+        let (_tmp, shared, da) = dirs();
         let first_segment = shared.join("0000000001.plog");
-        let a = Gpid::new(1, 0);
-        let da = tmp.path().join("a");
         // Small shared segments (rotations), one large private segment: only the rotation's
         // background sync job would make the private log durable.
         let policy =
@@ -739,18 +753,17 @@ mod tests {
         let want: Vec<LogEntry> = (1..=300).map(|d| entry(1, d, &format!("k{d}"))).collect();
         sync_faults::fail_under(&da);
         {
-            let w = LogWriter::start(policy, &shared).unwrap();
-            w.open(a, da.clone(), Decree::ZERO).unwrap();
+            let (w, _) = open_a(policy, &shared, &da);
             for e in &want {
-                append(&w, a, vec![e.clone()]);
+                append(&w, A, vec![e.clone()]);
             }
             assert!(first_segment.exists(), "a shared segment went while the private log was not durable");
         } // the writer thread is joined here: nothing writes `da` after this
         // A power loss takes the private log's unsynced records; the shared log gives them back.
         lose_private_tails(&da);
         sync_faults::clear(&da);
-        let w = LogWriter::start(policy, &shared).unwrap();
-        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), want);
+        let (w, held) = open_a(policy, &shared, &da);
+        assert_eq!(held, want);
         // With the fault gone, the next rotation syncs the private log and removes old segments.
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut d = 300;
@@ -760,44 +773,33 @@ mod tests {
                 "old shared segments were never removed after the fault cleared"
             );
             d += 1;
-            append(&w, a, vec![entry(1, d, &format!("k{d}"))]);
+            append(&w, A, vec![entry(1, d, &format!("k{d}"))]);
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     #[test]
     fn a_new_shared_log_starts_on_a_zero_filled_segment() {
-        let tmp = tempfile::tempdir().unwrap();
-        let shared = tmp.path().join("shared");
+        let (_tmp, shared, da) = dirs();
         let policy = GroupPolicy { shared_segment_bytes: 1 << 20, ..GroupPolicy::default() };
-        let a = Gpid::new(1, 0);
-        let da = tmp.path().join("a");
         {
-            let w = LogWriter::start(policy, &shared).unwrap();
-            let first = shared.join("0000000001.plog");
+            let (w, _) = open_a(policy, &shared, &da);
             // Group fsyncs overwrite allocated blocks: no file growth, no inode write per group.
-            assert_eq!(std::fs::metadata(&first).unwrap().len(), 1 << 20);
-            w.open(a, da.clone(), Decree::ZERO).unwrap();
-            append(&w, a, vec![entry(1, 1, "a1")]);
+            assert_eq!(std::fs::metadata(shared.join("0000000001.plog")).unwrap().len(), 1 << 20);
+            append(&w, A, vec![entry(1, 1, "a1")]);
         }
         lose_private_tails(&da);
-        let w = LogWriter::start(policy, &shared).unwrap();
-        assert_eq!(w.open(a, da, Decree::ZERO).unwrap(), vec![entry(1, 1, "a1")]);
+        assert_eq!(open_a(policy, &shared, &da).1, vec![entry(1, 1, "a1")]);
     }
 
     #[test]
     fn entries_of_a_replica_whose_directory_was_removed_are_not_replayed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let shared = tmp.path().join("shared");
-        let a = Gpid::new(1, 0);
-        let da = tmp.path().join("a");
+        let (_tmp, shared, da) = dirs();
         {
-            let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
-            w.open(a, da.clone(), Decree::ZERO).unwrap();
-            append(&w, a, vec![entry(1, 1, "old")]);
+            let (w, _) = open_a(GroupPolicy::default(), &shared, &da);
+            append(&w, A, vec![entry(1, 1, "old")]);
         }
         std::fs::remove_dir_all(&da).unwrap();
-        let w = LogWriter::start(GroupPolicy::default(), &shared).unwrap();
-        assert!(w.open(a, da, Decree::ZERO).unwrap().is_empty());
+        assert!(open_a(GroupPolicy::default(), &shared, &da).1.is_empty());
     }
 }
