@@ -33,6 +33,31 @@ pub(crate) fn replica(me: NodeId) -> Replica {
     Replica::new(G, me, opts(), T0)
 }
 
+/// S1, a secondary of P (with S2) at ballot 1.
+fn secondary() -> Replica {
+    let mut s = replica(S1);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    s
+}
+
+/// Reign 1: ballot 1, from decree 0.
+const R1: Reign = Reign { ballot: Ballot(1), base: Decree(0) };
+
+/// A [`secondary`] that holds decree 1 of reign 1 (setting `key`), durable and not committed.
+fn secondary_holding_decree_1(key: &str) -> Replica {
+    let mut s = secondary();
+    h(&mut s, T0, prepare(1, R1, 0, entry(1, 1, key)));
+    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    s
+}
+
+/// Opens `r` on a store that applied decree `applied` at ballot `ballot` (timetag zero), with
+/// `log` in its log.
+fn open(r: &mut Replica, applied: u64, ballot: u64, log: Vec<LogEntry>) -> Vec<Action> {
+    let (applied, applied_ballot) = (Decree(applied), Ballot(ballot));
+    h(r, T0, Event::Open { applied, applied_timetag: Timetag::ZERO, applied_ballot, log })
+}
+
 pub(crate) fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
     let mut out = Vec::new();
     r.handle(Now::at(now), e, &mut out);
@@ -90,6 +115,16 @@ pub(crate) fn ack(from_ballot: u64, entry_ballot: u64, d: u64) -> PeerMessage {
 /// A primary of a fresh 3-replica partition, its reign marker committed, with a lease.
 pub(crate) fn active_primary() -> Replica {
     active_primary_with(opts())
+}
+
+/// An [`active_primary`] with a client write (request 1) logged at decree 2 and acknowledged by
+/// S1, not yet by S2.
+fn primary_waiting_for_s2() -> Replica {
+    let mut r = active_primary();
+    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
+    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
+    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    r
 }
 
 pub(crate) fn active_primary_with(opts: ReplicaOptions) -> Replica {
@@ -268,10 +303,7 @@ fn a_primary_that_stepped_down_at_a_ballot_never_reigns_at_it() {
 
 #[test]
 fn an_ack_for_another_ballots_entry_does_not_count() {
-    let mut r = active_primary();
-    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
-    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
-    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    let mut r = primary_waiting_for_s2();
     let a = h(&mut r, T0, Event::Peer { from: S2, msg: ack(1, 0, 2) });
     assert!(applied(&a).is_empty());
 }
@@ -295,8 +327,7 @@ fn requests_are_refused_with_the_right_error() {
         matches!(&a[..], [Action::Refuse { req: 3, error: Error::LimitExceeded { .. }, not_applied: true }]),
         "{a:?}"
     );
-    let mut s = replica(S1);
-    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    let mut s = secondary();
     let a = h(&mut s, T0, Event::ClientWrite { req: 4, op: set("k") });
     assert!(matches!(&a[..], [Action::Refuse { error: Error::NotPrimary { .. }, .. }]), "{a:?}");
 }
@@ -324,17 +355,15 @@ fn entry(ballot: u64, d: u64, key: &str) -> LogEntry {
 
 #[test]
 fn a_secondary_logs_acks_and_commits_what_the_primary_committed() {
-    let mut s = replica(S1);
-    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
-    let reign = Reign { ballot: Ballot(1), base: Decree(0) };
-    let a = h(&mut s, T0, prepare(1, reign, 0, entry(1, 1, "a")));
+    let mut s = secondary();
+    let a = h(&mut s, T0, prepare(1, R1, 0, entry(1, 1, "a")));
     assert_eq!(appended(&a), vec![(Ballot(1), Decree(1))]);
     assert!(sends(&a).is_empty(), "no ack before it is durable");
     let a = h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
     assert_eq!(sends(&a), vec![(P, &ack(1, 1, 1))]);
-    let a = h(&mut s, T0, prepare(1, reign, 1, entry(1, 2, "b")));
+    let a = h(&mut s, T0, prepare(1, R1, 1, entry(1, 2, "b")));
     assert_eq!(applied(&a), vec![Decree(1)], "the commit point rides on the next prepare");
-    let a = h(&mut s, T0, prepare(1, reign, 1, entry(1, 2, "b")));
+    let a = h(&mut s, T0, prepare(1, R1, 1, entry(1, 2, "b")));
     assert!(appended(&a).is_empty(), "a resent prepare is not logged twice");
 }
 
@@ -358,12 +387,8 @@ fn stale_ballots_are_refused_and_newer_ones_adopted() {
 
 #[test]
 fn a_commit_point_of_a_new_reign_does_not_commit_an_older_reigns_entry() {
-    let mut s = replica(S1);
-    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
     // Reign 1 prepared decree 1 here, never committed.
-    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
-    h(&mut s, T0, prepare(1, r1, 0, entry(1, 1, "old")));
-    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    let mut s = secondary_holding_decree_1("old");
     // Reign 4 (another primary, base 0) committed its own decree 1 and 2; its prepare for 2
     // arrives first, carrying commit point 2.
     let mut r4cfg = cfg(4, S2, &[S1, P]);
@@ -388,11 +413,7 @@ fn a_commit_point_of_a_new_reign_does_not_commit_an_older_reigns_entry() {
 
 #[test]
 fn a_new_primary_reconciles_before_serving() {
-    let mut s = replica(S1);
-    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
-    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
-    h(&mut s, T0, prepare(1, r1, 0, entry(1, 1, "x")));
-    h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
+    let mut s = secondary_holding_decree_1("x");
     h(&mut s, T0, Event::Lease { expires_at_ms: T0 + 5_000 });
     // P failed; the configuration manager promotes S1 with S2.
     let a = h(&mut s, T0, Event::ConfigUpdate { config: cfg(2, S1, &[S2]).with_primary(S1) });
@@ -414,15 +435,13 @@ fn a_new_primary_reconciles_before_serving() {
 
 #[test]
 fn a_promoted_secondary_stamps_after_every_timetag_it_held() {
-    let mut s = replica(S1);
-    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
-    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
+    let mut s = secondary();
     // The old primary's clock ran a minute ahead of ours.
     let mut ahead = entry(1, 1, "x");
     ahead.timetag = Timetag::new(T0 + 60_000, 0, ClusterId::new(1).unwrap(), false);
-    h(&mut s, T0, prepare(1, r1, 0, ahead.clone()));
+    h(&mut s, T0, prepare(1, R1, 0, ahead.clone()));
     h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(1))] });
-    let a = h(&mut s, T0, prepare(1, r1, 1, entry(1, 2, "y")));
+    let a = h(&mut s, T0, prepare(1, R1, 1, entry(1, 2, "y")));
     assert_eq!(applied(&a), vec![Decree(1)], "decree 1 committed and left the window");
     h(&mut s, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
     h(&mut s, T0, Event::Lease { expires_at_ms: T0 + 5_000 });
@@ -452,12 +471,7 @@ impl WithPrimary for PartitionConfig {
 #[test]
 fn a_restarted_replica_never_leads_again_at_a_ballot_it_may_have_used() {
     let mut r = replica(P);
-    let log = vec![entry(3, 1, "a"), entry(3, 2, "b")];
-    h(
-        &mut r,
-        T0,
-        Event::Open { applied: Decree(0), applied_timetag: Timetag::ZERO, applied_ballot: Ballot(0), log },
-    );
+    open(&mut r, 0, 0, vec![entry(3, 1, "a"), entry(3, 2, "b")]);
     assert_eq!(r.status(), ReplicaStatus::Inactive);
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
     assert!(a.is_empty() && r.status() == ReplicaStatus::Inactive, "ballot 3 may be its old reign");
@@ -468,10 +482,7 @@ fn a_restarted_replica_never_leads_again_at_a_ballot_it_may_have_used() {
 
 #[test]
 fn a_silent_secondary_is_proposed_for_removal_until_removed() {
-    let mut r = active_primary();
-    h(&mut r, T0, Event::ClientWrite { req: 1, op: set("k") });
-    h(&mut r, T0, Event::Appended { entries: vec![(Ballot(1), Decree(2))] });
-    h(&mut r, T0, Event::Peer { from: S1, msg: ack(1, 1, 2) });
+    let mut r = primary_waiting_for_s2();
     let a = h(&mut r, T0 + 2_500, Event::Tick);
     let resent: Vec<NodeId> = sends(&a)
         .into_iter()
@@ -502,16 +513,7 @@ fn a_learner_catches_up_then_the_primary_asks_to_add_it() {
     let invite = sends(&a)[0].1.clone();
 
     let mut l = replica(L);
-    h(
-        &mut l,
-        T0,
-        Event::Open {
-            applied: Decree(0),
-            applied_timetag: Timetag::ZERO,
-            applied_ballot: Ballot(0),
-            log: vec![entry(1, 1, "garbage")],
-        },
-    );
+    open(&mut l, 0, 0, vec![entry(1, 1, "garbage")]);
     let a = h(&mut l, T0, Event::Peer { from: P, msg: invite });
     assert_eq!(a[0], Action::ResetLog, "a learner empties its log first");
     assert!(matches!(sends(&a)[..], [(P, PeerMessage::LearnRequest { applied: Decree(0), .. })]));
@@ -609,16 +611,7 @@ fn a_failed_replica_keeps_the_error_that_stopped_it() {
         "not a secondary either: {a:?}"
     );
     assert_eq!((r.status(), r.failure()), (ReplicaStatus::Error, Some(&disk_full)));
-    h(
-        &mut r,
-        T0,
-        Event::Open {
-            applied: Decree(1),
-            applied_timetag: Timetag::ZERO,
-            applied_ballot: Ballot(1),
-            log: vec![],
-        },
-    );
+    open(&mut r, 1, 1, vec![]);
     assert_eq!((r.status(), r.failure()), (ReplicaStatus::Inactive, None));
 }
 
@@ -627,13 +620,7 @@ fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
     // The reign marker was applied, flushed and garbage-collected from the log: only the store
     // still knows ballot 3 was used.
     let mut r = replica(P);
-    let open = Event::Open {
-        applied: Decree(40),
-        applied_timetag: Timetag::ZERO,
-        applied_ballot: Ballot(3),
-        log: vec![],
-    };
-    h(&mut r, T0, open);
+    open(&mut r, 40, 3, vec![]);
     assert_eq!(r.ballot(), Ballot(3));
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
     assert!(a.is_empty() && r.status() == ReplicaStatus::Inactive);
@@ -641,26 +628,16 @@ fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
 
 #[test]
 fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
-    let r1 = Reign { ballot: Ballot(1), base: Decree(0) };
     let mut l = replica(L);
-    h(
-        &mut l,
-        T0,
-        Event::Open {
-            applied: Decree(0),
-            applied_timetag: Timetag::ZERO,
-            applied_ballot: Ballot(0),
-            log: vec![],
-        },
-    );
+    open(&mut l, 0, 0, vec![]);
     let invite = |reign| Event::Peer {
         from: P,
         msg: PeerMessage::LearnInvite { config: cfg(2, P, &[S1, S2]), reign },
     };
-    h(&mut l, T0, invite(r1));
+    h(&mut l, T0, invite(R1));
     let resp = PeerMessage::LearnResponse {
         config: cfg(2, P, &[S1, S2]),
-        reign: r1,
+        reign: R1,
         committed: Decree(1),
         through: Decree(1),
         checkpoint: None,
@@ -671,7 +648,7 @@ fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
     assert_eq!(applied(&a), vec![Decree(1)]);
     // Caught up, it logs a prepare of reign 1 that never commits: the primary restarts and
     // loses it.
-    let a = h(&mut l, T0, prepare(2, r1, 1, entry(1, 2, "lost")));
+    let a = h(&mut l, T0, prepare(2, R1, 1, entry(1, 2, "lost")));
     h(&mut l, T0, Event::Appended { entries: appended(&a) });
 
     // The restarted primary's new reign wrote another entry at decree 2 and committed through 5.
