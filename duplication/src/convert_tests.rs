@@ -30,6 +30,10 @@ fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
+fn set_op(hk: &str, sk: &str, value: &str, ttl_secs: u32) -> WriteOp {
+    WriteOp::Set { hash_key: b(hk), sort_key: b(sk), value: b(value), ttl_secs }
+}
+
 fn put_op(hk: &str, sk: &str, value: Option<&str>, expire_ts: u32, timetag: Timetag) -> WriteOp {
     WriteOp::Put { hash_key: b(hk), sort_key: b(sk), value: value.map(b), expire_ts, timetag: Some(timetag) }
 }
@@ -41,14 +45,7 @@ fn convert(e: &LogEntry) -> Vec<WriteOp> {
 #[test]
 fn set_expires_relative_to_the_entry_timetag() {
     let t = tt(T0_MS, LOCAL);
-    let e = entry(
-        5,
-        t,
-        vec![
-            WriteOp::Set { hash_key: b("h"), sort_key: b("a"), value: b("v"), ttl_secs: 60 },
-            WriteOp::Set { hash_key: b("h"), sort_key: b("b"), value: b("w"), ttl_secs: 0 },
-        ],
-    );
+    let e = entry(5, t, vec![set_op("h", "a", "v", 60), set_op("h", "b", "w", 0)]);
     let secs = (T0_MS / 1000) as u32;
     assert_eq!(
         convert(&e),
@@ -175,7 +172,7 @@ fn unresolved_atomic_ops_are_refused_naming_decree_and_op() {
     ];
     for op in ops {
         let name = op.name();
-        let set = WriteOp::Set { hash_key: b("h"), sort_key: b("a"), value: b("v"), ttl_secs: 0 };
+        let set = set_op("h", "a", "v", 0);
         let e = entry(7, tt(T0_MS, LOCAL), vec![set, op]);
         let err = entry_to_puts(&e, cid(LOCAL)).expect_err("unresolved atomic op");
         assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
@@ -198,8 +195,8 @@ fn writes_of_one_record_under_one_timetag_collapse_to_the_last() {
         5,
         t,
         vec![
-            WriteOp::Set { hash_key: b("h"), sort_key: b("a"), value: b("v1"), ttl_secs: 0 },
-            WriteOp::Set { hash_key: b("h"), sort_key: b("b"), value: b("kept"), ttl_secs: 0 },
+            set_op("h", "a", "v1", 0),
+            set_op("h", "b", "kept", 0),
             WriteOp::Del { hash_key: b("h"), sort_key: b("a") },
             WriteOp::MultiSet {
                 hash_key: b("g"),
