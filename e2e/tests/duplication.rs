@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tern_client::TernClient;
 use tern_core::LinkStatus;
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::mixed::{Mixed, dump, wait_identical};
@@ -26,6 +27,27 @@ async fn wait_writes(c: &Cluster, w: &Mixed, from: u64, more: u64, what: &str) -
     })
     .await;
     w.ok.load(Ordering::Relaxed)
+}
+
+/// Once the writers stopped: waits until `src` (of `a`, read through `ca`) and `dst` (through
+/// `cb`) hold the same records, and then until `a`'s links have caught up (`what`, for the
+/// message); returns how many records the tables hold.
+async fn wait_converged(
+    a: &Cluster,
+    ca: &TernClient,
+    cb: &TernClient,
+    src: &str,
+    dst: &str,
+    what: &str,
+) -> usize {
+    let records = wait_identical(ca, cb, src, dst, Duration::from_secs(120)).await;
+    a.wait_for(what, SETTLE, || caught_up(a)).await;
+    records
+}
+
+/// How many records the full syncs of `c`'s links copied.
+async fn copied(c: &Cluster) -> u64 {
+    c.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum()
 }
 
 /// Every partition of every link of `c` has started and shipped everything committed.
@@ -170,8 +192,7 @@ async fn a_one_way_link_survives_a_pause_and_a_remote_outage_and_reports_its_lag
     wait_writes(&a, &w, now, 300, "writes after the remote cluster is back").await;
     let (ok, failed) = w.stop().await;
     eprintln!("e2e: {ok} writes ({failed} failed) on east");
-    let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
-    a.wait_for("caught up after the outage", SETTLE, || caught_up(&a)).await;
+    let records = wait_converged(&a, &ca, &cb, "src", "dst", "caught up after the outage").await;
     eprintln!("e2e: identical after pause and outage: {records} records (8 -> 32 partitions)");
 
     // The same story in the metrics: east's primaries shipped, west's received.
@@ -246,10 +267,8 @@ async fn a_full_sync_copies_existing_records_then_ships_writes_made_meanwhile() 
     wait_writes(&a, &during, now, 200, "writes after the copy").await;
     let (ok, _) = during.stop().await;
     eprintln!("e2e: {ok} writes during and after the copy");
-    let records = wait_identical(&ca, &cb, "src", "dst", Duration::from_secs(120)).await;
-    a.wait_for("caught up after the full sync", SETTLE, || caught_up(&a)).await;
-    let copied: u64 =
-        a.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    let records = wait_converged(&a, &ca, &cb, "src", "dst", "caught up after the full sync").await;
+    let copied = copied(&a).await;
     eprintln!("e2e: identical after a full sync: {records} records (4 -> 8 partitions), {copied} copied");
 }
 
@@ -298,10 +317,8 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     wait_writes(&a, &w, now, 200, "writes after the link resumed").await;
     let (ok, failed) = w.stop().await;
     eprintln!("e2e: {ok} writes ({failed} failed)");
-    let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
-    a.wait_for("caught up", SETTLE, || caught_up(&a)).await;
-    let copied: u64 =
-        a.dup_links().await.iter().flat_map(|l| l.partitions.iter()).map(|p| p.sync_records).sum();
+    let records = wait_converged(&a, &ca, &cb, "t", "t", "caught up").await;
+    let copied = copied(&a).await;
     eprintln!("e2e: identical after the relearned replica took over: {records} records, {copied} copied");
     assert_eq!(copied, 0, "the new primary shipped from its log, it did not copy partitions");
 }
