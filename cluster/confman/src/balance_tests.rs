@@ -2,16 +2,11 @@
 
 use tern_core::{Ballot, ConfigChange, Gpid, NodeId, PartitionConfig, ReplicaReport, ReplicaStatus};
 
+use crate::tests::{h, propose};
 use crate::{CmAction, CmEvent, CmOptions, ConfigManager, Demoted, PersistedPartition};
 
 const N: [NodeId; 4] = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
 const INTERVAL: u64 = 10_000;
-
-fn h(cm: &mut ConfigManager, now: u64, e: CmEvent) -> Vec<CmAction> {
-    let mut out = Vec::new();
-    cm.handle(now, e, &mut out);
-    out
-}
 
 fn changes(actions: &[CmAction]) -> Vec<(PartitionConfig, Option<Demoted>)> {
     actions
@@ -72,31 +67,13 @@ fn a_role_switch_keeps_the_old_primary_until_it_has_stepped_down() {
 
     // The new primary wants the old one out (it did not ack in time), but nothing says the old
     // one stopped acting as primary at ballot 5: refused.
-    let a = h(
-        &mut cm,
-        200,
-        CmEvent::Propose {
-            from: N[1],
-            gpid: g,
-            ballot: Ballot(6),
-            change: ConfigChange::RemoveSecondary(N[0]),
-        },
-    );
+    let a = h(&mut cm, 200, propose(N[1], g, 6, ConfigChange::RemoveSecondary(N[0])));
     assert!(changes(&a).is_empty(), "{a:?}");
     assert!(matches!(&a[..], [CmAction::ConfigUpdate { to, .. }] if *to == N[1]), "{a:?}");
 
     // Once N1 reports at ballot 6, it has stepped down and may be removed.
     settle(&mut cm, 300, &N[..1]);
-    let a = h(
-        &mut cm,
-        300,
-        CmEvent::Propose {
-            from: N[1],
-            gpid: g,
-            ballot: Ballot(6),
-            change: ConfigChange::RemoveSecondary(N[0]),
-        },
-    );
+    let a = h(&mut cm, 300, propose(N[1], g, 6, ConfigChange::RemoveSecondary(N[0])));
     let c = changes(&a);
     assert_eq!(c.len(), 1, "{a:?}");
     assert_eq!((c[0].0.primary, c[0].0.secondaries.clone()), (Some(N[1]), vec![N[2]]));
@@ -148,11 +125,7 @@ fn a_decommissioned_node_is_drained_without_losing_a_replica() {
     assert_eq!(asked, vec![(N[1], N[3])]);
     // 3. The learner catches up: four members for a moment, then N1 goes.
     let g = Gpid::new(1, 0);
-    let a = h(
-        &mut cm,
-        INTERVAL + 200,
-        CmEvent::Propose { from: N[1], gpid: g, ballot: Ballot(6), change: ConfigChange::AddSecondary(N[3]) },
-    );
+    let a = h(&mut cm, INTERVAL + 200, propose(N[1], g, 6, ConfigChange::AddSecondary(N[3])));
     assert_eq!(changes(&a)[0].0.members().count(), 4);
     settle(&mut cm, INTERVAL + 300, &N);
     let c = changes(&h(&mut cm, INTERVAL + 300, CmEvent::Tick));

@@ -9,10 +9,15 @@ use crate::{CmAction, CmEvent, CmOptions, ConfigManager};
 const G: Gpid = Gpid::new(1, 0);
 const N: [NodeId; 5] = [NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)];
 
-fn h(cm: &mut ConfigManager, now: u64, e: CmEvent) -> Vec<CmAction> {
+pub(crate) fn h(cm: &mut ConfigManager, now: u64, e: CmEvent) -> Vec<CmAction> {
     let mut out = Vec::new();
     cm.handle(now, e, &mut out);
     out
+}
+
+/// `from` proposes `change` to partition `gpid` at `ballot`.
+pub(crate) fn propose(from: NodeId, gpid: Gpid, ballot: u64, change: ConfigChange) -> CmEvent {
+    CmEvent::Propose { from, gpid, ballot: Ballot(ballot), change }
 }
 
 fn report(ballot: u64, status: ReplicaStatus, last_prepared: u64) -> ReplicaReport {
@@ -157,57 +162,21 @@ fn reports_count_only_at_the_current_ballot() {
 #[test]
 fn proposals_at_a_stale_ballot_are_refused() {
     let mut cm = cluster();
-    let a = h(
-        &mut cm,
-        0,
-        CmEvent::Propose {
-            from: N[0],
-            gpid: G,
-            ballot: Ballot(0),
-            change: ConfigChange::RemoveSecondary(N[1]),
-        },
-    );
+    let a = h(&mut cm, 0, propose(N[0], G, 0, ConfigChange::RemoveSecondary(N[1])));
     assert!(changes(&a).is_empty());
     assert!(
         matches!(&a[..], [CmAction::ConfigUpdate { to, config }] if *to == N[0] && config.ballot == Ballot(1))
     );
-    let a = h(
-        &mut cm,
-        0,
-        CmEvent::Propose {
-            from: N[1],
-            gpid: G,
-            ballot: Ballot(1),
-            change: ConfigChange::RemoveSecondary(N[2]),
-        },
-    );
+    let a = h(&mut cm, 0, propose(N[1], G, 1, ConfigChange::RemoveSecondary(N[2])));
     assert!(changes(&a).is_empty(), "only the primary may propose");
-    let a = h(
-        &mut cm,
-        0,
-        CmEvent::Propose {
-            from: N[0],
-            gpid: G,
-            ballot: Ballot(1),
-            change: ConfigChange::RemoveSecondary(N[1]),
-        },
-    );
+    let a = h(&mut cm, 0, propose(N[0], G, 1, ConfigChange::RemoveSecondary(N[1])));
     assert_eq!(changes(&a)[0].secondaries, vec![N[2]]);
 }
 
 #[test]
 fn a_missing_replica_is_replaced_by_a_learner_preferring_one_with_data() {
     let mut cm = cluster();
-    h(
-        &mut cm,
-        0,
-        CmEvent::Propose {
-            from: N[0],
-            gpid: G,
-            ballot: Ballot(1),
-            change: ConfigChange::RemoveSecondary(N[2]),
-        },
-    );
+    h(&mut cm, 0, propose(N[0], G, 1, ConfigChange::RemoveSecondary(N[2])));
     // N4 has old data of the partition; N3 does not report it.
     alive(
         &mut cm,
@@ -223,11 +192,7 @@ fn a_missing_replica_is_replaced_by_a_learner_preferring_one_with_data() {
         !h(&mut cm, 200, CmEvent::Tick).iter().any(|x| matches!(x, CmAction::AddLearner { .. })),
         "one at a time"
     );
-    let a = h(
-        &mut cm,
-        300,
-        CmEvent::Propose { from: N[0], gpid: G, ballot: Ballot(2), change: ConfigChange::AddSecondary(N[3]) },
-    );
+    let a = h(&mut cm, 300, propose(N[0], G, 2, ConfigChange::AddSecondary(N[3])));
     assert_eq!(changes(&a)[0].secondaries, vec![N[1], N[3]]);
 }
 
@@ -236,16 +201,7 @@ fn a_learner_invited_to_a_node_that_then_died_is_invited_again_once_it_is_back()
     let mut cm = cluster();
     let grace = CmOptions::default().grace_ms;
     // N3 stops answering the primary before the manager notices it is dead; N4 is gone for good.
-    h(
-        &mut cm,
-        0,
-        CmEvent::Propose {
-            from: N[0],
-            gpid: G,
-            ballot: Ballot(1),
-            change: ConfigChange::RemoveSecondary(N[2]),
-        },
-    );
+    h(&mut cm, 0, propose(N[0], G, 1, ConfigChange::RemoveSecondary(N[2])));
     let mut now = 100;
     for n in [N[0], N[1], N[2]] {
         beacon(&mut cm, now, n, vec![]);
@@ -292,11 +248,7 @@ fn a_surplus_member_is_removed_preferring_a_decommissioned_one() {
     let mut cm = cluster();
     // A learner caught up although the partition was already complete (say a first learner
     // seemed dead and a second one was invited): four members for three replicas.
-    let a = h(
-        &mut cm,
-        0,
-        CmEvent::Propose { from: N[0], gpid: G, ballot: Ballot(1), change: ConfigChange::AddSecondary(N[3]) },
-    );
+    let a = h(&mut cm, 0, propose(N[0], G, 1, ConfigChange::AddSecondary(N[3])));
     assert_eq!(changes(&a)[0].members().count(), 4);
     h(&mut cm, 0, CmEvent::Decommission { node: N[2] });
     let roles = |cm: &mut ConfigManager, now: u64, up_to_date: bool| {
