@@ -11,6 +11,7 @@
 //!   about them (status, leader, primaries), waiting on conditions with deadlines ([`wait`]);
 //! - [`workload`] runs concurrent writers that record every acknowledged write, and checks that
 //!   each one reads back;
+//! - [`pair`] starts two clusters with a duplication link between them (DR, proxy tests);
 //! - [`proxy`] starts `tern proxy` processes in front of clusters and reads their status;
 //! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
 //!   tables of two clusters;
@@ -22,6 +23,7 @@
 pub mod binary;
 pub mod cluster;
 pub mod mixed;
+pub mod pair;
 pub mod ports;
 pub mod process;
 pub mod proxy;

@@ -11,40 +11,13 @@ use std::time::Duration;
 use tern_client::{ClientOptions, TernClient};
 use tern_core::DrRole;
 use tern_core::read::{ReadOp, ReadResult};
+use tern_e2e::Cluster;
 use tern_e2e::cluster::SETTLE;
+use tern_e2e::pair::dr_pair;
 use tern_e2e::ports::free_addr;
 use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
 use tern_e2e::workload::numbered_set as set;
-use tern_e2e::{Cluster, ClusterOptions};
 use tern_proto::convert::PbEnum;
-
-/// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link.
-async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
-    let (a, b) = tokio::join!(
-        Cluster::start(ClusterOptions::named(left.0, left.1)),
-        Cluster::start(ClusterOptions::named(right.0, right.1))
-    );
-    a.create_table("t", 4, 3).await;
-    b.create_table("t", 4, 3).await;
-    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
-    // Writes before a partition's primary sees the link are not shipped (no full sync asked):
-    // start writing once every partition ships.
-    for c in [&a, &b] {
-        c.wait_for("the link to ship from every partition", SETTLE, || async {
-            let links = c.dup_links().await;
-            match links.iter().all(|l| l.link.as_ref().is_some_and(|d| d.started.iter().all(|s| *s))) {
-                true if !links.is_empty() => Ok(()),
-                _ => Err(format!("{links:?}")),
-            }
-        })
-        .await;
-    }
-    let mb = b.meta_arg();
-    b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
-        .await
-        .ok();
-    (a, b)
-}
 
 /// (role, epoch) of table `t` as `c`'s meta servers say.
 async fn role(c: &Cluster) -> Result<(DrRole, u64), String> {
@@ -92,7 +65,7 @@ async fn lag_of_right(proxy: &str) -> Result<f64, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_one_on_return() {
-    let (mut a, b) = pair(("left", 31), ("right", 32)).await;
+    let (mut a, b) = dr_pair(("left", 31), ("right", 32)).await;
     let dir = tempfile::tempdir().unwrap();
     let clusters = [("left", &a), ("right", &b)];
     // A generous budget: this test is about promoting and fencing (the next one about the budget).
@@ -220,7 +193,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_further_behind_than_the_budget_is_not_promoted_and_the_proxy_says_why() {
-    let (mut a, b) = pair(("left", 33), ("right", 34)).await;
+    let (mut a, b) = dr_pair(("left", 33), ("right", 34)).await;
     let dir = tempfile::tempdir().unwrap();
     let metrics = free_addr();
     let p = start_proxy(

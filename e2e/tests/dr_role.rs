@@ -4,31 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use tern_e2e::cluster::SETTLE;
-use tern_e2e::{Cluster, ClusterOptions};
-
-fn opts(name: &str, id: u8) -> ClusterOptions {
-    ClusterOptions::named(name, id)
-}
+use tern_e2e::pair::linked_pair;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_refuses_client_writes_but_takes_duplicated_ones() {
-    let (a, b) = tokio::join!(Cluster::start(opts("main", 9)), Cluster::start(opts("spare", 10)));
-    a.create_table("t", 4, 3).await;
-    b.create_table("t", 4, 3).await;
+    // A link ships what is written once each partition's primary has picked it up:
+    // `linked_pair` returns once they all have.
+    let (a, b) = linked_pair(("main", 9), ("spare", 10), &[]).await;
     let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    a.dup_add("t", &b, &[]).await.ok();
-    // A link ships what is written once each partition's primary has picked it up.
-    a.wait_for("the link to start on every partition", SETTLE, || async {
-        let links = a.dup_links().await;
-        let started =
-            links.first().and_then(|l| l.link.as_ref()).map(|l| l.started.clone()).unwrap_or_default();
-        if !started.is_empty() && started.iter().all(|s| *s) {
-            Ok(())
-        } else {
-            Err(format!("started: {started:?}"))
-        }
-    })
-    .await;
 
     let shown = b.cli(&["--output", "json", "table", "role", "t", "--meta", &mb]).await.ok().json();
     assert_eq!((shown["role"].as_str(), shown["epoch"].as_u64()), (Some("active"), Some(0)));

@@ -11,24 +11,14 @@ use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{DrRole, WriteOp};
 use tern_e2e::cluster::SETTLE;
+use tern_e2e::pair::dr_pair;
 use tern_e2e::proxy::start_proxy;
 use tern_e2e::workload::numbered_set as set;
-use tern_e2e::{Cluster, ClusterOptions};
-
-fn opts(name: &str, id: u8) -> ClusterOptions {
-    ClusterOptions::named(name, id)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_of_the_proxy_follows_a_role_move_without_a_restart() {
-    let (a, b) = tokio::join!(Cluster::start(opts("left", 13)), Cluster::start(opts("right", 14)));
-    a.create_table("t", 4, 3).await;
-    b.create_table("t", 4, 3).await;
+    let (a, b) = dr_pair(("left", 13), ("right", 14)).await;
     let (ma, mb) = (a.meta_arg(), b.meta_arg());
-    a.dup_add("t", &b, &["--mode", "two-way"]).await.ok();
-    b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
-        .await
-        .ok();
 
     let dir = tempfile::tempdir().unwrap();
     let mut proxy = start_proxy(dir.path(), "proxy", &[("left", &a), ("right", &b)], &[]);

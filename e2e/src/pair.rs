@@ -1,0 +1,49 @@
+//! Two clusters with a duplication link between them: the setup of the DR role, proxy and
+//! automatic failover scenarios.
+
+use crate::cluster::{Cluster, ClusterOptions, SETTLE};
+
+/// Two clusters ([`ClusterOptions::named`] `a` and `b`) started side by side, each with table
+/// `t` (4 partitions of 3 replicas), and a link from `a`'s `t` to `b`'s made by `tern dup add`
+/// with `link_args`. Returns once every partition of every link ships: writes made before a
+/// partition's primary sees its link are not shipped (no full sync is asked for).
+pub async fn linked_pair(a: (&str, u8), b: (&str, u8), link_args: &[&str]) -> (Cluster, Cluster) {
+    let (a, b) = tokio::join!(
+        Cluster::start(ClusterOptions::named(a.0, a.1)),
+        Cluster::start(ClusterOptions::named(b.0, b.1))
+    );
+    a.create_table("t", 4, 3).await;
+    b.create_table("t", 4, 3).await;
+    a.dup_add("t", &b, link_args).await.ok();
+    a.wait_links_ship().await;
+    // A two-way link added its reverse in `b` before `dup add` returned.
+    if !b.dup_links().await.is_empty() {
+        b.wait_links_ship().await;
+    }
+    (a, b)
+}
+
+/// The DR setup: a [`linked_pair`] with a two-way link, `t` active in `active` and standby at
+/// epoch 1 in `standby`.
+pub async fn dr_pair(active: (&str, u8), standby: (&str, u8)) -> (Cluster, Cluster) {
+    let (a, b) = linked_pair(active, standby, &["--mode", "two-way"]).await;
+    let mb = b.meta_arg();
+    b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
+        .await
+        .ok();
+    (a, b)
+}
+
+impl Cluster {
+    /// Waits until this cluster has a link and every partition of each of its links ships.
+    pub async fn wait_links_ship(&self) {
+        self.wait_for("the link to ship from every partition", SETTLE, || async {
+            let links = self.dup_links().await;
+            match links.iter().all(|l| l.link.as_ref().is_some_and(|d| d.started.iter().all(|s| *s))) {
+                true if !links.is_empty() => Ok(()),
+                _ => Err(format!("{links:?}")),
+            }
+        })
+        .await
+    }
+}
