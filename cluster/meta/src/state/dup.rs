@@ -96,6 +96,30 @@ pub struct ProgressUpdate {
 }
 
 impl LinkRecord {
+    /// Link `id` as `new` describes it, from a table of `partitions` partitions: nothing
+    /// started, confirmed or in conflict yet.
+    pub fn new(id: u64, new: &NewLink, partitions: u32) -> LinkRecord {
+        let n = partitions as usize;
+        LinkRecord {
+            id,
+            table: new.table,
+            table_name: new.table_name.clone(),
+            remote_cluster: new.remote_cluster.clone(),
+            remote_cluster_id: new.remote_cluster_id,
+            remote_metas: new.remote_metas.clone(),
+            remote_table: new.remote_table.clone(),
+            mode: new.mode,
+            status: new.status,
+            max_bytes_per_sec: new.max_bytes_per_sec,
+            confirmed: vec![0; n],
+            started: vec![false; n],
+            created_at_ms: new.created_at_ms,
+            conflicts_total: 0,
+            recent_conflicts: VecDeque::new(),
+            partition_conflicts: vec![ConflictCounter::default(); n],
+        }
+    }
+
     pub fn partition_count(&self) -> usize {
         self.confirmed.len()
     }
@@ -185,25 +209,7 @@ impl MetaState {
             ));
         }
         self.next_link_id += 1;
-        let n = partitions as usize;
-        let link = LinkRecord {
-            id: self.next_link_id,
-            table: new.table,
-            table_name: new.table_name.clone(),
-            remote_cluster: new.remote_cluster.clone(),
-            remote_cluster_id: new.remote_cluster_id,
-            remote_metas: new.remote_metas.clone(),
-            remote_table: new.remote_table.clone(),
-            mode: new.mode,
-            status: new.status,
-            max_bytes_per_sec: new.max_bytes_per_sec,
-            confirmed: vec![0; n],
-            started: vec![false; n],
-            created_at_ms: new.created_at_ms,
-            conflicts_total: 0,
-            recent_conflicts: VecDeque::new(),
-            partition_conflicts: vec![ConflictCounter::default(); n],
-        };
+        let link = LinkRecord::new(self.next_link_id, new, partitions);
         self.links.insert(link.id, link.clone());
         Response::Link(Box::new(link))
     }

@@ -9,6 +9,22 @@ use super::dr::{DrRole, RoleChange};
 use super::dup::{ConflictCounter, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink};
 use super::*;
 
+/// The link the state's links and the `AddLink` command start from.
+fn new_link() -> NewLink {
+    NewLink {
+        table: 1,
+        table_name: "t".into(),
+        remote_cluster: "dc2".into(),
+        remote_cluster_id: 2,
+        remote_metas: vec!["b:1".into()],
+        remote_table: "t".into(),
+        mode: LinkMode::OneWay,
+        status: LinkStatus::Init,
+        max_bytes_per_sec: 0,
+        created_at_ms: 9,
+    }
+}
+
 fn state() -> MetaState {
     let mut s = MetaState { cluster_name: "dc1".into(), cluster_id: 1, ..MetaState::default() };
     s.tables.insert(
@@ -37,19 +53,8 @@ fn state() -> MetaState {
     );
     s.next_table_id = 2;
     let link = |id, mode, status| LinkRecord {
-        id,
-        table: 1,
-        table_name: "t".into(),
-        remote_cluster: "dc2".into(),
-        remote_cluster_id: 2,
-        remote_metas: vec!["b:1".into()],
-        remote_table: "t".into(),
-        mode,
-        status,
-        max_bytes_per_sec: 0,
         confirmed: vec![4],
         started: vec![true],
-        created_at_ms: 9,
         conflicts_total: 1,
         recent_conflicts: VecDeque::from([ConflictRecord {
             hash_key: b"h".to_vec(),
@@ -58,6 +63,7 @@ fn state() -> MetaState {
             stored: 11,
         }]),
         partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1 }],
+        ..LinkRecord::new(id, &NewLink { mode, status, ..new_link() }, 1)
     };
     let statuses = [
         (LinkMode::OneWay, LinkStatus::Init),
@@ -86,16 +92,10 @@ fn commands() -> Vec<Command> {
         },
         Command::AddLink {
             link: NewLink {
-                table: 1,
-                table_name: "t".into(),
-                remote_cluster: "dc2".into(),
-                remote_cluster_id: 2,
-                remote_metas: vec!["b:1".into()],
-                remote_table: "t".into(),
                 mode: LinkMode::TwoWay,
                 status: LinkStatus::SyncingCheckpoint,
                 max_bytes_per_sec: 1024,
-                created_at_ms: 9,
+                ..new_link()
             },
         },
         Command::ChangeLink { id: 1, change: LinkChange::Pause },
