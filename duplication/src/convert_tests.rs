@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use tern_core::key::KeyRange;
-use tern_core::mutation::{CamOp, Check, CheckAndMutate, CheckAndSet, CheckOutcome, IncrTtl};
-use tern_core::{Ballot, CheckType, Decree, ManualClock, Mutation, RecordState, ResolvedOutcome};
+use tern_core::mutation::CheckOutcome;
+use tern_core::{Ballot, Decree, ManualClock, Mutation, RecordState, ResolvedOutcome};
 use tern_storage::{ApplyEntry, MemDisk, MemPartitionStore, PartitionStore};
 
 use super::*;
@@ -150,26 +150,8 @@ fn foreign_origin_puts_are_dropped() {
 
 #[test]
 fn unresolved_atomic_ops_are_refused_naming_decree_and_op() {
-    let check = Check { kind: CheckType::NoCheck, operand: vec![] };
-    let ops = [
-        WriteOp::Incr { hash_key: b("h"), sort_key: b("n"), delta: 1, ttl: IncrTtl::Keep },
-        WriteOp::CheckAndSet(CheckAndSet {
-            hash_key: b("h"),
-            check_sort_key: b("c"),
-            check: check.clone(),
-            set_sort_key: b("s"),
-            set_value: b("v"),
-            set_ttl_secs: 0,
-            return_check_value: false,
-        }),
-        WriteOp::CheckAndMutate(CheckAndMutate {
-            hash_key: b("h"),
-            check_sort_key: b("c"),
-            check,
-            mutations: vec![CamOp::Delete { sort_key: b("s") }],
-            return_check_value: false,
-        }),
-    ];
+    let ops = tern_core::testing::every_kind_of_write().into_iter().filter(WriteOp::is_atomic);
+    assert_eq!(ops.clone().count(), 3, "incr, check_and_set, check_and_mutate");
     for op in ops {
         let name = op.name();
         let set = set_op("h", "a", "v", 0);

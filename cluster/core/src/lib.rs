@@ -22,6 +22,8 @@ pub mod mutation;
 pub mod partition;
 pub mod read;
 pub mod resolved;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod timetag;
 pub mod units;
 pub mod value;

@@ -27,41 +27,29 @@ fn golden_bytes_v1() {
     assert_eq!(Mutation::decode(&bytes).unwrap(), m);
 }
 
-/// Pins check_and_set and check_and_mutate in encoding version 1.
+/// Pins encoding version 1 of every kind of write (the set above pins the bytes alone).
 #[test]
-fn golden_bytes_v1_check_and_set_and_check_and_mutate() {
-    let m = Mutation::new(vec![
-        WriteOp::CheckAndSet(CheckAndSet {
-            hash_key: b"h".to_vec(),
-            check_sort_key: b"c".to_vec(),
-            check: Check { kind: CheckType::IntLess, operand: b"5".to_vec() },
-            set_sort_key: b"s".to_vec(),
-            set_value: b"v".to_vec(),
-            set_ttl_secs: 300,
-            return_check_value: true,
-        }),
-        WriteOp::CheckAndMutate(CheckAndMutate {
-            hash_key: b"h".to_vec(),
-            check_sort_key: b"c".to_vec(),
-            check: Check { kind: CheckType::NotExist, operand: vec![] },
-            mutations: vec![
-                CamOp::Put { sort_key: b"p".to_vec(), value: b"1".to_vec(), ttl_secs: 2 },
-                CamOp::Delete { sort_key: b"d".to_vec() },
-            ],
-            return_check_value: false,
-        }),
-    ]);
+fn golden_bytes_v1_every_kind_of_write() {
+    let m = Mutation::new(crate::testing::every_kind_of_write());
     let bytes = m.encode();
-    assert_eq!(
-        bytes,
-        vec![
-            1, 2, // version, op count
-            // check_and_set: int-less "5", set s=v with ttl 300, return the checked value
-            6, 1, b'h', 1, b'c', 13, 1, b'5', 1, b's', 1, b'v', 0xac, 0x02, 1,
-            // check_and_mutate: not-exist, 2 ops (put p=1 ttl 2, delete d), no checked value
-            7, 1, b'h', 1, b'c', 1, 0, 2, 1, 1, b'p', 1, b'1', 2, 2, 1, b'd', 0,
-        ]
-    );
+    #[rustfmt::skip]
+    let want = vec![
+        1, 10, // version, op count
+        1, 1, b'h', 1, b's', 1, b'v', 9, // set, ttl 9
+        2, 1, b'h', 0, // del
+        3, 1, b'h', 0, 1, 1, b'a', 1, b'1', // multi_set: ttl 0, 1 entry
+        4, 1, b'h', 1, 1, b'a', // multi_del: 1 sort key
+        5, 1, b'h', 1, b'n', 7, 2, 3, // incr delta -4 (zigzag 7), ttl mode set, 3
+        // check_and_set: int-less "5", set s=v with ttl 300, return the checked value
+        6, 1, b'h', 1, b'c', 13, 1, b'5', 1, b's', 1, b'v', 0xac, 0x02, 1,
+        // check_and_mutate: not-exist, 2 ops (put p=1 ttl 2, delete d), no checked value
+        7, 1, b'h', 1, b'c', 1, 0, 2, 1, 1, b'p', 1, b'1', 2, 2, 1, b'd', 0,
+        8, 1, b'h', 1, b'p', 3, 9, 1, b'v', 0, 0, 0, 0, 0, 0, 0, 77, // put: value and timetag, expire 9
+        8, 1, b'h', 1, b't', 0, 0, // put: tombstone, no timetag
+        // resolved: 2 records (n=42 expiring at 7, tombstone gone), checked: passed, absent
+        9, 1, b'h', 2, 1, b'n', 1, 7, 2, b'4', b'2', 4, b'g', b'o', b'n', b'e', 0, 0, 2, 1, 1,
+    ];
+    assert_eq!(bytes, want);
     assert_eq!(Mutation::decode(&bytes).unwrap(), m);
 }
 

@@ -540,60 +540,10 @@ mod tests {
     #[test]
     fn writes_round_trip() {
         let g = Gpid::new(3, 1);
-        let ops = vec![
-            WriteOp::Set {
-                hash_key: b"h".to_vec(),
-                sort_key: b"s".to_vec(),
-                value: b"v".to_vec(),
-                ttl_secs: 9,
-            },
-            WriteOp::Del { hash_key: b"h".to_vec(), sort_key: vec![] },
-            WriteOp::MultiSet {
-                hash_key: b"h".to_vec(),
-                entries: vec![(b"a".to_vec(), b"1".to_vec())],
-                ttl_secs: 0,
-            },
-            WriteOp::MultiDel { hash_key: b"h".to_vec(), sort_keys: vec![b"a".to_vec()] },
-            WriteOp::Incr {
-                hash_key: b"h".to_vec(),
-                sort_key: b"n".to_vec(),
-                delta: -4,
-                ttl: IncrTtl::Set(3),
-            },
-            WriteOp::CheckAndSet(CheckAndSet {
-                hash_key: b"h".to_vec(),
-                check_sort_key: b"c".to_vec(),
-                check: Check { kind: CheckType::IntLess, operand: b"5".to_vec() },
-                set_sort_key: b"s".to_vec(),
-                set_value: b"v".to_vec(),
-                set_ttl_secs: 1,
-                return_check_value: true,
-            }),
-            WriteOp::CheckAndMutate(CheckAndMutate {
-                hash_key: b"h".to_vec(),
-                check_sort_key: b"c".to_vec(),
-                check: Check { kind: CheckType::NotExist, operand: vec![] },
-                mutations: vec![
-                    CamOp::Delete { sort_key: b"x".to_vec() },
-                    CamOp::Put { sort_key: b"y".to_vec(), value: b"1".to_vec(), ttl_secs: 2 },
-                ],
-                return_check_value: false,
-            }),
-            WriteOp::Put {
-                hash_key: b"h".to_vec(),
-                sort_key: b"p".to_vec(),
-                value: Some(b"v".to_vec()),
-                expire_ts: 9,
-                timetag: Some(Timetag::from_u64(77)),
-            },
-            WriteOp::Put {
-                hash_key: b"h".to_vec(),
-                sort_key: b"t".to_vec(),
-                value: None,
-                expire_ts: 0,
-                timetag: None,
-            },
-        ];
+        // Every kind a client can send (a resolved op is made by primaries only).
+        let ops = tern_core::testing::every_kind_of_write()
+            .into_iter()
+            .filter(|op| !matches!(op, WriteOp::Resolved { .. }));
         for op in ops {
             assert_eq!(write_from_pb(write_to_pb(g, &op).unwrap()).unwrap(), (g, op));
         }
