@@ -61,6 +61,18 @@ impl ClusterOptions {
     }
 }
 
+/// A probe of a cluster status for [`Cluster::wait_for`]: whether node `id` (shown as `name`) is
+/// listed and `ok` holds for it, else what it is.
+pub fn node_is(
+    s: &pb::ClusterStatusResponse,
+    id: u64,
+    name: impl fmt::Display,
+    ok: impl Fn(&pb::NodeStatus) -> bool,
+) -> Result<(), String> {
+    let n = s.nodes.iter().find(|n| n.node == id).ok_or(format!("{name} not listed"))?;
+    if ok(n) { Ok(()) } else { Err(format!("{name}: {n:?}")) }
+}
+
 /// One process of a cluster, by role and index (meta `Meta(i)` has Raft id `i + 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proc {
@@ -230,6 +242,17 @@ impl Cluster {
         let Proc::Replica(i) = p else { return None };
         let s = std::fs::read_to_string(self.replicas[i].data_dir.join("node_id")).ok()?;
         u64::from_str_radix(s.trim(), 16).ok()
+    }
+
+    /// Waits until the meta servers list replica server `p` and its status satisfies `ok`
+    /// (`what` says how, for the message).
+    pub async fn wait_node(&self, p: Proc, what: &str, ok: impl Fn(&pb::NodeStatus) -> bool) {
+        let id = self.node_id(p).unwrap_or_else(|| panic!("{p} has no node id"));
+        self.wait_for(&format!("{p} {what}"), SETTLE, || async {
+            let s = self.status().await.map_err(|e| format!("status: {e}"))?;
+            node_is(&s, id, p, &ok)
+        })
+        .await
     }
 
     /// The replica server with node id `node`.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tern_client::TernClient;
-use tern_e2e::cluster::SETTLE;
+use tern_e2e::cluster::{SETTLE, node_is};
 use tern_e2e::workload::{Ledger, Writers, verify};
 use tern_e2e::{Cluster, ClusterOptions, Proc};
 use tern_proto::pb;
@@ -162,6 +162,23 @@ async fn wait_balanced(
         .await
 }
 
+/// The table of every test here: `t`, `PARTITIONS` partitions of `REPLICAS` replicas.
+const PARTITIONS: u32 = 8;
+const REPLICAS: u32 = 3;
+
+/// A cluster of `nodes` replica servers with table `t`, balanced, and 4 writers on it (keys
+/// starting `prefix`) that have had 300 writes acknowledged; also the balanced status.
+async fn balanced_under_load(nodes: usize, prefix: &str) -> (Cluster, pb::ClusterStatusResponse, Writers) {
+    let cluster = Cluster::start(options(nodes)).await;
+    cluster.create_table("t", PARTITIONS, REPLICAS).await;
+    let what = format!("a balanced table on {nodes} nodes");
+    let s = wait_balanced(&cluster, &what, PARTITIONS, REPLICAS, |_| Ok(())).await;
+    let writers = Writers::start(cluster.client(), "t", PARTITIONS, 4, prefix);
+    writers.wait_progress(&cluster, &vec![0; PARTITIONS as usize], SETTLE).await;
+    writers.wait_acks(&cluster, 0, 300, SETTLE).await;
+    (cluster, s, writers)
+}
+
 /// Stops the writers and checks every write they had acknowledged reads back.
 async fn stop_and_verify(writers: Writers, client: &Arc<TernClient>) -> Ledger {
     let errors = writers.errors();
@@ -175,24 +192,18 @@ async fn stop_and_verify(writers: Writers, client: &Arc<TernClient>) -> Ledger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
     let t0 = Instant::now();
-    let (partitions, replicas) = (8, 3);
-    let mut cluster = Cluster::start(options(3)).await;
-    cluster.create_table("t", partitions, replicas).await;
-    wait_balanced(&cluster, "a balanced table on 3 nodes", partitions, replicas, |_| Ok(())).await;
+    let (mut cluster, _, writers) = balanced_under_load(3, "an").await;
     let client = cluster.client();
-    let writers = Writers::start(client.clone(), "t", partitions, 4, "an");
-    writers.wait_progress(&cluster, &vec![0; partitions as usize], SETTLE).await;
-    writers.wait_acks(&cluster, 0, 300, SETTLE).await;
 
     let added = cluster.start_replica().await;
     let id = cluster.node_id(added).unwrap();
     let started = Instant::now();
     eprintln!("e2e: {added} ({id:016x}) joined {:?} into the run", t0.elapsed());
+    // Holding primaries and replicas is implied by the share check (2 primaries and 6 replicas
+    // each); said for clarity.
     let s =
-        wait_balanced(&cluster, &format!("the table to spread onto {added}"), partitions, replicas, |s| {
-            let n = s.nodes.iter().find(|n| n.node == id).ok_or(format!("{added} not listed"))?;
-            // Implied by the share check (2 primaries and 6 replicas each); said for clarity.
-            if n.primaries > 0 && n.replicas > 0 { Ok(()) } else { Err(format!("{added}: {n:?}")) }
+        wait_balanced(&cluster, &format!("the table to spread onto {added}"), PARTITIONS, REPLICAS, |s| {
+            node_is(s, id, added, |n| n.primaries > 0 && n.replicas > 0)
         })
         .await;
     eprintln!("e2e: balanced {:?} after {added} joined: {}", started.elapsed(), loads(&cluster, &s));
@@ -207,21 +218,15 @@ async fn a_new_node_receives_its_share_of_primaries_and_replicas() {
     stop_and_verify(writers, &client).await;
     // Still balanced after the verification's reads: the balancer does not oscillate.
     let s = cluster.status().await.unwrap();
-    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
+    assert_eq!(unbalanced(&cluster, &s, PARTITIONS, REPLICAS), None);
     eprintln!("e2e: {:?} in all", t0.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     let t0 = Instant::now();
-    let (partitions, replicas) = (8, 3);
-    let mut cluster = Cluster::start(options(4)).await;
-    cluster.create_table("t", partitions, replicas).await;
-    let s = wait_balanced(&cluster, "a balanced table on 4 nodes", partitions, replicas, |_| Ok(())).await;
+    let (mut cluster, s, writers) = balanced_under_load(4, "dc").await;
     let client = cluster.client();
-    let writers = Writers::start(client.clone(), "t", partitions, 4, "dc");
-    writers.wait_progress(&cluster, &vec![0; partitions as usize], SETTLE).await;
-    writers.wait_acks(&cluster, 0, 300, SETTLE).await;
 
     // The node leading the most partitions, so that draining must switch primaries too.
     let victim_id = s.nodes.iter().max_by_key(|n| (n.primaries, std::cmp::Reverse(n.node))).unwrap().node;
@@ -233,13 +238,8 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     assert_eq!(out.json(), serde_json::json!({"node": hex, "decommissioned": true}));
     let started = Instant::now();
 
-    let s = wait_balanced(&cluster, &format!("{victim} to be drained"), partitions, replicas, |s| {
-        let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or(format!("{victim} not listed"))?;
-        if n.decommissioned && n.replicas == 0 && n.primaries == 0 {
-            Ok(())
-        } else {
-            Err(format!("{victim}: {n:?}"))
-        }
+    let s = wait_balanced(&cluster, &format!("{victim} to be drained"), PARTITIONS, REPLICAS, |s| {
+        node_is(s, victim_id, victim, |n| n.decommissioned && n.replicas == 0 && n.primaries == 0)
     })
     .await;
     eprintln!(
@@ -273,15 +273,9 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     // Nothing depends on the drained node: once it is gone (and known dead), every partition
     // is still healthy and every acknowledged write still reads back.
     cluster.kill9(victim);
-    cluster
-        .wait_for(&format!("{victim} to be declared dead"), SETTLE, || async {
-            let s = cluster.status().await.map_err(|e| format!("status: {e}"))?;
-            let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or("not listed")?;
-            if n.alive { Err(format!("{n:?}")) } else { Ok(()) }
-        })
-        .await;
+    cluster.wait_node(victim, "to be declared dead", |n| !n.alive).await;
     let s = cluster.status().await.unwrap();
-    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None, "after killing {victim}");
+    assert_eq!(unbalanced(&cluster, &s, PARTITIONS, REPLICAS), None, "after killing {victim}");
     verify(&client, "t", &ledger).await;
     eprintln!("e2e: all read back with {victim} dead");
 
@@ -299,7 +293,7 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     let s = cluster.status().await.unwrap();
     let n = s.nodes.iter().find(|n| n.node == other_id).unwrap();
     assert!(!n.decommissioned, "{other} was marked decommissioned although refused: {n:?}");
-    assert_eq!(unbalanced(&cluster, &s, partitions, replicas), None);
+    assert_eq!(unbalanced(&cluster, &s, PARTITIONS, REPLICAS), None);
 
     // The drained server comes back and is recommissioned: it gets its share again.
     let out = cluster.cli(&["cluster", "recommission", "00000000000000ff", "--meta", &meta]).await;
@@ -309,13 +303,8 @@ async fn a_decommissioned_node_is_drained_and_then_holds_nothing_needed() {
     let out = cluster.cli(&["--output", "json", "cluster", "recommission", &hex, "--meta", &meta]).await.ok();
     assert_eq!(out.json(), serde_json::json!({"node": hex, "decommissioned": false}));
     let started = Instant::now();
-    let s = wait_balanced(&cluster, &format!("{victim} to get its share back"), partitions, replicas, |s| {
-        let n = s.nodes.iter().find(|n| n.node == victim_id).ok_or(format!("{victim} not listed"))?;
-        if n.alive && !n.decommissioned && n.primaries > 0 && n.replicas > 0 {
-            Ok(())
-        } else {
-            Err(format!("{victim}: {n:?}"))
-        }
+    let s = wait_balanced(&cluster, &format!("{victim} to get its share back"), PARTITIONS, REPLICAS, |s| {
+        node_is(s, victim_id, victim, |n| n.alive && !n.decommissioned && n.primaries > 0 && n.replicas > 0)
     })
     .await;
     eprintln!(

@@ -30,13 +30,7 @@ async fn a_restarted_replica_server_catches_up_with_what_it_missed() {
     let missed_from = writers.total_acks();
     // The meta servers drop it from every configuration (writes then commit on two members).
     let id = cluster.node_id(victim).unwrap();
-    cluster
-        .wait_for(&format!("{victim} to leave every configuration"), SETTLE, || async {
-            let s = cluster.status().await.map_err(|e| e.to_string())?;
-            let n = s.nodes.iter().find(|n| n.node == id).ok_or("node not listed")?;
-            if !n.alive && n.replicas == 0 { Ok(()) } else { Err(format!("{n:?}")) }
-        })
-        .await;
+    cluster.wait_node(victim, "to leave every configuration", |n| !n.alive && n.replicas == 0).await;
     writers.wait_acks(&cluster, writers.total_acks(), 1500, SETTLE).await;
     eprintln!("e2e: {} writes while {victim} was down", writers.total_acks() - missed_from);
 
@@ -77,15 +71,8 @@ async fn a_replica_server_back_after_a_kill_rejoins_within_seconds() {
     let writers = Writers::on_new_table(&cluster, "t", partitions, 4, "rj").await;
 
     let victim = Proc::Replica(0);
-    let id = cluster.node_id(victim).unwrap();
     cluster.kill9(victim);
-    cluster
-        .wait_for(&format!("{victim} to be declared dead"), SETTLE, || async {
-            let s = cluster.status().await.map_err(|e| e.to_string())?;
-            let n = s.nodes.iter().find(|n| n.node == id).ok_or("node not listed")?;
-            if n.alive { Err(format!("{n:?}")) } else { Ok(()) }
-        })
-        .await;
+    cluster.wait_node(victim, "to be declared dead", |n| !n.alive).await;
     // The fault itself (not a wait for a condition): stay down longer than a primary keeps
     // inviting a learner that does not answer.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
