@@ -7,6 +7,13 @@ fn state_with_table(partitions: u32) -> MetaState {
     s
 }
 
+/// [`state_with_table`] with link 1, from `t` to table `t` of cluster `b`.
+fn state_with_link(partitions: u32) -> MetaState {
+    let mut s = state_with_table(partitions);
+    added(add(&mut s, new_link("b", "t")));
+    s
+}
+
 fn new_link(remote_cluster: &str, remote_table: &str) -> NewLink {
     NewLink {
         table: 1,
@@ -76,8 +83,7 @@ fn a_link_gets_an_id_and_one_unstarted_slot_per_partition() {
 
 #[test]
 fn a_second_link_to_the_same_remote_table_is_refused_until_the_first_is_removed() {
-    let mut s = state_with_table(2);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(2);
     let why = refused(add(&mut s, new_link("b", "t")));
     assert!(why.contains("already has link 1"), "{why}");
     added(change(&mut s, 1, LinkChange::Remove));
@@ -120,8 +126,7 @@ fn status_machine_allows_only_its_transitions() {
 
 #[test]
 fn pause_resume_remove_and_throttle() {
-    let mut s = state_with_table(2);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(2);
     assert_eq!(added(change(&mut s, 1, LinkChange::Pause)).status, LinkStatus::Paused);
     assert_eq!(added(change(&mut s, 1, LinkChange::Pause)).status, LinkStatus::Paused, "a retry is a no-op");
     let l = added(change(&mut s, 1, LinkChange::SetThrottle { max_bytes_per_sec: 1 << 20 }));
@@ -150,8 +155,7 @@ fn a_link_that_is_not_shipping_cannot_be_paused() {
 
 #[test]
 fn confirmed_decrees_only_move_forward_and_mark_the_partition_started() {
-    let mut s = state_with_table(3);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(3);
     record(&mut s, vec![update(1, 0, 5, 10, 0), update(1, 2, 6, 0, 0)], 100);
     assert_eq!(s.links[&1].confirmed, vec![10, 0, 0]);
     assert_eq!(s.links[&1].started, vec![true, false, true]);
@@ -164,8 +168,7 @@ fn confirmed_decrees_only_move_forward_and_mark_the_partition_started() {
 
 #[test]
 fn progress_on_unknown_partitions_or_links_and_on_removed_links_changes_nothing() {
-    let mut s = state_with_table(2);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(2);
     added(add(&mut s, new_link("c", "t")));
     added(change(&mut s, 2, LinkChange::Remove));
     let before = s.clone();
@@ -179,8 +182,7 @@ fn progress_on_unknown_partitions_or_links_and_on_removed_links_changes_nothing(
 
 #[test]
 fn a_paused_link_still_records_what_was_confirmed() {
-    let mut s = state_with_table(1);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(1);
     added(change(&mut s, 1, LinkChange::Pause));
     record(&mut s, vec![update(1, 0, 5, 3, 0)], 100);
     assert_eq!(s.links[&1].confirmed[0], 3);
@@ -188,8 +190,7 @@ fn a_paused_link_still_records_what_was_confirmed() {
 
 #[test]
 fn only_changes_are_worth_writing() {
-    let mut s = state_with_table(1);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(1);
     let u = update(1, 0, 5, 3, 0);
     assert!(s.links[&1].progress_changes(&u), "not started yet");
     record(&mut s, vec![u.clone()], 100);
@@ -205,8 +206,7 @@ fn only_changes_are_worth_writing() {
 
 #[test]
 fn conflicts_count_the_growth_of_each_primarys_counter() {
-    let mut s = state_with_table(2);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(2);
     record(&mut s, vec![update(1, 0, 5, 1, 2), update(1, 1, 6, 1, 1)], 100);
     assert_eq!(s.links[&1].conflicts_total, 3);
     // The same primary reports its count again, then a larger one: only the growth counts.
@@ -226,8 +226,7 @@ fn conflicts_count_the_growth_of_each_primarys_counter() {
 
 #[test]
 fn the_conflict_journal_keeps_the_last_n() {
-    let mut s = state_with_table(1);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(1);
     for round in 0..4u64 {
         let mut u = update(1, 0, 5, 1, (round + 1) * 3);
         u.new_conflicts = (round * 3..round * 3 + 3).map(conflict).collect();
@@ -247,8 +246,7 @@ fn the_conflict_journal_keeps_the_last_n() {
 
 #[test]
 fn dropping_a_table_keeps_its_links() {
-    let mut s = state_with_table(1);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(1);
     assert_eq!(s.link_table_status(&s.links[&1]), "serving");
     s.apply(&Command::DropTable { name: "t".into(), at_ms: 1 });
     assert_eq!(s.link_table_status(&s.links[&1]), "dropped");
@@ -271,8 +269,7 @@ fn state_persisted_before_links_existed_still_loads() {
 
 #[test]
 fn links_survive_a_snapshot_round_trip() {
-    let mut s = state_with_table(2);
-    added(add(&mut s, new_link("b", "t")));
+    let mut s = state_with_link(2);
     let mut u = update(1, 1, 5, 9, 1);
     u.new_conflicts = vec![conflict(3)];
     record(&mut s, vec![u], 10);
