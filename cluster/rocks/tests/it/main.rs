@@ -6,23 +6,9 @@
 mod harness;
 mod rocks_specific;
 
-use proptest::prelude::*;
-use tern_storage::testing::model;
-
 use harness::RocksHarness;
 
 mod conformance {
     use super::RocksHarness;
-    tern_storage::partition_store_conformance!(RocksHarness::new());
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-    /// `RocksPartitionStore` behaves like the `BTreeMap` model under random sequences of every
-    /// operation, with TTLs driven by an injected clock, reopens and checkpoint restores.
-    #[test]
-    fn rocks_store_matches_the_model(actions in model::actions()) {
-        let dir = tempfile::tempdir().unwrap();
-        model::run(&RocksHarness::new(), dir.path(), &actions);
-    }
+    tern_storage::partition_store_conformance!(RocksHarness::new(), model_cases = 128);
 }

@@ -1,6 +1,6 @@
 //! The conformance suite of [`PartitionStore`] back ends. A back end runs it with
-//! `tern_storage::partition_store_conformance!(harness_expression);` in its tests, which expands
-//! to one `#[test]` per case.
+//! `tern_storage::partition_store_conformance!(harness_expression, model_cases = N);` in its
+//! tests, which expands to one `#[test]` per case and the model test (`model`).
 
 use std::ops::Bound;
 
@@ -13,10 +13,13 @@ use tern_core::{Ballot, Clock, Decree, ErrorCode, ManualClock, Mutation, Timetag
 use super::{StoreHarness, apply_next, del, put_from, scan_table_pages, set, set_ttl, timetag_now};
 use crate::store::{AppliedMark, ApplyEntry, PartitionStore};
 
-/// Expands to one `#[test]` per conformance case for the harness built by `$harness`.
+/// Expands to one `#[test]` per conformance case for the harness built by `$harness`, and to
+/// `store_matches_the_model`, which checks `model_cases` random sequences of actions against the
+/// reference model.
 #[macro_export]
 macro_rules! partition_store_conformance {
-    ($harness:expr) => {
+    ($harness:expr, model_cases = $cases:expr) => {
+        $crate::partition_store_conformance!(@model $harness; $cases);
         $crate::partition_store_conformance!(@cases $harness;
             set_get_del, decrees_apply_in_sequence, batch_reads_its_own_writes,
             refused_op_writes_nothing_and_others_proceed, multi_set_multi_del_multi_get,
@@ -28,6 +31,21 @@ macro_rules! partition_store_conformance {
             oversized_hash_key_is_refused_at_apply, read_limits_are_validated,
             applied_timetag_is_the_largest_and_survives, a_late_old_timetag_never_moves_now_back,
             a_re_proposed_old_write_loses_to_a_newer_record, the_applied_timetag_bounds_every_record);
+    };
+    (@model $harness:expr; $cases:expr) => {
+        $crate::testing::proptest::proptest! {
+            #![proptest_config($crate::testing::proptest::prelude::ProptestConfig {
+                cases: $cases,
+                ..$crate::testing::proptest::prelude::ProptestConfig::default()
+            })]
+            /// The store behaves like the `BTreeMap` model under random sequences of every
+            /// operation, with TTLs driven by an injected clock, reopens and checkpoint restores.
+            #[test]
+            fn store_matches_the_model(actions in $crate::testing::model::actions()) {
+                let dir = $crate::testing::tempfile::tempdir().expect("create temp dir");
+                $crate::testing::model::run(&$harness, dir.path(), &actions);
+            }
+        }
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
         $(

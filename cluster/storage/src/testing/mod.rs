@@ -7,6 +7,10 @@ pub mod conformance;
 pub mod log_conformance;
 pub mod model;
 
+// For `partition_store_conformance!`'s model test, in the back ends' crates.
+#[doc(hidden)]
+pub use {proptest, tempfile};
+
 use std::path::Path;
 use std::sync::Arc;
 

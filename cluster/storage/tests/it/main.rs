@@ -9,9 +9,8 @@ mod resolve;
 use std::path::Path;
 use std::sync::Arc;
 
-use proptest::prelude::*;
 use tern_core::ManualClock;
-use tern_storage::testing::{StoreHarness, T0_MS, model};
+use tern_storage::testing::{StoreHarness, T0_MS};
 use tern_storage::{MemDisk, MemPartitionStore};
 
 struct MemHarness {
@@ -49,16 +48,7 @@ impl StoreHarness for MemHarness {
 
 mod conformance {
     use super::MemHarness;
-    tern_storage::partition_store_conformance!(MemHarness::new());
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-    #[test]
-    fn mem_store_matches_the_model(actions in model::actions()) {
-        let dir = tempfile::tempdir().unwrap();
-        model::run(&MemHarness::new(), dir.path(), &actions);
-    }
+    tern_storage::partition_store_conformance!(MemHarness::new(), model_cases = 256);
 }
 
 mod logs {
