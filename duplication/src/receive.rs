@@ -2,8 +2,11 @@
 //! whether a batch another cluster shipped may be written here.
 //!
 //! A batch is refused whole (nothing of it is written) when any put is not a put, carries no
-//! timetag, claims another origin than the sending cluster, or does not belong to the partition
-//! it was sent to, and when the sender is this cluster itself (two clusters of a link must have
+//! timetag, claims another origin than the sending cluster, does not belong to the partition
+//! it was sent to, or carries a timetag further ahead of the receiver's clock than the maximum
+//! clock offset (`CLOCK_AHEAD`: one of the two clocks is wrong, and a timetag from the future
+//! would win every last-writer-wins decision until the receiver's clock caught up), and when
+//! the sender is this cluster itself (two clusters of a link must have
 //! different ids) — each of these is a shipper bug or a misconfiguration, and writing part of
 //! the batch would hide it. Admitted puts then go through the partition's primary like client
 //! writes; the replica checks their age against its retention and moves its clock past them
@@ -34,7 +37,8 @@ pub struct Receiver {
     /// The receiving table's partition count, where the receiver knows it (the simulator
     /// does); `None` trusts the sender's count for routing checks.
     pub own_partitions: Option<u32>,
-    /// Timetags further ahead of the receiver's wall clock than this are counted (and logged).
+    /// A batch holding a timetag further ahead of the receiver's wall clock than this is
+    /// refused (`CLOCK_AHEAD`): one of the two clocks is wrong.
     pub max_clock_offset_ms: u64,
     /// The receiving store's last-writer-wins retention (0: it keeps no tombstones).
     pub lww_retention_ms: u64,
@@ -44,10 +48,6 @@ pub struct Receiver {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Admitted {
     pub puts: Vec<WriteOp>,
-    /// Puts whose timetag is ahead of the receiver's clock by more than the max offset, and the
-    /// largest such lead in milliseconds.
-    pub clock_ahead: u32,
-    pub max_ahead_ms: u64,
 }
 
 impl DupRules {
@@ -72,7 +72,7 @@ impl DupRules {
             )));
         }
         let oldest = full_sync.then(|| oldest_for_full_sync(receiver, now_wall_ms));
-        let mut admitted = Admitted { puts: Vec::with_capacity(puts.len()), clock_ahead: 0, max_ahead_ms: 0 };
+        let mut admitted = Admitted { puts: Vec::with_capacity(puts.len()) };
         for mut op in puts {
             let WriteOp::Put { hash_key, timetag, .. } = &mut op else {
                 return Err(Error::InvalidArgument(format!(
@@ -103,10 +103,14 @@ impl DupRules {
             if let Some(oldest) = oldest {
                 *t = raised(*t, oldest);
             }
-            let ahead = t.physical_ms().saturating_sub(now_wall_ms);
-            if ahead > receiver.max_clock_offset_ms {
-                admitted.clock_ahead += 1;
-                admitted.max_ahead_ms = admitted.max_ahead_ms.max(ahead);
+            let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
+            if ahead_ms > receiver.max_clock_offset_ms {
+                return Err(Error::ClockAhead {
+                    gpid,
+                    from_cluster: t.cluster().get(),
+                    ahead_ms,
+                    max_ms: receiver.max_clock_offset_ms,
+                });
             }
             admitted.puts.push(op);
         }

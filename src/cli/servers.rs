@@ -33,6 +33,7 @@ struct ReplicaFile {
     garbage_retention: Option<String>,
     group_commit_max_wait: Option<String>,
     memtable_huge_pages: Option<bool>,
+    max_clock_offset: Option<String>,
 }
 
 /// Run a replica server: it hosts partition replicas, replicates writes with PacificA and
@@ -98,6 +99,17 @@ pub struct ReplicaCmd {
     /// 7-11 % against none at all. `false` never uses them (default true).
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     memtable_huge_pages: Option<bool>,
+    /// How far ahead of this server's clock another cluster's timestamps may be (default
+    /// 500ms). A duplicated write further ahead is refused with CLOCK_AHEAD (the link shows it
+    /// in `tern dup status`), and this server's clock never moves past it; a jump of this
+    /// server's own wall clock by more is logged as an error. Keep clocks synchronised (NTP)
+    /// well within it.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    max_clock_offset: Option<Duration>,
+    /// Test only: shift this server's wall clock by this many milliseconds (negative: behind),
+    /// to play a server whose clock is wrong.
+    #[arg(long, hide = true, value_name = "MS", allow_hyphen_values = true)]
+    test_clock_offset: Option<i64>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -160,6 +172,10 @@ impl ReplicaCmd {
         if let Some(on) = self.memtable_huge_pages.or(file.memtable_huge_pages) {
             opts.rocks.memtable_huge_pages = on;
         }
+        if let Some(d) = self.max_clock_offset.or(file_duration(file.max_clock_offset, "max-clock-offset")?) {
+            opts.max_clock_offset = d;
+        }
+        opts.test_clock_offset_ms = self.test_clock_offset.unwrap_or(0);
         let workers = match (self.worker_threads, file.worker_threads) {
             (Some(n), _) => Some(n as usize),
             (None, Some(0)) => anyhow::bail!("config key worker-threads: must be at least 1"),

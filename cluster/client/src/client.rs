@@ -459,6 +459,7 @@ mod tests {
         (ErrorCode::Transport, false, "the connection failed: the request may have arrived"),
         (ErrorCode::Standby, true, "a standby takes no client writes: it refused it"),
         (ErrorCode::EpochConflict, false, "moot: not retryable (and not a write error)"),
+        (ErrorCode::ClockAhead, false, "moot: not retryable (only duplicated writes get it)"),
     ];
 
     #[test]
@@ -516,6 +517,7 @@ mod tests {
         (ErrorCode::Transport, true, false),
         (ErrorCode::Standby, true, true),
         (ErrorCode::EpochConflict, false, false),
+        (ErrorCode::ClockAhead, false, false),
     ];
 
     #[test]

@@ -27,6 +27,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::InvariantViolated | ErrorCode::Io => Code::Internal,
         ErrorCode::Standby => Code::FailedPrecondition,
         ErrorCode::EpochConflict => Code::Aborted,
+        ErrorCode::ClockAhead => Code::FailedPrecondition,
     }
 }
 
@@ -111,6 +112,7 @@ mod tests {
         (ErrorCode::Transport, Code::Unavailable),
         (ErrorCode::Standby, Code::FailedPrecondition),
         (ErrorCode::EpochConflict, Code::Aborted),
+        (ErrorCode::ClockAhead, Code::FailedPrecondition),
     ];
 
     #[test]

@@ -132,8 +132,9 @@ impl Shared {
     /// A duplicated write (a `Put` with its origin's timetag) is refused if its timetag is older
     /// than the store's last-writer-wins retention: compaction may already have dropped the
     /// tombstone or expired record that would make it lose, and replicas that compacted and
-    /// replicas that did not would then disagree. Otherwise the clock moves past its timetag,
-    /// so that writes accepted here later order after it.
+    /// replicas that did not would then disagree. It is refused too if its timetag is further
+    /// ahead of this clock than the maximum clock offset (`CLOCK_AHEAD`). Otherwise the clock
+    /// moves past its timetag, so that writes accepted here later order after it.
     pub(crate) fn admit_duplicated(&mut self, op: &WriteOp) -> Result<()> {
         let WriteOp::Put { timetag: Some(t), .. } = op else { return Ok(()) };
         let retention = self.opts.lww_retention_ms;
@@ -157,8 +158,14 @@ impl Shared {
                 retention / 1000
             )));
         }
-        self.hlc.observe(*t, self.wall_ms);
-        Ok(())
+        // A timetag from the future would win every last-writer-wins decision here until this
+        // clock caught up, and moving the clock to it would drag every later write along.
+        self.hlc.observe_remote(*t, self.wall_ms).map_err(|ahead_ms| Error::ClockAhead {
+            gpid: self.gpid,
+            from_cluster: t.cluster().get(),
+            ahead_ms,
+            max_ms: self.hlc.max_offset_ms(),
+        })
     }
 }
 

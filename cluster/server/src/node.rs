@@ -55,13 +55,13 @@ impl Node {
         let mut meta = MetaClient::new(opts.meta.clone())?;
         meta.deadline = opts.beacon_interval.max(Duration::from_millis(500));
         let meta = Arc::new(meta);
-        let clock = ServerClock::start();
+        let clock = ServerClock::start(opts.test_clock_offset_ms, opts.max_clock_offset.as_millis() as u64);
         let peers = Arc::new(PeerNet::new(id, Arc::new(Addresses::default())));
         let links = Arc::new(Links::default());
         let env = Arc::new(HostEnv {
             id,
             opts: opts.clone(),
-            clock,
+            clock: clock.clone(),
             backend,
             logs: logs.clone(),
             peers: peers.clone(),
@@ -75,7 +75,7 @@ impl Node {
         let shipping = Arc::new(Shipping::default());
         let dup = DupEnv {
             cluster_id: opts.cluster_id,
-            clock,
+            clock: clock.clone(),
             registry: registry.clone(),
             logs,
             links: links.clone(),

@@ -26,8 +26,12 @@ pub fn record_progress(p: &pb::DupProgress, now_wall_ms: u64) {
 }
 
 /// One `Duplicate` request this node answered as the receiving primary.
-pub fn record_received(applied: u32, conflicts: usize, clock_ahead: u32) {
+pub fn record_received(applied: u32, conflicts: usize) {
     metrics::counter!("tern_dup_received_puts_total").increment(u64::from(applied) + conflicts as u64);
     metrics::counter!("tern_dup_received_conflicts_total").increment(conflicts as u64);
-    metrics::counter!("tern_dup_received_clock_ahead_total").increment(u64::from(clock_ahead));
+}
+
+/// A `Duplicate` request refused because its timetags were too far ahead of this clock.
+pub fn record_clock_ahead() {
+    metrics::counter!("tern_dup_received_clock_ahead_total").increment(1);
 }

@@ -31,16 +31,13 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
         puts,
         full_sync: r.full_sync,
     };
-    let admitted = env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms)?;
-    if admitted.clock_ahead > 0 {
-        tracing::warn!(
-            %gpid,
-            "{} duplicated writes from cluster {} are up to {} ms ahead of this server's clock",
-            admitted.clock_ahead,
-            r.from_cluster,
-            admitted.max_ahead_ms
-        );
-    }
+    let admitted =
+        env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms).inspect_err(|e| {
+            if e.code() == tern_core::ErrorCode::ClockAhead {
+                super::metrics::record_clock_ahead();
+                tracing::warn!(%gpid, "{e}");
+            }
+        })?;
     let h = env.registry.get(gpid).ok_or(Error::NotPrimary { gpid })?;
     let mut waiting = Vec::with_capacity(admitted.puts.len());
     let mut writes = Vec::with_capacity(admitted.puts.len());
@@ -56,7 +53,7 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
     if !writes.is_empty() {
         h.submit(Input::Writes(writes))?;
     }
-    let mut resp = pb::DuplicateResponse { clock_ahead: admitted.clock_ahead, ..Default::default() };
+    let mut resp = pb::DuplicateResponse::default();
     let timeout = env.request_timeout;
     for ((hash_key, sort_key, incoming), rx) in waiting {
         let outcome = match tokio::time::timeout(timeout, rx).await {
@@ -75,6 +72,6 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
             _ => resp.applied += 1,
         }
     }
-    super::metrics::record_received(resp.applied, resp.conflicts.len(), resp.clock_ahead);
+    super::metrics::record_received(resp.applied, resp.conflicts.len());
     Ok(resp)
 }

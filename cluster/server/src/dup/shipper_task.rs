@@ -96,6 +96,9 @@ pub async fn run(env: DupEnv, link_id: u64, gpid: Gpid, ballot: u64) {
                     }
                     Err(e) => {
                         tracing::debug!(%gpid, link = link_id, "duplication batch failed: {e}");
+                        if e.code() == tern_core::ErrorCode::ClockAhead {
+                            state.clock_ahead += 1;
+                        }
                         shipper.on_failed(id, now, e.to_string());
                     }
                 }
@@ -214,6 +217,8 @@ struct Progress {
     gpid: Gpid,
     ballot: u64,
     conflicts: u64,
+    /// Batches the remote refused because their timetags were ahead of its clock by more than
+    /// its maximum clock offset (`CLOCK_AHEAD`), since this primary took over.
     clock_ahead: u64,
     new_conflicts: Vec<pb::DupConflict>,
     /// Records this primary's full sync copied (0 without one).
@@ -238,7 +243,6 @@ impl Progress {
 
     fn on_response(&mut self, r: &pb::DuplicateResponse) {
         self.conflicts += r.conflicts.len() as u64;
-        self.clock_ahead += u64::from(r.clock_ahead);
         let room = MAX_REPORTED_CONFLICTS.saturating_sub(self.new_conflicts.len());
         self.new_conflicts.extend(r.conflicts.iter().take(room).cloned());
     }
