@@ -305,3 +305,34 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     eprintln!("e2e: identical after the relearned replica took over: {records} records, {copied} copied");
     assert_eq!(copied, 0, "the new primary shipped from its log, it did not copy partitions");
 }
+
+/// A link added just before the other cluster becomes unreachable (its meta servers down, so
+/// its routes unknown) still starts on every partition (its start point does not depend on the
+/// other cluster), and the writes made meanwhile ship once that cluster is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_starts_while_the_other_cluster_is_unreachable_and_ships_what_was_written() {
+    let (a, b) = tokio::join!(Cluster::start(opts("here", 9)), Cluster::start(opts("there", 10)));
+    let mut b = b;
+    a.create_table("t", 4, 3).await;
+    b.create_table("t", 4, 3).await;
+    a.dup_add("t", &b, &[]).await.ok();
+    for p in b.metas() {
+        b.kill9(p);
+    }
+    a.wait_for("the link to start on every partition with the other cluster down", SETTLE, || async {
+        let links = a.dup_links().await;
+        let started = links.iter().all(|l| l.link.as_ref().is_some_and(|l| l.started.iter().all(|s| *s)));
+        if started && !links.is_empty() { Ok(()) } else { Err(format!("{links:?}")) }
+    })
+    .await;
+    let (ca, cb) = (a.client(), b.client());
+    let w = Mixed::start(ca.clone(), "t", 2, 500, "h", 31);
+    wait_writes(&a, &w, 0, 300, "writes while the other cluster is down").await;
+    let (ok, _) = w.stop().await;
+    for p in b.metas() {
+        b.restart(p);
+    }
+    let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
+    eprintln!("e2e: {ok} writes made while the other cluster was down, {records} records shipped once it was back");
+    assert!(records > 0);
+}

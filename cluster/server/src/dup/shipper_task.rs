@@ -120,9 +120,13 @@ fn injected_delay() -> Option<Duration> {
     })
 }
 
-/// Connects to the remote table and builds the shipper where `DupRules::start_point` says:
-/// after the confirmed decree the meta server holds, after a full sync's copy, or (a partition
-/// that has not started) after the committed decree now. Retries until it works; errors show
+/// Decides where the shipper starts (`DupRules::start_point`: after the confirmed decree the
+/// meta server holds, after a full sync's copy, or, a partition that has not started, after the
+/// committed decree now) and reports it at once: the start point does not depend on the other
+/// cluster, so the link counts as started here even while that cluster is unreachable, and
+/// what is committed meanwhile ships once it is back (simulator seed 702592: a partition whose
+/// primaries kept failing before they could reach the other cluster never started). Then
+/// connects to the remote table and builds the shipper, retrying until it works; errors show
 /// in the progress.
 async fn start(
     env: &DupEnv,
@@ -130,18 +134,22 @@ async fn start(
     gpid: Gpid,
     state: &mut Progress,
 ) -> Option<(pb::DupLink, Shipper, Arc<tern_client::TernClient>)> {
+    let link = env.links.get(link_id)?;
+    let committed = env.registry.get(gpid)?.status().committed;
+    let syncing = LinkStatus::from_pb(link.status, "status") == Ok(LinkStatus::SyncingCheckpoint);
+    let decided = env.links.rules().start_point(progress_of(&link, gpid), syncing, committed);
+    if let StartPoint::After { decree, .. } = decided {
+        state.start = Some(decree);
+        state.start_failed(env, "");
+    }
     let mut delay = Duration::from_millis(200);
     loop {
         let link = env.links.get(link_id)?;
         let attempt = async {
             let client = env.shipping.remote(&link)?;
             let route = client.route(&link.remote_table, true).await?;
-            let committed =
-                env.registry.get(gpid).map(|h| h.status().committed).ok_or(Error::NotPrimary { gpid })?;
-            let syncing = LinkStatus::from_pb(link.status, "status") == Ok(LinkStatus::SyncingCheckpoint);
             let mut sync_records = 0;
-            let confirmed = match env.links.rules().start_point(progress_of(&link, gpid), syncing, committed)
-            {
+            let confirmed = match decided {
                 StartPoint::After { decree, .. } => decree,
                 StartPoint::CopyFirst => {
                     let publish = |copied, error| state.syncing(env, copied, error);
@@ -223,6 +231,8 @@ struct Progress {
     new_conflicts: Vec<pb::DupConflict>,
     /// Records this primary's full sync copied (0 without one).
     sync_records: u64,
+    /// Where the shipper starts, once decided (not while a full sync copies).
+    start: Option<Decree>,
 }
 
 /// Most conflicts one report carries; the meta server keeps a bounded journal anyway.
@@ -238,6 +248,7 @@ impl Progress {
             clock_ahead: 0,
             new_conflicts: Vec::new(),
             sync_records: 0,
+            start: None,
         }
     }
 
@@ -262,12 +273,16 @@ impl Progress {
         );
     }
 
+    /// Before the shipper runs: its start point, if decided (a partition that still copies its
+    /// records has none yet: it reports as syncing, which confirms nothing), and the last error.
     fn start_failed(&self, env: &DupEnv, error: &str) {
         env.shipping.publish(
             pb::DupProgress {
                 link: self.link,
                 partition: self.gpid.partition.0,
                 ballot: self.ballot,
+                confirmed: self.start.map_or(0, |d| d.0),
+                syncing: self.start.is_none(),
                 last_error: error.to_string(),
                 ..Default::default()
             },
