@@ -16,7 +16,8 @@
 //!   (`throttle.rs`);
 //! * [`DupRules`] (`rules.rs`): every other decision of duplication, shared by the replica
 //!   server and the simulator: admission of a received batch (`receive.rs`), how much log the
-//!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`).
+//!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`), how long a
+//!   receiving table keeps its tombstones (`horizon.rs`).
 //!
 //! The runtime that drives these inside a replica server is `cluster/server/src/dup/`; the
 //! simulator drives the same ones in `cluster/sim/src/dup/`.
@@ -25,6 +26,7 @@
 //! in as `now_ms` parameters.
 
 mod convert;
+mod horizon;
 mod receive;
 mod retention;
 mod rules;
@@ -33,6 +35,7 @@ mod start;
 mod throttle;
 
 pub use convert::entry_to_puts;
+pub use horizon::IncomingLink;
 pub use receive::{Admitted, IncomingBatch, Receiver};
 pub use retention::{LinkProgress, report_counts};
 pub use rules::DupRules;

@@ -12,7 +12,7 @@
 //! writes; the replica checks their age against its retention and moves its clock past them
 //! (`tern_replica`'s `admit_duplicated`), and every replica applies them by last-writer-wins.
 
-use tern_core::{ClusterId, Error, Gpid, Result, Timetag, WriteOp, key::escape, partition_of};
+use tern_core::{ClusterId, Error, Gpid, Result, WriteOp, key::escape, partition_of};
 
 use crate::DupRules;
 
@@ -26,8 +26,6 @@ pub struct IncomingBatch {
     /// The receiving table's partition count, as the sender routed by.
     pub partition_count: u32,
     pub puts: Vec<WriteOp>,
-    /// Records of a full sync (a table's existing data) rather than log entries.
-    pub full_sync: bool,
 }
 
 /// What the receiver knows about itself.
@@ -40,8 +38,6 @@ pub struct Receiver {
     /// A batch holding a timetag further ahead of the receiver's wall clock than this is
     /// refused (`CLOCK_AHEAD`): one of the two clocks is wrong.
     pub max_clock_offset_ms: u64,
-    /// The receiving store's last-writer-wins retention (0: it keeps no tombstones).
-    pub lww_retention_ms: u64,
 }
 
 /// An admitted batch.
@@ -53,7 +49,7 @@ pub struct Admitted {
 impl DupRules {
     /// Admits `batch` at `receiver` (wall clock `now_wall_ms`), or says why not.
     pub fn admit(&self, receiver: &Receiver, batch: IncomingBatch, now_wall_ms: u64) -> Result<Admitted> {
-        let IncomingBatch { gpid, from_cluster, partition_count, puts, full_sync } = batch;
+        let IncomingBatch { gpid, from_cluster, partition_count, puts } = batch;
         let own = u32::from(receiver.own_cluster.get());
         if from_cluster == own {
             return Err(Error::InvalidArgument(format!(
@@ -71,10 +67,9 @@ impl DupRules {
                 "duplicated writes for {gpid} routed by {partition_count} partitions; the table has {mine}"
             )));
         }
-        let oldest = full_sync.then(|| oldest_for_full_sync(receiver, now_wall_ms));
         let mut admitted = Admitted { puts: Vec::with_capacity(puts.len()) };
-        for mut op in puts {
-            let WriteOp::Put { hash_key, timetag, .. } = &mut op else {
+        for op in puts {
+            let WriteOp::Put { hash_key, timetag, .. } = &op else {
                 return Err(Error::InvalidArgument(format!(
                     "a duplicated batch for {gpid} holds a {} (only puts are shipped)",
                     op.name()
@@ -100,9 +95,6 @@ impl DupRules {
                     p.0
                 )));
             }
-            if let Some(oldest) = oldest {
-                *t = raised(*t, oldest);
-            }
             let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
             if ahead_ms > receiver.max_clock_offset_ms {
                 return Err(Error::ClockAhead {
@@ -115,27 +107,6 @@ impl DupRules {
             admitted.puts.push(op);
         }
         Ok(admitted)
-    }
-}
-
-/// The oldest timetag (physical ms) a full sync's record may keep: the start of the
-/// last-writer-wins retention, with two minutes to spare against the primary's own age check
-/// (which allows one).
-fn oldest_for_full_sync(receiver: &Receiver, now_wall_ms: u64) -> u64 {
-    if receiver.lww_retention_ms == 0 {
-        return 0; // no retention: the primary refuses every duplicated write anyway
-    }
-    (now_wall_ms + 120_000).saturating_sub(receiver.lww_retention_ms)
-}
-
-/// A full sync copies a table's existing records, some older than the retention; the primary
-/// refuses those (a tombstone that would make them lose may be compacted away on some replicas
-/// and not on others). They enter with their timetag raised to the retention's start instead.
-fn raised(t: Timetag, oldest_ms: u64) -> Timetag {
-    if t.physical_ms() < oldest_ms {
-        Timetag::new(oldest_ms, t.logical(), t.cluster(), t.is_delete())
-    } else {
-        t
     }
 }
 

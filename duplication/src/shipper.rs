@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use tern_core::{ClusterId, Decree, Error, Result, WriteOp, partition_of};
+use tern_core::{ClusterId, Decree, Error, Result, Timetag, WriteOp, partition_of};
 use tern_storage::LogEntry;
 
 use crate::convert::entry_to_puts;
@@ -115,9 +115,13 @@ pub struct ShipperStats {
     /// Puts waiting to be sent (failed ones included).
     pub queued_puts: u64,
     pub inflight_batches: usize,
-    /// Physical time of the timetag of the oldest entry with unacknowledged puts (the lag is
-    /// now minus this); `None` when everything read is acknowledged.
+    /// Physical time of the timetag of the oldest entry with unacknowledged puts; `None` when
+    /// everything read is acknowledged.
     pub oldest_unacked_physical_ms: Option<u64>,
+    /// See [`Shipper::replicated_up_to`].
+    pub replicated_up_to: Timetag,
+    /// The timetag of the last entry read.
+    pub read_timetag: Timetag,
     /// Puts and batches acknowledged.
     pub shipped_puts: u64,
     pub shipped_batches: u64,
@@ -165,7 +169,7 @@ struct Inflight {
 struct PendingEntry {
     /// Puts of the entry not yet acknowledged (> 0 while the entry is in the map).
     unacked: usize,
-    physical_ms: u64,
+    timetag: Timetag,
 }
 
 /// See the module doc.
@@ -174,6 +178,11 @@ pub struct Shipper {
     local: ClusterId,
     opts: ShipperOptions,
     read_through: Decree,
+    /// The timetag of the entry at `read_through` (zero until one is read).
+    read_timetag: Timetag,
+    /// A lower bound of [`Shipper::replicated_up_to`] known when the shipper was made (what the
+    /// meta server recorded with the confirmed decree it resumes from).
+    resumed_up_to: Timetag,
     /// Entries with unacknowledged puts, by decree.
     pending: BTreeMap<u64, PendingEntry>,
     partitions: Vec<RemotePartition>,
@@ -209,6 +218,8 @@ impl Shipper {
         Ok(Shipper {
             local,
             read_through: confirmed,
+            read_timetag: Timetag::ZERO,
+            resumed_up_to: Timetag::ZERO,
             pending: BTreeMap::new(),
             partitions: (0..remote_partitions).map(|_| RemotePartition::default()).collect(),
             inflight: BTreeMap::new(),
@@ -259,6 +270,7 @@ impl Shipper {
             let puts = entry_to_puts(entry, self.local)?;
             self.enqueue(entry, puts);
             self.read_through = entry.decree;
+            self.read_timetag = self.read_timetag.max(entry.timetag);
         }
         Ok(())
     }
@@ -267,7 +279,7 @@ impl Shipper {
         if puts.is_empty() {
             return;
         }
-        let pending = PendingEntry { unacked: puts.len(), physical_ms: entry.timetag.physical_ms() };
+        let pending = PendingEntry { unacked: puts.len(), timetag: entry.timetag };
         self.pending.insert(entry.decree.0, pending);
         let count = self.partitions.len() as u32;
         for put in puts {
@@ -408,6 +420,24 @@ impl Shipper {
         self.read_through
     }
 
+    /// Sets what a resumed shipper already knows is replicated (see `resumed_up_to`).
+    pub fn resume_replicated_up_to(&mut self, t: Timetag) {
+        self.resumed_up_to = self.resumed_up_to.max(t);
+    }
+
+    /// Every write of this partition with a timetag at or below this has been acknowledged by
+    /// the remote table (the link's *replicated-up-to*, `docs/duplication.md`): everything
+    /// before the first entry with unacknowledged puts is (timetags grow with decrees), or,
+    /// with nothing unacknowledged, everything read so far. It is measured on this partition's
+    /// own clock: lag is the partition's newest timetag minus this, with no clock skew in it.
+    pub fn replicated_up_to(&self) -> Timetag {
+        let now = match self.pending.first_key_value() {
+            Some((_, e)) => Timetag::from_u64(e.timetag.as_u64().saturating_sub(1)),
+            None => self.read_timetag,
+        };
+        now.max(self.resumed_up_to)
+    }
+
     /// When [`Shipper::poll`] may return something it would not return now: the end of a
     /// backoff, or the throttle holding enough tokens for the batch it serves first. `Some(now)`
     /// when a batch is ready at once; `None` when nothing waits on time (everything sent, or
@@ -452,7 +482,9 @@ impl Shipper {
             buffered_bytes: self.buffered_bytes,
             queued_puts: self.partitions.iter().map(|p| p.queue.len() as u64).sum(),
             inflight_batches: self.inflight.len(),
-            oldest_unacked_physical_ms: self.pending.first_key_value().map(|(_, e)| e.physical_ms),
+            oldest_unacked_physical_ms: self.pending.first_key_value().map(|(_, e)| e.timetag.physical_ms()),
+            replicated_up_to: self.replicated_up_to(),
+            read_timetag: self.read_timetag,
             shipped_puts: self.shipped_puts,
             shipped_batches: self.shipped_batches,
             failed_batches: self.failed_batches,

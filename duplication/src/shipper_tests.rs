@@ -398,3 +398,29 @@ fn bad_options_are_refused() {
     assert!(Shipper::new(cid(LOCAL), 0, Decree::ZERO, opts()).is_err());
     assert_eq!(ShipperOptions::default().validate(), Ok(()));
 }
+
+/// The replicated-up-to timetag: everything before the first entry with unacknowledged puts,
+/// or everything read once nothing is unacknowledged; never below what a resumed shipper was
+/// told, and never going back.
+#[test]
+fn replicated_up_to_follows_acks_on_the_partitions_own_clock() {
+    let tt = |d: u64| entry(d, vec![]).timetag;
+    let mut s = shipper(1, ShipperOptions { batch_max_puts: 1, ..opts() });
+    s.resume_replicated_up_to(tt(0));
+    assert_eq!(s.replicated_up_to(), tt(0), "nothing read: what it was told");
+    let log =
+        vec![entry(1, vec![set("a", 1)]), entry(2, vec![foreign_put("b")]), entry(3, vec![set("c", 1)])];
+    read_all(&mut s, &log);
+    assert_eq!(s.replicated_up_to(), Timetag::from_u64(tt(1).as_u64() - 1), "entry 1 is not acknowledged");
+    let batches = s.poll(0);
+    assert_eq!(batches.len(), 2, "one put each");
+    assert!(s.on_acked(batches[0].id, 0));
+    assert_eq!(
+        s.replicated_up_to(),
+        Timetag::from_u64(tt(3).as_u64() - 1),
+        "entry 2 ships nothing, entry 3 is not acknowledged"
+    );
+    assert!(s.on_acked(batches[1].id, 0));
+    assert_eq!(s.replicated_up_to(), tt(3), "everything read is acknowledged");
+    assert_eq!(s.stats().replicated_up_to, tt(3));
+}

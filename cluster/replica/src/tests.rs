@@ -456,7 +456,13 @@ fn a_restarted_replica_never_leads_again_at_a_ballot_it_may_have_used() {
     h(
         &mut r,
         T0,
-        Event::Open { applied: Decree(0), applied_timetag: Timetag::ZERO, applied_ballot: Ballot(0), log },
+        Event::Open {
+            applied: Decree(0),
+            applied_timetag: Timetag::ZERO,
+            applied_ballot: Ballot(0),
+            purge_below: Timetag::ZERO,
+            log,
+        },
     );
     assert_eq!(r.status(), ReplicaStatus::Inactive);
     let a = h(&mut r, T0, Event::ConfigUpdate { config: cfg(3, P, &[S1]) });
@@ -509,6 +515,7 @@ fn a_learner_catches_up_then_the_primary_asks_to_add_it() {
             applied: Decree(0),
             applied_timetag: Timetag::ZERO,
             applied_ballot: Ballot(0),
+            purge_below: Timetag::ZERO,
             log: vec![entry(1, 1, "garbage")],
         },
     );
@@ -616,6 +623,7 @@ fn a_failed_replica_keeps_the_error_that_stopped_it() {
             applied: Decree(1),
             applied_timetag: Timetag::ZERO,
             applied_ballot: Ballot(1),
+            purge_below: Timetag::ZERO,
             log: vec![],
         },
     );
@@ -631,6 +639,7 @@ fn a_restarted_replica_remembers_ballots_its_log_no_longer_holds() {
         applied: Decree(40),
         applied_timetag: Timetag::ZERO,
         applied_ballot: Ballot(3),
+        purge_below: Timetag::ZERO,
         log: vec![],
     };
     h(&mut r, T0, open);
@@ -650,6 +659,7 @@ fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
             applied: Decree(0),
             applied_timetag: Timetag::ZERO,
             applied_ballot: Ballot(0),
+            purge_below: Timetag::ZERO,
             log: vec![],
         },
     );
@@ -684,4 +694,28 @@ fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
     assert_eq!(a[0], Action::ResetLog);
     assert!(matches!(sends(&a)[..], [(P, PeerMessage::LearnRequest { applied: Decree(1), .. })]), "{a:?}");
     assert_eq!(l.status(), ReplicaStatus::Learner);
+}
+
+/// A purge horizon from the meta server is logged once, by an active primary, in an entry of
+/// its own (replicated like a write); a lower or known one changes nothing, and other roles
+/// ignore it.
+#[test]
+fn an_active_primary_logs_a_newer_purge_horizon_once() {
+    let mut r = active_primary();
+    let below = Timetag::new(T0 - 60_000, 0, tern_core::ClusterId::new(1).unwrap(), false);
+    let a = h(&mut r, T0, Event::PurgeHorizon { below });
+    let logged: Vec<_> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Append { entries } => Some(entries[0].mutation.purge_below),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, vec![Some(below)], "{a:?}");
+    assert!(h(&mut r, T0, Event::PurgeHorizon { below }).is_empty(), "already in the window");
+    let older = Timetag::new(T0 - 120_000, 0, tern_core::ClusterId::new(1).unwrap(), false);
+    assert!(h(&mut r, T0, Event::PurgeHorizon { below: older }).is_empty(), "not newer");
+    let mut s = Replica::new(G, S1, opts(), T0);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    assert!(h(&mut s, T0, Event::PurgeHorizon { below }).is_empty(), "a secondary does not log it");
 }

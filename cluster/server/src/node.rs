@@ -85,7 +85,6 @@ impl Node {
                 own_cluster: opts.cluster_id,
                 own_partitions: None,
                 max_clock_offset_ms: replica_opts.max_clock_offset_ms,
-                lww_retention_ms: replica_opts.lww_retention_ms,
             },
         };
         Ok(Node {

@@ -161,6 +161,7 @@ pub fn dup_rules(cfg: &SimConfig) -> DupRules {
                 start_from_committed: d.bugs.start_from_committed,
                 floor_past_confirmed: d.bugs.floor_past_confirmed,
                 forget_log_when_learning: d.bugs.forget_log_when_learning,
+                ignore_incoming_links: d.bugs.ignore_incoming_links,
             };
         }
         rules

@@ -24,13 +24,8 @@ use crate::host::task::Input;
 pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::DuplicateResponse> {
     let gpid = gpid_from_pb(r.gpid.as_ref())?;
     let puts = r.puts.into_iter().map(put_from_pb).collect::<Result<Vec<_>>>()?;
-    let batch = IncomingBatch {
-        gpid,
-        from_cluster: r.from_cluster,
-        partition_count: r.partition_count,
-        puts,
-        full_sync: r.full_sync,
-    };
+    let batch =
+        IncomingBatch { gpid, from_cluster: r.from_cluster, partition_count: r.partition_count, puts };
     let admitted =
         env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms).inspect_err(|e| {
             if e.code() == tern_core::ErrorCode::ClockAhead {

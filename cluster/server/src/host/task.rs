@@ -100,6 +100,7 @@ pub fn spawn(
         applied: store.last_applied_decree(),
         applied_timetag: store.last_applied_timetag(),
         applied_ballot: store.last_applied_ballot(),
+        purge_below: store.purge_horizon(),
         log,
     };
     let mut io = ServerHost::new(env, gpid, dir, store, control_tx.clone());

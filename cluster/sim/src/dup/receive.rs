@@ -35,15 +35,9 @@ impl SimNode {
             own_cluster: dup.cluster,
             own_partitions: Some(dup.own_partitions),
             max_clock_offset_ms: self.opts.max_clock_offset_ms,
-            lww_retention_ms: self.opts.lww_retention_ms,
         };
-        let batch = IncomingBatch {
-            gpid,
-            from_cluster: u32::from(from_cluster.get()),
-            partition_count,
-            puts,
-            full_sync: false,
-        };
+        let batch =
+            IncomingBatch { gpid, from_cluster: u32::from(from_cluster.get()), partition_count, puts };
         let puts = match self.rules.admit(&receiver, batch, now) {
             Ok(admitted) => admitted.puts,
             Err(e) => {
