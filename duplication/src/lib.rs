@@ -27,6 +27,7 @@
 
 mod convert;
 mod horizon;
+mod lag;
 mod receive;
 mod retention;
 mod rules;
@@ -36,6 +37,7 @@ mod throttle;
 
 pub use convert::entry_to_puts;
 pub use horizon::IncomingLink;
+pub use lag::{Lag, LagReport};
 pub use receive::{Admitted, IncomingBatch, Receiver};
 pub use retention::{LinkProgress, report_counts};
 pub use rules::DupRules;

@@ -415,6 +415,11 @@ impl Shipper {
         }
     }
 
+    /// The remote table's partition count.
+    pub fn remote_partitions(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
     /// The last decree read from the log.
     pub fn read_through(&self) -> Decree {
         self.read_through

@@ -91,9 +91,10 @@ pub fn role_of(view: &View) -> Option<(DrRole, u64)> {
     }
 }
 
-/// The lag a link's progress shows: per partition, how long its oldest unshipped write has
-/// waited, or, when nothing was waiting, how old the report is (writes since may be waiting);
-/// the worst partition counts. Unknown while the link is not shipping everything it has.
+/// The lag a link's progress shows: the worst partition's seconds behind (measured on its own
+/// clock by the meta server of the active cluster, see `DupRules::lag`) plus the age of that
+/// measurement (writes since may be waiting). Unknown, with the reason, while the link is not
+/// shipping or any partition's lag cannot be told: an unknown lag is never read as 0.
 pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
     let l = &link.link;
     match l.status {
@@ -102,13 +103,16 @@ pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
     }
     let mut worst = 0f64;
     for p in &link.partitions {
+        if let Some(why) = &p.lag_unknown {
+            return Err(format!("partition {}: {why}", p.partition));
+        }
         if !l.started(p.partition) {
             return Err(format!("partition {} has not started shipping", p.partition));
         }
         let Some(reported_ms_ago) = p.reported_ms_ago else {
             return Err(format!("partition {} never reported progress", p.partition));
         };
-        let lag = p.seconds_behind.max(reported_ms_ago as f64 / 1000.0);
+        let lag = p.seconds_behind + reported_ms_ago as f64 / 1000.0;
         worst = worst.max(lag);
     }
     Ok(Duration::from_secs_f64(worst.max(0.0)))

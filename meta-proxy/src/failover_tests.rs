@@ -180,6 +180,8 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
             decrees_behind: 0,
             bytes_behind: 0,
             seconds_behind: sb,
+            lag_unknown: None,
+            replicated_up_to: tern_core::Timetag::ZERO,
             shipped_puts: 0,
             failed_batches: 0,
             last_error: None,
@@ -197,9 +199,13 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
 #[test]
 fn a_links_lag_is_its_worst_partition_and_unknown_until_it_ships_everything() {
     let l = link("shipping", vec![true, true], vec![(0.0, 300), (1.5, 200)]);
-    assert_eq!(link_lag(&l).unwrap(), secs(1.5));
+    assert_eq!(link_lag(&l).unwrap(), secs(1.7), "measured lag plus the measurement's age");
     let l = link("paused", vec![true, true], vec![(0.0, 900), (0.0, 200)]);
     assert_eq!(link_lag(&l).unwrap(), secs(0.9), "nothing waiting: the report's age bounds it");
+    let mut l = link("shipping", vec![true, true], vec![(0.0, 100), (0.0, 100)]);
+    l.partitions[1].lag_unknown = Some("the link fails: TRANSPORT: refused".into());
+    let e = link_lag(&l).unwrap_err();
+    assert!(e.contains("partition 1: the link fails: TRANSPORT: refused"), "an unknown lag is never 0: {e}");
     let e = link_lag(&link("syncing-checkpoint", vec![true], vec![(0.0, 0)])).unwrap_err();
     assert!(e.contains("syncing-checkpoint"), "{e}");
     let e = link_lag(&link("shipping", vec![true, false], vec![(0.0, 0), (0.0, 0)])).unwrap_err();

@@ -239,7 +239,12 @@ impl DupCmd {
                             anyhow::bail!("no link {id} (see `tern dup list`)");
                         }
                     }
-                    print_status(fmt, &links, &c.table_states().await?);
+                    let mut incoming = c.incoming(table.as_deref()).await?;
+                    if link.is_some() {
+                        incoming.clear();
+                    }
+                    let now_ms = tern_core::Clock::now_ms(&tern_storage::SystemClock);
+                    print_status(fmt, &links, &incoming, &c.table_states().await?, now_ms);
                     Ok(())
                 }
                 DupCmd::Pause { id, meta } => change(fmt, &meta, id, LinkChange::Pause).await,

@@ -201,6 +201,8 @@ struct MetaFile {
     balance_interval: Option<String>,
     max_moves: Option<usize>,
     dup_conflict_journal: Option<u32>,
+    tombstone_retention: Option<String>,
+    dup_hold_limit: Option<String>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -246,6 +248,18 @@ pub struct MetaCmd {
     /// duplication link keeps for `tern dup conflicts` (default 100).
     #[arg(long, env = "TERN_DUP_CONFLICT_JOURNAL")]
     dup_conflict_journal: Option<u32>,
+    /// How long deletes (tombstones) and expired records are kept at least, by their timestamp,
+    /// before replicas may drop them (default 1d). Links from other clusters into a table keep
+    /// them longer, until every sending partition has shipped past them, so that a write those
+    /// links ship later still loses to a newer delete: see --dup-hold-limit.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    tombstone_retention: Option<Duration>,
+    /// How long an incoming duplication link may be silent (down, paused, removed on its side)
+    /// before it stops holding its table's tombstones back (default 7d). After that, writes it
+    /// ships older than the table's purge horizon may bring back records deleted here: add such
+    /// a link back with a full sync instead. It is logged as an error when it happens.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    dup_hold_limit: Option<Duration>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -306,6 +320,14 @@ impl MetaCmd {
                 .dup_conflict_journal
                 .or(file.dup_conflict_journal)
                 .unwrap_or(tern_meta::DEFAULT_DUP_CONFLICT_JOURNAL),
+            tombstone_retention: self
+                .tombstone_retention
+                .or(file_duration(file.tombstone_retention, "tombstone-retention")?)
+                .unwrap_or(tern_meta::DEFAULT_TOMBSTONE_RETENTION),
+            dup_hold_limit: self
+                .dup_hold_limit
+                .or(file_duration(file.dup_hold_limit, "dup-hold-limit")?)
+                .unwrap_or(tern_meta::DEFAULT_DUP_HOLD_LIMIT),
             raft: tern_meta::raft::RaftOptions::default(),
         };
         runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::{Ballot, Error, ErrorCode, NodeId, Result};
+use tern_core::{Ballot, Decree, Error, ErrorCode, NodeId, Result, Timetag};
+use tern_duplication::{Lag, LagReport};
 use tern_proto::convert::{PbEnum, link_change_from_pb};
 use tern_proto::pb;
 use tokio::sync::oneshot;
@@ -67,6 +68,7 @@ pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
         mode: l.mode.to_pb(),
         created_at_ms: l.created_at_ms,
         started: l.started.clone(),
+        replicated_up_to: (0..l.partition_count()).map(|p| l.replicated_up_to(p)).collect(),
     }
 }
 
@@ -80,21 +82,37 @@ pub fn beacon_links(s: &MetaState) -> Vec<pb::DupLink> {
         .collect()
 }
 
+/// A report older than this tells nothing about a partition's lag (replica servers beacon every
+/// second by default).
+pub const LAG_REPORT_MAX_AGE_MS: u64 = 10_000;
+
 /// A link with the state of each of its partitions. `reported_ms_ago` is `u64::MAX` for a
-/// partition the leader has no report of (none since it took over).
-pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms: u64) -> pb::DupLinkStatus {
+/// partition the leader has no report of (none since it took over). The lag is
+/// `DupRules::lag`'s: on each partition's own clock, and unknown (with why) when it cannot be
+/// told.
+pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats) -> pb::DupLinkStatus {
+    let rules = tern_duplication::DupRules::default();
     let partitions = (0..l.partition_count())
         .map(|i| {
             let p = i as u32;
             let r = stats.get(&(l.id, p));
             let progress = r.map(|r| r.progress.clone()).unwrap_or_default();
             let confirmed = l.confirmed[i];
+            let replicated_up_to = l.replicated_up_to(i).max(progress.replicated_up_to);
             let decrees_behind = if l.started[i] { progress.committed.saturating_sub(confirmed) } else { 0 };
-            let seconds_behind = if progress.oldest_unshipped_ms > 0 {
-                now_wall_ms.saturating_sub(progress.oldest_unshipped_ms) as f64 / 1000.0
-            } else {
-                0.0
-            };
+            let report = r.map(|r| LagReport {
+                age_ms: r.age_ms,
+                syncing: progress.syncing,
+                last_error: &progress.last_error,
+                committed: Decree(progress.committed),
+                committed_timetag: Timetag::from_u64(progress.committed_timetag),
+                replicated_up_to: Timetag::from_u64(replicated_up_to),
+            });
+            let (lag_known, seconds_behind, lag_unknown) =
+                match rules.lag(l.status, l.started[i], report, LAG_REPORT_MAX_AGE_MS) {
+                    Lag::Known { seconds } => (true, seconds, String::new()),
+                    Lag::Unknown(why) => (false, 0.0, why),
+                };
             let primary =
                 s.partitions.get(&partition_key(l.table, p)).and_then(|rec| rec.config.primary).unwrap_or(0);
             pb::DupPartitionStatus {
@@ -106,13 +124,17 @@ pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms:
                 seconds_behind,
                 shipped_puts: progress.shipped_puts,
                 failed_batches: progress.failed_batches,
-                last_error: progress.last_error,
+                last_error: progress.last_error.clone(),
                 conflicts: l.partition_conflicts.get(i).map_or(0, |c| c.total),
                 primary,
                 reported_ms_ago: r.map_or(u64::MAX, |r| r.age_ms),
                 clock_ahead: progress.clock_ahead,
                 syncing: progress.syncing && !l.started[i],
                 sync_records: progress.sync_records,
+                replicated_up_to,
+                committed_timetag: progress.committed_timetag,
+                lag_known,
+                lag_unknown,
             }
         })
         .collect();
@@ -152,6 +174,7 @@ pub fn accept_progress(
             confirmed: p.confirmed,
             conflicts: p.conflicts,
             new_conflicts: p.recent_conflicts.iter().map(conflict_from_pb).collect(),
+            replicated_up_to: p.replicated_up_to,
         };
         // A partition still copying its records has no confirmed decree yet.
         if !p.syncing && link.progress_changes(&update) {
@@ -233,11 +256,17 @@ impl MetaService {
         rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
+    async fn incoming(&self) -> std::result::Result<Vec<crate::horizon::IncomingView>, tonic::Status> {
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::Incoming { reply }).await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
+    }
+
     async fn link_reply(&self, applied: Applied) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
         match applied {
             Applied::Link(l) => {
                 let stats = self.dup_stats().await?;
-                Ok(self.group.read(|s| link_status(&s.0, &l, &stats, crate::wall_ms())))
+                Ok(self.group.read(|s| link_status(&s.0, &l, &stats)))
             }
             Applied::Refused(why) => Err(invalid(why)),
             other => Err(status(Error::invariant(format!("a link command returned {other:?}")))),
@@ -333,18 +362,37 @@ impl MetaService {
         r: pb::DupListRequest,
     ) -> std::result::Result<pb::DupListResponse, tonic::Status> {
         let stats = self.dup_stats().await?;
-        let now = crate::wall_ms();
+        let incoming = self.incoming().await?;
         self.group.read(|s| {
             let links: Vec<_> =
                 s.0.links
                     .values()
                     .filter(|l| r.table.is_empty() || l.table_name == r.table)
-                    .map(|l| link_status(&s.0, l, &stats, now))
+                    .map(|l| link_status(&s.0, l, &stats))
                     .collect();
-            if links.is_empty() && !r.table.is_empty() && s.0.table_by_name(&r.table).is_none() {
+            let table_name = |id: u32| s.0.tables.get(&id).map_or_else(String::new, |t| t.name.clone());
+            let incoming: Vec<_> = incoming
+                .into_iter()
+                .filter(|v| r.table.is_empty() || table_name(v.table) == r.table)
+                .map(|v| pb::IncomingLinkStatus {
+                    table: table_name(v.table),
+                    table_id: v.table,
+                    from_cluster: u32::from(v.link.from_cluster),
+                    source_table: v.link.source_table,
+                    source_partitions: v.link.partitions,
+                    replicated_up_to: v.replicated_up_to,
+                    heard_ms_ago: v.heard_ago.map_or(u64::MAX, |d| d.as_millis() as u64),
+                    purge_below: s.0.horizon(v.table).map_or(0, |h| h.purge_below),
+                })
+                .collect();
+            if links.is_empty()
+                && incoming.is_empty()
+                && !r.table.is_empty()
+                && s.0.table_by_name(&r.table).is_none()
+            {
                 return Err(status(Error::TableNotFound(r.table.clone())));
             }
-            Ok(pb::DupListResponse { links })
+            Ok(pb::DupListResponse { links, incoming })
         })
     }
 

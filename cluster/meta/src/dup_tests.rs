@@ -85,6 +85,8 @@ fn removed_links_are_neither_heard_nor_sent_to_replica_servers() {
     assert!(updates.is_empty() && accepted.is_empty());
 }
 
+/// The lag is measured on the partition's own clock (its newest applied write against what the
+/// remote applied), and is unknown, with a reason, where it cannot be told: never 0.
 #[test]
 fn status_derives_lag_from_the_last_reports() {
     let mut s = state();
@@ -93,21 +95,26 @@ fn status_derives_lag_from_the_last_reports() {
     let mut stats = DupStats::new();
     let progress = pb::DupProgress {
         committed: 20,
-        oldest_unshipped_ms: 10_000,
+        committed_timetag: Timetag::at_physical_ms(12_500).as_u64(),
+        replicated_up_to: Timetag::at_physical_ms(10_000).as_u64(),
         bytes_behind: 300,
         ..report(1, 0, 3, 7)
     };
     stats.insert((1, 0), ReportedProgress { progress, age_ms: 40 });
-    // Partition 1 has reported nothing (so it has not started): nothing is behind yet.
+    // Partition 1 has reported nothing (so it has not started): its lag is unknown.
     stats.insert((1, 1), ReportedProgress { progress: report(1, 1, 4, 0), age_ms: 50 });
-    let st = link_status(&s, &s.links[&1], &stats, 12_500);
+    let st = link_status(&s, &s.links[&1], &stats);
     let p0 = &st.partitions[0];
     assert_eq!((p0.confirmed, p0.committed, p0.decrees_behind, p0.bytes_behind), (7, 20, 13, 300));
-    assert_eq!((p0.seconds_behind, p0.reported_ms_ago, p0.primary), (2.5, 40, 5));
+    assert_eq!((p0.lag_known, p0.seconds_behind, p0.reported_ms_ago, p0.primary), (true, 2.5, 40, 5));
     let p1 = &st.partitions[1];
-    assert_eq!((p1.decrees_behind, p1.seconds_behind, p1.primary), (0, 0.0, 6));
-    let unreported = link_status(&s, &s.links[&1], &DupStats::new(), 0);
+    assert_eq!((p1.decrees_behind, p1.lag_known, p1.primary), (0, false, 6));
+    assert!(p1.lag_unknown.contains("not started"), "{}", p1.lag_unknown);
+    let unreported = link_status(&s, &s.links[&1], &DupStats::new());
     assert_eq!(unreported.partitions[0].reported_ms_ago, u64::MAX);
+    assert!(
+        !unreported.partitions[0].lag_known && unreported.partitions[0].lag_unknown.contains("no report")
+    );
 }
 
 #[test]

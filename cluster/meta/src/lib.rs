@@ -11,7 +11,8 @@
 //! no I/O; this crate persists and carries them out.
 
 pub mod dup;
-pub mod leader;
+pub mod horizon;
+mod leader;
 pub mod raft;
 pub mod service;
 pub mod state;
@@ -77,8 +78,16 @@ pub struct MetaOptions {
     /// How many recent conflicts (writes that lost last-writer-wins on the remote side) each
     /// duplication link keeps in the replicated state. Default [`DEFAULT_DUP_CONFLICT_JOURNAL`].
     pub dup_conflict_journal: u32,
+    /// Dead records (tombstones, expired records) stay at least this long (by their timetag)
+    /// before a table's purge horizon passes them, however caught up its incoming links are.
+    pub tombstone_retention: Duration,
+    /// An incoming link not heard for this long stops holding its table's tombstones back.
+    pub dup_hold_limit: Duration,
     pub raft: RaftOptions,
 }
+
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_DUP_HOLD_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub const DEFAULT_DUP_CONFLICT_JOURNAL: u32 = 100;
 
@@ -146,6 +155,8 @@ async fn supervise(
                     tick: Duration::from_millis(200),
                     recall_window: opts.recall_window,
                     dup_conflict_journal: opts.dup_conflict_journal,
+                    tombstone_retention: opts.tombstone_retention,
+                    dup_hold_limit: opts.dup_hold_limit,
                 };
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(leader::spawn(group.clone(), lo, pool.clone()));

@@ -118,6 +118,7 @@ impl pb::meta_server::Meta for MetaService {
             sent_at_ms,
             reports,
             dup_progress: r.dup_progress,
+            incoming: r.incoming,
             reply,
         })
         .await?;
@@ -141,6 +142,8 @@ impl pb::meta_server::Meta for MetaService {
                         name: t.name.clone(),
                         role: t.role.to_pb(),
                         epoch: t.epoch,
+                        partitions: t.partitions,
+                        purge_below: s.0.horizon(t.id).map_or(0, |h| h.purge_below),
                     })
                     .collect();
             (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles, purged)

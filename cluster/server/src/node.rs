@@ -36,7 +36,7 @@ pub struct Node {
     pub shipping: Arc<Shipping>,
     /// What the duplication runtime works with.
     pub dup: DupEnv,
-    pub roles: Roles,
+    pub roles: Arc<Roles>,
     lease: Mutex<NodeLease>,
     /// Set once the server is asked to stop: long-lived incoming streams end on it, or the
     /// server's graceful shutdown would wait for them forever.
@@ -73,6 +73,7 @@ impl Node {
         let replica_opts = env.replica_options();
         let registry = Arc::new(Registry::new(env));
         let shipping = Arc::new(Shipping::default());
+        let roles = Arc::new(Roles::default());
         let dup = DupEnv {
             cluster_id: opts.cluster_id,
             clock: clock.clone(),
@@ -86,6 +87,8 @@ impl Node {
                 own_partitions: None,
                 max_clock_offset_ms: replica_opts.max_clock_offset_ms,
             },
+            incoming: Arc::default(),
+            roles: roles.clone(),
         };
         Ok(Node {
             id,
@@ -97,7 +100,7 @@ impl Node {
             links,
             shipping,
             dup,
-            roles: Roles::default(),
+            roles,
             lease: Mutex::new(NodeLease::default()),
             stopping: watch::Sender::new(false),
         })

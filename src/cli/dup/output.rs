@@ -1,7 +1,9 @@
 //! What `tern dup` prints: links, their progress and conflicts, as text or JSON.
 
 use serde_json::{Value, json};
-use tern_client::admin::{LinkConflicts, LinkReport, SourceTable, TableStates, TwoWayLinks};
+use tern_client::admin::{
+    IncomingLinkReport, LinkConflicts, LinkReport, SourceTable, TableStates, TwoWayLinks,
+};
 use tern_core::key::escape;
 use tern_core::{NodeId, Timetag};
 
@@ -49,6 +51,7 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
         "bytes_behind": t.bytes_behind,
         "max_seconds_behind": t.max_seconds_behind,
         "failing_partitions": t.failing_partitions,
+        "unknown_lag_partitions": t.unknown_lag_partitions,
     });
     if partitions {
         v["partitions"] = s
@@ -63,6 +66,9 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
                     "decrees_behind": p.decrees_behind,
                     "bytes_behind": p.bytes_behind,
                     "seconds_behind": p.seconds_behind,
+                    "lag_known": p.lag_unknown.is_none(),
+                    "lag_unknown": p.lag_unknown,
+                    "replicated_up_to": timetag_json(p.replicated_up_to),
                     "shipped_puts": p.shipped_puts,
                     "failed_batches": p.failed_batches,
                     "last_error": p.last_error.as_deref().unwrap_or_default(),
@@ -130,8 +136,25 @@ pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &Table
                     SourceTable::Serving => l.table_name.clone(),
                     state => format!("{} [{state}]", l.table_name),
                 };
+                let seconds = if t.unknown_lag_partitions > 0 {
+                    "?".to_string()
+                } else {
+                    format!("{:.1}", t.max_seconds_behind)
+                };
+                let mut notes = Vec::new();
+                if t.failing_partitions > 0 {
+                    notes.push(format!("{} partitions failing", t.failing_partitions));
+                }
+                if t.unknown_lag_partitions > 0 {
+                    notes.push(format!("lag unknown in {} partitions", t.unknown_lag_partitions));
+                }
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({}: see `tern dup status`)", notes.join(", "))
+                };
                 println!(
-                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9.1} {:>9}{}",
+                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}{notes}",
                     l.id,
                     table,
                     format!("{}/{}", l.remote_cluster, l.remote_table),
@@ -140,24 +163,29 @@ pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &Table
                     throttle(l.max_bytes_per_sec),
                     t.decrees_behind,
                     human_bytes(t.bytes_behind),
-                    t.max_seconds_behind,
+                    seconds,
                     s.conflicts,
-                    if t.failing_partitions > 0 {
-                        format!("  ({} partitions failing: see `tern dup status`)", t.failing_partitions)
-                    } else {
-                        String::new()
-                    }
                 );
             }
         }
     }
 }
 
-pub(super) fn print_status(fmt: OutputFormat, links: &[LinkReport], tables: &TableStates) {
+/// `tern dup status`: the links from this cluster's tables with each partition's progress,
+/// then the links of other clusters into them (what holds deletes back). `now_ms`: this
+/// machine's wall clock, for the horizon's age.
+pub(super) fn print_status(
+    fmt: OutputFormat,
+    links: &[LinkReport],
+    incoming: &[IncomingLinkReport],
+    tables: &TableStates,
+    now_ms: u64,
+) {
     match fmt {
         OutputFormat::Json => {
             let v: Vec<Value> = links.iter().map(|s| link_json(s, tables, true)).collect();
-            println!("{}", json!({ "links": v }));
+            let inc: Vec<Value> = incoming.iter().map(|i| incoming_json(i, now_ms)).collect();
+            println!("{}", json!({ "links": v, "incoming": inc }));
         }
         OutputFormat::Text => {
             if links.is_empty() {
@@ -183,19 +211,26 @@ pub(super) fn print_status(fmt: OutputFormat, links: &[LinkReport], tables: &Tab
                 );
                 for p in &s.partitions {
                     let confirmed = if l.started(p.partition) { p.confirmed.to_string() } else { "-".into() };
-                    let last = match &p.last_error {
-                        None if p.syncing => format!("full sync: {} records copied", p.sync_records),
-                        e => e.clone().unwrap_or_default(),
+                    let last = match (&p.last_error, &p.lag_unknown) {
+                        (None, _) if p.syncing => format!("full sync: {} records copied", p.sync_records),
+                        (Some(e), _) => e.clone(),
+                        (None, Some(why)) => format!("lag unknown: {why}"),
+                        (None, None) => String::new(),
+                    };
+                    let seconds = if p.lag_unknown.is_some() {
+                        "?".to_string()
+                    } else {
+                        format!("{:.1}", p.seconds_behind)
                     };
                     println!(
-                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8.1} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
+                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
                         p.partition,
                         node(p.primary),
                         confirmed,
                         p.committed,
                         p.decrees_behind,
                         human_bytes(p.bytes_behind),
-                        p.seconds_behind,
+                        seconds,
                         p.shipped_puts,
                         p.failed_batches,
                         p.conflicts,
@@ -204,7 +239,62 @@ pub(super) fn print_status(fmt: OutputFormat, links: &[LinkReport], tables: &Tab
                     );
                 }
             }
+            print_incoming(incoming, now_ms);
         }
+    }
+}
+
+fn ago(t: Timetag, now_ms: u64) -> String {
+    if t == Timetag::ZERO {
+        "never".into()
+    } else {
+        format!("{:.1}s ago", now_ms.saturating_sub(t.physical_ms()) as f64 / 1000.0)
+    }
+}
+
+fn incoming_json(i: &IncomingLinkReport, now_ms: u64) -> Value {
+    let age_s =
+        |t: Timetag| (t != Timetag::ZERO).then(|| now_ms.saturating_sub(t.physical_ms()) as f64 / 1000.0);
+    json!({
+        "table": i.table,
+        "from_cluster": i.from_cluster,
+        "source_table": i.source_table,
+        "replicated_up_to": i.replicated_up_to.iter().map(|w| w.map(timetag_json)).collect::<Vec<_>>(),
+        "oldest_seconds_ago": i.oldest().and_then(age_s),
+        "heard_ms_ago": i.heard_ms_ago,
+        "purge_below": timetag_json(i.purge_below),
+        "purge_horizon_seconds_ago": age_s(i.purge_below),
+    })
+}
+
+/// The links of other clusters into this one's tables: how far each has delivered, and the
+/// tables' purge horizons (deletes newer than it are kept; a link behind holds it back).
+fn print_incoming(incoming: &[IncomingLinkReport], now_ms: u64) {
+    if incoming.is_empty() {
+        return;
+    }
+    println!();
+    println!("incoming links (other clusters' tables shipping into this one):");
+    for i in incoming {
+        let behind: Vec<u32> = i
+            .replicated_up_to
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.is_none_or(|w| Some(w) == i.oldest()))
+            .map(|(p, _)| p as u32)
+            .collect();
+        println!(
+            "  {} ← cluster {} table {}: {} partitions, heard {}, everything up to {} applied here \
+             (slowest: partition {}); purge horizon {}",
+            i.table,
+            i.from_cluster,
+            i.source_table,
+            i.replicated_up_to.len(),
+            age(i.heard_ms_ago),
+            i.oldest().map_or_else(|| "-".into(), |t| ago(t, now_ms)),
+            behind.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+            ago(i.purge_below, now_ms),
+        );
     }
 }
 

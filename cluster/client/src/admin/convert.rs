@@ -11,8 +11,9 @@ use tern_proto::convert::{PbEnum, config_from_pb, config_to_pb, table_status_fro
 use tern_proto::pb;
 
 use super::types::{
-    ClusterStatus, Conflict, CopyView, FailoverDecision, Link, LinkConflicts, LinkReport, NewLink,
-    NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable, TableInfo, TableRoute, Unhealthy,
+    ClusterStatus, Conflict, CopyView, FailoverDecision, IncomingLinkReport, Link, LinkConflicts, LinkReport,
+    NewLink, NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable, TableInfo, TableRoute,
+    Unhealthy,
 };
 
 fn missing(what: &str, field: &str) -> Error {
@@ -139,6 +140,10 @@ fn progress_from_pb(p: pb::DupPartitionStatus) -> PartitionProgress {
         decrees_behind: p.decrees_behind,
         bytes_behind: p.bytes_behind,
         seconds_behind: p.seconds_behind,
+        lag_unknown: (!p.lag_known).then(|| {
+            if p.lag_unknown.is_empty() { "not reported".to_string() } else { p.lag_unknown.clone() }
+        }),
+        replicated_up_to: Timetag::from_u64(p.replicated_up_to),
         shipped_puts: p.shipped_puts,
         failed_batches: p.failed_batches,
         last_error: non_empty(p.last_error),
@@ -157,6 +162,21 @@ pub fn link_report_from_pb(s: pb::DupLinkStatus) -> Result<LinkReport> {
         partitions: s.partitions.into_iter().map(progress_from_pb).collect(),
         conflicts: s.conflicts,
     })
+}
+
+pub fn incoming_from_pb(i: pb::IncomingLinkStatus) -> IncomingLinkReport {
+    IncomingLinkReport {
+        table: i.table,
+        from_cluster: i.from_cluster,
+        source_table: i.source_table,
+        replicated_up_to: i
+            .replicated_up_to
+            .iter()
+            .map(|w| (*w != 0).then(|| Timetag::from_u64(*w)))
+            .collect(),
+        heard_ms_ago: (i.heard_ms_ago != u64::MAX).then_some(i.heard_ms_ago),
+        purge_below: Timetag::from_u64(i.purge_below),
+    }
 }
 
 pub fn conflicts_from_pb(r: pb::DupConflictsResponse) -> LinkConflicts {

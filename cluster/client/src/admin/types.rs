@@ -139,7 +139,14 @@ pub struct PartitionProgress {
     pub committed: u64,
     pub decrees_behind: u64,
     pub bytes_behind: u64,
+    /// Seconds between the partition's newest applied write and what the remote table has
+    /// applied, on the partition's own clock; meaningful only when `lag_unknown` is `None`.
     pub seconds_behind: f64,
+    /// Why the lag cannot be told (the link fails, copies, is not running or has not reported
+    /// lately): never read an unknown lag as 0.
+    pub lag_unknown: Option<String>,
+    /// Every write of the partition with a timetag at or below this is applied remotely.
+    pub replicated_up_to: tern_core::Timetag,
     pub shipped_puts: u64,
     pub failed_batches: u64,
     /// The last attempt's error; `None` when it succeeded.
@@ -169,10 +176,12 @@ pub struct LinkReport {
 pub struct LinkTotals {
     pub decrees_behind: u64,
     pub bytes_behind: u64,
-    /// The largest.
+    /// The largest known.
     pub max_seconds_behind: f64,
     /// Partitions whose last attempt failed.
     pub failing_partitions: usize,
+    /// Partitions whose lag cannot be told.
+    pub unknown_lag_partitions: usize,
 }
 
 impl LinkReport {
@@ -181,9 +190,38 @@ impl LinkReport {
         LinkTotals {
             decrees_behind: p.iter().map(|p| p.decrees_behind).sum(),
             bytes_behind: p.iter().map(|p| p.bytes_behind).sum(),
-            max_seconds_behind: p.iter().map(|p| p.seconds_behind).fold(0.0, f64::max),
+            max_seconds_behind: p
+                .iter()
+                .filter(|p| p.lag_unknown.is_none())
+                .map(|p| p.seconds_behind)
+                .fold(0.0, f64::max),
             failing_partitions: p.iter().filter(|p| p.last_error.is_some()).count(),
+            unknown_lag_partitions: p.iter().filter(|p| p.lag_unknown.is_some()).count(),
         }
+    }
+}
+
+/// A link of another cluster into a table of this one, as this cluster sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingLinkReport {
+    /// The receiving table here.
+    pub table: String,
+    pub from_cluster: u32,
+    /// The sending table's id in its cluster.
+    pub source_table: u32,
+    /// Per sending partition: how far its writes are applied here (`None`: not heard since the
+    /// meta leader started).
+    pub replicated_up_to: Vec<Option<tern_core::Timetag>>,
+    /// `None`: not heard since the meta leader started.
+    pub heard_ms_ago: Option<u64>,
+    /// The table's purge horizon: dead records older than it may be dropped.
+    pub purge_below: tern_core::Timetag,
+}
+
+impl IncomingLinkReport {
+    /// The sending partition furthest behind: what holds the table's tombstones back.
+    pub fn oldest(&self) -> Option<tern_core::Timetag> {
+        self.replicated_up_to.iter().map(|w| w.unwrap_or_default()).min()
     }
 }
 

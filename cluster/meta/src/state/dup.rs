@@ -62,6 +62,10 @@ pub struct LinkRecord {
     pub recent_conflicts: VecDeque<ConflictRecord>,
     #[serde(default)]
     pub partition_conflicts: Vec<ConflictCounter>,
+    /// Per source partition: the replicated-up-to (a timetag of the partition's clock) recorded
+    /// with `confirmed` (empty in links recorded before it existed: zero).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicated_up_to: Vec<u64>,
 }
 
 /// What `AddLink` carries: everything but the id and the per-partition progress.
@@ -93,11 +97,19 @@ pub struct ProgressUpdate {
     /// Conflicts new since its previous report, oldest first: journal entries (the count above
     /// is what adds to the totals).
     pub new_conflicts: Vec<ConflictRecord>,
+    /// The replicated-up-to that goes with `confirmed` (zero: not said).
+    #[serde(default)]
+    pub replicated_up_to: u64,
 }
 
 impl LinkRecord {
     pub fn partition_count(&self) -> usize {
         self.confirmed.len()
+    }
+
+    /// The replicated-up-to recorded for partition `p` (zero when none).
+    pub fn replicated_up_to(&self, p: usize) -> u64 {
+        self.replicated_up_to.get(p).copied().unwrap_or(0)
     }
 
     /// The conflicts `update` adds to the partition's count.
@@ -120,6 +132,7 @@ impl LinkRecord {
         let c = self.partition_conflicts.get(p).copied().unwrap_or_default();
         !self.started[p]
             || update.confirmed > self.confirmed[p]
+            || update.replicated_up_to > self.replicated_up_to(p)
             || !update.new_conflicts.is_empty()
             || c.node != update.node
             || c.reported != update.conflicts
@@ -133,6 +146,10 @@ impl LinkRecord {
         let now = LinkProgress { started: self.started[p], confirmed: Decree(self.confirmed[p]) };
         let next = now.after_report(Decree(update.confirmed));
         (self.started[p], self.confirmed[p]) = (next.started, next.confirmed.0);
+        if self.replicated_up_to.len() < self.partition_count() {
+            self.replicated_up_to.resize(self.partition_count(), 0);
+        }
+        self.replicated_up_to[p] = self.replicated_up_to[p].max(update.replicated_up_to);
         // A full sync is over once every partition has copied its records and ships its log.
         if self.status == LinkStatus::SyncingCheckpoint && self.started.iter().all(|s| *s) {
             self.status = LinkStatus::Shipping;
@@ -203,6 +220,7 @@ impl MetaState {
             conflicts_total: 0,
             recent_conflicts: VecDeque::new(),
             partition_conflicts: vec![ConflictCounter::default(); n],
+            replicated_up_to: vec![0; n],
         };
         self.links.insert(link.id, link.clone());
         Response::Link(Box::new(link))

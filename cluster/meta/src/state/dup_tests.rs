@@ -45,7 +45,7 @@ fn change(s: &mut MetaState, id: u64, change: LinkChange) -> Response {
 }
 
 fn update(link: u64, partition: u32, node: u64, confirmed: u64, conflicts: u64) -> ProgressUpdate {
-    ProgressUpdate { link, partition, node, confirmed, conflicts, new_conflicts: vec![] }
+    ProgressUpdate { link, partition, node, confirmed, conflicts, new_conflicts: vec![], replicated_up_to: 0 }
 }
 
 fn conflict(n: u64) -> ConflictRecord {

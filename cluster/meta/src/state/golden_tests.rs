@@ -58,6 +58,8 @@ fn state() -> MetaState {
             stored: 11,
         }]),
         partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1 }],
+        // Links recorded before the replicated-up-to existed have none: their JSON is unchanged.
+        replicated_up_to: vec![],
     };
     let statuses = [
         (LinkMode::OneWay, LinkStatus::Init),

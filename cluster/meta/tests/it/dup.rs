@@ -41,6 +41,8 @@ impl Meta {
             cm: tern_confman::CmOptions::default(),
             recall_window: Duration::from_secs(3600),
             dup_conflict_journal: journal,
+            tombstone_retention: tern_meta::DEFAULT_TOMBSTONE_RETENTION,
+            dup_hold_limit: tern_meta::DEFAULT_DUP_HOLD_LIMIT,
             raft: RaftOptions { election_timeout_ms: (150, 300), heartbeat_ms: 50, ..RaftOptions::default() },
         };
         let mut m =
@@ -80,6 +82,7 @@ impl Meta {
             reports: vec![],
             dup_progress: progress,
             memory: None,
+            incoming: vec![],
         };
         self.client
             .call(|mut c| {

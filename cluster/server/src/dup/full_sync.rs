@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tern_client::TernClient;
+use tern_client::{ShipHeader, TernClient};
 use tern_core::{ClusterId, Decree, Error, Gpid, Result, Timetag, WriteOp, key, partition_of, value};
 use tokio::sync::oneshot;
 
@@ -36,6 +36,7 @@ pub async fn copy_partition(
     client: &TernClient,
     remote_table: &str,
     remote_partitions: u32,
+    header: &ShipHeader,
     mut progress: impl FnMut(u64, Option<String>),
 ) -> Result<(Decree, u64)> {
     let local = env.cluster_id;
@@ -54,7 +55,7 @@ pub async fn copy_partition(
                 batch.push(put);
                 if batch.len() >= BATCH {
                     let puts = std::mem::take(batch);
-                    copied += send(client, remote_table, p, local, &puts, &mut progress, copied).await;
+                    copied += send(client, remote_table, p, header, &puts, &mut progress, copied).await;
                 }
             }
         }
@@ -66,7 +67,7 @@ pub async fn copy_partition(
     }
     for (p, puts) in std::mem::take(&mut pending) {
         if !puts.is_empty() {
-            copied += send(client, remote_table, p, local, &puts, &mut progress, copied).await;
+            copied += send(client, remote_table, p, header, &puts, &mut progress, copied).await;
         }
     }
     progress(copied, None);
@@ -105,14 +106,14 @@ async fn send(
     client: &TernClient,
     table: &str,
     partition: u32,
-    local: ClusterId,
+    header: &ShipHeader,
     puts: &[WriteOp],
     progress: &mut impl FnMut(u64, Option<String>),
     copied: u64,
 ) -> u64 {
     let mut delay = Duration::from_millis(100);
     loop {
-        match client.duplicate_with(table, partition, local, puts, true).await {
+        match client.duplicate(table, partition, header, puts).await {
             Ok(_) => return puts.len() as u64,
             Err(e) => {
                 progress(copied, Some(format!("full sync: {e}")));

@@ -18,6 +18,7 @@
 
 pub mod carried;
 mod full_sync;
+pub mod incoming;
 pub mod links;
 mod metrics;
 pub mod receive;
@@ -44,6 +45,11 @@ pub struct DupEnv {
     pub shipping: Arc<shipping::Shipping>,
     /// How long a duplicated batch waits for its partition's answer.
     pub request_timeout: Duration,
-    /// What this server tells `DupRules::admit` about itself.
+    /// What this server tells `DupRules::admit` about itself (`own_partitions` per table from
+    /// `roles`).
     pub receiver: tern_duplication::Receiver,
+    /// What incoming links said of themselves, for the next beacon.
+    pub incoming: Arc<incoming::Incoming>,
+    /// The tables' DR roles, partition counts and purge horizons (from beacons).
+    pub roles: Arc<crate::control::roles::Roles>,
 }

@@ -23,16 +23,19 @@ use crate::host::task::Input;
 /// primary logs them in order), then the outcomes are gathered.
 pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::DuplicateResponse> {
     let gpid = gpid_from_pb(r.gpid.as_ref())?;
+    env.incoming.heard(gpid.table.0, &r);
     let puts = r.puts.into_iter().map(put_from_pb).collect::<Result<Vec<_>>>()?;
     let batch =
         IncomingBatch { gpid, from_cluster: r.from_cluster, partition_count: r.partition_count, puts };
-    let admitted =
-        env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms).inspect_err(|e| {
-            if e.code() == tern_core::ErrorCode::ClockAhead {
-                super::metrics::record_clock_ahead();
-                tracing::warn!(%gpid, "{e}");
-            }
-        })?;
+    // Routed by this table's own partition count, not the one the sender claims.
+    let receiver =
+        tern_duplication::Receiver { own_partitions: env.roles.partitions(gpid.table.0), ..env.receiver };
+    let admitted = env.links.rules().admit(&receiver, batch, env.clock.now().wall_ms).inspect_err(|e| {
+        if e.code() == tern_core::ErrorCode::ClockAhead {
+            super::metrics::record_clock_ahead();
+            tracing::warn!(%gpid, "{e}");
+        }
+    })?;
     let h = env.registry.get(gpid).ok_or(Error::NotPrimary { gpid })?;
     let mut waiting = Vec::with_capacity(admitted.puts.len());
     let mut writes = Vec::with_capacity(admitted.puts.len());

@@ -20,6 +20,9 @@ use super::links::progress_of;
 
 /// How often the task looks for newly committed entries when nothing else wakes it.
 const IDLE: Duration = Duration::from_millis(20);
+/// A partition with nothing to send says how far it is replicated this often (a batch without
+/// puts to one remote partition): the receiving table holds its tombstones until it hears.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 type BatchResult = (u64, tern_core::Result<pb::DuplicateResponse>);
 
@@ -30,6 +33,7 @@ pub async fn run(env: DupEnv, link_id: u64, gpid: Gpid, ballot: u64) {
     let Some((link, mut shipper, client)) = start(&env, link_id, gpid, &mut state).await else { return };
     let (mut done_tx, mut done_rx) = mpsc::unbounded_channel::<BatchResult>();
     let mut log_gap: Option<String> = None;
+    let mut last_sent = tokio::time::Instant::now();
     loop {
         let Some(report) = env.registry.get(gpid).map(|h| h.status()) else {
             return;
@@ -72,18 +76,32 @@ pub async fn run(env: DupEnv, link_id: u64, gpid: Gpid, ballot: u64) {
             }
         }
         let now = env.clock.now().wall_ms;
+        // What the batches say of this partition: how far it is replicated as the meta server
+        // recorded it (with the confirmed decree: a later primary never says less).
+        let header = header(&env, link_id, gpid, false);
         for b in shipper.poll(now) {
             let (client, tx, table) = (client.clone(), done_tx.clone(), link.remote_table.clone());
-            let cluster = env.cluster_id;
+            last_sent = tokio::time::Instant::now();
             tokio::spawn(async move {
                 if let Some(d) = injected_delay() {
                     tokio::time::sleep(d).await;
                 }
-                let r = client.duplicate(&table, b.remote_partition, cluster, &b.puts).await;
+                let r = client.duplicate(&table, b.remote_partition, &header, &b.puts).await;
                 let _ = tx.send((b.id, r));
             });
         }
-        state.publish(&env, &shipper, report.committed, log_gap.as_deref());
+        if last_sent.elapsed() >= HEARTBEAT {
+            last_sent = tokio::time::Instant::now();
+            let (client, table) = (client.clone(), link.remote_table.clone());
+            let to = gpid.partition.0 % shipper.remote_partitions();
+            tokio::spawn(async move {
+                if let Err(e) = client.duplicate(&table, to, &header, &[]).await {
+                    tracing::debug!("a duplication heartbeat failed: {e}");
+                }
+            });
+        }
+        let applied = env.registry.get(gpid).map_or(tern_core::Timetag::ZERO, |h| h.applied_timetag());
+        state.publish(&env, &shipper, report.committed, applied, log_gap.as_deref());
         let wake =
             shipper.next_wakeup_ms(now).map_or(IDLE, |at| Duration::from_millis(at.saturating_sub(now)));
         tokio::select! {
@@ -105,6 +123,24 @@ pub async fn run(env: DupEnv, link_id: u64, gpid: Gpid, ballot: u64) {
             }
             _ = tokio::time::sleep(wake.min(IDLE)) => {}
         }
+    }
+}
+
+/// What a batch or heartbeat of partition `gpid` on link `link_id` says of the partition: how far
+/// it is replicated, as the meta server recorded it with the confirmed decree (a shipper's own
+/// figure runs ahead of that, and a later primary resumes from the recorded one: the receiving
+/// table must never hear a figure a later primary could contradict).
+fn header(env: &DupEnv, link_id: u64, gpid: Gpid, full_sync: bool) -> tern_client::ShipHeader {
+    let link = env.links.get(link_id);
+    let p = gpid.partition.0 as usize;
+    let recorded = link.as_ref().and_then(|l| l.replicated_up_to.get(p).copied()).unwrap_or(0);
+    tern_client::ShipHeader {
+        from_cluster: env.cluster_id,
+        source_table: gpid.table.0,
+        source_partition: gpid.partition.0,
+        source_partitions: link.as_ref().map_or(0, |l| l.started.len() as u32),
+        replicated_up_to: tern_core::Timetag::from_u64(recorded),
+        full_sync,
     }
 }
 
@@ -159,6 +195,7 @@ async fn start(
                         &client,
                         &link.remote_table,
                         route.partitions,
+                        &header(env, link_id, gpid, true),
                         publish,
                     )
                     .await?;
@@ -167,7 +204,12 @@ async fn start(
                 }
             };
             let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
-            let shipper = Shipper::new(env.cluster_id, route.partitions, confirmed, opts)?;
+            let mut shipper = Shipper::new(env.cluster_id, route.partitions, confirmed, opts)?;
+            if let StartPoint::After { resumed: true, .. } = decided {
+                shipper.resume_replicated_up_to(tern_core::Timetag::from_u64(
+                    link.replicated_up_to.get(gpid.partition.0 as usize).copied().unwrap_or(0),
+                ));
+            }
             Ok::<_, Error>((shipper, client, sync_records))
         };
         match attempt.await {
@@ -196,8 +238,16 @@ async fn resync(
 ) -> tern_core::Result<Shipper> {
     let partitions = client.route(&link.remote_table, false).await?.partitions;
     let publish = |copied, error| state.syncing(env, copied, error);
-    let (from, copied) =
-        super::full_sync::copy_partition(env, gpid, client, &link.remote_table, partitions, publish).await?;
+    let (from, copied) = super::full_sync::copy_partition(
+        env,
+        gpid,
+        client,
+        &link.remote_table,
+        partitions,
+        &header(env, link.id, gpid, true),
+        publish,
+    )
+    .await?;
     state.sync_records = copied;
     let opts = ShipperOptions { bytes_per_sec: link.max_bytes_per_sec, ..ShipperOptions::default() };
     Shipper::new(env.cluster_id, partitions, from, opts)
@@ -276,6 +326,10 @@ impl Progress {
     /// Before the shipper runs: its start point, if decided (a partition that still copies its
     /// records has none yet: it reports as syncing, which confirms nothing), and the last error.
     fn start_failed(&self, env: &DupEnv, error: &str) {
+        let replicated_up_to = env
+            .links
+            .get(self.link)
+            .map_or(0, |l| l.replicated_up_to.get(self.gpid.partition.0 as usize).copied().unwrap_or(0));
         env.shipping.publish(
             pb::DupProgress {
                 link: self.link,
@@ -284,13 +338,21 @@ impl Progress {
                 confirmed: self.start.map_or(0, |d| d.0),
                 syncing: self.start.is_none(),
                 last_error: error.to_string(),
+                replicated_up_to,
                 ..Default::default()
             },
             env.clock.now().wall_ms,
         );
     }
 
-    fn publish(&mut self, env: &DupEnv, s: &Shipper, committed: Decree, log_gap: Option<&str>) {
+    fn publish(
+        &mut self,
+        env: &DupEnv,
+        s: &Shipper,
+        committed: Decree,
+        applied: tern_core::Timetag,
+        log_gap: Option<&str>,
+    ) {
         let st = s.stats();
         let last_error = log_gap.map(str::to_string).or(st.last_error).unwrap_or_default();
         env.shipping.publish(
@@ -310,6 +372,9 @@ impl Progress {
                 clock_ahead: self.clock_ahead,
                 syncing: false,
                 sync_records: self.sync_records,
+                replicated_up_to: st.replicated_up_to.as_u64(),
+                committed_timetag: applied.as_u64(),
+                running: true,
             },
             env.clock.now().wall_ms,
         );

@@ -76,14 +76,21 @@ impl Shipping {
 pub fn reconcile(env: &DupEnv) {
     let links = env.links.all();
     let mut want = BTreeMap::new();
+    let now_ms = env.clock.now().wall_ms;
     for r in env.registry.reports() {
         if r.status != ReplicaStatus::Primary {
             continue;
         }
         // A status that does not decode ships nothing.
-        let active = |l: &pb::DupLink| LinkStatus::from_pb(l.status, "status").is_ok_and(LinkStatus::ships);
-        for l in links.iter().filter(|l| l.table == r.gpid.table.0 && active(l)) {
-            want.insert((l.id, r.gpid), r.ballot.0);
+        let status = |l: &pb::DupLink| LinkStatus::from_pb(l.status, "status");
+        for l in links.iter().filter(|l| l.table == r.gpid.table.0) {
+            match status(l) {
+                Ok(s) if s.ships() => {
+                    want.insert((l.id, r.gpid), r.ballot.0);
+                }
+                Ok(LinkStatus::Paused) => paused_progress(env, l, &r, now_ms),
+                _ => {}
+            }
         }
     }
     let mut running = lock(&env.shipping.running);
@@ -101,6 +108,28 @@ pub fn reconcile(env: &DupEnv) {
         }
         let task = tokio::spawn(shipper_task::run(env.clone(), link, gpid, ballot));
         running.insert((link, gpid), Running { ballot, task });
+    }
+}
+
+/// A paused link ships nothing, but its lag still grows: the partition's primary reports what is
+/// committed and applied, against what the meta server recorded as replicated, so that a paused
+/// link never reads as caught up.
+fn paused_progress(env: &DupEnv, link: &pb::DupLink, r: &tern_core::ReplicaReport, now_ms: u64) {
+    let p = r.gpid.partition.0 as usize;
+    let applied = env.registry.get(r.gpid).map_or(tern_core::Timetag::ZERO, |h| h.applied_timetag());
+    let progress = pb::DupProgress {
+        link: link.id,
+        partition: r.gpid.partition.0,
+        ballot: r.ballot.0,
+        confirmed: link.confirmed.get(p).copied().unwrap_or(0),
+        committed: r.committed.0,
+        replicated_up_to: link.replicated_up_to.get(p).copied().unwrap_or(0),
+        committed_timetag: applied.as_u64(),
+        running: false,
+        ..Default::default()
+    };
+    if link.started.get(p).copied().unwrap_or(false) {
+        env.shipping.publish(progress, now_ms);
     }
 }
 
