@@ -333,6 +333,8 @@ async fn a_link_starts_while_the_other_cluster_is_unreachable_and_ships_what_was
         b.restart(p);
     }
     let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
-    eprintln!("e2e: {ok} writes made while the other cluster was down, {records} records shipped once it was back");
+    eprintln!(
+        "e2e: {ok} writes made while the other cluster was down, {records} records shipped once it was back"
+    );
     assert!(records > 0);
 }

@@ -24,7 +24,7 @@ fn route(role: &str, epoch: u64, partitions: u32, with_primary: u32) -> View {
             secondaries: vec![],
         })
         .collect();
-    View::Route(TableRoute { table, partitions, addresses: Default::default() })
+    View::Route(TableRoute { table, partitions, addresses: Default::default(), dr_lease: None })
 }
 
 fn views(v: Vec<(&str, View)>) -> Vec<(String, View)> {

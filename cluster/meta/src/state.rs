@@ -14,7 +14,7 @@ use tern_confman::{Demoted, PersistedPartition};
 pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
-use self::dr::{DrRole, RoleChange};
+use self::dr::{DrLeaseWaiver, DrRole, RoleChange};
 use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
 
 /// A partition configuration as stored.
@@ -94,6 +94,9 @@ pub struct MetaState {
     pub links: BTreeMap<u64, LinkRecord>,
     #[serde(default)]
     pub next_link_id: u64,
+    /// The DR lease waived by an operator, if it is (`state/dr.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_lease_waiver: Option<DrLeaseWaiver>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +154,10 @@ pub enum Command {
     /// A table's DR role and epoch (compare-and-set on the epoch if asked).
     SetTableRole {
         change: RoleChange,
+    },
+    /// Waives the DR lease (`Some`) or enforces it again (`None`).
+    SetDrLeaseWaiver {
+        waiver: Option<DrLeaseWaiver>,
     },
 }
 
@@ -275,6 +282,7 @@ impl MetaState {
                 return self.record_dup_progress(updates, *journal);
             }
             Command::SetTableRole { change } => return self.set_table_role(change),
+            Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
         }
         Response::Done
     }

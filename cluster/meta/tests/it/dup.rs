@@ -42,6 +42,7 @@ impl Meta {
             recall_window: Duration::from_secs(3600),
             dup_conflict_journal: journal,
             raft: RaftOptions { election_timeout_ms: (150, 300), heartbeat_ms: 50, ..RaftOptions::default() },
+            dr_lease: Default::default(),
         };
         let mut m =
             Meta { client: MetaClient::new(vec![listen.to_string()]).unwrap(), opts, stop: None, task: None };

@@ -75,7 +75,7 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
     node.links.set(resp.dup_links);
     node.registry.on_purged_tables(&resp.purged_tables);
-    node.roles.set(&resp.table_roles);
+    node.roles.set(&resp.table_roles, resp.sent_at_ms, resp.dr_lease);
 }
 
 /// Starts and stops duplication shippers as this node's primaries and the links change.
