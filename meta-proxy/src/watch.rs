@@ -20,7 +20,7 @@ use tern_client::admin::{FailoverDecision, RouteLease, TableRoute};
 use tern_core::{DrRole, Error, ErrorCode, FailoverOutcome, Result};
 
 use crate::choose::{View, choose};
-use crate::failover::{self, Decision, LagSample, Outage, Policy};
+use crate::failover::{self, Decision, Deposing, Finish, LagSample, Outage, Policy};
 use crate::lease::{self, LeaseCheck};
 use crate::service::Cluster;
 use crate::voter::{DrOptions, VoterState, collect_promises};
@@ -41,36 +41,6 @@ pub(crate) struct TableState {
     pub leases: BTreeMap<String, Option<RouteLease>>,
     /// A promotion under way: the old copy's lease is being waited out.
     pub deposing: Option<Deposing>,
-}
-
-/// A promotion under way: enough DR voters promised that `old`'s copy gets no lease below
-/// `epoch` any more; a copy is made active at `epoch` once the old lease has certainly expired.
-#[derive(Clone, Debug)]
-pub(crate) struct Deposing {
-    pub old: String,
-    pub old_epoch: u64,
-    pub epoch: u64,
-    /// The copy to make active (another healthy copy if it cannot be).
-    pub target: String,
-    pub expires_at: Instant,
-    pub promised_by: Vec<String>,
-    /// Why the promotion was decided.
-    pub reason: String,
-}
-
-impl Deposing {
-    pub(crate) fn describe(&self, voters: usize) -> String {
-        format!(
-            "{} of {voters} DR voters ({}) promised no lease for a copy below epoch {} (replacing {} at epoch {}); {} is made active once {}'s last lease has certainly expired",
-            self.promised_by.len(),
-            self.promised_by.join(", "),
-            self.epoch,
-            self.old,
-            self.old_epoch,
-            self.target,
-            self.old
-        )
-    }
 }
 
 #[derive(Debug)]
@@ -374,66 +344,27 @@ impl Watcher {
     /// A promotion under way: once the old lease has certainly expired, make the target active
     /// (or, if it cannot serve, another healthy copy, the old one included).
     async fn finish_deposing(&self, table: &str, d: Deposing) {
-        let voters = self.dr.voters.len();
         let views = match self.tables().get(table) {
             Some(s) => s.views.clone(),
             None => return,
         };
-        let done = views
-            .iter()
-            .any(|(_, v)| matches!(failover::role_of(v), Some((DrRole::Active, e)) if e >= d.epoch));
-        if done {
-            if let Some(s) = self.tables().get_mut(table) {
-                s.deposing = None;
+        match failover::finish(&views, &d, self.dr.voters.len(), Instant::now()) {
+            Finish::Done => {}
+            Finish::Wait(why) => {
+                return self.record(
+                    table,
+                    FailoverOutcome::WaitingForLease,
+                    &d.target,
+                    d.epoch,
+                    &why,
+                    &Ok(()),
+                    None,
+                );
             }
-            return;
+            Finish::Promote { cluster, epoch, expect_epoch, reason } => {
+                self.promote(table, &cluster, epoch, expect_epoch, &reason).await
+            }
         }
-        let what = d.describe(voters);
-        if Instant::now() < d.expires_at {
-            let why = format!("{}; {what}", d.reason);
-            return self.record(
-                table,
-                FailoverOutcome::WaitingForLease,
-                &d.target,
-                d.epoch,
-                &why,
-                &Ok(()),
-                None,
-            );
-        }
-        let max_seen =
-            views.iter().filter_map(|(_, v)| failover::role_of(v)).map(|(_, e)| e).max().unwrap_or(0);
-        // The promised epoch, unless a copy got it meanwhile (the old one fencing itself at it).
-        let epoch = if max_seen < d.epoch { d.epoch } else { max_seen + 1 };
-        let healthy = |name: &str| {
-            views
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| failover::health(v).ok().and(failover::role_of(v)))
-        };
-        let pick = [d.target.as_str(), d.old.as_str()]
-            .into_iter()
-            .find_map(|name| healthy(name).map(|(_, current)| (name.to_string(), current)));
-        let Some((cluster, current)) = pick else {
-            let why = format!("{}; {what}; neither {} nor {} can serve now", d.reason, d.target, d.old);
-            return self.record(
-                table,
-                FailoverOutcome::WaitingForLease,
-                &d.target,
-                d.epoch,
-                &why,
-                &Ok(()),
-                None,
-            );
-        };
-        let reason = format!(
-            "{}; {}'s DR lease has certainly expired ({} of {voters} DR voters promised: {})",
-            d.reason,
-            d.old,
-            d.promised_by.len(),
-            d.promised_by.join(", ")
-        );
-        self.promote(table, &cluster, epoch, current, &reason).await;
         if let Some(s) = self.tables().get_mut(table) {
             s.deposing = None;
         }
