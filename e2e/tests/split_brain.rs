@@ -91,7 +91,8 @@ struct DirectWriter {
 impl DirectWriter {
     fn start(left: &Cluster) -> DirectWriter {
         let client = TernClient::new(ClientOptions {
-            timeout: Duration::from_secs(2),
+            // Short, so that a refusal is recorded soon after the lease runs out.
+            timeout: Duration::from_secs(1),
             ..ClientOptions::new(left.meta_addrs())
         })
         .unwrap();
