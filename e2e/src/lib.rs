@@ -11,7 +11,9 @@
 //!   about them (status, leader, primaries), waiting on conditions with deadlines ([`wait`]);
 //! - [`workload`] runs concurrent writers that record every acknowledged write, and checks that
 //!   each one reads back;
-//! - [`proxy`] starts `tern proxy` processes in front of clusters and reads their status;
+//! - [`proxy`] starts `tern proxy` and `tern witness` processes in front of clusters and reads
+//!   their status;
+//! - [`faults`] is a fault-injecting TCP proxy put between processes (cut, blackhole, heal);
 //! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
 //!   tables of two clusters;
 //! - [`redis_server`] runs a real `redis-server` and `redis-cli` (the Redis gateway's test
@@ -21,6 +23,7 @@
 
 pub mod binary;
 pub mod cluster;
+pub mod faults;
 pub mod mixed;
 pub mod ports;
 pub mod process;

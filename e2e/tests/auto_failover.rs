@@ -2,7 +2,9 @@
 //! two-way duplication link, the table active in `left`. When `left` is lost entirely, a proxy
 //! promotes `right` (epoch compare-and-set: two proxies, one promotion) only if right's measured
 //! lag is within the RPO budget; the old cluster is fenced when it returns, and no acknowledged
-//! write is lost. With the link paused and the lag over the budget, the proxy refuses and says why.
+//! write is lost. The two proxies are the clusters' DR voters: the promotion waits until left's
+//! DR lease has certainly expired (docs/meta-proxy.md, "The DR lease"). With the link paused
+//! and the lag over the budget, the proxy refuses and says why.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -13,16 +15,21 @@ use tern_core::DrRole;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::ports::free_addr;
-use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
+use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_at, start_proxy, table_of};
 use tern_e2e::workload::numbered_set as set;
 use tern_e2e::{Cluster, ClusterOptions};
 use tern_proto::convert::PbEnum;
 
-/// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link.
-async fn pair(left: (&str, u8), right: (&str, u8)) -> (Cluster, Cluster) {
+/// Two clusters with table `t` (active in left, standby at epoch 1 in right), a two-way link;
+/// `meta_args` for the meta servers of both.
+async fn pair(left: (&str, u8), right: (&str, u8), meta_args: &[&str]) -> (Cluster, Cluster) {
+    let meta_args: Vec<String> = meta_args.iter().map(|s| s.to_string()).collect();
     let (a, b) = tokio::join!(
-        Cluster::start(ClusterOptions::named(left.0, left.1)),
-        Cluster::start(ClusterOptions::named(right.0, right.1))
+        Cluster::start(ClusterOptions {
+            meta_args: meta_args.clone(),
+            ..ClusterOptions::named(left.0, left.1)
+        }),
+        Cluster::start(ClusterOptions { meta_args, ..ClusterOptions::named(right.0, right.1) })
     );
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
@@ -92,19 +99,32 @@ async fn lag_of_right(proxy: &str) -> Result<f64, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_one_on_return() {
-    let (mut a, b) = pair(("left", 31), ("right", 32)).await;
+    // The two proxies are the DR voters (both must grant a lease; either may promise).
+    let (a1, a2) = (free_addr(), free_addr());
+    let voters = format!("proxy1={a1},proxy2={a2}");
+    let (mut a, b) =
+        pair(("left", 31), ("right", 32), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let clusters = [("left", &a), ("right", &b)];
+    let clusters = [("left", a.meta_arg()), ("right", b.meta_arg())];
     // A generous budget: this test is about promoting and fencing (the next one about the budget).
-    let policy = ["--auto-failover", "t,after=3s,rpo=30s"];
+    let policy = ["--auto-failover", "t,after=3s,rpo=30s", "--dr-voters", &voters, "--dr-lease", "2s"];
     let resp = free_addr();
-    let p1 = start_proxy(
+    let p1 = start_at(
         dir.path(),
         "proxy1",
+        "proxy",
+        &a1,
         &clusters,
-        &[&policy[..], &["--resp-listen", &resp, "--resp-table", "t"]].concat(),
+        &[&policy[..], &["--dr-name", "proxy1", "--resp-listen", &resp, "--resp-table", "t"]].concat(),
     );
-    let p2 = start_proxy(dir.path(), "proxy2", &clusters, &policy);
+    let p2 = start_at(
+        dir.path(),
+        "proxy2",
+        "proxy",
+        &a2,
+        &clusters,
+        &[&policy[..], &["--dr-name", "proxy2"]].concat(),
+    );
     let client =
         Arc::new(TernClient::new(ClientOptions::new(vec![p1.addr.clone(), p2.addr.clone()])).unwrap());
     a.wait_for("the proxies to route writes", SETTLE, || async {
@@ -161,12 +181,9 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
         if s["last_decision"]["outcome"] == "promoted" {
             promotions += 1;
             assert_eq!(s["last_decision"]["cluster"], "right");
-            assert!(
-                s["last_decision"]["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("left (active at epoch 0) has not served")
-            );
+            let why = s["last_decision"]["reason"].as_str().unwrap();
+            assert!(why.contains("left (active at epoch 0) has not served"), "{why}");
+            assert!(why.contains("left's DR lease has certainly expired"), "{why}");
         }
     }
     assert_eq!(promotions, 1, "two proxies, one promotion (the epoch compare-and-set decides)");
@@ -220,7 +237,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_further_behind_than_the_budget_is_not_promoted_and_the_proxy_says_why() {
-    let (mut a, b) = pair(("left", 33), ("right", 34)).await;
+    let (mut a, b) = pair(("left", 33), ("right", 34), &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let metrics = free_addr();
     let p = start_proxy(

@@ -206,6 +206,89 @@ pub fn decide(
     }
 }
 
+/// A promotion under way: enough DR voters promised that `old`'s copy gets no lease below
+/// `epoch` any more; a copy is made active at `epoch` once the old lease has certainly expired
+/// (`expires_at`, from [`crate::lease::lease_expiry`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deposing {
+    pub old: String,
+    pub old_epoch: u64,
+    pub epoch: u64,
+    /// The copy to make active (another healthy copy if it cannot serve).
+    pub target: String,
+    pub expires_at: Instant,
+    pub promised_by: Vec<String>,
+    /// Why the promotion was decided.
+    pub reason: String,
+}
+
+impl Deposing {
+    /// What the move waits on, for status and the decision log (`voters`: how many there are).
+    pub fn describe(&self, voters: usize) -> String {
+        format!(
+            "{} of {voters} DR voters ({}) promised no lease for a copy below epoch {} (replacing {} at epoch {}); {} is made active once {}'s last lease has certainly expired",
+            self.promised_by.len(),
+            self.promised_by.join(", "),
+            self.epoch,
+            self.old,
+            self.old_epoch,
+            self.target,
+            self.old
+        )
+    }
+}
+
+/// What to do about a promotion under way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// A copy is active at the promised epoch or above: nothing left to do.
+    Done,
+    /// Not yet (the old lease may still run, or no copy can serve); the reason says why.
+    Wait(String),
+    /// Make `cluster` active at `epoch` if its epoch is still `expect_epoch`.
+    Promote { cluster: String, epoch: u64, expect_epoch: u64, reason: String },
+}
+
+/// What to do at `now` about the move `d` (`voters`: how many DR voters there are). The promise
+/// deposed the old copy, so the move is finished whatever the outage does meanwhile: the target
+/// if it can serve, else the old copy if it came back (it fences itself at the promised epoch,
+/// so it is promoted above it), never a copy that cannot serve.
+pub fn finish(views: &[(String, View)], d: &Deposing, voters: usize, now: Instant) -> Finish {
+    let done = views.iter().any(|(_, v)| matches!(role_of(v), Some((DrRole::Active, e)) if e >= d.epoch));
+    if done {
+        return Finish::Done;
+    }
+    let what = d.describe(voters);
+    if now < d.expires_at {
+        return Finish::Wait(format!("{}; {what}", d.reason));
+    }
+    let max_seen = views.iter().filter_map(|(_, v)| role_of(v)).map(|(_, e)| e).max().unwrap_or(0);
+    // The promised epoch, unless a copy got it meanwhile (the old one fencing itself at it).
+    let epoch = if max_seen < d.epoch { d.epoch } else { max_seen + 1 };
+    let serving =
+        |name: &str| views.iter().find(|(n, _)| n == name).and_then(|(_, v)| health(v).ok().and(role_of(v)));
+    let pick = [d.target.as_str(), d.old.as_str()]
+        .into_iter()
+        .find_map(|name| serving(name).map(|(_, current)| (name.to_string(), current)));
+    match pick {
+        None => {
+            Finish::Wait(format!("{}; {what}; neither {} nor {} can serve now", d.reason, d.target, d.old))
+        }
+        Some((cluster, expect_epoch)) => Finish::Promote {
+            cluster,
+            epoch,
+            expect_epoch,
+            reason: format!(
+                "{}; {}'s DR lease has certainly expired ({} of {voters} DR voters promised: {})",
+                d.reason,
+                d.old,
+                d.promised_by.len(),
+                d.promised_by.join(", ")
+            ),
+        },
+    }
+}
+
 /// Copies still active at an epoch below the routed one (`chosen`): a returning old active
 /// cluster. Each is to be made standby at the routed epoch (compare-and-set on its own).
 pub fn to_fence(views: &[(String, View)], chosen: usize) -> Vec<(String, u64, u64)> {

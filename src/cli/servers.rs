@@ -203,6 +203,8 @@ struct MetaFile {
     dup_conflict_journal: Option<u32>,
     tombstone_retention: Option<String>,
     dup_hold_limit: Option<String>,
+    dr_voters: Option<Vec<String>>,
+    dr_renew_interval: Option<String>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -260,9 +262,47 @@ pub struct MetaCmd {
     /// a link back with a full sync instead. It is logged as an error when it happens.
     #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     dup_hold_limit: Option<Duration>,
+    /// The DR voters as NAME=HOST:PORT, comma-separated (`tern proxy --dr-name`, `tern
+    /// witness`): the same list for every cluster, proxy and witness. The cluster's active
+    /// tables then take client writes only while a majority of them grant its DR lease, so a
+    /// cluster cut off from them stops taking writes before a proxy can promote a standby
+    /// elsewhere (the price: losing the majority of voters stops writes; `tern cluster dr-lease
+    /// --waive` overrides). Without voters there is no lease, and proxies refuse to fail over
+    /// automatically away from this cluster.
+    #[arg(long, env = "TERN_DR_VOTERS", value_name = "NAME=ADDR,...", value_delimiter = ',',
+          value_parser = super::drlease::voter_arg)]
+    dr_voters: Option<Vec<(String, String)>>,
+    /// How often the meta leader renews the DR lease with every voter (default 1s; keep it
+    /// well below the voters' --dr-lease).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    dr_renew_interval: Option<Duration>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
+}
+
+/// The DR lease settings of `tern meta`: flags, then the config file.
+fn dr_lease_options(
+    voters: Option<Vec<(String, String)>>,
+    renew: Option<Duration>,
+    file_voters: Option<Vec<String>>,
+    file_renew: Option<String>,
+) -> anyhow::Result<tern_meta::drlease::DrLeaseOptions> {
+    let voters = match (voters, file_voters) {
+        (Some(v), _) => v,
+        (None, Some(v)) => v
+            .iter()
+            .map(|s| super::drlease::voter_arg(s).map_err(|e| anyhow::anyhow!("config key dr-voters: {e}")))
+            .collect::<anyhow::Result<_>>()?,
+        (None, None) => Vec::new(),
+    };
+    super::drlease::check_voters(&voters)?;
+    let mut opts = tern_meta::drlease::DrLeaseOptions { voters, ..Default::default() };
+    if let Some(d) = renew.or(file_duration(file_renew, "dr-renew-interval")?) {
+        anyhow::ensure!(!d.is_zero(), "--dr-renew-interval must be above 0");
+        opts.renew_interval = d;
+    }
+    Ok(opts)
 }
 
 /// Parses `ID=HOST:PORT` members.
@@ -329,6 +369,12 @@ impl MetaCmd {
                 .or(file_duration(file.dup_hold_limit, "dup-hold-limit")?)
                 .unwrap_or(tern_meta::DEFAULT_DUP_HOLD_LIMIT),
             raft: tern_meta::raft::RaftOptions::default(),
+            dr_lease: dr_lease_options(
+                self.dr_voters,
+                self.dr_renew_interval,
+                file.dr_voters,
+                file.dr_renew_interval,
+            )?,
         };
         runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)
     }

@@ -95,6 +95,7 @@ fn certainly_not_applied(e: &Error) -> bool {
             | ErrorCode::Busy
             | ErrorCode::Unavailable
             | ErrorCode::Standby
+            | ErrorCode::NoDrLease
     )
 }
 
@@ -469,6 +470,7 @@ mod tests {
         (ErrorCode::Standby, true, "a standby takes no client writes: it refused it"),
         (ErrorCode::EpochConflict, false, "moot: not retryable (and not a write error)"),
         (ErrorCode::ClockAhead, false, "moot: not retryable (only duplicated writes get it)"),
+        (ErrorCode::NoDrLease, true, "refused at admission: the cluster does not hold the DR lease"),
     ];
 
     #[test]
@@ -527,6 +529,7 @@ mod tests {
         (ErrorCode::Standby, true, true),
         (ErrorCode::EpochConflict, false, false),
         (ErrorCode::ClockAhead, false, false),
+        (ErrorCode::NoDrLease, true, true),
     ];
 
     #[test]

@@ -238,6 +238,9 @@ named! {
         LostRace = "lost-race",
         /// Setting the role failed otherwise.
         Failed = "failed",
+        /// A standby is to be promoted, but the old active copy's DR lease may still be held:
+        /// the promotion waits until it has certainly expired.
+        WaitingForLease = "waiting-for-lease",
     }
 }
 
@@ -271,7 +274,7 @@ mod tests {
         );
         assert_eq!(
             names(FailoverOutcome::ALL.iter().map(|v| v.to_string()).collect()),
-            "promoted,refused,fenced,lost-race,failed"
+            "promoted,refused,fenced,lost-race,failed,waiting-for-lease"
         );
         assert_eq!(TableStatus::Serving.to_string(), "serving");
         assert_eq!(TableStatus::Dropped { at_ms: 3 }.to_string(), "dropped");

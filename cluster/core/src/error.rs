@@ -60,6 +60,16 @@ pub enum Error {
         "partition {gpid} refuses a write from cluster {from_cluster}: its timetag is {ahead_ms} ms ahead of this server's clock, more than the maximum clock offset of {max_ms} ms (one of the two clocks is wrong)"
     )]
     ClockAhead { gpid: Gpid, from_cluster: u8, ahead_ms: u64, max_ms: u64 },
+    /// The table is active in this cluster, but the cluster does not hold the DR lease that
+    /// lets an active copy take client writes: it has not renewed it through a majority of its
+    /// DR voters (proxies, or a witness) recently enough, or they said another copy is active
+    /// at a higher epoch. A proxy may meanwhile promote a standby elsewhere, so the write was
+    /// refused before it was logged. Retry: through a proxy the route may lead to the new
+    /// active copy; the lease may also come back.
+    #[error(
+        "table {table:?} (active at epoch {epoch}) takes no client writes here: this cluster does not hold the DR lease ({why}); retry through a proxy"
+    )]
+    NoDrLease { table: String, epoch: u64, why: String },
     #[error(transparent)]
     Fatal(#[from] Fatal),
     /// An error reported by another process: its stable code and its message.
@@ -128,6 +138,7 @@ impl Error {
             Error::Standby { .. } => ErrorCode::Standby,
             Error::EpochConflict { .. } => ErrorCode::EpochConflict,
             Error::ClockAhead { .. } => ErrorCode::ClockAhead,
+            Error::NoDrLease { .. } => ErrorCode::NoDrLease,
             Error::Fatal(Fatal::Corruption(_)) => ErrorCode::Corruption,
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
@@ -202,6 +213,7 @@ error_codes! {
     Standby = 16, "STANDBY", false;
     EpochConflict = 17, "EPOCH_CONFLICT", false;
     ClockAhead = 18, "CLOCK_AHEAD", false;
+    NoDrLease = 19, "NO_DR_LEASE", true;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -250,6 +262,7 @@ mod tests {
         (ErrorCode::Standby, 16, "STANDBY", false),
         (ErrorCode::EpochConflict, 17, "EPOCH_CONFLICT", false),
         (ErrorCode::ClockAhead, 18, "CLOCK_AHEAD", false),
+        (ErrorCode::NoDrLease, 19, "NO_DR_LEASE", true),
     ];
 
     #[test]
@@ -263,7 +276,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(number), Some(code), "{name}");
             assert_eq!(code.is_retryable(), retryable, "{name} changed retry class");
         }
-        assert_eq!(ErrorCode::from_u16(19), None, "a number nobody assigned");
+        assert_eq!(ErrorCode::from_u16(20), None, "a number nobody assigned");
     }
 
     /// Each variant maps to its code (and through it to its retry class) in one place,
@@ -296,6 +309,7 @@ mod tests {
                 Error::ClockAhead { gpid, from_cluster: 2, ahead_ms: 3_600_000, max_ms: 500 },
                 ErrorCode::ClockAhead,
             ),
+            (Error::NoDrLease { table: s(), epoch: 2, why: s() }, ErrorCode::NoDrLease),
         ];
         for (e, code) in &cases {
             assert_eq!(e.code(), *code, "{e}");

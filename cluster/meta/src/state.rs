@@ -15,7 +15,7 @@ use tern_confman::{Demoted, PersistedPartition};
 pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
-use self::dr::{DrRole, RoleChange};
+use self::dr::{DrLeaseWaiver, DrRole, RoleChange};
 use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
 use self::incoming::{IncomingRecord, TableHorizon};
 
@@ -99,6 +99,9 @@ pub struct MetaState {
     /// Per table: its purge horizon and the links of other clusters into it (`incoming.rs`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub horizons: BTreeMap<u32, TableHorizon>,
+    /// The DR lease waived by an operator, if it is (`state/dr.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_lease_waiver: Option<DrLeaseWaiver>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +175,10 @@ pub enum Command {
     RaisePurgeHorizon {
         table: u32,
         below: u64,
+    },
+    /// Waives the DR lease (`Some`) or enforces it again (`None`).
+    SetDrLeaseWaiver {
+        waiver: Option<DrLeaseWaiver>,
     },
 }
 
@@ -302,6 +309,7 @@ impl MetaState {
                 return self.forget_incoming(*table, *from_cluster, *source_table);
             }
             Command::RaisePurgeHorizon { table, below } => return self.raise_purge_horizon(*table, *below),
+            Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
         }
         Response::Done
     }

@@ -28,6 +28,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Standby => Code::FailedPrecondition,
         ErrorCode::EpochConflict => Code::Aborted,
         ErrorCode::ClockAhead => Code::FailedPrecondition,
+        ErrorCode::NoDrLease => Code::Unavailable,
     }
 }
 
@@ -113,6 +114,7 @@ mod tests {
         (ErrorCode::Standby, Code::FailedPrecondition),
         (ErrorCode::EpochConflict, Code::Aborted),
         (ErrorCode::ClockAhead, Code::FailedPrecondition),
+        (ErrorCode::NoDrLease, Code::Unavailable),
     ];
 
     #[test]

@@ -11,9 +11,9 @@ use tern_proto::convert::{PbEnum, config_from_pb, config_to_pb, table_status_fro
 use tern_proto::pb;
 
 use super::types::{
-    ClusterStatus, Conflict, CopyView, FailoverDecision, IncomingLinkReport, Link, LinkConflicts, LinkReport,
-    NewLink, NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable, TableInfo, TableRoute,
-    Unhealthy,
+    ClusterStatus, Conflict, CopyView, DrLeaseState, FailoverDecision, IncomingLinkReport, LeaseWait, Link,
+    LinkConflicts, LinkReport, NewLink, NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable,
+    RouteLease, TableInfo, TableLease, TableRoute, Unhealthy, VoterGrant,
 };
 
 fn missing(what: &str, field: &str) -> Error {
@@ -60,6 +60,13 @@ pub fn route_from_pb(r: pb::Route) -> Result<TableRoute> {
         table,
         partitions,
         addresses: r.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)).collect(),
+        dr_lease: r.dr_lease.map(|l| RouteLease {
+            used: l.used,
+            voters: l.voters,
+            waived: l.waived,
+            lease_left_ms: l.lease_left_ms,
+            detail: l.detail,
+        }),
     })
 }
 
@@ -68,6 +75,47 @@ pub fn route_to_pb(r: &TableRoute) -> pb::Route {
         table: Some(table_to_pb(&r.table)),
         partitions: r.partitions.iter().map(config_to_pb).collect(),
         addresses: r.addresses.iter().map(|(n, a)| pb::NodeAddress { node: n.0, addr: a.clone() }).collect(),
+        dr_lease: r.dr_lease.as_ref().map(|l| pb::RouteDrLease {
+            used: l.used,
+            voters: l.voters.clone(),
+            waived: l.waived,
+            lease_left_ms: l.lease_left_ms,
+            detail: l.detail.clone(),
+        }),
+    }
+}
+
+// ---- the DR lease ----
+
+pub fn dr_lease_from_pb(s: pb::DrLeaseStatus) -> DrLeaseState {
+    DrLeaseState {
+        used: s.used,
+        voters: s.voters,
+        majority: s.majority,
+        waiver: s.waived.then_some((s.waiver_reason, s.waived_at_ms)),
+        grants: s
+            .grants
+            .into_iter()
+            .map(|g| VoterGrant {
+                voter: g.voter,
+                addr: g.addr,
+                granted: g.granted,
+                lease_left_ms: g.lease_left_ms,
+                answered_ms_ago: u64::try_from(g.answered_ms_ago).ok(),
+                detail: g.detail,
+            })
+            .collect(),
+        tables: s
+            .tables
+            .into_iter()
+            .map(|t| TableLease {
+                table: t.table,
+                epoch: t.epoch,
+                lease_left_ms: t.lease_left_ms,
+                detail: t.detail,
+            })
+            .collect(),
+        renew_interval_ms: s.renew_interval_ms,
     }
 }
 
@@ -206,6 +254,7 @@ fn copy_from_pb(c: pb::ProxyClusterView) -> Result<CopyView> {
         detail: c.detail,
         lag_seconds: (c.lag_seconds >= 0.0).then_some(c.lag_seconds),
         lag_detail: c.lag_detail,
+        dr_lease: c.dr_lease,
     })
 }
 
@@ -218,6 +267,7 @@ fn copy_to_pb(c: &CopyView) -> pb::ProxyClusterView {
         detail: c.detail.clone(),
         lag_seconds: c.lag_seconds.unwrap_or(-1.0),
         lag_detail: c.lag_detail.clone(),
+        dr_lease: c.dr_lease.clone(),
     }
 }
 
@@ -255,6 +305,8 @@ fn proxy_table_from_pb(t: pb::ProxyTableStatus) -> Result<ProxyTable> {
             .then_some(Unhealthy { cluster: t.active_unhealthy_cluster, for_ms: t.active_unhealthy_ms }),
         last_decision: t.last_decision.map(decision_from_pb).transpose()?,
         lag_sampled_ms_ago: u64::try_from(t.lag_sampled_ms_ago).ok(),
+        lease_wait: (t.lease_wait_ms > 0 || !t.lease_wait.is_empty())
+            .then_some(LeaseWait { for_ms: t.lease_wait_ms, detail: t.lease_wait }),
     })
 }
 
@@ -272,6 +324,8 @@ pub fn proxy_table_to_pb(t: &ProxyTable) -> pb::ProxyTableStatus {
         active_unhealthy_cluster: t.active_unhealthy.as_ref().map_or(String::new(), |u| u.cluster.clone()),
         last_decision: t.last_decision.as_ref().map(decision_to_pb),
         lag_sampled_ms_ago: t.lag_sampled_ms_ago.map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        lease_wait_ms: t.lease_wait.as_ref().map_or(0, |w| w.for_ms),
+        lease_wait: t.lease_wait.as_ref().map_or(String::new(), |w| w.detail.clone()),
     }
 }
 
@@ -279,6 +333,9 @@ pub fn proxy_status_from_pb(s: pb::ProxyStatusResponse) -> Result<ProxyStatus> {
     Ok(ProxyStatus {
         clusters: s.clusters,
         tables: s.tables.into_iter().map(proxy_table_from_pb).collect::<Result<_>>()?,
+        dr_name: non_empty(s.dr_name),
+        dr_voters: s.dr_voters,
+        witness: s.witness,
     })
 }
 
@@ -286,6 +343,9 @@ pub fn proxy_status_to_pb(s: &ProxyStatus) -> pb::ProxyStatusResponse {
     pb::ProxyStatusResponse {
         clusters: s.clusters.clone(),
         tables: s.tables.iter().map(proxy_table_to_pb).collect(),
+        dr_name: s.dr_name.clone().unwrap_or_default(),
+        dr_voters: s.dr_voters.clone(),
+        witness: s.witness,
     }
 }
 

@@ -31,6 +31,59 @@ pub struct TableRoute {
     /// By partition index; a partition the meta server sent no configuration for is missing.
     pub partitions: Vec<PartitionConfig>,
     pub addresses: BTreeMap<NodeId, String>,
+    /// The table's DR lease in that cluster (`None`: a meta server that does not report it).
+    pub dr_lease: Option<RouteLease>,
+}
+
+/// A table's DR lease in one cluster, as its meta leader reports it with the route.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteLease {
+    /// The cluster has DR voters (without them it has no lease at all).
+    pub used: bool,
+    /// The voters' names, sorted.
+    pub voters: Vec<String>,
+    /// An operator waived the lease there.
+    pub waived: bool,
+    /// Active copies: how long the lease lasts from when the meta leader answered (0: none).
+    pub lease_left_ms: u64,
+    /// Why there is none, if there is none.
+    pub detail: String,
+}
+
+/// A cluster's DR lease (`tern cluster dr-lease`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrLeaseState {
+    pub used: bool,
+    pub voters: Vec<String>,
+    /// How many voters must grant it.
+    pub majority: u32,
+    /// The operator's waiver: (reason, wall ms when set).
+    pub waiver: Option<(String, u64)>,
+    pub grants: Vec<VoterGrant>,
+    /// Every active table's lease.
+    pub tables: Vec<TableLease>,
+    pub renew_interval_ms: u64,
+}
+
+/// One DR voter's last answer to the meta leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterGrant {
+    pub voter: String,
+    pub addr: String,
+    pub granted: bool,
+    pub lease_left_ms: u64,
+    /// `None`: it never answered this meta leader.
+    pub answered_ms_ago: Option<u64>,
+    pub detail: String,
+}
+
+/// An active table's DR lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableLease {
+    pub table: String,
+    pub epoch: u64,
+    pub lease_left_ms: u64,
+    pub detail: String,
 }
 
 impl TableRoute {
@@ -298,6 +351,12 @@ pub struct ProxyStatus {
     /// The clusters it fronts.
     pub clusters: Vec<String>,
     pub tables: Vec<ProxyTable>,
+    /// Its name as a DR voter (`None`: it grants no DR lease).
+    pub dr_name: Option<String>,
+    /// The DR voters it counts.
+    pub dr_voters: Vec<String>,
+    /// A `tern witness`: it grants and promises, routes nothing.
+    pub witness: bool,
 }
 
 /// One table a proxy routes.
@@ -318,6 +377,16 @@ pub struct ProxyTable {
     pub last_decision: Option<FailoverDecision>,
     /// How long ago the standbys' lag was measured; `None`: never.
     pub lag_sampled_ms_ago: Option<u64>,
+    /// A promotion waiting for the old active copy's DR lease to have certainly expired.
+    pub lease_wait: Option<LeaseWait>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseWait {
+    /// How much longer.
+    pub for_ms: u64,
+    /// What it waits on.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,6 +410,8 @@ pub struct CopyView {
     pub lag_seconds: Option<f64>,
     /// Why the lag is unknown.
     pub lag_detail: String,
+    /// Its DR lease as its cluster reports it ("held 4.1s", "none: ..."); empty: not known.
+    pub dr_lease: String,
 }
 
 /// A decision of automatic failover.

@@ -142,3 +142,30 @@ fn responses_serialize_as_they_always_have() {
     assert_eq!(serde_json::to_string(&table).unwrap(), golden);
     assert_eq!(serde_json::from_str::<Response>(golden).unwrap(), table);
 }
+
+/// The DR lease waiver (issue #24, item 4) is new: state without it reads as "not waived" and
+/// is written as before; with it, and its command, they are pinned here.
+#[test]
+fn the_dr_lease_waiver_is_absent_from_older_state_and_pinned_when_set() {
+    assert_eq!(serde_json::from_str::<MetaState>(STATE).unwrap().dr_lease_waiver, None);
+    let waiver = super::dr::DrLeaseWaiver { reason: "proxies lost with dc3".into(), at_ms: 7 };
+    let mut s = state();
+    s.dr_lease_waiver = Some(waiver.clone());
+    let json = serde_json::to_string(&s).unwrap();
+    let tail = r#","next_link_id":5,"dr_lease_waiver":{"reason":"proxies lost with dc3","at_ms":7}}"#;
+    assert!(json.ends_with(tail), "{json}");
+    assert_eq!(serde_json::from_str::<MetaState>(&json).unwrap(), s);
+    let commands = [
+        (
+            Command::SetDrLeaseWaiver { waiver: Some(waiver) },
+            r#"{"SetDrLeaseWaiver":{"waiver":{"reason":"proxies lost with dc3","at_ms":7}}}"#,
+        ),
+        (Command::SetDrLeaseWaiver { waiver: None }, r#"{"SetDrLeaseWaiver":{"waiver":null}}"#),
+    ];
+    for (cmd, golden) in commands {
+        assert_eq!(serde_json::to_string(&cmd).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<Command>(golden).unwrap(), cmd);
+        s.apply(&cmd);
+    }
+    assert_eq!(s.dr_lease_waiver, None, "withdrawn");
+}

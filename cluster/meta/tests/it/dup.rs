@@ -44,6 +44,7 @@ impl Meta {
             tombstone_retention: tern_meta::DEFAULT_TOMBSTONE_RETENTION,
             dup_hold_limit: tern_meta::DEFAULT_DUP_HOLD_LIMIT,
             raft: RaftOptions { election_timeout_ms: (150, 300), heartbeat_ms: 50, ..RaftOptions::default() },
+            dr_lease: Default::default(),
         };
         let mut m =
             Meta { client: MetaClient::new(vec![listen.to_string()]).unwrap(), opts, stop: None, task: None };

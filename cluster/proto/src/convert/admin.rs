@@ -50,7 +50,7 @@ pb_enum!(LinkStatus { Init, SyncingCheckpoint, Shipping, Paused, Removed });
 pb_enum!(LinkMode { OneWay, TwoWay });
 pb_enum!(LinkAction { Pause, Resume, Remove, SetThrottle });
 pb_enum!(CopyState { Active, Standby, Unreachable, NoTable });
-pb_enum!(FailoverOutcome { Promoted, Refused, Fenced, LostRace, Failed });
+pb_enum!(FailoverOutcome { Promoted, Refused, Fenced, LostRace, Failed, WaitingForLease });
 
 /// A table status as `TableInfo` carries it: the enum and `dropped_at_ms` (0 while serving).
 pub fn table_status_to_pb(s: TableStatus) -> (i32, u64) {

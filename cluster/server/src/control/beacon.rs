@@ -76,7 +76,7 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
     node.links.set(resp.dup_links);
     node.registry.on_purged_tables(&resp.purged_tables);
-    node.roles.set(&resp.table_roles);
+    node.roles.set(&resp.table_roles, resp.sent_at_ms, resp.dr_lease);
     // Each table's purge horizon goes to its replicas: primaries log a newer one. Its age (how
     // far back deletes are kept, held back by incoming links) is a gauge.
     let now_ms = node.clock.now().wall_ms;
