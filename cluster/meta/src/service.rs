@@ -143,7 +143,8 @@ impl pb::meta_server::Meta for MetaService {
                         epoch: t.epoch,
                     })
                     .collect();
-            (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles, purged)
+            let links = crate::dup::beacon_links(&s.0, &answer.dup_demands);
+            (s.0.cluster_name.clone(), s.0.cluster_id, links, roles, purged)
         });
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use tern_core::{
-    CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId, TableStatus,
-    Timetag,
+    ConflictKind, CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId,
+    TableStatus, Timetag,
 };
 
 /// A table as the meta servers describe it.
@@ -153,6 +153,17 @@ pub struct PartitionProgress {
     /// Its full sync is copying existing records.
     pub syncing: bool,
     pub sync_records: u64,
+    /// The throttle, in wire bytes: this partition's share of the link's limit now (0 =
+    /// unlimited), the rate its primary measured, what it sent, and whether it wants more than
+    /// its share.
+    pub share_bytes_per_sec: u64,
+    pub wire_bytes_per_sec: u64,
+    pub wire_bytes: u64,
+    pub throttled: bool,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries its primaries dropped before the meta server heard of them.
+    pub conflicts_dropped: u64,
 }
 
 /// A link with the progress of each of its partitions.
@@ -160,8 +171,12 @@ pub struct PartitionProgress {
 pub struct LinkReport {
     pub link: Link,
     pub partitions: Vec<PartitionProgress>,
-    /// Conflicts in total, as the meta state keeps them.
+    /// Conflicts of both kinds in total, as the meta state keeps them.
     pub conflicts: u64,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (still counted).
+    pub conflicts_dropped: u64,
 }
 
 /// Sums over a link's partitions.
@@ -173,6 +188,9 @@ pub struct LinkTotals {
     pub max_seconds_behind: f64,
     /// Partitions whose last attempt failed.
     pub failing_partitions: usize,
+    /// Wire bytes per second the partitions' primaries measured, summed: compare with the
+    /// link's `max_bytes_per_sec`.
+    pub wire_bytes_per_sec: u64,
 }
 
 impl LinkReport {
@@ -183,6 +201,7 @@ impl LinkReport {
             bytes_behind: p.iter().map(|p| p.bytes_behind).sum(),
             max_seconds_behind: p.iter().map(|p| p.seconds_behind).fold(0.0, f64::max),
             failing_partitions: p.iter().filter(|p| p.last_error.is_some()).count(),
+            wire_bytes_per_sec: p.iter().map(|p| p.wire_bytes_per_sec).sum(),
         }
     }
 }
@@ -197,20 +216,27 @@ pub struct TwoWayLinks {
     pub second: LinkReport,
 }
 
-/// A duplicated write that lost last-writer-wins on the remote side.
+/// A conflict between a shipped write and a record of the remote side: which one survived is
+/// `kind` (`ConflictKind::winner`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub hash_key: Vec<u8>,
     pub sort_key: Vec<u8>,
     /// The shipped write's timetag.
     pub incoming: Timetag,
-    /// The newer one the remote side had stored.
+    /// The timetag of the record the remote side had stored.
     pub stored: Timetag,
+    pub kind: ConflictKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConflicts {
+    /// Both kinds.
     pub total: u64,
+    /// Of `total`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (counted in `total`).
+    pub dropped: u64,
     /// Newest last.
     pub recent: Vec<Conflict>,
 }
