@@ -49,4 +49,6 @@ pub use rules::PlantedDupBugs;
 pub use share::{ShareDemand, partition_share, split_link_limit};
 pub use shipper::{Batch, Shipper, ShipperOptions, ShipperStats};
 pub use start::StartPoint;
-pub use throttle::{PayloadSize, RATE_WINDOW_MS, SATURATED_FOR_MS, Throttle, ThrottleReport, WireSize};
+pub use throttle::{
+    PayloadSize, RATE_WINDOW_MS, SATURATED_FOR_MS, Throttle, ThrottleReport, WireSize, max_request_bytes,
+};

@@ -27,14 +27,14 @@ use tern_core::{ClusterId, Decree, Error, Result, WriteOp, partition_of};
 use tern_storage::LogEntry;
 
 use crate::convert::entry_to_puts;
-use crate::throttle::{PayloadSize, Throttle, ThrottleReport, WireSize};
+use crate::throttle::{PayloadSize, Throttle, ThrottleReport, WireSize, max_request_bytes};
 
 /// Tuning of one shipper. Defaults in [`ShipperOptions::default`]; checked by
 /// [`ShipperOptions::validate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShipperOptions {
-    /// A batch is cut before it would pass this many payload bytes (a single larger put still
-    /// goes, alone).
+    /// A batch is cut before it would pass this many payload bytes, or, under a throttle,
+    /// `max_request_bytes` in wire bytes (a single larger put still goes, alone).
     pub batch_max_bytes: u64,
     /// A batch holds at most this many puts.
     pub batch_max_puts: usize,
@@ -334,12 +334,16 @@ impl Shipper {
             && part.retry_at_ms.is_none_or(|t| now_ms >= t)
     }
 
-    /// The next batch of partition `p`: (puts, payload bytes, wire bytes).
+    /// The next batch of partition `p`: (puts, payload bytes, wire bytes). Under a throttle a
+    /// batch is also cut at `max_request_bytes` of wire bytes, so that a tight limit sends
+    /// small requests evenly rather than a large one followed by a long debt.
     fn plan(&self, p: usize) -> (usize, u64, u64) {
         let (mut count, mut bytes, mut wire_bytes) = (0usize, 0u64, self.wire.request_bytes());
+        let max_wire = max_request_bytes(self.throttle.bytes_per_sec());
         for q in self.partitions[p].queue.values() {
-            if count == self.opts.batch_max_puts || (count > 0 && bytes + q.bytes > self.opts.batch_max_bytes)
-            {
+            let full = bytes + q.bytes > self.opts.batch_max_bytes
+                || wire_bytes.saturating_add(q.wire_bytes) > max_wire;
+            if count == self.opts.batch_max_puts || (count > 0 && full) {
                 break;
             }
             count += 1;

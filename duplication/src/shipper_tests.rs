@@ -319,6 +319,19 @@ fn the_throttle_counts_wire_bytes_and_reports_what_it_let_through() {
 }
 
 #[test]
+fn under_a_throttle_a_batch_is_at_most_a_quarter_seconds_worth() {
+    // 100-byte puts, 1000 B/s: batches of 2 puts, not the 512 the options allow.
+    let log: Vec<LogEntry> = (1..=20).map(|d| entry(d, vec![set("k", 99)])).collect();
+    let o = ShipperOptions { max_inflight_per_partition: 100, bytes_per_sec: 1000, ..opts() };
+    let mut s = shipper(1, o);
+    read_all(&mut s, &log);
+    let b = s.poll(0);
+    assert_eq!(b.iter().map(|b| b.puts.len()).collect::<Vec<_>>(), vec![2; 5], "a full bucket's worth");
+    s.set_bytes_per_sec(0);
+    assert_eq!(s.poll(0)[0].puts.len(), 10, "unlimited: only the batch limits");
+}
+
+#[test]
 fn a_tight_throttle_serves_remote_partitions_in_turn() {
     let (k0, k1) = (keys_in_partition(2, 0, 1).remove(0), keys_in_partition(2, 1, 1).remove(0));
     let log: Vec<LogEntry> = (1..=10).map(|d| entry(d, vec![set(&k0, 98), set(&k1, 98)])).collect();

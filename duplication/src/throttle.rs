@@ -20,6 +20,19 @@ pub const SATURATED_FOR_MS: u64 = 2_000;
 pub const RATE_WINDOW_MS: u64 = 5_000;
 /// The sent-bytes counter is sampled at most this often.
 const SAMPLE_EVERY_MS: u64 = 250;
+/// Under a limit, requests are cut to at most this fraction of a second's worth.
+const REQUESTS_PER_SEC: u64 = 4;
+
+/// The largest request worth sending under a limit of `bytes_per_sec` (0 = unlimited): a
+/// quarter of a second's worth, so that a tight limit sends small requests evenly, rather than
+/// large ones with long pauses (which would also make the measured rate jump by a request per
+/// window). A single larger put still goes alone.
+pub fn max_request_bytes(bytes_per_sec: u64) -> u64 {
+    match bytes_per_sec {
+        0 => u64::MAX,
+        n => (n / REQUESTS_PER_SEC).max(1),
+    }
+}
 
 /// What a request carrying puts weighs on the wire: what the throttle counts. The runtime knows
 /// the encoding (the replica server counts the encoded `Duplicate` request); [`PayloadSize`]
@@ -51,7 +64,8 @@ impl WireSize for PayloadSize {
 pub struct Throttle {
     bucket: TokenBucket,
     sent_bytes: u64,
-    /// (time, `sent_bytes` then), oldest first; the first is at or before the window's start.
+    /// (time, `sent_bytes` by the end of that ms), oldest first; the first is at or before the
+    /// window's start.
     samples: VecDeque<(u64, u64)>,
     held_back_at_ms: Option<u64>,
 }
@@ -95,12 +109,15 @@ impl Throttle {
     /// Takes `bytes` if a request of that size may go at `now_ms`, and counts them as sent;
     /// otherwise remembers that a request was held back.
     pub fn try_take(&mut self, bytes: u64, now_ms: u64) -> bool {
-        self.sample(now_ms);
         if !self.bucket.try_take(bytes, now_ms) {
             self.held_back_at_ms = Some(now_ms);
             return false;
         }
         self.sent_bytes += bytes;
+        // Sampled after a send is counted, never between a refusal and the send it delayed: the
+        // rate counts what was sent after a sample, and a sender that sends one request a
+        // second would otherwise read one request too many per window.
+        self.sample(now_ms);
         true
     }
 
@@ -251,13 +268,31 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_of_one_request_a_second_that_waits_for_tokens_reads_its_rate() {
+        // What a full sync does: each request a little over one second's worth, sent as soon as
+        // the bucket allows, after a refusal; a report after each send.
+        let mut t = Throttle::new(32_768);
+        let mut now = 0u64;
+        let mut measured = 0;
+        for _ in 0..60 {
+            while !t.try_take(33_400, now) {
+                // Woken a millisecond early, as timers do: one more refusal first.
+                now = t.ready_at_ms(33_400, now).saturating_sub(1).max(now + 1);
+            }
+            now += 5;
+            measured = t.report(now).measured_bytes_per_sec;
+        }
+        assert!((31_000..=33_500).contains(&measured), "{measured}");
+    }
+
+    #[test]
     fn an_unlimited_throttle_still_counts_bytes() {
         let mut t = Throttle::new(0);
         assert!(t.try_take(5_000, 0));
         assert!(t.try_take(5_000, 2_000));
         let r = t.report(2_000);
         assert_eq!((r.bytes_per_sec, r.sent_bytes, r.saturated), (0, 10_000, false));
-        assert_eq!(r.measured_bytes_per_sec, 5_000);
+        assert_eq!(r.measured_bytes_per_sec, 2_500, "5000 bytes sent after the first sample, 2 s ago");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tern_client::TernClient;
 use tern_core::{ClusterId, Decree, Error, Gpid, Result, Timetag, WriteOp, key, partition_of, value};
-use tern_duplication::{Throttle, ThrottleReport, WireSize};
+use tern_duplication::{Throttle, ThrottleReport, WireSize, max_request_bytes};
 use tokio::sync::oneshot;
 
 use super::DupEnv;
@@ -76,20 +76,28 @@ pub async fn copy_partition(
     let mut after: Option<Vec<u8>> = None;
     let mut start: Option<Decree> = None;
     let mut copied = 0u64;
-    let mut pending: BTreeMap<u32, Vec<WriteOp>> = BTreeMap::new();
+    // Per remote partition: the puts waiting and their wire bytes.
+    let mut pending: BTreeMap<u32, (Vec<WriteOp>, u64)> = BTreeMap::new();
+    let size = DuplicateRequestSize;
     loop {
         let chunk = scan(env, gpid, after.clone()).await?;
         start.get_or_insert(chunk.applied);
         let now_secs = env.clock.now().wall_ms / 1000;
+        // Under a throttle a request is cut small (as the shipper's are).
+        let max_wire = max_request_bytes((pace.share)());
         for (k, v) in &chunk.records {
             if let Some(put) = to_put(k, v, local, now_secs)? {
                 let p = partition_of(put.hash_key(), remote_partitions).0;
-                let batch = pending.entry(p).or_default();
+                let (batch, wire) = pending.entry(p).or_insert_with(|| (Vec::new(), size.request_bytes()));
+                *wire += size.put_bytes(&put);
                 batch.push(put);
-                if batch.len() >= BATCH {
+                if batch.len() >= BATCH || *wire >= max_wire {
                     let puts = std::mem::take(batch);
+                    *wire = size.request_bytes();
                     let to = Remote { client, table: remote_table, partition: p, local };
                     copied += send(env, &to, &puts, pace, &mut progress, copied).await;
+                    // After every request: the throttle's report feeds the meta leader's split.
+                    progress(copied, None, pace.report(env));
                 }
             }
         }
@@ -99,7 +107,7 @@ pub async fn copy_partition(
             break;
         }
     }
-    for (p, puts) in std::mem::take(&mut pending) {
+    for (p, (puts, _)) in std::mem::take(&mut pending) {
         if !puts.is_empty() {
             let to = Remote { client, table: remote_table, partition: p, local };
             copied += send(env, &to, &puts, pace, &mut progress, copied).await;
