@@ -149,3 +149,52 @@ pub fn stop_all(shipping: &Shipping) {
         r.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tern_duplication::PENDING_CONFLICTS;
+
+    use super::*;
+
+    fn conflict(n: u64) -> pb::DupConflict {
+        pb::DupConflict { incoming: n, ..Default::default() }
+    }
+
+    fn progress(link: u64, partition: u32) -> pb::DupProgress {
+        pb::DupProgress { link, partition, ..Default::default() }
+    }
+
+    #[test]
+    fn journal_entries_wait_for_a_beacon_bounded_with_the_oldest_dropped_and_counted() {
+        let s = Shipping::default();
+        s.publish(progress(1, 0), 0);
+        // The meta server is unreachable: no beacon carries anything for a while.
+        s.journal(1, 0, (0..PENDING_CONFLICTS as u64 + 30).map(conflict));
+        s.publish(progress(1, 0), 0);
+        let sent = s.progress();
+        let p = &sent[0];
+        assert_eq!(p.recent_conflicts.len(), PENDING_CONFLICTS);
+        assert_eq!(p.recent_conflicts[0].incoming, 30, "the oldest went first");
+        assert_eq!(p.conflicts_dropped, 30);
+        // New entries while that beacon is under way stay for the next one.
+        s.journal(1, 0, [conflict(1_000)]);
+        s.reported(&sent);
+        let next = s.progress();
+        let left: Vec<u64> = next[0].recent_conflicts.iter().map(|c| c.incoming).collect();
+        assert_eq!(left, vec![1_000]);
+        assert_eq!(next[0].conflicts_dropped, 31, "the beacon under way lost its oldest entry");
+    }
+
+    #[test]
+    fn a_failed_beacon_carries_nothing_away() {
+        let s = Shipping::default();
+        s.publish(progress(2, 3), 0);
+        s.journal(2, 3, [conflict(1), conflict(2)]);
+        assert_eq!(s.progress()[0].recent_conflicts.len(), 2);
+        // That beacon failed: `reported` is not called; the next one carries the same entries.
+        let again = s.progress();
+        assert_eq!(again[0].recent_conflicts.len(), 2);
+        s.reported(&again);
+        assert!(s.progress()[0].recent_conflicts.is_empty());
+    }
+}
