@@ -191,9 +191,15 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
             clock_ahead: 0,
             syncing: false,
             sync_records: 0,
+            share_bytes_per_sec: 0,
+            wire_bytes_per_sec: 0,
+            wire_bytes: 0,
+            throttled: false,
+            overwritten: 0,
+            conflicts_dropped: 0,
         })
         .collect();
-    LinkReport { link, partitions, conflicts: 0 }
+    LinkReport { link, partitions, conflicts: 0, overwritten: 0, conflicts_dropped: 0 }
 }
 
 #[test]

@@ -183,6 +183,10 @@ pub enum WriteOutcome {
     /// A put that lost last-writer-wins: the stored record's timetag is newer, nothing was
     /// written. Deterministic like every outcome.
     Superseded { stored: Timetag },
+    /// A put that won last-writer-wins over a stored record (tombstones included): it was
+    /// written, and `stored` is the timetag of the record it replaced. A put that found no
+    /// record reports `Done`. Deterministic like every outcome.
+    Replaced { stored: Timetag },
     /// The op was refused; nothing of it was written. Deterministic: every replica refuses it.
     Failed(Error),
 }

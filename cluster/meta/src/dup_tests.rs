@@ -68,19 +68,53 @@ fn journal_entries_are_written_not_kept_in_memory() {
     let s = state();
     let mut r = report(1, 1, 4, 7);
     r.conflicts = 1;
-    r.recent_conflicts =
-        vec![pb::DupConflict { hash_key: b"h".to_vec(), sort_key: b"s".to_vec(), incoming: 1, stored: 2 }];
+    let entry = pb::DupConflict {
+        hash_key: b"h".to_vec(),
+        sort_key: b"s".to_vec(),
+        incoming: 1,
+        stored: 2,
+        kind: ConflictKind::RemoteOverwritten.to_pb(),
+    };
+    // The second entry comes from a server older than the kinds: counted, but not journaled
+    // under a guessed kind.
+    r.recent_conflicts = vec![entry.clone(), pb::DupConflict { kind: 0, ..entry }];
     let (updates, accepted) = accept_progress(&s, 6, vec![r]);
     assert_eq!(updates[0].new_conflicts.len(), 1);
+    assert_eq!(updates[0].new_conflicts[0].kind, ConflictKind::RemoteOverwritten);
     assert!(accepted[0].recent_conflicts.is_empty());
+}
+
+#[test]
+fn beacons_carry_each_partitions_share_of_a_throttled_link() {
+    let mut s = state();
+    assert!(beacon_links(&s, &ShareDemands::new())[0].partition_bytes_per_sec.is_empty(), "unlimited");
+    s.apply(&Command::ChangeLink { id: 1, change: LinkChange::SetThrottle { max_bytes_per_sec: 8_000 } });
+    // Nobody has reported: an equal split.
+    assert_eq!(beacon_links(&s, &ShareDemands::new())[0].partition_bytes_per_sec, vec![4_000, 4_000]);
+    // Partition 0 idles, partition 1 wants more: 1 gets all but 0's floor.
+    let idle = pb::DupProgress { wire_bytes_per_sec: 0, ..report(1, 0, 3, 7) };
+    let busy = pb::DupProgress { throttled: true, wire_bytes_per_sec: 4_000, ..report(1, 1, 4, 7) };
+    let mut stats = DupStats::new();
+    stats.insert((1, 0), ReportedProgress { progress: idle, age_ms: 100 });
+    stats.insert((1, 1), ReportedProgress { progress: busy.clone(), age_ms: 100 });
+    let demands = demands_of(&stats);
+    assert_eq!(demands[&(1, 1)], ShareDemand::Saturated);
+    assert_eq!(beacon_links(&s, &demands)[0].partition_bytes_per_sec, vec![250, 7_750]);
+    // Status shows the same split and the rates measured.
+    let st = link_status(&s, &s.links[&1], &stats);
+    let shown: Vec<(u64, u64, bool)> =
+        st.partitions.iter().map(|p| (p.share_bytes_per_sec, p.wire_bytes_per_sec, p.throttled)).collect();
+    assert_eq!(shown, vec![(250, 0, false), (7_750, 4_000, true)]);
+    // A report that stopped coming says nothing of what the partition wants now.
+    assert_eq!(share_demand(&busy, 60_000), ShareDemand::Unknown);
 }
 
 #[test]
 fn removed_links_are_neither_heard_nor_sent_to_replica_servers() {
     let mut s = state();
-    assert_eq!(beacon_links(&s).len(), 1);
+    assert_eq!(beacon_links(&s, &ShareDemands::new()).len(), 1);
     s.apply(&Command::ChangeLink { id: 1, change: LinkChange::Remove });
-    assert!(beacon_links(&s).is_empty());
+    assert!(beacon_links(&s, &ShareDemands::new()).is_empty());
     let (updates, accepted) = accept_progress(&s, 5, vec![report(1, 0, 3, 7)]);
     assert!(updates.is_empty() && accepted.is_empty());
 }

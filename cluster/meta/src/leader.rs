@@ -17,7 +17,7 @@ use tern_proto::pb;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::MetaSm;
-use crate::dup::{DupStats, ReportedProgress, accept_progress};
+use crate::dup::{DupStats, ReportedProgress, ShareDemands, accept_progress, share_demand};
 use crate::horizon::{Horizons, IncomingView};
 use crate::raft::{RaftGroup, WriteError};
 use crate::state::dup::LinkStatus;
@@ -28,6 +28,9 @@ use crate::state::{Command, ConfigRecord, PartitionRecord, TableStatus};
 pub struct BeaconAnswer {
     pub configs: Vec<PartitionConfig>,
     pub lease_ms: u64,
+    /// What each (link, partition) wants of its link's throttle: the answer's links carry the
+    /// shares split from it.
+    pub dup_demands: ShareDemands,
 }
 
 /// Requests to the leader task.
@@ -274,6 +277,11 @@ impl Leader {
         Ok(())
     }
 
+    fn dup_demands(&self) -> ShareDemands {
+        let demand = |(p, at): &(pb::DupProgress, Instant)| share_demand(p, at.elapsed().as_millis() as u64);
+        self.dup_stats.iter().map(|(k, v)| (*k, demand(v))).collect()
+    }
+
     async fn on_tick(&mut self) -> Result<()> {
         // Decommissions (and their undoing) are written by the Meta service; the manager
         // learns them here.
@@ -340,7 +348,8 @@ impl Leader {
                 }
                 CmAction::BeaconAck { configs, lease_ms, .. } => {
                     if let Some(BeaconReply::Beacon(r)) = reply.take() {
-                        let _ = r.send(Ok(BeaconAnswer { configs, lease_ms }));
+                        let _ =
+                            r.send(Ok(BeaconAnswer { configs, lease_ms, dup_demands: self.dup_demands() }));
                     }
                 }
                 CmAction::ConfigUpdate { to, config } => {

@@ -156,14 +156,8 @@ impl pb::meta_server::Meta for MetaService {
                         },
                     })
                     .collect();
-            (
-                s.0.cluster_name.clone(),
-                s.0.cluster_id,
-                crate::dup::beacon_links(&s.0),
-                roles,
-                purged,
-                enforced,
-            )
+            let links = crate::dup::beacon_links(&s.0, &answer.dup_demands);
+            (s.0.cluster_name.clone(), s.0.cluster_id, links, roles, purged, enforced)
         });
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,

@@ -231,8 +231,18 @@ impl<'s, S: PartitionStore + ?Sized> Staged<'s, S> {
                 };
                 let k = key::encode(hash_key, sort_key)?;
                 let user = value.as_deref().unwrap_or_default();
-                if let Some(stored) = self.write_if_newer(now, w, k, &header, user)? {
+                // A put always reads the record it would replace, even when it is newer than
+                // everything stored: its outcome says what it replaced (the input of the
+                // conflict journal, `tern_duplication::judge_put`).
+                let stored = self.stored_timetag(&k, now)?;
+                if let Some(stored) = stored
+                    && stored.with_delete(false) > tt.with_delete(false)
+                {
                     return Ok(WriteOutcome::Superseded { stored });
+                }
+                self.stage(w, k, &header, user);
+                if let Some(stored) = stored {
+                    return Ok(WriteOutcome::Replaced { stored });
                 }
             }
             WriteOp::Resolved { hash_key, records, outcome } => {
@@ -262,34 +272,45 @@ impl<'s, S: PartitionStore + ?Sized> Staged<'s, S> {
     ) -> Result<Option<Timetag>> {
         let tt = header.timetag.with_delete(false);
         // A local write is stamped after everything the store holds: no record can be newer,
-        // and the read (a memtable and SST lookup per key) is skipped. Duplicated puts, and
-        // entries re-proposed with an older timetag, still read.
+        // and the read (a memtable and SST lookup per key) is skipped. Entries re-proposed
+        // with an older timetag still read; duplicated puts always read (the `Put` arm).
         if tt < self.newest.get()
             && let Some(stored) = self.superseded(&k, header.timetag, now)?
         {
             return Ok(Some(stored));
         }
-        // Raised even if the op fails later and this write is dropped: a bound, not exact.
-        self.newest.set(self.newest.get().max(tt));
-        w.push((k, Some(value::encode(header, user))));
+        self.stage(w, k, header, user);
         Ok(None)
     }
 
-    /// The stored record's timetag if it is newer than `tt`. The delete bit is ignored: one op
-    /// may write a record twice under one timetag (check-and-mutate), and then the later write
-    /// wins; two different writes never share a timetag (HLC time, logical counter, cluster).
+    /// Stages `header | user` under `k`, unconditionally.
+    fn stage(&self, w: &mut OpWrites, k: Vec<u8>, header: &ValueHeader, user: &[u8]) {
+        // Raised even if the op fails later and this write is dropped: a bound, not exact.
+        self.newest.set(self.newest.get().max(header.timetag.with_delete(false)));
+        w.push((k, Some(value::encode(header, user))));
+    }
+
+    /// The timetag of the record stored under `k` (delete bit included), if there is one.
     ///
     /// A stored record that compaction may drop (dead and older than the purge horizon,
     /// [`crate::purgeable`]) counts as absent whether or not this replica's compaction has
     /// dropped it yet: replicas compact at different times, and only this makes a late write
     /// apply the same on all of them (at `now`, the applied horizon, a replicated value).
-    fn superseded(&self, k: &[u8], tt: Timetag, now: u64) -> Result<Option<Timetag>> {
+    fn stored_timetag(&self, k: &[u8], now: u64) -> Result<Option<Timetag>> {
         let Some(raw) = self.raw(k)? else { return Ok(None) };
         let (header, _) = value::decode(&raw)?;
         if crate::store::purgeable_at(&header, now, self.purge_below.get()) {
             return Ok(None);
         }
-        Ok((header.timetag.with_delete(false) > tt.with_delete(false)).then_some(header.timetag))
+        Ok(Some(header.timetag))
+    }
+
+    /// The stored record's timetag if it is newer than `tt`. The delete bit is ignored: one op
+    /// may write a record twice under one timetag (check-and-mutate), and then the later write
+    /// wins; two different writes never share a timetag (HLC time, logical counter, cluster).
+    fn superseded(&self, k: &[u8], tt: Timetag, now: u64) -> Result<Option<Timetag>> {
+        let stored = self.stored_timetag(k, now)?;
+        Ok(stored.filter(|s| s.with_delete(false) > tt.with_delete(false)))
     }
 
     /// Evaluates a check; returns whether it passed and, if asked, the checked value.

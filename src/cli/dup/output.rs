@@ -14,6 +14,11 @@ pub(super) fn throttle(n: u64) -> String {
     if n == 0 { "unlimited".into() } else { format!("{}/s", human_bytes(n)) }
 }
 
+/// A measured rate; `*` marks a partition that wants more than its share.
+fn rate(n: u64, wants_more: bool) -> String {
+    format!("{}/s{}", human_bytes(n), if wants_more { "*" } else { "" })
+}
+
 fn node(n: Option<NodeId>) -> String {
     n.map_or_else(|| "-".into(), |n| n.to_string())
 }
@@ -45,8 +50,11 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
         "mode": l.mode.name(),
         "status": l.status.name(),
         "max_bytes_per_sec": l.max_bytes_per_sec,
+        "wire_bytes_per_sec": t.wire_bytes_per_sec,
         "created_at_ms": l.created_at_ms,
         "conflicts": s.conflicts,
+        "remote_overwritten": s.overwritten,
+        "conflicts_dropped": s.conflicts_dropped,
         "decrees_behind": t.decrees_behind,
         "bytes_behind": t.bytes_behind,
         "max_seconds_behind": t.max_seconds_behind,
@@ -73,6 +81,12 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
                     "failed_batches": p.failed_batches,
                     "last_error": p.last_error.as_deref().unwrap_or_default(),
                     "conflicts": p.conflicts,
+                    "remote_overwritten": p.overwritten,
+                    "conflicts_dropped": p.conflicts_dropped,
+                    "share_bytes_per_sec": p.share_bytes_per_sec,
+                    "wire_bytes_per_sec": p.wire_bytes_per_sec,
+                    "wire_bytes": p.wire_bytes,
+                    "throttled": p.throttled,
                     "clock_ahead": p.clock_ahead,
                     "syncing": p.syncing,
                     "sync_records": p.sync_records,
@@ -85,15 +99,24 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
     v
 }
 
-/// One line: `link 3: users → dc-b/users (two-way) shipping, unlimited`.
+/// One line: `link 3: users → dc-b/users (two-way) shipping, throttle 10MiB/s (sending
+/// 9.8MiB/s), 5 conflicts (2 remote records overwritten)`.
 fn link_line(s: &LinkReport, tables: &TableStates) -> String {
     let l = &s.link;
     let dropped = match tables.of(l.table) {
         SourceTable::Serving => String::new(),
         state => format!(" [table {state}]"),
     };
+    let mut conflicts = format!("{} conflicts", s.conflicts);
+    if s.overwritten > 0 || s.conflicts_dropped > 0 {
+        conflicts.push_str(&format!(" ({} remote records overwritten", s.overwritten));
+        if s.conflicts_dropped > 0 {
+            conflicts.push_str(&format!(", {} journal entries dropped", s.conflicts_dropped));
+        }
+        conflicts.push(')');
+    }
     format!(
-        "link {}: {}{dropped} → {}/{} ({}) {}, throttle {}, {} conflicts",
+        "link {}: {}{dropped} → {}/{} ({}) {}, throttle {} (sending {}), {conflicts}",
         l.id,
         l.table_name,
         l.remote_cluster,
@@ -101,7 +124,7 @@ fn link_line(s: &LinkReport, tables: &TableStates) -> String {
         l.mode,
         l.status,
         throttle(l.max_bytes_per_sec),
-        s.conflicts
+        rate(s.totals().wire_bytes_per_sec, false),
     )
 }
 
@@ -117,13 +140,14 @@ pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &Table
                 return;
             }
             println!(
-                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}",
+                "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>12} {:>9} {:>10} {:>9} {:>9}",
                 "ID",
                 "TABLE",
                 "TO CLUSTER/TABLE",
                 "MODE",
                 "STATUS",
                 "THROTTLE",
+                "SENDING",
                 "BEHIND",
                 "BYTES",
                 "SECONDS",
@@ -154,13 +178,14 @@ pub(super) fn print_list(fmt: OutputFormat, links: &[LinkReport], tables: &Table
                     format!("  ({}: see `tern dup status`)", notes.join(", "))
                 };
                 println!(
-                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>9} {:>10} {:>9} {:>9}{notes}",
+                    "{:>4}  {:<20} {:<28} {:<8} {:<18} {:>12} {:>12} {:>9} {:>10} {:>9} {:>9}{notes}",
                     l.id,
                     table,
                     format!("{}/{}", l.remote_cluster, l.remote_table),
                     l.mode,
                     l.status,
                     throttle(l.max_bytes_per_sec),
+                    rate(t.wire_bytes_per_sec, false),
                     t.decrees_behind,
                     human_bytes(t.bytes_behind),
                     seconds,
@@ -195,7 +220,7 @@ pub(super) fn print_status(
                 let l = &s.link;
                 println!("{}", link_line(s, tables));
                 println!(
-                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
+                    "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>12} {:>7} {:>9} {:>6} {:>12}  LAST ERROR",
                     "PART",
                     "PRIMARY",
                     "CONFIRMED",
@@ -204,6 +229,8 @@ pub(super) fn print_status(
                     "BYTES",
                     "SECONDS",
                     "SHIPPED",
+                    "SHARE",
+                    "SENDING",
                     "FAILED",
                     "CONFLICTS",
                     "AHEAD",
@@ -223,7 +250,7 @@ pub(super) fn print_status(
                         format!("{:.1}", p.seconds_behind)
                     };
                     println!(
-                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7} {:>9} {:>6} {:>12}  {last}",
+                        "  {:>4} {:<16} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>12} {:>7} {:>9} {:>6} {:>12}  {last}",
                         p.partition,
                         node(p.primary),
                         confirmed,
@@ -232,10 +259,20 @@ pub(super) fn print_status(
                         human_bytes(p.bytes_behind),
                         seconds,
                         p.shipped_puts,
+                        throttle(p.share_bytes_per_sec),
+                        rate(p.wire_bytes_per_sec, p.throttled),
                         p.failed_batches,
                         p.conflicts,
                         p.clock_ahead,
                         age(p.reported_ms_ago),
+                    );
+                }
+                if l.max_bytes_per_sec > 0 {
+                    println!(
+                        "  throttle: {} for the whole link, in wire bytes, split among the partitions' primaries \
+                         by what each needs; sending {} in all (* wants more than its share)",
+                        throttle(l.max_bytes_per_sec),
+                        rate(s.totals().wire_bytes_per_sec, false)
                     );
                 }
             }
@@ -330,13 +367,19 @@ pub(super) fn print_pair(
 }
 
 pub(super) fn print_conflicts(fmt: OutputFormat, id: u64, r: &LinkConflicts) {
+    let shipped_lost = r.total.saturating_sub(r.overwritten);
     match fmt {
         OutputFormat::Json => println!(
             "{}",
             json!({
                 "link": id,
                 "total": r.total,
+                "shipped_lost": shipped_lost,
+                "remote_overwritten": r.overwritten,
+                "dropped": r.dropped,
                 "recent": r.recent.iter().map(|c| json!({
+                    "kind": c.kind.name(),
+                    "winner": c.kind.winner(),
                     "hash_key": key(&c.hash_key),
                     "sort_key": key(&c.sort_key),
                     "incoming": timetag_json(c.incoming),
@@ -346,24 +389,42 @@ pub(super) fn print_conflicts(fmt: OutputFormat, id: u64, r: &LinkConflicts) {
         ),
         OutputFormat::Text => {
             println!(
-                "link {id}: {} conflicts in total, the last {} below (newest last)",
+                "link {id}: {} conflicts in total: {shipped_lost} shipped writes lost to newer remote records, \
+                 {} remote records overwritten by newer shipped writes; the last {} below (newest last)",
                 r.total,
+                r.overwritten,
                 r.recent.len()
             );
+            if r.dropped > 0 {
+                println!(
+                    "  {} journal entries were dropped (oldest first) while the meta server was unreachable; \
+                     they are counted above",
+                    r.dropped
+                );
+            }
             if r.recent.is_empty() {
                 return;
             }
-            println!("  {:<24} {:<24} {:<34} STORED (won)", "HASH KEY", "SORT KEY", "SHIPPED (lost)");
+            println!(
+                "  {:<18} {:<7} {:<24} {:<24} {:<34} REMOTE",
+                "KIND", "WINNER", "HASH KEY", "SORT KEY", "SHIPPED"
+            );
             for c in &r.recent {
                 println!(
-                    "  {:<24} {:<24} {:<34} {}",
+                    "  {:<18} {:<7} {:<24} {:<24} {:<34} {}",
+                    c.kind,
+                    c.kind.winner(),
                     key(&c.hash_key),
                     key(&c.sort_key),
                     c.incoming.to_string(),
                     c.stored
                 );
             }
-            println!("  (timetags: physical_ms.logical@cluster; !del marks a delete)");
+            println!(
+                "  (shipped-lost: the remote record was newer and stays; remote-overwritten: the shipped write \
+                 was newer and replaced a record written in the remote cluster. Timetags: \
+                 physical_ms.logical@cluster; !del marks a delete)"
+            );
         }
     }
 }

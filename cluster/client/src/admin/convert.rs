@@ -5,7 +5,8 @@
 //! (routes and its status) and what this client sends.
 
 use tern_core::{
-    CopyState, DrRole, Error, FailoverOutcome, LinkMode, LinkStatus, NodeId, Result, TableId, Timetag,
+    ConflictKind, CopyState, DrRole, Error, FailoverOutcome, LinkMode, LinkStatus, NodeId, Result, TableId,
+    Timetag,
 };
 use tern_proto::convert::{PbEnum, config_from_pb, config_to_pb, table_status_from_pb, table_status_to_pb};
 use tern_proto::pb;
@@ -201,6 +202,12 @@ fn progress_from_pb(p: pb::DupPartitionStatus) -> PartitionProgress {
         clock_ahead: p.clock_ahead,
         syncing: p.syncing,
         sync_records: p.sync_records,
+        share_bytes_per_sec: p.share_bytes_per_sec,
+        wire_bytes_per_sec: p.wire_bytes_per_sec,
+        wire_bytes: p.wire_bytes,
+        throttled: p.throttled,
+        overwritten: p.overwritten,
+        conflicts_dropped: p.conflicts_dropped,
     }
 }
 
@@ -209,6 +216,8 @@ pub fn link_report_from_pb(s: pb::DupLinkStatus) -> Result<LinkReport> {
         link: link_from_pb(s.link.ok_or_else(|| missing("a link status", "its link"))?)?,
         partitions: s.partitions.into_iter().map(progress_from_pb).collect(),
         conflicts: s.conflicts,
+        overwritten: s.overwritten,
+        conflicts_dropped: s.conflicts_dropped,
     })
 }
 
@@ -227,20 +236,22 @@ pub fn incoming_from_pb(i: pb::IncomingLinkStatus) -> IncomingLinkReport {
     }
 }
 
-pub fn conflicts_from_pb(r: pb::DupConflictsResponse) -> LinkConflicts {
-    LinkConflicts {
+pub fn conflicts_from_pb(r: pb::DupConflictsResponse) -> Result<LinkConflicts> {
+    let conflict = |c: pb::DupConflict| {
+        Ok(Conflict {
+            kind: ConflictKind::from_pb(c.kind, "conflict.kind")?,
+            hash_key: c.hash_key,
+            sort_key: c.sort_key,
+            incoming: Timetag::from_u64(c.incoming),
+            stored: Timetag::from_u64(c.stored),
+        })
+    };
+    Ok(LinkConflicts {
         total: r.total,
-        recent: r
-            .recent
-            .into_iter()
-            .map(|c| Conflict {
-                hash_key: c.hash_key,
-                sort_key: c.sort_key,
-                incoming: Timetag::from_u64(c.incoming),
-                stored: Timetag::from_u64(c.stored),
-            })
-            .collect(),
-    }
+        overwritten: r.overwritten,
+        dropped: r.dropped,
+        recent: r.recent.into_iter().map(conflict).collect::<Result<_>>()?,
+    })
 }
 
 // ---- proxy status ----

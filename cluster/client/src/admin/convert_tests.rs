@@ -81,10 +81,12 @@ fn sentinels_become_options() {
                 partition: 1,
                 reported_ms_ago: u64::MAX,
                 bytes_behind: 3,
+                wire_bytes_per_sec: 700,
                 ..Default::default()
             },
         ],
         conflicts: 2,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!((r.link.status, r.link.mode), (LinkStatus::Shipping, LinkMode::TwoWay));
@@ -93,7 +95,7 @@ fn sentinels_become_options() {
     assert_eq!(r.partitions[1].primary, None);
     assert_eq!(r.partitions[1].reported_ms_ago, None);
     let totals = r.totals();
-    assert_eq!((totals.bytes_behind, totals.failing_partitions), (3, 1));
+    assert_eq!((totals.bytes_behind, totals.failing_partitions, totals.wire_bytes_per_sec), (3, 1, 700));
     let e = link_report_from_pb(pb::DupLinkStatus {
         link: Some(pb::DupLink { status: 42, ..Default::default() }),
         ..Default::default()
@@ -206,4 +208,23 @@ fn a_dr_lease_status_reads_its_sentinels() {
     assert_eq!(s.grants[0].answered_ms_ago, None, "never answered");
     let s = dr_lease_from_pb(pb::DrLeaseStatus::default());
     assert!(!s.used && s.waiver.is_none());
+}
+
+#[test]
+fn conflicts_carry_their_kind_and_an_unspecified_kind_is_refused() {
+    let entry = pb::DupConflict {
+        hash_key: b"h".to_vec(),
+        sort_key: b"s".to_vec(),
+        incoming: 9,
+        stored: 8,
+        kind: tern_core::ConflictKind::RemoteOverwritten.to_pb(),
+    };
+    let r = pb::DupConflictsResponse { total: 3, recent: vec![entry.clone()], overwritten: 1, dropped: 2 };
+    let c = conflicts_from_pb(r).unwrap();
+    assert_eq!((c.total, c.overwritten, c.dropped), (3, 1, 2));
+    assert_eq!(c.recent[0].kind, tern_core::ConflictKind::RemoteOverwritten);
+    let bad =
+        pb::DupConflictsResponse { recent: vec![pb::DupConflict { kind: 0, ..entry }], ..Default::default() };
+    let e = conflicts_from_pb(bad).unwrap_err();
+    assert!(e.to_string().contains("conflict.kind"), "{e}");
 }

@@ -76,12 +76,13 @@ impl AdminClient {
         self.change_link(id, LinkChange::SetThrottle { max_bytes_per_sec }).await
     }
 
-    /// The writes of a link that lost last-writer-wins remotely: the total and the last ones.
+    /// The conflicts of a link's shipped writes with the remote side's records (both kinds:
+    /// shipped writes that lost, remote records they replaced): the totals and the last ones.
     pub async fn link_conflicts(&self, id: u64) -> Result<LinkConflicts> {
         let req = pb::DupChangeRequest { id, ..Default::default() };
         self.call(req, |mut c, r| async move { c.dup_conflicts(r).await })
             .await
-            .map(conflicts_from_pb)
+            .and_then(conflicts_from_pb)
             .map_err(|e| e.context(format!("ask for the conflicts of link {id}")))
     }
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use tern_core::{
-    CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId, TableStatus,
-    Timetag,
+    ConflictKind, CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId,
+    TableStatus, Timetag,
 };
 
 /// A table as the meta servers describe it.
@@ -213,6 +213,17 @@ pub struct PartitionProgress {
     /// Its full sync is copying existing records.
     pub syncing: bool,
     pub sync_records: u64,
+    /// The throttle, in wire bytes: this partition's share of the link's limit now (0 =
+    /// unlimited), the rate its primary measured, what it sent, and whether it wants more than
+    /// its share.
+    pub share_bytes_per_sec: u64,
+    pub wire_bytes_per_sec: u64,
+    pub wire_bytes: u64,
+    pub throttled: bool,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries its primaries dropped before the meta server heard of them.
+    pub conflicts_dropped: u64,
 }
 
 /// A link with the progress of each of its partitions.
@@ -220,8 +231,12 @@ pub struct PartitionProgress {
 pub struct LinkReport {
     pub link: Link,
     pub partitions: Vec<PartitionProgress>,
-    /// Conflicts in total, as the meta state keeps them.
+    /// Conflicts of both kinds in total, as the meta state keeps them.
     pub conflicts: u64,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (still counted).
+    pub conflicts_dropped: u64,
 }
 
 /// Sums over a link's partitions.
@@ -235,6 +250,9 @@ pub struct LinkTotals {
     pub failing_partitions: usize,
     /// Partitions whose lag cannot be told.
     pub unknown_lag_partitions: usize,
+    /// Wire bytes per second the partitions' primaries measured, summed: compare with the
+    /// link's `max_bytes_per_sec`.
+    pub wire_bytes_per_sec: u64,
 }
 
 impl LinkReport {
@@ -250,6 +268,7 @@ impl LinkReport {
                 .fold(0.0, f64::max),
             failing_partitions: p.iter().filter(|p| p.last_error.is_some()).count(),
             unknown_lag_partitions: p.iter().filter(|p| p.lag_unknown.is_some()).count(),
+            wire_bytes_per_sec: p.iter().map(|p| p.wire_bytes_per_sec).sum(),
         }
     }
 }
@@ -288,20 +307,27 @@ pub struct TwoWayLinks {
     pub second: LinkReport,
 }
 
-/// A duplicated write that lost last-writer-wins on the remote side.
+/// A conflict between a shipped write and a record of the remote side: which one survived is
+/// `kind` (`ConflictKind::winner`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub hash_key: Vec<u8>,
     pub sort_key: Vec<u8>,
     /// The shipped write's timetag.
     pub incoming: Timetag,
-    /// The newer one the remote side had stored.
+    /// The timetag of the record the remote side had stored.
     pub stored: Timetag,
+    pub kind: ConflictKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConflicts {
+    /// Both kinds.
     pub total: u64,
+    /// Of `total`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (counted in `total`).
+    pub dropped: u64,
     /// Newest last.
     pub recent: Vec<Conflict>,
 }

@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 
 use super::dr::{DrRole, RoleChange};
-use super::dup::{ConflictCounter, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink};
+use super::dup::{
+    ConflictCounter, ConflictKind, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink,
+};
 use super::*;
 
 fn state() -> MetaState {
@@ -51,13 +53,16 @@ fn state() -> MetaState {
         started: vec![true],
         created_at_ms: 9,
         conflicts_total: 1,
+        overwritten_total: 0,
+        conflicts_dropped: 0,
         recent_conflicts: VecDeque::from([ConflictRecord {
             hash_key: b"h".to_vec(),
             sort_key: vec![],
             incoming: 10,
             stored: 11,
+            kind: ConflictKind::ShippedLost,
         }]),
-        partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1 }],
+        partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1, ..Default::default() }],
         // Links recorded before the replicated-up-to existed have none: their JSON is unchanged.
         replicated_up_to: vec![],
     };

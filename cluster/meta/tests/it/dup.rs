@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::{ClusterId, LinkAction, LinkMode, LinkStatus};
+use tern_core::{ClusterId, ConflictKind, LinkAction, LinkMode, LinkStatus};
 use tern_meta::MetaOptions;
 use tern_meta::raft::RaftOptions;
 use tern_proto::convert::PbEnum;
@@ -155,7 +155,13 @@ fn err_text(r: tern_core::Result<pb::DupLinkStatus>) -> String {
 }
 
 fn conflict(n: u64) -> pb::DupConflict {
-    pb::DupConflict { hash_key: format!("h{n}").into_bytes(), sort_key: vec![], incoming: n, stored: n + 1 }
+    pb::DupConflict {
+        hash_key: format!("h{n}").into_bytes(),
+        sort_key: vec![],
+        incoming: n,
+        stored: n + 1,
+        kind: ConflictKind::ShippedLost.to_pb(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

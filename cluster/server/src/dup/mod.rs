@@ -5,7 +5,8 @@
 //! `shipping.rs` (one shipper task per link and partition this server leads; progress for the
 //! beacon), `shipper_task.rs` (one shipper: log → batches → the remote cluster), `receive.rs`
 //! (the receiving side: the `Duplicate` RPC, admitted by `DupRules::admit`), `full_sync.rs`
-//! (copying a partition's records), `carried.rs` (the log a checkpoint carries), `metrics.rs`.
+//! (copying a partition's records), `carried.rs` (the log a checkpoint carries), `wire.rs` (what
+//! a request weighs for the throttle), `metrics.rs`.
 //!
 //! Why here and not in `duplication/`: the runtime drives a replica server's own parts (its
 //! replica tasks, its log writer, its clients to other clusters), so it lives with them; every
@@ -24,6 +25,7 @@ mod metrics;
 pub mod receive;
 mod shipper_task;
 pub mod shipping;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

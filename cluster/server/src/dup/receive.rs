@@ -8,9 +8,8 @@
 //! (`Replica::admit_duplicated`), and every replica applies each put only if it is newer than
 //! the stored record (tombstones included).
 
-use tern_core::mutation::WriteOutcome;
 use tern_core::{Error, Result};
-use tern_duplication::IncomingBatch;
+use tern_duplication::{IncomingBatch, PutVerdict, judge_put};
 use tern_proto::convert::{gpid_from_pb, put_from_pb};
 use tern_proto::pb;
 use tokio::sync::oneshot;
@@ -63,13 +62,22 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
                 )));
             }
         };
-        match outcome {
-            WriteOutcome::Superseded { stored } => {
-                resp.conflicts.push(pb::DupConflict { hash_key, sort_key, incoming, stored: stored.as_u64() })
+        let conflict = |stored: tern_core::Timetag| pb::DupConflict {
+            hash_key,
+            sort_key,
+            incoming,
+            stored: stored.as_u64(),
+            ..Default::default()
+        };
+        match judge_put(&outcome, env.cluster_id) {
+            PutVerdict::Lost { stored } => resp.conflicts.push(conflict(stored)),
+            PutVerdict::Overwrote { stored } => {
+                resp.applied += 1;
+                resp.overwritten.push(conflict(stored));
             }
-            _ => resp.applied += 1,
+            PutVerdict::Applied => resp.applied += 1,
         }
     }
-    super::metrics::record_received(resp.applied, resp.conflicts.len());
+    super::metrics::record_received(resp.applied, resp.conflicts.len(), resp.overwritten.len());
     Ok(resp)
 }

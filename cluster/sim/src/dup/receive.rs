@@ -79,7 +79,9 @@ impl NodeDup {
         let Some(key) = self.put_requests.remove(&req) else { return false };
         let Some(r) = self.receiving.get_mut(&key) else { return true };
         let refused = match body {
-            ResponseBody::Written { outcome: WriteOutcome::Done, .. } => None,
+            // Applied, over nothing or over a record it replaced (the simulator does not
+            // journal conflicts).
+            ResponseBody::Written { outcome: WriteOutcome::Done | WriteOutcome::Replaced { .. }, .. } => None,
             ResponseBody::Written { outcome: WriteOutcome::Superseded { .. }, .. } => {
                 r.superseded += 1;
                 None
