@@ -39,7 +39,7 @@ if [ -f "$dir/librocksdb.a" ] && [ -f "$dir/libsnappy.a" ]; then
   exit 0
 fi
 
-echo "rocksdb-cache: building librocksdb-sys $version (release, one time, ~16 min on 2 cores) into $dir" >&2
+echo "rocksdb-cache: building librocksdb-sys $version (release, one time: 20-30 min on 2 cores; later builds reuse it) into $dir" >&2
 work="$cache_root/rocksdb-build-$version-$feature_key"
 mkdir -p "$work/src"
 cat > "$work/Cargo.toml" <<TOML

@@ -13,10 +13,16 @@
 //!   do not loop;
 //! * [`Shipper`] (`shipper.rs`): the state machine of one (link, source partition): read-ahead,
 //!   per-remote-partition batching and pipelining, exact confirmed decree, backoff, throttle
-//!   (`throttle.rs`);
+//!   ([`Throttle`], `throttle.rs`: wire bytes per second, what was sent and whether it wants more);
+//! * [`split_link_limit`] (`share.rs`): how the meta leader splits a link's limit among its
+//!   partitions' primaries;
+//! * [`judge_put`] (`conflict.rs`): what counts as a conflict on the receiving side, and the
+//!   bounded [`ConflictQueue`] a sending server keeps journal entries in until a beacon carries
+//!   them;
 //! * [`DupRules`] (`rules.rs`): every other decision of duplication, shared by the replica
 //!   server and the simulator: admission of a received batch (`receive.rs`), how much log the
-//!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`).
+//!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`), how long a
+//!   receiving table keeps its tombstones (`horizon.rs`).
 //!
 //! The runtime that drives these inside a replica server is `cluster/server/src/dup/`; the
 //! simulator drives the same ones in `cluster/sim/src/dup/`.
@@ -24,19 +30,30 @@
 //! The shipper core must not depend on: tokio, tonic, rocksdb, or any clock or I/O. Time comes
 //! in as `now_ms` parameters.
 
+mod conflict;
 mod convert;
+mod horizon;
+mod lag;
 mod receive;
 mod retention;
 mod rules;
+mod share;
 mod shipper;
 mod start;
 mod throttle;
 
+pub use conflict::{ConflictQueue, PENDING_CONFLICTS, PutVerdict, judge_put};
 pub use convert::entry_to_puts;
+pub use horizon::IncomingLink;
+pub use lag::{Lag, LagReport};
 pub use receive::{Admitted, IncomingBatch, Receiver};
 pub use retention::{LinkProgress, report_counts};
 pub use rules::DupRules;
 #[cfg(feature = "planted-bugs")]
 pub use rules::PlantedDupBugs;
+pub use share::{ShareDemand, partition_share, split_link_limit};
 pub use shipper::{Batch, Shipper, ShipperOptions, ShipperStats};
 pub use start::StartPoint;
+pub use throttle::{
+    PayloadSize, RATE_WINDOW_MS, SATURATED_FOR_MS, Throttle, ThrottleReport, WireSize, max_request_bytes,
+};

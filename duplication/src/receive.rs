@@ -2,14 +2,17 @@
 //! whether a batch another cluster shipped may be written here.
 //!
 //! A batch is refused whole (nothing of it is written) when any put is not a put, carries no
-//! timetag, claims another origin than the sending cluster, or does not belong to the partition
-//! it was sent to, and when the sender is this cluster itself (two clusters of a link must have
+//! timetag, claims another origin than the sending cluster, does not belong to the partition
+//! it was sent to, or carries a timetag further ahead of the receiver's clock than the maximum
+//! clock offset (`CLOCK_AHEAD`: one of the two clocks is wrong, and a timetag from the future
+//! would win every last-writer-wins decision until the receiver's clock caught up), and when
+//! the sender is this cluster itself (two clusters of a link must have
 //! different ids) — each of these is a shipper bug or a misconfiguration, and writing part of
 //! the batch would hide it. Admitted puts then go through the partition's primary like client
 //! writes; the replica checks their age against its retention and moves its clock past them
 //! (`tern_replica`'s `admit_duplicated`), and every replica applies them by last-writer-wins.
 
-use tern_core::{ClusterId, Error, Gpid, Result, Timetag, WriteOp, key::escape, partition_of};
+use tern_core::{ClusterId, Error, Gpid, Result, WriteOp, key::escape, partition_of};
 
 use crate::DupRules;
 
@@ -23,8 +26,6 @@ pub struct IncomingBatch {
     /// The receiving table's partition count, as the sender routed by.
     pub partition_count: u32,
     pub puts: Vec<WriteOp>,
-    /// Records of a full sync (a table's existing data) rather than log entries.
-    pub full_sync: bool,
 }
 
 /// What the receiver knows about itself.
@@ -34,26 +35,21 @@ pub struct Receiver {
     /// The receiving table's partition count, where the receiver knows it (the simulator
     /// does); `None` trusts the sender's count for routing checks.
     pub own_partitions: Option<u32>,
-    /// Timetags further ahead of the receiver's wall clock than this are counted (and logged).
+    /// A batch holding a timetag further ahead of the receiver's wall clock than this is
+    /// refused (`CLOCK_AHEAD`): one of the two clocks is wrong.
     pub max_clock_offset_ms: u64,
-    /// The receiving store's last-writer-wins retention (0: it keeps no tombstones).
-    pub lww_retention_ms: u64,
 }
 
 /// An admitted batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Admitted {
     pub puts: Vec<WriteOp>,
-    /// Puts whose timetag is ahead of the receiver's clock by more than the max offset, and the
-    /// largest such lead in milliseconds.
-    pub clock_ahead: u32,
-    pub max_ahead_ms: u64,
 }
 
 impl DupRules {
     /// Admits `batch` at `receiver` (wall clock `now_wall_ms`), or says why not.
     pub fn admit(&self, receiver: &Receiver, batch: IncomingBatch, now_wall_ms: u64) -> Result<Admitted> {
-        let IncomingBatch { gpid, from_cluster, partition_count, puts, full_sync } = batch;
+        let IncomingBatch { gpid, from_cluster, partition_count, puts } = batch;
         let own = u32::from(receiver.own_cluster.get());
         if from_cluster == own {
             return Err(Error::InvalidArgument(format!(
@@ -71,10 +67,9 @@ impl DupRules {
                 "duplicated writes for {gpid} routed by {partition_count} partitions; the table has {mine}"
             )));
         }
-        let oldest = full_sync.then(|| oldest_for_full_sync(receiver, now_wall_ms));
-        let mut admitted = Admitted { puts: Vec::with_capacity(puts.len()), clock_ahead: 0, max_ahead_ms: 0 };
-        for mut op in puts {
-            let WriteOp::Put { hash_key, timetag, .. } = &mut op else {
+        let mut admitted = Admitted { puts: Vec::with_capacity(puts.len()) };
+        for op in puts {
+            let WriteOp::Put { hash_key, timetag, .. } = &op else {
                 return Err(Error::InvalidArgument(format!(
                     "a duplicated batch for {gpid} holds a {} (only puts are shipped)",
                     op.name()
@@ -100,38 +95,18 @@ impl DupRules {
                     p.0
                 )));
             }
-            if let Some(oldest) = oldest {
-                *t = raised(*t, oldest);
-            }
-            let ahead = t.physical_ms().saturating_sub(now_wall_ms);
-            if ahead > receiver.max_clock_offset_ms {
-                admitted.clock_ahead += 1;
-                admitted.max_ahead_ms = admitted.max_ahead_ms.max(ahead);
+            let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
+            if ahead_ms > receiver.max_clock_offset_ms {
+                return Err(Error::ClockAhead {
+                    gpid,
+                    from_cluster: t.cluster().get(),
+                    ahead_ms,
+                    max_ms: receiver.max_clock_offset_ms,
+                });
             }
             admitted.puts.push(op);
         }
         Ok(admitted)
-    }
-}
-
-/// The oldest timetag (physical ms) a full sync's record may keep: the start of the
-/// last-writer-wins retention, with two minutes to spare against the primary's own age check
-/// (which allows one).
-fn oldest_for_full_sync(receiver: &Receiver, now_wall_ms: u64) -> u64 {
-    if receiver.lww_retention_ms == 0 {
-        return 0; // no retention: the primary refuses every duplicated write anyway
-    }
-    (now_wall_ms + 120_000).saturating_sub(receiver.lww_retention_ms)
-}
-
-/// A full sync copies a table's existing records, some older than the retention; the primary
-/// refuses those (a tombstone that would make them lose may be compacted away on some replicas
-/// and not on others). They enter with their timetag raised to the retention's start instead.
-fn raised(t: Timetag, oldest_ms: u64) -> Timetag {
-    if t.physical_ms() < oldest_ms {
-        Timetag::new(oldest_ms, t.logical(), t.cluster(), t.is_delete())
-    } else {
-        t
     }
 }
 

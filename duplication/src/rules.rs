@@ -5,7 +5,8 @@
 //! * `receive.rs`: whether a batch of duplicated puts is admitted at the receiving primary;
 //! * `retention.rs`: how much of a partition's log its links need, what survives a log reset
 //!   or travels with a checkpoint, and where log garbage collection may cut;
-//! * `start.rs`: where a new primary's shipper starts.
+//! * `start.rs`: where a new primary's shipper starts;
+//! * `horizon.rs`: the purge horizon of a receiving table (how long tombstones are kept).
 //!
 //! The rules hold no state: every input comes in as a parameter (time included). They exist
 //! as a value only so that the simulator can plant a bug in them (feature `planted-bugs`,
@@ -31,6 +32,9 @@ pub struct PlantedDupBugs {
     /// A replica that empties its log to learn keeps nothing for the links, and checkpoints
     /// carry nothing (what the servers did before the log was kept for links).
     pub forget_log_when_learning: bool,
+    /// The purge horizon ignores the incoming links (a fixed retention, as before): tombstones
+    /// go while a link may still ship older writes.
+    pub ignore_incoming_links: bool,
 }
 
 impl DupRules {
@@ -52,4 +56,5 @@ pub(crate) struct NoBugs {
     pub start_from_committed: bool,
     pub floor_past_confirmed: bool,
     pub forget_log_when_learning: bool,
+    pub ignore_incoming_links: bool,
 }

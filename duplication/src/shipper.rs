@@ -21,19 +21,20 @@
 //!   puts are read and not acknowledged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use tern_core::{ClusterId, Decree, Error, Result, WriteOp, partition_of};
+use tern_core::{ClusterId, Decree, Error, Result, Timetag, WriteOp, partition_of};
 use tern_storage::LogEntry;
 
 use crate::convert::entry_to_puts;
-use crate::throttle::TokenBucket;
+use crate::throttle::{PayloadSize, Throttle, ThrottleReport, WireSize, max_request_bytes};
 
 /// Tuning of one shipper. Defaults in [`ShipperOptions::default`]; checked by
 /// [`ShipperOptions::validate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShipperOptions {
-    /// A batch is cut before it would pass this many payload bytes (a single larger put still
-    /// goes, alone).
+    /// A batch is cut before it would pass this many payload bytes, or, under a throttle,
+    /// `max_request_bytes` in wire bytes (a single larger put still goes, alone).
     pub batch_max_bytes: u64,
     /// A batch holds at most this many puts.
     pub batch_max_puts: usize,
@@ -48,7 +49,8 @@ pub struct ShipperOptions {
     /// further failure, up to `backoff_max_ms`.
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
-    /// Payload bytes per second this shipper may send; 0 = unlimited.
+    /// Wire bytes per second this shipper may send (its partition's share of the link's
+    /// limit); 0 = unlimited. Counted by the shipper's [`WireSize`].
     pub bytes_per_sec: u64,
 }
 
@@ -100,8 +102,10 @@ pub struct Batch {
     pub remote_partition: u32,
     /// In log order; every one a `WriteOp::Put` with a timetag.
     pub puts: Vec<WriteOp>,
-    /// Payload bytes of `puts` (what limits and the throttle count).
+    /// Payload bytes of `puts` (what batch limits and the read-ahead count).
     pub bytes: u64,
+    /// The request's size on the wire, by the shipper's [`WireSize`] (what the throttle counts).
+    pub wire_bytes: u64,
 }
 
 /// What `tern dup status` and the metrics show of one shipper.
@@ -115,9 +119,13 @@ pub struct ShipperStats {
     /// Puts waiting to be sent (failed ones included).
     pub queued_puts: u64,
     pub inflight_batches: usize,
-    /// Physical time of the timetag of the oldest entry with unacknowledged puts (the lag is
-    /// now minus this); `None` when everything read is acknowledged.
+    /// Physical time of the timetag of the oldest entry with unacknowledged puts; `None` when
+    /// everything read is acknowledged.
     pub oldest_unacked_physical_ms: Option<u64>,
+    /// See [`Shipper::replicated_up_to`].
+    pub replicated_up_to: Timetag,
+    /// The timetag of the last entry read.
+    pub read_timetag: Timetag,
     /// Puts and batches acknowledged.
     pub shipped_puts: u64,
     pub shipped_batches: u64,
@@ -137,6 +145,7 @@ struct Queued {
     decree: Decree,
     put: WriteOp,
     bytes: u64,
+    wire_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -165,7 +174,7 @@ struct Inflight {
 struct PendingEntry {
     /// Puts of the entry not yet acknowledged (> 0 while the entry is in the map).
     unacked: usize,
-    physical_ms: u64,
+    timetag: Timetag,
 }
 
 /// See the module doc.
@@ -174,6 +183,11 @@ pub struct Shipper {
     local: ClusterId,
     opts: ShipperOptions,
     read_through: Decree,
+    /// The timetag of the entry at `read_through` (zero until one is read).
+    read_timetag: Timetag,
+    /// A lower bound of [`Shipper::replicated_up_to`] known when the shipper was made (what the
+    /// meta server recorded with the confirmed decree it resumes from).
+    resumed_up_to: Timetag,
     /// Entries with unacknowledged puts, by decree.
     pending: BTreeMap<u64, PendingEntry>,
     partitions: Vec<RemotePartition>,
@@ -183,7 +197,8 @@ pub struct Shipper {
     /// The remote partition `poll` serves first: the one the throttle stopped last time, so
     /// that a tight throttle serves partitions in turn.
     cursor: usize,
-    bucket: TokenBucket,
+    throttle: Throttle,
+    wire: Arc<dyn WireSize>,
     buffered_bytes: u64,
     shipped_puts: u64,
     shipped_batches: u64,
@@ -209,13 +224,16 @@ impl Shipper {
         Ok(Shipper {
             local,
             read_through: confirmed,
+            read_timetag: Timetag::ZERO,
+            resumed_up_to: Timetag::ZERO,
             pending: BTreeMap::new(),
             partitions: (0..remote_partitions).map(|_| RemotePartition::default()).collect(),
             inflight: BTreeMap::new(),
             next_seq: 0,
             next_batch_id: 1,
             cursor: 0,
-            bucket: TokenBucket::new(opts.bytes_per_sec),
+            throttle: Throttle::new(opts.bytes_per_sec),
+            wire: Arc::new(PayloadSize),
             opts,
             buffered_bytes: 0,
             shipped_puts: 0,
@@ -224,6 +242,17 @@ impl Shipper {
             last_error: None,
             last_acked_ms: None,
         })
+    }
+
+    /// Counts requests with `wire` from now on (the default counts payload bytes only).
+    pub fn with_wire_size(mut self, wire: Arc<dyn WireSize>) -> Shipper {
+        for part in &mut self.partitions {
+            for q in part.queue.values_mut() {
+                q.wire_bytes = wire.put_bytes(&q.put);
+            }
+        }
+        self.wire = wire;
+        self
     }
 
     /// What the runtime should read from the log next, given the partition's `committed`
@@ -259,6 +288,7 @@ impl Shipper {
             let puts = entry_to_puts(entry, self.local)?;
             self.enqueue(entry, puts);
             self.read_through = entry.decree;
+            self.read_timetag = self.read_timetag.max(entry.timetag);
         }
         Ok(())
     }
@@ -267,14 +297,16 @@ impl Shipper {
         if puts.is_empty() {
             return;
         }
-        let pending = PendingEntry { unacked: puts.len(), physical_ms: entry.timetag.physical_ms() };
+        let pending = PendingEntry { unacked: puts.len(), timetag: entry.timetag };
         self.pending.insert(entry.decree.0, pending);
         let count = self.partitions.len() as u32;
         for put in puts {
             let p = partition_of(put.hash_key(), count).0 as usize;
             let bytes = put.payload_bytes();
+            let wire_bytes = self.wire.put_bytes(&put);
             self.buffered_bytes += bytes;
-            self.partitions[p].queue.insert(self.next_seq, Queued { decree: entry.decree, put, bytes });
+            let queued = Queued { decree: entry.decree, put, bytes, wire_bytes };
+            self.partitions[p].queue.insert(self.next_seq, queued);
             self.next_seq += 1;
         }
     }
@@ -293,12 +325,12 @@ impl Shipper {
                 if !self.sendable(p, now_ms) {
                     continue;
                 }
-                let (count, bytes) = self.plan(p);
-                if !self.bucket.try_take(bytes, now_ms) {
+                let (count, bytes, wire_bytes) = self.plan(p);
+                if !self.throttle.try_take(wire_bytes, now_ms) {
                     self.cursor = p;
                     return out;
                 }
-                out.push(self.cut(p, count, bytes));
+                out.push(self.cut(p, count, bytes, wire_bytes));
                 progressed = true;
             }
             if !progressed {
@@ -314,21 +346,26 @@ impl Shipper {
             && part.retry_at_ms.is_none_or(|t| now_ms >= t)
     }
 
-    /// The next batch of partition `p`: (puts, payload bytes).
-    fn plan(&self, p: usize) -> (usize, u64) {
-        let (mut count, mut bytes) = (0usize, 0u64);
+    /// The next batch of partition `p`: (puts, payload bytes, wire bytes). Under a throttle a
+    /// batch is also cut at `max_request_bytes` of wire bytes, so that a tight limit sends
+    /// small requests evenly rather than a large one followed by a long debt.
+    fn plan(&self, p: usize) -> (usize, u64, u64) {
+        let (mut count, mut bytes, mut wire_bytes) = (0usize, 0u64, self.wire.request_bytes());
+        let max_wire = max_request_bytes(self.throttle.bytes_per_sec());
         for q in self.partitions[p].queue.values() {
-            if count == self.opts.batch_max_puts || (count > 0 && bytes + q.bytes > self.opts.batch_max_bytes)
-            {
+            let full = bytes + q.bytes > self.opts.batch_max_bytes
+                || wire_bytes.saturating_add(q.wire_bytes) > max_wire;
+            if count == self.opts.batch_max_puts || (count > 0 && full) {
                 break;
             }
             count += 1;
             bytes += q.bytes;
+            wire_bytes += q.wire_bytes;
         }
-        (count, bytes)
+        (count, bytes, wire_bytes)
     }
 
-    fn cut(&mut self, p: usize, count: usize, bytes: u64) -> Batch {
+    fn cut(&mut self, p: usize, count: usize, bytes: u64, wire_bytes: u64) -> Batch {
         let part = &mut self.partitions[p];
         let items: Vec<(u64, Queued)> = (0..count).filter_map(|_| part.queue.pop_first()).collect();
         part.inflight += 1;
@@ -339,7 +376,7 @@ impl Shipper {
         let remote_partition = p as u32;
         let backoff_epoch = part.backoff_epoch;
         self.inflight.insert(id, Inflight { remote_partition, items, bytes, backoff_epoch });
-        Batch { id, remote_partition, puts, bytes }
+        Batch { id, remote_partition, puts, bytes, wire_bytes }
     }
 
     /// The remote partition applied batch `batch_id` (durably: its primary committed it).
@@ -403,9 +440,32 @@ impl Shipper {
         }
     }
 
+    /// The remote table's partition count.
+    pub fn remote_partitions(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
     /// The last decree read from the log.
     pub fn read_through(&self) -> Decree {
         self.read_through
+    }
+
+    /// Sets what a resumed shipper already knows is replicated (see `resumed_up_to`).
+    pub fn resume_replicated_up_to(&mut self, t: Timetag) {
+        self.resumed_up_to = self.resumed_up_to.max(t);
+    }
+
+    /// Every write of this partition with a timetag at or below this has been acknowledged by
+    /// the remote table (the link's *replicated-up-to*, `docs/duplication.md`): everything
+    /// before the first entry with unacknowledged puts is (timetags grow with decrees), or,
+    /// with nothing unacknowledged, everything read so far. It is measured on this partition's
+    /// own clock: lag is the partition's newest timetag minus this, with no clock skew in it.
+    pub fn replicated_up_to(&self) -> Timetag {
+        let now = match self.pending.first_key_value() {
+            Some((_, e)) => Timetag::from_u64(e.timetag.as_u64().saturating_sub(1)),
+            None => self.read_timetag,
+        };
+        now.max(self.resumed_up_to)
     }
 
     /// When [`Shipper::poll`] may return something it would not return now: the end of a
@@ -428,7 +488,7 @@ impl Shipper {
             }
         }
         if let Some(p) = served_first {
-            let t = self.bucket.ready_at_ms(self.plan(p).1, now_ms);
+            let t = self.throttle.ready_at_ms(self.plan(p).2, now_ms);
             wake = Some(wake.map_or(t, |w| w.min(t)));
         }
         wake
@@ -437,7 +497,29 @@ impl Shipper {
     /// Changes the throttle from now on; 0 = unlimited.
     pub fn set_bytes_per_sec(&mut self, bytes_per_sec: u64) {
         self.opts.bytes_per_sec = bytes_per_sec;
-        self.bucket.set_bytes_per_sec(bytes_per_sec);
+        self.throttle.set_bytes_per_sec(bytes_per_sec);
+    }
+
+    /// The throttle, for sends that bypass the shipper (a full sync's copies while this shipper
+    /// waits): they count against the same bucket.
+    pub fn throttle_mut(&mut self) -> &mut Throttle {
+        &mut self.throttle
+    }
+
+    /// Takes over `throttle` (its rate, tokens, debt and counts), e.g. the one a full sync sent
+    /// through before this shipper existed.
+    pub fn set_throttle(&mut self, throttle: Throttle) {
+        self.opts.bytes_per_sec = throttle.bytes_per_sec();
+        self.throttle = throttle;
+    }
+
+    pub fn into_throttle(self) -> Throttle {
+        self.throttle
+    }
+
+    /// What the meta server splits the link's limit by; see [`Throttle::report`].
+    pub fn throttle_report(&mut self, now_ms: u64) -> ThrottleReport {
+        self.throttle.report(now_ms)
     }
 
     /// The options in force (the throttle as last set).
@@ -452,7 +534,9 @@ impl Shipper {
             buffered_bytes: self.buffered_bytes,
             queued_puts: self.partitions.iter().map(|p| p.queue.len() as u64).sum(),
             inflight_batches: self.inflight.len(),
-            oldest_unacked_physical_ms: self.pending.first_key_value().map(|(_, e)| e.physical_ms),
+            oldest_unacked_physical_ms: self.pending.first_key_value().map(|(_, e)| e.timetag.physical_ms()),
+            replicated_up_to: self.replicated_up_to(),
+            read_timetag: self.read_timetag,
             shipped_puts: self.shipped_puts,
             shipped_batches: self.shipped_batches,
             failed_batches: self.failed_batches,

@@ -279,6 +279,60 @@ fn an_oversize_batch_goes_when_the_bucket_is_full_and_is_paid_back() {
     assert_eq!(s.options().bytes_per_sec, 0);
 }
 
+/// 10 bytes per request and 20 per put on top of its payload.
+#[derive(Debug)]
+struct Framed;
+
+impl WireSize for Framed {
+    fn put_bytes(&self, put: &WriteOp) -> u64 {
+        put.payload_bytes() + 20
+    }
+
+    fn request_bytes(&self) -> u64 {
+        10
+    }
+}
+
+#[test]
+fn the_throttle_counts_wire_bytes_and_reports_what_it_let_through() {
+    // 20 puts of 100 payload bytes: 120 on the wire each, 130 with the request, 1300 B/s.
+    let log: Vec<LogEntry> = (1..=20).map(|d| entry(d, vec![set("k", 99)])).collect();
+    let o =
+        ShipperOptions { batch_max_puts: 1, max_inflight_per_partition: 100, bytes_per_sec: 1300, ..opts() };
+    let mut s = shipper(1, o).with_wire_size(std::sync::Arc::new(Framed));
+    read_all(&mut s, &log);
+    let b = s.poll(0);
+    assert_eq!(b.len(), 10, "a full bucket: ten 130-byte requests");
+    assert!(b.iter().all(|b| b.wire_bytes == 130 && b.bytes == 100), "{b:?}");
+    assert_eq!(s.next_wakeup_ms(0), Some(100), "the next one after 130 bytes' worth of tokens");
+    let r = s.throttle_report(0);
+    assert_eq!((r.sent_bytes, r.bytes_per_sec), (1300, 1300));
+    assert!(r.saturated, "it held one back: the partition wants more than its share");
+    // A wire size set after entries were read still counts them.
+    let mut late = shipper(1, ShipperOptions { bytes_per_sec: 1300, ..opts() });
+    read_all(&mut late, &log[..1]);
+    let mut late = late.with_wire_size(std::sync::Arc::new(Framed));
+    assert_eq!(late.poll(0)[0].wire_bytes, 130);
+    // Handing the throttle over keeps what it counted.
+    let t = s.into_throttle();
+    late.set_throttle(t);
+    assert_eq!(late.options().bytes_per_sec, 1300);
+    assert_eq!(late.throttle_report(0).sent_bytes, 1300);
+}
+
+#[test]
+fn under_a_throttle_a_batch_is_at_most_a_quarter_seconds_worth() {
+    // 100-byte puts, 1000 B/s: batches of 2 puts, not the 512 the options allow.
+    let log: Vec<LogEntry> = (1..=20).map(|d| entry(d, vec![set("k", 99)])).collect();
+    let o = ShipperOptions { max_inflight_per_partition: 100, bytes_per_sec: 1000, ..opts() };
+    let mut s = shipper(1, o);
+    read_all(&mut s, &log);
+    let b = s.poll(0);
+    assert_eq!(b.iter().map(|b| b.puts.len()).collect::<Vec<_>>(), vec![2; 5], "a full bucket's worth");
+    s.set_bytes_per_sec(0);
+    assert_eq!(s.poll(0)[0].puts.len(), 10, "unlimited: only the batch limits");
+}
+
 #[test]
 fn a_tight_throttle_serves_remote_partitions_in_turn() {
     let (k0, k1) = (keys_in_partition(2, 0, 1).remove(0), keys_in_partition(2, 1, 1).remove(0));
@@ -399,4 +453,30 @@ fn bad_options_are_refused() {
     }
     assert!(Shipper::new(cid(LOCAL), 0, Decree::ZERO, opts()).is_err());
     assert_eq!(ShipperOptions::default().validate(), Ok(()));
+}
+
+/// The replicated-up-to timetag: everything before the first entry with unacknowledged puts,
+/// or everything read once nothing is unacknowledged; never below what a resumed shipper was
+/// told, and never going back.
+#[test]
+fn replicated_up_to_follows_acks_on_the_partitions_own_clock() {
+    let tt = |d: u64| entry(d, vec![]).timetag;
+    let mut s = shipper(1, ShipperOptions { batch_max_puts: 1, ..opts() });
+    s.resume_replicated_up_to(tt(0));
+    assert_eq!(s.replicated_up_to(), tt(0), "nothing read: what it was told");
+    let log =
+        vec![entry(1, vec![set("a", 1)]), entry(2, vec![foreign_put("b")]), entry(3, vec![set("c", 1)])];
+    read_all(&mut s, &log);
+    assert_eq!(s.replicated_up_to(), Timetag::from_u64(tt(1).as_u64() - 1), "entry 1 is not acknowledged");
+    let batches = s.poll(0);
+    assert_eq!(batches.len(), 2, "one put each");
+    assert!(s.on_acked(batches[0].id, 0));
+    assert_eq!(
+        s.replicated_up_to(),
+        Timetag::from_u64(tt(3).as_u64() - 1),
+        "entry 2 ships nothing, entry 3 is not acknowledged"
+    );
+    assert!(s.on_acked(batches[1].id, 0));
+    assert_eq!(s.replicated_up_to(), tt(3), "everything read is acknowledged");
+    assert_eq!(s.stats().replicated_up_to, tt(3));
 }

@@ -322,6 +322,18 @@ impl Cluster {
         );
     }
 
+    /// Starts a stopped or killed process again, with more arguments.
+    pub fn restart_with(&mut self, p: Proc, args: &[&str]) {
+        self.process_mut(p).add_args(args);
+        self.restart(p);
+    }
+
+    /// Starts a stopped or killed process again, without flag `flag` (and its value).
+    pub fn restart_without(&mut self, p: Proc, flag: &str) {
+        self.process_mut(p).drop_flag(flag);
+        self.restart(p);
+    }
+
     /// Starts a stopped or killed process again with the same port and data directory.
     pub fn restart(&mut self, p: Proc) {
         eprintln!("e2e: restart {p}");

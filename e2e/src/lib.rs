@@ -12,7 +12,9 @@
 //! - [`workload`] runs concurrent writers that record every acknowledged write, and checks that
 //!   each one reads back;
 //! - [`pair`] starts two clusters with a duplication link between them (DR, proxy tests);
-//! - [`proxy`] starts `tern proxy` processes in front of clusters and reads their status;
+//! - [`proxy`] starts `tern proxy` and `tern witness` processes in front of clusters and reads
+//!   their status;
+//! - [`faults`] is a fault-injecting TCP proxy put between processes (cut, blackhole, heal);
 //! - [`mixed`] runs colliding sets, deletes and atomics (duplication tests) and compares whole
 //!   tables of two clusters;
 //! - [`redis_server`] runs a real `redis-server` and `redis-cli` (the Redis gateway's test
@@ -22,6 +24,7 @@
 
 pub mod binary;
 pub mod cluster;
+pub mod faults;
 pub mod mixed;
 pub mod pair;
 pub mod ports;

@@ -8,9 +8,20 @@ use crate::cluster::{Cluster, ClusterOptions, SETTLE};
 /// with `link_args`. Returns once every partition of every link ships: writes made before a
 /// partition's primary sees its link are not shipped (no full sync is asked for).
 pub async fn linked_pair(a: (&str, u8), b: (&str, u8), link_args: &[&str]) -> (Cluster, Cluster) {
+    linked_pair_with(a, b, link_args, &[]).await
+}
+
+/// [`linked_pair`] with `meta_args` for the meta servers of both clusters.
+pub async fn linked_pair_with(
+    a: (&str, u8),
+    b: (&str, u8),
+    link_args: &[&str],
+    meta_args: &[&str],
+) -> (Cluster, Cluster) {
+    let meta_args: Vec<String> = meta_args.iter().map(|s| s.to_string()).collect();
     let (a, b) = tokio::join!(
-        Cluster::start(ClusterOptions::named(a.0, a.1)),
-        Cluster::start(ClusterOptions::named(b.0, b.1))
+        Cluster::start(ClusterOptions { meta_args: meta_args.clone(), ..ClusterOptions::named(a.0, a.1) }),
+        Cluster::start(ClusterOptions { meta_args, ..ClusterOptions::named(b.0, b.1) })
     );
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
@@ -26,7 +37,12 @@ pub async fn linked_pair(a: (&str, u8), b: (&str, u8), link_args: &[&str]) -> (C
 /// The DR setup: a [`linked_pair`] with a two-way link, `t` active in `active` and standby at
 /// epoch 1 in `standby`.
 pub async fn dr_pair(active: (&str, u8), standby: (&str, u8)) -> (Cluster, Cluster) {
-    let (a, b) = linked_pair(active, standby, &["--mode", "two-way"]).await;
+    dr_pair_with(active, standby, &[]).await
+}
+
+/// [`dr_pair`] with `meta_args` for the meta servers of both clusters (DR voters, say).
+pub async fn dr_pair_with(active: (&str, u8), standby: (&str, u8), meta_args: &[&str]) -> (Cluster, Cluster) {
+    let (a, b) = linked_pair_with(active, standby, &["--mode", "two-way"], meta_args).await;
     let mb = b.meta_arg();
     b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
         .await

@@ -49,6 +49,18 @@ impl Process {
     }
 
     /// Starts the process (again), appending to its log.
+    /// Adds arguments to later starts.
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+    }
+
+    /// Drops flag `flag` and its value from the arguments of later starts.
+    pub fn drop_flag(&mut self, flag: &str) {
+        if let Some(i) = self.args.iter().position(|a| a == flag) {
+            self.args.drain(i..(i + 2).min(self.args.len()));
+        }
+    }
+
     pub fn start(&mut self) {
         assert!(!self.is_running(), "{} is already running", self.name);
         self.runs += 1;

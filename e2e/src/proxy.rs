@@ -10,14 +10,30 @@ use crate::process::{Process, run_cli};
 /// Starts `tern proxy --listen <free port> --cluster NAME=METAS ... EXTRA` with its log in
 /// `dir/<name>.log`. The process is killed when dropped.
 pub fn start_proxy(dir: &Path, name: &str, clusters: &[(&str, &Cluster)], extra: &[&str]) -> Process {
-    let addr = free_addr();
-    let mut args = vec!["proxy".to_string(), "--listen".into(), addr.clone()];
-    for (cluster, c) in clusters {
+    let clusters: Vec<(&str, String)> = clusters.iter().map(|(n, c)| (*n, c.meta_arg())).collect();
+    start_at(dir, name, "proxy", &free_addr(), &clusters, extra)
+}
+
+/// `tern KIND --listen ADDR --cluster NAME=METAS ... EXTRA` (`kind`: `proxy` or `witness`), with
+/// the clusters' meta addresses given as they should be reached (e.g. through a
+/// [`crate::faults::FaultProxy`]), on an address picked beforehand (DR voters are named in the
+/// clusters' flags before they start). Killed when dropped.
+pub fn start_at(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    addr: &str,
+    clusters: &[(&str, String)],
+    extra: &[&str],
+) -> Process {
+    let mut args = vec![kind.to_string(), "--listen".into(), addr.to_string()];
+    for (cluster, metas) in clusters {
         args.push("--cluster".into());
-        args.push(format!("{cluster}={}", c.meta_arg()));
+        args.push(format!("{cluster}={metas}"));
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut p = Process::new(name.into(), addr, dir.to_path_buf(), dir.join(format!("{name}.log")), args);
+    let mut p =
+        Process::new(name.into(), addr.to_string(), dir.to_path_buf(), dir.join(format!("{name}.log")), args);
     p.start();
     p
 }

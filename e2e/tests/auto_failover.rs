@@ -2,7 +2,9 @@
 //! two-way duplication link, the table active in `left`. When `left` is lost entirely, a proxy
 //! promotes `right` (epoch compare-and-set: two proxies, one promotion) only if right's measured
 //! lag is within the RPO budget; the old cluster is fenced when it returns, and no acknowledged
-//! write is lost. With the link paused and the lag over the budget, the proxy refuses and says why.
+//! write is lost. The two proxies are the clusters' DR voters: the promotion waits until left's
+//! DR lease has certainly expired (docs/meta-proxy.md, "The DR lease"). With the link paused
+//! and the lag over the budget, the proxy refuses and says why.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -13,9 +15,9 @@ use tern_core::DrRole;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::Cluster;
 use tern_e2e::cluster::SETTLE;
-use tern_e2e::pair::dr_pair;
+use tern_e2e::pair::{dr_pair, dr_pair_with};
 use tern_e2e::ports::free_addr;
-use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_proxy, table_of};
+use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_at, start_proxy, table_of};
 use tern_e2e::workload::numbered_set as set;
 use tern_proto::convert::PbEnum;
 
@@ -65,19 +67,32 @@ async fn lag_of_right(proxy: &str) -> Result<f64, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_one_on_return() {
-    let (mut a, b) = dr_pair(("left", 31), ("right", 32)).await;
+    // The two proxies are the DR voters (both must grant a lease; either may promise).
+    let (a1, a2) = (free_addr(), free_addr());
+    let voters = format!("proxy1={a1},proxy2={a2}");
+    let (mut a, b) =
+        dr_pair_with(("left", 31), ("right", 32), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let clusters = [("left", &a), ("right", &b)];
+    let clusters = [("left", a.meta_arg()), ("right", b.meta_arg())];
     // A generous budget: this test is about promoting and fencing (the next one about the budget).
-    let policy = ["--auto-failover", "t,after=3s,rpo=30s"];
+    let policy = ["--auto-failover", "t,after=3s,rpo=30s", "--dr-voters", &voters, "--dr-lease", "2s"];
     let resp = free_addr();
-    let p1 = start_proxy(
+    let p1 = start_at(
         dir.path(),
         "proxy1",
+        "proxy",
+        &a1,
         &clusters,
-        &[&policy[..], &["--resp-listen", &resp, "--resp-table", "t"]].concat(),
+        &[&policy[..], &["--dr-name", "proxy1", "--resp-listen", &resp, "--resp-table", "t"]].concat(),
     );
-    let p2 = start_proxy(dir.path(), "proxy2", &clusters, &policy);
+    let p2 = start_at(
+        dir.path(),
+        "proxy2",
+        "proxy",
+        &a2,
+        &clusters,
+        &[&policy[..], &["--dr-name", "proxy2"]].concat(),
+    );
     let client =
         Arc::new(TernClient::new(ClientOptions::new(vec![p1.addr.clone(), p2.addr.clone()])).unwrap());
     a.wait_for("the proxies to route writes", SETTLE, || async {
@@ -134,12 +149,9 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
         if s["last_decision"]["outcome"] == "promoted" {
             promotions += 1;
             assert_eq!(s["last_decision"]["cluster"], "right");
-            assert!(
-                s["last_decision"]["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("left (active at epoch 0) has not served")
-            );
+            let why = s["last_decision"]["reason"].as_str().unwrap();
+            assert!(why.contains("left (active at epoch 0) has not served"), "{why}");
+            assert!(why.contains("left's DR lease has certainly expired"), "{why}");
         }
     }
     assert_eq!(promotions, 1, "two proxies, one promotion (the epoch compare-and-set decides)");

@@ -120,19 +120,49 @@ async fn two_clusters_converge_under_colliding_two_way_writes() {
         a.dup_links().await.iter().chain(b.dup_links().await.iter()).map(|l| l.conflicts).sum();
     eprintln!("e2e: {conflicts} conflicts resolved by last-writer-wins");
     assert!(conflicts > 0, "the two sides' writes never collided: the test did not test conflicts");
-    let mut journaled = 0;
-    for (c, m) in [(&a, &ma), (&b, &mb)] {
+    // Both kinds are journaled, each in the cluster whose link shipped the write: a shipped
+    // write that lost, and a record of the other cluster that a shipped write replaced.
+    let (mut journaled, mut lost_total, mut overwritten_total) = (0, 0, 0);
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    for (c, m, own, other) in [(&a, &ma, 1, 2), (&b, &mb, 2, 1)] {
         let id = c.first_link_id().await;
         let out = c.cli(&["dup", "conflicts", "--meta", m, &id, "--output", "json"]).await.ok();
         let journal: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         journaled += journal["total"].as_u64().unwrap();
+        lost_total += journal["shipped_lost"].as_u64().unwrap();
+        overwritten_total += journal["remote_overwritten"].as_u64().unwrap();
         for c in journal["recent"].as_array().unwrap() {
-            let lost = c["incoming"]["timetag"].as_u64().unwrap();
-            let won = c["stored"]["timetag"].as_u64().unwrap();
-            assert!(lost < won, "a journaled conflict: the write that lost is older than the one kept: {c}");
+            let shipped = c["incoming"]["timetag"].as_u64().unwrap();
+            let remote = c["stored"]["timetag"].as_u64().unwrap();
+            assert_eq!(c["incoming"]["cluster"].as_u64(), Some(own), "shipped from here: {c}");
+            let kind = c["kind"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "shipped-lost" => {
+                    assert_eq!(c["winner"], "remote", "{c}");
+                    assert!(shipped < remote, "the shipped write that lost is older than the one kept: {c}");
+                }
+                "remote-overwritten" => {
+                    assert_eq!(c["winner"], "shipped", "{c}");
+                    assert_eq!(c["stored"]["cluster"].as_u64(), Some(other), "written over there: {c}");
+                    assert!(
+                        shipped > remote,
+                        "the shipped write that won is newer than the one replaced: {c}"
+                    );
+                }
+                other => panic!("unknown conflict kind {other}: {c}"),
+            }
+            kinds_seen.insert(kind);
         }
+        let text = c.cli(&["dup", "conflicts", "--meta", m, &id]).await.ok();
+        eprintln!("e2e: {}", text.stdout.lines().take(4).collect::<Vec<_>>().join("\n     "));
     }
+    eprintln!(
+        "e2e: journaled {lost_total} shipped writes that lost, {overwritten_total} remote records overwritten"
+    );
     assert_eq!(journaled, conflicts, "every conflict is in a journal");
+    assert_eq!(journaled, lost_total + overwritten_total);
+    assert!(lost_total > 0 && overwritten_total > 0, "both kinds counted: {lost_total}, {overwritten_total}");
+    assert_eq!(kinds_seen.len(), 2, "both kinds journaled: {kinds_seen:?}");
 }
 
 /// Largest lag over the partitions of `c`'s links: (decrees behind, seconds behind, any error).
@@ -321,4 +351,37 @@ async fn a_source_replica_that_relearned_can_take_over_shipping() {
     let copied = copied(&a).await;
     eprintln!("e2e: identical after the relearned replica took over: {records} records, {copied} copied");
     assert_eq!(copied, 0, "the new primary shipped from its log, it did not copy partitions");
+}
+
+/// A link added just before the other cluster becomes unreachable (its meta servers down, so
+/// its routes unknown) still starts on every partition (its start point does not depend on the
+/// other cluster), and the writes made meanwhile ship once that cluster is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_starts_while_the_other_cluster_is_unreachable_and_ships_what_was_written() {
+    let (a, b) = tokio::join!(Cluster::start(opts("here", 9)), Cluster::start(opts("there", 10)));
+    let mut b = b;
+    a.create_table("t", 4, 3).await;
+    b.create_table("t", 4, 3).await;
+    a.dup_add("t", &b, &[]).await.ok();
+    for p in b.metas() {
+        b.kill9(p);
+    }
+    a.wait_for("the link to start on every partition with the other cluster down", SETTLE, || async {
+        let links = a.dup_links().await;
+        let started = links.iter().all(|l| l.link.as_ref().is_some_and(|l| l.started.iter().all(|s| *s)));
+        if started && !links.is_empty() { Ok(()) } else { Err(format!("{links:?}")) }
+    })
+    .await;
+    let (ca, cb) = (a.client(), b.client());
+    let w = Mixed::start(ca.clone(), "t", 2, 500, "h", 31);
+    wait_writes(&a, &w, 0, 300, "writes while the other cluster is down").await;
+    let (ok, _) = w.stop().await;
+    for p in b.metas() {
+        b.restart(p);
+    }
+    let records = wait_identical(&ca, &cb, "t", "t", Duration::from_secs(120)).await;
+    eprintln!(
+        "e2e: {ok} writes made while the other cluster was down, {records} records shipped once it was back"
+    );
+    assert!(records > 0);
 }

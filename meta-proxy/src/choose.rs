@@ -77,7 +77,7 @@ mod tests {
             role: role.parse().unwrap(),
             epoch,
         };
-        View::Route(TableRoute { table, partitions: vec![], addresses: Default::default() })
+        View::Route(TableRoute { table, partitions: vec![], addresses: Default::default(), dr_lease: None })
     }
 
     fn views(v: Vec<View>) -> Vec<(String, View)> {

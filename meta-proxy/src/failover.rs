@@ -91,9 +91,10 @@ pub fn role_of(view: &View) -> Option<(DrRole, u64)> {
     }
 }
 
-/// The lag a link's progress shows: per partition, how long its oldest unshipped write has
-/// waited, or, when nothing was waiting, how old the report is (writes since may be waiting);
-/// the worst partition counts. Unknown while the link is not shipping everything it has.
+/// The lag a link's progress shows: the worst partition's seconds behind (measured on its own
+/// clock by the meta server of the active cluster, see `DupRules::lag`) plus the age of that
+/// measurement (writes since may be waiting). Unknown, with the reason, while the link is not
+/// shipping or any partition's lag cannot be told: an unknown lag is never read as 0.
 pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
     let l = &link.link;
     match l.status {
@@ -102,13 +103,16 @@ pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
     }
     let mut worst = 0f64;
     for p in &link.partitions {
+        if let Some(why) = &p.lag_unknown {
+            return Err(format!("partition {}: {why}", p.partition));
+        }
         if !l.started(p.partition) {
             return Err(format!("partition {} has not started shipping", p.partition));
         }
         let Some(reported_ms_ago) = p.reported_ms_ago else {
             return Err(format!("partition {} never reported progress", p.partition));
         };
-        let lag = p.seconds_behind.max(reported_ms_ago as f64 / 1000.0);
+        let lag = p.seconds_behind + reported_ms_ago as f64 / 1000.0;
         worst = worst.max(lag);
     }
     Ok(Duration::from_secs_f64(worst.max(0.0)))
@@ -199,6 +203,89 @@ pub fn decide(
         },
         None if why_not.is_empty() => Decision::Refuse(format!("{down}; there is no other copy")),
         None => Decision::Refuse(format!("{down}; no standby can take over: {}", why_not.join("; "))),
+    }
+}
+
+/// A promotion under way: enough DR voters promised that `old`'s copy gets no lease below
+/// `epoch` any more; a copy is made active at `epoch` once the old lease has certainly expired
+/// (`expires_at`, from [`crate::lease::lease_expiry`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deposing {
+    pub old: String,
+    pub old_epoch: u64,
+    pub epoch: u64,
+    /// The copy to make active (another healthy copy if it cannot serve).
+    pub target: String,
+    pub expires_at: Instant,
+    pub promised_by: Vec<String>,
+    /// Why the promotion was decided.
+    pub reason: String,
+}
+
+impl Deposing {
+    /// What the move waits on, for status and the decision log (`voters`: how many there are).
+    pub fn describe(&self, voters: usize) -> String {
+        format!(
+            "{} of {voters} DR voters ({}) promised no lease for a copy below epoch {} (replacing {} at epoch {}); {} is made active once {}'s last lease has certainly expired",
+            self.promised_by.len(),
+            self.promised_by.join(", "),
+            self.epoch,
+            self.old,
+            self.old_epoch,
+            self.target,
+            self.old
+        )
+    }
+}
+
+/// What to do about a promotion under way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// A copy is active at the promised epoch or above: nothing left to do.
+    Done,
+    /// Not yet (the old lease may still run, or no copy can serve); the reason says why.
+    Wait(String),
+    /// Make `cluster` active at `epoch` if its epoch is still `expect_epoch`.
+    Promote { cluster: String, epoch: u64, expect_epoch: u64, reason: String },
+}
+
+/// What to do at `now` about the move `d` (`voters`: how many DR voters there are). The promise
+/// deposed the old copy, so the move is finished whatever the outage does meanwhile: the target
+/// if it can serve, else the old copy if it came back (it fences itself at the promised epoch,
+/// so it is promoted above it), never a copy that cannot serve.
+pub fn finish(views: &[(String, View)], d: &Deposing, voters: usize, now: Instant) -> Finish {
+    let done = views.iter().any(|(_, v)| matches!(role_of(v), Some((DrRole::Active, e)) if e >= d.epoch));
+    if done {
+        return Finish::Done;
+    }
+    let what = d.describe(voters);
+    if now < d.expires_at {
+        return Finish::Wait(format!("{}; {what}", d.reason));
+    }
+    let max_seen = views.iter().filter_map(|(_, v)| role_of(v)).map(|(_, e)| e).max().unwrap_or(0);
+    // The promised epoch, unless a copy got it meanwhile (the old one fencing itself at it).
+    let epoch = if max_seen < d.epoch { d.epoch } else { max_seen + 1 };
+    let serving =
+        |name: &str| views.iter().find(|(n, _)| n == name).and_then(|(_, v)| health(v).ok().and(role_of(v)));
+    let pick = [d.target.as_str(), d.old.as_str()]
+        .into_iter()
+        .find_map(|name| serving(name).map(|(_, current)| (name.to_string(), current)));
+    match pick {
+        None => {
+            Finish::Wait(format!("{}; {what}; neither {} nor {} can serve now", d.reason, d.target, d.old))
+        }
+        Some((cluster, expect_epoch)) => Finish::Promote {
+            cluster,
+            epoch,
+            expect_epoch,
+            reason: format!(
+                "{}; {}'s DR lease has certainly expired ({} of {voters} DR voters promised: {})",
+                d.reason,
+                d.old,
+                d.promised_by.len(),
+                d.promised_by.join(", ")
+            ),
+        },
     }
 }
 

@@ -24,7 +24,7 @@ fn route(role: &str, epoch: u64, partitions: u32, with_primary: u32) -> View {
             secondaries: vec![],
         })
         .collect();
-    View::Route(TableRoute { table, partitions, addresses: Default::default() })
+    View::Route(TableRoute { table, partitions, addresses: Default::default(), dr_lease: None })
 }
 
 fn views(v: Vec<(&str, View)>) -> Vec<(String, View)> {
@@ -180,6 +180,8 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
             decrees_behind: 0,
             bytes_behind: 0,
             seconds_behind: sb,
+            lag_unknown: None,
+            replicated_up_to: tern_core::Timetag::ZERO,
             shipped_puts: 0,
             failed_batches: 0,
             last_error: None,
@@ -189,21 +191,97 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
             clock_ahead: 0,
             syncing: false,
             sync_records: 0,
+            share_bytes_per_sec: 0,
+            wire_bytes_per_sec: 0,
+            wire_bytes: 0,
+            throttled: false,
+            overwritten: 0,
+            conflicts_dropped: 0,
         })
         .collect();
-    LinkReport { link, partitions, conflicts: 0 }
+    LinkReport { link, partitions, conflicts: 0, overwritten: 0, conflicts_dropped: 0 }
 }
 
 #[test]
 fn a_links_lag_is_its_worst_partition_and_unknown_until_it_ships_everything() {
     let l = link("shipping", vec![true, true], vec![(0.0, 300), (1.5, 200)]);
-    assert_eq!(link_lag(&l).unwrap(), secs(1.5));
+    assert_eq!(link_lag(&l).unwrap(), secs(1.7), "measured lag plus the measurement's age");
     let l = link("paused", vec![true, true], vec![(0.0, 900), (0.0, 200)]);
     assert_eq!(link_lag(&l).unwrap(), secs(0.9), "nothing waiting: the report's age bounds it");
+    let mut l = link("shipping", vec![true, true], vec![(0.0, 100), (0.0, 100)]);
+    l.partitions[1].lag_unknown = Some("the link fails: TRANSPORT: refused".into());
+    let e = link_lag(&l).unwrap_err();
+    assert!(e.contains("partition 1: the link fails: TRANSPORT: refused"), "an unknown lag is never 0: {e}");
     let e = link_lag(&link("syncing-checkpoint", vec![true], vec![(0.0, 0)])).unwrap_err();
     assert!(e.contains("syncing-checkpoint"), "{e}");
     let e = link_lag(&link("shipping", vec![true, false], vec![(0.0, 0), (0.0, 0)])).unwrap_err();
     assert!(e.contains("partition 1 has not started"), "{e}");
     let e = link_lag(&link("shipping", vec![true], vec![(0.0, u64::MAX)])).unwrap_err();
     assert!(e.contains("never reported"), "{e}");
+}
+
+fn deposing(t0: Instant) -> Deposing {
+    Deposing {
+        old: "dc1".into(),
+        old_epoch: 1,
+        epoch: 2,
+        target: "dc2".into(),
+        expires_at: t0 + secs(5.0),
+        promised_by: vec!["p1".into(), "w".into()],
+        reason: "dc1 has not served".into(),
+    }
+}
+
+#[test]
+fn a_promotion_under_way_waits_for_the_old_lease_then_promotes_the_target_at_the_promised_epoch() {
+    let t0 = Instant::now();
+    let d = deposing(t0);
+    let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("standby", 1, 4, 4))]);
+    match finish(&v, &d, 3, t0 + secs(4.9)) {
+        Finish::Wait(why) => assert!(
+            why.contains("2 of 3 DR voters (p1, w) promised no lease for a copy below epoch 2 (replacing dc1 at epoch 1)"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match finish(&v, &d, 3, t0 + secs(5.0)) {
+        Finish::Promote { cluster, epoch, expect_epoch, reason } => {
+            assert_eq!((cluster.as_str(), epoch, expect_epoch), ("dc2", 2, 1));
+            assert!(
+                reason.contains("dc1's DR lease has certainly expired (2 of 3 DR voters promised: p1, w)"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once a copy is active at the promised epoch (another proxy won), nothing is left to do.
+    let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("active", 2, 4, 4))]);
+    assert_eq!(finish(&v, &d, 3, t0 + secs(6.0)), Finish::Done);
+}
+
+#[test]
+fn a_promotion_under_way_is_finished_even_if_the_old_copy_returns_and_never_on_a_copy_that_cannot_serve() {
+    let t0 = Instant::now();
+    let d = deposing(t0);
+    // The old copy came back and fenced itself at the promised epoch; the target is down.
+    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 1))]);
+    match finish(&v, &d, 3, t0 + secs(6.0)) {
+        Finish::Promote { cluster, epoch, expect_epoch, .. } => {
+            assert_eq!(
+                (cluster.as_str(), epoch, expect_epoch),
+                ("dc1", 3, 2),
+                "above the epoch it fenced itself at"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Target healthy again: it is preferred.
+    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 4))]);
+    assert!(matches!(finish(&v, &d, 3, t0 + secs(6.0)), Finish::Promote { cluster, .. } if cluster == "dc2"));
+    // Neither can serve: wait, and say so.
+    let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("standby", 1, 4, 2))]);
+    match finish(&v, &d, 3, t0 + secs(6.0)) {
+        Finish::Wait(why) => assert!(why.contains("neither dc2 nor dc1 can serve now"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -5,16 +5,21 @@
 //! only at proxies follow a role change without a restart (a write that meets the old, now
 //! standby, copy makes the client ask again). It watches the tables it routes ([`watch`]),
 //! measures the standbys' duplication lag, and, for tables given a policy, fails over
-//! automatically within an RPO budget ([`failover`]); `ProxyAdmin.Status` ([`status`]) shows it
-//! all. Stateless: run any number (the epoch compare-and-set decides between them).
+//! automatically within an RPO budget ([`failover`]) once the old active copy's DR lease has
+//! certainly expired ([`lease`]); `ProxyAdmin.Status` ([`status`]) shows it all. With
+//! `--dr-name` it is a DR voter ([`voter`]): clusters renew their DR lease with it. Stateless
+//! apart from a voter's in-memory floors: run any number (the epoch compare-and-set decides
+//! between them).
 //!
 //! Must not depend on: rocksdb.
 
 pub mod choose;
 pub mod failover;
+pub mod lease;
 pub mod resp;
 pub mod service;
 pub mod status;
+pub mod voter;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -31,6 +36,7 @@ use tern_proto::pb;
 pub use failover::Policy;
 pub use resp::RespOptions;
 pub use service::{Cluster, ProxyService};
+pub use voter::DrOptions;
 pub use watch::Watcher;
 
 #[derive(Clone, Debug)]
@@ -48,6 +54,10 @@ pub struct ProxyOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// The Redis gateway, if wanted.
     pub resp: Option<RespOptions>,
+    /// The DR lease: voters, this process's voter name, the override (docs/meta-proxy.md).
+    pub dr: DrOptions,
+    /// Run as a DR witness only (`tern witness`): grant and promise, route nothing.
+    pub witness: bool,
 }
 
 impl ProxyOptions {
@@ -60,16 +70,31 @@ impl ProxyOptions {
             failover: HashMap::new(),
             metrics_listen: None,
             resp: None,
+            dr: DrOptions::default(),
+            witness: false,
         }
     }
 }
 
 /// Serves until `shutdown` completes.
 pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    if opts.clusters.is_empty() {
+    if opts.clusters.is_empty() && !opts.witness {
         return Err(Error::InvalidArgument(
             "a proxy needs at least one cluster (--cluster NAME=ADDRS)".into(),
         ));
+    }
+    opts.dr.validate()?;
+    if opts.witness {
+        if opts.dr.name.is_none() {
+            return Err(Error::InvalidArgument(
+                "a witness needs its name among the DR voters (--dr-name)".into(),
+            ));
+        }
+        if !opts.failover.is_empty() || opts.resp.is_some() {
+            return Err(Error::InvalidArgument(
+                "a witness routes nothing: no --auto-failover, no Redis gateway".into(),
+            ));
+        }
     }
     let mut clusters = Vec::new();
     for (name, addrs) in &opts.clusters {
@@ -96,12 +121,29 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
     for (table, p) in &opts.failover {
         tracing::info!(
             table,
-            "automatic failover on: after {:?} without the active copy, if a standby is within {:?}",
+            "automatic failover on: after {:?} without the active copy, if a standby is within {:?}, once the old copy's DR lease has certainly expired",
             p.after,
             p.rpo_budget
         );
     }
-    let watcher = Arc::new(Watcher::new(clusters, opts.max_age, opts.failover.clone()));
+    if let Some(name) = &opts.dr.name {
+        tracing::info!(
+            "DR voter {name}: grants {:?} leases; voters {}",
+            opts.dr.lease,
+            opts.dr.names().join(", ")
+        );
+    }
+    if opts.dr.unsafe_failover_without_lease && !opts.failover.is_empty() {
+        tracing::warn!(
+            "--unsafe-failover-without-lease: automatic failover promotes without waiting for the old active copy's DR lease; a cluster cut off from the proxies but reachable by clients may take writes at the same time (split brain)"
+        );
+    } else if opts.dr.voters.is_empty() && !opts.failover.is_empty() {
+        tracing::warn!(
+            "automatic failover without --dr-voters: this proxy cannot learn when an active copy's DR lease ends, so it refuses every promotion"
+        );
+    }
+    let watcher =
+        Arc::new(Watcher::new(clusters, opts.max_age, opts.failover.clone(), opts.dr.clone(), opts.witness));
     let watching = tokio::spawn(watcher.clone().run(opts.interval));
     let shutdown = shutdown.boxed().shared();
     let gateway = match &opts.resp {
@@ -113,6 +155,9 @@ pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()> + Send +
     };
     let grpc = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(ProxyService::new(watcher.clone())))
+        .add_service(pb::dr_voter_server::DrVoterServer::new(voter::VoterService {
+            watcher: watcher.clone(),
+        }))
         .add_service(pb::proxy_admin_server::ProxyAdminServer::new(status::AdminService { watcher }))
         .serve_with_incoming_shutdown(
             // Nagle off (the builder's setting does not reach an incoming stream we pass in).

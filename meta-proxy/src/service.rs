@@ -46,6 +46,11 @@ fn not_here(what: &str) -> Status {
 #[tonic::async_trait]
 impl pb::meta_server::Meta for ProxyService {
     async fn get_route(&self, req: Request<pb::RouteRequest>) -> Result<Response<pb::Route>, Status> {
+        if self.watcher.witness {
+            return Err(to_status(&Error::InvalidArgument(
+                "this is a DR witness (tern witness): it routes nothing; ask a tern proxy".into(),
+            )));
+        }
         let table = req.into_inner().table;
         self.route(&table).await.map(Response::new).map_err(|e| to_status(&e))
     }
@@ -109,5 +114,14 @@ impl pb::meta_server::Meta for ProxyService {
         _: Request<pb::DupChangeRequest>,
     ) -> Result<Response<pb::DupConflictsResponse>, Status> {
         Err(not_here("duplication conflicts"))
+    }
+    async fn get_dr_lease(&self, _: Request<pb::Empty>) -> Result<Response<pb::DrLeaseStatus>, Status> {
+        Err(not_here("a cluster's DR lease"))
+    }
+    async fn set_dr_lease_waiver(
+        &self,
+        _: Request<pb::DrLeaseWaiverRequest>,
+    ) -> Result<Response<pb::DrLeaseStatus>, Status> {
+        Err(not_here("waiving a cluster's DR lease"))
     }
 }

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use tern_client::admin::convert::proxy_status_to_pb;
-use tern_client::admin::{CopyView, ProxyStatus, ProxyTable, Unhealthy};
-use tern_core::CopyState;
+use tern_client::admin::{CopyView, LeaseWait, ProxyStatus, ProxyTable, RouteLease, Unhealthy};
+use tern_core::{CopyState, DrRole};
 use tern_proto::pb;
 use tonic::{Request, Response, Status};
 
@@ -15,6 +15,20 @@ use crate::watch::{TableState, Watcher};
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// A copy's DR lease in words, as its cluster reported it.
+fn lease_text(view: &View) -> String {
+    let View::Route(r) = view else { return String::new() };
+    let active = r.table.role == DrRole::Active;
+    match &r.dr_lease {
+        None => String::new(),
+        Some(RouteLease { used: false, .. }) => "none (no DR voters)".into(),
+        Some(RouteLease { waived: true, .. }) => "waived by an operator".into(),
+        Some(_) if !active => String::new(),
+        Some(l) if l.lease_left_ms > 0 => format!("held {:.1}s", l.lease_left_ms as f64 / 1000.0),
+        Some(l) => format!("none: {}", l.detail),
+    }
 }
 
 fn cluster_view(name: &str, view: &View, s: &TableState) -> CopyView {
@@ -38,10 +52,16 @@ fn cluster_view(name: &str, view: &View, s: &TableState) -> CopyView {
         detail: health.err().unwrap_or_default(),
         lag_seconds,
         lag_detail,
+        dr_lease: lease_text(view),
     }
 }
 
-pub(crate) fn table_status(table: &str, s: &TableState, policy: Option<&Policy>) -> ProxyTable {
+pub(crate) fn table_status(
+    table: &str,
+    s: &TableState,
+    policy: Option<&Policy>,
+    voters: usize,
+) -> ProxyTable {
     let (active_cluster, epoch, route_error) = match &s.route {
         Ok((i, r)) => (Some(s.views[*i].0.clone()), r.table.epoch, None),
         Err(e) => (None, 0, Some(e.to_string())),
@@ -62,6 +82,10 @@ pub(crate) fn table_status(table: &str, s: &TableState, policy: Option<&Policy>)
         }),
         last_decision: s.last_decision.clone(),
         lag_sampled_ms_ago: s.sample.as_ref().map(|smp| ms(now.saturating_duration_since(smp.at))),
+        lease_wait: s.deposing.as_ref().map(|d| LeaseWait {
+            for_ms: ms(d.expires_at.saturating_duration_since(now)),
+            detail: d.describe(voters),
+        }),
     }
 }
 
@@ -83,7 +107,7 @@ impl pb::proxy_admin_server::ProxyAdmin for AdminService {
         let out = names
             .into_iter()
             .map(|t| match tables.get(t) {
-                Some(s) => table_status(t, s, w.policies.get(t)),
+                Some(s) => table_status(t, s, w.policies.get(t), w.dr.voters.len()),
                 None => ProxyTable {
                     table: t.clone(),
                     active_cluster: None,
@@ -96,11 +120,18 @@ impl pb::proxy_admin_server::ProxyAdmin for AdminService {
                     active_unhealthy: None,
                     last_decision: None,
                     lag_sampled_ms_ago: None,
+                    lease_wait: None,
                 },
             })
             .collect();
         let clusters = w.clusters.iter().map(|c| c.name.clone()).collect();
         drop(tables);
-        Ok(Response::new(proxy_status_to_pb(&ProxyStatus { clusters, tables: out })))
+        Ok(Response::new(proxy_status_to_pb(&ProxyStatus {
+            clusters,
+            tables: out,
+            dr_name: w.dr.name.clone(),
+            dr_voters: w.dr.names(),
+            witness: w.witness,
+        })))
     }
 }

@@ -1,19 +1,29 @@
-//! The proxy's view of every table it routes: each cluster's copy (role, epoch, health), the
-//! copy it routes to, the standbys' measured lag, and automatic failover. Tables with a failover
-//! policy, and tables clients asked about in the last minute, are refreshed every `interval` in
-//! the background (so a role change is seen within it, before any client asks); a client's
-//! question for a table not seen for `max_age` is answered after asking the clusters.
+//! The proxy's view of every table it routes: each cluster's copy (role, epoch, health, DR
+//! lease), the copy it routes to, the standbys' measured lag, fencing, and automatic failover.
+//! Tables with a failover policy, tables clients asked about in the last minute, and tables a
+//! cluster renewed its DR lease for with this voter in the last minute are refreshed every
+//! `interval` in the background (so a role change is seen within it, before any client asks); a
+//! client's question for a table not seen for `max_age` is answered after asking the clusters.
+//!
+//! Every watched table with a copy still active below the routed epoch gets it fenced (not only
+//! tables with a policy). A promotion first takes the old active copy's DR lease away
+//! (promises from the DR voters, [`crate::voter::collect_promises`]) and waits until it has
+//! certainly expired ([`crate::lease`]); once promised, the move is finished even if the old
+//! copy comes back meanwhile (it is fenced by then).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tern_client::admin::{FailoverDecision, TableRoute};
+use tern_client::Pool;
+use tern_client::admin::{FailoverDecision, RouteLease, TableRoute};
 use tern_core::{DrRole, Error, ErrorCode, FailoverOutcome, Result};
 
 use crate::choose::{View, choose};
-use crate::failover::{self, Decision, LagSample, Outage, Policy};
+use crate::failover::{self, Decision, Deposing, Finish, LagSample, Outage, Policy};
+use crate::lease::{self, LeaseCheck};
 use crate::service::Cluster;
+use crate::voter::{DrOptions, VoterState, collect_promises};
 
 /// A table nobody asked about for this long stops being refreshed (unless it has a policy).
 const IDLE: Duration = Duration::from_secs(60);
@@ -27,6 +37,10 @@ pub(crate) struct TableState {
     pub outage: Option<Outage>,
     pub sample: Option<LagSample>,
     pub last_decision: Option<FailoverDecision>,
+    /// Each cluster's DR lease for the table as it last reported it (while reachable).
+    pub leases: BTreeMap<String, Option<RouteLease>>,
+    /// A promotion under way: the old copy's lease is being waited out.
+    pub deposing: Option<Deposing>,
 }
 
 #[derive(Debug)]
@@ -37,6 +51,16 @@ pub struct Watcher {
     pub(crate) tables: Mutex<HashMap<String, TableState>>,
     /// Cluster id (as duplication links name remotes) → the name this proxy knows it by.
     ids: Mutex<HashMap<u32, String>>,
+    /// The DR lease settings: voters, this process's voter name, the override.
+    pub(crate) dr: DrOptions,
+    /// This process's DR voter, if it is one.
+    pub(crate) voter: Option<VoterState>,
+    /// A `tern witness`: it watches to learn floors, and changes no role.
+    pub(crate) witness: bool,
+    /// Tables clusters renewed their DR lease for with this voter, and when.
+    lease_tables: Mutex<HashMap<String, Instant>>,
+    /// Connections to other DR voters (promises).
+    pub(crate) pool: Pool,
 }
 
 fn wall_ms() -> u64 {
@@ -44,13 +68,34 @@ fn wall_ms() -> u64 {
 }
 
 impl Watcher {
-    pub fn new(clusters: Vec<Cluster>, max_age: Duration, policies: HashMap<String, Policy>) -> Watcher {
+    pub fn new(
+        clusters: Vec<Cluster>,
+        max_age: Duration,
+        policies: HashMap<String, Policy>,
+        dr: DrOptions,
+        witness: bool,
+    ) -> Watcher {
+        let voter = dr.name.as_deref().map(|name| VoterState::new(name, &dr));
         Watcher {
             clusters: Arc::new(clusters),
             max_age,
             policies,
             tables: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
+            dr,
+            voter,
+            witness,
+            lease_tables: Mutex::new(HashMap::new()),
+            pool: Pool::new(),
+        }
+    }
+
+    /// A cluster renewed its DR lease for these tables: watch them.
+    pub(crate) fn note_lease_tables<'a>(&self, tables: impl Iterator<Item = &'a String>) {
+        let now = Instant::now();
+        let mut l = self.lease_tables.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tables {
+            l.insert(t.clone(), now);
         }
     }
 
@@ -109,9 +154,22 @@ impl Watcher {
             outage: None,
             sample: None,
             last_decision: None,
+            leases: BTreeMap::new(),
+            deposing: None,
         });
         if !tick {
             s.asked = now;
+        }
+        for (name, view) in &views {
+            if let View::Route(r) = view {
+                s.leases.insert(name.clone(), r.dr_lease.clone());
+                // A copy active at an epoch: no lease for copies below it from this voter.
+                if r.table.role == DrRole::Active
+                    && let Some(v) = &self.voter
+                {
+                    v.lock().observe(table, r.table.epoch);
+                }
+            }
         }
         s.outage = outage_now(s.outage.take(), &s.route, &views, &route, asked_at);
         s.views = views;
@@ -171,11 +229,19 @@ impl Watcher {
                     tables.iter().filter(|(_, s)| s.asked.elapsed() < IDLE).map(|(t, _)| t.clone()).collect();
                 let extra: Vec<String> = this.policies.keys().filter(|t| !w.contains(t)).cloned().collect();
                 w.extend(extra);
+                let mut leased = this.lease_tables.lock().unwrap_or_else(|e| e.into_inner());
+                leased.retain(|_, at| at.elapsed() < IDLE);
+                let extra: Vec<String> = leased.keys().filter(|t| !w.contains(t)).cloned().collect();
+                w.extend(extra);
                 w
             };
             let work = watched.iter().map(|t| async move {
                 // Errors are recorded in the table's state (and shown by status).
                 let _ = this.refresh(t, true).await;
+                if this.witness || this.clusters.is_empty() {
+                    return;
+                }
+                this.fence(t).await;
                 if let Some(policy) = this.policies.get(t) {
                     this.failover(t, policy).await;
                 }
@@ -184,37 +250,135 @@ impl Watcher {
         }
     }
 
-    /// Promotes a standby or fences a returning old active copy, as the policy says.
-    async fn failover(&self, table: &str, policy: &Policy) {
-        let (decision, fence) = {
+    /// Fences copies still active below the routed epoch (a returning old active copy), for
+    /// every watched table: a compare-and-set on the copy's own epoch, so any proxy may.
+    async fn fence(&self, table: &str) {
+        let fence = {
             let tables = self.tables();
             let Some(s) = tables.get(table) else { return };
-            let fence = match &s.route {
+            match &s.route {
                 Ok((i, _)) => failover::to_fence(&s.views, *i),
                 Err(_) => Vec::new(),
-            };
-            let decision = match &s.outage {
-                Some(o) => failover::decide(&s.views, o, s.sample.as_ref(), policy, Instant::now()),
-                None => Decision::Wait,
-            };
-            (decision, fence)
+            }
         };
         for (cluster, epoch, expect) in fence {
             let r = self.set_role(table, &cluster, DrRole::Standby, epoch, expect).await;
             let why = format!("{cluster} was still active at epoch {expect}, below the routed epoch {epoch}");
-            self.record(table, outcome(FailoverOutcome::Fenced, &r), &cluster, epoch, &why, &r);
+            self.record(table, outcome(FailoverOutcome::Fenced, &r), &cluster, epoch, &why, &r, None);
+        }
+    }
+
+    /// Promotes a standby as the policy says, once the old active copy's DR lease has certainly
+    /// expired.
+    async fn failover(&self, table: &str, policy: &Policy) {
+        let (decision, deposing, old_lease) = {
+            let tables = self.tables();
+            let Some(s) = tables.get(table) else { return };
+            let decision = match &s.outage {
+                Some(o) => failover::decide(&s.views, o, s.sample.as_ref(), policy, Instant::now()),
+                None => Decision::Wait,
+            };
+            let old_lease = s.outage.as_ref().and_then(|o| s.leases.get(&o.cluster).cloned().flatten());
+            (decision, s.deposing.clone(), old_lease)
+        };
+        // Promises were given: finish the move, whatever the outage does now.
+        if let Some(d) = deposing {
+            return self.finish_deposing(table, d).await;
         }
         match decision {
             Decision::Wait => {}
-            Decision::Refuse(why) => self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(())),
+            Decision::Refuse(why) => self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None),
             Decision::Promote { cluster, epoch, expect_epoch, reason, .. } => {
-                let r = self.set_role(table, &cluster, DrRole::Active, epoch, expect_epoch).await;
-                self.record(table, outcome(FailoverOutcome::Promoted, &r), &cluster, epoch, &reason, &r);
-                if r.is_ok() {
-                    // Route to the new active copy at once.
-                    let _ = self.refresh(table, false).await;
+                let Some((old, old_epoch)) =
+                    self.tables().get(table).and_then(|s| s.outage.clone()).map(|o| (o.cluster, o.epoch))
+                else {
+                    return;
+                };
+                let names = self.dr.names();
+                match lease::lease_check(
+                    &old,
+                    old_lease.as_ref(),
+                    &names,
+                    self.dr.unsafe_failover_without_lease,
+                ) {
+                    LeaseCheck::Refuse(why) => {
+                        let why = format!("{reason}; {why}");
+                        self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None)
+                    }
+                    LeaseCheck::Go(note) => {
+                        self.promote(table, &cluster, epoch, expect_epoch, &format!("{reason}; {note}")).await
+                    }
+                    LeaseCheck::AskPromises => {
+                        let (promises, not) = collect_promises(self, table, &old, epoch).await;
+                        match lease::lease_expiry(&promises, names.len()) {
+                            Err(why) => {
+                                let mut why =
+                                    format!("{reason}; cannot know that {old}'s DR lease ended: {why}");
+                                if !not.is_empty() {
+                                    why.push_str(&format!(" ({})", not.join("; ")));
+                                }
+                                self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None)
+                            }
+                            Ok(expires_at) => {
+                                let d = Deposing {
+                                    old,
+                                    old_epoch,
+                                    epoch,
+                                    target: cluster,
+                                    expires_at,
+                                    promised_by: promises.into_iter().map(|p| p.voter).collect(),
+                                    reason,
+                                };
+                                if let Some(s) = self.tables().get_mut(table) {
+                                    s.deposing = Some(d.clone());
+                                }
+                                self.finish_deposing(table, d).await
+                            }
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    /// A promotion under way: once the old lease has certainly expired, make the target active
+    /// (or, if it cannot serve, another healthy copy, the old one included).
+    async fn finish_deposing(&self, table: &str, d: Deposing) {
+        let views = match self.tables().get(table) {
+            Some(s) => s.views.clone(),
+            None => return,
+        };
+        match failover::finish(&views, &d, self.dr.voters.len(), Instant::now()) {
+            Finish::Done => {}
+            Finish::Wait(why) => {
+                return self.record(
+                    table,
+                    FailoverOutcome::WaitingForLease,
+                    &d.target,
+                    d.epoch,
+                    &why,
+                    &Ok(()),
+                    None,
+                );
+            }
+            Finish::Promote { cluster, epoch, expect_epoch, reason } => {
+                self.promote(table, &cluster, epoch, expect_epoch, &reason).await
+            }
+        }
+        if let Some(s) = self.tables().get_mut(table) {
+            s.deposing = None;
+        }
+    }
+
+    /// Makes `cluster`'s copy active at `epoch` if its epoch is still `expect`.
+    async fn promote(&self, table: &str, cluster: &str, epoch: u64, expect: u64, reason: &str) {
+        // The decision's time is when the promotion was sent (it takes effect after).
+        let at = wall_ms();
+        let r = self.set_role(table, cluster, DrRole::Active, epoch, expect).await;
+        self.record(table, outcome(FailoverOutcome::Promoted, &r), cluster, epoch, reason, &r, Some(at));
+        if r.is_ok() {
+            // Route to the new active copy at once.
+            let _ = self.refresh(table, false).await;
         }
     }
 
@@ -235,6 +399,8 @@ impl Watcher {
     }
 
     /// Keeps `table`'s last decision; logs and counts it unless it repeats the last one.
+    /// `at_ms`: when it was taken, if not now.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         table: &str,
@@ -243,6 +409,7 @@ impl Watcher {
         epoch: u64,
         why: &str,
         r: &Result<()>,
+        at_ms: Option<u64>,
     ) {
         let reason = match r {
             Ok(()) => why.to_string(),
@@ -255,7 +422,7 @@ impl Watcher {
             return;
         }
         match outcome {
-            FailoverOutcome::Promoted | FailoverOutcome::Fenced => {
+            FailoverOutcome::Promoted | FailoverOutcome::Fenced | FailoverOutcome::WaitingForLease => {
                 tracing::warn!(table, cluster, epoch, "failover: {outcome}: {reason}")
             }
             _ => tracing::error!(table, cluster, epoch, "failover: {outcome}: {reason}"),
@@ -263,7 +430,7 @@ impl Watcher {
         metrics::counter!("tern_proxy_failover_decisions_total", "table" => table.to_string(), "outcome" => outcome.name())
             .increment(1);
         s.last_decision = Some(FailoverDecision {
-            at_ms: wall_ms(),
+            at_ms: at_ms.unwrap_or_else(wall_ms),
             outcome,
             cluster: (!cluster.is_empty()).then(|| cluster.to_string()),
             epoch,

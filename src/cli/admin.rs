@@ -227,6 +227,11 @@ pub enum ClusterCmd {
         #[command(flatten)]
         meta: MetaAddrs,
     },
+    /// The cluster's DR lease: its voters' last answers and each active table's lease (an
+    /// active table takes client writes only while the cluster holds it). `--waive REASON
+    /// --yes` lets the active tables write without it (risks a split brain), `--enforce` ends
+    /// that.
+    DrLease(super::drlease::DrLeaseCmd),
 }
 
 /// Parses a node id as printed (hex, optionally with `0x`).
@@ -330,6 +335,7 @@ impl ClusterCmd {
                     client(&meta)?.recommission(node).await?;
                     print_decommissioned(fmt, node, false);
                 }
+                ClusterCmd::DrLease(cmd) => cmd.run(fmt).await?,
             }
             Ok(())
         })

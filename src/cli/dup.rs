@@ -46,7 +46,8 @@ pub enum DupCmd {
         meta: MetaAddrs,
     },
     /// Per-partition progress of links: confirmed and committed decrees, how far behind in
-    /// decrees, bytes and seconds, shipped and failed counts, the last error, conflicts.
+    /// decrees, bytes and seconds, shipped and failed counts, each partition's share of the
+    /// throttle and the wire bytes per second it sends, the last error, conflicts.
     Status {
         /// Only links from this table.
         #[arg(long)]
@@ -82,18 +83,29 @@ pub enum DupCmd {
         #[command(flatten)]
         meta: MetaAddrs,
     },
-    /// Limit the bytes per second a link ships (summed over its partitions' primaries).
+    /// Limit the bytes per second a link ships: wire bytes (the encoded size of every request
+    /// sent to the other cluster), summed over all its partitions' primaries, full sync and
+    /// resync included.
+    ///
+    /// The meta leader splits the limit among the partitions by what each needs, and each
+    /// primary throttles at its share: a partition with little to ship keeps a small share and
+    /// the rest goes to the busy ones. `tern dup status` shows each partition's share and the
+    /// rate it sends.
     SetThrottle {
         /// The link's id (see `tern dup list`).
         id: u64,
-        /// Bytes per second, with an optional unit (e.g. 10MiB); 0 or `unlimited` for no limit.
+        /// Wire bytes per second for the whole link, with an optional unit (e.g. 10MiB); 0 or
+        /// `unlimited` for no limit.
         #[arg(value_name = "BYTES_PER_SEC", value_parser = rate_arg)]
         bytes_per_sec: u64,
         #[command(flatten)]
         meta: MetaAddrs,
     },
-    /// Show the writes of a link that lost last-writer-wins on the remote side: the total and
-    /// the most recent ones (how many are kept is the meta option --dup-conflict-journal).
+    /// Show a link's conflicts, both kinds: shipped writes that lost last-writer-wins to a
+    /// newer record of the remote cluster, and records written in the remote cluster that a
+    /// newer shipped write replaced. Totals, then the most recent ones with both timetags and
+    /// which side won (how many are kept is the meta option --dup-conflict-journal). Entries a
+    /// replica server had to drop while its meta server was unreachable are counted.
     Conflicts {
         /// The link's id (see `tern dup list`).
         id: u64,
@@ -143,7 +155,8 @@ pub struct AddArgs {
     /// primary changes starts its copy again.
     #[arg(long, env = "TERN_DUP_FULL_SYNC")]
     full_sync: bool,
-    /// Bytes per second the link may ship (e.g. 10MiB); 0 or `unlimited` for no limit.
+    /// Wire bytes per second the link may ship, summed over all its partitions (e.g. 10MiB);
+    /// 0 or `unlimited` for no limit. See `tern dup set-throttle --help`.
     #[arg(long, value_name = "N", value_parser = rate_arg, env = "TERN_DUP_MAX_BYTES_PER_SEC")]
     max_bytes_per_sec: Option<u64>,
     #[command(flatten)]
@@ -230,7 +243,12 @@ impl DupCmd {
                             anyhow::bail!("no link {id} (see `tern dup list`)");
                         }
                     }
-                    print_status(fmt, &links, &c.table_states().await?);
+                    let mut incoming = c.incoming(table.as_deref()).await?;
+                    if link.is_some() {
+                        incoming.clear();
+                    }
+                    let now_ms = tern_core::Clock::now_ms(&tern_storage::SystemClock);
+                    print_status(fmt, &links, &incoming, &c.table_states().await?, now_ms);
                     Ok(())
                 }
                 DupCmd::Pause { id, meta } => change(fmt, &meta, id, LinkChange::Pause).await,

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod common;
+mod drlease;
 mod dup;
 mod kv;
 mod planned;
@@ -65,6 +66,7 @@ pub enum Command {
     #[command(subcommand)]
     Dup(dup::DupCmd),
     Proxy(Box<proxy::ProxyCmd>),
+    Witness(Box<drlease::WitnessCmd>),
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
@@ -90,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(c) => c.run(cli.output),
         Command::Dup(d) => d.run(cli.output),
         Command::Proxy(p) => p.run(cli.output),
+        Command::Witness(w) => w.run(),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

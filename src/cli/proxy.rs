@@ -22,9 +22,18 @@ use super::common::{duration_arg, init_logging, runtime, shutdown_signal};
 ///
 /// With `--auto-failover TABLE`, the proxy also promotes a standby copy of TABLE when the
 /// active one has not served for a while (`after`, default 10s), but only if the standby's
-/// measured duplication lag is within the RPO budget (`rpo`, default 5s); otherwise it refuses
-/// and says why (`tern proxy status`, its log, and the metric
-/// `tern_proxy_failover_decisions_total`). A returning old active copy is made standby.
+/// measured duplication lag is within the RPO budget (`rpo`, default 5s), and only once the old
+/// active copy's DR lease has certainly expired; otherwise it refuses or waits and says why
+/// (`tern proxy status`, its log, and the metric `tern_proxy_failover_decisions_total`). A
+/// returning old active copy is made standby, for every table the proxy watches.
+///
+/// The DR lease (docs/meta-proxy.md): a cluster's active tables take client writes only while a
+/// majority of the DR voters (`--dr-voters`, the same list for every meta server, proxy and
+/// witness) grant it; a proxy named with `--dr-name` is one of them. A cluster cut off from
+/// the voters stops taking client writes by itself before any proxy can promote a standby. With
+/// fewer than three proxies, add a `tern witness`.
+///
+/// $ tern proxy ... --dr-name p1 --dr-voters p1=10.0.1.5:34700,p2=10.0.2.5:34700,w=10.0.3.5:34900
 ///
 /// $ tern proxy --listen 127.0.0.1:34700 --cluster dc1=127.0.0.1:34601 --cluster dc2=127.0.0.1:35601
 ///
@@ -71,6 +80,27 @@ pub struct ProxyCmd {
     /// A table for `SELECT N`: N=TABLE. Repeat (or separate with commas) for more databases.
     #[arg(long = "resp-db", env = "TERN_RESP_DB", value_name = "N=TABLE", value_delimiter = ',', value_parser = db_arg)]
     resp_dbs: Vec<(u32, String)>,
+    /// Every DR voter as NAME=HOST:PORT, comma-separated: the same list every cluster's meta
+    /// servers are given. Needed to fail over automatically (promises are asked of them) and
+    /// to be a voter (--dr-name).
+    #[arg(long, env = "TERN_DR_VOTERS", value_name = "NAME=ADDR,...", value_delimiter = ',',
+          value_parser = super::drlease::voter_arg)]
+    dr_voters: Vec<(String, String)>,
+    /// This proxy's name among --dr-voters: it then grants clusters their DR lease (and keeps
+    /// promises not to grant an old active copy any more).
+    #[arg(long, env = "TERN_DR_NAME", value_name = "NAME")]
+    dr_name: Option<String>,
+    /// The DR lease this proxy grants as a voter. A promotion waits up to about this long
+    /// after the old active cluster was last granted.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    dr_lease: Duration,
+    /// Promote a standby without waiting for the old active copy's DR lease to expire, also
+    /// when the old copy's cluster has no DR lease (no --dr-voters) or waived it. RISK: an old
+    /// active cluster that the proxies cannot reach but clients can keeps taking writes while
+    /// the promoted copy takes writes too (split brain); once the link heals, last-writer-wins
+    /// lets each side's writes overwrite the other's, acknowledged or not.
+    #[arg(long)]
+    unsafe_failover_without_lease: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +164,7 @@ fn resp_options(
     Ok(Some(tern_meta_proxy::RespOptions { listen, dbs: map }))
 }
 
-fn cluster_arg(s: &str) -> Result<(String, Vec<String>), String> {
+pub(super) fn cluster_arg(s: &str) -> Result<(String, Vec<String>), String> {
     let (name, addrs) =
         s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=HOST:PORT[,HOST:PORT...]"))?;
     let addrs: Vec<String> =
@@ -169,6 +199,13 @@ impl ProxyCmd {
         opts.failover = failover;
         opts.metrics_listen = self.metrics_listen;
         opts.resp = resp_options(self.resp_listen, self.resp_table, self.resp_dbs)?;
+        super::drlease::check_voters(&self.dr_voters)?;
+        opts.dr = tern_meta_proxy::DrOptions {
+            voters: self.dr_voters,
+            name: self.dr_name,
+            lease: self.dr_lease,
+            unsafe_failover_without_lease: self.unsafe_failover_without_lease,
+        };
         runtime()?.block_on(tern_meta_proxy::run(opts, shutdown_signal())).context("tern proxy")
     }
 }

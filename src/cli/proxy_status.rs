@@ -53,6 +53,17 @@ fn ago(at_ms: u64) -> String {
 
 fn to_text(s: &ProxyStatus) -> String {
     let mut out = format!("clusters: {}\n", s.clusters.join(", "));
+    match (&s.dr_name, s.witness, s.dr_voters.is_empty()) {
+        (_, _, true) => out.push_str(
+            "DR voters: none (--dr-voters): this proxy grants no DR lease and refuses to fail over automatically\n",
+        ),
+        (Some(me), witness, false) => out.push_str(&format!(
+            "DR voters: {} (this {} is {me})\n",
+            s.dr_voters.join(", "),
+            if witness { "witness" } else { "proxy" }
+        )),
+        (None, _, false) => out.push_str(&format!("DR voters: {} (this proxy is not one)\n", s.dr_voters.join(", "))),
+    }
     if s.tables.is_empty() {
         out.push_str("no tables watched yet (tables with --auto-failover, and those clients asked about)\n");
     }
@@ -78,8 +89,10 @@ fn to_text(s: &ProxyStatus) -> String {
                 (CopyState::Standby, None) => format!("lag unknown ({})", c.lag_detail),
                 _ => String::new(),
             };
+            let lease =
+                if c.dr_lease.is_empty() { String::new() } else { format!("  DR lease {}", c.dr_lease) };
             out.push_str(&format!(
-                "  {:<12} {:<12} epoch {:<4} {health}  {lag}\n",
+                "  {:<12} {:<12} epoch {:<4} {health}  {lag}{lease}\n",
                 c.cluster, c.state, epoch
             ));
         }
@@ -88,6 +101,13 @@ fn to_text(s: &ProxyStatus) -> String {
         }
         if let Some(ms) = t.lag_sampled_ms_ago {
             out.push_str(&format!("  lag measured {} ago\n", secs(ms)));
+        }
+        if let Some(w) = &t.lease_wait {
+            out.push_str(&format!(
+                "  promotion waiting for the old DR lease to expire: {} more ({})\n",
+                secs(w.for_ms),
+                w.detail
+            ));
         }
         match &t.last_decision {
             Some(d) => out.push_str(&format!(
@@ -110,6 +130,9 @@ fn to_text(s: &ProxyStatus) -> String {
 fn to_json(s: &ProxyStatus) -> serde_json::Value {
     json!({
         "clusters": s.clusters,
+        "dr_name": s.dr_name,
+        "dr_voters": s.dr_voters,
+        "witness": s.witness,
         "tables": s.tables.iter().map(|t| json!({
             "table": t.table,
             "active_cluster": t.active_cluster,
@@ -121,6 +144,8 @@ fn to_json(s: &ProxyStatus) -> serde_json::Value {
             "active_unhealthy_ms": t.active_unhealthy.as_ref().map_or(0, |u| u.for_ms),
             "active_unhealthy_cluster": t.active_unhealthy.as_ref().map_or("", |u| u.cluster.as_str()),
             "lag_sampled_ms_ago": t.lag_sampled_ms_ago,
+            "lease_wait_ms": t.lease_wait.as_ref().map(|w| w.for_ms),
+            "lease_wait": t.lease_wait.as_ref().map(|w| w.detail.clone()),
             "clusters": t.clusters.iter().map(|c| json!({
                 "cluster": c.cluster,
                 "state": c.state.name(),
@@ -129,6 +154,7 @@ fn to_json(s: &ProxyStatus) -> serde_json::Value {
                 "detail": c.detail,
                 "lag_seconds": c.lag_seconds,
                 "lag_detail": c.lag_detail,
+                "dr_lease": c.dr_lease,
             })).collect::<Vec<_>>(),
             "last_decision": t.last_decision.as_ref().map(|d| json!({
                 "at_ms": d.at_ms,

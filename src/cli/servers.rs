@@ -33,6 +33,7 @@ struct ReplicaFile {
     garbage_retention: Option<String>,
     group_commit_max_wait: Option<String>,
     memtable_huge_pages: Option<bool>,
+    max_clock_offset: Option<String>,
 }
 
 /// Run a replica server: it hosts partition replicas, replicates writes with PacificA and
@@ -98,6 +99,17 @@ pub struct ReplicaCmd {
     /// 7-11 % against none at all. `false` never uses them (default true).
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     memtable_huge_pages: Option<bool>,
+    /// How far ahead of this server's clock another cluster's timestamps may be (default
+    /// 500ms). A duplicated write further ahead is refused with CLOCK_AHEAD (the link shows it
+    /// in `tern dup status`), and this server's clock never moves past it; a jump of this
+    /// server's own wall clock by more is logged as an error. Keep clocks synchronised (NTP)
+    /// well within it.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    max_clock_offset: Option<Duration>,
+    /// Test only: shift this server's wall clock by this many milliseconds (negative: behind),
+    /// to play a server whose clock is wrong.
+    #[arg(long, hide = true, value_name = "MS", allow_hyphen_values = true)]
+    test_clock_offset: Option<i64>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -160,6 +172,10 @@ impl ReplicaCmd {
         if let Some(on) = self.memtable_huge_pages.or(file.memtable_huge_pages) {
             opts.rocks.memtable_huge_pages = on;
         }
+        if let Some(d) = self.max_clock_offset.or(file_duration(file.max_clock_offset, "max-clock-offset")?) {
+            opts.max_clock_offset = d;
+        }
+        opts.test_clock_offset_ms = self.test_clock_offset.unwrap_or(0);
         let workers = match (self.worker_threads, file.worker_threads) {
             (Some(n), _) => Some(n as usize),
             (None, Some(0)) => anyhow::bail!("config key worker-threads: must be at least 1"),
@@ -185,6 +201,10 @@ struct MetaFile {
     balance_interval: Option<String>,
     max_moves: Option<usize>,
     dup_conflict_journal: Option<u32>,
+    tombstone_retention: Option<String>,
+    dup_hold_limit: Option<String>,
+    dr_voters: Option<Vec<String>>,
+    dr_renew_interval: Option<String>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -230,9 +250,59 @@ pub struct MetaCmd {
     /// duplication link keeps for `tern dup conflicts` (default 100).
     #[arg(long, env = "TERN_DUP_CONFLICT_JOURNAL")]
     dup_conflict_journal: Option<u32>,
+    /// How long deletes (tombstones) and expired records are kept at least, by their timestamp,
+    /// before replicas may drop them (default 1d). Links from other clusters into a table keep
+    /// them longer, until every sending partition has shipped past them, so that a write those
+    /// links ship later still loses to a newer delete: see --dup-hold-limit.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    tombstone_retention: Option<Duration>,
+    /// How long an incoming duplication link may be silent (down, paused, removed on its side)
+    /// before it stops holding its table's tombstones back (default 7d). After that, writes it
+    /// ships older than the table's purge horizon may bring back records deleted here: add such
+    /// a link back with a full sync instead. It is logged as an error when it happens.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    dup_hold_limit: Option<Duration>,
+    /// The DR voters as NAME=HOST:PORT, comma-separated (`tern proxy --dr-name`, `tern
+    /// witness`): the same list for every cluster, proxy and witness. The cluster's active
+    /// tables then take client writes only while a majority of them grant its DR lease, so a
+    /// cluster cut off from them stops taking writes before a proxy can promote a standby
+    /// elsewhere (the price: losing the majority of voters stops writes; `tern cluster dr-lease
+    /// --waive` overrides). Without voters there is no lease, and proxies refuse to fail over
+    /// automatically away from this cluster.
+    #[arg(long, env = "TERN_DR_VOTERS", value_name = "NAME=ADDR,...", value_delimiter = ',',
+          value_parser = super::drlease::voter_arg)]
+    dr_voters: Option<Vec<(String, String)>>,
+    /// How often the meta leader renews the DR lease with every voter (default 1s; keep it
+    /// well below the voters' --dr-lease).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    dr_renew_interval: Option<Duration>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
+}
+
+/// The DR lease settings of `tern meta`: flags, then the config file.
+fn dr_lease_options(
+    voters: Option<Vec<(String, String)>>,
+    renew: Option<Duration>,
+    file_voters: Option<Vec<String>>,
+    file_renew: Option<String>,
+) -> anyhow::Result<tern_meta::drlease::DrLeaseOptions> {
+    let voters = match (voters, file_voters) {
+        (Some(v), _) => v,
+        (None, Some(v)) => v
+            .iter()
+            .map(|s| super::drlease::voter_arg(s).map_err(|e| anyhow::anyhow!("config key dr-voters: {e}")))
+            .collect::<anyhow::Result<_>>()?,
+        (None, None) => Vec::new(),
+    };
+    super::drlease::check_voters(&voters)?;
+    let mut opts = tern_meta::drlease::DrLeaseOptions { voters, ..Default::default() };
+    if let Some(d) = renew.or(file_duration(file_renew, "dr-renew-interval")?) {
+        anyhow::ensure!(!d.is_zero(), "--dr-renew-interval must be above 0");
+        opts.renew_interval = d;
+    }
+    Ok(opts)
 }
 
 /// Parses `ID=HOST:PORT` members.
@@ -290,7 +360,21 @@ impl MetaCmd {
                 .dup_conflict_journal
                 .or(file.dup_conflict_journal)
                 .unwrap_or(tern_meta::DEFAULT_DUP_CONFLICT_JOURNAL),
+            tombstone_retention: self
+                .tombstone_retention
+                .or(file_duration(file.tombstone_retention, "tombstone-retention")?)
+                .unwrap_or(tern_meta::DEFAULT_TOMBSTONE_RETENTION),
+            dup_hold_limit: self
+                .dup_hold_limit
+                .or(file_duration(file.dup_hold_limit, "dup-hold-limit")?)
+                .unwrap_or(tern_meta::DEFAULT_DUP_HOLD_LIMIT),
             raft: tern_meta::raft::RaftOptions::default(),
+            dr_lease: dr_lease_options(
+                self.dr_voters,
+                self.dr_renew_interval,
+                file.dr_voters,
+                file.dr_renew_interval,
+            )?,
         };
         runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)
     }

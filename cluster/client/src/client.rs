@@ -14,7 +14,8 @@ use std::time::Duration;
 use tern_core::mutation::WriteOutcome;
 use tern_core::read::{ReadOp, ReadResult, TablePage, TableScan};
 use tern_core::{
-    ClusterId, DrRole, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, WriteOp, partition_of,
+    ClusterId, DrRole, Error, ErrorCode, Gpid, NodeId, PartitionConfig, Result, Timetag, WriteOp,
+    partition_of,
 };
 use tern_proto::convert::{
     check_sendable, gpid_to_pb, outcome_from_pb, put_to_pb, read_result_from_pb, read_to_pb, write_to_pb,
@@ -94,7 +95,24 @@ fn certainly_not_applied(e: &Error) -> bool {
             | ErrorCode::Busy
             | ErrorCode::Unavailable
             | ErrorCode::Standby
+            | ErrorCode::NoDrLease
     )
+}
+
+/// What a shipper says of its sending partition with every batch and heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShipHeader {
+    /// The sending cluster (every put's timetag carries it).
+    pub from_cluster: ClusterId,
+    pub source_table: u32,
+    pub source_partition: u32,
+    /// The sending table's partition count.
+    pub source_partitions: u32,
+    /// Every write of the sending partition with a timetag at or below this has been applied
+    /// by the receiving table (as the sending cluster's meta servers recorded it).
+    pub replicated_up_to: Timetag,
+    /// The puts are records of a full sync (informational).
+    pub full_sync: bool,
 }
 
 impl TernClient {
@@ -227,27 +245,15 @@ impl TernClient {
     }
 
     /// Sends duplicated writes (puts carrying their origin cluster's timetags) to partition
-    /// `partition` of `table`, as the shipper of a duplication link does. Every put must hash to
-    /// that partition. Always retried: applying a put twice changes nothing (last-writer-wins).
+    /// `partition` of `table`, as the shipper of a duplication link does, with what the sending
+    /// partition says of itself (`header`). Every put must hash to that partition; no puts is a
+    /// heartbeat. Always retried: applying a put twice changes nothing (last-writer-wins).
     pub async fn duplicate(
         &self,
         table: &str,
         partition: u32,
-        from_cluster: ClusterId,
+        header: &ShipHeader,
         puts: &[WriteOp],
-    ) -> Result<pb::DuplicateResponse> {
-        self.duplicate_with(table, partition, from_cluster, puts, false).await
-    }
-
-    /// [`TernClient::duplicate`] for the records of a full sync (`full_sync`: timetags older
-    /// than the receiver's last-writer-wins retention are raised to its start, not refused).
-    pub async fn duplicate_with(
-        &self,
-        table: &str,
-        partition: u32,
-        from_cluster: ClusterId,
-        puts: &[WriteOp],
-        full_sync: bool,
     ) -> Result<pb::DuplicateResponse> {
         let puts = puts.iter().map(put_to_pb).collect::<Result<Vec<_>>>()?;
         // Tables are never split: the partition count the shipper routed by stays right.
@@ -260,10 +266,14 @@ impl TernClient {
             |addr, gpid| {
                 let req = pb::DuplicateRequest {
                     gpid: Some(gpid_to_pb(gpid)),
-                    from_cluster: u32::from(from_cluster.get()),
+                    from_cluster: u32::from(header.from_cluster.get()),
                     partition_count,
                     puts: puts.clone(),
-                    full_sync,
+                    full_sync: header.full_sync,
+                    source_table: header.source_table,
+                    source_partition: header.source_partition,
+                    source_partitions: header.source_partitions,
+                    replicated_up_to: header.replicated_up_to.as_u64(),
                 };
                 async move {
                     let mut c = KvClient::new(self.pool.channel(&addr)?);
@@ -425,6 +435,8 @@ mod tests {
         (ErrorCode::Transport, false, "the connection failed: the request may have arrived"),
         (ErrorCode::Standby, true, "a standby takes no client writes: it refused it"),
         (ErrorCode::EpochConflict, false, "moot: not retryable (and not a write error)"),
+        (ErrorCode::ClockAhead, false, "moot: not retryable (only duplicated writes get it)"),
+        (ErrorCode::NoDrLease, true, "refused at admission: the cluster does not hold the DR lease"),
     ];
 
     #[test]
@@ -482,6 +494,8 @@ mod tests {
         (ErrorCode::Transport, true, false),
         (ErrorCode::Standby, true, true),
         (ErrorCode::EpochConflict, false, false),
+        (ErrorCode::ClockAhead, false, false),
+        (ErrorCode::NoDrLease, true, true),
     ];
 
     #[test]

@@ -17,6 +17,6 @@ mod pool;
 mod transport;
 
 pub use admin::{AdminClient, ProxyAdminClient};
-pub use client::{ClientOptions, Route, TableScanCursor, TernClient};
+pub use client::{ClientOptions, Route, ShipHeader, TableScanCursor, TernClient};
 pub use meta::MetaClient;
 pub use pool::Pool;

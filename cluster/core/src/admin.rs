@@ -131,6 +131,31 @@ named! {
     }
 }
 
+named! {
+    /// The two kinds of conflict a link's journal records, both seen from the sending cluster
+    /// (the journal lives with the link): a write shipped from here lost last-writer-wins to a
+    /// newer record of the other cluster, or it won over a record the other cluster had
+    /// written itself, which is then gone there.
+    #[derive(Default)]
+    "conflict kind", ConflictKind {
+        /// The shipped write lost: the other cluster keeps its newer record.
+        #[default]
+        ShippedLost = "shipped-lost",
+        /// The shipped write won over a record written in the other cluster.
+        RemoteOverwritten = "remote-overwritten",
+    }
+}
+
+impl ConflictKind {
+    /// Which side's write survives: `"remote"` (the other cluster's record) or `"shipped"`.
+    pub fn winner(self) -> &'static str {
+        match self {
+            ConflictKind::ShippedLost => "remote",
+            ConflictKind::RemoteOverwritten => "shipped",
+        }
+    }
+}
+
 /// A change an operator makes to a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkChange {
@@ -238,6 +263,9 @@ named! {
         LostRace = "lost-race",
         /// Setting the role failed otherwise.
         Failed = "failed",
+        /// A standby is to be promoted, but the old active copy's DR lease may still be held:
+        /// the promotion waits until it has certainly expired.
+        WaitingForLease = "waiting-for-lease",
     }
 }
 
@@ -271,7 +299,7 @@ mod tests {
         );
         assert_eq!(
             names(FailoverOutcome::ALL.iter().map(|v| v.to_string()).collect()),
-            "promoted,refused,fenced,lost-race,failed"
+            "promoted,refused,fenced,lost-race,failed,waiting-for-lease"
         );
         assert_eq!(TableStatus::Serving.to_string(), "serving");
         assert_eq!(TableStatus::Dropped { at_ms: 3 }.to_string(), "dropped");
@@ -286,6 +314,11 @@ mod tests {
         round_trips(LinkAction::ALL);
         round_trips(CopyState::ALL);
         round_trips(FailoverOutcome::ALL);
+        assert_eq!(
+            names(ConflictKind::ALL.iter().map(|v| v.to_string()).collect()),
+            "shipped-lost,remote-overwritten"
+        );
+        round_trips(ConflictKind::ALL);
     }
 
     #[test]

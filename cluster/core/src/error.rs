@@ -52,6 +52,24 @@ pub enum Error {
     /// A compare-and-set on a table's DR role found another epoch than expected.
     #[error("table {table:?} is at epoch {actual}, not {expected}: its role changed meanwhile")]
     EpochConflict { table: String, expected: u64, actual: u64 },
+    /// A write from another cluster carries a timetag further ahead of this server's clock
+    /// than the maximum clock offset: one of the two clocks is wrong. It is refused, and this
+    /// server's clock does not move (a peer clock hours ahead must not drag every partition's
+    /// hybrid logical clock with it).
+    #[error(
+        "partition {gpid} refuses a write from cluster {from_cluster}: its timetag is {ahead_ms} ms ahead of this server's clock, more than the maximum clock offset of {max_ms} ms (one of the two clocks is wrong)"
+    )]
+    ClockAhead { gpid: Gpid, from_cluster: u8, ahead_ms: u64, max_ms: u64 },
+    /// The table is active in this cluster, but the cluster does not hold the DR lease that
+    /// lets an active copy take client writes: it has not renewed it through a majority of its
+    /// DR voters (proxies, or a witness) recently enough, or they said another copy is active
+    /// at a higher epoch. A proxy may meanwhile promote a standby elsewhere, so the write was
+    /// refused before it was logged. Retry: through a proxy the route may lead to the new
+    /// active copy; the lease may also come back.
+    #[error(
+        "table {table:?} (active at epoch {epoch}) takes no client writes here: this cluster does not hold the DR lease ({why}); retry through a proxy"
+    )]
+    NoDrLease { table: String, epoch: u64, why: String },
     #[error(transparent)]
     Fatal(#[from] Fatal),
     /// An error reported by another process: its stable code and its message.
@@ -119,6 +137,8 @@ impl Error {
             Error::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             Error::Standby { .. } => ErrorCode::Standby,
             Error::EpochConflict { .. } => ErrorCode::EpochConflict,
+            Error::ClockAhead { .. } => ErrorCode::ClockAhead,
+            Error::NoDrLease { .. } => ErrorCode::NoDrLease,
             Error::Fatal(Fatal::Corruption(_)) => ErrorCode::Corruption,
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
@@ -192,6 +212,8 @@ error_codes! {
     Transport = 15, "TRANSPORT", true;
     Standby = 16, "STANDBY", false;
     EpochConflict = 17, "EPOCH_CONFLICT", false;
+    ClockAhead = 18, "CLOCK_AHEAD", false;
+    NoDrLease = 19, "NO_DR_LEASE", true;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -239,6 +261,8 @@ mod tests {
         (ErrorCode::Transport, 15, "TRANSPORT", true),
         (ErrorCode::Standby, 16, "STANDBY", false),
         (ErrorCode::EpochConflict, 17, "EPOCH_CONFLICT", false),
+        (ErrorCode::ClockAhead, 18, "CLOCK_AHEAD", false),
+        (ErrorCode::NoDrLease, 19, "NO_DR_LEASE", true),
     ];
 
     #[test]
@@ -252,7 +276,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(number), Some(code), "{name}");
             assert_eq!(code.is_retryable(), retryable, "{name} changed retry class");
         }
-        assert_eq!(ErrorCode::from_u16(18), None, "a number nobody assigned");
+        assert_eq!(ErrorCode::from_u16(20), None, "a number nobody assigned");
     }
 
     /// Each variant maps to its code (and through it to its retry class) in one place,
@@ -281,6 +305,11 @@ mod tests {
             (Error::OutcomeUnknown(s()), ErrorCode::OutcomeUnknown),
             (Error::Standby { table: s(), epoch: 3 }, ErrorCode::Standby),
             (Error::EpochConflict { table: s(), expected: 1, actual: 2 }, ErrorCode::EpochConflict),
+            (
+                Error::ClockAhead { gpid, from_cluster: 2, ahead_ms: 3_600_000, max_ms: 500 },
+                ErrorCode::ClockAhead,
+            ),
+            (Error::NoDrLease { table: s(), epoch: 2, why: s() }, ErrorCode::NoDrLease),
         ];
         for (e, code) in &cases {
             assert_eq!(e.code(), *code, "{e}");

@@ -5,7 +5,11 @@
 //! Wall time is never read here; every call takes `wall_ms` from the caller's injected clock.
 //!
 //! Guarantees: every timetag from [`Hlc::now`] is strictly greater than every timetag this clock
-//! issued or [observed](Hlc::observe) before, whatever the wall clock does.
+//! issued or [observed](Hlc::observe) before, whatever the wall clock does; the logical counter
+//! never wraps (exhausted within a millisecond, it carries into the physical part). A timetag
+//! from *another cluster* ([`Hlc::observe_remote`]) moves the clock only if it is at most the
+//! maximum clock offset ahead of the local wall clock: a peer whose clock is hours ahead must not
+//! drag this clock (and every last-writer-wins decision after it) along.
 
 use hybrid_clocks::{Clock, ManualClock, Timestamp};
 
@@ -64,6 +68,23 @@ impl Hlc {
         self.clock.observe(&ts);
         let ahead = seen.physical_ms().saturating_sub(wall_ms);
         Observation { ahead_beyond_max_ms: (ahead > self.max_offset_ms).then_some(ahead) }
+    }
+
+    /// Advances the clock past `seen`, a timetag stamped by another cluster, if it is at most the
+    /// maximum offset ahead of `wall_ms`; otherwise leaves the clock alone and returns how far
+    /// ahead it is (the caller refuses the write that carries it).
+    pub fn observe_remote(&mut self, seen: Timetag, wall_ms: u64) -> Result<(), u64> {
+        let ahead = seen.physical_ms().saturating_sub(wall_ms);
+        if ahead > self.max_offset_ms {
+            return Err(ahead);
+        }
+        self.observe(seen, wall_ms);
+        Ok(())
+    }
+
+    /// The maximum clock offset this clock accepts from other clusters.
+    pub fn max_offset_ms(&self) -> u64 {
+        self.max_offset_ms
     }
 
     fn tick(&mut self, wall_ms: u64) -> Timestamp<u64> {
@@ -136,6 +157,30 @@ mod tests {
             last = t;
         }
         assert_eq!(last.physical_ms(), 1001);
+    }
+
+    #[test]
+    fn a_remote_timetag_too_far_ahead_leaves_the_clock_alone() {
+        let mut h = hlc(1000);
+        let far = Timetag::new(1000 + 3_600_000, 0, ClusterId::new(2).unwrap(), false);
+        assert_eq!(h.observe_remote(far, 1000), Err(3_600_000));
+        let next = h.now(1000);
+        assert_eq!(next.physical_ms(), 1000, "the clock did not move: {next}");
+        let near = Timetag::new(1400, 5, ClusterId::new(2).unwrap(), false);
+        assert_eq!(h.observe_remote(near, 1000), Ok(()));
+        assert!(h.now(1000) > near);
+    }
+
+    /// A peer timetag at the logical counter's limit: the next timetag carries into the next
+    /// millisecond instead of wrapping (a wrapped counter would order it before the peer's).
+    #[test]
+    fn observing_a_timetag_at_the_logical_limit_carries_into_the_physical_part() {
+        let mut h = hlc(1000);
+        let at_limit = Timetag::new(1000, MAX_LOGICAL, ClusterId::new(2).unwrap(), false);
+        h.observe_remote(at_limit, 1000).unwrap();
+        let next = h.now(1000);
+        assert!(next > at_limit, "{next} must follow {at_limit}");
+        assert_eq!(next.physical_ms(), 1001, "{next}");
     }
 
     proptest! {

@@ -29,7 +29,8 @@ pub mod units;
 pub mod value;
 
 pub use admin::{
-    CopyState, DrRole, FailoverOutcome, LinkAction, LinkChange, LinkMode, LinkStatus, TableStatus,
+    ConflictKind, CopyState, DrRole, FailoverOutcome, LinkAction, LinkChange, LinkMode, LinkStatus,
+    TableStatus,
 };
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorCode, Fatal, Result};

@@ -5,10 +5,18 @@
 //! applying must be deterministic: TTLs and expiry checks during a write use the mutation's
 //! timetag as "now", never a local clock (see `docs/data-model.md`).
 //!
-//! Encoding (version 1), all integers varint unless noted:
+//! A mutation may also carry partition-level state the primary replicates with it: the
+//! partition's *purge horizon* (`purge_below`), below which replicas may drop dead records
+//! (tombstones, expired records) because no duplicated write older than it can arrive any more
+//! (`docs/duplication.md`). Every replica applies it at the entry's decree, so every replica
+//! purges by the same bound.
+//!
+//! Encoding, all integers varint unless noted. Version 1 (written whenever there is no purge
+//! horizon, so every mutation of a table without one is byte-identical to before):
 //!
 //! ```text
 //! mutation = version:u8(=1) op_count op*
+//!          | version:u8(=2) op_count op* purge_below:u64(timetag)
 //! op       = tag:u8 fields...      (tags and fields in `encode_op`; never reuse a tag)
 //! bytes    = len bytes
 //! ```
@@ -19,6 +27,8 @@ use crate::resolved::{self, RecordState, ResolvedOutcome};
 use crate::timetag::Timetag;
 
 pub const MUTATION_V1: u8 = 1;
+/// Version 1 followed by the purge horizon.
+pub const MUTATION_V2: u8 = 2;
 
 /// One client write. Within one op, everything happens atomically; ops batched in one
 /// mutation are independent of each other (one failing does not undo another).
@@ -169,6 +179,9 @@ impl CheckType {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mutation {
     pub ops: Vec<WriteOp>,
+    /// A new purge horizon for the partition (see the module docs), carried by an entry the
+    /// primary logs for it.
+    pub purge_below: Option<Timetag>,
 }
 
 /// The result of applying one [`WriteOp`].
@@ -183,6 +196,10 @@ pub enum WriteOutcome {
     /// A put that lost last-writer-wins: the stored record's timetag is newer, nothing was
     /// written. Deterministic like every outcome.
     Superseded { stored: Timetag },
+    /// A put that won last-writer-wins over a stored record (tombstones included): it was
+    /// written, and `stored` is the timetag of the record it replaced. A put that found no
+    /// record reports `Done`. Deterministic like every outcome.
+    Replaced { stored: Timetag },
     /// The op was refused; nothing of it was written. Deterministic: every replica refuses it.
     Failed(Error),
 }
@@ -258,28 +275,44 @@ const INCR_TTL_SET: u8 = 2;
 
 impl Mutation {
     pub fn new(ops: Vec<WriteOp>) -> Mutation {
-        Mutation { ops }
+        Mutation { ops, purge_below: None }
+    }
+
+    /// A mutation that only raises the partition's purge horizon.
+    pub fn purge_horizon(below: Timetag) -> Mutation {
+        Mutation { ops: vec![], purge_below: Some(below) }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(self.encoded_len_hint());
-        w.u8(MUTATION_V1).varint(self.ops.len() as u64);
+        let version = if self.purge_below.is_some() { MUTATION_V2 } else { MUTATION_V1 };
+        w.u8(version).varint(self.ops.len() as u64);
         for op in &self.ops {
             encode_op(&mut w, op);
+        }
+        if let Some(t) = self.purge_below {
+            w.varint(t.as_u64());
         }
         w.finish()
     }
 
     pub fn decode(data: &[u8]) -> Result<Mutation> {
         let mut r = Reader::new(data, "mutation");
-        r.version("encoding version", MUTATION_V1)?;
+        let version = r.u8("version")?;
+        if version != MUTATION_V1 && version != MUTATION_V2 {
+            return Err(Error::corruption(format!(
+                "mutation has unknown encoding version {version} (this build reads versions {MUTATION_V1} and {MUTATION_V2})"
+            )));
+        }
         let count = r.len("op count")?;
         let mut ops = Vec::with_capacity(count);
         for _ in 0..count {
             ops.push(decode_op(&mut r)?);
         }
+        let purge_below =
+            if version == MUTATION_V2 { Some(Timetag::from_u64(r.varint("purge horizon")?)) } else { None };
         r.finish()?;
-        Ok(Mutation { ops })
+        Ok(Mutation { ops, purge_below })
     }
 
     /// Bytes of keys and values carried: what batch limits and throttles count.

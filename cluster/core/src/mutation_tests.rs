@@ -53,9 +53,23 @@ fn golden_bytes_v1_every_kind_of_write() {
     assert_eq!(Mutation::decode(&bytes).unwrap(), m);
 }
 
+/// Pins encoding version 2: version 1 and the purge horizon.
+#[test]
+fn golden_bytes_v2() {
+    let m = Mutation::purge_horizon(Timetag::from_u64(300));
+    let bytes = m.encode();
+    assert_eq!(bytes, vec![2, 0, 0xac, 0x02]);
+    assert_eq!(Mutation::decode(&bytes).unwrap(), m);
+    let mut with_op = Mutation::new(vec![WriteOp::Del { hash_key: b"h".to_vec(), sort_key: vec![] }]);
+    assert_eq!(with_op.encode()[0], 1, "without a horizon a mutation stays version 1");
+    with_op.purge_below = Some(Timetag::from_u64(1));
+    assert_eq!(with_op.encode(), vec![2, 1, 2, 1, b'h', 0, 1]);
+    assert_eq!(Mutation::decode(&with_op.encode()).unwrap(), with_op);
+}
+
 #[test]
 fn unknown_version_and_tags_are_corruption() {
-    assert!(Mutation::decode(&[2, 0]).unwrap_err().to_string().contains("version 2"));
+    assert!(Mutation::decode(&[3, 0]).unwrap_err().to_string().contains("version 3"));
     assert!(Mutation::decode(&[1, 1, 99]).unwrap_err().to_string().contains("op tag 99"));
     assert!(Mutation::decode(&[]).unwrap_err().is_fatal());
     // A claimed op count larger than the input must not allocate or panic.

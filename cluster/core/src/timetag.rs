@@ -44,6 +44,12 @@ impl Timetag {
         )
     }
 
+    /// The smallest timetag at physical time `physical_ms` (a bound, not a write's timetag).
+    pub const fn at_physical_ms(physical_ms: u64) -> Timetag {
+        let physical = if physical_ms > MAX_PHYSICAL_MS { MAX_PHYSICAL_MS } else { physical_ms };
+        Timetag(physical << (LOGICAL_BITS + 8))
+    }
+
     pub const fn from_u64(v: u64) -> Timetag {
         Timetag(v)
     }

@@ -241,6 +241,7 @@ fn an_atomic_op_is_resolved_and_its_result_fed_back_after_the_action_list() {
             applied: Decree::ZERO,
             applied_timetag: Timetag::ZERO,
             applied_ballot: Ballot::ZERO,
+            purge_below: Timetag::ZERO,
             log: vec![],
         },
     );

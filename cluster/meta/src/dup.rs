@@ -1,21 +1,26 @@
-//! Duplication links on the meta side: the `Dup*` RPCs, what beacons carry about links, and
-//! which progress reports the leader accepts. The replicated part (links, their status machine,
-//! confirmed decrees, the conflict journal) is [`crate::state::dup`]; the leader keeps the rest of
-//! each report (committed decree, bytes and seconds behind, errors) in memory only, since it is
+//! Duplication links on the meta side: the `Dup*` RPCs, what beacons carry about links (with
+//! each partition's share of its link's throttle, split by `tern_duplication::split_link_limit`
+//! from what the partitions' primaries last reported), and which progress reports the leader
+//! accepts. The replicated part (links, their status machine, confirmed decrees, the conflict
+//! journal) is [`crate::state::dup`]; the leader keeps the rest of each report (committed
+//! decree, bytes and seconds behind, errors, the throttle's rates) in memory only, since it is
 //! re-reported every beacon.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::{Ballot, Error, ErrorCode, NodeId, Result};
+use tern_core::{Ballot, Decree, Error, ErrorCode, NodeId, Result, Timetag};
+use tern_duplication::{Lag, LagReport, ShareDemand, split_link_limit};
 use tern_proto::convert::{PbEnum, link_change_from_pb};
 use tern_proto::pb;
 use tokio::sync::oneshot;
 
 use crate::leader::LeaderInput;
 use crate::service::{MetaService, check_table_name};
-use crate::state::dup::{ConflictRecord, LinkMode, LinkRecord, LinkStatus, NewLink, ProgressUpdate};
+use crate::state::dup::{
+    ConflictKind, ConflictRecord, LinkMode, LinkRecord, LinkStatus, NewLink, ProgressUpdate,
+};
 use crate::state::{Command, MetaState, Response as Applied, TableStatus, partition_key};
 
 /// How long `DupAdd` waits for the remote cluster's meta servers, in all: well within the
@@ -34,22 +39,56 @@ pub struct ReportedProgress {
 /// The leader's in-memory progress, by (link, partition).
 pub type DupStats = HashMap<(u64, u32), ReportedProgress>;
 
+/// What the throttle split knows of each (link, partition), from the leader's reports.
+pub type ShareDemands = HashMap<(u64, u32), ShareDemand>;
+
+/// A report older than this says nothing of what a partition wants now.
+const DEMAND_FRESH_MS: u64 = 10_000;
+
+/// What one partition wants of its link's throttle, from its last report (`age_ms` old).
+pub fn share_demand(p: &pb::DupProgress, age_ms: u64) -> ShareDemand {
+    if age_ms > DEMAND_FRESH_MS {
+        ShareDemand::Unknown
+    } else if p.throttled {
+        ShareDemand::Saturated
+    } else {
+        ShareDemand::Using(p.wire_bytes_per_sec)
+    }
+}
+
+/// Each partition's share of `l`'s limit (empty when it has none); a partition missing from
+/// `demands` has not reported lately.
+pub fn link_shares(l: &LinkRecord, demands: &ShareDemands) -> Vec<u64> {
+    if l.max_bytes_per_sec == 0 {
+        return Vec::new();
+    }
+    let of = |p: usize| demands.get(&(l.id, p as u32)).copied().unwrap_or(ShareDemand::Unknown);
+    let demand: Vec<ShareDemand> = (0..l.partition_count()).map(of).collect();
+    split_link_limit(l.max_bytes_per_sec, &demand)
+}
+
+pub fn demands_of(stats: &DupStats) -> ShareDemands {
+    stats.iter().map(|(k, r)| (*k, share_demand(&r.progress, r.age_ms))).collect()
+}
+
 pub fn conflict_to_pb(c: &ConflictRecord) -> pb::DupConflict {
     pb::DupConflict {
         hash_key: c.hash_key.clone(),
         sort_key: c.sort_key.clone(),
         incoming: c.incoming,
         stored: c.stored,
+        kind: c.kind.to_pb(),
     }
 }
 
-fn conflict_from_pb(c: &pb::DupConflict) -> ConflictRecord {
-    ConflictRecord {
+fn conflict_from_pb(c: &pb::DupConflict) -> Result<ConflictRecord> {
+    Ok(ConflictRecord {
         hash_key: c.hash_key.clone(),
         sort_key: c.sort_key.clone(),
         incoming: c.incoming,
         stored: c.stored,
-    }
+        kind: ConflictKind::from_pb(c.kind, "conflict.kind")?,
+    })
 }
 
 pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
@@ -67,34 +106,56 @@ pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
         mode: l.mode.to_pb(),
         created_at_ms: l.created_at_ms,
         started: l.started.clone(),
+        replicated_up_to: (0..l.partition_count()).map(|p| l.replicated_up_to(p)).collect(),
+        // Set where the split is known (beacon answers, status).
+        partition_bytes_per_sec: Vec::new(),
     }
 }
 
 /// What a replica server learns about links from its beacon: every link not removed whose
-/// source table this cluster still holds (serving or dropped but not purged).
-pub fn beacon_links(s: &MetaState) -> Vec<pb::DupLink> {
+/// source table this cluster still holds (serving or dropped but not purged), with each
+/// partition's share of the link's throttle.
+pub fn beacon_links(s: &MetaState, demands: &ShareDemands) -> Vec<pb::DupLink> {
     s.links
         .values()
         .filter(|l| l.status != LinkStatus::Removed && s.tables.contains_key(&l.table))
-        .map(link_to_pb)
+        .map(|l| pb::DupLink { partition_bytes_per_sec: link_shares(l, demands), ..link_to_pb(l) })
         .collect()
 }
 
+/// A report older than this tells nothing about a partition's lag (replica servers beacon every
+/// second by default).
+pub const LAG_REPORT_MAX_AGE_MS: u64 = 10_000;
+
 /// A link with the state of each of its partitions. `reported_ms_ago` is `u64::MAX` for a
-/// partition the leader has no report of (none since it took over).
-pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms: u64) -> pb::DupLinkStatus {
+/// partition the leader has no report of (none since it took over). The lag is
+/// `DupRules::lag`'s: on each partition's own clock, and unknown (with why) when it cannot be
+/// told.
+pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats) -> pb::DupLinkStatus {
+    let rules = tern_duplication::DupRules::default();
+    let shares = link_shares(l, &demands_of(stats));
     let partitions = (0..l.partition_count())
         .map(|i| {
             let p = i as u32;
             let r = stats.get(&(l.id, p));
+            let fresh = r.filter(|r| r.age_ms <= DEMAND_FRESH_MS).map(|r| &r.progress);
             let progress = r.map(|r| r.progress.clone()).unwrap_or_default();
             let confirmed = l.confirmed[i];
+            let replicated_up_to = l.replicated_up_to(i).max(progress.replicated_up_to);
             let decrees_behind = if l.started[i] { progress.committed.saturating_sub(confirmed) } else { 0 };
-            let seconds_behind = if progress.oldest_unshipped_ms > 0 {
-                now_wall_ms.saturating_sub(progress.oldest_unshipped_ms) as f64 / 1000.0
-            } else {
-                0.0
-            };
+            let report = r.map(|r| LagReport {
+                age_ms: r.age_ms,
+                syncing: progress.syncing,
+                last_error: &progress.last_error,
+                committed: Decree(progress.committed),
+                committed_timetag: Timetag::from_u64(progress.committed_timetag),
+                replicated_up_to: Timetag::from_u64(replicated_up_to),
+            });
+            let (lag_known, seconds_behind, lag_unknown) =
+                match rules.lag(l.status, l.started[i], report, LAG_REPORT_MAX_AGE_MS) {
+                    Lag::Known { seconds } => (true, seconds, String::new()),
+                    Lag::Unknown(why) => (false, 0.0, why),
+                };
             let primary =
                 s.partitions.get(&partition_key(l.table, p)).and_then(|rec| rec.config.primary).unwrap_or(0);
             pb::DupPartitionStatus {
@@ -106,17 +167,34 @@ pub fn link_status(s: &MetaState, l: &LinkRecord, stats: &DupStats, now_wall_ms:
                 seconds_behind,
                 shipped_puts: progress.shipped_puts,
                 failed_batches: progress.failed_batches,
-                last_error: progress.last_error,
+                last_error: progress.last_error.clone(),
                 conflicts: l.partition_conflicts.get(i).map_or(0, |c| c.total),
                 primary,
                 reported_ms_ago: r.map_or(u64::MAX, |r| r.age_ms),
                 clock_ahead: progress.clock_ahead,
                 syncing: progress.syncing && !l.started[i],
                 sync_records: progress.sync_records,
+                replicated_up_to,
+                committed_timetag: progress.committed_timetag,
+                lag_known,
+                lag_unknown,
+                share_bytes_per_sec: shares.get(i).copied().unwrap_or(0),
+                // A rate from a report that stopped coming is not a rate now.
+                wire_bytes_per_sec: fresh.map_or(0, |p| p.wire_bytes_per_sec),
+                wire_bytes: progress.wire_bytes,
+                throttled: fresh.is_some_and(|p| p.throttled),
+                overwritten: l.partition_conflicts.get(i).map_or(0, |c| c.overwritten_total),
+                conflicts_dropped: l.partition_conflicts.get(i).map_or(0, |c| c.dropped_total),
             }
         })
         .collect();
-    pb::DupLinkStatus { link: Some(link_to_pb(l)), partitions, conflicts: l.conflicts_total }
+    pb::DupLinkStatus {
+        link: Some(pb::DupLink { partition_bytes_per_sec: shares, ..link_to_pb(l) }),
+        partitions,
+        conflicts: l.conflicts_total,
+        overwritten: l.overwritten_total,
+        conflicts_dropped: l.conflicts_dropped,
+    }
 }
 
 /// Sorts one beacon's progress reports: those from the partition's current primary at its
@@ -145,13 +223,26 @@ pub fn accept_progress(
             );
             continue;
         }
+        let new_conflicts = p
+            .recent_conflicts
+            .iter()
+            .filter_map(|c| {
+                // From a server older than the kinds (a rolling upgrade): counted, not journaled.
+                conflict_from_pb(c)
+                    .inspect_err(|e| tracing::debug!(link = p.link, node, "journal entry left out: {e}"))
+                    .ok()
+            })
+            .collect();
         let update = ProgressUpdate {
             link: p.link,
             partition: p.partition,
             node,
             confirmed: p.confirmed,
             conflicts: p.conflicts,
-            new_conflicts: p.recent_conflicts.iter().map(conflict_from_pb).collect(),
+            replicated_up_to: p.replicated_up_to,
+            overwritten: p.overwritten,
+            conflicts_dropped: p.conflicts_dropped,
+            new_conflicts,
         };
         // A partition still copying its records has no confirmed decree yet.
         if !p.syncing && link.progress_changes(&update) {
@@ -233,11 +324,17 @@ impl MetaService {
         rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
+    async fn incoming(&self) -> std::result::Result<Vec<crate::horizon::IncomingView>, tonic::Status> {
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::Incoming { reply }).await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
+    }
+
     async fn link_reply(&self, applied: Applied) -> std::result::Result<pb::DupLinkStatus, tonic::Status> {
         match applied {
             Applied::Link(l) => {
                 let stats = self.dup_stats().await?;
-                Ok(self.group.read(|s| link_status(&s.0, &l, &stats, crate::wall_ms())))
+                Ok(self.group.read(|s| link_status(&s.0, &l, &stats)))
             }
             Applied::Refused(why) => Err(invalid(why)),
             other => Err(status(Error::invariant(format!("a link command returned {other:?}")))),
@@ -333,18 +430,37 @@ impl MetaService {
         r: pb::DupListRequest,
     ) -> std::result::Result<pb::DupListResponse, tonic::Status> {
         let stats = self.dup_stats().await?;
-        let now = crate::wall_ms();
+        let incoming = self.incoming().await?;
         self.group.read(|s| {
             let links: Vec<_> =
                 s.0.links
                     .values()
                     .filter(|l| r.table.is_empty() || l.table_name == r.table)
-                    .map(|l| link_status(&s.0, l, &stats, now))
+                    .map(|l| link_status(&s.0, l, &stats))
                     .collect();
-            if links.is_empty() && !r.table.is_empty() && s.0.table_by_name(&r.table).is_none() {
+            let table_name = |id: u32| s.0.tables.get(&id).map_or_else(String::new, |t| t.name.clone());
+            let incoming: Vec<_> = incoming
+                .into_iter()
+                .filter(|v| r.table.is_empty() || table_name(v.table) == r.table)
+                .map(|v| pb::IncomingLinkStatus {
+                    table: table_name(v.table),
+                    table_id: v.table,
+                    from_cluster: u32::from(v.link.from_cluster),
+                    source_table: v.link.source_table,
+                    source_partitions: v.link.partitions,
+                    replicated_up_to: v.replicated_up_to,
+                    heard_ms_ago: v.heard_ago.map_or(u64::MAX, |d| d.as_millis() as u64),
+                    purge_below: s.0.horizon(v.table).map_or(0, |h| h.purge_below),
+                })
+                .collect();
+            if links.is_empty()
+                && incoming.is_empty()
+                && !r.table.is_empty()
+                && s.0.table_by_name(&r.table).is_none()
+            {
                 return Err(status(Error::TableNotFound(r.table.clone())));
             }
-            Ok(pb::DupListResponse { links })
+            Ok(pb::DupListResponse { links, incoming })
         })
     }
 
@@ -357,6 +473,8 @@ impl MetaService {
             Some(l) => Ok(pb::DupConflictsResponse {
                 total: l.conflicts_total,
                 recent: l.recent_conflicts.iter().map(conflict_to_pb).collect(),
+                overwritten: l.overwritten_total,
+                dropped: l.conflicts_dropped,
             }),
             None => Err(invalid(format!("no duplication link {} (see `tern dup list`)", r.id))),
         })

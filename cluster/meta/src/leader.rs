@@ -17,7 +17,8 @@ use tern_proto::pb;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::MetaSm;
-use crate::dup::{DupStats, ReportedProgress, accept_progress};
+use crate::dup::{DupStats, ReportedProgress, ShareDemands, accept_progress, share_demand};
+use crate::horizon::{Horizons, IncomingView};
 use crate::raft::{RaftGroup, WriteError};
 use crate::state::dup::LinkStatus;
 use crate::state::{Command, ConfigRecord, PartitionRecord, TableStatus};
@@ -27,6 +28,9 @@ use crate::state::{Command, ConfigRecord, PartitionRecord, TableStatus};
 pub struct BeaconAnswer {
     pub configs: Vec<PartitionConfig>,
     pub lease_ms: u64,
+    /// What each (link, partition) wants of its link's throttle: the answer's links carry the
+    /// shares split from it.
+    pub dup_demands: ShareDemands,
 }
 
 /// Requests to the leader task.
@@ -39,6 +43,8 @@ pub enum LeaderInput {
         reports: Vec<ReplicaReport>,
         /// Shipping progress of this node's primaries.
         dup_progress: Vec<pb::DupProgress>,
+        /// What this node's receiving primaries heard of incoming links.
+        incoming: Vec<pb::IncomingWatermark>,
         reply: oneshot::Sender<Result<BeaconAnswer>>,
     },
     Propose {
@@ -60,6 +66,10 @@ pub enum LeaderInput {
     DupStats {
         reply: oneshot::Sender<DupStats>,
     },
+    /// Every incoming link with what this leader heard of it.
+    Incoming {
+        reply: oneshot::Sender<Vec<IncomingView>>,
+    },
 }
 
 /// What the configuration manager knows beyond the replicated state: liveness and balance.
@@ -80,6 +90,9 @@ pub struct LeaderOptions {
     pub recall_window: Duration,
     /// How many recent conflicts each duplication link keeps.
     pub dup_conflict_journal: u32,
+    /// See `MetaOptions::tombstone_retention` and `dup_hold_limit`.
+    pub tombstone_retention: Duration,
+    pub dup_hold_limit: Duration,
 }
 
 pub fn write_error(e: WriteError) -> Error {
@@ -114,6 +127,10 @@ struct Leader {
     /// Accepted progress reports and when they arrived, by (link, partition): only the
     /// confirmed decrees and conflicts are replicated.
     dup_stats: HashMap<(u64, u32), (pb::DupProgress, Instant)>,
+    /// What it heard of incoming links; table purge horizons (`horizon.rs`).
+    horizons: Horizons,
+    tombstone_retention: Duration,
+    dup_hold_limit: Duration,
 }
 
 async fn run(
@@ -140,6 +157,9 @@ async fn run(
         recall_window: opts.recall_window,
         dup_conflict_journal: opts.dup_conflict_journal,
         dup_stats: HashMap::new(),
+        horizons: Horizons::new(started),
+        tombstone_retention: opts.tombstone_retention,
+        dup_hold_limit: opts.dup_hold_limit,
     };
     leader.finish_creations().await?;
     tracing::info!("leading: configuration manager running");
@@ -185,13 +205,20 @@ impl Leader {
 
     async fn on_input(&mut self, input: LeaderInput) -> Result<()> {
         match input {
-            LeaderInput::Beacon { node, addr, sent_at_ms, reports, dup_progress, reply } => {
+            LeaderInput::Beacon { node, addr, sent_at_ms, reports, dup_progress, incoming, reply } => {
                 let known = self.group.read(|s| s.0.nodes.get(&node.0).map(|n| n.addr.clone()));
                 if known.as_deref() != Some(addr.as_str()) {
                     self.write(Command::RegisterNode { id: node.0, addr }).await?;
                 }
                 if !dup_progress.is_empty() {
                     self.on_dup_progress(node, dup_progress).await?;
+                }
+                if !incoming.is_empty() {
+                    let now = Instant::now();
+                    let commands = self.group.read(|s| self.horizons.on_reports(&s.0, &incoming, now));
+                    for c in commands {
+                        self.write(c).await?;
+                    }
                 }
                 self.run_cm(CmEvent::Beacon { node, sent_at_ms, reports }, Some(BeaconReply::Beacon(reply)))
                     .await
@@ -220,6 +247,11 @@ impl Leader {
                 let _ = reply.send(stats);
                 Ok(())
             }
+            LeaderInput::Incoming { reply } => {
+                let now = Instant::now();
+                let _ = reply.send(self.group.read(|s| self.horizons.views(&s.0, now)));
+                Ok(())
+            }
             LeaderInput::Status { reply } => {
                 let _ = reply.send(StatusReport {
                     nodes: self.cm.node_summary(),
@@ -243,6 +275,11 @@ impl Leader {
             self.write(Command::RecordDupProgress { updates, journal: self.dup_conflict_journal }).await?;
         }
         Ok(())
+    }
+
+    fn dup_demands(&self) -> ShareDemands {
+        let demand = |(p, at): &(pb::DupProgress, Instant)| share_demand(p, at.elapsed().as_millis() as u64);
+        self.dup_stats.iter().map(|(k, v)| (*k, demand(v))).collect()
     }
 
     async fn on_tick(&mut self) -> Result<()> {
@@ -272,6 +309,12 @@ impl Leader {
             self.write(Command::PurgeTable { id }).await?;
             self.cm.remove_table(TableId(id));
             tracing::info!("dropped table {id} purged after its recall window");
+        }
+        let now = Instant::now();
+        let (retention, hold) = (self.tombstone_retention, self.dup_hold_limit);
+        let commands = self.group.read(|s| self.horizons.tick(&s.0, now_wall, retention, hold, now));
+        for c in commands {
+            self.write(c).await?;
         }
         if !self.dup_stats.is_empty() {
             let live: HashSet<u64> = self.group.read(|s| {
@@ -305,7 +348,8 @@ impl Leader {
                 }
                 CmAction::BeaconAck { configs, lease_ms, .. } => {
                     if let Some(BeaconReply::Beacon(r)) = reply.take() {
-                        let _ = r.send(Ok(BeaconAnswer { configs, lease_ms }));
+                        let _ =
+                            r.send(Ok(BeaconAnswer { configs, lease_ms, dup_demands: self.dup_demands() }));
                     }
                 }
                 CmAction::ConfigUpdate { to, config } => {

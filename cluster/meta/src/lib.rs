@@ -10,8 +10,10 @@
 //! Decisions (failure detection, reconfiguration, placement) live in `tern-confman`, which has
 //! no I/O; this crate persists and carries them out.
 
+pub mod drlease;
 pub mod dup;
-pub mod leader;
+pub mod horizon;
+mod leader;
 pub mod raft;
 pub mod service;
 pub mod state;
@@ -77,8 +79,18 @@ pub struct MetaOptions {
     /// How many recent conflicts (writes that lost last-writer-wins on the remote side) each
     /// duplication link keeps in the replicated state. Default [`DEFAULT_DUP_CONFLICT_JOURNAL`].
     pub dup_conflict_journal: u32,
+    /// Dead records (tombstones, expired records) stay at least this long (by their timetag)
+    /// before a table's purge horizon passes them, however caught up its incoming links are.
+    pub tombstone_retention: Duration,
+    /// An incoming link not heard for this long stops holding its table's tombstones back.
+    pub dup_hold_limit: Duration,
     pub raft: RaftOptions,
+    /// The DR lease: its voters (none: no lease) and how often it is renewed.
+    pub dr_lease: drlease::DrLeaseOptions,
 }
+
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_DUP_HOLD_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub const DEFAULT_DUP_CONFLICT_JOURNAL: u32 = 100;
 
@@ -107,8 +119,29 @@ pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 
     let leader_slot: Arc<Mutex<Option<tokio::sync::mpsc::Sender<leader::LeaderInput>>>> =
         Arc::new(Mutex::new(None));
     let pool = Arc::new(Pool::new());
+    let dr_lease = Arc::new(drlease::DrLease::new(opts.dr_lease.clone()));
+    if dr_lease.used() {
+        let voters: Vec<String> = opts.dr_lease.voters.iter().map(|(n, a)| format!("{n}={a}")).collect();
+        tracing::info!(
+            "DR lease: active tables take client writes only while a majority of {} grant it",
+            voters.join(", ")
+        );
+    } else {
+        tracing::warn!(
+            "NO DR LEASE: no --dr-voters, so this cluster's active tables take client writes even when \
+             no proxy can reach it; a standby promoted elsewhere meanwhile (by hand, or by a proxy \
+             started with --unsafe-failover-without-lease) takes writes at the same time (split brain). \
+             Proxies with --auto-failover refuse to promote away from this cluster."
+        );
+    }
+    let renewing = tokio::spawn(drlease::run(dr_lease.clone(), group.clone(), pool.clone()));
     let supervisor = tokio::spawn(supervise(group.clone(), opts.clone(), leader_slot.clone(), pool));
-    let svc = service::MetaService { group: group.clone(), leader: leader_slot, memory: Default::default() };
+    let svc = service::MetaService {
+        group: group.clone(),
+        leader: leader_slot,
+        memory: Default::default(),
+        dr_lease,
+    };
     tracing::info!(id = opts.id, listen = %opts.listen, "meta server started");
     let server = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(svc))
@@ -120,6 +153,7 @@ pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 
         );
     let result = server.await.map_err(|e| Error::io("serve", e));
     supervisor.abort();
+    renewing.abort();
     let _ = group.shutdown().await;
     tracing::info!(id = opts.id, "meta server stopped");
     result
@@ -146,6 +180,8 @@ async fn supervise(
                     tick: Duration::from_millis(200),
                     recall_window: opts.recall_window,
                     dup_conflict_journal: opts.dup_conflict_journal,
+                    tombstone_retention: opts.tombstone_retention,
+                    dup_hold_limit: opts.dup_hold_limit,
                 };
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(leader::spawn(group.clone(), lo, pool.clone()));

@@ -28,6 +28,8 @@ pub struct MetaService {
     /// Each replica server's memory, from its last beacon this meta accepted as leader (not
     /// replicated: a new leader knows it after one beacon round).
     pub memory: Arc<Mutex<HashMap<u64, pb::NodeMemory>>>,
+    /// The cluster's DR lease (renewed by this server while it leads).
+    pub dr_lease: Arc<crate::drlease::DrLease>,
 }
 
 fn status(e: Error) -> Status {
@@ -135,6 +137,7 @@ impl pb::meta_server::Meta for MetaService {
             sent_at_ms,
             reports,
             dup_progress: r.dup_progress,
+            incoming: r.incoming,
             reply,
         })
         .await?;
@@ -143,13 +146,15 @@ impl pb::meta_server::Meta for MetaService {
         if let Some(m) = memory {
             self.memory.lock().unwrap_or_else(|e| e.into_inner()).insert(node, m);
         }
-        let (name, id, dup_links, table_roles, purged_tables) = self.group.read(|s| {
+        let lease = &self.dr_lease;
+        let (name, id, dup_links, table_roles, purged_tables, dr_lease) = self.group.read(|s| {
             // Ids are never reused: one this meta handed out and no longer holds was purged.
             let purged = reported_tables
                 .iter()
                 .copied()
                 .filter(|t| *t <= s.0.next_table_id && !s.0.tables.contains_key(t))
                 .collect();
+            let enforced = lease.enforced(&s.0);
             let roles =
                 s.0.tables
                     .values()
@@ -158,9 +163,18 @@ impl pb::meta_server::Meta for MetaService {
                         name: t.name.clone(),
                         role: t.role.to_pb(),
                         epoch: t.epoch,
+                        partitions: t.partitions,
+                        purge_below: s.0.horizon(t.id).map_or(0, |h| h.purge_below),
+                        // What is left now; the server counts it from its beacon's send time.
+                        dr_lease_ms: if enforced && t.role == DrRole::Active {
+                            lease.lease_left_ms(&t.name, t.epoch)
+                        } else {
+                            0
+                        },
                     })
                     .collect();
-            (s.0.cluster_name.clone(), s.0.cluster_id, crate::dup::beacon_links(&s.0), roles, purged)
+            let links = crate::dup::beacon_links(&s.0, &answer.dup_demands);
+            (s.0.cluster_name.clone(), s.0.cluster_id, links, roles, purged, enforced)
         });
         Ok(Response::new(pb::BeaconResponse {
             sent_at_ms,
@@ -172,6 +186,7 @@ impl pb::meta_server::Meta for MetaService {
             dup_links,
             table_roles,
             purged_tables,
+            dr_lease,
         }))
     }
 
@@ -197,6 +212,7 @@ impl pb::meta_server::Meta for MetaService {
                 table: Some(table_info(t)),
                 partitions: s.0.table_configs(t.id).iter().map(config_to_pb).collect(),
                 addresses: vec![],
+                dr_lease: Some(self.dr_lease.route_lease(&s.0, &t.name, t.role, t.epoch)),
             })
         });
         let mut route = route.map_err(status)?;
@@ -397,5 +413,31 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::DupChangeRequest>,
     ) -> Result<Response<pb::DupConflictsResponse>, Status> {
         self.do_dup_conflicts(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_dr_lease(&self, _req: Request<pb::Empty>) -> Result<Response<pb::DrLeaseStatus>, Status> {
+        self.leader()?;
+        Ok(Response::new(self.group.read(|s| self.dr_lease.status(&s.0))))
+    }
+
+    async fn set_dr_lease_waiver(
+        &self,
+        req: Request<pb::DrLeaseWaiverRequest>,
+    ) -> Result<Response<pb::DrLeaseStatus>, Status> {
+        let r = req.into_inner();
+        crate::drlease::check_waiver_reason(r.waive, &r.reason).map_err(status)?;
+        let waiver = r.waive.then(|| crate::state::dr::DrLeaseWaiver {
+            reason: r.reason.trim().to_string(),
+            at_ms: crate::wall_ms(),
+        });
+        match &waiver {
+            Some(w) => tracing::warn!(
+                "DR lease WAIVED by an operator ({}): active tables take client writes without it; a standby promoted elsewhere meanwhile is a split brain",
+                w.reason
+            ),
+            None => tracing::info!("DR lease enforced again"),
+        }
+        self.write(Command::SetDrLeaseWaiver { waiver }).await?;
+        Ok(Response::new(self.group.read(|s| self.dr_lease.status(&s.0))))
     }
 }

@@ -6,6 +6,7 @@ pub mod dr;
 pub mod dup;
 #[cfg(test)]
 mod golden_tests;
+pub mod incoming;
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,9 @@ use tern_confman::{Demoted, PersistedPartition};
 pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
-use self::dr::{DrRole, RoleChange};
+use self::dr::{DrLeaseWaiver, DrRole, RoleChange};
 use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
+use self::incoming::{IncomingRecord, TableHorizon};
 
 /// A partition configuration as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,12 @@ pub struct MetaState {
     pub links: BTreeMap<u64, LinkRecord>,
     #[serde(default)]
     pub next_link_id: u64,
+    /// Per table: its purge horizon and the links of other clusters into it (`incoming.rs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub horizons: BTreeMap<u32, TableHorizon>,
+    /// The DR lease waived by an operator, if it is (`state/dr.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr_lease_waiver: Option<DrLeaseWaiver>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +159,26 @@ pub enum Command {
     /// A table's DR role and epoch (compare-and-set on the epoch if asked).
     SetTableRole {
         change: RoleChange,
+    },
+    /// Another cluster's table ships into `table` (`state/incoming.rs`).
+    RegisterIncoming {
+        table: u32,
+        link: IncomingRecord,
+    },
+    /// An incoming link stops holding `table`'s purge horizon back (silent past the hold limit).
+    ForgetIncoming {
+        table: u32,
+        from_cluster: u8,
+        source_table: u32,
+    },
+    /// `table`'s purge horizon rises to `below` (a timetag), if that is higher.
+    RaisePurgeHorizon {
+        table: u32,
+        below: u64,
+    },
+    /// Waives the DR lease (`Some`) or enforces it again (`None`).
+    SetDrLeaseWaiver {
+        waiver: Option<DrLeaseWaiver>,
     },
 }
 
@@ -248,6 +276,7 @@ impl MetaState {
             Command::PurgeTable { id } => {
                 self.tables.remove(id);
                 self.partitions.retain(|_, p| p.config.table != *id);
+                self.horizons.remove(id);
             }
             Command::SetConfig { partition } => {
                 let key = partition_key(partition.config.table, partition.config.partition);
@@ -275,6 +304,12 @@ impl MetaState {
                 return self.record_dup_progress(updates, *journal);
             }
             Command::SetTableRole { change } => return self.set_table_role(change),
+            Command::RegisterIncoming { table, link } => return self.register_incoming(*table, *link),
+            Command::ForgetIncoming { table, from_cluster, source_table } => {
+                return self.forget_incoming(*table, *from_cluster, *source_table);
+            }
+            Command::RaisePurgeHorizon { table, below } => return self.raise_purge_horizon(*table, *below),
+            Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
         }
         Response::Done
     }

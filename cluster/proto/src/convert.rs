@@ -296,6 +296,7 @@ pub fn outcome_to_pb(o: &WriteOutcome) -> pb::WriteResponse {
             check_value: c.check_value.clone().flatten().unwrap_or_default(),
         }),
         WriteOutcome::Superseded { stored } => Outcome::SupersededBy(stored.as_u64()),
+        WriteOutcome::Replaced { stored } => Outcome::Replaced(stored.as_u64()),
     };
     pb::WriteResponse { outcome: Some(outcome) }
 }
@@ -306,6 +307,7 @@ pub fn outcome_from_pb(r: pb::WriteResponse) -> Result<WriteOutcome> {
         Outcome::Done(_) => WriteOutcome::Done,
         Outcome::IncrValue(new_value) => WriteOutcome::Incr { new_value },
         Outcome::SupersededBy(t) => WriteOutcome::Superseded { stored: Timetag::from_u64(t) },
+        Outcome::Replaced(t) => WriteOutcome::Replaced { stored: Timetag::from_u64(t) },
         Outcome::Checked(c) => WriteOutcome::Checked(CheckOutcome {
             passed: c.passed,
             check_value: c.check_value_returned.then(|| c.check_value_found.then_some(c.check_value)),
@@ -555,6 +557,7 @@ mod tests {
             WriteOutcome::Done,
             WriteOutcome::Incr { new_value: -3 },
             WriteOutcome::Superseded { stored: Timetag::from_u64(5) },
+            WriteOutcome::Replaced { stored: Timetag::from_u64(6) },
             WriteOutcome::Checked(CheckOutcome { passed: true, check_value: None }),
             WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(None) }),
             WriteOutcome::Checked(CheckOutcome { passed: false, check_value: Some(Some(b"v".to_vec())) }),

@@ -27,6 +27,8 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::InvariantViolated | ErrorCode::Io => Code::Internal,
         ErrorCode::Standby => Code::FailedPrecondition,
         ErrorCode::EpochConflict => Code::Aborted,
+        ErrorCode::ClockAhead => Code::FailedPrecondition,
+        ErrorCode::NoDrLease => Code::Unavailable,
     }
 }
 
@@ -111,6 +113,8 @@ mod tests {
         (ErrorCode::Transport, Code::Unavailable),
         (ErrorCode::Standby, Code::FailedPrecondition),
         (ErrorCode::EpochConflict, Code::Aborted),
+        (ErrorCode::ClockAhead, Code::FailedPrecondition),
+        (ErrorCode::NoDrLease, Code::Unavailable),
     ];
 
     #[test]

@@ -97,6 +97,8 @@ pub enum Event {
         applied: Decree,
         applied_timetag: Timetag,
         applied_ballot: Ballot,
+        /// The store's purge horizon (`tern_storage::PartitionStore::purge_horizon`).
+        purge_below: Timetag,
         log: Vec<LogEntry>,
     },
     /// The configuration manager created this replica for a new, empty partition.
@@ -151,6 +153,12 @@ pub enum Event {
     },
     CheckpointFailed {
         error: Error,
+    },
+    /// The meta server's purge horizon for this partition's table: below it no duplicated
+    /// write can arrive any more (`docs/duplication.md`). A primary logs a newer one in an
+    /// entry of its own, so every replica applies it at the same decree; others ignore it.
+    PurgeHorizon {
+        below: Timetag,
     },
     /// The answer to `Action::Resolve`: the op's result as a `WriteOp::Resolved`, or why it is
     /// refused (e.g. incr of a value that is not an integer).

@@ -32,9 +32,6 @@ pub struct ReplicaOptions {
     /// Most client writes a primary holds back waiting on a hash key (behind an atomic op
     /// being resolved, see `resolve.rs`); more get `BUSY`.
     pub max_parked: usize,
-    /// How long the store keeps tombstones and expired records (its last-writer-wins
-    /// retention): a duplicated write older than this is refused. 0 refuses every one.
-    pub lww_retention_ms: u64,
     /// Test only: commit once a majority (not every member) has logged a mutation.
     #[cfg(feature = "planted-bugs")]
     pub bug_commit_on_majority: bool,
@@ -58,7 +55,6 @@ impl ReplicaOptions {
             propose_retry_ms: 1_000,
             max_clock_offset_ms: 500,
             max_parked: 4096,
-            lww_retention_ms: 24 * 3600 * 1000,
             #[cfg(feature = "planted-bugs")]
             bug_commit_on_majority: false,
             #[cfg(feature = "planted-bugs")]

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, WriteOp};
+use tern_core::{Ballot, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, Timetag, WriteOp};
 use tern_storage::LogEntry;
 
 use crate::message::{Action, PeerMessage, Refusal, Reign, Reply, RequestId};
@@ -68,6 +68,30 @@ pub(crate) struct LearnerProgress {
 }
 
 impl Replica {
+    /// A purge horizon from the meta server: an active primary logs it, in an entry of its own,
+    /// unless an entry already carries it (applied, or in the window). Every replica applies it
+    /// at that decree, so all purge by the same bound.
+    pub(crate) fn on_purge_horizon(&mut self, now: u64, below: Timetag, out: &mut Vec<Action>) {
+        let Role::Primary(p) = &mut self.role else { return };
+        if !p.active {
+            return; // reconciling: the next beacon brings it again
+        }
+        let s = &mut self.shared;
+        let in_window = s.window.iter().filter_map(|slot| slot.entry.mutation.purge_below).max();
+        if below <= s.purge_applied.max(in_window.unwrap_or_default()) {
+            return;
+        }
+        let entry = LogEntry {
+            ballot: s.reign.ballot,
+            decree: s.last_prepared().next(),
+            timetag: s.hlc.now(s.wall_ms),
+            mutation: tern_core::Mutation::purge_horizon(below),
+        };
+        s.window.insert(Slot::new(entry.clone(), now));
+        p.send_prepare(s, &entry, out);
+        out.push(Action::Append { entries: vec![entry] });
+    }
+
     /// Starts a reign: re-propose every entry after the committed decree under the new ballot,
     /// followed by an empty entry that marks the reign, and serve nothing until all of it is
     /// committed, so that every member agrees (PacificA §2.5, "reconciliation").

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// become durable here after it arrived). Kept across roles: a learner that becomes a
     /// secondary still needs the commit point it heard while learning.
     pub(crate) commit_hint: Decree,
+    /// The purge horizon as applied: the store's at open, raised by every entry applied since.
+    pub(crate) purge_applied: Timetag,
 }
 
 impl Replica {
@@ -64,6 +66,7 @@ impl Replica {
                 committed: Decree::ZERO,
                 window: Window::default(),
                 commit_hint: Decree::ZERO,
+                purge_applied: Timetag::ZERO,
                 opts,
             },
             role: Role::Inactive,
@@ -76,7 +79,8 @@ impl Replica {
         self.shared.wall_ms = now.wall_ms;
         let now_ms = now.mono_ms;
         match event {
-            Event::Open { applied, applied_timetag, applied_ballot, log } => {
+            Event::Open { applied, applied_timetag, applied_ballot, purge_below, log } => {
+                self.shared.purge_applied = purge_below;
                 self.on_open(now_ms, applied, applied_timetag, applied_ballot, log)
             }
             Event::Create { config } => self.on_create(now_ms, config, out),
@@ -95,6 +99,14 @@ impl Replica {
             }
             Event::CheckpointFailed { error } => self.on_checkpoint_failed(now_ms, error, out),
             Event::Resolved { req, result } => self.on_resolved(now_ms, req, result, out),
+            Event::PurgeHorizon { below } => self.on_purge_horizon(now_ms, below, out),
+        }
+        // What is applied raises the purge horizon as applied (the store does the same).
+        for a in out.iter() {
+            if let Action::Apply { entries, .. } = a {
+                let applied = entries.iter().filter_map(|e| e.mutation.purge_below).max();
+                self.shared.purge_applied = self.shared.purge_applied.max(applied.unwrap_or_default());
+            }
         }
     }
 

@@ -129,36 +129,25 @@ impl PrimaryState {
 }
 
 impl Shared {
-    /// A duplicated write (a `Put` with its origin's timetag) is refused if its timetag is older
-    /// than the store's last-writer-wins retention: compaction may already have dropped the
-    /// tombstone or expired record that would make it lose, and replicas that compacted and
-    /// replicas that did not would then disagree. Otherwise the clock moves past its timetag,
-    /// so that writes accepted here later order after it.
+    /// A duplicated write (a `Put` with its origin's timetag) is admitted whatever its age: it
+    /// applies by last-writer-wins against what the store holds, and a dead record that
+    /// compaction may have dropped counts as absent on every replica alike
+    /// (`tern_storage::purgeable`), so replicas agree however late it comes. Dead records stay
+    /// until every incoming link has confirmed that nothing older is left to ship (the purge
+    /// horizon, `docs/duplication.md`), so a write of a link that was down for days still loses
+    /// to the newer tombstone it should lose to. It is refused if its timetag is further ahead
+    /// of this clock than the maximum clock offset (`CLOCK_AHEAD`); otherwise the clock moves
+    /// past it, so that writes accepted here later order after it.
     pub(crate) fn admit_duplicated(&mut self, op: &WriteOp) -> Result<()> {
         let WriteOp::Put { timetag: Some(t), .. } = op else { return Ok(()) };
-        let retention = self.opts.lww_retention_ms;
-        if retention == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "partition {} keeps no tombstones (retention 0), so it cannot take duplicated writes",
-                self.gpid
-            )));
-        }
-        // The entry that logs this put is stamped at or after the clock's current time; a
-        // margin covers the time until then (writes wait in a batch for milliseconds).
-        const MARGIN_MS: u64 = 60_000;
-        let now = self.hlc.now(self.wall_ms).physical_ms();
-        let oldest = (now + MARGIN_MS).saturating_sub(retention);
-        if t.physical_ms() < oldest {
-            return Err(Error::InvalidArgument(format!(
-                "duplicated write of {} is {} s old, beyond the last-writer-wins retention of {} s \
-                 (its tombstones may be compacted away): it needs a full sync instead",
-                self.gpid,
-                now.saturating_sub(t.physical_ms()) / 1000,
-                retention / 1000
-            )));
-        }
-        self.hlc.observe(*t, self.wall_ms);
-        Ok(())
+        // A timetag from the future would win every last-writer-wins decision here until this
+        // clock caught up, and moving the clock to it would drag every later write along.
+        self.hlc.observe_remote(*t, self.wall_ms).map_err(|ahead_ms| Error::ClockAhead {
+            gpid: self.gpid,
+            from_cluster: t.cluster().get(),
+            ahead_ms,
+            max_ms: self.hlc.max_offset_ms(),
+        })
     }
 }
 

@@ -55,7 +55,7 @@ fn secondary_holding_decree_1(key: &str) -> Replica {
 /// `log` in its log.
 fn open(r: &mut Replica, applied: u64, ballot: u64, log: Vec<LogEntry>) -> Vec<Action> {
     let (applied, applied_ballot) = (Decree(applied), Ballot(ballot));
-    h(r, T0, Event::Open { applied, applied_timetag: Timetag::ZERO, applied_ballot, log })
+    h(r, T0, Event::Open { applied, applied_timetag: Timetag::ZERO, applied_ballot, purge_below: Timetag::ZERO, log })
 }
 
 pub(crate) fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
@@ -661,4 +661,28 @@ fn a_learner_starts_over_when_its_primary_begins_a_new_reign() {
     assert_eq!(a[0], Action::ResetLog);
     assert!(matches!(sends(&a)[..], [(P, PeerMessage::LearnRequest { applied: Decree(1), .. })]), "{a:?}");
     assert_eq!(l.status(), ReplicaStatus::Learner);
+}
+
+/// A purge horizon from the meta server is logged once, by an active primary, in an entry of
+/// its own (replicated like a write); a lower or known one changes nothing, and other roles
+/// ignore it.
+#[test]
+fn an_active_primary_logs_a_newer_purge_horizon_once() {
+    let mut r = active_primary();
+    let below = Timetag::new(T0 - 60_000, 0, tern_core::ClusterId::new(1).unwrap(), false);
+    let a = h(&mut r, T0, Event::PurgeHorizon { below });
+    let logged: Vec<_> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Append { entries } => Some(entries[0].mutation.purge_below),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged, vec![Some(below)], "{a:?}");
+    assert!(h(&mut r, T0, Event::PurgeHorizon { below }).is_empty(), "already in the window");
+    let older = Timetag::new(T0 - 120_000, 0, tern_core::ClusterId::new(1).unwrap(), false);
+    assert!(h(&mut r, T0, Event::PurgeHorizon { below: older }).is_empty(), "not newer");
+    let mut s = Replica::new(G, S1, opts(), T0);
+    h(&mut s, T0, Event::Create { config: cfg(1, P, &[S1, S2]) });
+    assert!(h(&mut s, T0, Event::PurgeHorizon { below }).is_empty(), "a secondary does not log it");
 }

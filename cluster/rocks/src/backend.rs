@@ -29,10 +29,6 @@ pub struct RocksConfig {
     pub memtable_huge_pages: bool,
     /// Background flush and compaction jobs per store.
     pub max_background_jobs: i32,
-    /// How long tombstones and expired records are kept (by their timetag's age against the
-    /// store's horizon) before compaction drops them: the window in which a late, older
-    /// duplicated write is still ordered against them by last-writer-wins.
-    pub lww_retention_secs: u64,
 }
 
 impl Default for RocksConfig {
@@ -42,7 +38,6 @@ impl Default for RocksConfig {
             write_buffer_bytes: 32 << 20,
             memtable_huge_pages: true,
             max_background_jobs: 2,
-            lww_retention_secs: 24 * 3600,
         }
     }
 }
@@ -118,7 +113,7 @@ impl RocksBackend {
         if self.config.memtable_huge_pages {
             o.set_memtable_huge_page_size(HUGE_PAGE_BYTES);
         }
-        o.set_compaction_filter_factory(TtlFilterFactory::new(horizon, self.config.lww_retention_secs));
+        o.set_compaction_filter_factory(TtlFilterFactory::new(horizon));
         o
     }
 

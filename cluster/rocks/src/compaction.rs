@@ -1,15 +1,16 @@
-//! The compaction filter: drops expired records and tombstones while RocksDB compacts.
+//! The compaction filter: drops dead records (tombstones, expired records) while RocksDB
+//! compacts, by the rule every store shares (`tern_storage::purgeable`).
 //!
-//! Its horizon is the largest applied timetag, not the local clock: a record expired at that
+//! Its clock is the largest applied timetag, not the local clock: a record expired at that
 //! timetag is expired for every future write too (timetags grow with decrees), so replicas
 //! that compact at different times still apply every later write identically. Reads hide
 //! expired records and tombstones by themselves before compaction gets to them.
 //!
 //! Last-writer-wins needs the dead records for a while: a tombstone is what makes a late,
-//! older write lose. So a tombstone or an expired record is dropped only once its timetag is
-//! more than the retention older than the horizon; duplicated writes older than that window
-//! are refused before they are logged, so whether a replica compacted already never changes
-//! what a write does.
+//! older write lose. So a dead record is dropped only once it is older than the partition's
+//! purge horizon (replicated state: below it no duplicated write can arrive any more, and the
+//! meta server keeps it the retention behind; see `docs/duplication.md`); a store without a
+//! purge horizon drops nothing.
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -20,19 +21,26 @@ use rocksdb::compaction_filter::CompactionFilter;
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use tern_core::Timetag;
 use tern_core::value;
+use tern_storage::purgeable;
 
-/// Shared between a store (which advances it on every write) and its compaction filters.
-pub(crate) type Horizon = Arc<AtomicU64>;
+/// Shared between a store (which advances it on every write) and its compaction filters: the
+/// applied timetag and the purge horizon, as applied.
+#[derive(Debug, Default)]
+pub(crate) struct Horizons {
+    pub(crate) applied: AtomicU64,
+    pub(crate) purge_below: AtomicU64,
+}
+
+pub(crate) type Horizon = Arc<Horizons>;
 
 pub(crate) struct TtlFilterFactory {
     pub(crate) horizon: Horizon,
-    retention_secs: u64,
     name: CString,
 }
 
 impl TtlFilterFactory {
-    pub(crate) fn new(horizon: Horizon, retention_secs: u64) -> TtlFilterFactory {
-        TtlFilterFactory { horizon, retention_secs, name: CString::from(c"tern.ttl_filter_factory") }
+    pub(crate) fn new(horizon: Horizon) -> TtlFilterFactory {
+        TtlFilterFactory { horizon, name: CString::from(c"tern.ttl_filter_factory") }
     }
 }
 
@@ -40,11 +48,9 @@ impl CompactionFilterFactory for TtlFilterFactory {
     type Filter = TtlFilter;
 
     fn create(&mut self, _context: CompactionFilterContext) -> TtlFilter {
-        let horizon = Timetag::from_u64(self.horizon.load(Ordering::Acquire));
-        let now_secs = horizon.physical_secs();
         TtlFilter {
-            now_secs,
-            older_than_secs: now_secs.saturating_sub(self.retention_secs),
+            applied: Timetag::from_u64(self.horizon.applied.load(Ordering::Acquire)),
+            purge_below: Timetag::from_u64(self.horizon.purge_below.load(Ordering::Acquire)),
             name: CString::from(c"tern.ttl_filter"),
         }
     }
@@ -55,19 +61,15 @@ impl CompactionFilterFactory for TtlFilterFactory {
 }
 
 pub(crate) struct TtlFilter {
-    now_secs: u64,
-    /// Dead records whose timetag is older than this (seconds) may go.
-    older_than_secs: u64,
+    applied: Timetag,
+    purge_below: Timetag,
     name: CString,
 }
 
 impl CompactionFilter for TtlFilter {
     fn filter(&mut self, _level: u32, _key: &[u8], raw: &[u8]) -> CompactionDecision {
         match value::decode(raw) {
-            Ok((header, _))
-                if !header.is_live(self.now_secs)
-                    && header.timetag.physical_secs() < self.older_than_secs =>
-            {
+            Ok((header, _)) if purgeable(&header, self.applied, self.purge_below) => {
                 CompactionDecision::Remove
             }
             // Never drop what we cannot read: corruption is reported by reads, not hidden here.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
@@ -23,6 +23,8 @@ const KEY_FORMAT: &[u8] = b"format_version";
 const KEY_DECREE: &[u8] = b"last_applied_decree";
 const KEY_TIMETAG: &[u8] = b"last_applied_timetag";
 const KEY_BALLOT: &[u8] = b"last_applied_ballot";
+/// The purge horizon (a timetag); absent in stores written before it existed: zero.
+const KEY_PURGE_BELOW: &[u8] = b"purge_below";
 /// Version of the on-disk layout described in the crate docs.
 const FORMAT_V1: u64 = 1;
 
@@ -83,7 +85,7 @@ impl RocksPartitionStore {
 
     pub(crate) fn open(backend: &RocksBackend, dir: &Path) -> Result<RocksPartitionStore> {
         fs::create_dir_all(dir).map_err(io_err(format!("create store directory {}", dir.display())))?;
-        let horizon: Horizon = Arc::new(AtomicU64::new(0));
+        let horizon: Horizon = Arc::default();
         let cfs = [
             ColumnFamilyDescriptor::new(CF_DATA, backend.data_options(horizon.clone())),
             ColumnFamilyDescriptor::new(CF_META, backend.meta_options()),
@@ -138,8 +140,10 @@ impl RocksPartitionStore {
         let decree = Decree(self.meta_get(KEY_DECREE, ReadTier::All)?.unwrap_or(0));
         let timetag = Timetag::from_u64(self.meta_get(KEY_TIMETAG, ReadTier::All)?.unwrap_or(0));
         let ballot = Ballot(self.meta_get(KEY_BALLOT, ReadTier::All)?.unwrap_or(0));
-        self.applied = AppliedMark { decree, timetag, ballot };
-        self.horizon.store(timetag.as_u64(), Ordering::Release);
+        let purge_below = Timetag::from_u64(self.meta_get(KEY_PURGE_BELOW, ReadTier::All)?.unwrap_or(0));
+        self.applied = AppliedMark { decree, timetag, ballot, purge_below };
+        self.horizon.applied.store(timetag.as_u64(), Ordering::Release);
+        self.horizon.purge_below.store(purge_below.as_u64(), Ordering::Release);
         Ok(())
     }
 
@@ -235,16 +239,24 @@ impl PartitionStore for RocksPartitionStore {
         wb.put_cf(meta, KEY_DECREE, mark.decree.0.to_be_bytes());
         wb.put_cf(meta, KEY_TIMETAG, mark.timetag.as_u64().to_be_bytes());
         wb.put_cf(meta, KEY_BALLOT, mark.ballot.0.to_be_bytes());
+        if mark.purge_below != self.applied.purge_below {
+            wb.put_cf(meta, KEY_PURGE_BELOW, mark.purge_below.as_u64().to_be_bytes());
+        }
         self.db
             .write_opt(wb, &self.write_opts)
             .map_err(db_err(|| format!("write decree {} to {}", mark.decree, self.path.display())))?;
         self.applied = mark;
-        self.horizon.fetch_max(mark.timetag.as_u64(), Ordering::AcqRel);
+        self.horizon.applied.fetch_max(mark.timetag.as_u64(), Ordering::AcqRel);
+        self.horizon.purge_below.fetch_max(mark.purge_below.as_u64(), Ordering::AcqRel);
         Ok(())
     }
 
     fn last_applied(&self) -> AppliedMark {
         self.applied
+    }
+
+    fn purge_horizon(&self) -> Timetag {
+        self.applied.purge_below
     }
 
     /// Reads the decree from persisted files only (the memtables are not durable with the WAL

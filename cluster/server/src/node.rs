@@ -36,7 +36,7 @@ pub struct Node {
     pub shipping: Arc<Shipping>,
     /// What the duplication runtime works with.
     pub dup: DupEnv,
-    pub roles: Roles,
+    pub roles: Arc<Roles>,
     lease: Mutex<NodeLease>,
     /// Set once the server is asked to stop: long-lived incoming streams end on it, or the
     /// server's graceful shutdown would wait for them forever.
@@ -55,13 +55,13 @@ impl Node {
         let mut meta = MetaClient::new(opts.meta.clone())?;
         meta.deadline = opts.beacon_interval.max(Duration::from_millis(500));
         let meta = Arc::new(meta);
-        let clock = ServerClock::start();
+        let clock = ServerClock::start(opts.test_clock_offset_ms, opts.max_clock_offset.as_millis() as u64);
         let peers = Arc::new(PeerNet::new(id, Arc::new(Addresses::default())));
         let links = Arc::new(Links::default());
         let env = Arc::new(HostEnv {
             id,
             opts: opts.clone(),
-            clock,
+            clock: clock.clone(),
             backend,
             logs: logs.clone(),
             peers: peers.clone(),
@@ -73,9 +73,10 @@ impl Node {
         let replica_opts = env.replica_options();
         let registry = Arc::new(Registry::new(env));
         let shipping = Arc::new(Shipping::default());
+        let roles = Arc::new(Roles::default());
         let dup = DupEnv {
             cluster_id: opts.cluster_id,
-            clock,
+            clock: clock.clone(),
             registry: registry.clone(),
             logs,
             links: links.clone(),
@@ -85,8 +86,9 @@ impl Node {
                 own_cluster: opts.cluster_id,
                 own_partitions: None,
                 max_clock_offset_ms: replica_opts.max_clock_offset_ms,
-                lww_retention_ms: replica_opts.lww_retention_ms,
             },
+            incoming: Arc::default(),
+            roles: roles.clone(),
         };
         Ok(Node {
             id,
@@ -98,7 +100,7 @@ impl Node {
             links,
             shipping,
             dup,
-            roles: Roles::default(),
+            roles,
             lease: Mutex::new(NodeLease::default()),
             stopping: watch::Sender::new(false),
         })

@@ -39,6 +39,12 @@ pub struct ServerOptions {
     /// Directories in `replicas/garbage/` are deleted after this long; until then an operator
     /// can still copy data out of one.
     pub garbage_retention: Duration,
+    /// How far ahead of this server's clock another cluster's timetags may be: a duplicated
+    /// write further ahead is refused (`CLOCK_AHEAD`), and the clock never moves past it. A jump
+    /// of this server's own wall clock by more is logged as an error.
+    pub max_clock_offset: Duration,
+    /// Test only: added to this server's wall clock (to play a server whose clock is wrong).
+    pub test_clock_offset_ms: i64,
 }
 
 impl ServerOptions {
@@ -63,6 +69,8 @@ impl ServerOptions {
             metrics_listen: None,
             gc_removed_after: Duration::from_secs(300),
             garbage_retention: Duration::from_secs(24 * 3600),
+            max_clock_offset: Duration::from_millis(500),
+            test_clock_offset_ms: 0,
         }
     }
 

@@ -204,6 +204,14 @@ impl SimClient {
                             ));
                             None
                         }
+                        // Only a duplicated put reports the record it replaced.
+                        WriteOutcome::Replaced { stored } => {
+                            ctx.obs.violations.push(format!(
+                                "client {}: a local write answered as a duplicated put (replaced {stored})",
+                                self.idx
+                            ));
+                            None
+                        }
                         WriteOutcome::Failed(e) => {
                             ctx.obs
                                 .violations

@@ -54,6 +54,9 @@ pub struct DupBugs {
     /// kept for links: a replica that re-learned and then becomes primary cannot read what its
     /// predecessor had not shipped).
     pub forget_log_when_learning: bool,
+    /// In the shared rules (`DupRules::purge_horizon`): tombstones go after a fixed retention,
+    /// whatever the links still have to ship.
+    pub ignore_incoming_links: bool,
     /// A batch the remote refused is counted as acknowledged (instead of retried).
     pub failed_as_acked: bool,
     /// A receiving node ships writes that arrived by duplication back (a loop).

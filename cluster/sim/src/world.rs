@@ -138,6 +138,9 @@ pub fn replica_options(cfg: &SimConfig, cluster: usize) -> ReplicaOptions {
     o.resend_ms = 200;
     o.ack_timeout_ms = 2_000;
     o.learn_timeout_ms = 5_000;
+    // Node clocks are up to `offset_ms` off either way (and drift): a peer cluster's timetags
+    // may lead by twice that. Runs that test the bound itself set it lower.
+    o.max_clock_offset_ms = 2 * cfg.faults.offset_ms.unsigned_abs() + 2_000;
     #[cfg(feature = "planted-bugs")]
     {
         o.bug_commit_on_majority = cfg.bugs.commit_on_majority;
@@ -158,6 +161,7 @@ pub fn dup_rules(cfg: &SimConfig) -> DupRules {
                 start_from_committed: d.bugs.start_from_committed,
                 floor_past_confirmed: d.bugs.floor_past_confirmed,
                 forget_log_when_learning: d.bugs.forget_log_when_learning,
+                ignore_incoming_links: d.bugs.ignore_incoming_links,
             };
         }
         rules

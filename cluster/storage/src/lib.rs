@@ -22,4 +22,4 @@ pub mod testing;
 pub use clock::SystemClock;
 pub use log::{FileMutationLog, LogEntry, MemMutationLog, MutationLog};
 pub use mem::{MemDisk, MemImage, MemPartitionStore};
-pub use store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch, RawVisit};
+pub use store::{AppliedMark, ApplyEntry, PartitionStore, RawBatch, RawVisit, purgeable};

@@ -140,6 +140,18 @@ impl MemPartitionStore {
         Ok(MemPartitionStore::open(disk, path, clock))
     }
 
+    /// Drops the dead records compaction may drop ([`crate::purgeable`]), as RocksDB's
+    /// compaction filter does; returns how many. The simulator calls it as time goes by.
+    pub fn compact(&mut self) -> usize {
+        let (applied, purge_below) = (self.applied.timetag, self.applied.purge_below);
+        let before = self.data.len();
+        self.data.retain(|_, v| match tern_core::value::decode(v) {
+            Ok((header, _)) => !crate::store::purgeable(&header, applied, purge_below),
+            Err(_) => true, // never drop what cannot be read
+        });
+        before - self.data.len()
+    }
+
     /// Simulates a crash: everything not flushed is lost.
     pub fn crash(mut self) {
         self.crashed = true;
@@ -202,6 +214,10 @@ impl PartitionStore for MemPartitionStore {
 
     fn last_applied(&self) -> AppliedMark {
         self.applied
+    }
+
+    fn purge_horizon(&self) -> Timetag {
+        self.applied.purge_below
     }
 
     fn durable_decree(&self) -> Result<Decree> {

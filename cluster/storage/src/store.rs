@@ -24,11 +24,31 @@ pub type RawVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 /// so every future write carries a timetag at least this large: a record expired at this
 /// timetag is expired for every future write too, which is what lets TTL compaction drop it
 /// without making replicas disagree.
+///
+/// And the partition's purge horizon: the largest one an applied entry carried
+/// (`Mutation::purge_below`). Dead records older than it (and than the retention) may be dropped
+/// by compaction ([`purgeable`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AppliedMark {
     pub decree: Decree,
     pub timetag: Timetag,
     pub ballot: Ballot,
+    pub purge_below: Timetag,
+}
+
+/// Whether compaction may drop a stored record: it is dead (a tombstone, or expired at the
+/// applied horizon `applied`) and older than the partition's purge horizon `purge_below` (below
+/// which no duplicated write can arrive any more; the meta server keeps it at least the
+/// last-writer-wins retention behind, see `docs/duplication.md`). Both are replicated state, and
+/// the rule is monotone in them, so a record one replica dropped counts as droppable on every
+/// other (and counts as absent when a write meets it, `apply.rs`): replicas never disagree on
+/// what a write does, whenever each compacts. A store without a purge horizon drops nothing.
+pub fn purgeable(header: &tern_core::ValueHeader, applied: Timetag, purge_below: Timetag) -> bool {
+    purgeable_at(header, applied.physical_secs(), purge_below)
+}
+
+pub(crate) fn purgeable_at(header: &tern_core::ValueHeader, now_secs: u64, purge_below: Timetag) -> bool {
+    !header.is_live(now_secs) && header.timetag.physical_secs() < purge_below.physical_secs()
 }
 
 /// One decree to apply: its number, the ballot it was proposed at, the timetag its primary
@@ -72,6 +92,9 @@ pub trait PartitionStore: Send + Sync {
 
     /// The mark of the last `raw_write` (or what the store was opened or restored at).
     fn last_applied(&self) -> AppliedMark;
+
+    /// The partition's purge horizon as applied (see [`AppliedMark`]); zero when none.
+    fn purge_horizon(&self) -> Timetag;
 
     /// The last decree whose writes would survive a crash now.
     fn durable_decree(&self) -> Result<Decree>;

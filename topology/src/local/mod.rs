@@ -2,7 +2,9 @@
 //! clusters ("dc1", "dc2", cluster ids 1 and 2), each with meta and replica servers as child
 //! processes of the `tern` binary, a demo table in each that is active in the first cluster and
 //! a standby elsewhere, a two-way duplication link between every pair of clusters, and a proxy
-//! in front of them all. One cluster is named "local" and has no proxy.
+//! in front of them all, which is also the clusters' one DR voter (their active tables take
+//! client writes while the proxy runs). One cluster is named "local" and has no proxy (and no
+//! DR lease).
 //!
 //! Owns: choosing ports and keeping them in the state file ([`state`]), starting and stopping
 //! the processes with their logs ([`processes`]), and waiting until the deployment serves
@@ -157,7 +159,8 @@ async fn start(
             c.metas.len(),
             c.replicas.len()
         ));
-        processes.spawn_cluster(&base, &prefix, c, workers)?;
+        let voters = state.proxy.as_deref().map(processes::proxy_voters);
+        processes.spawn_cluster(&base, &prefix, c, workers, voters.as_deref())?;
     }
     if let Some(addr) = &state.proxy {
         progress(&format!("starting the proxy on {addr}"));
@@ -200,6 +203,10 @@ async fn start(
         for c in &state.clusters {
             progress(&format!("waiting for the duplication links of {} to start…", c.name));
             readiness::wait_links_started(c, spec.ready_within).await?;
+        }
+        for c in &state.clusters {
+            progress(&format!("waiting for {} to hold its DR lease (granted by the proxy)…", c.name));
+            readiness::wait_dr_lease(c, spec.ready_within).await?;
         }
     }
     Ok(())

@@ -11,6 +11,15 @@ use tern_core::{Error, Result};
 
 use super::state::ClusterState;
 
+/// The proxy's name as the DR voter of a local deployment.
+pub const PROXY_VOTER: &str = "proxy";
+
+/// `--dr-voters` of a local deployment: its one proxy. (With one voter, the clusters' active
+/// tables take writes only while the proxy runs; production runs three voters.)
+pub fn proxy_voters(proxy: &str) -> String {
+    format!("{PROXY_VOTER}={proxy}")
+}
+
 /// How long a stopped process may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -52,13 +61,14 @@ impl Processes {
     }
 
     /// Starts one cluster's meta and replica servers; data under `base`, process names
-    /// starting with `prefix`.
+    /// starting with `prefix`; `dr_voters`: the meta servers' `--dr-voters`, if any.
     pub fn spawn_cluster(
         &mut self,
         base: &Path,
         prefix: &str,
         c: &ClusterState,
         workers: usize,
+        dr_voters: Option<&str>,
     ) -> Result<()> {
         let members: Vec<String> = c.metas.iter().map(|(id, a)| format!("{id}={a}")).collect();
         for (id, addr) in &c.metas {
@@ -77,6 +87,10 @@ impl Processes {
                 "--cluster-id".into(),
                 c.id.to_string(),
             ];
+            let mut args = args;
+            if let Some(v) = dr_voters {
+                args.extend(["--dr-voters".to_string(), v.to_string()]);
+            }
             self.spawn(&format!("{prefix}meta-{id}"), &args)?;
         }
         for (i, addr) in &c.replicas {
@@ -98,9 +112,11 @@ impl Processes {
         Ok(())
     }
 
-    /// Starts the proxy in front of `clusters`, listening on `addr`.
+    /// Starts the proxy in front of `clusters`, listening on `addr`; it is the only DR voter,
+    /// named [`PROXY_VOTER`].
     pub fn spawn_proxy(&mut self, addr: &str, clusters: &[ClusterState]) -> Result<()> {
         let mut args = vec!["proxy".to_string(), "--listen".into(), addr.to_string()];
+        args.extend(["--dr-voters".to_string(), proxy_voters(addr), "--dr-name".into(), PROXY_VOTER.into()]);
         for c in clusters {
             args.extend(["--cluster".to_string(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
         }

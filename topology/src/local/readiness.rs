@@ -126,3 +126,31 @@ pub async fn wait_links_started(c: &ClusterState, within: Duration) -> Result<()
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Waits until every active table of `c` holds the cluster's DR lease (a cluster without DR
+/// voters has none to wait for): only then does a first write succeed at once.
+pub async fn wait_dr_lease(c: &ClusterState, within: Duration) -> Result<()> {
+    let admin = admin(c)?;
+    let deadline = Instant::now() + within;
+    loop {
+        let lease = admin.dr_lease().await?;
+        let missing: Vec<String> = lease
+            .tables
+            .iter()
+            .filter(|t| lease.waiver.is_none() && t.lease_left_ms == 0)
+            .map(|t| format!("{}: {}", t.table, t.detail))
+            .collect();
+        if !lease.used || missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "cluster {} did not get its DR lease within {} s ({})",
+                c.name,
+                within.as_secs(),
+                missing.join("; ")
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

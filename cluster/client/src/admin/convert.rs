@@ -6,14 +6,16 @@
 //! sends.
 
 use tern_core::{
-    CopyState, DrRole, Error, FailoverOutcome, LinkMode, LinkStatus, NodeId, Result, TableId, Timetag,
+    ConflictKind, CopyState, DrRole, Error, FailoverOutcome, LinkMode, LinkStatus, NodeId, Result, TableId,
+    Timetag,
 };
 use tern_proto::convert::{PbEnum, config_from_pb, config_to_pb, table_status_from_pb, table_status_to_pb};
 use tern_proto::pb;
 
 use super::types::{
-    ClusterStatus, Conflict, CopyView, FailoverDecision, Link, LinkConflicts, LinkReport, NewLink,
-    NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable, TableInfo, TableRoute, Unhealthy,
+    ClusterStatus, Conflict, CopyView, DrLeaseState, FailoverDecision, IncomingLinkReport, LeaseWait, Link,
+    LinkConflicts, LinkReport, NewLink, NodeMemory, NodeStatus, PartitionProgress, ProxyStatus, ProxyTable,
+    RouteLease, TableInfo, TableLease, TableRoute, Unhealthy, VoterGrant,
 };
 
 fn missing(what: &str, field: &str) -> Error {
@@ -60,6 +62,13 @@ pub fn route_from_pb(r: pb::Route) -> Result<TableRoute> {
         table,
         partitions,
         addresses: r.addresses.into_iter().map(|a| (NodeId(a.node), a.addr)).collect(),
+        dr_lease: r.dr_lease.map(|l| RouteLease {
+            used: l.used,
+            voters: l.voters,
+            waived: l.waived,
+            lease_left_ms: l.lease_left_ms,
+            detail: l.detail,
+        }),
     })
 }
 
@@ -68,6 +77,47 @@ pub fn route_to_pb(r: &TableRoute) -> pb::Route {
         table: Some(table_to_pb(&r.table)),
         partitions: r.partitions.iter().map(config_to_pb).collect(),
         addresses: r.addresses.iter().map(|(n, a)| pb::NodeAddress { node: n.0, addr: a.clone() }).collect(),
+        dr_lease: r.dr_lease.as_ref().map(|l| pb::RouteDrLease {
+            used: l.used,
+            voters: l.voters.clone(),
+            waived: l.waived,
+            lease_left_ms: l.lease_left_ms,
+            detail: l.detail.clone(),
+        }),
+    }
+}
+
+// ---- the DR lease ----
+
+pub fn dr_lease_from_pb(s: pb::DrLeaseStatus) -> DrLeaseState {
+    DrLeaseState {
+        used: s.used,
+        voters: s.voters,
+        majority: s.majority,
+        waiver: s.waived.then_some((s.waiver_reason, s.waived_at_ms)),
+        grants: s
+            .grants
+            .into_iter()
+            .map(|g| VoterGrant {
+                voter: g.voter,
+                addr: g.addr,
+                granted: g.granted,
+                lease_left_ms: g.lease_left_ms,
+                answered_ms_ago: u64::try_from(g.answered_ms_ago).ok(),
+                detail: g.detail,
+            })
+            .collect(),
+        tables: s
+            .tables
+            .into_iter()
+            .map(|t| TableLease {
+                table: t.table,
+                epoch: t.epoch,
+                lease_left_ms: t.lease_left_ms,
+                detail: t.detail,
+            })
+            .collect(),
+        renew_interval_ms: s.renew_interval_ms,
     }
 }
 
@@ -140,6 +190,10 @@ fn progress_from_pb(p: pb::DupPartitionStatus) -> PartitionProgress {
         decrees_behind: p.decrees_behind,
         bytes_behind: p.bytes_behind,
         seconds_behind: p.seconds_behind,
+        lag_unknown: (!p.lag_known).then(|| {
+            if p.lag_unknown.is_empty() { "not reported".to_string() } else { p.lag_unknown.clone() }
+        }),
+        replicated_up_to: Timetag::from_u64(p.replicated_up_to),
         shipped_puts: p.shipped_puts,
         failed_batches: p.failed_batches,
         last_error: non_empty(p.last_error),
@@ -149,6 +203,12 @@ fn progress_from_pb(p: pb::DupPartitionStatus) -> PartitionProgress {
         clock_ahead: p.clock_ahead,
         syncing: p.syncing,
         sync_records: p.sync_records,
+        share_bytes_per_sec: p.share_bytes_per_sec,
+        wire_bytes_per_sec: p.wire_bytes_per_sec,
+        wire_bytes: p.wire_bytes,
+        throttled: p.throttled,
+        overwritten: p.overwritten,
+        conflicts_dropped: p.conflicts_dropped,
     }
 }
 
@@ -157,23 +217,42 @@ pub fn link_report_from_pb(s: pb::DupLinkStatus) -> Result<LinkReport> {
         link: link_from_pb(s.link.ok_or_else(|| missing("a link status", "its link"))?)?,
         partitions: s.partitions.into_iter().map(progress_from_pb).collect(),
         conflicts: s.conflicts,
+        overwritten: s.overwritten,
+        conflicts_dropped: s.conflicts_dropped,
     })
 }
 
-pub fn conflicts_from_pb(r: pb::DupConflictsResponse) -> LinkConflicts {
-    LinkConflicts {
-        total: r.total,
-        recent: r
-            .recent
-            .into_iter()
-            .map(|c| Conflict {
-                hash_key: c.hash_key,
-                sort_key: c.sort_key,
-                incoming: Timetag::from_u64(c.incoming),
-                stored: Timetag::from_u64(c.stored),
-            })
+pub fn incoming_from_pb(i: pb::IncomingLinkStatus) -> IncomingLinkReport {
+    IncomingLinkReport {
+        table: i.table,
+        from_cluster: i.from_cluster,
+        source_table: i.source_table,
+        replicated_up_to: i
+            .replicated_up_to
+            .iter()
+            .map(|w| (*w != 0).then(|| Timetag::from_u64(*w)))
             .collect(),
+        heard_ms_ago: (i.heard_ms_ago != u64::MAX).then_some(i.heard_ms_ago),
+        purge_below: Timetag::from_u64(i.purge_below),
     }
+}
+
+pub fn conflicts_from_pb(r: pb::DupConflictsResponse) -> Result<LinkConflicts> {
+    let conflict = |c: pb::DupConflict| {
+        Ok(Conflict {
+            kind: ConflictKind::from_pb(c.kind, "conflict.kind")?,
+            hash_key: c.hash_key,
+            sort_key: c.sort_key,
+            incoming: Timetag::from_u64(c.incoming),
+            stored: Timetag::from_u64(c.stored),
+        })
+    };
+    Ok(LinkConflicts {
+        total: r.total,
+        overwritten: r.overwritten,
+        dropped: r.dropped,
+        recent: r.recent.into_iter().map(conflict).collect::<Result<_>>()?,
+    })
 }
 
 // ---- proxy status ----
@@ -187,6 +266,7 @@ fn copy_from_pb(c: pb::ProxyClusterView) -> Result<CopyView> {
         detail: c.detail,
         lag_seconds: (c.lag_seconds >= 0.0).then_some(c.lag_seconds),
         lag_detail: c.lag_detail,
+        dr_lease: c.dr_lease,
     })
 }
 
@@ -199,6 +279,7 @@ fn copy_to_pb(c: &CopyView) -> pb::ProxyClusterView {
         detail: c.detail.clone(),
         lag_seconds: c.lag_seconds.unwrap_or(-1.0),
         lag_detail: c.lag_detail.clone(),
+        dr_lease: c.dr_lease.clone(),
     }
 }
 
@@ -236,6 +317,8 @@ fn proxy_table_from_pb(t: pb::ProxyTableStatus) -> Result<ProxyTable> {
             .then_some(Unhealthy { cluster: t.active_unhealthy_cluster, for_ms: t.active_unhealthy_ms }),
         last_decision: t.last_decision.map(decision_from_pb).transpose()?,
         lag_sampled_ms_ago: u64::try_from(t.lag_sampled_ms_ago).ok(),
+        lease_wait: (t.lease_wait_ms > 0 || !t.lease_wait.is_empty())
+            .then_some(LeaseWait { for_ms: t.lease_wait_ms, detail: t.lease_wait }),
     })
 }
 
@@ -253,6 +336,8 @@ pub fn proxy_table_to_pb(t: &ProxyTable) -> pb::ProxyTableStatus {
         active_unhealthy_cluster: t.active_unhealthy.as_ref().map_or(String::new(), |u| u.cluster.clone()),
         last_decision: t.last_decision.as_ref().map(decision_to_pb),
         lag_sampled_ms_ago: t.lag_sampled_ms_ago.map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        lease_wait_ms: t.lease_wait.as_ref().map_or(0, |w| w.for_ms),
+        lease_wait: t.lease_wait.as_ref().map_or(String::new(), |w| w.detail.clone()),
     }
 }
 
@@ -260,6 +345,9 @@ pub fn proxy_status_from_pb(s: pb::ProxyStatusResponse) -> Result<ProxyStatus> {
     Ok(ProxyStatus {
         clusters: s.clusters,
         tables: s.tables.into_iter().map(proxy_table_from_pb).collect::<Result<_>>()?,
+        dr_name: non_empty(s.dr_name),
+        dr_voters: s.dr_voters,
+        witness: s.witness,
     })
 }
 
@@ -267,6 +355,9 @@ pub fn proxy_status_to_pb(s: &ProxyStatus) -> pb::ProxyStatusResponse {
     pb::ProxyStatusResponse {
         clusters: s.clusters.clone(),
         tables: s.tables.iter().map(proxy_table_to_pb).collect(),
+        dr_name: s.dr_name.clone().unwrap_or_default(),
+        dr_voters: s.dr_voters.clone(),
+        witness: s.witness,
     }
 }
 

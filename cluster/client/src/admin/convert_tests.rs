@@ -26,6 +26,13 @@ fn routes_round_trip_sorted_by_partition() {
         table: table(DrRole::Standby),
         partitions: vec![config(0, Some(7)), config(1, None)],
         addresses: [(NodeId(7), "a:1".to_string()), (NodeId(8), "b:1".to_string())].into(),
+        dr_lease: Some(RouteLease {
+            used: true,
+            voters: vec!["p1".into(), "w".into()],
+            waived: false,
+            lease_left_ms: 4_000,
+            detail: String::new(),
+        }),
     };
     let mut wire = route_to_pb(&route);
     wire.partitions.reverse();
@@ -74,10 +81,12 @@ fn sentinels_become_options() {
                 partition: 1,
                 reported_ms_ago: u64::MAX,
                 bytes_behind: 3,
+                wire_bytes_per_sec: 700,
                 ..Default::default()
             },
         ],
         conflicts: 2,
+        ..Default::default()
     })
     .unwrap();
     assert_eq!((r.link.status, r.link.mode), (LinkStatus::Shipping, LinkMode::TwoWay));
@@ -86,7 +95,7 @@ fn sentinels_become_options() {
     assert_eq!(r.partitions[1].primary, None);
     assert_eq!(r.partitions[1].reported_ms_ago, None);
     let totals = r.totals();
-    assert_eq!((totals.bytes_behind, totals.failing_partitions), (3, 1));
+    assert_eq!((totals.bytes_behind, totals.failing_partitions, totals.wire_bytes_per_sec), (3, 1, 700));
     let e = link_report_from_pb(pb::DupLinkStatus {
         link: Some(pb::DupLink { status: 42, ..Default::default() }),
         ..Default::default()
@@ -114,6 +123,7 @@ fn proxy_status_round_trips() {
                         detail: String::new(),
                         lag_seconds: None,
                         lag_detail: String::new(),
+                        dr_lease: "held 4.0s".into(),
                     },
                     CopyView {
                         cluster: "dc2".into(),
@@ -123,6 +133,7 @@ fn proxy_status_round_trips() {
                         detail: "no such table".into(),
                         lag_seconds: Some(1.5),
                         lag_detail: String::new(),
+                        dr_lease: String::new(),
                     },
                 ],
                 auto_failover: true,
@@ -137,6 +148,7 @@ fn proxy_status_round_trips() {
                     reason: "why".into(),
                 }),
                 lag_sampled_ms_ago: Some(7),
+                lease_wait: Some(LeaseWait { for_ms: 1_200, detail: "promised by p1, w".into() }),
             },
             ProxyTable {
                 table: "u".into(),
@@ -150,8 +162,12 @@ fn proxy_status_round_trips() {
                 active_unhealthy: None,
                 last_decision: None,
                 lag_sampled_ms_ago: None,
+                lease_wait: None,
             },
         ],
+        dr_name: Some("p1".into()),
+        dr_voters: vec!["p1".into(), "w".into()],
+        witness: false,
     };
     assert_eq!(proxy_status_from_pb(proxy_status_to_pb(&status)).unwrap(), status);
     let mut wire = proxy_status_to_pb(&status);
@@ -173,4 +189,42 @@ fn a_new_link_defaults_its_remote_table_to_its_own_name() {
     };
     let req = new_link_to_pb(&l);
     assert_eq!((req.remote_table.as_str(), req.mode), ("t", LinkMode::OneWay.to_pb()));
+}
+
+#[test]
+fn a_dr_lease_status_reads_its_sentinels() {
+    let s = dr_lease_from_pb(pb::DrLeaseStatus {
+        used: true,
+        voters: vec!["p1".into()],
+        majority: 1,
+        waived: true,
+        waiver_reason: "proxies lost".into(),
+        waived_at_ms: 9,
+        grants: vec![pb::DrVoterGrant { voter: "p1".into(), answered_ms_ago: -1, ..Default::default() }],
+        tables: vec![],
+        renew_interval_ms: 1_000,
+    });
+    assert_eq!(s.waiver, Some(("proxies lost".to_string(), 9)));
+    assert_eq!(s.grants[0].answered_ms_ago, None, "never answered");
+    let s = dr_lease_from_pb(pb::DrLeaseStatus::default());
+    assert!(!s.used && s.waiver.is_none());
+}
+
+#[test]
+fn conflicts_carry_their_kind_and_an_unspecified_kind_is_refused() {
+    let entry = pb::DupConflict {
+        hash_key: b"h".to_vec(),
+        sort_key: b"s".to_vec(),
+        incoming: 9,
+        stored: 8,
+        kind: tern_core::ConflictKind::RemoteOverwritten.to_pb(),
+    };
+    let r = pb::DupConflictsResponse { total: 3, recent: vec![entry.clone()], overwritten: 1, dropped: 2 };
+    let c = conflicts_from_pb(r).unwrap();
+    assert_eq!((c.total, c.overwritten, c.dropped), (3, 1, 2));
+    assert_eq!(c.recent[0].kind, tern_core::ConflictKind::RemoteOverwritten);
+    let bad =
+        pb::DupConflictsResponse { recent: vec![pb::DupConflict { kind: 0, ..entry }], ..Default::default() };
+    let e = conflicts_from_pb(bad).unwrap_err();
+    assert!(e.to_string().contains("conflict.kind"), "{e}");
 }

@@ -5,8 +5,8 @@ use tern_core::{LinkChange, Result};
 use tern_proto::convert::link_change_to_pb;
 use tern_proto::pb;
 
-use super::convert::{conflicts_from_pb, link_report_from_pb, new_link_to_pb};
-use super::{AdminClient, LinkConflicts, LinkReport, NewLink, TableStates};
+use super::convert::{conflicts_from_pb, incoming_from_pb, link_report_from_pb, new_link_to_pb};
+use super::{AdminClient, IncomingLinkReport, LinkConflicts, LinkReport, NewLink, TableStates};
 
 impl AdminClient {
     /// Adds one link (the meta servers check the remote cluster's name, id and table).
@@ -38,6 +38,17 @@ impl AdminClient {
         r.links.into_iter().map(link_report_from_pb).collect::<Result<_>>().map_err(|e| e.context(what()))
     }
 
+    /// Links of other clusters into this cluster's tables (of `table` only, if given): how far
+    /// each sending partition is applied here, and the purge horizon it holds back.
+    pub async fn incoming(&self, table: Option<&str>) -> Result<Vec<IncomingLinkReport>> {
+        let req = pb::DupListRequest { table: table.unwrap_or_default().to_string() };
+        let r = self
+            .call(req, |mut c, r| async move { c.dup_list(r).await })
+            .await
+            .map_err(|e| e.context("list the incoming duplication links"))?;
+        Ok(r.incoming.into_iter().map(incoming_from_pb).collect())
+    }
+
     pub async fn change_link(&self, id: u64, change: LinkChange) -> Result<LinkReport> {
         self.call(link_change_to_pb(id, change), |mut c, r| async move { c.dup_change(r).await })
             .await
@@ -65,12 +76,13 @@ impl AdminClient {
         self.change_link(id, LinkChange::SetThrottle { max_bytes_per_sec }).await
     }
 
-    /// The writes of a link that lost last-writer-wins remotely: the total and the last ones.
+    /// The conflicts of a link's shipped writes with the remote side's records (both kinds:
+    /// shipped writes that lost, remote records they replaced): the totals and the last ones.
     pub async fn link_conflicts(&self, id: u64) -> Result<LinkConflicts> {
         let req = pb::DupChangeRequest { id, ..Default::default() };
         self.call(req, |mut c, r| async move { c.dup_conflicts(r).await })
             .await
-            .map(conflicts_from_pb)
+            .and_then(conflicts_from_pb)
             .map_err(|e| e.context(format!("ask for the conflicts of link {id}")))
     }
 

@@ -1,7 +1,7 @@
 //! The typed admin client: the one way tools (the CLI, `tern up`, later topology apply and the
 //! DR runbook) talk to a cluster's meta servers and to proxies.
 //!
-//! Owns: [`AdminClient`] (tables, DR roles and epochs, cluster status, nodes, duplication links
+//! Owns: [`AdminClient`] (tables, DR roles and epochs, the DR lease, cluster status, nodes, duplication links
 //! including a two-way pair added with rollback) over [`MetaClient`] (leader following,
 //! retries), [`ProxyAdminClient`] (a proxy's status), the domain types they answer with
 //! ([`types`]) and their conversions from and to protobuf ([`convert`], the only place). Every
@@ -9,6 +9,7 @@
 //! cause's, so callers still classify by code.
 
 pub mod convert;
+mod drlease;
 mod links;
 mod proxy;
 mod tables;

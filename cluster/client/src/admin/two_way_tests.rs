@@ -37,6 +37,8 @@ fn report(id: u64, l: &NewLink) -> LinkReport {
         },
         partitions: vec![],
         conflicts: 0,
+        overwritten: 0,
+        conflicts_dropped: 0,
     }
 }
 

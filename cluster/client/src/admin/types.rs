@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use tern_core::{
-    CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId, TableStatus,
-    Timetag,
+    ConflictKind, CopyState, DrRole, FailoverOutcome, LinkMode, LinkStatus, NodeId, PartitionConfig, TableId,
+    TableStatus, Timetag,
 };
 
 /// A table as the meta servers describe it.
@@ -31,6 +31,59 @@ pub struct TableRoute {
     /// By partition index; a partition the meta server sent no configuration for is missing.
     pub partitions: Vec<PartitionConfig>,
     pub addresses: BTreeMap<NodeId, String>,
+    /// The table's DR lease in that cluster (`None`: a meta server that does not report it).
+    pub dr_lease: Option<RouteLease>,
+}
+
+/// A table's DR lease in one cluster, as its meta leader reports it with the route.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteLease {
+    /// The cluster has DR voters (without them it has no lease at all).
+    pub used: bool,
+    /// The voters' names, sorted.
+    pub voters: Vec<String>,
+    /// An operator waived the lease there.
+    pub waived: bool,
+    /// Active copies: how long the lease lasts from when the meta leader answered (0: none).
+    pub lease_left_ms: u64,
+    /// Why there is none, if there is none.
+    pub detail: String,
+}
+
+/// A cluster's DR lease (`tern cluster dr-lease`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrLeaseState {
+    pub used: bool,
+    pub voters: Vec<String>,
+    /// How many voters must grant it.
+    pub majority: u32,
+    /// The operator's waiver: (reason, wall ms when set).
+    pub waiver: Option<(String, u64)>,
+    pub grants: Vec<VoterGrant>,
+    /// Every active table's lease.
+    pub tables: Vec<TableLease>,
+    pub renew_interval_ms: u64,
+}
+
+/// One DR voter's last answer to the meta leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterGrant {
+    pub voter: String,
+    pub addr: String,
+    pub granted: bool,
+    pub lease_left_ms: u64,
+    /// `None`: it never answered this meta leader.
+    pub answered_ms_ago: Option<u64>,
+    pub detail: String,
+}
+
+/// An active table's DR lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableLease {
+    pub table: String,
+    pub epoch: u64,
+    pub lease_left_ms: u64,
+    pub detail: String,
 }
 
 impl TableRoute {
@@ -139,7 +192,14 @@ pub struct PartitionProgress {
     pub committed: u64,
     pub decrees_behind: u64,
     pub bytes_behind: u64,
+    /// Seconds between the partition's newest applied write and what the remote table has
+    /// applied, on the partition's own clock; meaningful only when `lag_unknown` is `None`.
     pub seconds_behind: f64,
+    /// Why the lag cannot be told (the link fails, copies, is not running or has not reported
+    /// lately): never read an unknown lag as 0.
+    pub lag_unknown: Option<String>,
+    /// Every write of the partition with a timetag at or below this is applied remotely.
+    pub replicated_up_to: tern_core::Timetag,
     pub shipped_puts: u64,
     pub failed_batches: u64,
     /// The last attempt's error; `None` when it succeeded.
@@ -153,6 +213,17 @@ pub struct PartitionProgress {
     /// Its full sync is copying existing records.
     pub syncing: bool,
     pub sync_records: u64,
+    /// The throttle, in wire bytes: this partition's share of the link's limit now (0 =
+    /// unlimited), the rate its primary measured, what it sent, and whether it wants more than
+    /// its share.
+    pub share_bytes_per_sec: u64,
+    pub wire_bytes_per_sec: u64,
+    pub wire_bytes: u64,
+    pub throttled: bool,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries its primaries dropped before the meta server heard of them.
+    pub conflicts_dropped: u64,
 }
 
 /// A link with the progress of each of its partitions.
@@ -160,8 +231,12 @@ pub struct PartitionProgress {
 pub struct LinkReport {
     pub link: Link,
     pub partitions: Vec<PartitionProgress>,
-    /// Conflicts in total, as the meta state keeps them.
+    /// Conflicts of both kinds in total, as the meta state keeps them.
     pub conflicts: u64,
+    /// Of `conflicts`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (still counted).
+    pub conflicts_dropped: u64,
 }
 
 /// Sums over a link's partitions.
@@ -169,10 +244,15 @@ pub struct LinkReport {
 pub struct LinkTotals {
     pub decrees_behind: u64,
     pub bytes_behind: u64,
-    /// The largest.
+    /// The largest known.
     pub max_seconds_behind: f64,
     /// Partitions whose last attempt failed.
     pub failing_partitions: usize,
+    /// Partitions whose lag cannot be told.
+    pub unknown_lag_partitions: usize,
+    /// Wire bytes per second the partitions' primaries measured, summed: compare with the
+    /// link's `max_bytes_per_sec`.
+    pub wire_bytes_per_sec: u64,
 }
 
 impl LinkReport {
@@ -181,9 +261,39 @@ impl LinkReport {
         LinkTotals {
             decrees_behind: p.iter().map(|p| p.decrees_behind).sum(),
             bytes_behind: p.iter().map(|p| p.bytes_behind).sum(),
-            max_seconds_behind: p.iter().map(|p| p.seconds_behind).fold(0.0, f64::max),
+            max_seconds_behind: p
+                .iter()
+                .filter(|p| p.lag_unknown.is_none())
+                .map(|p| p.seconds_behind)
+                .fold(0.0, f64::max),
             failing_partitions: p.iter().filter(|p| p.last_error.is_some()).count(),
+            unknown_lag_partitions: p.iter().filter(|p| p.lag_unknown.is_some()).count(),
+            wire_bytes_per_sec: p.iter().map(|p| p.wire_bytes_per_sec).sum(),
         }
+    }
+}
+
+/// A link of another cluster into a table of this one, as this cluster sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingLinkReport {
+    /// The receiving table here.
+    pub table: String,
+    pub from_cluster: u32,
+    /// The sending table's id in its cluster.
+    pub source_table: u32,
+    /// Per sending partition: how far its writes are applied here (`None`: not heard since the
+    /// meta leader started).
+    pub replicated_up_to: Vec<Option<tern_core::Timetag>>,
+    /// `None`: not heard since the meta leader started.
+    pub heard_ms_ago: Option<u64>,
+    /// The table's purge horizon: dead records older than it may be dropped.
+    pub purge_below: tern_core::Timetag,
+}
+
+impl IncomingLinkReport {
+    /// The sending partition furthest behind: what holds the table's tombstones back.
+    pub fn oldest(&self) -> Option<tern_core::Timetag> {
+        self.replicated_up_to.iter().map(|w| w.unwrap_or_default()).min()
     }
 }
 
@@ -197,20 +307,27 @@ pub struct TwoWayLinks {
     pub second: LinkReport,
 }
 
-/// A duplicated write that lost last-writer-wins on the remote side.
+/// A conflict between a shipped write and a record of the remote side: which one survived is
+/// `kind` (`ConflictKind::winner`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub hash_key: Vec<u8>,
     pub sort_key: Vec<u8>,
     /// The shipped write's timetag.
     pub incoming: Timetag,
-    /// The newer one the remote side had stored.
+    /// The timetag of the record the remote side had stored.
     pub stored: Timetag,
+    pub kind: ConflictKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConflicts {
+    /// Both kinds.
     pub total: u64,
+    /// Of `total`, remote records that shipped writes replaced.
+    pub overwritten: u64,
+    /// Journal entries dropped before the meta server heard of them (counted in `total`).
+    pub dropped: u64,
     /// Newest last.
     pub recent: Vec<Conflict>,
 }
@@ -260,6 +377,12 @@ pub struct ProxyStatus {
     /// The clusters it fronts.
     pub clusters: Vec<String>,
     pub tables: Vec<ProxyTable>,
+    /// Its name as a DR voter (`None`: it grants no DR lease).
+    pub dr_name: Option<String>,
+    /// The DR voters it counts.
+    pub dr_voters: Vec<String>,
+    /// A `tern witness`: it grants and promises, routes nothing.
+    pub witness: bool,
 }
 
 /// One table a proxy routes.
@@ -280,6 +403,16 @@ pub struct ProxyTable {
     pub last_decision: Option<FailoverDecision>,
     /// How long ago the standbys' lag was measured; `None`: never.
     pub lag_sampled_ms_ago: Option<u64>,
+    /// A promotion waiting for the old active copy's DR lease to have certainly expired.
+    pub lease_wait: Option<LeaseWait>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseWait {
+    /// How much longer.
+    pub for_ms: u64,
+    /// What it waits on.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,6 +436,8 @@ pub struct CopyView {
     pub lag_seconds: Option<f64>,
     /// Why the lag is unknown.
     pub lag_detail: String,
+    /// Its DR lease as its cluster reports it ("held 4.1s", "none: ..."); empty: not known.
+    pub dr_lease: String,
 }
 
 /// A decision of automatic failover.

@@ -8,6 +8,16 @@ pub use tern_core::DrRole;
 
 use super::{MetaState, Response, TableStatus};
 
+/// An operator's waiver of the DR lease (`tern cluster dr-lease --waive REASON`): while it
+/// stands, this cluster's active tables take client writes without the lease. Replicated, so
+/// every meta leader honours it until it is withdrawn.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrLeaseWaiver {
+    pub reason: String,
+    /// Wall clock when it was set, ms since the Unix epoch (shown, never compared).
+    pub at_ms: u64,
+}
+
 /// What `SetTableRole` carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleChange {

@@ -7,31 +7,63 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 use tern_core::Decree;
-pub use tern_core::{LinkChange, LinkMode, LinkStatus};
+pub use tern_core::{ConflictKind, LinkChange, LinkMode, LinkStatus};
 use tern_duplication::LinkProgress;
 
 use super::{MetaState, Response, TableStatus};
 
-/// A duplicated write that lost last-writer-wins on the remote side. The origin cluster is the
-/// low bits of each timetag.
+/// A conflict between a write shipped on the link and a record of the remote side: the shipped
+/// write lost, or it replaced a record the remote cluster had written itself (`kind`). The
+/// origin cluster is the low bits of each timetag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictRecord {
     pub hash_key: Vec<u8>,
     pub sort_key: Vec<u8>,
     /// The shipped write's timetag.
     pub incoming: u64,
-    /// The newer timetag the remote side had stored.
+    /// The timetag of the record the remote side had stored.
     pub stored: u64,
+    /// Absent in records written before the second kind existed, which were all of the first.
+    #[serde(default, skip_serializing_if = "is_shipped_lost")]
+    pub kind: ConflictKind,
 }
 
-/// Where the conflict count reported by a partition's primary stood when last recorded: reports
-/// carry a count since that primary took over, so only the growth from the same node is new.
+fn is_shipped_lost(k: &ConflictKind) -> bool {
+    *k == ConflictKind::ShippedLost
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where the running counts reported by a partition's primary stood when last recorded:
+/// reports carry counts since that primary took over (journal drops: since its server started),
+/// so only the growth from the same node is new. Fields added after the first version are left
+/// out of the serialized form while 0, so older state reads and writes back unchanged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictCounter {
     pub node: u64,
+    /// Conflicts of both kinds.
     pub reported: u64,
     /// Every conflict recorded for this partition.
     pub total: u64,
+    /// Of the conflicts, remote records that shipped writes replaced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overwritten_reported: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overwritten_total: u64,
+    /// Journal entries the reporting server dropped before a beacon could carry them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_reported: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_total: u64,
+}
+
+/// The growth of a running count from `before` (as `before_node` last reported it) to `now`
+/// (as `node` reports it): another node, or a count that went back (the same one restarted),
+/// started from zero.
+fn grown(before_node: u64, before: u64, node: u64, now: u64) -> u64 {
+    if before_node == node && now >= before { now - before } else { now }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,13 +87,25 @@ pub struct LinkRecord {
     /// Per source partition: whether a primary has started shipping (and reported).
     pub started: Vec<bool>,
     pub created_at_ms: u64,
+    /// Conflicts of both kinds.
     pub conflicts_total: u64,
+    /// Of `conflicts_total`, remote records that shipped writes replaced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overwritten_total: u64,
+    /// Journal entries dropped by servers before a beacon could carry them (the conflicts are
+    /// counted all the same).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conflicts_dropped: u64,
     /// The last conflicts, oldest first, at most the journal bound of the command that added
     /// the newest.
     #[serde(default)]
     pub recent_conflicts: VecDeque<ConflictRecord>,
     #[serde(default)]
     pub partition_conflicts: Vec<ConflictCounter>,
+    /// Per source partition: the replicated-up-to (a timetag of the partition's clock) recorded
+    /// with `confirmed` (empty in links recorded before it existed: zero).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicated_up_to: Vec<u64>,
 }
 
 /// What `AddLink` carries: everything but the id and the per-partition progress.
@@ -88,11 +132,20 @@ pub struct ProgressUpdate {
     /// The reporting primary.
     pub node: u64,
     pub confirmed: u64,
-    /// Conflicts counted by the reporting primary since it took over.
+    /// Conflicts (both kinds) counted by the reporting primary since it took over.
     pub conflicts: u64,
-    /// Conflicts new since its previous report, oldest first: journal entries (the count above
-    /// is what adds to the totals).
+    /// Of those, remote records that shipped writes replaced.
+    #[serde(default)]
+    pub overwritten: u64,
+    /// Journal entries its server dropped before they could be reported, since it started.
+    #[serde(default)]
+    pub conflicts_dropped: u64,
+    /// Conflicts new since its previous report, oldest first: journal entries (the counts above
+    /// are what add to the totals).
     pub new_conflicts: Vec<ConflictRecord>,
+    /// The replicated-up-to that goes with `confirmed` (zero: not said).
+    #[serde(default)]
+    pub replicated_up_to: u64,
 }
 
 impl LinkRecord {
@@ -115,8 +168,11 @@ impl LinkRecord {
             started: vec![false; n],
             created_at_ms: new.created_at_ms,
             conflicts_total: 0,
+            overwritten_total: 0,
+            conflicts_dropped: 0,
             recent_conflicts: VecDeque::new(),
             partition_conflicts: vec![ConflictCounter::default(); n],
+            replicated_up_to: vec![0; n],
         }
     }
 
@@ -124,15 +180,20 @@ impl LinkRecord {
         self.confirmed.len()
     }
 
-    /// The conflicts `update` adds to the partition's count.
-    fn conflicts_added(&self, update: &ProgressUpdate) -> u64 {
+    /// The replicated-up-to recorded for partition `p` (zero when none).
+    pub fn replicated_up_to(&self, p: usize) -> u64 {
+        self.replicated_up_to.get(p).copied().unwrap_or(0)
+    }
+
+    /// What `update` adds to the partition's counts: (conflicts, overwritten, dropped).
+    fn counts_added(&self, update: &ProgressUpdate) -> (u64, u64, u64) {
         let c = self.partition_conflicts.get(update.partition as usize).copied().unwrap_or_default();
-        if c.node == update.node && update.conflicts >= c.reported {
-            update.conflicts - c.reported
-        } else {
-            // Another primary (or the same one restarted): its count started from zero.
-            update.conflicts
-        }
+        let (was, now) = (c.node, update.node);
+        (
+            grown(was, c.reported, now, update.conflicts),
+            grown(was, c.overwritten_reported, now, update.overwritten),
+            grown(was, c.dropped_reported, now, update.conflicts_dropped),
+        )
     }
 
     /// Whether recording `update` would change anything (the leader writes only then).
@@ -144,9 +205,12 @@ impl LinkRecord {
         let c = self.partition_conflicts.get(p).copied().unwrap_or_default();
         !self.started[p]
             || update.confirmed > self.confirmed[p]
+            || update.replicated_up_to > self.replicated_up_to(p)
             || !update.new_conflicts.is_empty()
             || c.node != update.node
             || c.reported != update.conflicts
+            || c.overwritten_reported != update.overwritten
+            || c.dropped_reported != update.conflicts_dropped
     }
 
     fn record(&mut self, update: &ProgressUpdate, journal: usize) {
@@ -157,11 +221,15 @@ impl LinkRecord {
         let now = LinkProgress { started: self.started[p], confirmed: Decree(self.confirmed[p]) };
         let next = now.after_report(Decree(update.confirmed));
         (self.started[p], self.confirmed[p]) = (next.started, next.confirmed.0);
+        if self.replicated_up_to.len() < self.partition_count() {
+            self.replicated_up_to.resize(self.partition_count(), 0);
+        }
+        self.replicated_up_to[p] = self.replicated_up_to[p].max(update.replicated_up_to);
         // A full sync is over once every partition has copied its records and ships its log.
         if self.status == LinkStatus::SyncingCheckpoint && self.started.iter().all(|s| *s) {
             self.status = LinkStatus::Shipping;
         }
-        let added = self.conflicts_added(update);
+        let (added, overwritten, dropped) = self.counts_added(update);
         if self.partition_conflicts.len() < self.partition_count() {
             self.partition_conflicts.resize(self.partition_count(), ConflictCounter::default());
         }
@@ -169,7 +237,13 @@ impl LinkRecord {
         c.node = update.node;
         c.reported = update.conflicts;
         c.total += added;
+        c.overwritten_reported = update.overwritten;
+        c.overwritten_total += overwritten;
+        c.dropped_reported = update.conflicts_dropped;
+        c.dropped_total += dropped;
         self.conflicts_total += added;
+        self.overwritten_total += overwritten;
+        self.conflicts_dropped += dropped;
         self.recent_conflicts.extend(update.new_conflicts.iter().cloned());
         while self.recent_conflicts.len() > journal {
             self.recent_conflicts.pop_front();

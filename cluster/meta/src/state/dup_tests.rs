@@ -52,7 +52,17 @@ fn change(s: &mut MetaState, id: u64, change: LinkChange) -> Response {
 }
 
 fn update(link: u64, partition: u32, node: u64, confirmed: u64, conflicts: u64) -> ProgressUpdate {
-    ProgressUpdate { link, partition, node, confirmed, conflicts, new_conflicts: vec![] }
+    ProgressUpdate {
+        link,
+        partition,
+        node,
+        confirmed,
+        conflicts,
+        overwritten: 0,
+        conflicts_dropped: 0,
+        new_conflicts: vec![],
+        replicated_up_to: 0,
+    }
 }
 
 fn conflict(n: u64) -> ConflictRecord {
@@ -61,6 +71,7 @@ fn conflict(n: u64) -> ConflictRecord {
         sort_key: b"s".to_vec(),
         incoming: n,
         stored: n + 1,
+        kind: ConflictKind::ShippedLost,
     }
 }
 
@@ -288,4 +299,58 @@ fn a_full_sync_link_ships_once_every_partition_has_copied_its_records() {
     let l = &s.links[&l.id];
     assert_eq!(l.status, LinkStatus::Shipping);
     assert_eq!((l.confirmed.clone(), l.started.clone()), (vec![40, 12], vec![true, true]));
+}
+
+#[test]
+fn both_kinds_of_conflict_and_journal_drops_are_counted_from_each_primarys_running_counts() {
+    let mut s = state_with_table(2);
+    added(add(&mut s, new_link("b", "t")));
+    let mut u = update(1, 0, 5, 3, 4);
+    u.overwritten = 1;
+    u.conflicts_dropped = 2;
+    u.new_conflicts =
+        vec![conflict(1), ConflictRecord { kind: ConflictKind::RemoteOverwritten, ..conflict(2) }];
+    assert!(s.links[&1].progress_changes(&u));
+    record(&mut s, vec![u.clone()], 10);
+    let l = &s.links[&1];
+    assert_eq!((l.conflicts_total, l.overwritten_total, l.conflicts_dropped), (4, 1, 2));
+    let kinds: Vec<ConflictKind> = l.recent_conflicts.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ConflictKind::ShippedLost, ConflictKind::RemoteOverwritten]);
+    // Only a count that moved is worth writing; the same node's growth adds, another's count
+    // starts from zero.
+    let same = ProgressUpdate { new_conflicts: vec![], ..u.clone() };
+    assert!(!s.links[&1].progress_changes(&same));
+    let grew = ProgressUpdate { overwritten: 3, conflicts: 6, conflicts_dropped: 5, ..same.clone() };
+    assert!(s.links[&1].progress_changes(&grew));
+    record(&mut s, vec![grew], 10);
+    let other = ProgressUpdate { node: 6, overwritten: 1, conflicts: 1, conflicts_dropped: 1, ..same };
+    record(&mut s, vec![other], 10);
+    let l = &s.links[&1];
+    assert_eq!((l.conflicts_total, l.overwritten_total, l.conflicts_dropped), (7, 4, 6));
+    let c = l.partition_conflicts[0];
+    assert_eq!((c.total, c.overwritten_total, c.dropped_total), (7, 4, 6));
+}
+
+/// The serde form of what the second kind of conflict added (alongside `golden_tests.rs`, which
+/// pins that state without it serializes as it always has).
+#[test]
+fn the_second_conflict_kind_and_the_new_counts_serialize_as_pinned() {
+    let c = ConflictRecord { kind: ConflictKind::RemoteOverwritten, ..conflict(1) };
+    let json = r#"{"hash_key":[104,49],"sort_key":[115],"incoming":1,"stored":2,"kind":"RemoteOverwritten"}"#;
+    assert_eq!(serde_json::to_string(&c).unwrap(), json);
+    assert_eq!(serde_json::from_str::<ConflictRecord>(json).unwrap(), c);
+    let older = r#"{"hash_key":[104,49],"sort_key":[115],"incoming":1,"stored":2}"#;
+    assert_eq!(serde_json::from_str::<ConflictRecord>(older).unwrap().kind, ConflictKind::ShippedLost);
+    let counter = ConflictCounter {
+        node: 1,
+        reported: 2,
+        total: 3,
+        overwritten_reported: 4,
+        overwritten_total: 5,
+        dropped_reported: 6,
+        dropped_total: 7,
+    };
+    let json = r#"{"node":1,"reported":2,"total":3,"overwritten_reported":4,"overwritten_total":5,"dropped_reported":6,"dropped_total":7}"#;
+    assert_eq!(serde_json::to_string(&counter).unwrap(), json);
+    assert_eq!(serde_json::from_str::<ConflictCounter>(json).unwrap(), counter);
 }

@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 
 use super::dr::{DrRole, RoleChange};
-use super::dup::{ConflictCounter, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink};
+use super::dup::{
+    ConflictCounter, ConflictKind, ConflictRecord, LinkChange, LinkMode, LinkRecord, LinkStatus, NewLink,
+};
 use super::*;
 
 /// The link the state's links and the `AddLink` command start from.
@@ -56,13 +58,18 @@ fn state() -> MetaState {
         confirmed: vec![4],
         started: vec![true],
         conflicts_total: 1,
+        overwritten_total: 0,
+        conflicts_dropped: 0,
         recent_conflicts: VecDeque::from([ConflictRecord {
             hash_key: b"h".to_vec(),
             sort_key: vec![],
             incoming: 10,
             stored: 11,
+            kind: ConflictKind::ShippedLost,
         }]),
-        partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1 }],
+        partition_conflicts: vec![ConflictCounter { node: 7, reported: 1, total: 1, ..Default::default() }],
+        // Links recorded before the replicated-up-to existed have none: their JSON is unchanged.
+        replicated_up_to: vec![],
         ..LinkRecord::new(id, &NewLink { mode, status, ..new_link() }, 1)
     };
     let statuses = [
@@ -139,4 +146,31 @@ fn responses_serialize_as_they_always_have() {
     let golden = r#"{"Table":{"id":2,"name":"old","partitions":1,"replicas":1,"status":{"Dropped":{"at_ms":5}},"role":"Standby","epoch":3}}"#;
     assert_eq!(serde_json::to_string(&table).unwrap(), golden);
     assert_eq!(serde_json::from_str::<Response>(golden).unwrap(), table);
+}
+
+/// The DR lease waiver (issue #24, item 4) is new: state without it reads as "not waived" and
+/// is written as before; with it, and its command, they are pinned here.
+#[test]
+fn the_dr_lease_waiver_is_absent_from_older_state_and_pinned_when_set() {
+    assert_eq!(serde_json::from_str::<MetaState>(STATE).unwrap().dr_lease_waiver, None);
+    let waiver = super::dr::DrLeaseWaiver { reason: "proxies lost with dc3".into(), at_ms: 7 };
+    let mut s = state();
+    s.dr_lease_waiver = Some(waiver.clone());
+    let json = serde_json::to_string(&s).unwrap();
+    let tail = r#","next_link_id":5,"dr_lease_waiver":{"reason":"proxies lost with dc3","at_ms":7}}"#;
+    assert!(json.ends_with(tail), "{json}");
+    assert_eq!(serde_json::from_str::<MetaState>(&json).unwrap(), s);
+    let commands = [
+        (
+            Command::SetDrLeaseWaiver { waiver: Some(waiver) },
+            r#"{"SetDrLeaseWaiver":{"waiver":{"reason":"proxies lost with dc3","at_ms":7}}}"#,
+        ),
+        (Command::SetDrLeaseWaiver { waiver: None }, r#"{"SetDrLeaseWaiver":{"waiver":null}}"#),
+    ];
+    for (cmd, golden) in commands {
+        assert_eq!(serde_json::to_string(&cmd).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<Command>(golden).unwrap(), cmd);
+        s.apply(&cmd);
+    }
+    assert_eq!(s.dr_lease_waiver, None, "withdrawn");
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tern_client::MetaClient;
-use tern_core::{ClusterId, LinkAction, LinkMode, LinkStatus};
+use tern_core::{ClusterId, ConflictKind, LinkAction, LinkMode, LinkStatus};
 use tern_meta::MetaOptions;
 use tern_meta::raft::RaftOptions;
 use tern_proto::convert::PbEnum;
@@ -41,7 +41,10 @@ impl Meta {
             cm: tern_confman::CmOptions::default(),
             recall_window: Duration::from_secs(3600),
             dup_conflict_journal: journal,
+            tombstone_retention: tern_meta::DEFAULT_TOMBSTONE_RETENTION,
+            dup_hold_limit: tern_meta::DEFAULT_DUP_HOLD_LIMIT,
             raft: RaftOptions { election_timeout_ms: (150, 300), heartbeat_ms: 50, ..RaftOptions::default() },
+            dr_lease: Default::default(),
         };
         let mut m =
             Meta { client: MetaClient::new(vec![listen.to_string()]).unwrap(), opts, stop: None, task: None };
@@ -80,6 +83,7 @@ impl Meta {
             reports: vec![],
             dup_progress: progress,
             memory: None,
+            incoming: vec![],
         };
         self.client
             .call(|mut c| {
@@ -151,7 +155,13 @@ fn err_text(r: tern_core::Result<pb::DupLinkStatus>) -> String {
 }
 
 fn conflict(n: u64) -> pb::DupConflict {
-    pb::DupConflict { hash_key: format!("h{n}").into_bytes(), sort_key: vec![], incoming: n, stored: n + 1 }
+    pb::DupConflict {
+        hash_key: format!("h{n}").into_bytes(),
+        sort_key: vec![],
+        incoming: n,
+        stored: n + 1,
+        kind: ConflictKind::ShippedLost.to_pb(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,8 @@
 //! `INVALID_ARGUMENT` naming the field, never a silent default.
 
 use tern_core::{
-    CopyState, DrRole, Error, FailoverOutcome, LinkAction, LinkChange, LinkMode, LinkStatus, Result,
-    TableStatus,
+    ConflictKind, CopyState, DrRole, Error, FailoverOutcome, LinkAction, LinkChange, LinkMode, LinkStatus,
+    Result, TableStatus,
 };
 
 use crate::pb;
@@ -50,7 +50,8 @@ pb_enum!(LinkStatus { Init, SyncingCheckpoint, Shipping, Paused, Removed });
 pb_enum!(LinkMode { OneWay, TwoWay });
 pb_enum!(LinkAction { Pause, Resume, Remove, SetThrottle });
 pb_enum!(CopyState { Active, Standby, Unreachable, NoTable });
-pb_enum!(FailoverOutcome { Promoted, Refused, Fenced, LostRace, Failed });
+pb_enum!(FailoverOutcome { Promoted, Refused, Fenced, LostRace, Failed, WaitingForLease });
+pb_enum!(ConflictKind { ShippedLost, RemoteOverwritten });
 
 /// A table status as `TableInfo` carries it: the enum and `dropped_at_ms` (0 while serving).
 pub fn table_status_to_pb(s: TableStatus) -> (i32, u64) {
@@ -102,6 +103,7 @@ mod tests {
         round_trips(LinkAction::ALL);
         round_trips(CopyState::ALL);
         round_trips(FailoverOutcome::ALL);
+        round_trips(ConflictKind::ALL);
         for s in [TableStatus::Serving, TableStatus::Dropped { at_ms: 5 }] {
             let (status, at) = table_status_to_pb(s);
             assert_eq!(table_status_from_pb(status, at, "f").unwrap(), s);

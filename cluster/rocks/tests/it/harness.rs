@@ -12,14 +12,8 @@ pub struct RocksHarness {
 
 impl RocksHarness {
     pub fn new() -> RocksHarness {
-        RocksHarness::with_retention(0)
-    }
-
-    /// Tombstones and expired records are kept `secs` (by timetag) before compaction drops them.
-    pub fn with_retention(secs: u64) -> RocksHarness {
         let clock = Arc::new(ManualClock::new(T0_MS));
-        let config =
-            RocksConfig { block_cache_bytes: 8 << 20, lww_retention_secs: secs, ..RocksConfig::default() };
+        let config = RocksConfig { block_cache_bytes: 8 << 20, ..RocksConfig::default() };
         RocksHarness { backend: RocksBackend::new(config, clock.clone()), clock }
     }
 }

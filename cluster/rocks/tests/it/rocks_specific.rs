@@ -4,7 +4,9 @@ use tern_core::mutation::WriteOutcome;
 use tern_core::{Decree, Mutation};
 use tern_rocks::RocksPartitionStore;
 use tern_storage::PartitionStore;
-use tern_storage::testing::{StoreHarness, T0_MS, apply_next, del, put_from, set, set_ttl, timetag_now};
+use tern_storage::testing::{
+    StoreHarness, T0_MS, apply_next, apply_purge_horizon, del, put_from, set, set_ttl, timetag_now,
+};
 
 use crate::harness::RocksHarness;
 
@@ -117,17 +119,22 @@ fn compaction_drops_records_expired_at_the_applied_horizon() {
     assert_eq!(raw_count(&s), 2, "not dropped before the applied timetag passes its expiry");
     // Once a write stamped after the expiry is applied, nothing can ever see the record again.
     apply_next(&mut s, h.clock(), vec![set(b"h", b"later", b"z")]);
+    apply_purge_horizon(&mut s, h.clock());
     s.flush().unwrap();
     s.compact();
     assert_eq!(raw_count(&s), 2, "dropped: keep + later remain");
     assert_eq!(s.get(b"h", b"keep").unwrap(), Some(b"y".to_vec()));
 }
 
+/// Dead records stay until the purge horizon passes them (a link may still ship older writes,
+/// which must still lose to them); then compaction drops them.
 #[test]
-fn compaction_keeps_tombstones_and_expired_records_for_the_retention() {
+fn compaction_keeps_dead_records_above_the_purge_horizon() {
     let d = tempfile::tempdir().unwrap();
-    let h = RocksHarness::with_retention(60);
+    let h = RocksHarness::new();
     let mut s = h.open(d.path());
+    // A purge horizon from before anything below was written: it lets nothing go.
+    apply_purge_horizon(&mut s, h.clock());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"gone", b"x"), set_ttl(b"h", b"short", b"y", 5)]);
     apply_next(&mut s, h.clock(), vec![del(b"h", b"gone")]);
     assert_eq!(s.get(b"h", b"gone").unwrap(), None, "a tombstone reads as absent");
@@ -135,17 +142,38 @@ fn compaction_keeps_tombstones_and_expired_records_for_the_retention() {
     apply_next(&mut s, h.clock(), vec![set(b"h", b"later", b"z")]);
     s.flush().unwrap();
     s.compact();
-    assert_eq!(raw_count(&s), 3, "tombstone and expired record stay within the retention");
+    assert_eq!(raw_count(&s), 3, "tombstone and expired record stay above the purge horizon");
     // A duplicated write older than the tombstone still loses to it.
     let outcomes =
         apply_next(&mut s, h.clock(), vec![put_from(b"h", b"gone", Some(b"stale"), T0_MS - 1_000, 0, 2)]);
     assert!(matches!(outcomes[0], WriteOutcome::Superseded { .. }), "{outcomes:?}");
     assert_eq!(s.get(b"h", b"gone").unwrap(), None);
-    h.clock().advance_ms(61_000);
+    apply_purge_horizon(&mut s, h.clock());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"latest", b"w")]);
     s.flush().unwrap();
     s.compact();
-    assert_eq!(raw_count(&s), 2, "past the retention both go: later + latest remain");
+    assert_eq!(raw_count(&s), 2, "below the purge horizon both go: later + latest remain");
+}
+
+#[test]
+fn without_a_purge_horizon_nothing_dead_is_dropped() {
+    let d = tempfile::tempdir().unwrap();
+    let h = RocksHarness::new();
+    let mut s = h.open(d.path());
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"gone", b"x")]);
+    apply_next(&mut s, h.clock(), vec![del(b"h", b"gone")]);
+    h.clock().advance_ms(10_000);
+    apply_next(&mut s, h.clock(), vec![set(b"h", b"later", b"z")]);
+    s.flush().unwrap();
+    s.compact();
+    assert_eq!(raw_count(&s), 2, "the tombstone stays until a purge horizon passes it");
+    apply_purge_horizon(&mut s, h.clock());
+    assert_eq!(s.purge_horizon().physical_ms(), T0_MS + 10_000);
+    drop(s);
+    let s = h.open(d.path());
+    assert_eq!(s.purge_horizon().physical_ms(), T0_MS + 10_000, "the purge horizon survives a reopen");
+    s.compact();
+    assert_eq!(raw_count(&s), 1);
 }
 
 #[test]

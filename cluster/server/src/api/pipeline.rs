@@ -30,9 +30,10 @@ const FRAME_BYTES: usize = 1 << 20;
 
 /// Why a client's write is refused before it reaches the replica, if it is.
 pub fn refuse_write(node: &Node, gpid: Gpid, op: &WriteOp) -> Option<Error> {
-    if let Some((table, epoch)) = node.roles.standby(gpid.table.0) {
-        // Duplicated writes come through `duplicate`, not here.
-        return Some(Error::Standby { table, epoch });
+    // A standby, or an active table without the DR lease. Duplicated writes come through
+    // `duplicate`, not here.
+    if let Some(e) = node.roles.refuse_client_write(gpid.table.0, node.clock.now().mono_ms) {
+        return Some(e);
     }
     if matches!(op, WriteOp::Put { .. }) {
         // Timetagged puts carry another cluster's clock: only duplication may write them.

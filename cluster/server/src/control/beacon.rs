@@ -28,6 +28,7 @@ pub async fn run(node: Arc<Node>) {
             reports: node.registry.reports().iter().map(report_to_pb).collect(),
             dup_progress: node.shipping.progress(),
             memory: memory.current(),
+            incoming: node.dup.incoming.report(),
         };
         match node
             .meta
@@ -75,7 +76,20 @@ fn on_answer(node: &Node, resp: pb::BeaconResponse) {
     node.on_lease(resp.sent_at_ms, resp.lease_ms);
     node.links.set(resp.dup_links);
     node.registry.on_purged_tables(&resp.purged_tables);
-    node.roles.set(&resp.table_roles);
+    node.roles.set(&resp.table_roles, resp.sent_at_ms, resp.dr_lease);
+    // Each table's purge horizon goes to its replicas: primaries log a newer one. Its age (how
+    // far back deletes are kept, held back by incoming links) is a gauge.
+    let now_ms = node.clock.now().wall_ms;
+    for (table, below) in node.roles.purge_horizons() {
+        if below == tern_core::Timetag::ZERO {
+            continue;
+        }
+        let age_s = now_ms.saturating_sub(below.physical_ms()) as f64 / 1000.0;
+        metrics::gauge!("tern_purge_horizon_age_seconds", "table" => table.to_string()).set(age_s);
+        for g in node.registry.gpids().into_iter().filter(|g| g.table.0 == table) {
+            node.registry.deliver(g, tern_replica::Event::PurgeHorizon { below });
+        }
+    }
 }
 
 /// Starts and stops duplication shippers as this node's primaries and the links change.

@@ -23,11 +23,24 @@ pub fn record_progress(p: &pb::DupProgress, now_wall_ms: u64) {
     metrics::counter!("tern_dup_conflicts_total", &labels).absolute(p.conflicts);
     metrics::counter!("tern_dup_clock_ahead_total", &labels).absolute(p.clock_ahead);
     metrics::counter!("tern_dup_sync_records_total", &labels).absolute(p.sync_records);
+    metrics::counter!("tern_dup_overwritten_total", &labels).absolute(p.overwritten);
+    metrics::counter!("tern_dup_conflicts_dropped_total", &labels).absolute(p.conflicts_dropped);
+    // The throttle, in wire bytes: sent (full sync included), the rate, this partition's share.
+    metrics::counter!("tern_dup_wire_bytes_total", &labels).absolute(p.wire_bytes);
+    metrics::gauge!("tern_dup_wire_bytes_per_sec", &labels).set(p.wire_bytes_per_sec as f64);
+    metrics::gauge!("tern_dup_throttle_bytes_per_sec", &labels).set(p.throttle_bytes_per_sec as f64);
+    metrics::gauge!("tern_dup_throttled", &labels).set(if p.throttled { 1.0 } else { 0.0 });
 }
 
-/// One `Duplicate` request this node answered as the receiving primary.
-pub fn record_received(applied: u32, conflicts: usize, clock_ahead: u32) {
-    metrics::counter!("tern_dup_received_puts_total").increment(u64::from(applied) + conflicts as u64);
-    metrics::counter!("tern_dup_received_conflicts_total").increment(conflicts as u64);
-    metrics::counter!("tern_dup_received_clock_ahead_total").increment(u64::from(clock_ahead));
+/// One `Duplicate` request this node answered as the receiving primary: puts applied (of which
+/// `overwritten` replaced a record written in this cluster) and puts that lost.
+pub fn record_received(applied: u32, lost: usize, overwritten: usize) {
+    metrics::counter!("tern_dup_received_puts_total").increment(u64::from(applied) + lost as u64);
+    metrics::counter!("tern_dup_received_conflicts_total").increment(lost as u64);
+    metrics::counter!("tern_dup_received_overwrites_total").increment(overwritten as u64);
+}
+
+/// A `Duplicate` request refused because its timetags were too far ahead of this clock.
+pub fn record_clock_ahead() {
+    metrics::counter!("tern_dup_received_clock_ahead_total").increment(1);
 }

@@ -5,7 +5,8 @@
 //! `shipping.rs` (one shipper task per link and partition this server leads; progress for the
 //! beacon), `shipper_task.rs` (one shipper: log → batches → the remote cluster), `receive.rs`
 //! (the receiving side: the `Duplicate` RPC, admitted by `DupRules::admit`), `full_sync.rs`
-//! (copying a partition's records), `carried.rs` (the log a checkpoint carries), `metrics.rs`.
+//! (copying a partition's records), `carried.rs` (the log a checkpoint carries), `wire.rs` (what
+//! a request weighs for the throttle), `metrics.rs`.
 //!
 //! Why here and not in `duplication/`: the runtime drives a replica server's own parts (its
 //! replica tasks, its log writer, its clients to other clusters), so it lives with them; every
@@ -18,11 +19,13 @@
 
 pub mod carried;
 mod full_sync;
+pub mod incoming;
 pub mod links;
 mod metrics;
 pub mod receive;
 mod shipper_task;
 pub mod shipping;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,11 @@ pub struct DupEnv {
     pub shipping: Arc<shipping::Shipping>,
     /// How long a duplicated batch waits for its partition's answer.
     pub request_timeout: Duration,
-    /// What this server tells `DupRules::admit` about itself.
+    /// What this server tells `DupRules::admit` about itself (`own_partitions` per table from
+    /// `roles`).
     pub receiver: tern_duplication::Receiver,
+    /// What incoming links said of themselves, for the next beacon.
+    pub incoming: Arc<incoming::Incoming>,
+    /// The tables' DR roles, partition counts and purge horizons (from beacons).
+    pub roles: Arc<crate::control::roles::Roles>,
 }

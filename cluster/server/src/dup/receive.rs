@@ -8,9 +8,8 @@
 //! (`Replica::admit_duplicated`), and every replica applies each put only if it is newer than
 //! the stored record (tombstones included).
 
-use tern_core::mutation::WriteOutcome;
 use tern_core::{Error, Result};
-use tern_duplication::IncomingBatch;
+use tern_duplication::{IncomingBatch, PutVerdict, judge_put};
 use tern_proto::convert::{gpid_from_pb, put_from_pb};
 use tern_proto::pb;
 use tokio::sync::oneshot;
@@ -23,24 +22,19 @@ use crate::host::task::Input;
 /// primary logs them in order), then the outcomes are gathered.
 pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::DuplicateResponse> {
     let gpid = gpid_from_pb(r.gpid.as_ref())?;
+    env.incoming.heard(gpid.table.0, &r);
     let puts = r.puts.into_iter().map(put_from_pb).collect::<Result<Vec<_>>>()?;
-    let batch = IncomingBatch {
-        gpid,
-        from_cluster: r.from_cluster,
-        partition_count: r.partition_count,
-        puts,
-        full_sync: r.full_sync,
-    };
-    let admitted = env.links.rules().admit(&env.receiver, batch, env.clock.now().wall_ms)?;
-    if admitted.clock_ahead > 0 {
-        tracing::warn!(
-            %gpid,
-            "{} duplicated writes from cluster {} are up to {} ms ahead of this server's clock",
-            admitted.clock_ahead,
-            r.from_cluster,
-            admitted.max_ahead_ms
-        );
-    }
+    let batch =
+        IncomingBatch { gpid, from_cluster: r.from_cluster, partition_count: r.partition_count, puts };
+    // Routed by this table's own partition count, not the one the sender claims.
+    let receiver =
+        tern_duplication::Receiver { own_partitions: env.roles.partitions(gpid.table.0), ..env.receiver };
+    let admitted = env.links.rules().admit(&receiver, batch, env.clock.now().wall_ms).inspect_err(|e| {
+        if e.code() == tern_core::ErrorCode::ClockAhead {
+            super::metrics::record_clock_ahead();
+            tracing::warn!(%gpid, "{e}");
+        }
+    })?;
     let h = env.registry.get(gpid).ok_or(Error::NotPrimary { gpid })?;
     let mut waiting = Vec::with_capacity(admitted.puts.len());
     let mut writes = Vec::with_capacity(admitted.puts.len());
@@ -56,7 +50,7 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
     if !writes.is_empty() {
         h.submit(Input::Writes(writes))?;
     }
-    let mut resp = pb::DuplicateResponse { clock_ahead: admitted.clock_ahead, ..Default::default() };
+    let mut resp = pb::DuplicateResponse::default();
     let timeout = env.request_timeout;
     for ((hash_key, sort_key, incoming), rx) in waiting {
         let outcome = match tokio::time::timeout(timeout, rx).await {
@@ -68,13 +62,22 @@ pub async fn duplicate(env: &DupEnv, r: pb::DuplicateRequest) -> Result<pb::Dupl
                 )));
             }
         };
-        match outcome {
-            WriteOutcome::Superseded { stored } => {
-                resp.conflicts.push(pb::DupConflict { hash_key, sort_key, incoming, stored: stored.as_u64() })
+        let conflict = |stored: tern_core::Timetag| pb::DupConflict {
+            hash_key,
+            sort_key,
+            incoming,
+            stored: stored.as_u64(),
+            ..Default::default()
+        };
+        match judge_put(&outcome, env.cluster_id) {
+            PutVerdict::Lost { stored } => resp.conflicts.push(conflict(stored)),
+            PutVerdict::Overwrote { stored } => {
+                resp.applied += 1;
+                resp.overwritten.push(conflict(stored));
             }
-            _ => resp.applied += 1,
+            PutVerdict::Applied => resp.applied += 1,
         }
     }
-    super::metrics::record_received(resp.applied, resp.conflicts.len(), resp.clock_ahead);
+    super::metrics::record_received(resp.applied, resp.conflicts.len(), resp.overwritten.len());
     Ok(resp)
 }

@@ -57,7 +57,7 @@ impl HostEnv {
     pub fn replica_options(&self) -> ReplicaOptions {
         let mut o = ReplicaOptions::new(self.opts.cluster_id);
         o.limits = self.opts.limits;
-        o.lww_retention_ms = self.backend.config().lww_retention_secs.saturating_mul(1000);
+        o.max_clock_offset_ms = self.opts.max_clock_offset.as_millis() as u64;
         o
     }
 }

@@ -27,6 +27,9 @@ pub struct ReplicaHandle {
     requests: mpsc::Sender<Input>,
     control: mpsc::UnboundedSender<Input>,
     pub report: Arc<Mutex<ReplicaReport>>,
+    /// The timetag of the newest entry its store applied (what duplication lag is measured
+    /// from), updated by the task.
+    pub applied_timetag: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ReplicaHandle {
@@ -35,8 +38,9 @@ impl ReplicaHandle {
         requests: mpsc::Sender<Input>,
         control: mpsc::UnboundedSender<Input>,
         report: Arc<Mutex<ReplicaReport>>,
+        applied_timetag: Arc<std::sync::atomic::AtomicU64>,
     ) -> ReplicaHandle {
-        ReplicaHandle { gpid, requests, control, report }
+        ReplicaHandle { gpid, requests, control, report, applied_timetag }
     }
 
     /// Queues a client request (or duplicated writes). A full queue refuses it with `BUSY`, a
@@ -68,6 +72,11 @@ impl ReplicaHandle {
 
     pub fn status(&self) -> ReplicaReport {
         self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// See [`ReplicaHandle::applied_timetag`].
+    pub fn applied_timetag(&self) -> tern_core::Timetag {
+        tern_core::Timetag::from_u64(self.applied_timetag.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -333,7 +342,7 @@ mod tests {
             committed: Decree::ZERO,
             last_prepared: Decree::ZERO,
         }));
-        let h = ReplicaHandle::new(Gpid::new(1, 0), requests, control, report);
+        let h = ReplicaHandle::new(Gpid::new(1, 0), requests, control, report, Arc::default());
         assert!(h.submit(write().0).is_ok());
         assert!(h.deliver_peer(Event::Tick));
         let (refused, mut answer) = write();

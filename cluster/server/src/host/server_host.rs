@@ -74,6 +74,11 @@ impl ServerHost {
         req
     }
 
+    /// The timetag of the newest entry the store applied (zero while it is replaced).
+    pub(super) fn applied_timetag(&self) -> tern_core::Timetag {
+        self.store.as_ref().map_or(tern_core::Timetag::ZERO, |s| s.last_applied_timetag())
+    }
+
     pub(super) fn take_store(&mut self) -> Option<RocksPartitionStore> {
         self.store.take()
     }

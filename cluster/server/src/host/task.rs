@@ -3,6 +3,7 @@
 //! executor (`tern_host::drive`) carry out the actions. No locks around replication state.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ struct Task {
     sm: Replica,
     io: ServerHost,
     report: Arc<Mutex<ReplicaReport>>,
+    applied_timetag: Arc<AtomicU64>,
 }
 
 pub fn spawn(
@@ -100,14 +102,16 @@ pub fn spawn(
         applied: store.last_applied_decree(),
         applied_timetag: store.last_applied_timetag(),
         applied_ballot: store.last_applied_ballot(),
+        purge_below: store.purge_horizon(),
         log,
     };
     let mut io = ServerHost::new(env, gpid, dir, store, control_tx.clone());
     tern_host::drive(&mut io, &mut sm, now, open);
     let report = Arc::new(Mutex::new(sm.report()));
-    let task = Task { sm, io, report: report.clone() };
+    let applied_timetag = Arc::new(AtomicU64::new(io.applied_timetag().as_u64()));
+    let task = Task { sm, io, report: report.clone(), applied_timetag: applied_timetag.clone() };
     tokio::spawn(task.run(control_rx, requests_rx));
-    ReplicaHandle::new(gpid, requests_tx, control_tx, report)
+    ReplicaHandle::new(gpid, requests_tx, control_tx, report, applied_timetag)
 }
 
 /// When in each flush period this replica flushes: spread over the period by partition, so that
@@ -152,6 +156,7 @@ impl Task {
                 None => break,
             }
             *self.report.lock().unwrap_or_else(|e| e.into_inner()) = self.sm.report();
+            self.applied_timetag.store(self.io.applied_timetag().as_u64(), Ordering::Relaxed);
         }
         requests.close();
         while let Ok(input) = requests.try_recv() {

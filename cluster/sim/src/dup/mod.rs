@@ -183,6 +183,9 @@ pub struct NodeDup {
     remote_partitions: Option<u32>,
     remote_primaries: BTreeMap<u32, NodeId>,
     shippers: BTreeMap<Gpid, Running>,
+    /// Partitions led here whose start point is decided (ballot, decree) and whose shipper
+    /// waits for the remote routes.
+    starting: BTreeMap<Gpid, (tern_core::Ballot, Decree)>,
     sent: BTreeMap<u64, Sent>,
     next_id: u64,
     next_generation: u64,
@@ -214,6 +217,7 @@ impl NodeDup {
             remote_partitions: None,
             remote_primaries: BTreeMap::new(),
             shippers: BTreeMap::new(),
+            starting: BTreeMap::new(),
             sent: BTreeMap::new(),
             next_id: 1,
             next_generation: 1,

@@ -35,15 +35,9 @@ impl SimNode {
             own_cluster: dup.cluster,
             own_partitions: Some(dup.own_partitions),
             max_clock_offset_ms: self.opts.max_clock_offset_ms,
-            lww_retention_ms: self.opts.lww_retention_ms,
         };
-        let batch = IncomingBatch {
-            gpid,
-            from_cluster: u32::from(from_cluster.get()),
-            partition_count,
-            puts,
-            full_sync: false,
-        };
+        let batch =
+            IncomingBatch { gpid, from_cluster: u32::from(from_cluster.get()), partition_count, puts };
         let puts = match self.rules.admit(&receiver, batch, now) {
             Ok(admitted) => admitted.puts,
             Err(e) => {
@@ -85,7 +79,9 @@ impl NodeDup {
         let Some(key) = self.put_requests.remove(&req) else { return false };
         let Some(r) = self.receiving.get_mut(&key) else { return true };
         let refused = match body {
-            ResponseBody::Written { outcome: WriteOutcome::Done, .. } => None,
+            // Applied, over nothing or over a record it replaced (the simulator does not
+            // journal conflicts).
+            ResponseBody::Written { outcome: WriteOutcome::Done | WriteOutcome::Replaced { .. }, .. } => None,
             ResponseBody::Written { outcome: WriteOutcome::Superseded { .. }, .. } => {
                 r.superseded += 1;
                 None

@@ -41,10 +41,13 @@ impl SimNode {
         }
         if now >= dup.next_report_ms {
             dup.next_report_ms = now + BEACON_MS;
-            let reports = dup
-                .shippers
-                .iter()
-                .map(|(g, r)| DupReport { gpid: *g, ballot: r.ballot, confirmed: r.shipper.confirmed() })
+            // A partition whose start point is decided counts as started even before its shipper
+            // can reach the other cluster.
+            let shipping = dup.shippers.iter().map(|(g, r)| (*g, r.ballot, r.shipper.confirmed()));
+            let starting = dup.starting.iter().map(|(g, (ballot, start))| (*g, *ballot, *start));
+            let reports = shipping
+                .chain(starting)
+                .map(|(gpid, ballot, confirmed)| DupReport { gpid, ballot, confirmed })
                 .collect();
             ctx.send(me, dup.own_meta, Msg::DupProgress { reports });
         }
@@ -56,8 +59,10 @@ impl SimNode {
         }
     }
 
-    /// Starts a shipper for every partition led here that has none (and whose link state and
-    /// remote routes are known), and drops those of partitions no longer led at their ballot.
+    /// Decides where every partition led here that has no shipper starts (the link then counts
+    /// as started there, whether or not the other cluster can be reached: what is committed
+    /// after that point ships, whenever the routes come), starts its shipper once the remote
+    /// routes are known, and drops the shippers of partitions no longer led at their ballot.
     fn dup_reconcile(&mut self, ctx: &mut Ctx<'_>) {
         let me = self.id;
         let Some(dup) = self.dup.as_mut() else { return };
@@ -67,39 +72,47 @@ impl SimNode {
             .filter(|(_, h)| h.sm.status() == ReplicaStatus::Primary)
             .map(|(g, h)| (*g, h.sm.ballot(), h.sm.committed()))
             .collect();
-        let stale: Vec<Gpid> = dup
-            .shippers
-            .iter()
-            .filter(|(g, r)| !leading.iter().any(|(lg, b, _)| lg == *g && *b == r.ballot))
-            .map(|(g, _)| *g)
-            .collect();
+        let led_at =
+            |g: &Gpid, ballot: tern_core::Ballot| leading.iter().any(|(lg, b, _)| lg == g && *b == ballot);
+        let stale: Vec<Gpid> =
+            dup.shippers.iter().filter(|(g, r)| !led_at(g, r.ballot)).map(|(g, _)| *g).collect();
         for g in stale {
             dup.shippers.remove(&g);
             dup.sent.retain(|_, s| s.gpid != g);
             ctx.trace(format!("{me} {g} stops shipping"));
         }
+        dup.starting.retain(|g, (ballot, _)| led_at(g, *ballot));
         for (g, ballot, committed) in leading {
             if dup.shippers.contains_key(&g) {
                 continue;
             }
-            let (Some(view), Some(remote_partitions)) = (dup.view.get(&g).copied(), dup.remote_partitions)
+            if !dup.starting.contains_key(&g) {
+                let Some(view) = dup.view.get(&g).copied() else { continue };
+                // Links of the simulator never full-sync: a partition that has not started ships
+                // from its committed decree.
+                let start = match self.rules.start_point(view, false, committed) {
+                    StartPoint::After { decree, .. } => decree,
+                    StartPoint::CopyFirst => {
+                        ctx.obs
+                            .violations
+                            .push(format!("{me} {g}: a shipper without a full sync was told to copy"));
+                        continue;
+                    }
+                };
+                if !view.started {
+                    ctx.obs.dup.floor.entry(g).or_insert(start);
+                }
+                ctx.trace(format!(
+                    "{me} {g} ships from d{} at b{ballot} (started: {})",
+                    start.next(),
+                    view.started
+                ));
+                dup.starting.insert(g, (ballot, start));
+            }
+            let (Some(&(_, start)), Some(remote_partitions)) = (dup.starting.get(&g), dup.remote_partitions)
             else {
                 continue;
             };
-            // Links of the simulator never full-sync: a partition that has not started ships
-            // from its committed decree.
-            let start = match self.rules.start_point(view, false, committed) {
-                StartPoint::After { decree, .. } => decree,
-                StartPoint::CopyFirst => {
-                    ctx.obs
-                        .violations
-                        .push(format!("{me} {g}: a shipper without a full sync was told to copy"));
-                    continue;
-                }
-            };
-            if !view.started {
-                ctx.obs.dup.floor.entry(g).or_insert(start);
-            }
             let opts = ShipperOptions { batch_max_puts: dup.batch_max_puts, ..ShipperOptions::default() };
             let shipper = match Shipper::new(dup.cluster, remote_partitions, start, opts) {
                 Ok(s) => s,
@@ -108,14 +121,10 @@ impl SimNode {
                     continue;
                 }
             };
+            dup.starting.remove(&g);
             let generation = dup.next_generation;
             dup.next_generation += 1;
             ctx.obs.dup.shippers_started += 1;
-            ctx.trace(format!(
-                "{me} {g} ships from d{} at b{ballot} (started: {})",
-                start.next(),
-                view.started
-            ));
             dup.shippers.insert(g, Running { ballot, generation, shipper, log_gap: None });
         }
     }

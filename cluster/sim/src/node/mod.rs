@@ -189,6 +189,7 @@ impl SimNode {
             applied,
             applied_timetag: store.last_applied_timetag(),
             applied_ballot: store.last_applied_ballot(),
+            purge_below: store.purge_horizon(),
             log: log.read(applied.next(), usize::MAX).unwrap_or_default(),
         };
         let sm = Replica::new(g, self.id, self.opts.clone(), now);

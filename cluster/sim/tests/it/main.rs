@@ -106,6 +106,19 @@ fn seed_3052_a_primary_never_reigns_at_a_ballot_it_stepped_down_at() {
     );
 }
 
+/// Regression: a partition whose successive primaries crashed or were cut off from their meta
+/// server, the last one while the clusters were cut apart, never counted as started: a primary
+/// reported its start point only once it knew the other cluster's routes. The start point does
+/// not depend on the other cluster, so it is reported at once (and writes made while the other
+/// cluster is unreachable ship once it is back).
+#[test]
+fn seed_702592_a_link_starts_while_the_other_cluster_is_unreachable() {
+    let r = run(&SimConfig::two_clusters(702_592), false);
+    let test = "seed_702592_a_link_starts_while_the_other_cluster_is_unreachable";
+    assert!(r.violations.is_empty(), "{}", report(&r, test));
+    assert!(r.stats.clients_started_ms.is_some_and(|ms| ms < 40_000), "the link started in the fault phase");
+}
+
 /// The simulator's own check, for the runs `config` makes from a seed: one seed, run twice,
 /// gives the same trace (hash), and another seed gives another.
 fn assert_deterministic(config: fn(u64) -> SimConfig) {

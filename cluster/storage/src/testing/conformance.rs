@@ -666,8 +666,12 @@ pub fn corrupt_values_are_typed_errors<H: StoreHarness>(h: &H) {
     let mut s = h.open(d.path());
     apply_next(&mut s, h.clock(), vec![set(b"h", b"good", b"1")]);
     let bad_key = tern_core::key::encode(b"h", b"bad").unwrap();
-    let mark =
-        AppliedMark { decree: Decree(2), timetag: s.last_applied_timetag(), ballot: s.last_applied_ballot() };
+    let mark = AppliedMark {
+        decree: Decree(2),
+        timetag: s.last_applied_timetag(),
+        ballot: s.last_applied_ballot(),
+        purge_below: s.purge_horizon(),
+    };
     s.raw_write(vec![(bad_key, Some(vec![0x7f, 1, 2]))], mark).unwrap();
     let err = s.get(b"h", b"bad").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Corruption);

@@ -57,6 +57,15 @@ pub fn apply_next<S: PartitionStore + ?Sized>(
     store.apply(decree, tt, &Mutation::new(ops)).expect("apply")
 }
 
+/// Applies, as the next decree, an entry that raises the partition's purge horizon to the
+/// current time of `clock` (what a primary logs when the meta server says no duplicated write
+/// older than that can arrive any more).
+pub fn apply_purge_horizon<S: PartitionStore + ?Sized>(store: &mut S, clock: &ManualClock) {
+    let decree = store.last_applied_decree().next();
+    let tt = timetag_now(clock, decree.0 as u32);
+    store.apply(decree, tt, &Mutation::purge_horizon(tt)).expect("apply a purge horizon");
+}
+
 /// Every raw record of `store` (storage key → stored bytes, headers included): what two stores
 /// must agree on byte for byte.
 pub fn raw_contents<S: PartitionStore + ?Sized>(store: &S) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {

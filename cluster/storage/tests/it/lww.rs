@@ -90,3 +90,37 @@ fn a_delete_leaves_a_tombstone_that_a_late_older_write_cannot_pass() {
     let (header, user) = value::decode(state.values().next().unwrap()).unwrap();
     assert!(header.is_tombstone() && user.is_empty(), "the delete (newer) stays: {header:?}");
 }
+
+#[test]
+fn a_put_reports_the_record_it_replaced_even_when_newer_than_everything_stored() {
+    use tern_core::mutation::WriteOutcome;
+    use tern_storage::testing::{set, timetag_now};
+    let disk = MemDisk::new();
+    let clock = std::sync::Arc::new(ManualClock::new(T0_MS + 10_000));
+    let mut s = MemPartitionStore::open(&disk, "p", clock.clone());
+    // A local write, stamped by this store's cluster (1) at decree 1.
+    assert_eq!(apply_next(&mut s, &clock, vec![set(b"h", b"a", b"local")]), vec![WriteOutcome::Done]);
+    let local = timetag_now(&clock, 1);
+    // Newer than every stored timetag (the read a local write skips is not skipped), from
+    // cluster 2: it replaces the local record and says so.
+    let newer = put_from(b"h", b"a", Some(b"remote"), T0_MS + 20_000, 0, 2);
+    assert_eq!(
+        apply_next(&mut s, &clock, vec![newer.clone()]),
+        vec![WriteOutcome::Replaced { stored: local }]
+    );
+    // Older than what is stored now: it loses to the put above.
+    let older = put_from(b"h", b"a", Some(b"old"), T0_MS + 5_000, 0, 3);
+    let WriteOp::Put { timetag: Some(newer_tt), .. } = newer else { unreachable!() };
+    assert_eq!(apply_next(&mut s, &clock, vec![older]), vec![WriteOutcome::Superseded { stored: newer_tt }]);
+    // Nothing stored under the key: plain `Done`. A delete that wins replaces too, and a put
+    // over its tombstone reports the tombstone's timetag (delete bit set).
+    let first = put_from(b"h", b"b", Some(b"v"), T0_MS + 1_000, 0, 2);
+    assert_eq!(apply_next(&mut s, &clock, vec![first]), vec![WriteOutcome::Done]);
+    let delete = put_from(b"h", b"b", None, T0_MS + 2_000, 0, 2);
+    let WriteOp::Put { timetag: Some(delete_tt), .. } = delete else { unreachable!() };
+    assert!(matches!(apply_next(&mut s, &clock, vec![delete])[..], [WriteOutcome::Replaced { .. }]));
+    let again = put_from(b"h", b"b", Some(b"back"), T0_MS + 3_000, 0, 2);
+    let out = apply_next(&mut s, &clock, vec![again]);
+    assert_eq!(out, vec![WriteOutcome::Replaced { stored: delete_tt }]);
+    assert!(delete_tt.is_delete());
+}

@@ -1,0 +1,32 @@
+//! A cluster's DR lease: its voters' answers, every active table's lease, and the operator's
+//! waiver (docs/meta-proxy.md, "The DR lease").
+
+use tern_core::Result;
+use tern_proto::pb;
+
+use super::convert::dr_lease_from_pb;
+use super::{AdminClient, DrLeaseState};
+
+impl AdminClient {
+    /// The cluster's DR lease as its meta leader holds it.
+    pub async fn dr_lease(&self) -> Result<DrLeaseState> {
+        self.call(pb::Empty {}, |mut c, r| async move { c.get_dr_lease(r).await })
+            .await
+            .map(dr_lease_from_pb)
+            .map_err(|e| e.context("ask for the cluster's DR lease"))
+    }
+
+    /// Waives the DR lease (`Some(reason)`): the cluster's active tables take client writes
+    /// without it, even cut off from every proxy. `None` enforces it again.
+    pub async fn set_dr_lease_waiver(&self, reason: Option<&str>) -> Result<DrLeaseState> {
+        let req = pb::DrLeaseWaiverRequest {
+            waive: reason.is_some(),
+            reason: reason.unwrap_or_default().to_string(),
+        };
+        let what = if reason.is_some() { "waive the DR lease" } else { "enforce the DR lease again" };
+        self.call(req, |mut c, r| async move { c.set_dr_lease_waiver(r).await })
+            .await
+            .map(dr_lease_from_pb)
+            .map_err(|e| e.context(what))
+    }
+}
