@@ -71,7 +71,8 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     let (a1, a2) = (free_addr(), free_addr());
     let voters = format!("proxy1={a1},proxy2={a2}");
     let (mut a, b) =
-        dr_pair_with(("left", 31), ("right", 32), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"]).await;
+        dr_pair_with(("left", 31), ("right", 32), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"])
+            .await;
     let dir = tempfile::tempdir().unwrap();
     let clusters = [("left", a.meta_arg()), ("right", b.meta_arg())];
     // A generous budget: this test is about promoting and fencing (the next one about the budget).

@@ -55,7 +55,17 @@ fn secondary_holding_decree_1(key: &str) -> Replica {
 /// `log` in its log.
 fn open(r: &mut Replica, applied: u64, ballot: u64, log: Vec<LogEntry>) -> Vec<Action> {
     let (applied, applied_ballot) = (Decree(applied), Ballot(ballot));
-    h(r, T0, Event::Open { applied, applied_timetag: Timetag::ZERO, applied_ballot, purge_below: Timetag::ZERO, log })
+    h(
+        r,
+        T0,
+        Event::Open {
+            applied,
+            applied_timetag: Timetag::ZERO,
+            applied_ballot,
+            purge_below: Timetag::ZERO,
+            log,
+        },
+    )
 }
 
 pub(crate) fn h(r: &mut Replica, now: u64, e: Event) -> Vec<Action> {
