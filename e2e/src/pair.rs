@@ -19,10 +19,14 @@ pub async fn linked_pair_with(
     meta_args: &[&str],
 ) -> (Cluster, Cluster) {
     let meta_args: Vec<String> = meta_args.iter().map(|s| s.to_string()).collect();
-    let (a, b) = tokio::join!(
-        Cluster::start(ClusterOptions { meta_args: meta_args.clone(), ..ClusterOptions::named(a.0, a.1) }),
-        Cluster::start(ClusterOptions { meta_args, ..ClusterOptions::named(b.0, b.1) })
-    );
+    let a = ClusterOptions { meta_args: meta_args.clone(), ..ClusterOptions::named(a.0, a.1) };
+    let b = ClusterOptions { meta_args, ..ClusterOptions::named(b.0, b.1) };
+    linked(a, b, link_args).await
+}
+
+/// [`linked_pair`] of clusters started with `a` and `b`.
+pub async fn linked(a: ClusterOptions, b: ClusterOptions, link_args: &[&str]) -> (Cluster, Cluster) {
+    let (a, b) = tokio::join!(Cluster::start(a), Cluster::start(b));
     a.create_table("t", 4, 3).await;
     b.create_table("t", 4, 3).await;
     a.dup_add("t", &b, link_args).await.ok();
@@ -42,7 +46,15 @@ pub async fn dr_pair(active: (&str, u8), standby: (&str, u8)) -> (Cluster, Clust
 
 /// [`dr_pair`] with `meta_args` for the meta servers of both clusters (DR voters, say).
 pub async fn dr_pair_with(active: (&str, u8), standby: (&str, u8), meta_args: &[&str]) -> (Cluster, Cluster) {
-    let (a, b) = linked_pair_with(active, standby, &["--mode", "two-way"], meta_args).await;
+    let meta_args: Vec<String> = meta_args.iter().map(|s| s.to_string()).collect();
+    let a = ClusterOptions { meta_args: meta_args.clone(), ..ClusterOptions::named(active.0, active.1) };
+    let b = ClusterOptions { meta_args, ..ClusterOptions::named(standby.0, standby.1) };
+    dr_linked(a, b).await
+}
+
+/// The DR setup of clusters started with `active` and `standby` (see [`dr_pair`]).
+pub async fn dr_linked(active: ClusterOptions, standby: ClusterOptions) -> (Cluster, Cluster) {
+    let (a, b) = linked(active, standby, &["--mode", "two-way"]).await;
     let mb = b.meta_arg();
     b.cli(&["table", "role", "t", "--set", "standby", "--epoch", "1", "--if-epoch", "0", "--meta", &mb])
         .await

@@ -35,6 +35,12 @@ fn timetag_json(tt: Timetag) -> Value {
     json!({ "timetag": tt.as_u64(), "physical_ms": tt.physical_ms(), "cluster": tt.cluster().get(), "delete": tt.is_delete() })
 }
 
+/// A bound on timetags (every write at or below it is applied remotely; below it, dead records
+/// may go): not a write's own timetag, so its cluster and delete bits mean nothing.
+fn bound_json(tt: Timetag) -> Value {
+    json!({ "timetag": tt.as_u64(), "physical_ms": tt.physical_ms() })
+}
+
 fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
     let l = &s.link;
     let t = s.totals();
@@ -76,7 +82,7 @@ fn link_json(s: &LinkReport, tables: &TableStates, partitions: bool) -> Value {
                     "seconds_behind": p.seconds_behind,
                     "lag_known": p.lag_unknown.is_none(),
                     "lag_unknown": p.lag_unknown,
-                    "replicated_up_to": timetag_json(p.replicated_up_to),
+                    "replicated_up_to": bound_json(p.replicated_up_to),
                     "shipped_puts": p.shipped_puts,
                     "failed_batches": p.failed_batches,
                     "last_error": p.last_error.as_deref().unwrap_or_default(),
@@ -296,10 +302,10 @@ fn incoming_json(i: &IncomingLinkReport, now_ms: u64) -> Value {
         "table": i.table,
         "from_cluster": i.from_cluster,
         "source_table": i.source_table,
-        "replicated_up_to": i.replicated_up_to.iter().map(|w| w.map(timetag_json)).collect::<Vec<_>>(),
+        "replicated_up_to": i.replicated_up_to.iter().map(|w| w.map(bound_json)).collect::<Vec<_>>(),
         "oldest_seconds_ago": i.oldest().and_then(age_s),
         "heard_ms_ago": i.heard_ms_ago,
-        "purge_below": timetag_json(i.purge_below),
+        "purge_below": bound_json(i.purge_below),
         "purge_horizon_seconds_ago": age_s(i.purge_below),
     })
 }
