@@ -133,8 +133,11 @@ async fn automatic_failover_refuses_a_standby_of_unknown_lag_and_says_why() {
                 let s = proxy_status(&proxy).await?;
                 let t = table_of(&s, "t").ok_or("no table t")?;
                 let r = copy_of(t, "right").ok_or("no copy in right")?;
-                match r["lag_detail"].as_str() {
-                    Some(d) if d.contains("ms ahead") => Ok(d.to_string()),
+                // The decrees waiting are shown with it (the lag itself is unknown).
+                match (r["lag_detail"].as_str(), r["decrees_behind"].as_u64()) {
+                    (Some(d), Some(n)) if d.contains("ms ahead") && n > 0 => {
+                        Ok(format!("{d}; {n} decrees behind"))
+                    }
                     _ => Err(format!("{r}")),
                 }
             }

@@ -40,6 +40,8 @@ pub struct LagSample {
     pub from: String,
     /// Per other cluster: its lag, or why it is not known.
     pub lags: BTreeMap<String, Result<Duration, String>>,
+    /// Per other cluster: the decrees and bytes behind on the link the lag was taken from.
+    pub behind: BTreeMap<String, (u64, u64)>,
 }
 
 /// The active copy has not been serving since `since`.

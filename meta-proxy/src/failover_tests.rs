@@ -63,6 +63,7 @@ fn sample(t0: Instant, lags: Vec<(&str, Result<f64, &str>)>) -> LagSample {
             .into_iter()
             .map(|(n, l)| (n.to_string(), l.map(secs).map_err(|e| e.to_string())))
             .collect::<BTreeMap<_, _>>(),
+        behind: BTreeMap::new(),
     }
 }
 

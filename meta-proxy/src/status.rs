@@ -44,6 +44,7 @@ fn cluster_view(name: &str, view: &View, s: &TableState) -> CopyView {
         Some((smp, None)) if smp.from == name => (Some(0.0), String::new()),
         _ => (None, "not measured yet".to_string()),
     };
+    let behind = s.sample.as_ref().and_then(|smp| smp.behind.get(name).copied());
     CopyView {
         cluster: name.to_string(),
         state,
@@ -52,6 +53,8 @@ fn cluster_view(name: &str, view: &View, s: &TableState) -> CopyView {
         detail: health.err().unwrap_or_default(),
         lag_seconds,
         lag_detail,
+        decrees_behind: behind.map(|b| b.0),
+        bytes_behind: behind.map(|b| b.1),
         dr_lease: lease_text(view),
     }
 }

@@ -183,26 +183,33 @@ impl Watcher {
 
     /// The lag of every other cluster behind `active`, from `active`'s duplication links.
     async fn sample(&self, table: &str, active: &str, now: Instant) -> LagSample {
-        let mut lags = BTreeMap::new();
+        let (mut lags, mut behind) = (BTreeMap::new(), BTreeMap::new());
         let Some(c) = self.clusters.iter().find(|c| c.name == active) else {
-            return LagSample { at: now, from: active.to_string(), lags };
+            return LagSample { at: now, from: active.to_string(), lags, behind };
         };
         self.learn_ids().await;
         let links = c.admin.links(Some(table)).await;
         let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for other in self.clusters.iter().filter(|o| o.name != active) {
-            let lag = match &links {
+            let best = match &links {
                 Err(e) => Err(format!("{active} did not report its links: {}", e.root())),
                 Ok(list) => list
                     .iter()
                     .filter(|l| ids.get(&l.link.remote_cluster_id) == Some(&other.name))
-                    .map(failover::link_lag)
-                    .min_by_key(|l| l.as_ref().map_or(Duration::MAX, |d| *d))
-                    .unwrap_or_else(|| Err(format!("no duplication link from {active} to it"))),
+                    .map(|l| (failover::link_lag(l), l.totals()))
+                    .min_by_key(|(lag, _)| lag.as_ref().map_or(Duration::MAX, |d| *d))
+                    .ok_or_else(|| format!("no duplication link from {active} to it")),
+            };
+            let lag = match best {
+                Ok((lag, totals)) => {
+                    behind.insert(other.name.clone(), (totals.decrees_behind, totals.bytes_behind));
+                    lag
+                }
+                Err(e) => Err(e),
             };
             lags.insert(other.name.clone(), lag);
         }
-        LagSample { at: Instant::now(), from: active.to_string(), lags }
+        LagSample { at: Instant::now(), from: active.to_string(), lags, behind }
     }
 
     /// Learns the cluster ids of clusters not known yet (links name remotes by id).

@@ -84,9 +84,13 @@ fn to_text(s: &ProxyStatus) -> String {
                 CopyState::Active | CopyState::Standby => c.epoch.to_string(),
             };
             let health = if c.healthy { "serving".to_string() } else { c.detail.clone() };
+            let behind = match (c.decrees_behind, c.bytes_behind) {
+                (Some(d), Some(b)) => format!(", {d} decrees, {} behind", crate::cli::common::human_bytes(b)),
+                _ => String::new(),
+            };
             let lag = match (c.state, c.lag_seconds) {
-                (CopyState::Standby, Some(l)) => format!("lag {l:.1}s"),
-                (CopyState::Standby, None) => format!("lag unknown ({})", c.lag_detail),
+                (CopyState::Standby, Some(l)) => format!("lag {l:.1}s{behind}"),
+                (CopyState::Standby, None) => format!("lag unknown ({}){behind}", c.lag_detail),
                 _ => String::new(),
             };
             let lease =
@@ -154,6 +158,8 @@ fn to_json(s: &ProxyStatus) -> serde_json::Value {
                 "detail": c.detail,
                 "lag_seconds": c.lag_seconds,
                 "lag_detail": c.lag_detail,
+                "decrees_behind": c.decrees_behind,
+                "bytes_behind": c.bytes_behind,
                 "dr_lease": c.dr_lease,
             })).collect::<Vec<_>>(),
             "last_decision": t.last_decision.as_ref().map(|d| json!({

@@ -266,6 +266,8 @@ fn copy_from_pb(c: pb::ProxyClusterView) -> Result<CopyView> {
         detail: c.detail,
         lag_seconds: (c.lag_seconds >= 0.0).then_some(c.lag_seconds),
         lag_detail: c.lag_detail,
+        decrees_behind: u64::try_from(c.decrees_behind).ok(),
+        bytes_behind: u64::try_from(c.bytes_behind).ok(),
         dr_lease: c.dr_lease,
     })
 }
@@ -279,6 +281,8 @@ fn copy_to_pb(c: &CopyView) -> pb::ProxyClusterView {
         detail: c.detail.clone(),
         lag_seconds: c.lag_seconds.unwrap_or(-1.0),
         lag_detail: c.lag_detail.clone(),
+        decrees_behind: c.decrees_behind.map_or(-1, |n| n as i64),
+        bytes_behind: c.bytes_behind.map_or(-1, |n| n as i64),
         dr_lease: c.dr_lease.clone(),
     }
 }

@@ -123,6 +123,8 @@ fn proxy_status_round_trips() {
                         detail: String::new(),
                         lag_seconds: None,
                         lag_detail: String::new(),
+                        decrees_behind: None,
+                        bytes_behind: None,
                         dr_lease: "held 4.0s".into(),
                     },
                     CopyView {
@@ -133,6 +135,8 @@ fn proxy_status_round_trips() {
                         detail: "no such table".into(),
                         lag_seconds: Some(1.5),
                         lag_detail: String::new(),
+                        decrees_behind: Some(12),
+                        bytes_behind: Some(3_400),
                         dr_lease: String::new(),
                     },
                 ],

@@ -436,6 +436,10 @@ pub struct CopyView {
     pub lag_seconds: Option<f64>,
     /// Why the lag is unknown.
     pub lag_detail: String,
+    /// Standbys, measured with the lag: decrees and bytes of the active copy's log not applied
+    /// here yet, summed over partitions.
+    pub decrees_behind: Option<u64>,
+    pub bytes_behind: Option<u64>,
     /// Its DR lease as its cluster reports it ("held 4.1s", "none: ..."); empty: not known.
     pub dr_lease: String,
 }
