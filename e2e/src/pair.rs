@@ -1,7 +1,11 @@
 //! Two clusters with a duplication link between them: the setup of the DR role, proxy and
 //! automatic failover scenarios.
 
+use tern_core::DrRole;
+use tern_proto::convert::PbEnum;
+
 use crate::cluster::{Cluster, ClusterOptions, SETTLE};
+use crate::proxy::{proxy_status, table_of};
 
 /// Two clusters ([`ClusterOptions::named`] `a` and `b`) started side by side, each with table
 /// `t` (4 partitions of 3 replicas), and a link from `a`'s `t` to `b`'s made by `tern dup add`
@@ -70,6 +74,42 @@ impl Cluster {
             match links.iter().all(|l| l.link.as_ref().is_some_and(|d| d.started.iter().all(|s| *s))) {
                 true if !links.is_empty() => Ok(()),
                 _ => Err(format!("{links:?}")),
+            }
+        })
+        .await
+    }
+}
+
+impl Cluster {
+    /// (role, epoch) of `table` as this cluster's meta servers say.
+    pub async fn dr_role(&self, table: &str) -> Result<(DrRole, u64), String> {
+        let r = self.route(table).await.map_err(|e| e.to_string())?;
+        let t = r.table.ok_or("route without table")?;
+        Ok((DrRole::from_pb(t.role, "table.role").map_err(|e| e.to_string())?, t.epoch))
+    }
+
+    /// Waits until `table` is a standby here (fenced on return); returns its epoch.
+    pub async fn wait_fenced(&self, table: &str) -> u64 {
+        self.wait_for("the returning cluster to be fenced", SETTLE, || async {
+            match self.dr_role(table).await? {
+                (DrRole::Standby, e) => Ok(e),
+                other => Err(format!("{table} is {other:?}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits until `table` is active here (promoted by the proxy at `proxy`, whose view of the
+    /// table the error shows); returns its epoch.
+    pub async fn wait_promoted(&self, table: &str, proxy: &str) -> u64 {
+        crate::wait_until("the standby to be promoted", SETTLE, || async {
+            match self.dr_role(table).await? {
+                (DrRole::Active, e) => Ok(e),
+                other => {
+                    let s = proxy_status(proxy).await?;
+                    let view = table_of(&s, table).cloned().unwrap_or_default();
+                    Err(format!("{table} is {other:?}; the proxy says {view}"))
+                }
             }
         })
         .await

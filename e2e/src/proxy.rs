@@ -69,3 +69,19 @@ pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
     s.read_to_string(&mut out).await.map_err(|e| format!("read from {addr}: {e}"))?;
     Ok(out)
 }
+
+/// Waits until the proxy at `addr` has decided `outcome` (`refused`, `promoted`, ...) about
+/// `table`; returns the decision's reason.
+pub async fn wait_decision(addr: &str, table: &str, outcome: &str) -> String {
+    crate::wait_until(&format!("the proxy's decision to be {outcome}"), crate::cluster::SETTLE, || async {
+        let s = proxy_status(addr).await?;
+        let t = table_of(&s, table).ok_or(format!("no table {table}"))?;
+        match t["last_decision"]["outcome"].as_str() {
+            Some(o) if o == outcome => {
+                Ok(t["last_decision"]["reason"].as_str().unwrap_or_default().to_string())
+            }
+            _ => Err(format!("{t}")),
+        }
+    })
+    .await
+}

@@ -17,16 +17,8 @@ use tern_e2e::Cluster;
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::pair::{dr_pair, dr_pair_with};
 use tern_e2e::ports::free_addr;
-use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_at, start_proxy, table_of};
+use tern_e2e::proxy::{copy_of, http_get, proxy_status, start_at, start_proxy, table_of, wait_decision};
 use tern_e2e::workload::numbered_set as set;
-use tern_proto::convert::PbEnum;
-
-/// (role, epoch) of table `t` as `c`'s meta servers say.
-async fn role(c: &Cluster) -> Result<(DrRole, u64), String> {
-    let r = c.route("t").await.map_err(|e| e.to_string())?;
-    let t = r.table.ok_or("route without table")?;
-    Ok((DrRole::from_pb(t.role, "table.role").map_err(|e| e.to_string())?, t.epoch))
-}
 
 fn kill_all(c: &mut Cluster) {
     for p in c.metas().into_iter().chain(c.replicas()) {
@@ -114,19 +106,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
 
     eprintln!("e2e: losing every process of left");
     kill_all(&mut a);
-    let promoted = tern_e2e::wait_until("right to be promoted", SETTLE, || async {
-        match role(&b).await? {
-            (DrRole::Active, e) => Ok(e),
-            other => {
-                let s = proxy_status(&p1.addr).await?;
-                Err(format!(
-                    "right is {other:?}; proxy1 says {}",
-                    table_of(&s, "t").cloned().unwrap_or_default()
-                ))
-            }
-        }
-    })
-    .await;
+    let promoted = b.wait_promoted("t", &p1.addr).await;
     assert_eq!(promoted, 2, "promoted once, above every epoch seen (left 0, right 1)");
     // The same client, never restarted, writes on through the proxies.
     for i in 1000..1050 {
@@ -161,14 +141,7 @@ async fn losing_the_active_cluster_promotes_the_standby_once_and_fences_the_old_
     for p in a.metas().into_iter().chain(a.replicas()) {
         a.restart(p);
     }
-    let fenced = a
-        .wait_for("left to be fenced", SETTLE, || async {
-            match role(&a).await? {
-                (DrRole::Standby, e) => Ok(e),
-                other => Err(format!("left is {other:?}")),
-            }
-        })
-        .await;
+    let fenced = a.wait_fenced("t").await;
     assert_eq!(fenced, 2, "fenced at the epoch the proxies route by");
     a.wait_for("left's servers to refuse client writes", SETTLE, || async {
         let out = a.kv("t", &["set", "direct", "s", "v"]).await;
@@ -241,19 +214,11 @@ async fn a_standby_further_behind_than_the_budget_is_not_promoted_and_the_proxy_
     eprintln!("e2e: right is {lag:.1}s behind; losing every process of left");
     kill_all(&mut a);
 
-    let decision = tern_e2e::wait_until("the proxy to refuse a promotion", SETTLE, || async {
-        let s = proxy_status(&p.addr).await?;
-        let t = table_of(&s, "t").ok_or("no table t")?;
-        match t["last_decision"]["outcome"].as_str() {
-            Some("refused") => Ok(t["last_decision"]["reason"].as_str().unwrap_or_default().to_string()),
-            _ => Err(format!("{t}")),
-        }
-    })
-    .await;
+    let decision = wait_decision(&p.addr, "t", "refused").await;
     eprintln!("e2e: refused: {decision}");
     assert!(decision.contains("left (active at epoch 0) has not served"), "{decision}");
     assert!(decision.contains("right: ") && decision.contains("over the RPO budget of 1.0s"), "{decision}");
-    assert_eq!(role(&b).await.unwrap(), (DrRole::Standby, 1), "right stays standby");
+    assert_eq!(b.dr_role("t").await.unwrap(), (DrRole::Standby, 1), "right stays standby");
     let scraped = http_get(&metrics, "/metrics").await.unwrap();
     assert!(
         scraped.lines().any(|l| l.starts_with("tern_proxy_failover_decisions_total")

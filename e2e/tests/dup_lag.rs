@@ -11,7 +11,7 @@ use tern_client::{ClientOptions, TernClient};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::pair::{dr_linked, linked};
 use tern_e2e::ports::free_addr;
-use tern_e2e::proxy::{copy_of, proxy_status, start_at, table_of};
+use tern_e2e::proxy::{copy_of, proxy_status, start_at, table_of, wait_decision};
 use tern_e2e::workload::numbered_set as set;
 use tern_e2e::{Cluster, ClusterOptions};
 
@@ -147,15 +147,7 @@ async fn automatic_failover_refuses_a_standby_of_unknown_lag_and_says_why() {
     for p in a.metas().into_iter().chain(a.replicas()) {
         a.kill9(p);
     }
-    let reason = tern_e2e::wait_until("the proxy to refuse a promotion", SETTLE, || async {
-        let s = proxy_status(&p.addr).await?;
-        let t = table_of(&s, "t").ok_or("no table t")?;
-        match t["last_decision"]["outcome"].as_str() {
-            Some("refused") => Ok(t["last_decision"]["reason"].as_str().unwrap_or_default().to_string()),
-            _ => Err(format!("{t}")),
-        }
-    })
-    .await;
+    let reason = wait_decision(&p.addr, "t", "refused").await;
     eprintln!("e2e: refused: {reason}");
     assert!(reason.contains("right: lag unknown") && reason.contains("ms ahead"), "{reason}");
     let route = b.route("t").await.unwrap().table.unwrap();

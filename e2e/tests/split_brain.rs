@@ -22,14 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
-use tern_core::{DrRole, ErrorCode, WriteOp};
+use tern_core::{ErrorCode, WriteOp};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::faults::FaultProxy;
 use tern_e2e::ports::free_addr;
 use tern_e2e::process::Process;
 use tern_e2e::proxy::{http_get, proxy_status, start_at, table_of};
 use tern_e2e::{Cluster, ClusterOptions};
-use tern_proto::convert::PbEnum;
 
 const LEASE: &str = "2s";
 
@@ -46,13 +45,6 @@ type Ack = (String, String, u64);
 
 /// A refused write: its code, when (wall ms), and the message.
 type Refusal = (ErrorCode, u64, String);
-
-/// (role, epoch) of table `t` as `c`'s meta servers say.
-async fn role(c: &Cluster) -> Result<(DrRole, u64), String> {
-    let r = c.route("t").await.map_err(|e| e.to_string())?;
-    let t = r.table.ok_or("route without table")?;
-    Ok((DrRole::from_pb(t.role, "table.role").map_err(|e| e.to_string())?, t.epoch))
-}
 
 /// The DR voters as `tern meta --dr-voters` takes them.
 fn voters(addrs: &[(&str, &str)]) -> String {
@@ -256,16 +248,7 @@ async fn scenario(lease: bool, ids: (u8, u8)) -> Outcome {
         })
         .await;
     }
-    let epoch = tern_e2e::wait_until("right to be promoted", SETTLE, || async {
-        match role(&b).await? {
-            (DrRole::Active, e) => Ok(e),
-            other => {
-                let s = proxy_status(&p1).await?;
-                Err(format!("right is {other:?}; p1 says {}", table_of(&s, "t").cloned().unwrap_or_default()))
-            }
-        }
-    })
-    .await;
+    let epoch = b.wait_promoted("t", &p1).await;
     assert_eq!(epoch, 2, "promoted once, above every epoch seen");
     // When the promotion was sent, by whichever proxy sent it (the other lost the race).
     let mut promoted_at = None;
@@ -311,14 +294,7 @@ async fn scenario(lease: bool, ids: (u8, u8)) -> Outcome {
     for f in [&to_left, &to_p1, &to_p2, &to_w] {
         f.heal();
     }
-    let fenced = a
-        .wait_for("left to be fenced", SETTLE, || async {
-            match role(&a).await? {
-                (DrRole::Standby, e) => Ok(e),
-                other => Err(format!("left is {other:?}")),
-            }
-        })
-        .await;
+    let fenced = a.wait_fenced("t").await;
     assert!(fenced >= 2, "fenced at the promoted epoch or above: {fenced}");
     let mut all = left_acks.clone();
     all.extend(acks);

@@ -255,10 +255,6 @@ impl PartitionStore for RocksPartitionStore {
         self.applied
     }
 
-    fn purge_horizon(&self) -> Timetag {
-        self.applied.purge_below
-    }
-
     /// Reads the decree from persisted files only (the memtables are not durable with the WAL
     /// off), so this is exactly what a crash now would leave.
     fn durable_decree(&self) -> Result<Decree> {

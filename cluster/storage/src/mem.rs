@@ -216,10 +216,6 @@ impl PartitionStore for MemPartitionStore {
         self.applied
     }
 
-    fn purge_horizon(&self) -> Timetag {
-        self.applied.purge_below
-    }
-
     fn durable_decree(&self) -> Result<Decree> {
         Ok(Decree(self.durable.load(Ordering::SeqCst)))
     }

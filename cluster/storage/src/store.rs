@@ -94,7 +94,9 @@ pub trait PartitionStore: Send + Sync {
     fn last_applied(&self) -> AppliedMark;
 
     /// The partition's purge horizon as applied (see [`AppliedMark`]); zero when none.
-    fn purge_horizon(&self) -> Timetag;
+    fn purge_horizon(&self) -> Timetag {
+        self.last_applied().purge_below
+    }
 
     /// The last decree whose writes would survive a crash now.
     fn durable_decree(&self) -> Result<Decree>;
