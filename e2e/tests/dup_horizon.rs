@@ -67,6 +67,20 @@ async fn horizon_age(c: &Cluster) -> Result<f64, String> {
     t["purge_horizon_seconds_ago"].as_f64().ok_or(format!("no horizon yet: {t}"))
 }
 
+/// Waits until the purge horizon of `t` trails the clock by about the retention in both
+/// clusters (nothing holds it back).
+async fn wait_horizon_follows(a: &Cluster, b: &Cluster, what: &str) {
+    for c in [a, b] {
+        c.wait_for(what, SETTLE, || async {
+            match horizon_age(c).await? {
+                age if age < RETENTION_S + 5.0 => Ok(()),
+                age => Err(format!("{age:.1}s")),
+            }
+        })
+        .await;
+    }
+}
+
 /// Sums over the partitions of `c`'s links: (batches that failed, decrees behind).
 async fn failures_and_behind(c: &Cluster) -> (u64, u64) {
     let parts: Vec<_> = c.dup_links().await.into_iter().flat_map(|l| l.partitions).collect();
@@ -104,15 +118,7 @@ async fn a_link_paused_longer_than_the_retention_delivers_and_no_delete_is_undon
         write(&ca, set(k, "base")).await;
     }
     wait_identical(&ca, &cb, "t", "t", SETTLE).await;
-    for c in [&a, &b] {
-        c.wait_for("the purge horizon to follow the retention", SETTLE, || async {
-            match horizon_age(c).await? {
-                age if age < RETENTION_S + 5.0 => Ok(()),
-                age => Err(format!("{age:.1}s")),
-            }
-        })
-        .await;
-    }
+    wait_horizon_follows(&a, &b, "the purge horizon to follow the retention").await;
 
     // Both links paused; each side waits until the other stopped sending (its heartbeats too).
     let (ida, idb) = (a.first_link_id().await, b.first_link_id().await);
@@ -189,15 +195,7 @@ async fn a_link_paused_longer_than_the_retention_delivers_and_no_delete_is_undon
     eprintln!("e2e: converged on {records} live records; no delete undone, no batch refused");
 
     // Caught up: the horizon follows the retention again (the deletes may now be dropped).
-    for c in [&a, &b] {
-        c.wait_for("the purge horizon to move on once the link caught up", SETTLE, || async {
-            match horizon_age(c).await? {
-                age if age < RETENTION_S + 5.0 => Ok(()),
-                age => Err(format!("{age:.1}s")),
-            }
-        })
-        .await;
-    }
+    wait_horizon_follows(&a, &b, "the purge horizon to move on once the link caught up").await;
 }
 
 /// A full sync sends records with their own timetags (the old one raised old timetags to the

@@ -43,6 +43,16 @@ async fn wait_unknown(c: &Cluster, what: &str, why: &str) -> String {
     .await
 }
 
+/// Waits until every partition of `c`'s links has caught up with a known lag.
+async fn wait_known(c: &Cluster, what: &str) {
+    c.wait_for(what, SETTLE, || async {
+        let parts = partitions(c).await;
+        let known = parts.iter().filter(|p| p["lag_known"] == true && p["decrees_behind"] == 0).count();
+        if known == parts.len() { Ok(()) } else { Err(format!("{parts:?}")) }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_link_and_silent_shippers_show_an_unknown_lag_never_zero() {
     let (mut a, mut b) =
@@ -52,12 +62,7 @@ async fn a_failing_link_and_silent_shippers_show_an_unknown_lag_never_zero() {
         ca.write("t", set(i)).await.unwrap();
     }
     // Caught up: the lag is known, and small.
-    a.wait_for("a known lag once caught up", SETTLE, || async {
-        let parts = partitions(&a).await;
-        let known = parts.iter().filter(|p| p["lag_known"] == true && p["decrees_behind"] == 0).count();
-        if known == parts.len() { Ok(()) } else { Err(format!("{parts:?}")) }
-    })
-    .await;
+    wait_known(&a, "a known lag once caught up").await;
 
     // The receiving cluster loses its replica servers: every batch fails.
     for p in b.replicas() {
@@ -76,12 +81,7 @@ async fn a_failing_link_and_silent_shippers_show_an_unknown_lag_never_zero() {
     for p in b.replicas() {
         b.restart(p);
     }
-    a.wait_for("a known lag again once the receiver is back", SETTLE, || async {
-        let parts = partitions(&a).await;
-        let known = parts.iter().filter(|p| p["lag_known"] == true && p["decrees_behind"] == 0).count();
-        if known == parts.len() { Ok(()) } else { Err(format!("{parts:?}")) }
-    })
-    .await;
+    wait_known(&a, "a known lag again once the receiver is back").await;
 
     // The sending servers stop: their meta server hears nothing more, and after a few seconds
     // the last figures tell nothing.
