@@ -17,8 +17,12 @@ use tern_proto::pb;
 use crate::state::incoming::{IncomingRecord, incoming_key};
 use crate::state::{Command, MetaState};
 
-/// A raise smaller than this is not written (every beacon would write one otherwise).
-const MIN_RAISE_MS: u64 = 1_000;
+/// A horizon rises in steps of a 64th of the retention, between 1 s and 1 min: each raise is a
+/// Raft command and then a log entry in every partition of the table, so a smaller step would
+/// write one every second in every idle partition (tombstones go a little later instead).
+fn min_raise_ms(retention_ms: u64) -> u64 {
+    (retention_ms / 64).clamp(1_000, 60_000)
+}
 /// How often a table whose horizon a link holds back past the retention is warned about.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -152,11 +156,12 @@ impl Horizons {
             let links = heard.iter().map(|w| IncomingLink { replicated_up_to: w });
             let retention_ms = retention.as_millis() as u64;
             let target = self.rules.purge_horizon(current, now_wall_ms, retention_ms, links);
-            if target.physical_ms() >= current.physical_ms() + MIN_RAISE_MS {
+            let step = min_raise_ms(retention_ms);
+            if target.physical_ms() >= current.physical_ms() + step {
                 commands.push(Command::RaisePurgeHorizon { table: t.id, below: target.as_u64() });
             }
             let held_ms = now_wall_ms.saturating_sub(target.physical_ms());
-            if held_ms > retention_ms + MIN_RAISE_MS
+            if held_ms > retention_ms + 2 * step
                 && self.warned.get(&t.id).is_none_or(|at| now.duration_since(*at) >= WARN_EVERY)
             {
                 self.warned.insert(t.id, now);
@@ -235,9 +240,11 @@ mod tests {
             now_ms - DAY.as_millis() as u64
         );
         assert!(
-            h.tick(&s, now_ms + 10, DAY, 7 * DAY, now).is_empty(),
-            "a raise under a second is not written"
+            h.tick(&s, now_ms + 59_000, DAY, 7 * DAY, now).is_empty(),
+            "with a day's retention the horizon rises a minute at a time"
         );
+        assert_eq!(h.tick(&s, now_ms + 60_000, DAY, 7 * DAY, now).len(), 1);
+        assert_eq!(min_raise_ms(3_000), 1_000, "at least a second");
     }
 
     #[test]
