@@ -103,3 +103,31 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{v:.1}{}", UNITS[unit])
     }
 }
+
+/// A duration for people: `12.3s` under two minutes, then `45.2min`, `30.1h`, `3.2d`.
+pub fn human_ms(ms: u64) -> String {
+    let s = ms as f64 / 1000.0;
+    if ms < 120_000 {
+        format!("{s:.1}s")
+    } else if ms < 7_200_000 {
+        format!("{:.1}min", s / 60.0)
+    } else if ms < 172_800_000 {
+        format!("{:.1}h", s / 3600.0)
+    } else {
+        format!("{:.1}d", s / 86_400.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_ms;
+
+    #[test]
+    fn durations_read_in_the_unit_that_fits() {
+        assert_eq!(human_ms(4_100), "4.1s");
+        assert_eq!(human_ms(119_900), "119.9s");
+        assert_eq!(human_ms(600_000), "10.0min");
+        assert_eq!(human_ms(86_407_200), "24.0h");
+        assert_eq!(human_ms(3 * 86_400_000), "3.0d");
+    }
+}

@@ -10,6 +10,7 @@ use serde_json::json;
 use tern_client::admin::DrLeaseState;
 
 use super::OutputFormat;
+use super::common::human_ms as secs;
 use super::common::{MetaAddrs, duration_arg, init_logging, runtime, shutdown_signal};
 
 /// Parses `--dr-voters NAME=HOST:PORT` (one voter; the flag takes a comma-separated list).
@@ -124,10 +125,6 @@ impl DrLeaseCmd {
         }
         Ok(())
     }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 fn to_text(s: &DrLeaseState) -> String {

@@ -8,6 +8,7 @@ use tern_client::admin::ProxyStatus;
 use tern_core::CopyState;
 
 use super::OutputFormat;
+use super::common::human_ms as secs;
 use super::common::runtime;
 
 #[derive(Debug, Args)]
@@ -38,10 +39,6 @@ impl StatusCmd {
         }
         Ok(())
     }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 fn ago(at_ms: u64) -> String {

@@ -8,7 +8,7 @@ use tern_core::key::escape;
 use tern_core::{NodeId, Timetag};
 
 use crate::cli::OutputFormat;
-use crate::cli::common::human_bytes;
+use crate::cli::common::{human_bytes, human_ms};
 
 pub(super) fn throttle(n: u64) -> String {
     if n == 0 { "unlimited".into() } else { format!("{}/s", human_bytes(n)) }
@@ -24,7 +24,7 @@ fn node(n: Option<NodeId>) -> String {
 }
 
 fn age(ms: Option<u64>) -> String {
-    ms.map_or_else(|| "never".into(), |ms| format!("{:.1}s ago", ms as f64 / 1000.0))
+    ms.map_or_else(|| "never".into(), |ms| format!("{} ago", human_ms(ms)))
 }
 
 fn key(b: &[u8]) -> String {
@@ -291,7 +291,7 @@ fn ago(t: Timetag, now_ms: u64) -> String {
     if t == Timetag::ZERO {
         "never".into()
     } else {
-        format!("{:.1}s ago", now_ms.saturating_sub(t.physical_ms()) as f64 / 1000.0)
+        format!("{} ago", human_ms(now_ms.saturating_sub(t.physical_ms())))
     }
 }
 
@@ -326,9 +326,15 @@ fn print_incoming(incoming: &[IncomingLinkReport], now_ms: u64) {
             .filter(|(_, w)| w.is_none_or(|w| Some(w) == i.oldest()))
             .map(|(p, _)| p as u32)
             .collect();
+        let horizon = if i.purge_below == Timetag::ZERO {
+            "no purge horizon yet: no delete is dropped".to_string()
+        } else {
+            let age = human_ms(now_ms.saturating_sub(i.purge_below.physical_ms()));
+            format!("deletes older than {age} may be dropped (the purge horizon)")
+        };
         println!(
-            "  {} ← cluster {} table {}: {} partitions, heard {}, everything up to {} applied here \
-             (slowest: partition {}); purge horizon {}",
+            "  {} ← cluster {} table {}: {} partitions, heard {}; everything they wrote up to {} is \
+             applied here (slowest: partition {}); {horizon}",
             i.table,
             i.from_cluster,
             i.source_table,
@@ -336,7 +342,6 @@ fn print_incoming(incoming: &[IncomingLinkReport], now_ms: u64) {
             age(i.heard_ms_ago),
             i.oldest().map_or_else(|| "-".into(), |t| ago(t, now_ms)),
             behind.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
-            ago(i.purge_below, now_ms),
         );
     }
 }
