@@ -111,20 +111,7 @@ impl pb::proxy_admin_server::ProxyAdmin for AdminService {
             .into_iter()
             .map(|t| match tables.get(t) {
                 Some(s) => table_status(t, s, w.policies.get(t), w.dr.voters.len()),
-                None => ProxyTable {
-                    table: t.clone(),
-                    active_cluster: None,
-                    epoch: 0,
-                    route_error: Some("not looked at yet".into()),
-                    clusters: Vec::new(),
-                    auto_failover: true,
-                    failover_after_ms: 0,
-                    rpo_budget_ms: 0,
-                    active_unhealthy: None,
-                    last_decision: None,
-                    lag_sampled_ms_ago: None,
-                    lease_wait: None,
-                },
+                None => ProxyTable::not_looked_at(t, true),
             })
             .collect();
         let clusters = w.clusters.iter().map(|c| c.name.clone()).collect();

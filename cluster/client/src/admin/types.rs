@@ -407,6 +407,26 @@ pub struct ProxyTable {
     pub lease_wait: Option<LeaseWait>,
 }
 
+impl ProxyTable {
+    /// A table the proxy has a failover policy for (`auto_failover`) but has not looked at yet.
+    pub fn not_looked_at(table: &str, auto_failover: bool) -> ProxyTable {
+        ProxyTable {
+            table: table.to_string(),
+            active_cluster: None,
+            epoch: 0,
+            route_error: Some("not looked at yet".into()),
+            clusters: Vec::new(),
+            auto_failover,
+            failover_after_ms: 0,
+            rpo_budget_ms: 0,
+            active_unhealthy: None,
+            last_decision: None,
+            lag_sampled_ms_ago: None,
+            lease_wait: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseWait {
     /// How much longer.
