@@ -186,12 +186,17 @@ fn wall_clock() -> String {
 /// A set of hash key `k{i}`, sort key `s`, value `v`: the small numbered writes the proxy and
 /// failover scenarios count.
 pub fn numbered_set(i: u64) -> WriteOp {
-    WriteOp::Set {
-        hash_key: format!("k{i}").into_bytes(),
-        sort_key: b"s".to_vec(),
-        value: b"v".to_vec(),
-        ttl_secs: 0,
-    }
+    set_op(format!("k{i}"), "s", "v", 0)
+}
+
+/// A set of one record (`ttl_secs` 0: no expiry).
+pub fn set_op(
+    hash_key: impl Into<Vec<u8>>,
+    sort_key: impl Into<Vec<u8>>,
+    value: impl Into<Vec<u8>>,
+    ttl_secs: u32,
+) -> WriteOp {
+    WriteOp::Set { hash_key: hash_key.into(), sort_key: sort_key.into(), value: value.into(), ttl_secs }
 }
 
 /// The write of a workload: `key` (sort key [`SORT_KEY`]) set to `value`, no TTL.

@@ -13,6 +13,7 @@ use tern_core::WriteOp;
 use tern_core::read::{ReadOp, ReadResult, Ttl};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::mixed::{dump, wait_identical};
+use tern_e2e::workload::{numbered_set, set_op};
 use tern_e2e::{Cluster, ClusterOptions};
 
 const HOUR_MS: &str = "3600000";
@@ -36,14 +37,8 @@ async fn a_peer_clock_an_hour_ahead_is_refused_until_it_is_fixed() {
     .await;
 
     let (ca, cb) = (a.client(), b.client());
-    for i in 0..100u32 {
-        let set = WriteOp::Set {
-            hash_key: format!("k{i}").into_bytes(),
-            sort_key: b"s".to_vec(),
-            value: b"v".to_vec(),
-            ttl_secs: 0,
-        };
-        ca.write("t", set).await.unwrap();
+    for i in 0..100u64 {
+        ca.write("t", numbered_set(i)).await.unwrap();
     }
     // Every partition's batches are refused, and the shipper's status says why.
     let error = a
@@ -65,13 +60,7 @@ async fn a_peer_clock_an_hour_ahead_is_refused_until_it_is_fixed() {
 
     // The receiver's clock did not move: a record written there with a 100 s TTL expires 100 s
     // from now (its expiry is taken from its write's timetag), not an hour later.
-    let set = WriteOp::Set {
-        hash_key: b"local".to_vec(),
-        sort_key: b"s".to_vec(),
-        value: b"v".to_vec(),
-        ttl_secs: 100,
-    };
-    cb.write("t", set).await.unwrap();
+    cb.write("t", set_op("local", "s", "v", 100)).await.unwrap();
     let ttl =
         cb.read("t", ReadOp::Ttl { hash_key: b"local".to_vec(), sort_key: b"s".to_vec() }).await.unwrap();
     let ReadResult::Ttl(Some(Ttl::Remaining(secs))) = ttl else { panic!("{ttl:?}") };

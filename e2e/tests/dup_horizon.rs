@@ -24,13 +24,14 @@ use tern_core::read::{ReadOp, ReadResult};
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::mixed::wait_identical;
 use tern_e2e::pair::linked;
+use tern_e2e::workload::set_op;
 use tern_e2e::{Cluster, ClusterOptions};
 
 const RETENTION: &str = "3s";
 const RETENTION_S: f64 = 3.0;
 
 fn set(k: &str, v: &str) -> WriteOp {
-    WriteOp::Set { hash_key: k.into(), sort_key: b"s".to_vec(), value: v.into(), ttl_secs: 0 }
+    set_op(k, "s", v, 0)
 }
 
 fn del(k: &str) -> WriteOp {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tern_client::admin::LinkReport;
 use tern_client::{AdminClient, ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
-use tern_core::{DrRole, LinkMode, LinkStatus, WriteOp};
+use tern_core::{DrRole, LinkMode, LinkStatus};
 use tern_e2e::cluster::SETTLE;
+use tern_e2e::workload::set_op;
 use tern_topology::local::{self, LocalSpec, State};
 
 /// Whether process `pid` runs (a zombie does not: a detached child of this test that exited
@@ -55,13 +56,7 @@ async fn two_clusters_come_up_linked_and_stop_without_leftovers() {
     }
 
     let via_proxy = TernClient::new(ClientOptions::new(vec![running.proxy().unwrap().to_string()])).unwrap();
-    let set = WriteOp::Set {
-        hash_key: b"user:1".to_vec(),
-        sort_key: b"name".to_vec(),
-        value: b"alice".to_vec(),
-        ttl_secs: 0,
-    };
-    via_proxy.write("demo", set).await.unwrap();
+    via_proxy.write("demo", set_op("user:1", "name", "alice", 0)).await.unwrap();
     let in_dc2 = TernClient::new(ClientOptions::new(dc2.meta_addrs())).unwrap();
     tern_e2e::wait_until("the write to reach dc2", SETTLE, || async {
         let get = ReadOp::Get { hash_key: b"user:1".to_vec(), sort_key: b"name".to_vec() };
