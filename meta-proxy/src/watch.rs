@@ -171,7 +171,10 @@ impl Watcher {
                 }
             }
         }
-        s.outage = outage_now(s.outage.take(), &s.route, &views, &route, asked_at);
+        // When an outage starts and ends is the shared rule (`tern_drlease::failover::outage_now`).
+        let epoch_of = |r: &Result<(usize, TableRoute)>| r.as_ref().ok().map(|(i, r)| (*i, r.table.epoch));
+        s.outage =
+            failover::outage_now(s.outage.take(), epoch_of(&s.route), &views, epoch_of(&route), asked_at);
         s.views = views;
         s.route = route;
         s.refreshed = now;
@@ -444,39 +447,5 @@ fn outcome(done: FailoverOutcome, r: &Result<()>) -> FailoverOutcome {
         Ok(()) => done,
         Err(e) if e.code() == ErrorCode::EpochConflict => FailoverOutcome::LostRace,
         Err(_) => FailoverOutcome::Failed,
-    }
-}
-
-/// Whether the copy that was routed to has stopped serving, and since when. The outage is of
-/// the cluster last routed to: it starts when that cluster's copy is first seen unhealthy or
-/// unreachable, and ends when it serves again or another copy is routed to (a role move).
-fn outage_now(
-    prev: Option<Outage>,
-    prev_route: &Result<(usize, TableRoute)>,
-    views: &[(String, View)],
-    route: &Result<(usize, TableRoute)>,
-    now: Instant,
-) -> Option<Outage> {
-    let (name, epoch) = match (route, &prev) {
-        (Ok((i, r)), _) => (views[*i].0.clone(), r.table.epoch),
-        (Err(_), Some(o)) => (o.cluster.clone(), o.epoch),
-        (Err(_), None) => match prev_route {
-            Ok((i, r)) => (views.get(*i).map_or(String::new(), |v| v.0.clone()), r.table.epoch),
-            Err(_) => return None,
-        },
-    };
-    let view = views.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
-    // A copy that is reachable but no longer active moved on purpose: not an outage.
-    if let Some((role, _)) = failover::role_of(view)
-        && role != DrRole::Active
-    {
-        return None;
-    }
-    match failover::health(view) {
-        Ok(()) => None,
-        Err(why) => match prev {
-            Some(o) if o.cluster == name && o.epoch == epoch => Some(Outage { why, ..o }),
-            _ => Some(Outage { cluster: name, epoch, since: now, why }),
-        },
     }
 }
