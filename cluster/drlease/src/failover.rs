@@ -10,8 +10,8 @@
 //!   the window of writes acknowledged by the active cluster that may not have reached the
 //!   standby, measured while it still served, plus the time between that measurement and the
 //!   outage's start.
-//! * [`finish`]: a promotion under way ([`Deposing`]) makes a copy active once the old copy's DR
-//!   lease has certainly expired ([`crate::DrRules::lease_expiry`]).
+//! * [`finish`]: a promotion under way ([`Deposing`]) makes its target active at the promised
+//!   epoch once the old copy's DR lease has certainly expired ([`crate::DrRules::lease_expiry`]).
 //! * [`to_fence`]: copies still active below the routed epoch are made standby.
 //!
 //! Role changes are compare-and-set on the epoch, so of two watchers deciding at once exactly
@@ -324,12 +324,27 @@ pub enum Finish {
     Wait(String),
     /// Make `cluster` active at `epoch` if its epoch is still `expect_epoch`.
     Promote { cluster: String, epoch: u64, expect_epoch: u64, reason: String },
+    /// The target cannot serve but the old copy came back: make the old copy active instead,
+    /// as a new promotion (`target`, at `epoch`) that first deposes the target (`old`, which
+    /// another watcher may have made active at the promised epoch meanwhile): new promises,
+    /// and a wait for the target's lease.
+    Redepose { old: String, old_epoch: u64, epoch: u64, target: String, reason: String },
+    /// A copy is at an epoch above the promised one: another move took over; this one is
+    /// dropped (the reason says why).
+    Abandon(String),
 }
 
 /// What to do at `now` about the move `d` (`voters`: how many DR voters there are). The promise
 /// deposed the old copy, so the move is finished whatever the outage does meanwhile: the target
-/// if it can serve, else the old copy if it came back (it fences itself at the promised epoch,
-/// so it is promoted above it), never a copy that cannot serve.
+/// is made active at the promised epoch once the old lease has certainly expired, and if it
+/// cannot serve but the old copy came back, the old copy is made active at a higher epoch after
+/// a new promise round deposes the target.
+///
+/// No copy other than the target is ever made active at the promised epoch, and nothing is
+/// made active above it without new promises: the voters' promises keep copies *below* an
+/// epoch from the lease, so two copies active at one epoch could both hold it. Another watcher
+/// may have made the target active at the promised epoch, and this watcher may not see it now
+/// (unreachable, or its view predates that promotion).
 pub fn finish<V: Watched, M: Moment>(
     views: &[(String, V)],
     d: &Deposing<M>,
@@ -344,22 +359,24 @@ pub fn finish<V: Watched, M: Moment>(
     if now < d.expires_at {
         return Finish::Wait(format!("{}; {what}", d.reason));
     }
-    let max_seen = views.iter().filter_map(|(_, v)| role_of(v)).map(|(_, e)| e).max().unwrap_or(0);
-    // The promised epoch, unless a copy got it meanwhile (the old one fencing itself at it).
-    let epoch = if max_seen < d.epoch { d.epoch } else { max_seen + 1 };
-    let serving =
-        |name: &str| views.iter().find(|(n, _)| n == name).and_then(|(_, v)| health(v).ok().and(role_of(v)));
-    let pick = [d.target.as_str(), d.old.as_str()]
-        .into_iter()
-        .find_map(|name| serving(name).map(|(_, current)| (name.to_string(), current)));
-    match pick {
-        None => {
-            Finish::Wait(format!("{}; {what}; neither {} nor {} can serve now", d.reason, d.target, d.old))
-        }
-        Some((cluster, expect_epoch)) => Finish::Promote {
-            cluster,
-            epoch,
-            expect_epoch,
+    let seen = |name: &str| views.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    if let Some((name, epoch)) = views
+        .iter()
+        .filter_map(|(n, v)| role_of(v).map(|(_, e)| (n, e)))
+        .filter(|(_, e)| *e > d.epoch)
+        .max_by_key(|(_, e)| *e)
+    {
+        return Finish::Abandon(format!(
+            "{}; {what}; dropped: {name} is at epoch {epoch}, above the promised {} (another move took over)",
+            d.reason, d.epoch
+        ));
+    }
+    let serving = |name: &str| seen(name).and_then(|v| health(v).ok().and(role_of(v)));
+    if let Some((_, current)) = serving(&d.target) {
+        return Finish::Promote {
+            cluster: d.target.clone(),
+            epoch: d.epoch,
+            expect_epoch: current,
             reason: format!(
                 "{}; {}'s DR lease has certainly expired ({} of {voters} DR voters promised: {})",
                 d.reason,
@@ -367,8 +384,23 @@ pub fn finish<V: Watched, M: Moment>(
                 d.promised_by.len(),
                 d.promised_by.join(", ")
             ),
-        },
+        };
     }
+    if serving(&d.old).is_some() {
+        let why_not = seen(&d.target)
+            .map_or_else(|| "not watched".to_string(), |v| health(v).err().unwrap_or_default());
+        return Finish::Redepose {
+            old: d.target.clone(),
+            old_epoch: seen(&d.target).and_then(role_of).map_or(d.epoch, |(_, e)| e),
+            epoch: d.epoch + 1,
+            target: d.old.clone(),
+            reason: format!(
+                "{}; {what}; {} cannot serve ({why_not}) but {} serves again: it replaces {} instead",
+                d.reason, d.target, d.old, d.target
+            ),
+        };
+    }
+    Finish::Wait(format!("{}; {what}; neither {} nor {} can serve now", d.reason, d.target, d.old))
 }
 
 /// Copies still active at an epoch below the routed one (`chosen`): a returning old active

@@ -199,25 +199,67 @@ fn a_promotion_under_way_waits_for_the_old_lease_then_promotes_the_target_at_the
 #[test]
 fn a_promotion_under_way_is_finished_even_if_the_old_copy_returns_and_never_on_a_copy_that_cannot_serve() {
     let d = deposing();
-    // The old copy came back and fenced itself at the promised epoch; the target is down.
-    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 1))]);
+    // The old copy came back and fenced itself at the promised epoch: the target is promoted
+    // at it.
+    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 4))]);
     match finish(&v, &d, 3, at(6.0)) {
         Finish::Promote { cluster, epoch, expect_epoch, .. } => {
-            assert_eq!(
-                (cluster.as_str(), epoch, expect_epoch),
-                ("dc1", 3, 2),
-                "above the epoch it fenced itself at"
-            )
+            assert_eq!((cluster.as_str(), epoch, expect_epoch), ("dc2", 2, 1))
         }
         other => panic!("{other:?}"),
     }
-    // Target healthy again: it is preferred.
-    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 4))]);
-    assert!(matches!(finish(&v, &d, 3, at(6.0)), Finish::Promote { cluster, .. } if cluster == "dc2"));
+    // The target is down: the old copy replaces it, after new promises above the promised
+    // epoch (the target may have been made active at it by another proxy).
+    let v = views(vec![("dc1", route("standby", 2, 4, 4)), ("dc2", route("standby", 1, 4, 1))]);
+    match finish(&v, &d, 3, at(6.0)) {
+        Finish::Redepose { old, old_epoch, epoch, target, reason } => {
+            assert_eq!((old.as_str(), old_epoch, epoch, target.as_str()), ("dc2", 1, 3, "dc1"));
+            assert!(
+                reason.contains("dc2 cannot serve (3 of 4 partitions have no primary) but dc1 serves again"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     // Neither can serve: wait, and say so.
     let v = views(vec![("dc1", View::Unreachable("refused".into())), ("dc2", route("standby", 1, 4, 2))]);
     match finish(&v, &d, 3, at(6.0)) {
         Finish::Wait(why) => assert!(why.contains("neither dc2 nor dc1 can serve now"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Regression (simulator, `seeds_dr` seeds 91, 900031, 900408, 900897): one proxy made the target active
+/// at the promised epoch (or above it) and the target was then cut off; another proxy (or the
+/// same one, from a view taken before its promotion) finished its own move by making the old
+/// copy active, which had come back (still active at its old epoch, or fenced at the promised
+/// one), at that same epoch. Two copies were active at one epoch, and the voters, which refuse
+/// only copies *below* their floor, renewed both leases. The old copy now replaces the target
+/// only after new promises above the promised epoch, and a wait for the target's lease.
+#[test]
+fn the_old_copy_is_never_made_active_without_new_promises_deposing_the_target() {
+    let d = deposing();
+    for old in [route("active", 0, 4, 4), route("standby", 2, 4, 4)] {
+        let v = views(vec![("dc1", old), ("dc2", View::Unreachable("refused".into()))]);
+        match finish(&v, &d, 3, at(6.0)) {
+            Finish::Redepose { old, old_epoch, epoch, target, reason } => {
+                assert_eq!((old.as_str(), old_epoch, epoch, target.as_str()), ("dc2", 2, 3, "dc1"));
+                assert!(reason.contains("dc2 cannot serve (meta servers unreachable (refused))"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A copy seen above the promised epoch means another move took over (new promises at a higher
+/// epoch): this one is dropped rather than finished above its promises (the copy above may be
+/// active, and hold the lease, where this proxy cannot see it).
+#[test]
+fn nothing_is_promoted_above_the_promised_epoch_without_new_promises() {
+    let d = deposing();
+    let v = views(vec![("dc1", route("standby", 3, 4, 4)), ("dc2", route("standby", 1, 4, 4))]);
+    match finish(&v, &d, 3, at(6.0)) {
+        Finish::Abandon(why) => assert!(why.contains("dc1 is at epoch 3, above the promised 2"), "{why}"),
         other => panic!("{other:?}"),
     }
 }

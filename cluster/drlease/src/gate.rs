@@ -37,6 +37,9 @@ pub struct WriteGate {
     active: BTreeMap<u32, (String, u64, u64)>,
     /// Whether the cluster runs a DR lease (the meta said so in its last answer).
     lease: bool,
+    /// Whether a beacon answer arrived since the server started: until then it does not know
+    /// whether the cluster runs a lease, and refuses.
+    heard: bool,
     rules: DrRules,
 }
 
@@ -67,6 +70,7 @@ impl WriteGate {
         self.standby = standby;
         self.active = active;
         self.lease = lease;
+        self.heard = true;
     }
 
     /// `Some((name, epoch))` when `table` is a standby in this cluster.
@@ -76,8 +80,16 @@ impl WriteGate {
 
     /// Why a client write to `table` must be refused at monotonic time `now_ms`, if it must:
     /// the table is a standby, or the cluster runs a DR lease and this table's ran out (or was
-    /// never heard of: a table created after the last beacon answer waits for the next one).
+    /// never heard of: a table created after the last beacon answer waits for the next one), or
+    /// no beacon answer arrived since the server started (it cannot tell).
     pub fn refuse_client_write(&self, table: u32, now_ms: u64) -> Option<Error> {
+        if !self.heard {
+            // A restarted server's replicas can serve once the configurations and node lease of
+            // a beacon answer are in, possibly before its roles: not knowing is refusing.
+            return Some(Error::Unavailable(format!(
+                "table #{table}: no answer from the meta server since this server started (its DR role and lease are not known yet)"
+            )));
+        }
         if let Some((name, epoch)) = self.standby.get(&table) {
             return Some(Error::Standby { table: name.clone(), epoch: *epoch });
         }
@@ -129,6 +141,19 @@ mod tests {
         // A new epoch starts afresh.
         g.set(&[role(1, DrRole::Active, 3, 0)], 2_100, true);
         assert!(g.refuse_client_write(1, 2_200).is_some());
+    }
+
+    /// Regression (simulator, `seeds_dr` seeds 900126, 900425, 900853 before this rule): a
+    /// replica server that restarted took client writes as soon as its replica was primary
+    /// again, before the roles of a beacon answer told it the cluster runs a DR lease (the
+    /// cluster had lost it).
+    #[test]
+    fn nothing_is_let_through_before_the_first_beacon_answer() {
+        let mut g = WriteGate::default();
+        let e = g.refuse_client_write(1, 10).unwrap();
+        assert!(e.is_retryable() && e.to_string().contains("no answer from the meta server"), "{e}");
+        g.set(&[], 0, false);
+        assert_eq!(g.refuse_client_write(1, 10), None, "no voters: no lease");
     }
 
     #[test]
