@@ -10,6 +10,7 @@ rules=(
   "tern-storage:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-replica:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-confman:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
+  "tern-drlease:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-duplication:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-host:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"
   "tern-sim:tokio tonic rocksdb librocksdb-sys aws-sdk-s3 hyper"

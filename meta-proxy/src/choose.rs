@@ -1,8 +1,11 @@
 //! Which cluster serves a table: the one whose copy is `active` at the highest epoch. Pure, so
-//! that every proxy given the same views picks the same cluster.
+//! that every proxy given the same views picks the same cluster: the rule is
+//! `tern_drlease::failover::choose`, shared with the simulator's proxies; this module gives it
+//! the client's routes.
 
 use tern_client::admin::TableRoute;
-use tern_core::{DrRole, Error, Result};
+pub use tern_drlease::failover::choose;
+use tern_drlease::{Seen, Watched};
 
 /// One cluster's view of a table: its route, or why there is none.
 #[derive(Clone, Debug)]
@@ -14,48 +17,17 @@ pub enum View {
     Unreachable(String),
 }
 
-/// The index of the cluster to route `table` to. Refuses when no reachable copy is active, and
-/// when two are active at the same (highest) epoch: a split brain is not resolved by guessing.
-pub fn choose(table: &str, views: &[(String, View)]) -> Result<usize> {
-    let mut best: Option<(usize, u64)> = None;
-    let mut tie: Option<usize> = None;
-    for (i, (_, v)) in views.iter().enumerate() {
-        let View::Route(r) = v else { continue };
-        let t = &r.table;
-        if t.role != DrRole::Active {
-            continue;
-        }
-        match best {
-            Some((_, e)) if t.epoch < e => {}
-            Some((_, e)) if t.epoch == e => tie = Some(i),
-            _ => {
-                best = Some((i, t.epoch));
-                tie = None;
-            }
-        }
-    }
-    match (best, tie) {
-        (Some((i, epoch)), Some(j)) => Err(Error::Unavailable(format!(
-            "table {table} is active in both {} and {} at epoch {epoch}: refusing to pick one (set one standby)",
-            views[i].0, views[j].0
-        ))),
-        (Some((i, _)), None) => Ok(i),
-        (None, _) if views.iter().all(|(_, v)| matches!(v, View::NoTable)) => {
-            Err(Error::TableNotFound(table.to_string()))
-        }
-        (None, _) => {
-            let why: Vec<String> = views
-                .iter()
-                .map(|(name, v)| match v {
-                    View::Route(r) => format!("{name}: {} at epoch {}", r.table.role, r.table.epoch),
-                    View::NoTable => format!("{name}: no such table"),
-                    View::Unreachable(e) => format!("{name}: unreachable ({e})"),
-                })
-                .collect();
-            Err(Error::Unavailable(format!(
-                "no reachable cluster has table {table} active: {}",
-                why.join("; ")
-            )))
+impl Watched for View {
+    fn seen(&self) -> Seen<'_> {
+        match self {
+            View::Route(r) => Seen::Copy {
+                role: r.table.role,
+                epoch: r.table.epoch,
+                partitions: r.table.partitions,
+                with_primary: r.with_primary().min(u32::MAX as usize) as u32,
+            },
+            View::NoTable => Seen::NoTable,
+            View::Unreachable(e) => Seen::Unreachable(e),
         }
     }
 }

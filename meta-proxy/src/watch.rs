@@ -171,7 +171,10 @@ impl Watcher {
                 }
             }
         }
-        s.outage = outage_now(s.outage.take(), &s.route, &views, &route, asked_at);
+        // When an outage starts and ends is the shared rule (`tern_drlease::failover::outage_now`).
+        let epoch_of = |r: &Result<(usize, TableRoute)>| r.as_ref().ok().map(|(i, r)| (*i, r.table.epoch));
+        s.outage =
+            failover::outage_now(s.outage.take(), epoch_of(&s.route), &views, epoch_of(&route), asked_at);
         s.views = views;
         s.route = route;
         s.refreshed = now;
@@ -278,15 +281,14 @@ impl Watcher {
     /// Promotes a standby as the policy says, once the old active copy's DR lease has certainly
     /// expired.
     async fn failover(&self, table: &str, policy: &Policy) {
-        let (decision, deposing, old_lease) = {
+        let (decision, deposing) = {
             let tables = self.tables();
             let Some(s) = tables.get(table) else { return };
             let decision = match &s.outage {
                 Some(o) => failover::decide(&s.views, o, s.sample.as_ref(), policy, Instant::now()),
                 None => Decision::Wait,
             };
-            let old_lease = s.outage.as_ref().and_then(|o| s.leases.get(&o.cluster).cloned().flatten());
-            (decision, s.deposing.clone(), old_lease)
+            (decision, s.deposing.clone())
         };
         // Promises were given: finish the move, whatever the outage does now.
         if let Some(d) = deposing {
@@ -301,47 +303,69 @@ impl Watcher {
                 else {
                     return;
                 };
-                let names = self.dr.names();
-                match lease::lease_check(
-                    &old,
-                    old_lease.as_ref(),
-                    &names,
-                    self.dr.unsafe_failover_without_lease,
-                ) {
-                    LeaseCheck::Refuse(why) => {
-                        let why = format!("{reason}; {why}");
-                        self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None)
-                    }
-                    LeaseCheck::Go(note) => {
-                        self.promote(table, &cluster, epoch, expect_epoch, &format!("{reason}; {note}")).await
-                    }
-                    LeaseCheck::AskPromises => {
-                        let (promises, not) = collect_promises(self, table, &old, epoch).await;
-                        match lease::lease_expiry(&promises, names.len()) {
-                            Err(why) => {
-                                let mut why =
-                                    format!("{reason}; cannot know that {old}'s DR lease ended: {why}");
-                                if !not.is_empty() {
-                                    why.push_str(&format!(" ({})", not.join("; ")));
-                                }
-                                self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None)
-                            }
-                            Ok(expires_at) => {
-                                let d = Deposing {
-                                    old,
-                                    old_epoch,
-                                    epoch,
-                                    target: cluster,
-                                    expires_at,
-                                    promised_by: promises.into_iter().map(|p| p.voter).collect(),
-                                    reason,
-                                };
-                                if let Some(s) = self.tables().get_mut(table) {
-                                    s.deposing = Some(d.clone());
-                                }
-                                self.finish_deposing(table, d).await
-                            }
+                let deposing =
+                    self.depose(table, &old, old_epoch, epoch, &cluster, Some(expect_epoch), reason).await;
+                if let Some(d) = deposing {
+                    self.finish_deposing(table, d).await
+                }
+            }
+        }
+    }
+
+    /// Takes the DR lease of `old`'s copy away (promises that no copy below `epoch` gets it) and
+    /// records the move to `target` at `epoch` as under way, to be finished once that lease has
+    /// certainly expired; or refuses, saying why. With the operator's override, `target` is
+    /// promoted at once (`expect`: its epoch now). Returns the move under way.
+    #[allow(clippy::too_many_arguments)]
+    async fn depose(
+        &self,
+        table: &str,
+        old: &str,
+        old_epoch: u64,
+        epoch: u64,
+        target: &str,
+        expect: Option<u64>,
+        reason: String,
+    ) -> Option<Deposing> {
+        let old_lease = self.tables().get(table).and_then(|s| s.leases.get(old).cloned().flatten());
+        let names = self.dr.names();
+        match lease::lease_check(old, old_lease.as_ref(), &names, self.dr.unsafe_failover_without_lease) {
+            LeaseCheck::Refuse(why) => {
+                let why = format!("{reason}; {why}");
+                self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None);
+                None
+            }
+            LeaseCheck::Go(note) => {
+                if let Some(expect) = expect {
+                    self.promote(table, target, epoch, expect, &format!("{reason}; {note}")).await
+                }
+                None
+            }
+            LeaseCheck::AskPromises => {
+                let (promises, not) = collect_promises(self, table, old, epoch).await;
+                match lease::lease_expiry(&promises, names.len()) {
+                    Err(why) => {
+                        let mut why = format!("{reason}; cannot know that {old}'s DR lease ended: {why}");
+                        if !not.is_empty() {
+                            why.push_str(&format!(" ({})", not.join("; ")));
                         }
+                        self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None);
+                        None
+                    }
+                    Ok(expires_at) => {
+                        let d = Deposing {
+                            old: old.to_string(),
+                            old_epoch,
+                            epoch,
+                            target: target.to_string(),
+                            expires_at,
+                            promised_by: promises.into_iter().map(|p| p.voter).collect(),
+                            reason,
+                        };
+                        if let Some(s) = self.tables().get_mut(table) {
+                            s.deposing = Some(d.clone());
+                        }
+                        Some(d)
                     }
                 }
             }
@@ -349,7 +373,8 @@ impl Watcher {
     }
 
     /// A promotion under way: once the old lease has certainly expired, make the target active
-    /// (or, if it cannot serve, another healthy copy, the old one included).
+    /// at the promised epoch; if it cannot serve but the old copy serves again, the old copy
+    /// replaces it through a new move that deposes the target first (`failover::finish`).
     async fn finish_deposing(&self, table: &str, d: Deposing) {
         let views = match self.tables().get(table) {
             Some(s) => s.views.clone(),
@@ -370,6 +395,20 @@ impl Watcher {
             }
             Finish::Promote { cluster, epoch, expect_epoch, reason } => {
                 self.promote(table, &cluster, epoch, expect_epoch, &reason).await
+            }
+            Finish::Abandon(why) => self.record(table, FailoverOutcome::Refused, "", 0, &why, &Ok(()), None),
+            Finish::Redepose { old, old_epoch, epoch, target, reason } => {
+                if let Some(s) = self.tables().get_mut(table) {
+                    s.deposing = None;
+                }
+                let expect = views
+                    .iter()
+                    .find(|(n, _)| *n == target)
+                    .and_then(|(_, v)| failover::role_of(v))
+                    .map(|(_, e)| e);
+                // Finished on a later tick, like any move under way.
+                self.depose(table, &old, old_epoch, epoch, &target, expect, reason).await;
+                return;
             }
         }
         if let Some(s) = self.tables().get_mut(table) {
@@ -451,39 +490,5 @@ fn outcome(done: FailoverOutcome, r: &Result<()>) -> FailoverOutcome {
         Ok(()) => done,
         Err(e) if e.code() == ErrorCode::EpochConflict => FailoverOutcome::LostRace,
         Err(_) => FailoverOutcome::Failed,
-    }
-}
-
-/// Whether the copy that was routed to has stopped serving, and since when. The outage is of
-/// the cluster last routed to: it starts when that cluster's copy is first seen unhealthy or
-/// unreachable, and ends when it serves again or another copy is routed to (a role move).
-fn outage_now(
-    prev: Option<Outage>,
-    prev_route: &Result<(usize, TableRoute)>,
-    views: &[(String, View)],
-    route: &Result<(usize, TableRoute)>,
-    now: Instant,
-) -> Option<Outage> {
-    let (name, epoch) = match (route, &prev) {
-        (Ok((i, r)), _) => (views[*i].0.clone(), r.table.epoch),
-        (Err(_), Some(o)) => (o.cluster.clone(), o.epoch),
-        (Err(_), None) => match prev_route {
-            Ok((i, r)) => (views.get(*i).map_or(String::new(), |v| v.0.clone()), r.table.epoch),
-            Err(_) => return None,
-        },
-    };
-    let view = views.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
-    // A copy that is reachable but no longer active moved on purpose: not an outage.
-    if let Some((role, _)) = failover::role_of(view)
-        && role != DrRole::Active
-    {
-        return None;
-    }
-    match failover::health(view) {
-        Ok(()) => None,
-        Err(why) => match prev {
-            Some(o) if o.cluster == name && o.epoch == epoch => Some(Outage { why, ..o }),
-            _ => Some(Outage { cluster: name, epoch, since: now, why }),
-        },
     }
 }

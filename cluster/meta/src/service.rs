@@ -166,11 +166,7 @@ impl pb::meta_server::Meta for MetaService {
                         partitions: t.partitions,
                         purge_below: s.0.horizon(t.id).map_or(0, |h| h.purge_below),
                         // What is left now; the server counts it from its beacon's send time.
-                        dr_lease_ms: if enforced && t.role == DrRole::Active {
-                            lease.lease_left_ms(&t.name, t.epoch)
-                        } else {
-                            0
-                        },
+                        dr_lease_ms: lease.beacon_lease_ms(enforced, t.role, &t.name, t.epoch),
                     })
                     .collect();
             let links = crate::dup::beacon_links(&s.0, &answer.dup_demands);

@@ -22,6 +22,9 @@ pub struct SimConfig {
     /// Two clusters joined by a two-way duplication link (`None`: one cluster, no link). The
     /// sizes above are per cluster; `registers` and `counters` are each cluster's private keys.
     pub dup: Option<DupConfig>,
+    /// DR roles and the DR lease, with DR voters and proxies that fail over (two-cluster runs
+    /// only; `SimConfig::two_clusters_dr`, see `dr/`). `None`: both copies active, no lease.
+    pub dr: Option<crate::dr::DrConfig>,
 }
 
 /// The second cluster and the link of a two-cluster run (see `docs/simulation.md`).
@@ -117,6 +120,7 @@ impl SimConfig {
             },
             bugs: PlantedBugs::default(),
             dup: None,
+            dr: None,
         }
     }
 

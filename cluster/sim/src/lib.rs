@@ -5,7 +5,9 @@
 //! A run has a fault phase and a heal phase and then checks linearizability, that no
 //! acknowledged write was lost, that replicas converged, that committed prefixes agree and that
 //! two primaries never served at once. Two-cluster runs add a two-way duplication link and check
-//! that the clusters converge, that no shipped write is lost and that nothing loops. See
+//! that the clusters converge, that no shipped write is lost and that nothing loops; with the DR
+//! lease (`SimConfig::two_clusters_dr`, `dr/`) the table is active in one cluster, DR voters and
+//! proxies fail it over, and no two copies may ever take client writes at once. See
 //! `docs/simulation.md`.
 //!
 //! Must not depend on: tokio, tonic, rocksdb, or real time.
@@ -14,6 +16,7 @@ pub mod checker;
 mod client;
 pub mod clock;
 pub mod config;
+mod dr;
 mod dup;
 mod keys;
 mod meta;
@@ -26,4 +29,5 @@ mod world_ctx;
 mod world_dup;
 
 pub use config::{DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
+pub use dr::{DrBugs, DrConfig, DrStats};
 pub use world::{RunResult, Stats, run};

@@ -22,6 +22,8 @@ pub struct SimMeta {
     pub decommissioned: Vec<NodeId>,
     /// Configuration changes made by the balancer.
     pub balancer_changes: u64,
+    /// The table's DR role and the cluster's DR lease (runs with `SimConfig::dr`, see `dr/`).
+    pub dr: Option<crate::dr::MetaDr>,
 }
 
 impl SimMeta {
@@ -33,6 +35,7 @@ impl SimMeta {
             clock,
             decommissioned: Vec::new(),
             balancer_changes: 0,
+            dr: None,
         }
     }
 
@@ -69,7 +72,9 @@ impl SimMeta {
         for a in out {
             match a {
                 CmAction::BeaconAck { to, sent_at_ms, lease_ms, configs } => {
-                    ctx.send(me, Addr::Node(to), Msg::BeaconAck { sent_at_ms, lease_ms, configs })
+                    ctx.send(me, Addr::Node(to), Msg::BeaconAck { sent_at_ms, lease_ms, configs });
+                    // The table's role and DR lease, as the beacon answer carries them.
+                    crate::dr::on_beacon_answered(self, ctx, to, sent_at_ms);
                 }
                 CmAction::ConfigUpdate { to, config } => {
                     ctx.send(me, Addr::Node(to), Msg::ConfigUpdate { config })
@@ -101,6 +106,7 @@ impl SimMeta {
 
     pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) {
         self.run(ctx, CmEvent::Tick);
+        crate::dr::on_meta_tick(self, ctx);
         ctx.after(self.clock.global_us_for(META_TICK_MS), Ev::MetaTick(usize::from(self.idx)));
     }
 
@@ -124,6 +130,7 @@ impl SimMeta {
                     ctx.send(self.addr(), from, Msg::DupLinks { partitions });
                 }
             }
+            (from, Msg::Dr(m)) => crate::dr::on_meta_message(self, ctx, from, m),
             _ => {}
         }
     }

@@ -19,6 +19,8 @@ pub enum Addr {
     Node(NodeId),
     Meta(u8),
     Client(u32),
+    /// A DR voter of a run with the DR lease (a proxy or a witness, see `dr/`), by number.
+    Dr(u8),
 }
 
 impl std::fmt::Debug for Addr {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for Addr {
             Addr::Meta(0) => f.write_str("Meta"),
             Addr::Meta(c) => write!(f, "Meta{}", c + 1),
             Addr::Client(c) => f.debug_tuple("Client").field(c).finish(),
+            Addr::Dr(d) => f.debug_tuple("Dr").field(d).finish(),
         }
     }
 }
@@ -97,6 +100,8 @@ pub enum Msg {
         id: u64,
         result: Result<u32, String>,
     },
+    /// The DR lease (runs with `SimConfig::dr`): renewals, promises, roles, see `dr/`.
+    Dr(crate::dr::DrMsg),
 }
 
 /// One shipper's progress, as its primary reports it.
@@ -187,6 +192,7 @@ impl Msg {
                 Ok(lost) => format!("dup-ack #{id} superseded={lost}"),
                 Err(e) => format!("dup-refused #{id} {e}"),
             },
+            Msg::Dr(m) => m.kind(),
         }
     }
 }

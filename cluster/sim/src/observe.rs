@@ -18,6 +18,8 @@ pub struct Observations {
     pub violations: Vec<String>,
     /// Duplication (two-cluster runs).
     pub dup: crate::dup::DupObs,
+    /// The DR lease (runs with `SimConfig::dr`): promotions and admitted client writes.
+    pub dr: crate::dr::DrObs,
 }
 
 pub fn digest(e: &LogEntry) -> u64 {

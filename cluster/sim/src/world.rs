@@ -62,6 +62,8 @@ pub struct Stats {
     pub batches_failed: u64,
     pub puts_acked: u64,
     pub conflicts: u64,
+    /// Runs with the DR lease: promotions, fencing, refusals, cuts (see `dr/`).
+    pub dr: crate::dr::DrStats,
 }
 
 struct Scheduled {
@@ -116,6 +118,8 @@ struct World {
     phase: Phase,
     heal_deadline_us: u64,
     stats: Stats,
+    /// DR voters and proxies (runs with `SimConfig::dr`).
+    dr: Option<crate::dr::DrWorld>,
 }
 
 /// The CM and replica timings of simulated clusters.
@@ -207,6 +211,8 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
             clients.push(SimClient::new(clients.len(), c, &keys, cfg.partitions_of(c)));
         }
     }
+    // Drawn after everything else, so runs without the DR lease draw what they always did.
+    let dr = crate::dr::equip(cfg, &mut rng, &mut nodes, &mut metas);
     let mut w = World {
         cfg: cfg.clone(),
         rng,
@@ -226,6 +232,7 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         phase: Phase::Faults,
         heal_deadline_us: (cfg.fault_phase_ms + cfg.heal_phase_ms) * 1_000,
         stats: Stats::default(),
+        dr,
     };
     w.start();
     w.run_loop();
@@ -261,6 +268,9 @@ impl World {
         }
         let first = self.cfg.faults.step_ms * 1_000 * 2;
         self.push(first, Ev::FaultStep);
+        for (delay, ev) in self.dr.as_ref().map(crate::dr::DrWorld::start).unwrap_or_default() {
+            self.push(delay, Ev::Dr(ev));
+        }
         self.push(self.cfg.fault_phase_ms * 1_000, Ev::EndFaults);
     }
 
@@ -279,6 +289,7 @@ impl World {
             history,
             checkpoints,
             next_checkpoint,
+            dr,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -293,7 +304,7 @@ impl World {
             next_checkpoint,
             faulty,
         };
-        let mut parts = Parts { nodes, metas, clients, history };
+        let mut parts = Parts { nodes, metas, clients, history, dr };
         f(&mut parts, &mut ctx);
         let Ctx { outbox, schedule, .. } = ctx;
         for (delay, ev) in schedule {
@@ -341,6 +352,11 @@ impl World {
                     }
                     Addr::Meta(m) => p.metas[m as usize].on_message(ctx, from, msg),
                     Addr::Client(c) => p.clients[c as usize].on_message(ctx, msg, p.history),
+                    Addr::Dr(d) => {
+                        if let Some(dr) = p.dr.as_mut() {
+                            dr.on_message(ctx, d, from, msg);
+                        }
+                    }
                 });
             }
             Ev::NodeTick(i) => self.with_ctx(|p, ctx| p.nodes[i].on_tick(ctx)),
@@ -362,7 +378,28 @@ impl World {
             }
             Ev::EndFaults => self.end_faults(),
             Ev::CheckConverged => self.check_progress(),
+            Ev::Dr(crate::dr::DrEv::FaultStep) => self.dr_fault_step(),
+            Ev::Dr(ev) => self.with_ctx(|p, ctx| {
+                if let Some(dr) = p.dr.as_mut() {
+                    dr.on_event(ctx, ev);
+                }
+            }),
         }
+    }
+
+    /// A fault of the DR lease's runs, drawn by `dr/faults.rs`: cut the processes it names apart.
+    fn dr_fault_step(&mut self) {
+        let Some(dr) = self.dr.as_mut() else { return };
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let step = dr.fault_step(&mut self.rng, &self.nodes, &self.metas, &mut self.obs, self.now_us);
+        if let Some(cut) = step.cut {
+            let id = self.net.partition(cut.links);
+            self.trace.line(self.now_us, format!("partition {id}: {}", cut.what));
+            self.push(cut.lasts_us, Ev::HealPartition(id));
+        }
+        self.push(step.next_us, Ev::Dr(crate::dr::DrEv::FaultStep));
     }
 
     fn fault_step(&mut self) {
@@ -641,6 +678,9 @@ impl World {
                 violations.extend(checker::cross_cluster::check(&self.obs, &self.metas, &self.nodes));
             }
         }
+        if let Some(dr) = &self.dr {
+            self.stats.dr = dr.stats(&self.obs);
+        }
         violations.extend(checker::linearizability_of(&self.history, &self.keys));
         self.stats.ops = self.history.values().flatten().flatten().count();
         self.stats.completed_ops =
@@ -670,4 +710,5 @@ struct Parts<'a> {
     metas: &'a mut Vec<SimMeta>,
     clients: &'a mut Vec<SimClient>,
     history: &'a mut History,
+    dr: &'a mut Option<crate::dr::DrWorld>,
 }

@@ -24,6 +24,7 @@ pub enum Ev {
     HealPartition(u64),
     EndFaults,
     CheckConverged,
+    Dr(crate::dr::DrEv),
 }
 
 #[allow(missing_debug_implementations)]

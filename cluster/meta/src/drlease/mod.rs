@@ -3,7 +3,8 @@
 //! A table's copy that is active in this cluster takes client writes only while the cluster
 //! holds the DR lease for it. The meta leader renews it every `renew_interval` with each
 //! configured DR voter (`tern proxy --dr-name`, `tern witness`) and holds it while a majority
-//! of them granted it recently ([`holder`], pure); replica servers learn what is left of it
+//! of them granted it recently ([`holder`]: the shared, pure rules of crate `tern-drlease`,
+//! which the simulator runs too); replica servers learn what is left of it
 //! with every beacon answer and count it from when they sent the beacon. A voter that knows a
 //! table is active at a higher epoch elsewhere withholds the lease for it and says so: this
 //! cluster then fences its own copy (standby at that epoch), whatever table it is.
@@ -11,7 +12,7 @@
 //! Without voters there is no lease (and `tern meta` warns). An operator may waive the lease
 //! (`tern cluster dr-lease --waive REASON`): replicated state, so every meta leader honours it.
 
-pub mod holder;
+pub use tern_drlease::holder;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 use tern_client::Pool;
 use tern_core::{DrRole, Error};
 use tern_proto::pb;
+
+use tern_drlease::roles::to_fence_superseded;
 
 use self::holder::{Answer, Holder};
 use crate::MetaSm;
@@ -83,6 +86,12 @@ impl DrLease {
     /// What is left now of the lease for `table`, active here at `epoch`.
     pub fn lease_left_ms(&self, table: &str, epoch: u64) -> u64 {
         self.holder().lease_left_ms(table, epoch, self.now_ms())
+    }
+
+    /// What a beacon answer tells replica servers is left of the lease of `table` (its role and
+    /// epoch here): see [`Holder::beacon_lease_ms`].
+    pub fn beacon_lease_ms(&self, enforced: bool, role: DrRole, table: &str, epoch: u64) -> u64 {
+        self.holder().beacon_lease_ms(enforced, role, table, epoch, self.now_ms())
     }
 
     /// This table's lease as routes carry it.
@@ -248,13 +257,9 @@ async fn fence_superseded(lease: &DrLease, group: &RaftGroup<MetaSm>) {
         return;
     }
     let stale: Vec<(String, u64, u64)> = group.read(|s| {
-        s.0.tables
-            .values()
-            .filter(|t| t.status == TableStatus::Serving && t.role == DrRole::Active)
-            .filter_map(|t| {
-                superseded.get(&t.name).filter(|f| **f > t.epoch).map(|f| (t.name.clone(), *f, t.epoch))
-            })
-            .collect()
+        let active =
+            s.0.tables.values().filter(|t| t.status == TableStatus::Serving && t.role == DrRole::Active);
+        to_fence_superseded(&superseded, active.map(|t| (t.name.as_str(), t.epoch)))
     });
     for (table, epoch, expect) in stale {
         let change =

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 pub use tern_core::DrRole;
+use tern_drlease::roles::{RoleChangeRefused, check_role_change};
 
 use super::{MetaState, Response, TableStatus};
 
@@ -36,16 +37,18 @@ impl MetaState {
         else {
             return Response::Refused(format!("no serving table {:?}", c.table));
         };
-        if let Some(expected) = c.expect_epoch
-            && expected != t.epoch
-        {
-            return Response::EpochConflict { expected, actual: t.epoch };
-        }
-        if c.epoch < t.epoch {
-            return Response::Refused(format!(
-                "table {:?} is at epoch {}: epochs only grow, {} is older",
-                c.table, t.epoch, c.epoch
-            ));
+        // The rule is shared with the simulator (`tern_drlease::roles`).
+        match check_role_change(t.epoch, c.epoch, c.expect_epoch) {
+            Ok(()) => {}
+            Err(RoleChangeRefused::EpochConflict { expected, actual }) => {
+                return Response::EpochConflict { expected, actual };
+            }
+            Err(RoleChangeRefused::Older { current }) => {
+                return Response::Refused(format!(
+                    "table {:?} is at epoch {current}: epochs only grow, {} is older",
+                    c.table, c.epoch
+                ));
+            }
         }
         t.role = c.role;
         t.epoch = c.epoch;

@@ -176,6 +176,8 @@ impl ReplicaHost for SimHost<'_, '_> {
                 if !matches!(outcome, WriteOutcome::Failed(_)) {
                     self.ctx.obs.acked.push((self.gpid, decree));
                 }
+                // A client write taken while another copy was the active one: a split brain.
+                crate::dr::on_write_done(self.ctx, self.me, req);
                 self.respond(req, ResponseBody::Written { outcome, decree });
             }
             Err(error) => self.respond(req, ResponseBody::Refused { error, not_applied: false }),

@@ -57,6 +57,8 @@ pub struct SimNode {
     pub(crate) dup: Option<NodeDup>,
     /// The duplication decisions (the server's own, with the run's planted bugs, if any).
     pub(crate) rules: DupRules,
+    /// The DR write gate (runs with `SimConfig::dr`, see `dr/`).
+    pub(crate) dr: Option<crate::dr::NodeDr>,
 }
 
 fn store_path(g: Gpid) -> PathBuf {
@@ -96,6 +98,7 @@ impl SimNode {
             next_request: 1,
             next_beacon_ms: 0,
             opts,
+            dr: None,
         }
     }
 
@@ -157,6 +160,9 @@ impl SimNode {
         self.requests.clear();
         self.missing.clear();
         if let Some(d) = &mut self.dup {
+            d.reset();
+        }
+        if let Some(d) = &mut self.dr {
             d.reset();
         }
         ctx.trace(format!("{} crashed", self.id));
@@ -284,6 +290,13 @@ impl SimNode {
                     return;
                 }
                 let req = self.next_request;
+                // A client write passes the DR gate (role and lease) before it is logged.
+                if matches!(body, RequestBody::Write(_))
+                    && let Some(error) = crate::dr::gate_client_write(self, ctx, gpid, req)
+                {
+                    let body = ResponseBody::Refused { error, not_applied: true };
+                    return ctx.send(self.addr(), from, Msg::Response { id, body });
+                }
                 self.next_request += 1;
                 self.requests.insert(req, (from, id));
                 let ev = match body {
@@ -310,6 +323,7 @@ impl SimNode {
                     d.on_remote_configs(&configs);
                 }
             }
+            Msg::Dr(m) => crate::dr::on_node_message(self, m),
             _ => {}
         }
     }

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 
+use tern_core::DrRole;
+
 /// What a voter answered to one renewal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -134,6 +136,13 @@ impl Holder {
     /// How much of the lease of `table` at `epoch` is left at `now_ms` (0: none).
     pub fn lease_left_ms(&self, table: &str, epoch: u64, now_ms: u64) -> u64 {
         self.lease_end_ms(table, epoch).map_or(0, |end| end.saturating_sub(now_ms))
+    }
+
+    /// What a beacon answer tells replica servers is left of the lease of `table` (its role
+    /// and epoch here) at `now_ms`: nothing unless the lease is `enforced` (voters configured, no
+    /// waiver) and the copy is active. Servers count it from when they sent the beacon.
+    pub fn beacon_lease_ms(&self, enforced: bool, role: DrRole, table: &str, epoch: u64, now_ms: u64) -> u64 {
+        if enforced && role == DrRole::Active { self.lease_left_ms(table, epoch, now_ms) } else { 0 }
     }
 
     /// Why `table` at `epoch` holds no lease at `now_ms` (empty if it does). `None` for the

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use tern_core::DrRole;
+
 use super::*;
 
 fn voters() -> Holder {
@@ -98,4 +100,15 @@ fn a_grant_covers_only_the_copies_its_request_named() {
     assert!(h.why_not("new", 0, 10).contains("not asked for it yet"), "{}", h.why_not("new", 0, 10));
     assert_eq!(h.lease_end_ms("t", 4), Some(5_000), "asked at epoch 0, still active at 4");
     assert_eq!(h.cluster_lease_left_ms(1_000), 4_000);
+}
+
+#[test]
+fn beacons_carry_the_lease_only_for_active_copies_while_it_is_enforced() {
+    let mut h = voters();
+    for v in ["p1", "p2"] {
+        h.on_answer(v, 0, 1, &asked(), granted(5_000));
+    }
+    assert_eq!(h.beacon_lease_ms(true, DrRole::Active, "t", 0, 1_000), 4_000);
+    assert_eq!(h.beacon_lease_ms(false, DrRole::Active, "t", 0, 1_000), 0, "waived or no voters");
+    assert_eq!(h.beacon_lease_ms(true, DrRole::Standby, "t", 0, 1_000), 0);
 }
