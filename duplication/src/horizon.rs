@@ -42,8 +42,11 @@ impl DupRules {
         incoming: impl IntoIterator<Item = IncomingLink<'a>>,
     ) -> Timetag {
         let retained = Timetag::at_physical_ms(now_wall_ms.saturating_sub(retention_ms));
-        let held = if self.bugs().ignore_incoming_links {
+        let bugs = self.bugs();
+        let held = if bugs.ignore_incoming_links {
             None
+        } else if bugs.unheard_holds_nothing {
+            incoming.into_iter().flat_map(|l| l.replicated_up_to.iter().flatten().copied()).min()
         } else {
             incoming.into_iter().flat_map(|l| l.replicated_up_to.iter().map(|w| w.unwrap_or_default())).min()
         };

@@ -35,6 +35,9 @@ pub struct PlantedDupBugs {
     /// The purge horizon ignores the incoming links (a fixed retention, as before): tombstones
     /// go while a link may still ship older writes.
     pub ignore_incoming_links: bool,
+    /// A partition of an incoming link not heard from (by a meta leader that just took over)
+    /// does not hold the purge horizon back, instead of counting as zero.
+    pub unheard_holds_nothing: bool,
 }
 
 impl DupRules {
@@ -57,4 +60,5 @@ pub(crate) struct NoBugs {
     pub floor_past_confirmed: bool,
     pub forget_log_when_learning: bool,
     pub ignore_incoming_links: bool,
+    pub unheard_holds_nothing: bool,
 }

@@ -5,8 +5,9 @@
 //! A run has a fault phase and a heal phase and then checks linearizability, that no
 //! acknowledged write was lost, that replicas converged, that committed prefixes agree and that
 //! two primaries never served at once. Two-cluster runs add a two-way duplication link and check
-//! that the clusters converge, that no shipped write is lost and that nothing loops. See
-//! `docs/simulation.md`.
+//! that the clusters converge, that no shipped write is lost, that nothing loops, that no
+//! deleted key comes back once tombstones are dropped below the purge horizons, and that clocks
+//! stay bounded when one cluster's clocks run far ahead. See `docs/simulation.md`.
 //!
 //! Must not depend on: tokio, tonic, rocksdb, or real time.
 
@@ -21,9 +22,10 @@ mod net;
 mod node;
 mod observe;
 mod trace;
+mod variants;
 mod world;
 mod world_ctx;
 mod world_dup;
 
-pub use config::{DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
+pub use config::{ClusterSkew, DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
 pub use world::{RunResult, Stats, run};

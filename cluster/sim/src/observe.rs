@@ -18,6 +18,10 @@ pub struct Observations {
     pub violations: Vec<String>,
     /// Duplication (two-cluster runs).
     pub dup: crate::dup::DupObs,
+    /// Per cluster, its processes' clocks and maximum clock offset (`checker/clock_bound.rs`).
+    pub clocks: Vec<crate::checker::clock_bound::ClusterClocks>,
+    /// Dead records compaction dropped (below a purge horizon).
+    pub purged: u64,
 }
 
 pub fn digest(e: &LogEntry) -> u64 {
