@@ -91,6 +91,9 @@ pub struct DupBugs {
     /// In the shared rules (`DupRules::purge_horizon`): a partition of an incoming link that the
     /// meta leader has not heard from (since it took over) does not hold the horizon back.
     pub unheard_holds_nothing: bool,
+    /// In the shared rules (`DupRules::links_purge_bound`): a partition purges tombstones its own
+    /// outgoing links have not shipped yet, which a copy of its records then cannot send.
+    pub purge_past_unshipped: bool,
     /// The receiving servers run with a maximum clock offset of an hour (a misconfiguration):
     /// a cluster far ahead drags their clocks along.
     pub unbounded_clock_offset: bool,

@@ -194,6 +194,7 @@ pub fn dup_rules(cfg: &SimConfig) -> DupRules {
                 forget_log_when_learning: d.bugs.forget_log_when_learning,
                 ignore_incoming_links: d.bugs.ignore_incoming_links,
                 unheard_holds_nothing: d.bugs.unheard_holds_nothing,
+                purge_past_unshipped: d.bugs.purge_past_unshipped,
             };
         }
         rules

@@ -8,7 +8,9 @@
 //! One exception is what the design says it cannot protect: a delete older than the purge
 //! horizon its cluster had when it first heard of an incoming link (a link added later, with a
 //! full sync of records older than that) may have been dropped before any link held it, and the
-//! older record the link brings then stays. Those are counted, not reported.
+//! older record of the *other* cluster that the link brings then stays. Those are counted, not
+//! reported. (A record of the deleting cluster's own that comes back is never excused: its
+//! delete must reach the other cluster whenever it was made.)
 
 use std::collections::BTreeMap;
 
@@ -53,13 +55,14 @@ pub fn check(obs: &Observations, metas: &[SimMeta], held: &[Held]) -> (Vec<Strin
                 continue;
             }
             let live = header.is_some_and(|hd| !hd.is_tombstone());
+            let from_other = header.is_some_and(|hd| hd.timetag.cluster() != n.cluster());
             let origin = usize::from(n.cluster().get()) - 1;
             let unprotected = metas
                 .get(origin)
                 .and_then(|m| m.horizon.as_ref())
                 .and_then(|h| h.registered_at)
                 .is_some_and(|at| n.physical_secs() < at.physical_secs());
-            if n.is_delete() && live && unprotected {
+            if n.is_delete() && live && from_other && unprotected {
                 exempt += 1;
                 continue;
             }

@@ -101,6 +101,27 @@ fn finds_a_planted_purge_ignoring_incoming_links() {
     assert!(violations.iter().any(|v| v.starts_with("purge horizon")), "the online check saw it too");
 }
 
+/// Regression (seed 800083 of the full-sync runs): a partition's copy of its records restarted
+/// (a ballot change) after a delete made since the first attempt had gone below the table's
+/// purge horizon — held back only by the incoming links, while the outgoing link still copied —
+/// and compaction had dropped the tombstone: the new copy could not send it, and the other
+/// cluster kept the record for good (the clusters differ). A primary now applies no horizon past
+/// what its own outgoing links have not shipped (`DupRules::links_purge_bound`, in the shared
+/// executor). With that rule switched off the seed still finds it.
+#[test]
+fn seed_800083_a_restarted_copy_still_sends_the_deletes_it_owes() {
+    let test = "seed_800083_a_restarted_copy_still_sends_the_deletes_it_owes";
+    let r = tern_sim::run(&SimConfig::two_clusters_full_sync(800_083), false);
+    assert!(r.violations.is_empty(), "{}", super::report(&r, test));
+    let bugs = DupBugs { purge_past_unshipped: true, ..DupBugs::default() };
+    let r = tern_sim::run(&with_dup_bugs(SimConfig::two_clusters_full_sync(800_083), &bugs), false);
+    assert!(
+        r.violations.iter().any(|v| purged_too_early(v)),
+        "without the bound the seed no longer finds the lost delete: {:?}",
+        r.violations
+    );
+}
+
 /// Proves the online horizon check: a meta leader that counts the partitions it has not heard
 /// from (since it took over, or since the link was registered) as caught up raises the horizon
 /// past writes still on their way.
