@@ -27,7 +27,7 @@
 use std::collections::HashSet;
 
 use tern_core::value::expire_ts_after;
-use tern_core::{ClusterId, Error, Result, Timetag, WriteOp};
+use tern_core::{ClusterId, Error, Result, Timetag, WriteOp, key, value};
 use tern_storage::LogEntry;
 
 /// The puts that ship `entry` to a peer cluster, in log order; see the module doc for the
@@ -89,6 +89,25 @@ pub fn entry_to_puts(entry: &LogEntry, local: ClusterId) -> Result<Vec<WriteOp>>
         }
     }
     Ok(collapse_same_record(puts))
+}
+
+/// A stored record (storage key `k`, stored value `v`) as a full sync copies it: a put with the
+/// record's own timetag (tombstones included, so that a delete reaches the peer too), unless
+/// another cluster wrote it (it is that cluster's to ship) or it is expired at `now_secs`.
+pub fn record_to_put(k: &[u8], v: &[u8], local: ClusterId, now_secs: u64) -> Result<Option<WriteOp>> {
+    let (hash_key, sort_key) = key::decode(k)?;
+    let (header, user) = value::decode(v)?;
+    let tt: Timetag = header.timetag;
+    if tt.cluster() != local || (!header.is_tombstone() && header.is_expired(now_secs)) {
+        return Ok(None);
+    }
+    Ok(Some(WriteOp::Put {
+        hash_key: hash_key.to_vec(),
+        sort_key: sort_key.to_vec(),
+        value: (!header.is_tombstone()).then(|| user.to_vec()),
+        expire_ts: if header.is_tombstone() { 0 } else { header.expire_ts },
+        timetag: Some(tt),
+    }))
 }
 
 fn put(hash_key: &[u8], sort_key: &[u8], value: Option<Vec<u8>>, expire_ts: u32, tt: Timetag) -> WriteOp {

@@ -118,6 +118,25 @@ fn put_without_timetag_takes_the_entry_timetag() {
 }
 
 #[test]
+fn a_copied_record_keeps_its_own_timetag_and_other_clusters_records_are_skipped() {
+    let stored = |t: Timetag, expire_ts: u32, user: &[u8]| {
+        let header = tern_core::ValueHeader { expire_ts, timetag: t };
+        (key::encode(b"h", b"s").unwrap(), value::encode(&header, user))
+    };
+    let t = tt(T0_MS, LOCAL);
+    let (k, v) = stored(t, 0, b"v");
+    let copied = record_to_put(&k, &v, cid(LOCAL), 100).unwrap();
+    assert_eq!(copied, Some(put_op("h", "s", Some("v"), 0, t)));
+    let (k, v) = stored(t.with_delete(true), 0, b"");
+    let tomb = record_to_put(&k, &v, cid(LOCAL), 100).unwrap();
+    assert!(matches!(tomb, Some(WriteOp::Put { value: None, .. })), "a tombstone is copied as one");
+    let (k, v) = stored(tt(T0_MS, PEER), 0, b"v");
+    assert_eq!(record_to_put(&k, &v, cid(LOCAL), 100).unwrap(), None, "another cluster's write");
+    let (k, v) = stored(t, 50, b"v");
+    assert_eq!(record_to_put(&k, &v, cid(LOCAL), 100).unwrap(), None, "expired at 100 s");
+}
+
+#[test]
 fn put_with_a_local_timetag_ships_with_it() {
     let own = tt(T0_MS - 5000, LOCAL);
     let e =

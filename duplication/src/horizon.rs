@@ -19,7 +19,7 @@
 //! record deleted here before the horizon may come back. Incoming links silent for longer than
 //! the hold limit stop holding the horizon (it is logged loudly).
 
-use tern_core::Timetag;
+use tern_core::{Decree, Timetag};
 
 use crate::DupRules;
 
@@ -42,12 +42,47 @@ impl DupRules {
         incoming: impl IntoIterator<Item = IncomingLink<'a>>,
     ) -> Timetag {
         let retained = Timetag::at_physical_ms(now_wall_ms.saturating_sub(retention_ms));
-        let held = if self.bugs().ignore_incoming_links {
+        let bugs = self.bugs();
+        let held = if bugs.ignore_incoming_links {
             None
+        } else if bugs.unheard_holds_nothing {
+            incoming.into_iter().flat_map(|l| l.replicated_up_to.iter().flatten().copied()).min()
         } else {
             incoming.into_iter().flat_map(|l| l.replicated_up_to.iter().map(|w| w.unwrap_or_default())).min()
         };
         current.max(held.map_or(retained, |h| h.min(retained)))
+    }
+}
+
+impl DupRules {
+    /// What a partition's own outgoing links allow it to purge: a bound on the meta server's
+    /// horizon (`None`: none). A link that copies records (a full sync, or a resync after a
+    /// hole in the log) copies what the store holds, so a tombstone it has not shipped yet must
+    /// stay: a primary never applies a horizon past the first log entry a link of the partition
+    /// still has to ship (the entry at the links' log floor, `floor`; every delete before it is
+    /// acknowledged by the remote table), and none at all while a link has not started
+    /// (`floor` zero: it may still copy). `applied`: the store's applied decree (a floor past
+    /// it leaves nothing stored unshipped); `at_floor`: the timetag of the log entry at `floor`,
+    /// if the log holds it (if not, nothing is purged: the partition may have to resync).
+    ///
+    /// Without it (simulator, full-sync runs, seed 800083): a partition's copy restarted after
+    /// the table's horizon (held only by incoming links) had passed a delete made since the
+    /// first attempt; compaction had dropped the tombstone, the new copy could not send it, and
+    /// the other cluster kept the deleted record for good.
+    pub fn links_purge_bound(
+        &self,
+        floor: Option<Decree>,
+        applied: Decree,
+        at_floor: Option<Timetag>,
+    ) -> Option<Timetag> {
+        if self.bugs().purge_past_unshipped {
+            return None;
+        }
+        let floor = floor?;
+        if floor > applied {
+            return None;
+        }
+        Some(at_floor.filter(|_| floor > Decree::ZERO).unwrap_or(Timetag::ZERO))
     }
 }
 
@@ -93,6 +128,17 @@ mod tests {
             Timetag::ZERO,
             "a partition not heard yet"
         );
+    }
+
+    #[test]
+    fn a_partition_keeps_the_tombstones_its_own_links_have_not_shipped() {
+        let r = DupRules::default();
+        let t = at(NOW - 60_000);
+        assert_eq!(r.links_purge_bound(None, Decree(50), None), None, "no link");
+        assert_eq!(r.links_purge_bound(Some(Decree(51)), Decree(50), None), None, "everything shipped");
+        assert_eq!(r.links_purge_bound(Some(Decree(40)), Decree(50), Some(t)), Some(t), "decree 40 on");
+        assert_eq!(r.links_purge_bound(Some(Decree::ZERO), Decree(50), None), Some(Timetag::ZERO), "copying");
+        assert_eq!(r.links_purge_bound(Some(Decree(40)), Decree(50), None), Some(Timetag::ZERO), "a hole");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!
 //! * [`entry_to_puts`] (`convert.rs`): a committed log entry becomes record states with
 //!   timetags (`WriteOp::Put`); writes that arrived by duplication are dropped, so two-way links
-//!   do not loop;
+//!   do not loop; [`record_to_put`]: a stored record as a full sync copies it;
 //! * [`Shipper`] (`shipper.rs`): the state machine of one (link, source partition): read-ahead,
 //!   per-remote-partition batching and pipelining, exact confirmed decree, backoff, throttle
 //!   ([`Throttle`], `throttle.rs`: wire bytes per second, what was sent and whether it wants more);
@@ -43,7 +43,7 @@ mod start;
 mod throttle;
 
 pub use conflict::{ConflictQueue, PENDING_CONFLICTS, PutVerdict, judge_put};
-pub use convert::entry_to_puts;
+pub use convert::{entry_to_puts, record_to_put};
 pub use horizon::IncomingLink;
 pub use lag::{Lag, LagReport};
 pub use receive::{Admitted, IncomingBatch, Receiver};

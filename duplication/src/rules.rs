@@ -6,7 +6,8 @@
 //! * `retention.rs`: how much of a partition's log its links need, what survives a log reset
 //!   or travels with a checkpoint, and where log garbage collection may cut;
 //! * `start.rs`: where a new primary's shipper starts;
-//! * `horizon.rs`: the purge horizon of a receiving table (how long tombstones are kept).
+//! * `horizon.rs`: the purge horizon of a receiving table (how long tombstones are kept), and
+//!   how far a partition's own outgoing links let it purge.
 //!
 //! The rules hold no state: every input comes in as a parameter (time included). They exist
 //! as a value only so that the simulator can plant a bug in them (feature `planted-bugs`,
@@ -35,6 +36,12 @@ pub struct PlantedDupBugs {
     /// The purge horizon ignores the incoming links (a fixed retention, as before): tombstones
     /// go while a link may still ship older writes.
     pub ignore_incoming_links: bool,
+    /// A partition of an incoming link not heard from (by a meta leader that just took over)
+    /// does not hold the purge horizon back, instead of counting as zero.
+    pub unheard_holds_nothing: bool,
+    /// A partition purges tombstones its own outgoing links have not shipped yet (what a copy
+    /// of its records then cannot send).
+    pub purge_past_unshipped: bool,
 }
 
 impl DupRules {
@@ -57,4 +64,6 @@ pub(crate) struct NoBugs {
     pub floor_past_confirmed: bool,
     pub forget_log_when_learning: bool,
     pub ignore_incoming_links: bool,
+    pub unheard_holds_nothing: bool,
+    pub purge_past_unshipped: bool,
 }

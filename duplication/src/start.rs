@@ -6,7 +6,7 @@
 //! first (a link added with a full sync) or starts from whatever it has committed when its
 //! primary first sees the link: such a link ships only the writes made after it started.
 
-use tern_core::Decree;
+use tern_core::{Decree, Timetag};
 
 use crate::DupRules;
 use crate::retention::LinkProgress;
@@ -36,6 +36,26 @@ impl DupRules {
     }
 }
 
+impl StartPoint {
+    /// What a shipper starting here knows is replicated from the start (its *replicated-up-to*
+    /// before any ack, `Shipper::resume_replicated_up_to`): what the meta server recorded with
+    /// the confirmed decree (`recorded`), for a partition that resumes; and `applied` (the
+    /// timetag of the partition's newest applied write, read before `committed`) where the link
+    /// never ships the writes before its start: a partition that starts at its committed decree,
+    /// or after a copy of its records (which begins later). Without the latter an idle partition
+    /// would show the age of its last write before the link as lag, and would hold the receiving
+    /// table's purge horizon at that write forever.
+    pub fn replicated_from(self, committed: Decree, applied: Timetag, recorded: Timetag) -> Timetag {
+        let floor = match self {
+            StartPoint::After { decree, .. } if decree >= committed => applied,
+            StartPoint::CopyFirst => applied,
+            StartPoint::After { .. } => Timetag::ZERO,
+        };
+        let resumed = matches!(self, StartPoint::After { resumed: true, .. });
+        floor.max(if resumed { recorded } else { Timetag::ZERO })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +73,24 @@ mod tests {
             StartPoint::After { decree: Decree(12), resumed: false }
         );
         assert_eq!(r.start_point(fresh, true, Decree(12)), StartPoint::CopyFirst);
+    }
+
+    #[test]
+    fn a_link_is_replicated_up_to_what_it_never_ships() {
+        let (applied, recorded) = (Timetag::at_physical_ms(9_000), Timetag::at_physical_ms(4_000));
+        let at = |decree, resumed| StartPoint::After { decree: Decree(decree), resumed };
+        assert_eq!(at(12, false).replicated_from(Decree(12), applied, Timetag::ZERO), applied, "fresh");
+        assert_eq!(StartPoint::CopyFirst.replicated_from(Decree(12), applied, Timetag::ZERO), applied);
+        assert_eq!(
+            at(7, true).replicated_from(Decree(12), applied, recorded),
+            recorded,
+            "decrees 8..=12 to ship"
+        );
+        assert_eq!(
+            at(12, true).replicated_from(Decree(12), applied, recorded),
+            applied,
+            "nothing left to ship"
+        );
+        assert_eq!(at(7, true).replicated_from(Decree(12), Timetag::ZERO, Timetag::ZERO), Timetag::ZERO);
     }
 }

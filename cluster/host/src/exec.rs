@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use tern_core::{Decree, Error, Result};
+use tern_core::{Decree, Error, ReplicaStatus, Result, Timetag};
 use tern_replica::{Action, CheckpointRef, Event, Now, PeerMessage, Replica, Reply};
 use tern_storage::log::contiguous_run;
 use tern_storage::{ApplyEntry, LogEntry, PartitionStore};
@@ -15,6 +15,12 @@ use crate::ReplicaHost;
 /// actions are carried out the same way, until nothing is left. `now` is the time of `event`
 /// (follow-ups happen at the same moment: no clock is read in between).
 pub fn drive<H: ReplicaHost>(host: &mut H, sm: &mut Replica, now: Now, event: Event) {
+    let event = match event {
+        Event::PurgeHorizon { below } if sm.status() == ReplicaStatus::Primary => {
+            Event::PurgeHorizon { below: within_links(host, below) }
+        }
+        other => other,
+    };
     let mut followups = VecDeque::from([event]);
     let mut actions = Vec::new();
     while let Some(event) = followups.pop_front() {
@@ -27,6 +33,24 @@ pub fn drive<H: ReplicaHost>(host: &mut H, sm: &mut Replica, now: Now, event: Ev
         for action in actions.drain(..) {
             execute(host, action, &mut followups);
         }
+    }
+}
+
+/// The meta server's purge horizon `below`, bounded by what this partition's own outgoing links
+/// have not shipped yet (`DupRules::links_purge_bound`): a copy of its records could not send a
+/// tombstone compaction had dropped.
+fn within_links<H: ReplicaHost>(host: &H, below: Timetag) -> Timetag {
+    let floor = host.dup_log_floor();
+    let applied = host.store().map_or(Decree::ZERO, |s| s.last_applied_decree());
+    let at_floor = floor
+        .filter(|d| *d > Decree::ZERO && *d <= applied)
+        .and_then(|d| {
+            host.read_log(d, 1).ok().and_then(|(_, entries)| entries.into_iter().find(|e| e.decree == d))
+        })
+        .map(|e| e.timetag);
+    match host.dup_rules().links_purge_bound(floor, applied, at_floor) {
+        Some(bound) => below.min(bound),
+        None => below,
     }
 }
 

@@ -277,3 +277,17 @@ fn a_missing_outcome_is_never_an_acknowledgement() {
     assert!(matches!(host.written[1], (2, Decree(3), Err(Error::OutcomeUnknown(_)))), "{:?}", host.written);
     assert_eq!(host.troubles.len(), 1, "{:?}", host.troubles);
 }
+
+#[test]
+fn a_primary_purges_nothing_its_own_links_have_not_shipped() {
+    let mut host = TestHost::new().with_log(10, 10);
+    let below = Timetag::at_physical_ms(1_000_000);
+    assert_eq!(within_links(&host, below), below, "no link");
+    host.floor = Some(Decree(4));
+    assert_eq!(within_links(&host, below), entry(4).timetag, "decree 4 is not shipped yet");
+    assert_eq!(within_links(&host, Timetag::at_physical_ms(2)), Timetag::at_physical_ms(2), "already below");
+    host.floor = Some(Decree(11));
+    assert_eq!(within_links(&host, below), below, "everything stored is shipped");
+    host.floor = Some(Decree::ZERO);
+    assert_eq!(within_links(&host, below), Timetag::ZERO, "a link that has not started may copy");
+}

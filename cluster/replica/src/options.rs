@@ -38,6 +38,10 @@ pub struct ReplicaOptions {
     /// Test only: serve reads without checking the lease.
     #[cfg(feature = "planted-bugs")]
     pub bug_read_without_lease: bool,
+    /// Test only: resolve an atomic op while an uncommitted write to its hash key is in flight
+    /// (it reads a store without that write).
+    #[cfg(feature = "planted-bugs")]
+    pub bug_resolve_past_in_flight: bool,
 }
 
 impl ReplicaOptions {
@@ -59,6 +63,8 @@ impl ReplicaOptions {
             bug_commit_on_majority: false,
             #[cfg(feature = "planted-bugs")]
             bug_read_without_lease: false,
+            #[cfg(feature = "planted-bugs")]
+            bug_resolve_past_in_flight: false,
         }
     }
 }

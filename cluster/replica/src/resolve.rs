@@ -98,8 +98,13 @@ impl PrimaryState {
 
     /// Whether a queued or uncommitted entry writes under `hk`.
     fn key_in_flight(&self, s: &Shared, hk: &[u8]) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        let uncommitted_counts = !s.opts.bug_resolve_past_in_flight;
+        #[cfg(not(feature = "planted-bugs"))]
+        let uncommitted_counts = true;
         self.queued.iter().any(|(_, q)| q.hash_key() == hk)
-            || s.window.iter().any(|slot| slot.entry.mutation.ops.iter().any(|o| o.hash_key() == hk))
+            || (uncommitted_counts
+                && s.window.iter().any(|slot| slot.entry.mutation.ops.iter().any(|o| o.hash_key() == hk)))
     }
 
     /// The runtime evaluated a parked atomic op: log its result, or refuse it (nothing of it

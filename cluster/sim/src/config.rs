@@ -42,6 +42,33 @@ pub struct DupConfig {
     pub batch_max_puts: usize,
     /// Deliberately broken duplication rules, to prove the checks find them.
     pub bugs: DupBugs,
+    /// The receiving tables' tombstone retention (simulated ms; the servers' default is 24 h):
+    /// short, so that compaction drops tombstones during a run. It must exceed the spread of
+    /// the clusters' clocks (as 24 h exceeds NTP's), which is why two-cluster runs keep their
+    /// node clocks within a second of each other (see `docs/simulation.md`).
+    pub retention_ms: u64,
+    /// Chance (percent) that a fault step is a meta leader change: the meta server's in-memory
+    /// state (what it heard of incoming links) is lost, and it answers nobody for 1 to 3 s.
+    pub leader_change_percent: u32,
+    /// Once in the fault phase, at `.0` ms, the clusters are cut apart both ways for `.1` ms
+    /// (longer than the retention), while both keep writing.
+    pub long_cut_ms: Option<(u64, u64)>,
+    /// The links (one each way, each with a full sync) are added at this time, while both
+    /// clusters' clients already write; `None`: the links exist from the start, without sync.
+    pub full_sync_at_ms: Option<u64>,
+    /// One cluster's wall clocks run far ahead for a while.
+    pub skew: Option<ClusterSkew>,
+}
+
+/// Cluster `cluster`'s wall clocks (its meta server's and replica servers') are `ahead_ms`
+/// ahead from `from_ms` until `until_ms` (then set right: its HLCs stay ahead until real time
+/// catches up).
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterSkew {
+    pub cluster: usize,
+    pub from_ms: u64,
+    pub until_ms: u64,
+    pub ahead_ms: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -64,6 +91,15 @@ pub struct DupBugs {
     pub failed_as_acked: bool,
     /// A receiving node ships writes that arrived by duplication back (a loop).
     pub reship_duplicated: bool,
+    /// In the shared rules (`DupRules::purge_horizon`): a partition of an incoming link that the
+    /// meta leader has not heard from (since it took over) does not hold the horizon back.
+    pub unheard_holds_nothing: bool,
+    /// In the shared rules (`DupRules::links_purge_bound`): a partition purges tombstones its own
+    /// outgoing links have not shipped yet, which a copy of its records then cannot send.
+    pub purge_past_unshipped: bool,
+    /// The receiving servers run with a maximum clock offset of an hour (a misconfiguration):
+    /// a cluster far ahead drags their clocks along.
+    pub unbounded_clock_offset: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +126,9 @@ pub struct Faults {
 pub struct PlantedBugs {
     pub commit_on_majority: bool,
     pub read_without_lease: bool,
+    /// An atomic op is resolved while an uncommitted write to its hash key is in flight (it
+    /// reads a store that lacks that write).
+    pub resolve_past_in_flight: bool,
 }
 
 impl SimConfig {
@@ -129,6 +168,8 @@ impl SimConfig {
     pub fn two_clusters(seed: u64) -> SimConfig {
         let mut cfg = SimConfig::standard(seed);
         cfg.clients = 4;
+        // Within the retention (see `DupConfig::retention_ms`).
+        cfg.faults.offset_ms = 1_000;
         cfg.dup = Some(DupConfig {
             partitions: [cfg.partitions, 1 + ((seed / 3) % 3) as u32],
             shared_registers: 4,
@@ -136,6 +177,11 @@ impl SimConfig {
             cut_link_percent: 10,
             batch_max_puts: 8,
             bugs: DupBugs::default(),
+            retention_ms: 5_000,
+            leader_change_percent: 5,
+            long_cut_ms: None,
+            full_sync_at_ms: None,
+            skew: None,
         });
         cfg
     }

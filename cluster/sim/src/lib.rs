@@ -5,8 +5,10 @@
 //! A run has a fault phase and a heal phase and then checks linearizability, that no
 //! acknowledged write was lost, that replicas converged, that committed prefixes agree and that
 //! two primaries never served at once. Two-cluster runs add a two-way duplication link and check
-//! that the clusters converge, that no shipped write is lost and that nothing loops; with the DR
-//! lease (`SimConfig::two_clusters_dr`, `dr/`) the table is active in one cluster, DR voters and
+//! that the clusters converge, that no shipped write is lost, that nothing loops, that no
+//! deleted key comes back once tombstones are dropped below the purge horizons, and that clocks
+//! stay bounded when one cluster's clocks run far ahead; with the DR lease
+//! (`SimConfig::two_clusters_dr`, `dr/`) the table is active in one cluster, DR voters and
 //! proxies fail it over, and no two copies may ever take client writes at once. See
 //! `docs/simulation.md`.
 //!
@@ -24,10 +26,11 @@ mod net;
 mod node;
 mod observe;
 mod trace;
+mod variants;
 mod world;
 mod world_ctx;
 mod world_dup;
 
-pub use config::{DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
+pub use config::{ClusterSkew, DupBugs, DupConfig, Faults, PlantedBugs, SimConfig};
 pub use dr::{DrBugs, DrConfig, DrStats};
 pub use world::{RunResult, Stats, run};

@@ -6,7 +6,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tern_core::mutation::WriteOutcome;
 use tern_core::{
-    Ballot, ClusterId, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, WriteOp,
+    Ballot, ClusterId, ConfigChange, Decree, Error, Gpid, NodeId, PartitionConfig, ReplicaReport, Timetag,
+    WriteOp,
 };
 use tern_replica::{PeerMessage, ReadOp};
 
@@ -80,20 +81,25 @@ pub enum Msg {
     Configs {
         configs: Vec<PartitionConfig>,
     },
-    /// Duplication, see `dup/`: a node's shippers' progress to its meta server (sent with every
-    /// beacon, empty when it ships nothing) and the meta server's view of the link in return.
+    /// Duplication, see `dup/`: a node's shippers' progress and what its receiving primaries
+    /// heard of incoming links, to its meta server (sent with every beacon, empty when there is
+    /// nothing to say), and the meta server's view of the link and the table's purge horizon in
+    /// return.
     DupProgress {
         reports: Vec<DupReport>,
+        incoming: Vec<IncomingHeard>,
     },
     DupLinks {
-        partitions: Vec<(Gpid, LinkProgress)>,
+        link: Option<LinkView>,
+        purge_below: Timetag,
     },
-    /// Puts for one partition of the remote cluster's table, and the answer.
+    /// Puts for one partition of the remote cluster's table (none: a heartbeat), and the answer.
     DupBatch {
         id: u64,
         from_cluster: ClusterId,
         gpid: Gpid,
         partition_count: u32,
+        header: ShipHeader,
         puts: Vec<WriteOp>,
     },
     DupAck {
@@ -110,6 +116,39 @@ pub struct DupReport {
     pub gpid: Gpid,
     pub ballot: Ballot,
     pub confirmed: Decree,
+    /// The shipper's replicated-up-to that goes with `confirmed`.
+    pub replicated_up_to: Timetag,
+}
+
+/// What every batch and heartbeat says of the partition that sent it (the servers'
+/// `tern_client::ShipHeader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShipHeader {
+    pub source_table: u32,
+    pub source_partition: u32,
+    pub source_partitions: u32,
+    /// As the sending cluster's meta server recorded it with the confirmed decree.
+    pub replicated_up_to: Timetag,
+    /// The puts are records of a full sync.
+    pub full_sync: bool,
+}
+
+/// What a receiving node heard of one sending partition (the servers' `IncomingWatermark`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncomingHeard {
+    pub from_cluster: u8,
+    pub source_table: u32,
+    pub source_partition: u32,
+    pub source_partitions: u32,
+    pub replicated_up_to: Timetag,
+}
+
+/// A meta server's view of its table's link, as its answers carry it: per partition the
+/// progress and the recorded replicated-up-to, and whether the link still copies records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkView {
+    pub partitions: Vec<(Gpid, LinkProgress, Timetag)>,
+    pub syncing: bool,
 }
 
 /// What the meta server records per partition of a link (the servers' own type).
@@ -185,9 +224,16 @@ impl Msg {
             ),
             Msg::QueryConfigs => "query-configs".into(),
             Msg::Configs { .. } => "configs".into(),
-            Msg::DupProgress { reports } => format!("dup-progress n={}", reports.len()),
-            Msg::DupLinks { .. } => "dup-links".into(),
-            Msg::DupBatch { id, gpid, puts, .. } => format!("dup-batch #{id} {gpid} n={}", puts.len()),
+            Msg::DupProgress { reports, incoming } => {
+                format!("dup-progress n={} incoming={}", reports.len(), incoming.len())
+            }
+            Msg::DupLinks { purge_below, .. } => format!("dup-links purge<{purge_below}"),
+            Msg::DupBatch { id, gpid, puts, header, .. } => format!(
+                "dup-batch #{id} {gpid} n={} w={}{}",
+                puts.len(),
+                header.replicated_up_to,
+                if header.full_sync { " full-sync" } else { "" }
+            ),
             Msg::DupAck { id, result } => match result {
                 Ok(lost) => format!("dup-ack #{id} superseded={lost}"),
                 Err(e) => format!("dup-refused #{id} {e}"),

@@ -20,6 +20,10 @@ pub struct Observations {
     pub dup: crate::dup::DupObs,
     /// The DR lease (runs with `SimConfig::dr`): promotions and admitted client writes.
     pub dr: crate::dr::DrObs,
+    /// Per cluster, its processes' clocks and maximum clock offset (`checker/clock_bound.rs`).
+    pub clocks: Vec<crate::checker::clock_bound::ClusterClocks>,
+    /// Dead records compaction dropped (below a purge horizon).
+    pub purged: u64,
 }
 
 pub fn digest(e: &LogEntry) -> u64 {

@@ -1,5 +1,9 @@
 //! The world: one seeded event queue driving the meta server, replica servers, clients and the
 //! network through a fault phase, a heal phase and final reads, then the checkers.
+//! `world/scenarios.rs`: what two-cluster runs add (long link outages, links added with a full
+//! sync, a cluster's clock far ahead, meta leader changes).
+
+mod scenarios;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -64,6 +68,23 @@ pub struct Stats {
     pub conflicts: u64,
     /// Runs with the DR lease: promotions, fencing, refusals, cuts (see `dr/`).
     pub dr: crate::dr::DrStats,
+    /// Purge horizons: raises (both metas), dead records compaction dropped, the most a link
+    /// held a horizon back behind the retention, and keys the resurrection check let pass as
+    /// deleted before any link could protect them.
+    pub horizon_raises: u64,
+    pub purged_records: u64,
+    pub max_horizon_held_ms: u64,
+    pub unprotected_deletes: u64,
+    /// The longest cut of the link between the clusters (ms).
+    pub longest_link_cut_ms: u64,
+    /// Meta leader changes, batches refused with `CLOCK_AHEAD`, records full syncs copied and
+    /// partitions whose copy completed.
+    pub meta_leader_changes: u64,
+    pub clock_ahead_refusals: u64,
+    pub full_sync_records: u64,
+    pub full_syncs_done: u64,
+    /// Primaries that found a hole in their log and copied their records instead.
+    pub resyncs: u64,
 }
 
 struct Scheduled {
@@ -144,15 +165,25 @@ pub fn replica_options(cfg: &SimConfig, cluster: usize) -> ReplicaOptions {
     o.learn_timeout_ms = 5_000;
     // Node clocks are up to `offset_ms` off either way (and drift): a peer cluster's timetags
     // may lead by twice that. Runs that test the bound itself set it lower.
-    o.max_clock_offset_ms = 2 * cfg.faults.offset_ms.unsigned_abs() + 2_000;
+    o.max_clock_offset_ms = max_clock_offset_ms(cfg);
     #[cfg(feature = "planted-bugs")]
     {
         o.bug_commit_on_majority = cfg.bugs.commit_on_majority;
         o.bug_read_without_lease = cfg.bugs.read_without_lease;
+        o.bug_resolve_past_in_flight = cfg.bugs.resolve_past_in_flight;
+        if cfg.dup.as_ref().is_some_and(|d| d.bugs.unbounded_clock_offset) {
+            o.max_clock_offset_ms = 3_600_000;
+        }
     }
     #[cfg(not(feature = "planted-bugs"))]
     let _ = cfg;
     o
+}
+
+/// The maximum clock offset the run's servers are configured with (`tern replica
+/// --max-clock-offset`; what the clock-bound check holds them to).
+pub fn max_clock_offset_ms(cfg: &SimConfig) -> u64 {
+    2 * cfg.faults.offset_ms.unsigned_abs() + 2_000
 }
 
 /// The duplication rules of the run's nodes: the servers' own, with the planted bugs.
@@ -166,6 +197,8 @@ pub fn dup_rules(cfg: &SimConfig) -> DupRules {
                 floor_past_confirmed: d.bugs.floor_past_confirmed,
                 forget_log_when_learning: d.bugs.forget_log_when_learning,
                 ignore_incoming_links: d.bugs.ignore_incoming_links,
+                unheard_holds_nothing: d.bugs.unheard_holds_nothing,
+                purge_past_unshipped: d.bugs.purge_past_unshipped,
             };
         }
         rules
@@ -181,9 +214,10 @@ pub fn dup_rules(cfg: &SimConfig) -> DupRules {
 pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let f = &cfg.faults;
-    let clock = |rng: &mut ChaCha8Rng| NodeClock {
+    let clock = |rng: &mut ChaCha8Rng, c: usize| NodeClock {
         offset_ms: rng.random_range(-f.offset_ms..=f.offset_ms),
         drift_ppm: rng.random_range(-f.drift_ppm..=f.drift_ppm),
+        wall_step: scenarios::wall_step(cfg, c),
     };
     let keys = KeySpace::new(cfg);
     let (mut nodes, mut metas, mut clients) = (Vec::new(), Vec::new(), Vec::new());
@@ -191,22 +225,26 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         for i in 0..cfg.nodes {
             // Node ids 1.. in the first cluster, 101.. in the second.
             let id = NodeId((c * 100 + i) as u64 + 1);
-            let dup = cfg
-                .dup
-                .as_ref()
-                .map(|d| NodeDup::new(c, 1 - c, cfg.partitions_of(c), d.batch_max_puts, d.bugs.clone()));
+            let dup = cfg.dup.as_ref().map(|d| {
+                let resync = d.full_sync_at_ms.is_some();
+                NodeDup::new(c, 1 - c, cfg.partitions_of(c), d.batch_max_puts, d.bugs.clone(), resync)
+            });
             let node = SimNode::new(
                 nodes.len(),
                 c,
                 id,
-                clock(&mut rng),
+                clock(&mut rng, c),
                 replica_options(cfg, c),
                 dup,
                 dup_rules(cfg),
             );
             nodes.push(node);
         }
-        metas.push(SimMeta::new(c as u8, cm_options(), clock(&mut rng)));
+        let meta = SimMeta::new(c as u8, cm_options(), clock(&mut rng, c));
+        metas.push(match &cfg.dup {
+            Some(d) => meta.with_horizon(dup_rules(cfg), d.retention_ms),
+            None => meta,
+        });
         for _ in 0..cfg.clients {
             clients.push(SimClient::new(clients.len(), c, &keys, cfg.partitions_of(c)));
         }
@@ -234,6 +272,7 @@ pub fn run(cfg: &SimConfig, full_trace: bool) -> RunResult {
         stats: Stats::default(),
         dr,
     };
+    w.obs.clocks = scenarios::cluster_clocks(&w.cfg, &w.nodes, &w.metas);
     w.start();
     w.run_loop();
     w.finish()
@@ -262,10 +301,12 @@ impl World {
         for c in 0..self.clients.len() {
             self.clients[c].active = true;
         }
-        // With a link, clients start once it has started everywhere (see `check_progress`).
-        if self.cfg.dup.is_none() {
+        // With a link, clients start once it has started everywhere (see `check_progress`),
+        // unless the link is added later.
+        if self.cfg.dup.as_ref().is_none_or(|d| d.full_sync_at_ms.is_some()) {
             self.start_clients(2_000_000);
         }
+        self.start_scenarios();
         let first = self.cfg.faults.step_ms * 1_000 * 2;
         self.push(first, Ev::FaultStep);
         for (delay, ev) in self.dr.as_ref().map(crate::dr::DrWorld::start).unwrap_or_default() {
@@ -384,6 +425,7 @@ impl World {
                     dr.on_event(ctx, ev);
                 }
             }),
+            Ev::Scenario(s) => self.on_scenario(s),
         }
     }
 
@@ -415,6 +457,7 @@ impl World {
             .filter(|i| self.nodes[*i].up && down_in(self.nodes[*i].cluster) < self.cfg.faults.max_down)
             .collect();
         let cut_link = self.cfg.dup.as_ref().map_or(0, |d| d.cut_link_percent);
+        let leader_change = self.cfg.dup.as_ref().map_or(0, |d| d.leader_change_percent);
         match choice {
             0..20 if !crashable.is_empty() => {
                 let i = crashable[self.rng.random_range(0..crashable.len())];
@@ -446,6 +489,7 @@ impl World {
                 }
             }
             c if c >= 100 - cut_link => self.cut_link(),
+            c if c >= 100 - cut_link - leader_change => self.meta_leader_change(),
             _ => {
                 // Cut one process off from everyone (one way or both), or a replica server from
                 // the meta server only (its clients still reach it: the lease rule's case), for
@@ -522,6 +566,9 @@ impl World {
         self.trace.line(self.now_us, format!("partition {id}: the clusters are cut apart ({how})"));
         let lasts = self.rng.random_range(1_000_000..15_000_000);
         self.push(lasts, Ev::HealPartition(id));
+        if mode == 0 {
+            self.stats.longest_link_cut_ms = self.stats.longest_link_cut_ms.max(lasts / 1_000);
+        }
     }
 
     fn end_faults(&mut self) {
@@ -544,17 +591,24 @@ impl World {
         for m in 0..self.metas.len() {
             if self.metas[m].cm.configs().next().is_none() {
                 let (parts, replicas) = (self.cfg.partitions_of(m), self.cfg.replicas);
-                let linked = self.cfg.dup.is_some();
+                let linked = self.cfg.dup.as_ref().is_some_and(|d| d.full_sync_at_ms.is_none());
                 self.with_ctx(|p, ctx| p.metas[m].create_table(ctx, parts, replicas, linked));
             }
         }
         if self.cfg.dup.is_some() && self.stats.clients_started_ms.is_none() {
-            // A link ships what is written after it started: clients wait for every partition.
+            // A link ships what is written after it started: clients wait for every partition
+            // (a link added later with a full sync copies what they wrote before).
             if self.metas.iter().all(|m| m.link.as_ref().is_some_and(|l| l.all_started())) {
                 self.stats.clients_started_ms = Some(self.now_us / 1_000);
                 self.trace.line(self.now_us, "the link started in every partition: clients start".into());
-                self.start_clients(0);
-            } else if self.phase != Phase::Faults {
+                if self.cfg.dup.as_ref().is_some_and(|d| d.full_sync_at_ms.is_none()) {
+                    self.start_clients(0);
+                }
+            } else if self.phase != Phase::Faults
+                && self.cfg.dup.as_ref().is_some_and(|d| d.full_sync_at_ms.is_none())
+            {
+                // (A link added later must start by the end of the heal phase: its partitions
+                // must ship for the run to converge.)
                 self.obs.violations.push(
                     "the link did not start in every partition during the fault phase (liveness)".into(),
                 );
@@ -564,6 +618,7 @@ impl World {
         }
         match self.phase {
             Phase::Heal => {
+                self.freeze_horizons_once_caught_up();
                 if let Some(why_not) = self.not_converged() {
                     if self.now_us >= self.heal_deadline_us {
                         self.obs.violations.push(format!(
@@ -572,6 +627,8 @@ impl World {
                         self.phase = Phase::Done;
                         return;
                     }
+                } else if !self.horizons_settled() {
+                    // Checked again in a second.
                 } else {
                     self.stats.converged_at_ms = Some(self.now_us / 1_000);
                     self.trace.line(self.now_us, "converged: final reads".into());
@@ -618,7 +675,7 @@ impl World {
                 return Some(why);
             }
         }
-        crate::world_dup::link_not_caught_up(&self.metas, &self.nodes)
+        crate::world_dup::link_not_caught_up(&self.metas, &self.nodes, &self.obs)
     }
 
     /// Why a cluster has not converged, if it has not: every partition has its full set of
@@ -675,7 +732,12 @@ impl World {
                 violations.extend(checker::acked_writes::check(&self.obs, &m.cm, &self.nodes));
             }
             if self.cfg.dup.is_some() {
-                violations.extend(checker::cross_cluster::check(&self.obs, &self.metas, &self.nodes));
+                let held: Vec<_> =
+                    self.metas.iter().map(|m| checker::cross_cluster::Held::of(m, &self.nodes)).collect();
+                violations.extend(checker::cross_cluster::check(&self.obs, &held));
+                let (found, unprotected) = checker::resurrection::check(&self.obs, &self.metas, &held);
+                violations.extend(found);
+                self.stats.unprotected_deletes = unprotected;
             }
         }
         if let Some(dr) = &self.dr {
@@ -693,6 +755,7 @@ impl World {
         self.stats.batches_failed = d.batches_failed;
         self.stats.puts_acked = d.puts_acked;
         self.stats.conflicts = d.superseded;
+        self.scenario_stats();
         RunResult {
             seed: self.cfg.seed,
             trace_hash: self.trace.hash(),

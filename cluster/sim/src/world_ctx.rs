@@ -13,18 +13,46 @@ use crate::trace::Trace;
 /// Scheduled work of the world loop.
 #[derive(Clone, Debug)]
 pub enum Ev {
-    Deliver { from: Addr, to: Addr, msg: Msg },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        msg: Msg,
+    },
     NodeTick(usize),
     MetaTick(usize),
     ClientWake(usize),
-    LogSync { node: usize, gpid: tern_core::Gpid, incarnation: u64 },
-    StoreFlush { node: usize, incarnation: u64 },
-    CheckpointFetched { node: usize, gpid: tern_core::Gpid, incarnation: u64, id: u64, ok: bool },
+    LogSync {
+        node: usize,
+        gpid: tern_core::Gpid,
+        incarnation: u64,
+    },
+    StoreFlush {
+        node: usize,
+        incarnation: u64,
+    },
+    CheckpointFetched {
+        node: usize,
+        gpid: tern_core::Gpid,
+        incarnation: u64,
+        id: u64,
+        ok: bool,
+    },
     FaultStep,
     HealPartition(u64),
     EndFaults,
     CheckConverged,
     Dr(crate::dr::DrEv),
+    /// A step of a two-cluster scenario (`world/scenarios.rs`).
+    Scenario(Scenario),
+}
+
+/// The steps of two-cluster scenarios.
+#[derive(Clone, Copy, Debug)]
+pub enum Scenario {
+    /// The clusters are cut apart both ways for this long (µs).
+    LongCut { lasts_us: u64 },
+    /// The links are added, each with a full sync.
+    AddLinks,
 }
 
 #[allow(missing_debug_implementations)]

@@ -9,9 +9,13 @@ use tern_core::{Decree, Gpid};
 
 use crate::observe::Observations;
 
-/// Checks decrees `after + 1 ..= to` of `g`.
+/// Checks decrees `after + 1 ..= to` of `g`. Those a completed full sync covered (its records
+/// copied at a decree at or past them) need no acknowledged put: a new primary whose view of the
+/// link was older than the meta server's copies the records again and reports where its copy
+/// began.
 pub fn check_advance(obs: &Observations, g: Gpid, after: Decree, to: Decree) -> Option<String> {
-    for d in after.0 + 1..=to.0 {
+    let copied = obs.dup.copied_through.get(&g).copied().unwrap_or_default();
+    for d in after.0.max(copied.0) + 1..=to.0 {
         if !obs.applied.contains_key(&(g, d)) {
             return Some(format!(
                 "confirmed is exact: {g} recorded confirmed d{to}, but d{d} was never applied"

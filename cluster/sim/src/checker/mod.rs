@@ -1,12 +1,16 @@
 //! Checkers of simulated runs. Each invariant lives in its own module and cites the PacificA
-//! paper (Lin et al., MSR 2008) section it comes from. The committed-prefix check runs online
-//! (in the simulated replica server, as entries are applied); the others run at the end.
+//! paper (Lin et al., MSR 2008) section it comes from, or the duplication design
+//! (`docs/duplication.md`) for the checks between clusters. The committed-prefix, confirmed-is-
+//! exact, horizon and clock-bound checks run online; the others run at the end.
 
 pub mod acked_writes;
+pub mod clock_bound;
 pub mod convergence;
 pub mod cross_cluster;
 pub mod dup_confirmed;
+pub mod horizon;
 pub mod linearizability;
+pub mod resurrection;
 pub mod single_primary;
 
 use crate::client::History;

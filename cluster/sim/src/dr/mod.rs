@@ -345,10 +345,10 @@ pub fn equip(
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {
-            let clock = NodeClock {
-                offset_ms: rng.random_range(-f.offset_ms..=f.offset_ms),
-                drift_ppm: rng.random_range(-f.drift_ppm..=f.drift_ppm),
-            };
+            let clock = NodeClock::new(
+                rng.random_range(-f.offset_ms..=f.offset_ms),
+                rng.random_range(-f.drift_ppm..=f.drift_ppm),
+            );
             SimProxy::new(i as u8, name.clone(), i >= d.proxies, clock, &voters, &clusters, d, rules.clone())
         })
         .collect();

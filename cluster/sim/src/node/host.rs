@@ -15,6 +15,7 @@ use tern_host::{LogRead, ReplicaHost};
 use tern_replica::{CheckpointRef, PeerMessage, RequestId};
 use tern_storage::{LogEntry, MemDisk, MemMutationLog, MemPartitionStore, MutationLog, PartitionStore};
 
+use crate::checker::clock_bound::check as check_clock;
 use crate::dup::NodeDup;
 use crate::net::{Addr, Msg, ResponseBody};
 use crate::observe::digest;
@@ -36,6 +37,8 @@ pub(crate) struct SimHost<'a, 'c> {
     pub(crate) idx: usize,
     pub(crate) incarnation: u64,
     pub(crate) meta: Addr,
+    /// The node's cluster (0 for the first).
+    pub(crate) cluster: usize,
     pub(crate) io: &'a mut ReplicaIo,
     pub(crate) disk: &'a MemDisk,
     pub(crate) requests: &'a mut BTreeMap<RequestId, (Addr, u64)>,
@@ -211,6 +214,10 @@ impl ReplicaHost for SimHost<'_, '_> {
                 Some(_) => {}
                 None => {
                     self.ctx.obs.applied.insert((g, e.decree.0), (d, me));
+                    let clocks = self.ctx.obs.clocks.get(self.cluster);
+                    if let Some(v) = clocks.and_then(|c| check_clock(c, self.cluster, self.ctx.now_us, e)) {
+                        self.ctx.obs.violations.push(format!("{me} {g}: {v}"));
+                    }
                     if let Some(dup) = self.dup.as_ref()
                         && let Err(err) = self.ctx.obs.dup.record_origin(g, e, dup.cluster)
                     {

@@ -123,6 +123,7 @@ impl SimNode {
             idx: self.idx,
             incarnation: self.incarnation,
             meta: Addr::Meta(self.cluster as u8),
+            cluster: self.cluster,
             io: &mut h.io,
             disk: &self.disk,
             requests: &mut self.requests,
@@ -133,10 +134,16 @@ impl SimNode {
         Some((&mut h.sm, host))
     }
 
+    /// The node's monotonic clock (leases, timers); also sets the store clock (reads' "now")
+    /// to its wall clock.
     pub(crate) fn now_ms(&self, ctx: &Ctx<'_>) -> u64 {
-        let ms = self.clock.local_ms(ctx.now_us);
-        self.store_clock.set_ms(ms);
-        ms
+        self.store_clock.set_ms(self.wall_ms(ctx));
+        self.clock.local_ms(ctx.now_us)
+    }
+
+    /// The node's wall clock (timetags, TTLs, admission of duplicated writes).
+    pub(crate) fn wall_ms(&self, ctx: &Ctx<'_>) -> u64 {
+        self.clock.wall_ms(ctx.now_us)
     }
 
     pub fn replica(&self, g: Gpid) -> Option<&Replica> {
@@ -309,13 +316,22 @@ impl SimNode {
                 };
                 self.feed(ctx, gpid, ev);
             }
-            Msg::DupBatch { id, from_cluster, gpid, partition_count, puts } => {
-                self.dup_on_batch(ctx, from, id, from_cluster, gpid, partition_count, puts)
+            Msg::DupBatch { id, from_cluster, gpid, partition_count, header, puts } => {
+                self.dup_on_batch(ctx, from, id, from_cluster, gpid, partition_count, header, puts)
             }
             Msg::DupAck { id, result } => self.dup_on_ack(ctx, id, result),
-            Msg::DupLinks { partitions } => {
+            Msg::DupLinks { link, purge_below } => {
                 if let Some(d) = &mut self.dup {
-                    d.on_links(partitions);
+                    d.on_links(link, purge_below);
+                }
+                // The table's purge horizon goes to its replicas: a primary logs a newer one.
+                let table = tern_core::TableId(self.cluster as u32 + 1);
+                if purge_below > tern_core::Timetag::ZERO {
+                    let gpids: Vec<Gpid> =
+                        self.replicas.keys().filter(|g| g.table == table).copied().collect();
+                    for g in gpids {
+                        self.feed(ctx, g, Event::PurgeHorizon { below: purge_below });
+                    }
                 }
             }
             Msg::Configs { configs } => {
@@ -378,6 +394,11 @@ impl SimNode {
             if let Some((_, mut host)) = self.host(g, ctx) {
                 tern_host::flush(&mut host);
             }
+            // Compaction drops the dead records below the purge horizon, as RocksDB's
+            // compaction filter does, each replica in its own time.
+            if let Some(h) = self.replicas.get_mut(&g) {
+                ctx.obs.purged += h.io.store.compact() as u64;
+            }
         }
         ctx.after(self.clock.global_us_for(FLUSH_MS), Ev::StoreFlush { node: self.idx, incarnation });
     }
@@ -412,9 +433,9 @@ impl SimNode {
 
     /// Hands one event to a replica; the shared executor carries out its actions.
     pub(crate) fn feed(&mut self, ctx: &mut Ctx<'_>, g: Gpid, event: Event) {
-        let now = self.now_ms(ctx);
+        let now = Now { mono_ms: self.now_ms(ctx), wall_ms: self.wall_ms(ctx) };
         if let Some((sm, mut host)) = self.host(g, ctx) {
-            tern_host::drive(&mut host, sm, Now::at(now), event);
+            tern_host::drive(&mut host, sm, now, event);
         }
     }
 }
