@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tern_client::{ShipHeader, TernClient};
-use tern_core::{ClusterId, Decree, Error, Gpid, Result, Timetag, WriteOp, key, partition_of, value};
-use tern_duplication::{Throttle, ThrottleReport, WireSize, max_request_bytes};
+use tern_core::{Decree, Error, Gpid, Result, WriteOp, partition_of};
+use tern_duplication::{Throttle, ThrottleReport, WireSize, max_request_bytes, record_to_put};
 use tokio::sync::oneshot;
 
 use super::DupEnv;
@@ -87,7 +87,7 @@ pub async fn copy_partition(
         // Under a throttle a request is cut small (as the shipper's are).
         let max_wire = max_request_bytes((pace.share)());
         for (k, v) in &chunk.records {
-            if let Some(put) = to_put(k, v, local, now_secs)? {
+            if let Some(put) = record_to_put(k, v, local, now_secs)? {
                 let p = partition_of(put.hash_key(), remote_partitions).0;
                 let (batch, wire) = pending.entry(p).or_insert_with(|| (Vec::new(), size.request_bytes()));
                 *wire += size.put_bytes(&put);
@@ -127,23 +127,6 @@ async fn scan(env: &DupEnv, gpid: Gpid, after: Option<Vec<u8>>) -> Result<RawChu
     rx.await.map_err(|_| Error::Unavailable(format!("replica {gpid} dropped a full sync read")))?
 }
 
-/// A stored record as a duplicated put, unless it is another cluster's write or expired.
-fn to_put(k: &[u8], v: &[u8], local: ClusterId, now_secs: u64) -> Result<Option<WriteOp>> {
-    let (hash_key, sort_key) = key::decode(k)?;
-    let (header, user) = value::decode(v)?;
-    let tt: Timetag = header.timetag;
-    if tt.cluster() != local || (!header.is_tombstone() && header.is_expired(now_secs)) {
-        return Ok(None);
-    }
-    Ok(Some(WriteOp::Put {
-        hash_key: hash_key.to_vec(),
-        sort_key: sort_key.to_vec(),
-        value: (!header.is_tombstone()).then(|| user.to_vec()),
-        expire_ts: if header.is_tombstone() { 0 } else { header.expire_ts },
-        timetag: Some(tt),
-    }))
-}
-
 /// Where a copy's request goes.
 struct Remote<'a> {
     client: &'a TernClient,
@@ -176,42 +159,5 @@ async fn send(
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tern_core::ValueHeader;
-
-    use super::*;
-
-    fn cluster(n: u8) -> ClusterId {
-        ClusterId::new(n).unwrap()
-    }
-
-    fn stored(tt: Timetag, expire_ts: u32, user: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        (key::encode(b"h", b"s").unwrap(), value::encode(&ValueHeader { expire_ts, timetag: tt }, user))
-    }
-
-    #[test]
-    fn records_become_puts_with_their_own_timetag_and_others_are_skipped() {
-        let tt = Timetag::new(5_000_000, 3, cluster(1), false);
-        let (k, v) = stored(tt, 0, b"v");
-        let put = to_put(&k, &v, cluster(1), 100).unwrap().unwrap();
-        let want = WriteOp::Put {
-            hash_key: b"h".to_vec(),
-            sort_key: b"s".to_vec(),
-            value: Some(b"v".to_vec()),
-            expire_ts: 0,
-            timetag: Some(tt),
-        };
-        assert_eq!(put, want);
-        let (k, v) = stored(tt.with_delete(true), 0, b"");
-        let tomb = to_put(&k, &v, cluster(1), 100).unwrap().unwrap();
-        assert!(matches!(tomb, WriteOp::Put { value: None, .. }), "a tombstone is copied as one");
-        let (k, v) = stored(Timetag::new(5_000_000, 3, cluster(2), false), 0, b"v");
-        assert_eq!(to_put(&k, &v, cluster(1), 100).unwrap(), None, "another cluster's write");
-        let (k, v) = stored(tt, 50, b"v");
-        assert_eq!(to_put(&k, &v, cluster(1), 100).unwrap(), None, "expired at 100 s");
     }
 }
