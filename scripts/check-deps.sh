@@ -18,6 +18,7 @@ rules=(
   "tern-client:rocksdb librocksdb-sys"
   "tern-meta-proxy:rocksdb librocksdb-sys"
   "tern-topology:rocksdb librocksdb-sys"
+  "tern-runbook:rocksdb librocksdb-sys"
 )
 fail=0
 for rule in "${rules[@]}"; do

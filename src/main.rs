@@ -18,6 +18,9 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(cli::Exit(code)) = err.downcast_ref::<cli::Exit>() {
+                return ExitCode::from(*code);
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(cli::EXIT_FAILED)
         }

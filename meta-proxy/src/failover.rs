@@ -15,7 +15,6 @@
 use std::time::{Duration, Instant};
 
 use tern_client::admin::LinkReport;
-use tern_core::LinkStatus;
 pub use tern_drlease::failover::{
     Decision, Finish, Policy, decide, finish, health, outage_now, role_of, to_fence,
 };
@@ -29,31 +28,11 @@ pub type Outage = tern_drlease::failover::Outage<Instant>;
 /// A promotion under way (`tern_drlease::failover::Deposing`), on this process's clock.
 pub type Deposing = tern_drlease::failover::Deposing<Instant>;
 
-/// The lag a link's progress shows: the worst partition's seconds behind (measured on its own
-/// clock by the meta server of the active cluster, see `DupRules::lag`) plus the age of that
-/// measurement (writes since may be waiting). Unknown, with the reason, while the link is not
-/// shipping or any partition's lag cannot be told: an unknown lag is never read as 0.
+/// The lag a link's progress shows ([`LinkReport::lag`]: the worst partition's seconds behind
+/// plus the age of that measurement), or why it cannot be told: an unknown lag is never read
+/// as 0.
 pub fn link_lag(link: &LinkReport) -> Result<Duration, String> {
-    let l = &link.link;
-    match l.status {
-        LinkStatus::Shipping | LinkStatus::Paused => {}
-        s => return Err(format!("the link from this table is {s}, not shipping")),
-    }
-    let mut worst = 0f64;
-    for p in &link.partitions {
-        if let Some(why) = &p.lag_unknown {
-            return Err(format!("partition {}: {why}", p.partition));
-        }
-        if !l.started(p.partition) {
-            return Err(format!("partition {} has not started shipping", p.partition));
-        }
-        let Some(reported_ms_ago) = p.reported_ms_ago else {
-            return Err(format!("partition {} never reported progress", p.partition));
-        };
-        let lag = p.seconds_behind + reported_ms_ago as f64 / 1000.0;
-        worst = worst.max(lag);
-    }
-    Ok(Duration::from_secs_f64(worst.max(0.0)))
+    link.lag()
 }
 
 #[cfg(test)]

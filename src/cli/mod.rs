@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod common;
+mod dr;
 mod drlease;
 mod dup;
 mod kv;
@@ -19,6 +20,20 @@ pub use kv::KvArgs;
 /// Exit code of a command that ran and failed (bad input, an error from the store). Usage
 /// errors exit with 2 (clap's convention).
 pub const EXIT_FAILED: u8 = 1;
+
+/// A command that ran and printed what it found, and whose exit status says more than "it
+/// failed" (`tern dr status`: 3 degraded, 4 unsafe). `main` exits with the code and prints no
+/// error line.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Tern: a geo-replicated, multi-cluster key-value store.
 ///
@@ -67,6 +82,10 @@ pub enum Command {
     Dup(dup::DupCmd),
     Proxy(Box<proxy::ProxyCmd>),
     Witness(Box<drlease::WitnessCmd>),
+    /// Disaster recovery: every table's copies across clusters, roles, lag and what a failover
+    /// now could lose (status); switchover, failover, reconcile, verify and drill follow.
+    #[command(subcommand)]
+    Dr(dr::DrCmd),
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
@@ -93,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dup(d) => d.run(cli.output),
         Command::Proxy(p) => p.run(cli.output),
         Command::Witness(w) => w.run(),
+        Command::Dr(d) => d.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

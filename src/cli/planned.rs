@@ -11,29 +11,9 @@ pub enum Planned {
     Plan,
     /// Make a deployment match a topology file, idempotently. [not available yet: topology issue]
     Apply,
-    /// Disaster-recovery runbook: status, switchover, failover, reconcile, verify, drill.
-    /// [not available yet: DR issue]
-    #[command(subcommand)]
-    Dr(DrVerb),
     /// Snapshots of tables in S3-compatible storage. [not available yet: backup issue]
     #[command(subcommand)]
     Backup(BackupVerb),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DrVerb {
-    /// Roles, epochs, lag per link and the newest backup of each table.
-    Status,
-    /// Planned move of the active role: drain, move, reverse the link; nothing lost.
-    Switchover,
-    /// Unplanned promotion of a standby; fences the old side and reports unshipped decrees.
-    Failover,
-    /// Replay the old active side's unshipped writes into the new active side.
-    Reconcile,
-    /// Compare two clusters' copies of a table by checksums.
-    Verify,
-    /// Rehearse recovery and measure real RPO and RTO without touching production traffic.
-    Drill,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +33,6 @@ impl Planned {
         match self {
             Planned::Plan => ("tern plan", "the topology issue"),
             Planned::Apply => ("tern apply", "the topology issue"),
-            Planned::Dr(_) => ("tern dr", "the disaster-recovery issue"),
             Planned::Backup(_) => ("tern backup", "the backup issue"),
         }
     }

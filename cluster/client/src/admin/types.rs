@@ -271,6 +271,33 @@ impl LinkReport {
             wire_bytes_per_sec: p.iter().map(|p| p.wire_bytes_per_sec).sum(),
         }
     }
+
+    /// The lag the link's progress shows: the worst partition's seconds behind (measured on its
+    /// own clock by the meta server of the sending cluster) plus the age of that measurement
+    /// (writes since may be waiting) — what a failover now could lose. Unknown, with the reason,
+    /// while the link is not shipping (paused counts: its lag grows and is measured) or any
+    /// partition's lag cannot be told: an unknown lag is never read as 0.
+    pub fn lag(&self) -> Result<std::time::Duration, String> {
+        let l = &self.link;
+        match l.status {
+            LinkStatus::Shipping | LinkStatus::Paused => {}
+            s => return Err(format!("the link is {s}, not shipping")),
+        }
+        let mut worst = 0f64;
+        for p in &self.partitions {
+            if let Some(why) = &p.lag_unknown {
+                return Err(format!("partition {}: {why}", p.partition));
+            }
+            if !l.started(p.partition) {
+                return Err(format!("partition {} has not started shipping", p.partition));
+            }
+            let Some(reported_ms_ago) = p.reported_ms_ago else {
+                return Err(format!("partition {} never reported progress", p.partition));
+            };
+            worst = worst.max(p.seconds_behind + reported_ms_ago as f64 / 1000.0);
+        }
+        Ok(std::time::Duration::from_secs_f64(worst.max(0.0)))
+    }
 }
 
 /// A link of another cluster into a table of this one, as this cluster sees it.

@@ -1,0 +1,85 @@
+//! What the clusters say, gathered once for a report: per cluster its tables (roles and
+//! epochs), its outgoing duplication links with their progress, and its DR lease. The only I/O
+//! of `tern dr status`; every cluster is asked at once, and one that does not answer within the
+//! deadline is recorded as unreachable with the reason (a report never waits on a lost DC).
+
+use std::time::Duration;
+
+use tern_client::admin::{AdminClient, DrLeaseState, LinkReport, TableInfo};
+use tern_core::{Result, TableStatus};
+
+/// A cluster to ask: its name as the deployment calls it, and its meta servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterAddr {
+    pub name: String,
+    pub metas: Vec<String>,
+}
+
+/// What one cluster answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterObs {
+    pub name: String,
+    pub metas: Vec<String>,
+    /// Why it could not be asked (`None`: it answered).
+    pub unreachable: Option<String>,
+    /// Its serving tables.
+    pub tables: Vec<TableInfo>,
+    /// Its outgoing links (to other clusters), with progress.
+    pub links: Vec<LinkReport>,
+    /// Its DR lease, or why it could not be read.
+    pub lease: std::result::Result<DrLeaseState, String>,
+}
+
+/// Every cluster's answers, and the wall time they were gathered at (ms since the epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub clusters: Vec<ClusterObs>,
+    pub at_ms: u64,
+}
+
+/// Asks every cluster at once, each within `deadline`. `at_ms`: the wall time now (the caller
+/// reads the clock).
+pub async fn observe(clusters: &[ClusterAddr], deadline: Duration, at_ms: u64) -> Observed {
+    let asks = clusters.iter().map(|c| observe_one(c, deadline));
+    Observed { clusters: futures::future::join_all(asks).await, at_ms }
+}
+
+async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
+    let mut obs = ClusterObs {
+        name: c.name.clone(),
+        metas: c.metas.clone(),
+        unreachable: None,
+        tables: Vec::new(),
+        links: Vec::new(),
+        lease: Err("not asked".into()),
+    };
+    match tokio::time::timeout(deadline, ask(c, deadline)).await {
+        Ok(Ok((tables, links, lease))) => {
+            obs.tables = tables;
+            obs.links = links;
+            obs.lease = lease;
+        }
+        Ok(Err(e)) => obs.unreachable = Some(e.to_string()),
+        Err(_) => obs.unreachable = Some(format!("no answer from {} within {deadline:?}", c.metas.join(","))),
+    }
+    obs
+}
+
+type Answers = (Vec<TableInfo>, Vec<LinkReport>, std::result::Result<DrLeaseState, String>);
+
+async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
+    let admin = AdminClient::connect(c.metas.clone())?.with_deadline(deadline);
+    let name = admin.cluster_name().await?;
+    if name != c.name {
+        return Err(tern_core::Error::InvalidArgument(format!(
+            "the meta servers {} belong to cluster {name:?}, not {:?}: check the cluster list",
+            c.metas.join(","),
+            c.name
+        )));
+    }
+    let mut tables = admin.list_tables().await?;
+    tables.retain(|t| t.status == TableStatus::Serving);
+    let links = admin.links(None).await?;
+    let lease = admin.dr_lease().await.map_err(|e| e.to_string());
+    Ok((tables, links, lease))
+}

@@ -1,0 +1,273 @@
+//! `tern dr`: the disaster-recovery runbook. The rules live in crate `tern-runbook`; this
+//! module parses the flags, calls it and prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use tern_runbook::observe::ClusterAddr;
+use tern_runbook::status::{CopyReport, DrStatus, Health, StatusOptions, TableReport};
+
+use super::common::{duration_arg, human_ms, runtime};
+use super::{Exit, OutputFormat};
+
+/// Disaster recovery: the state of every table's copies across clusters (status), a planned
+/// move of the active role (switchover); failover, reconcile, verify and drill follow.
+#[derive(Debug, Subcommand)]
+pub enum DrCmd {
+    Status(StatusCmd),
+    Switchover(SwitchoverCmd),
+    /// Unplanned promotion of a standby; fences the old side and reports unshipped writes.
+    /// [not available yet]
+    Failover,
+    /// Replay the old active side's unshipped writes into the new active side. [not available yet]
+    Reconcile,
+    /// Compare two clusters' copies of a table by checksums. [not available yet]
+    Verify,
+    /// Rehearse recovery and measure real RPO and RTO without touching production traffic.
+    /// [not available yet]
+    Drill,
+}
+
+/// Where each table is active, how far behind each standby is, and what is wrong.
+///
+/// Per table: every cluster's copy (role and epoch, or unreachable), the DR lease of the
+/// active copy's cluster, and per standby the link from the active copy: its state, what a
+/// failover now could lose ("RPO now": the worst partition's lag plus the age of that
+/// measurement; "unknown" when it cannot be told, never 0), decrees and bytes behind.
+///
+/// The exit status says how healthy it all is, for alerts: 0 healthy, 3 degraded (a cluster
+/// unreachable, a link paused, failing, far behind or of unknown lag, a lease waived or
+/// unused), 4 unsafe (no reachable active copy, two active copies at one epoch, an active copy
+/// without its DR lease), 1 if the command itself failed.
+///
+/// $ tern dr status --cluster dc1=10.0.1.10:34601 --cluster dc2=10.0.2.10:34601
+///
+/// $ tern dr status --dir tern-local --table demo     # the deployment of `tern up`
+#[derive(Debug, Args)]
+pub struct StatusCmd {
+    #[command(flatten)]
+    clusters: Clusters,
+    /// Only this table.
+    #[arg(long)]
+    table: Option<String>,
+    /// A standby further behind than this makes its table degraded.
+    #[arg(long, default_value = "10s", value_parser = duration_arg, value_name = "DURATION")]
+    rpo_warn: Duration,
+    /// How long to wait for each cluster before reporting it unreachable.
+    #[arg(long, default_value = "5s", value_parser = duration_arg, value_name = "DURATION")]
+    timeout: Duration,
+}
+
+impl DrCmd {
+    pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
+        let what = match self {
+            DrCmd::Status(s) => return s.run(output),
+            DrCmd::Switchover(s) => return s.run(output),
+            DrCmd::Failover => "failover",
+            DrCmd::Reconcile => "reconcile",
+            DrCmd::Verify => "verify",
+            DrCmd::Drill => "drill",
+        };
+        anyhow::bail!(
+            "`tern dr {what}` is not available yet: it arrives with the disaster-recovery issue. `tern dr status` works today."
+        )
+    }
+}
+
+/// The clusters of the deployment.
+#[derive(Debug, Args)]
+pub struct Clusters {
+    /// A cluster as NAME=META[,META...] (its name as its meta servers report it); give every
+    /// cluster of the deployment. Without any, the clusters of the local deployment in --dir.
+    #[arg(long = "cluster", value_name = "NAME=ADDRS", value_parser = super::proxy::cluster_arg)]
+    clusters: Vec<(String, Vec<String>)>,
+    /// The directory of a local deployment (`tern up --dir`), read when no --cluster is given.
+    #[arg(long, default_value = "tern-local", env = "TERN_LOCAL_DIR")]
+    dir: PathBuf,
+}
+
+impl Clusters {
+    fn list(&self) -> anyhow::Result<Vec<ClusterAddr>> {
+        if !self.clusters.is_empty() {
+            let mut names: Vec<&str> = self.clusters.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                anyhow::bail!("--cluster {} is given twice", w[0]);
+            }
+            return Ok(self
+                .clusters
+                .iter()
+                .map(|(name, metas)| ClusterAddr { name: name.clone(), metas: metas.clone() })
+                .collect());
+        }
+        let state = tern_topology::local::State::read(&self.dir).with_context(|| {
+            format!("no --cluster given, and no local deployment in {} to take them from", self.dir.display())
+        })?;
+        if state.clusters.is_empty() {
+            anyhow::bail!("the local deployment in {} lists no clusters", self.dir.display());
+        }
+        Ok(state
+            .clusters
+            .iter()
+            .map(|c| ClusterAddr { name: c.name.clone(), metas: c.meta_addrs() })
+            .collect())
+    }
+}
+
+impl StatusCmd {
+    pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
+        let clusters = self.clusters.list()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let obs = runtime()?.block_on(tern_runbook::observe(&clusters, self.timeout, now));
+        let status =
+            tern_runbook::assess(&obs, self.table.as_deref(), &StatusOptions { rpo_warn: self.rpo_warn });
+        if let Some(t) = &self.table
+            && status.tables.is_empty()
+        {
+            anyhow::bail!("no reachable cluster has a table named {t:?}");
+        }
+        match output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+            OutputFormat::Text => print!("{}", to_text(&status)),
+        }
+        match status.health {
+            Health::Healthy => Ok(()),
+            h => Err(Exit(h.exit_code() as u8).into()),
+        }
+    }
+}
+
+/// Move a table's active role to another cluster, planned, losing nothing.
+///
+/// Stops client writes on the active copy (it becomes standby at the next epoch), waits until
+/// the link to --to has shipped everything (the drain; past --drain-timeout it is rolled back
+/// and the old side is active again), makes sure a link ships the table back from --to, then
+/// makes --to active at the next epoch; proxies route clients there. Clients see writes
+/// refused as unavailable from the stop to the promotion: the time is printed.
+///
+/// Interrupted (Ctrl-C, a lost terminal), run it again: it finds the step it stopped at and
+/// finishes.
+///
+/// $ tern dr switchover --table orders --to dc2 --cluster dc1=10.0.1.10:34601 --cluster dc2=10.0.2.10:34601
+#[derive(Debug, Args)]
+pub struct SwitchoverCmd {
+    #[command(flatten)]
+    clusters: Clusters,
+    /// The table to move.
+    #[arg(long)]
+    table: String,
+    /// The cluster whose copy becomes active.
+    #[arg(long)]
+    to: String,
+    /// How long the drain may take before the switchover is rolled back.
+    #[arg(long, default_value = "30s", value_parser = duration_arg, value_name = "DURATION")]
+    drain_timeout: Duration,
+    /// How long replica servers may take to hear of a role change: a few of their beacon
+    /// intervals (`tern replica --beacon-interval`, 1 s by default).
+    #[arg(long, default_value = "3s", value_parser = duration_arg, value_name = "DURATION")]
+    propagation: Duration,
+}
+
+impl SwitchoverCmd {
+    pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
+        let clusters = self.clusters.list()?;
+        let opts = tern_runbook::SwitchoverOptions {
+            drain_timeout: self.drain_timeout,
+            propagation: self.propagation,
+            ..Default::default()
+        };
+        let report = runtime()?
+            .block_on(tern_runbook::run_switchover(&clusters, &self.table, &self.to, opts, |line| {
+                eprintln!("{line}")
+            }))
+            .context("tern dr switchover")?;
+        match output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            OutputFormat::Text => {
+                println!("{}", report.summary);
+                if let Some(ms) = report.write_unavailable_ms {
+                    println!("client writes were refused for {} (stop to promotion)", human_ms(ms));
+                }
+            }
+        }
+        if report.rolled_back {
+            return Err(Exit(super::EXIT_FAILED).into());
+        }
+        Ok(())
+    }
+}
+
+fn to_text(s: &DrStatus) -> String {
+    let mut out = String::new();
+    for c in &s.clusters {
+        match &c.unreachable {
+            Some(why) => {
+                out.push_str(&format!("cluster {} ({}): UNREACHABLE: {why}\n", c.cluster, c.metas.join(",")))
+            }
+            None => out.push_str(&format!(
+                "cluster {} ({}): DR lease {}\n",
+                c.cluster,
+                c.metas.join(","),
+                c.lease
+            )),
+        }
+    }
+    if s.tables.is_empty() {
+        out.push_str("no tables\n");
+    }
+    for t in &s.tables {
+        out.push_str(&table_text(t));
+    }
+    out.push_str(&format!("\noverall: {}\n", s.health.name().to_uppercase()));
+    out
+}
+
+fn table_text(t: &TableReport) -> String {
+    let active = match (&t.active, t.epoch) {
+        (Some(a), Some(e)) => format!("active in {a} at epoch {e}"),
+        _ => "no active copy".to_string(),
+    };
+    let mut out = format!("\ntable {}: {active} — {}\n", t.table, t.health.name().to_uppercase());
+    for c in &t.copies {
+        let line = match c {
+            CopyReport::Unreachable { cluster, .. } => format!("  {cluster:<10} unreachable"),
+            CopyReport::Absent { cluster } => format!("  {cluster:<10} no copy"),
+            CopyReport::Present { cluster, role, epoch, partitions, lease } => {
+                let lease = lease.as_ref().map(|l| format!(", lease {l}")).unwrap_or_default();
+                format!("  {cluster:<10} {role:<8} epoch {epoch}, {partitions} partitions{lease}")
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for s in &t.standbys {
+        let link = match (s.link_id, s.link_status) {
+            (Some(id), Some(st)) => format!("link #{id} {st}"),
+            _ => "no link".to_string(),
+        };
+        let rpo = match (s.rpo_ms, &s.lag_unknown) {
+            (Some(ms), _) => human_ms(ms),
+            (None, Some(why)) => format!("unknown ({why})"),
+            (None, None) => "unknown".to_string(),
+        };
+        let measured =
+            s.measured_ms_ago.map(|ms| format!(", measured {} ago", human_ms(ms))).unwrap_or_default();
+        out.push_str(&format!(
+            "  -> {}: {link}, RPO now {rpo}, {} decrees / {} bytes behind{measured}\n",
+            s.cluster, s.decrees_behind, s.bytes_behind
+        ));
+    }
+    for f in &t.findings {
+        let mark = match f.health {
+            Health::Healthy => "note",
+            Health::Degraded => "DEGRADED",
+            Health::Unsafe => "UNSAFE",
+        };
+        out.push_str(&format!("  {mark}: {}\n", f.what));
+    }
+    out
+}
