@@ -1,6 +1,6 @@
 //! Topology as code: the YAML file that describes a deployment ([`schema`]), its strict
 //! parsing ([`parse`]) and semantic validation ([`validate`]), its JSON Schema
-//! ([`json_schema`]), [`plan`] as a pure function of (desired, observed), and the local
+//! ([`json_schema`]), [`plan()`] as a pure function of (desired, observed), and the local
 //! deployments of `tern up`/`tern down` ([`local`]).
 //!
 //! Owns: the file format and its rules; the difference between a file and a running

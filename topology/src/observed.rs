@@ -1,4 +1,4 @@
-//! [`Observed`]: the running deployment as plain data, what [`crate::plan`] compares the file
+//! [`Observed`]: the running deployment as plain data, what [`crate::plan()`] compares the file
 //! with. Built from the typed admin client's answers by [`observed_from`] (a pure conversion:
 //! the caller does the calls), or from a topology by [`Observed::of_topology`] (what a
 //! deployment looks like once the file is applied; tests use it).

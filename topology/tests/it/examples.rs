@@ -72,3 +72,16 @@ t.yaml:7:17: tables[0].partitions: partition count 0 is out of range 1..=4096";
     assert_eq!(e.to_string(), want);
     assert_eq!(e.len(), 5);
 }
+
+#[test]
+fn a_topology_round_trips_through_json() {
+    // What `--output json` and a Kubernetes ConfigMap would carry: the same topology, without
+    // positions (equality ignores them).
+    for name in ["two-dc.yaml", "everything.yaml"] {
+        let t = load(name);
+        let json = serde_json::to_string(&t).expect("to json");
+        let back: Topology = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json}"));
+        assert_eq!(back, t, "{name}");
+        assert_eq!(back.tables[0].partitions.pos, None);
+    }
+}
