@@ -22,6 +22,7 @@ pub mod mutation;
 pub mod partition;
 pub mod read;
 pub mod resolved;
+pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timetag;

@@ -59,16 +59,7 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
 
 /// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.
 pub(crate) fn check_table_name(name: &str) -> Result<(), Status> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(status(Error::InvalidArgument(format!(
-            "table name {name:?} is not valid: use 1 to 64 characters among letters, digits, '_', '.', '-'"
-        ))))
-    }
+    tern_core::table::check_table_name(name).map_err(status)
 }
 
 impl MetaService {
@@ -222,18 +213,8 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::TableInfo>, Status> {
         let r = req.into_inner();
         check_table_name(&r.name)?;
-        if !(1..=4096).contains(&r.partitions) {
-            return Err(status(Error::InvalidArgument(format!(
-                "partition count {} is out of range 1..=4096",
-                r.partitions
-            ))));
-        }
-        if !(1..=9).contains(&r.replicas) {
-            return Err(status(Error::InvalidArgument(format!(
-                "replica count {} is out of range 1..=9",
-                r.replicas
-            ))));
-        }
+        tern_core::table::check_partitions(r.partitions).map_err(status)?;
+        tern_core::table::check_replicas(r.replicas).map_err(status)?;
         let nodes = self.status_report().await?.nodes;
         let alive = nodes.iter().filter(|n| n.alive && !n.decommissioned).count();
         if alive < r.replicas as usize {

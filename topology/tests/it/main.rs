@@ -1,0 +1,6 @@
+//! tern-topology's integration tests (one binary): the corpus of bad files, the examples, and
+//! the committed JSON Schema.
+
+mod corpus;
+mod examples;
+mod json_schema;
