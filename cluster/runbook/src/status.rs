@@ -185,7 +185,16 @@ pub fn assess(obs: &Observed, table: Option<&str>, opts: &StatusOptions) -> DrSt
     }
     let tables: Vec<TableReport> = names.into_iter().map(|n| assess_table(obs, n, opts)).collect();
     let clusters = obs.clusters.iter().map(cluster_report).collect();
-    let health = tables.iter().map(|t| t.health).max().unwrap_or_default();
+    // What cannot be seen is not healthy: a cluster that did not answer degrades the report
+    // even when no table shows it (it may hold tables no other cluster has), none answering
+    // makes it unsafe.
+    let unreachable = obs.clusters.iter().filter(|c| c.unreachable.is_some()).count();
+    let seen = match unreachable {
+        0 => Health::Healthy,
+        n if n == obs.clusters.len() => Health::Unsafe,
+        _ => Health::Degraded,
+    };
+    let health = tables.iter().map(|t| t.health).chain([seen]).max().unwrap_or_default();
     DrStatus { at_ms: obs.at_ms, health, clusters, tables }
 }
 

@@ -131,6 +131,20 @@ fn a_table_in_one_cluster_only_is_healthy_with_a_note_and_the_filter_picks_table
 }
 
 #[test]
+fn clusters_that_do_not_answer_are_never_healthy_even_without_tables() {
+    let mut obs = healthy_pair();
+    for c in &mut obs.clusters {
+        c.unreachable = Some("refused".into());
+        c.tables.clear();
+    }
+    let s = assess(&obs, None, &StatusOptions::default());
+    assert!(s.tables.is_empty());
+    assert_eq!(s.health, Health::Unsafe, "nothing seen");
+    obs.clusters[0].unreachable = None;
+    assert_eq!(assess(&obs, None, &StatusOptions::default()).health, Health::Degraded);
+}
+
+#[test]
 fn the_report_serializes_with_named_states() {
     let s = assess(&healthy_pair(), None, &StatusOptions::default());
     let v = serde_json::to_value(&s).unwrap();

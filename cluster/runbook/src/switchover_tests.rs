@@ -129,6 +129,13 @@ fn a_switchover_refuses_what_would_lose_writes_or_is_not_its_business() {
 fn a_switchover_to_where_the_table_is_active_is_done_and_rollback_only_undoes_a_stop() {
     let step = next_step(&healthy_pair(), T, "dc1", None);
     assert!(
+        matches!(&step, Step::Done { summary } if summary.contains("dc2 follows it by link")),
+        "{step:?}"
+    );
+    let mut obs = healthy_pair();
+    obs.clusters[0].links.clear();
+    let step = next_step(&obs, T, "dc1", None);
+    assert!(
         matches!(&step, Step::Done { summary } if summary.contains("no link ships it to dc2")),
         "{step:?}"
     );
