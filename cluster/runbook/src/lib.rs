@@ -17,7 +17,10 @@ pub mod switchover;
 mod switchover_run;
 #[cfg(test)]
 mod testkit;
+pub mod verify;
+mod verify_run;
 
 pub use observe::{ClusterAddr, ClusterObs, Observed, observe};
 pub use status::{CopyReport, DrStatus, Finding, Health, StandbyReport, StatusOptions, TableReport, assess};
 pub use switchover_run::{StepDone, SwitchoverOptions, SwitchoverReport, run_switchover};
+pub use verify_run::{VerifyOptions, VerifyReport, run_verify};
