@@ -2,7 +2,7 @@
 //!
 //! Owns: the [`ObjectStore`] seam with its back ends — S3 (`aws-sdk-s3`, feature `s3`), a local
 //! directory, memory, and a fault-injecting wrapper for tests; retries and the bandwidth limit;
-//! and, next, the backup data model (content-addressed files, manifests, upload, verify,
+//! and the backup data model ([`model`]: content-addressed files, manifests, upload, verify,
 //! retention).
 //!
 //! Must not depend on RocksDB or any server crate: the CLI and the replica servers use it.
@@ -10,6 +10,7 @@
 
 mod error;
 mod fsutil;
+pub mod model;
 pub mod ratelimit;
 pub mod retry;
 #[cfg(feature = "s3")]
