@@ -157,8 +157,8 @@ impl S3ObjectStore {
                 Ok(receipt)
             }
             Err(e) => {
-                guard.upload_id = None;
                 self.abort(full, &upload_id).await;
+                guard.upload_id = None;
                 Err(e)
             }
         }

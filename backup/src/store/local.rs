@@ -138,7 +138,12 @@ impl ObjectStore for LocalObjectStore {
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| self.not_found_or_io(key, "open object", &path, e))?;
-        let size = file.metadata().await.map_err(|e| Error::io("stat object", &path, e))?.len();
+        let meta = file.metadata().await.map_err(|e| Error::io("stat object", &path, e))?;
+        if !meta.is_file() {
+            // A "directory" of other keys is not an object.
+            return Err(Error::NotFound { object: self.location(key) });
+        }
+        let size = meta.len();
         let (start, end) = resolve_range(|| self.location(key), range, size)?;
         file.seek(std::io::SeekFrom::Start(start))
             .await
@@ -200,7 +205,10 @@ impl ObjectStore for LocalObjectStore {
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // Absent, or only the "directory" of other keys: no such object.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
+                return Ok(());
+            }
             Err(e) => return Err(Error::io("delete object", &path, e)),
         }
         // Empty directories are left in place: removing them would race with a concurrent put.

@@ -54,8 +54,11 @@ pub fn s3s_fs_binary() -> PathBuf {
 
 /// The moto server command: `$TERN_MOTO_SERVER`, else `moto_server` on the PATH.
 fn moto_binary() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TERN_MOTO_SERVER") {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = std::env::var_os("TERN_MOTO_SERVER").map(PathBuf::from) {
+        if !p.is_file() {
+            bail!("moto_server not found at {} (TERN_MOTO_SERVER); {INSTALL_HINT}", p.display());
+        }
+        return Ok(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)

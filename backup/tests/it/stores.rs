@@ -35,6 +35,25 @@ async fn local_store_reserves_its_temporary_directory() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// S3 semantics where a file system differs: a key's parent is not an object, and a key
+/// cannot also be the parent of others (refused clearly rather than a failed rename).
+#[tokio::test]
+async fn local_store_keys_and_directories_do_not_mix() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = LocalObjectStore::open(dir.path()).await?;
+    store.put("a/b/c", "x".into(), &Transfer::none()).await?;
+    for err in [store.get("a/b", None).await.err(), store.head("a/b").await.err()] {
+        let err = err.expect("a key's parent is not an object");
+        assert!(err.is_not_found(), "{err}");
+    }
+    let err = store.put("a/b", "y".into(), &Transfer::none()).await.expect_err("a/b is a directory");
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(err.to_string().contains("directory of other keys"), "{err}");
+    store.delete("a/b").await?;
+    assert_eq!(store.get("a/b/c", None).await?.as_ref(), b"x");
+    Ok(())
+}
+
 #[tokio::test]
 async fn faulty_store_fails_the_nth_call_and_heals() -> anyhow::Result<()> {
     let faulty = FaultyObjectStore::new(Arc::new(MemObjectStore::new()));
