@@ -175,7 +175,7 @@ impl ApplyCmd {
                     format!("[{index}/{total}] {} ...", tern_topology::plan::describe(&step.action))
                 }
                 Progress::Done { index, total, outcome, took_ms, .. } => {
-                    format!("[{index}/{total}] done in {}: {outcome}", human_ms(took_ms))
+                    format!("[{index}/{total}] done in {took_ms} ms: {outcome}")
                 }
                 Progress::Note(line) => format!("    {line}"),
             };

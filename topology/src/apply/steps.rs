@@ -158,7 +158,8 @@ impl<'a> Ctx<'a> {
         if let Some(l) = live_link(admin, table, to).await? {
             // Added by this run as the reverse of a two-way pair, or by an interrupted run:
             // settle its throttle and pause as the file wants.
-            return self.settle(admin, &l, max_bytes_per_sec, paused, "already there").await;
+            let what = format!("already there (link {})", l.id);
+            return self.settle(admin, &l, max_bytes_per_sec, paused, &what).await;
         }
         // A table that held records before this plan gets them copied (full sync); a new one
         // is empty, so shipping from now on is enough.
@@ -184,7 +185,8 @@ impl<'a> Ctx<'a> {
             // throttle and pause.
             let pair = admin.add_two_way(&link).await?;
             let l = pair.first.link;
-            let what = format!("added with its reverse (links {} and {} in {to})", l.id, pair.second.link.id);
+            let what =
+                format!("added with its reverse (link {} here, link {} in {to})", l.id, pair.second.link.id);
             return self.settle(admin, &l, max_bytes_per_sec, paused, &what).await;
         } else {
             admin.add_link(&link).await?.link
@@ -202,7 +204,7 @@ impl<'a> Ctx<'a> {
         paused: bool,
         what: &str,
     ) -> Result<String> {
-        let mut out = format!("{what}: link {}", l.id);
+        let mut out = what.to_string();
         if l.max_bytes_per_sec != max_bytes_per_sec {
             admin.set_link_throttle(l.id, max_bytes_per_sec).await?;
             out.push_str(&format!(", limit set to {}", crate::plan::rate(max_bytes_per_sec)));
