@@ -17,7 +17,7 @@ use tern_client::AdminClient;
 use tern_client::admin::Link;
 use tern_core::{DrRole, LinkMode, LinkStatus, TableStatus};
 use tern_e2e::binary::tern_bin;
-use tern_e2e::cluster::{Cluster, ClusterOptions};
+use tern_e2e::cluster::{Cluster, ClusterOptions, SETTLE};
 use tern_e2e::ports::free_addr;
 use tern_e2e::process::{CliOutput, run_cli};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -309,6 +309,32 @@ async fn plan_then_apply_converges_refuses_what_it_must_and_a_rerun_finishes_a_k
     }
     let last = d.tern(&["plan", "-f", d.f()]).await;
     assert_eq!(last.code, 0, "converged: {}", last.stdout);
+
+    // 8. The file moves t1's active copy to dc2: destructive, done through the DR switchover.
+    let t1 = dr_table("t1", 2, "", "").replace(
+        "dc1\n        role: active\n      - cluster: dc2\n",
+        "dc1\n      - cluster: dc2\n        role: active\n",
+    );
+    let rest: Vec<String> = (2..=4).map(|i| dr_table(&format!("t{i}"), 2, "", "")).collect();
+    d.write(&[vec![orders("20MiB", "5MiB"), t1], rest].concat());
+    let (code, plan) = d.plan_json().await;
+    assert_eq!((code, kinds(&plan)), (3, vec![k("move-active", "", "t1")]), "{plan:#}");
+    assert_eq!(d.apply(&[]).await.code, 1, "a move is destructive");
+    assert_eq!(d.admin("dc1").table_role("t1").await.unwrap().role, DrRole::Active);
+    // The switchover drains the link from dc1 first: it refuses while the link still copies
+    // the table (t1's was added with a full sync by the re-run, t1 existing by then).
+    tern_e2e::wait::wait_until("t1's link from dc1 to ship", SETTLE, || async {
+        let l = d.link("dc1", "t1").await;
+        if l.status == LinkStatus::Shipping { Ok(()) } else { Err(format!("{}", l.status)) }
+    })
+    .await;
+    let out = d.apply(&["--allow-destructive"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("move the active copy of table t1 from dc1 to dc2"), "{}", out.stdout);
+    assert_eq!(d.admin("dc2").table_role("t1").await.unwrap().role, DrRole::Active);
+    assert_eq!(d.admin("dc1").table_role("t1").await.unwrap().role, DrRole::Standby);
+    let last = d.tern(&["plan", "-f", d.f()]).await;
+    assert_eq!(last.code, 0, "converged after the move: {}", last.stdout);
 }
 
 /// Starts `tern apply -f FILE --yes`, reads its output until the first step is done, kills it
