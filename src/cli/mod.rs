@@ -11,6 +11,7 @@ mod planned;
 mod proxy;
 mod proxy_status;
 mod servers;
+mod topology;
 mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -22,7 +23,7 @@ pub use kv::KvArgs;
 pub const EXIT_FAILED: u8 = 1;
 
 /// A command that ran and printed what it found, and whose exit status says more than "it
-/// failed" (`tern dr status`: 3 degraded, 4 unsafe). `main` exits with the code and prints no
+/// failed" (`tern dr status`: 3 degraded, 4 unsafe; `tern plan`: 3 changes pending). `main` exits with the code and prints no
 /// error line.
 #[derive(Debug)]
 pub struct Exit(pub u8);
@@ -86,6 +87,8 @@ pub enum Command {
     /// now could lose (status); switchover, failover, reconcile, verify and drill follow.
     #[command(subcommand)]
     Dr(dr::DrCmd),
+    Plan(Box<topology::PlanCmd>),
+    Apply(Box<topology::ApplyCmd>),
     Up(up::UpCmd),
     Down(up::DownCmd),
     #[command(flatten)]
@@ -113,6 +116,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(p) => p.run(cli.output),
         Command::Witness(w) => w.run(),
         Command::Dr(d) => d.run(cli.output),
+        Command::Plan(p) => p.run(cli.output),
+        Command::Apply(a) => a.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),

@@ -6,11 +6,6 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum Planned {
-    /// Show what `tern apply` would change to make a deployment match a topology file.
-    /// [not available yet: topology issue]
-    Plan,
-    /// Make a deployment match a topology file, idempotently. [not available yet: topology issue]
-    Apply,
     /// Snapshots of tables in S3-compatible storage. [not available yet: backup issue]
     #[command(subcommand)]
     Backup(BackupVerb),
@@ -31,8 +26,6 @@ pub enum BackupVerb {
 impl Planned {
     fn describe(&self) -> (&'static str, &'static str) {
         match self {
-            Planned::Plan => ("tern plan", "the topology issue"),
-            Planned::Apply => ("tern apply", "the topology issue"),
             Planned::Backup(_) => ("tern backup", "the backup issue"),
         }
     }

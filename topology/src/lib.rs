@@ -1,15 +1,18 @@
 //! Topology as code: the YAML file that describes a deployment ([`schema`]), its strict
 //! parsing ([`parse`]) and semantic validation ([`validate`]), its JSON Schema
-//! ([`json_schema`]), [`plan()`] as a pure function of (desired, observed), and the local
-//! deployments of `tern up`/`tern down` ([`local`]).
+//! ([`json_schema`]), [`plan()`] as a pure function of (desired, observed), carrying a plan out
+//! ([`apply`]: observe, check, execute through the admin client), and the local deployments of
+//! `tern up`/`tern down` ([`local`]).
 //!
 //! Owns: the file format and its rules; the difference between a file and a running
-//! deployment. Does not own: talking to clusters (the typed admin client of `tern-client`
-//! does; [`observed::observed_from`] converts what it answers), executing a plan (`apply`, next),
-//! the CLI. Guide: docs/topology.md.
+//! deployment; the order and idempotence of apply's steps. Does not own: the wire (the typed
+//! admin client of `tern-client`; [`observed::observed_from`] converts what it answers), the DR
+//! switchover (`tern-runbook`, which apply calls for a `move-active` step), the CLI. Guide:
+//! docs/topology.md.
 //!
 //! Must not depend on: rocksdb or any server crate (it starts servers as processes).
 
+pub mod apply;
 pub mod diag;
 pub mod json_schema;
 pub mod local;

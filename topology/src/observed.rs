@@ -89,9 +89,17 @@ pub struct ObservedProxy {
 
 impl Observed {
     /// A digest of everything but `version`: two reads of an unchanged deployment give the
-    /// same one.
+    /// same one. A link's status counts only as paused or not: a new link moves from `init`
+    /// through `syncing-checkpoint` to `shipping` on its own, and the plan reads no more of it,
+    /// so that progress is not a change an apply should be refused for.
     pub fn digest(&self) -> String {
-        let content = (&self.clusters, &self.backup_policies, &self.proxies);
+        let mut clusters = self.clusters.clone();
+        for l in clusters.values_mut().flat_map(|c| c.links.iter_mut()) {
+            if l.status != LinkStatus::Paused {
+                l.status = LinkStatus::Shipping;
+            }
+        }
+        let content = (&clusters, &self.backup_policies, &self.proxies);
         let bytes = serde_json::to_vec(&content).unwrap_or_default();
         format!("{:016x}", tern_core::hash::hash_key_hash(&bytes))
     }

@@ -17,6 +17,8 @@ mod tables;
 use serde::Serialize;
 
 pub(crate) use self::others::{desired_policies, desired_proxy};
+pub use self::render::describe;
+pub use self::tables::rate;
 use crate::observed::Observed;
 use crate::schema::{Role, Topology};
 

@@ -7,8 +7,6 @@ use crate::observed::{Observed, ObservedCluster, ObservedTable, role_of};
 use crate::schema::{Role, Table, Topology};
 use crate::units::{Bytes, HumanDuration};
 
-const SWITCHOVER: &str = "moving the active copy needs the DR switchover path (drain, then move), which apply does not have yet: run `tern dr` by hand";
-
 fn observed_table<'a>(o: &'a Observed, cluster: &str, table: &str) -> Option<&'a ObservedTable> {
     o.cluster(cluster).and_then(|c| c.tables.get(table))
 }
@@ -98,8 +96,7 @@ fn roles(table: &Table, observed: &Observed, steps: &mut Vec<Step>) {
     {
         steps.push(
             Step::new(Action::MoveActive { table: name.to_string(), from: from.to_string(), to: want_active.to_string() })
-                .destructive(format!("clients of {name} switch from {from} to {want_active}; writes not yet shipped from {from} are not in {want_active}"))
-                .blocked(SWITCHOVER),
+                .destructive(format!("clients of {name} switch from {from} to {want_active}; their writes are refused from the stop until {want_active} is promoted (apply runs the DR switchover: stop writes, drain the link, promote)")),
         );
         return;
     }
@@ -174,6 +171,6 @@ pub(super) fn links(desired: &Topology, observed: &Observed, steps: &mut Vec<Ste
 }
 
 /// `10MiB/s`, or `unlimited` for 0.
-pub(super) fn rate(bytes_per_sec: u64) -> String {
+pub fn rate(bytes_per_sec: u64) -> String {
     if bytes_per_sec == 0 { "unlimited".to_string() } else { format!("{}/s", Bytes(bytes_per_sec)) }
 }
