@@ -40,8 +40,10 @@ async fn verify_finds_exactly_the_keys_written_into_one_copy_while_the_link_is_p
     }
     let (code, r) = a
         .wait_for("the copies to converge", SETTLE, || async {
+            // Equal counts too: a write still in flight when the first pass ran may have
+            // arrived before the keys were compared (exit 0 then, rightly).
             match verify(&a, &b).await {
-                (0, r) => Ok((0, r)),
+                (0, r) if r["left_records"] == r["right_records"] => Ok((0, r)),
                 (_, r) => Err(format!("{r:#}")),
             }
         })

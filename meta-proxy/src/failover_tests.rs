@@ -81,28 +81,9 @@ fn link(status: &str, started: Vec<bool>, parts: Vec<(f64, u64)>) -> LinkReport 
         .enumerate()
         .map(|(i, (sb, age))| PartitionProgress {
             partition: i as u32,
-            confirmed: 0,
-            committed: 0,
-            decrees_behind: 0,
-            bytes_behind: 0,
             seconds_behind: sb,
-            lag_unknown: None,
-            replicated_up_to: tern_core::Timetag::ZERO,
-            shipped_puts: 0,
-            failed_batches: 0,
-            last_error: None,
-            conflicts: 0,
-            primary: None,
             reported_ms_ago: (age != u64::MAX).then_some(age),
-            clock_ahead: 0,
-            syncing: false,
-            sync_records: 0,
-            share_bytes_per_sec: 0,
-            wire_bytes_per_sec: 0,
-            wire_bytes: 0,
-            throttled: false,
-            overwritten: 0,
-            conflicts_dropped: 0,
+            ..PartitionProgress::default()
         })
         .collect();
     LinkReport { link, partitions, conflicts: 0, overwritten: 0, conflicts_dropped: 0 }

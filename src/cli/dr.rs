@@ -264,11 +264,7 @@ impl VerifyCmd {
                     r.right_records,
                     r.right,
                     r.differing_keys,
-                    if r.settled_keys > 0 {
-                        format!(" ({} more were in flight and arrived)", r.settled_keys)
-                    } else {
-                        String::new()
-                    },
+                    in_flight_note(r),
                     r.keys_per_sec
                 );
                 for d in &r.differences {
@@ -292,6 +288,17 @@ impl VerifyCmd {
             return Err(Exit(3).into());
         }
         Ok(())
+    }
+}
+
+/// What the first pass saw that turned out to be writes still on their way.
+fn in_flight_note(r: &tern_runbook::VerifyReport) -> String {
+    if r.settled_keys > 0 {
+        format!(" ({} more were in flight and arrived)", r.settled_keys)
+    } else if r.differing_buckets > 0 && r.differing_keys == 0 {
+        " (what the first pass saw differ was in flight and arrived)".to_string()
+    } else {
+        String::new()
     }
 }
 

@@ -187,18 +187,12 @@ impl ObjectStore for LocalObjectStore {
             .await
             .map_err(|e| Error::io("list", self.root.clone(), std::io::Error::other(e)))??;
         keys.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut page: Vec<ObjectMeta> = keys
+        let page: Vec<ObjectMeta> = keys
             .into_iter()
             .filter(|m| continuation.as_ref().is_none_or(|after| m.key > *after))
             .take(self.page_size + 1)
             .collect();
-        let next = if page.len() > self.page_size {
-            page.truncate(self.page_size);
-            page.last().map(|m| m.key.clone())
-        } else {
-            None
-        };
-        Ok(ListPage { objects: page, next })
+        Ok(ListPage::of(page, self.page_size))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

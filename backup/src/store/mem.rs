@@ -110,20 +110,14 @@ impl ObjectStore for MemObjectStore {
             Some(after) => Bound::Excluded(after.clone()),
             None => Bound::Included(prefix.to_string()),
         };
-        let mut page: Vec<ObjectMeta> = objects
+        let page: Vec<ObjectMeta> = objects
             .range((start, Bound::Unbounded))
             .skip_while(|(k, _)| !k.starts_with(prefix) && k.as_str() < prefix)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(self.page_size + 1)
             .map(|(k, v)| ObjectMeta { key: k.clone(), size_bytes: v.len() as u64, etag: None })
             .collect();
-        let next = if page.len() > self.page_size {
-            page.truncate(self.page_size);
-            page.last().map(|m| m.key.clone())
-        } else {
-            None
-        };
-        Ok(ListPage { objects: page, next })
+        Ok(ListPage::of(page, self.page_size))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -71,6 +71,20 @@ pub struct ListPage {
     pub next: Option<String>,
 }
 
+impl ListPage {
+    /// A page from up to `page_size + 1` objects in key order: one more than fits means there
+    /// is a next page, which starts after the last object kept.
+    pub(crate) fn of(mut objects: Vec<ObjectMeta>, page_size: usize) -> ListPage {
+        let next = if objects.len() > page_size {
+            objects.truncate(page_size);
+            objects.last().map(|m| m.key.clone())
+        } else {
+            None
+        };
+        ListPage { objects, next }
+    }
+}
+
 /// What a `put` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutReceipt {

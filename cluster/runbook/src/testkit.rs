@@ -65,23 +65,8 @@ pub fn link(to: &str, status: LinkStatus, parts: &[(f64, u64)]) -> LinkReport {
             decrees_behind: 1,
             bytes_behind: 100,
             seconds_behind: secs,
-            lag_unknown: None,
-            replicated_up_to: tern_core::Timetag::ZERO,
-            shipped_puts: 0,
-            failed_batches: 0,
-            last_error: None,
-            conflicts: 0,
-            primary: None,
             reported_ms_ago: Some(age),
-            clock_ahead: 0,
-            syncing: false,
-            sync_records: 0,
-            share_bytes_per_sec: 0,
-            wire_bytes_per_sec: 0,
-            wire_bytes: 0,
-            throttled: false,
-            overwritten: 0,
-            conflicts_dropped: 0,
+            ..PartitionProgress::default()
         })
         .collect();
     LinkReport { link, partitions, conflicts: 0, overwritten: 0, conflicts_dropped: 0 }

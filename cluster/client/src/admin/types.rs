@@ -184,8 +184,8 @@ impl Link {
     }
 }
 
-/// One partition's shipping progress on a link.
-#[derive(Clone, Debug, PartialEq)]
+/// One partition's shipping progress on a link (default: nothing reported, nothing shipped).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PartitionProgress {
     pub partition: u32,
     pub confirmed: u64,
