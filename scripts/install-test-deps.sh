@@ -5,7 +5,9 @@
 # - s3s-fs, an S3-compatible server (cargo install, pinned, into $TERN_CACHE_DIR/tools/bin outside
 #   the clone), and moto's S3 server (PyPI, pinned), which tern-backup's conformance suite runs
 #   against (backup/tests/it/s3_servers.rs; docs/backup.md);
-# - the AWS CLI (PyPI awscli), which a backup test uses to list and fetch what Tern wrote.
+# - the AWS CLI (PyPI awscli), which a backup test uses to list and fetch what Tern wrote;
+# - kubernetes-validate (PyPI, pinned), which checks `tern export k8s` against the Kubernetes
+#   API schemas it bundles, offline (topology/tests/it/export.rs).
 # Needs root or sudo for the Debian packages. Called by scripts/test; safe to run again (does
 # nothing when all is there).
 set -euo pipefail
@@ -13,6 +15,7 @@ set -euo pipefail
 S3S_FS_VERSION=0.14.1 # 0.15 and later need a newer Rust than the workspace's rust-version
 MOTO_VERSION=5.2.5 # 5.2.1 answered CompleteMultipartUpload with the wrong XML root (moto issue 10055)
 AWSCLI_VERSION=1.45.11
+KUBERNETES_VALIDATE_VERSION=1.37.0 # bundles the schemas of Kubernetes 1.25 to 1.37
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -60,3 +63,7 @@ command -v moto_server >/dev/null ||
   { echo "install-test-deps: moto_server is still missing" >&2; exit 1; }
 command -v aws >/dev/null || pip_install "awscli==$AWSCLI_VERSION"
 command -v aws >/dev/null || { echo "install-test-deps: aws is still missing" >&2; exit 1; }
+[ "$(kubernetes-validate --version 2>/dev/null)" = "$KUBERNETES_VALIDATE_VERSION" ] ||
+  pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+command -v kubernetes-validate >/dev/null ||
+  { echo "install-test-deps: kubernetes-validate is still missing" >&2; exit 1; }

@@ -216,3 +216,79 @@ fn missing_target_and_planned_commands_say_what_to_do() {
         assert!(help.contains(&format!("\n  {noun} ")), "--help lists {noun}: {help}");
     }
 }
+
+/// Every `--flag` in the exported commands (`args:` of a Kubernetes container, `command:` of a
+/// Compose service) with its subcommand, read from the YAML text: the list items after `key`.
+fn exported_flags(text: &str, key: &str) -> Vec<(String, String)> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().trim_start_matches("- ") != key || i + 1 >= lines.len() {
+            continue;
+        }
+        let items = indent(lines[i + 1]);
+        let sub = lines[i + 1].trim().trim_start_matches("- ").to_string();
+        for l in &lines[i + 2..] {
+            let item = l.trim_start().strip_prefix("- ");
+            if indent(l) < items || (indent(l) == items && item.is_none()) {
+                break;
+            }
+            if let Some(flag) = item.and_then(|t| t.strip_prefix("--")).filter(|_| indent(l) == items) {
+                found.push((sub.clone(), format!("--{flag}")));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn export_writes_manifests_whose_flags_the_binary_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/topology/examples/everything.yaml");
+    let k8s = tern(None, &["export", "k8s", "-f", example]);
+    assert!(k8s.status.success(), "{}", String::from_utf8_lossy(&k8s.stderr));
+    let k8s = String::from_utf8(k8s.stdout).unwrap();
+    assert_eq!(k8s.matches("kind: StatefulSet").count(), 4, "{k8s}");
+    let compose = tern(None, &["export", "compose", "-f", example, "--image", "tern:test"]);
+    assert!(compose.status.success(), "{}", String::from_utf8_lossy(&compose.stderr));
+    let compose = String::from_utf8(compose.stdout).unwrap();
+
+    let mut flags = exported_flags(&k8s, "args:");
+    assert!(flags.len() > 30, "{flags:?}");
+    flags.extend(exported_flags(&compose, "command:"));
+    flags.sort();
+    flags.dedup();
+    for sub in ["meta", "replica", "proxy"] {
+        let help = String::from_utf8(tern(None, &[sub, "--help"]).stdout).unwrap();
+        for (_, flag) in flags.iter().filter(|(s, _)| s == sub) {
+            assert!(help.contains(&format!("{flag} ")), "`tern {sub}` has no {flag}:\n{help}");
+        }
+        assert!(flags.iter().any(|(s, _)| s == sub), "no `tern {sub}` exported: {flags:?}");
+    }
+
+    let out = dir.path().join("k8s");
+    let written =
+        tern(None, &["export", "k8s", "-f", example, "-o", out.to_str().unwrap(), "--namespace", "prod"]);
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let mut files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, ["common.yaml", "dc1.yaml", "dc2.yaml", "proxies.yaml"]);
+    let dc2 = std::fs::read_to_string(out.join("dc2.yaml")).unwrap();
+    assert!(
+        dc2.contains("dc2-meta-1.dc2-meta.prod.svc.cluster.local:34601") && !dc2.contains("dc1-meta"),
+        "{dc2}"
+    );
+
+    // A bad file: the usual diagnostics, exit 1, nothing on stdout.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "version: 1\nclusters:\n  - name: dc1\n    idd: 1\n").unwrap();
+    for kind in ["k8s", "compose"] {
+        let o = tern(None, &["export", kind, "-f", bad.to_str().unwrap()]);
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(o.stdout.is_empty());
+        assert!(err.contains("bad.yaml:4:5: `idd`: unknown field, did you mean `id`?"), "{err}");
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 mod dr;
 mod drlease;
 mod dup;
+mod export;
 mod kv;
 mod planned;
 mod proxy;
@@ -90,6 +91,10 @@ pub enum Command {
     Plan(Box<topology::PlanCmd>),
     Apply(Box<topology::ApplyCmd>),
     Up(up::UpCmd),
+    /// Write a topology for other deployment tools: Kubernetes manifests (`k8s`) or a Docker
+    /// Compose file (`compose`).
+    #[command(subcommand)]
+    Export(export::ExportCmd),
     Down(up::DownCmd),
     #[command(flatten)]
     Bench(bench::BenchCommand),
@@ -119,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(p) => p.run(cli.output),
         Command::Apply(a) => a.run(cli.output),
         Command::Up(u) => u.run(),
+        Command::Export(e) => e.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),
         Command::Planned(p) => p.run(),

@@ -31,15 +31,7 @@ pub struct FileArgs {
 impl FileArgs {
     /// The validated file; every problem printed, one per line, with `file:line:column`.
     fn load(&self) -> anyhow::Result<Topology> {
-        Topology::load(&self.file).map_err(|problems| {
-            eprintln!("{problems}");
-            eprintln!(
-                "error: {} is not a valid topology ({} problem(s))",
-                self.file.display(),
-                problems.len()
-            );
-            Exit(EXIT_FAILED).into()
-        })
+        load(&self.file)
     }
 
     /// The file and the plan against the running deployment.
@@ -49,6 +41,16 @@ impl FileArgs {
         let plan = tern_topology::plan(&t, &observed);
         Ok((t, plan))
     }
+}
+
+/// The validated topology file at `path`; every problem printed, one per line, with
+/// `file:line:column`, and exit status 1.
+pub fn load(path: &std::path::Path) -> anyhow::Result<Topology> {
+    Topology::load(path).map_err(|problems| {
+        eprintln!("{problems}");
+        eprintln!("error: {} is not a valid topology ({} problem(s))", path.display(), problems.len());
+        Exit(EXIT_FAILED).into()
+    })
 }
 
 /// Show what `tern apply` would change to make the running deployment match a topology file.

@@ -2,7 +2,8 @@
 //! parsing ([`parse`]) and semantic validation ([`validate`]), its JSON Schema
 //! ([`json_schema`]), [`plan()`] as a pure function of (desired, observed), carrying a plan out
 //! ([`apply`]: observe, check, execute through the admin client), and the local deployments of
-//! `tern up`/`tern down` ([`local`]).
+//! `tern up`/`tern down` ([`local`]), and the same deployment as Kubernetes manifests or a
+//! Docker Compose file ([`export`]).
 //!
 //! Owns: the file format and its rules; the difference between a file and a running
 //! deployment; the order and idempotence of apply's steps. Does not own: the wire (the typed
@@ -14,6 +15,7 @@
 
 pub mod apply;
 pub mod diag;
+pub mod export;
 pub mod json_schema;
 pub mod local;
 pub mod located;

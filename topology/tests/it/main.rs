@@ -3,4 +3,5 @@
 
 mod corpus;
 mod examples;
+mod export;
 mod json_schema;
