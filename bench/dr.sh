@@ -16,8 +16,10 @@ PARTITIONS=${PARTITIONS:-8}
 RATE=${RATE:-2000}
 
 source "$repo/scripts/env.sh"
-(cd "$repo" && cargo build --release --locked --quiet -p tern)
-tern="$CARGO_TARGET_DIR/release/tern"
+# shellcheck source=local-cluster.sh
+source "$repo/bench/local-cluster.sh"
+cd "$repo"
+build_tern
 command -v jq >/dev/null || { echo "dr.sh needs jq (apt-get install jq)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-dr-XXXXXX")

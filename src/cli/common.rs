@@ -105,6 +105,14 @@ pub(crate) fn human_bytes(n: u64) -> String {
 }
 
 /// A duration for people: `12.3s` under two minutes, then `45.2min`, `30.1h`, `3.2d`.
+/// The first name given more than once, if any (for flags that name things: `--cluster`,
+/// `--dr-voters`).
+pub fn repeated<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
 pub fn human_ms(ms: u64) -> String {
     let s = ms as f64 / 1000.0;
     if ms < 120_000 {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use tern_runbook::observe::ClusterAddr;
 use tern_runbook::status::{CopyReport, DrStatus, Health, StatusOptions, TableReport};
 
-use super::common::{duration_arg, human_ms, runtime};
+use super::common::{duration_arg, human_ms, repeated, runtime};
 use super::{Exit, OutputFormat};
 
 /// Disaster recovery: the state of every table's copies across clusters (status), a planned
@@ -90,10 +90,8 @@ pub struct Clusters {
 impl Clusters {
     fn list(&self) -> anyhow::Result<Vec<ClusterAddr>> {
         if !self.clusters.is_empty() {
-            let mut names: Vec<&str> = self.clusters.iter().map(|(n, _)| n.as_str()).collect();
-            names.sort_unstable();
-            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-                anyhow::bail!("--cluster {} is given twice", w[0]);
+            if let Some(name) = repeated(self.clusters.iter().map(|(n, _)| n.as_str())) {
+                anyhow::bail!("--cluster {name} is given twice");
             }
             return Ok(self
                 .clusters
@@ -118,9 +116,7 @@ impl Clusters {
 impl StatusCmd {
     pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
         let clusters = self.clusters.list()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = tern_runbook::observe::wall_ms();
         let obs = runtime()?.block_on(tern_runbook::observe(&clusters, self.timeout, now));
         let status =
             tern_runbook::assess(&obs, self.table.as_deref(), &StatusOptions { rpo_warn: self.rpo_warn });

@@ -26,10 +26,8 @@ pub fn voter_arg(s: &str) -> Result<(String, String), String> {
 
 /// Checks that no voter name is given twice.
 pub fn check_voters(voters: &[(String, String)]) -> anyhow::Result<()> {
-    let mut names: Vec<&str> = voters.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        anyhow::bail!("--dr-voters names {} twice", w[0]);
+    if let Some(name) = super::common::repeated(voters.iter().map(|(n, _)| n.as_str())) {
+        anyhow::bail!("--dr-voters names {name} twice");
     }
     Ok(())
 }

@@ -182,10 +182,8 @@ impl ProxyCmd {
         }
         let listen = self.listen.context("--listen is required")?;
         init_logging("info");
-        let mut names: Vec<&str> = self.clusters.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            anyhow::bail!("--cluster {} is given twice", w[0]);
+        if let Some(name) = super::common::repeated(self.clusters.iter().map(|(n, _)| n.as_str())) {
+            anyhow::bail!("--cluster {name} is given twice");
         }
         let mut failover = HashMap::new();
         for (table, policy) in self.auto_failover {

@@ -30,6 +30,23 @@ pub struct ClusterObs {
     pub lease: std::result::Result<DrLeaseState, String>,
 }
 
+impl ClusterObs {
+    /// Its link shipping `table` to the same table in cluster `to` (not removed).
+    pub fn link_to(&self, table: &str, to: &str) -> Option<&LinkReport> {
+        self.links.iter().find(|l| {
+            l.link.table_name == table
+                && l.link.remote_cluster == to
+                && l.link.remote_table == table
+                && l.link.status != tern_core::LinkStatus::Removed
+        })
+    }
+}
+
+/// The wall clock now, ms since the epoch (what [`observe`] is given).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Every cluster's answers, and the wall time they were gathered at (ms since the epoch).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {

@@ -323,7 +323,7 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
         if Some(cluster.as_str()) == active || (*role == DrRole::Active && Some(*epoch) == top) {
             continue;
         }
-        let link = active_obs.and_then(|a| link_to(a, table, cluster));
+        let link = active_obs.and_then(|a| a.link_to(table, cluster));
         let s = standby(cluster, link);
         if let Some(a) = active_obs {
             for (health, what) in standby_findings(&a.name, &s, link, opts) {
@@ -345,16 +345,6 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
         standbys,
         findings,
     }
-}
-
-/// The link of the active cluster `a` shipping `table` to the same table in `to`.
-fn link_to<'a>(a: &'a ClusterObs, table: &str, to: &str) -> Option<&'a LinkReport> {
-    a.links.iter().find(|l| {
-        l.link.table_name == table
-            && l.link.remote_cluster == to
-            && l.link.remote_table == table
-            && l.link.status != LinkStatus::Removed
-    })
 }
 
 fn standby(cluster: &str, link: Option<&LinkReport>) -> StandbyReport {

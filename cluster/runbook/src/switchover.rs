@@ -102,7 +102,7 @@ pub fn next_step(obs: &Observed, table: &str, to: &str, drain: Option<Drain>) ->
             .filter(|(c, r, _)| c.name != to && *r == DrRole::Standby)
             .max_by_key(|(_, _, e)| *e);
         let follows = match old {
-            Some((old, _, _)) if link(target, table, &old.name).is_none() => format!(
+            Some((old, _, _)) if target.link_to(table, &old.name).is_none() => format!(
                 "; no link ships it to {} (add one with tern dup add --full-sync to keep a standby there)",
                 old.name
             ),
@@ -136,7 +136,7 @@ pub fn next_step(obs: &Observed, table: &str, to: &str, drain: Option<Drain>) ->
         return Step::Wait { why };
     }
     // The way back before the way in: writes `to` takes once active must reach `from`.
-    match link(target, table, &from.name) {
+    match target.link_to(table, &from.name) {
         None => Step::AddReverseLink { from: to.to_string(), to: from.name.clone() },
         Some(l)
             if (0..l.link.started.len() as u32).any(|p| !l.link.started(p)) || l.link.started.is_empty() =>
@@ -170,18 +170,9 @@ pub fn rollback_step(obs: &Observed, table: &str, to: &str) -> Option<Step> {
     Some(Step::Promote { cluster: from.name.clone(), epoch: epoch + 1, expect: epoch })
 }
 
-fn link<'a>(from: &'a ClusterObs, table: &str, to: &str) -> Option<&'a tern_client::admin::LinkReport> {
-    from.links.iter().find(|l| {
-        l.link.table_name == table
-            && l.link.remote_cluster == to
-            && l.link.remote_table == table
-            && l.link.status != LinkStatus::Removed
-    })
-}
-
 /// Why the link from the active copy cannot carry a switchover, if it cannot.
 fn link_problem(from: &ClusterObs, table: &str, to: &str) -> Option<String> {
-    let Some(l) = link(from, table, to) else {
+    let Some(l) = from.link_to(table, to) else {
         return Some(format!(
             "no link ships {table} from {} to {to}: {to}'s copy would miss writes (add one with tern dup add --full-sync)",
             from.name
@@ -200,7 +191,7 @@ fn link_problem(from: &ClusterObs, table: &str, to: &str) -> Option<String> {
 /// Whether the link from the stopped side has shipped everything its partitions committed, as
 /// reports taken after the drain's propagation time say.
 fn drained(obs: &Observed, from: &ClusterObs, table: &str, to: &str, drain: Drain) -> Result<(), String> {
-    let Some(l) = link(from, table, to) else {
+    let Some(l) = from.link_to(table, to) else {
         return Err(format!("the link from {} to {to} is gone: add it back (tern dup add)", from.name));
     };
     let not_before = drain.since_ms.saturating_add(drain.propagation_ms);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tern_client::admin::{AdminClient, NewLink};
 use tern_core::{DrRole, Error, LinkMode, Result};
 
-use crate::observe::{ClusterAddr, observe};
+use crate::observe::{ClusterAddr, observe, wall_ms};
 use crate::switchover::{Drain, Step, next_step, rollback_step};
 
 /// How a switchover runs.
@@ -55,11 +55,6 @@ pub struct SwitchoverReport {
     pub summary: String,
 }
 
-/// The wall clock, ms since the epoch (progress reports' ages are relative to it).
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Moves `table`'s active role to `to`. `say` hears each step as it starts and ends.
 pub async fn run_switchover(
     clusters: &[ClusterAddr],
@@ -103,7 +98,7 @@ pub async fn run_switchover(
                     last_wait = why.clone();
                 }
                 if since.elapsed() > opts.drain_timeout {
-                    return roll_back(clusters, table, to, &obs, report, opts, &mut say).await;
+                    return roll_back(clusters, table, to, &obs, report, &mut say).await;
                 }
                 tokio::time::sleep(opts.poll).await;
                 continue;
@@ -144,7 +139,6 @@ async fn roll_back(
     to: &str,
     obs: &crate::Observed,
     mut report: SwitchoverReport,
-    _opts: SwitchoverOptions,
     say: &mut impl FnMut(&str),
 ) -> Result<SwitchoverReport> {
     let Some(step) = rollback_step(obs, table, to) else {
