@@ -16,6 +16,7 @@ pub mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod store;
+pub mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -28,3 +29,4 @@ pub use store::{
     ByteRange, Fault, FaultKind, FaultyObjectStore, ListPage, LocalObjectStore, MemObjectStore,
     MultipartConfig, ObjectMeta, ObjectStore, Op, PutBody, PutReceipt, Transfer,
 };
+pub use target::{TargetKind, TargetSpec, open_target};
