@@ -113,14 +113,18 @@ async fn up_from_a_file_serves_plans_clean_is_idempotent_and_down_leaves_nothing
     std::fs::write(&bad, file_text("dc2").replace("partitions: 2", "partitons: 2")).unwrap();
     let out = tern(&["up", "-f", s(&bad), "--dir", d, "--detach"]).await;
     assert_eq!(out.code, 1, "an invalid file");
-    assert!(out.stderr.contains("bad.yaml:13:5:") && out.stderr.contains("did you mean `partitions`"), "{out:?}");
+    assert!(
+        out.stderr.contains("bad.yaml:13:5:") && out.stderr.contains("did you mean `partitions`"),
+        "{out:?}"
+    );
     let out = tern(&["up", "-f", f, "--clusters", "3", "--dir", d]).await;
     assert_eq!(out.code, 2, "clap refuses -f with --clusters");
     assert!(out.stderr.contains("--file") && out.stderr.contains("--clusters"), "{out:?}");
     assert!(!dir.join("cluster.json").exists(), "nothing was started");
 
     let _down = DownOnDrop(dir.clone());
-    let out = tern(&["up", "-f", f, "--dir", d, "--detach", "--worker-threads", "1", "--wait", "120s"]).await.ok();
+    let out =
+        tern(&["up", "-f", f, "--dir", d, "--detach", "--worker-threads", "1", "--wait", "120s"]).await.ok();
     let state = State::read(&dir).unwrap();
     let proxy = state.proxies[0].listen.clone();
     let redis_addr = state.proxies[0].redis.clone().unwrap();
@@ -194,7 +198,8 @@ async fn up_from_a_file_serves_plans_clean_is_idempotent_and_down_leaves_nothing
     assert!(out.stdout.contains("stopped 5 processes"), "{out:?}");
     let running: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     assert!(running.is_empty(), "tern down returns once every process is gone: {running:?} run");
-    let mut addrs: Vec<String> = state.clusters.iter().flat_map(|c| c.metas.values().chain(c.replicas.values())).cloned().collect();
+    let mut addrs: Vec<String> =
+        state.clusters.iter().flat_map(|c| c.metas.values().chain(c.replicas.values())).cloned().collect();
     addrs.extend([proxy, redis_addr]);
     for a in &addrs {
         assert!(tokio::net::TcpStream::connect(a).await.is_err(), "{a} still accepts connections");

@@ -140,7 +140,10 @@ impl UpCmd {
         let running = rt.block_on(local::up_file(&spec, |step| eprintln!("{step}")))?;
         print_file(&spec, &running);
         if running.adopted() {
-            println!("it was already running: nothing was started (stop it with: tern down --dir {})", running.dir().display());
+            println!(
+                "it was already running: nothing was started (stop it with: tern down --dir {})",
+                running.dir().display()
+            );
             return Ok(());
         }
         self.wait_or_detach(&rt, running)
@@ -235,7 +238,10 @@ fn print_file(spec: &FileSpec, running: &Running) {
 impl DownCmd {
     pub fn run(self) -> anyhow::Result<()> {
         let n = local::down(&self.dir)?;
-        println!("stopped {n} processes of {}; none runs now (the data stays for the next tern up)", self.dir.display());
+        println!(
+            "stopped {n} processes of {}; none runs now (the data stays for the next tern up)",
+            self.dir.display()
+        );
         Ok(())
     }
 }

@@ -27,7 +27,11 @@ const PICK_TRIES: usize = 100;
 /// answers `HOST:PORT` with a port of `host` that is free (the OS picks it); it is asked again
 /// when it answers an address the deployment already uses. `pids`, `processes`, `file` and
 /// `binary` are left for the caller.
-pub fn resolve(t: &Topology, previous: &State, pick: &mut dyn FnMut(&str) -> Result<String>) -> Result<State> {
+pub fn resolve(
+    t: &Topology,
+    previous: &State,
+    pick: &mut dyn FnMut(&str) -> Result<String>,
+) -> Result<State> {
     // Every address the file gives, so that a picked port never lands on one of them.
     let mut taken: BTreeSet<String> = t
         .clusters

@@ -68,7 +68,11 @@ fn port_zero_is_picked_other_addresses_are_the_files_and_data_dirs_default_to_th
     assert_eq!(
         s.proxies,
         [
-            ProxyState { name: "p1".into(), listen: "127.0.0.1:9004".into(), redis: Some("127.0.0.1:9005".into()) },
+            ProxyState {
+                name: "p1".into(),
+                listen: "127.0.0.1:9004".into(),
+                redis: Some("127.0.0.1:9005".into())
+            },
             ProxyState { name: "proxy".into(), listen: "127.0.0.1:7300".into(), redis: None },
         ]
     );
@@ -98,10 +102,10 @@ fn deployed_is_the_file_with_the_ports_and_validates_with_no_port_zero() {
     let t = topology(FILE);
     let s = resolve(&t, &State::default(), &mut counter()).unwrap();
     let d = deployed(&t, &s);
-    assert_eq!(d.clusters[1].replica_servers.iter().map(|a| a.as_str()).collect::<Vec<_>>(), [
-        "127.0.0.1:9002",
-        "127.0.0.1:9003"
-    ]);
+    assert_eq!(
+        d.clusters[1].replica_servers.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        ["127.0.0.1:9002", "127.0.0.1:9003"]
+    );
     assert_eq!(d.proxies[0].redis.as_ref().map(|r| r.listen.as_str()), Some("127.0.0.1:9005"));
     assert_eq!(d.tables, t.tables, "tables, links and roles unchanged");
     let yaml = deployed_yaml(&t, &s, std::path::Path::new("/x/t.yaml")).unwrap();
@@ -116,7 +120,10 @@ fn the_layout_changes_with_the_processes_not_with_tables_or_regions() {
     let fewer_tables = topology(&FILE.replace("    links:\n      - from: dc1\n        to: dc2\n", ""));
     assert_eq!(layout(&fewer_tables), layout(&t));
     assert_eq!(layout(&topology(&FILE.replace("region: local", "region: eu"))), layout(&t));
-    let more = FILE.replace(r#"["127.0.0.1:0", "127.0.0.1:7002"]"#, r#"["127.0.0.1:0", "127.0.0.1:7002", "127.0.0.1:0"]"#);
+    let more = FILE.replace(
+        r#"["127.0.0.1:0", "127.0.0.1:7002"]"#,
+        r#"["127.0.0.1:0", "127.0.0.1:7002", "127.0.0.1:0"]"#,
+    );
     assert_ne!(layout(&topology(&more)), layout(&t));
     assert_ne!(layout(&topology(&FILE.replace("7300", "7301"))), layout(&t));
 }
@@ -127,15 +134,24 @@ fn proxies_get_the_files_settings_and_only_voters_are_named_voters() {
     let s = resolve(&t, &State::default(), &mut counter()).unwrap();
     let v = voters(&t, &s);
     assert_eq!(v.as_deref(), Some("p1=127.0.0.1:9004"));
-    let p1 = proxy_args(&t.proxies[0], &s.proxies[0].listen, s.proxies[0].redis.as_deref(), &s.clusters, v.as_deref());
-    assert_eq!(p1.join(" "), [
-        "proxy --listen 127.0.0.1:9004",
-        "--cluster dc1=127.0.0.1:9000 --cluster dc2=127.0.0.1:7101",
-        "--auto-failover demo,after=30s,rpo=5s",
-        "--resp-listen 127.0.0.1:9005 --resp-table demo --resp-db 1=demo",
-        "--dr-voters p1=127.0.0.1:9004 --dr-name p1",
-    ]
-    .join(" "));
+    let p1 = proxy_args(
+        &t.proxies[0],
+        &s.proxies[0].listen,
+        s.proxies[0].redis.as_deref(),
+        &s.clusters,
+        v.as_deref(),
+    );
+    assert_eq!(
+        p1.join(" "),
+        [
+            "proxy --listen 127.0.0.1:9004",
+            "--cluster dc1=127.0.0.1:9000 --cluster dc2=127.0.0.1:7101",
+            "--auto-failover demo,after=30s,rpo=5s",
+            "--resp-listen 127.0.0.1:9005 --resp-table demo --resp-db 1=demo",
+            "--dr-voters p1=127.0.0.1:9004 --dr-name p1",
+        ]
+        .join(" ")
+    );
     let p2 = proxy_args(&t.proxies[1], &s.proxies[1].listen, None, &s.clusters, v.as_deref());
     assert!(p2.ends_with(&["--dr-voters".to_string(), "p1=127.0.0.1:9004".to_string()]), "{p2:?}");
     assert_eq!((proxy_process("p1").as_str(), proxy_process("proxy").as_str()), ("proxy-p1", "proxy"));

@@ -418,7 +418,9 @@ pub async fn up_file(spec: &FileSpec, mut progress: impl FnMut(&str)) -> Result<
 fn check_free(s: &State) -> tern_core::Result<()> {
     let mut all: Vec<(String, &str)> = Vec::new();
     for c in &s.clusters {
-        all.extend(c.metas.iter().map(|(i, a)| (format!("meta server {i} of cluster {}", c.name), a.as_str())));
+        all.extend(
+            c.metas.iter().map(|(i, a)| (format!("meta server {i} of cluster {}", c.name), a.as_str())),
+        );
         all.extend(
             c.replicas.iter().map(|(i, a)| (format!("replica server {i} of cluster {}", c.name), a.as_str())),
         );
@@ -470,7 +472,8 @@ async fn start_file(
         } else {
             progress(&format!("starting proxy {} on {}", ps.name, ps.listen));
         }
-        let args = processes::proxy_args(p, &ps.listen, ps.redis.as_deref(), &state.clusters, voters.as_deref());
+        let args =
+            processes::proxy_args(p, &ps.listen, ps.redis.as_deref(), &state.clusters, voters.as_deref());
         processes.spawn_file_proxy(&ps.name, &addr, &args)?;
     }
     state.pids = processes.pids();

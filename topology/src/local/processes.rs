@@ -293,7 +293,10 @@ pub fn proxy_args(
         a.extend(["--cluster".into(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
     }
     for f in &p.auto_failover {
-        a.extend(["--auto-failover".into(), format!("{},after={},rpo={}", *f.table, *f.after, *f.rpo_budget)]);
+        a.extend([
+            "--auto-failover".into(),
+            format!("{},after={},rpo={}", *f.table, *f.after, *f.rpo_budget),
+        ]);
     }
     if let (Some(r), Some(listen)) = (&p.redis, redis) {
         a.extend(["--resp-listen".into(), listen.to_string(), "--resp-table".into(), r.table.to_string()]);
