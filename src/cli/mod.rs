@@ -96,6 +96,7 @@ pub enum Command {
     #[command(subcommand)]
     Export(export::ExportCmd),
     Down(up::DownCmd),
+    Ps(up::PsCmd),
     #[command(flatten)]
     Bench(bench::BenchCommand),
     #[command(flatten)]
@@ -126,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(u) => u.run(),
         Command::Export(e) => e.run(),
         Command::Down(d) => d.run(),
+        Command::Ps(p) => p.run(cli.output),
         Command::Bench(b) => b.run(cli.output),
         Command::Planned(p) => p.run(),
     }

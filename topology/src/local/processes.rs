@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tern_core::{Error, Result};
 
-use super::state::ClusterState;
+use super::state::{ClusterState, ProcessRole, ProcessState};
 
 /// The proxy's name as the DR voter of a local deployment.
 pub const PROXY_VOTER: &str = "proxy";
@@ -21,7 +21,7 @@ pub fn proxy_voters(proxy: &str) -> String {
 }
 
 /// How long a stopped process may take to exit before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(30);
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// Child processes of this one, started from `binary`.
 #[derive(Debug)]
@@ -29,7 +29,16 @@ pub struct Processes {
     binary: PathBuf,
     /// Where `logs/` is.
     dir: PathBuf,
-    children: Vec<(String, Child)>,
+    children: Vec<(ProcessState, Child)>,
+}
+
+/// Who a process is, before it has a pid.
+#[derive(Clone, Debug)]
+pub struct Launch<'a> {
+    pub name: String,
+    pub cluster: Option<&'a str>,
+    pub role: ProcessRole,
+    pub addr: String,
 }
 
 impl Processes {
@@ -41,8 +50,14 @@ impl Processes {
         self.children.iter().map(|(_, c)| c.id()).collect()
     }
 
-    /// Starts `binary args…` as process `name`.
-    pub fn spawn(&mut self, name: &str, args: &[String]) -> Result<()> {
+    /// Every process started, with its pid (for the state file and `tern ps`).
+    pub fn processes(&self) -> Vec<ProcessState> {
+        self.children.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Starts `binary args…` as the process `who` describes, logging to `logs/<name>.log`.
+    pub fn spawn(&mut self, who: Launch<'_>, args: &[String]) -> Result<()> {
+        let name = who.name.as_str();
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| Error::io(format!("create {}", logs.display()), e))?;
         let path = logs.join(format!("{name}.log"));
@@ -56,7 +71,15 @@ impl Processes {
             .stderr(err)
             .spawn()
             .map_err(|e| Error::io(format!("start {name} ({})", self.binary.display()), e))?;
-        self.children.push((name.to_string(), child));
+        let state = ProcessState {
+            name: name.to_string(),
+            cluster: who.cluster.map(str::to_string),
+            role: who.role,
+            pid: child.id(),
+            addr: who.addr,
+            log: path,
+        };
+        self.children.push((state, child));
         Ok(())
     }
 
@@ -91,7 +114,13 @@ impl Processes {
             if let Some(v) = dr_voters {
                 args.extend(["--dr-voters".to_string(), v.to_string()]);
             }
-            self.spawn(&format!("{prefix}meta-{id}"), &args)?;
+            let who = Launch {
+                name: format!("{prefix}meta-{id}"),
+                cluster: Some(&c.name),
+                role: ProcessRole::Meta,
+                addr: addr.clone(),
+            };
+            self.spawn(who, &args)?;
         }
         for (i, addr) in &c.replicas {
             let args: Vec<String> = vec![
@@ -107,7 +136,13 @@ impl Processes {
                 "--worker-threads".into(),
                 workers.to_string(),
             ];
-            self.spawn(&format!("{prefix}replica-{i}"), &args)?;
+            let who = Launch {
+                name: format!("{prefix}replica-{i}"),
+                cluster: Some(&c.name),
+                role: ProcessRole::Replica,
+                addr: addr.clone(),
+            };
+            self.spawn(who, &args)?;
         }
         Ok(())
     }
@@ -120,7 +155,16 @@ impl Processes {
         for c in clusters {
             args.extend(["--cluster".to_string(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
         }
-        self.spawn("proxy", &args)
+        let who = Launch { name: "proxy".into(), cluster: None, role: ProcessRole::Proxy, addr: addr.into() };
+        self.spawn(who, &args)
+    }
+
+    /// Starts proxy `name` of a topology file with `args` ([`proxy_args`]); `addr`: where it
+    /// listens, as `tern ps` shows it.
+    pub fn spawn_file_proxy(&mut self, name: &str, addr: &str, args: &[String]) -> Result<()> {
+        let who =
+            Launch { name: proxy_process(name), cluster: None, role: ProcessRole::Proxy, addr: addr.into() };
+        self.spawn(who, args)
     }
 
     /// Asks every process to stop (SIGTERM) and waits for them; one still running after
@@ -161,12 +205,110 @@ impl Drop for Processes {
 
 /// Sends SIGTERM to `pids` (with `kill`, so that no FFI is needed).
 pub fn terminate(pids: &[u32]) {
+    signal(pids, "-TERM")
+}
+
+fn signal(pids: &[u32], sig: &str) {
     for pid in pids {
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(sig)
             .arg(pid.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Whether process `pid` runs. A zombie (exited, not yet reaped by its parent) does not. Where
+/// there is no `/proc`, whether `kill -0` reaches it.
+pub fn alive(pid: u32) -> bool {
+    if std::path::Path::new("/proc/self/stat").exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        return stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'));
+    }
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether running process `pid` was started from `binary` (its `argv[0]`), so that a pid
+/// reused by another program since is left alone. Without `/proc` (or a binary), assumed.
+pub fn runs(pid: u32, binary: Option<&Path>) -> bool {
+    let Some(binary) = binary else { return true };
+    if !Path::new("/proc/self/cmdline").exists() {
+        return true;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    argv0 == binary.as_os_str().as_encoded_bytes()
+}
+
+/// Stops `pids`: SIGTERM, then waits up to `grace` for them to exit, then SIGKILL to those
+/// left and waits up to 5 s more. Returns the pids still running after that (none, normally).
+pub fn stop_pids(pids: &[u32], grace: Duration) -> Vec<u32> {
+    terminate(pids);
+    let left = wait_gone(pids, grace);
+    if left.is_empty() {
+        return left;
+    }
+    signal(&left, "-KILL");
+    wait_gone(&left, Duration::from_secs(5))
+}
+
+/// Polls until none of `pids` runs, at most `within`; returns those that still do.
+fn wait_gone(pids: &[u32], within: Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The process (and log) name of proxy `name` of a file: `proxy` and `proxy-…` as they are,
+/// others prefixed (`p1` → `proxy-p1`).
+pub fn proxy_process(name: &str) -> String {
+    if name == PROXY_VOTER || name.starts_with("proxy-") { name.to_string() } else { format!("proxy-{name}") }
+}
+
+/// `tern proxy …` of proxy `p` of a topology file: listening on `listen` (its Redis gateway,
+/// if it has one, on `redis`), in front of every cluster, with its automatic failover, and a
+/// DR voter named by its name when the file says so. `voters`: every DR voter of the
+/// deployment (`--dr-voters`), if any.
+pub fn proxy_args(
+    p: &crate::schema::Proxy,
+    listen: &str,
+    redis: Option<&str>,
+    clusters: &[ClusterState],
+    voters: Option<&str>,
+) -> Vec<String> {
+    let mut a = vec!["proxy".to_string(), "--listen".into(), listen.to_string()];
+    for c in clusters {
+        a.extend(["--cluster".into(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
+    }
+    for f in &p.auto_failover {
+        a.extend([
+            "--auto-failover".into(),
+            format!("{},after={},rpo={}", *f.table, *f.after, *f.rpo_budget),
+        ]);
+    }
+    if let (Some(r), Some(listen)) = (&p.redis, redis) {
+        a.extend(["--resp-listen".into(), listen.to_string(), "--resp-table".into(), r.table.to_string()]);
+        for (n, table) in &r.databases {
+            a.extend(["--resp-db".into(), format!("{n}={}", **table)]);
+        }
+    }
+    if let Some(v) = voters {
+        a.extend(["--dr-voters".into(), v.to_string()]);
+        if p.dr_voter {
+            a.extend(["--dr-name".into(), p.name.to_string()]);
+        }
+    }
+    a
 }

@@ -154,3 +154,20 @@ pub async fn wait_dr_lease(c: &ClusterState, within: Duration) -> Result<()> {
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Waits until something accepts TCP connections on `addr` (`what` names it in the error).
+pub async fn wait_listening(addr: &str, what: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(Error::Timeout(format!(
+                    "{what} did not listen on {addr} within {} s: {e}",
+                    within.as_secs()
+                )));
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}

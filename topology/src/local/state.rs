@@ -2,6 +2,9 @@
 //! server addresses, the proxy's address, and the pids of every process (so `tern down` can
 //! stop them). Read back by the next `tern up` on the same directory, which keeps its ports.
 //! The layout is what scripts read (`.metas` is the first cluster's): do not rename fields.
+//! `tern up -f FILE` also records the file, a digest of the processes it describes (its
+//! [`layout`](State::layout)), every proxy, and every process with its role, address and log
+//! (what `tern ps` lists).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -22,9 +25,73 @@ pub struct State {
     pub pids: Vec<u32>,
     #[serde(default)]
     pub clusters: Vec<ClusterState>,
-    /// The meta-proxy in front of every cluster (with more than one cluster).
+    /// The meta-proxy in front of every cluster (with more than one cluster; with a file, its
+    /// first proxy).
     #[serde(default)]
     pub proxy: Option<String>,
+    /// Every proxy of a deployment started from a file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<ProxyState>,
+    /// Every process started, in start order (a state written by an older version has only
+    /// `pids`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessState>,
+    /// The topology file (canonical path) of a deployment started by `tern up -f`; `None`: by
+    /// flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// A digest of the processes the file describes (clusters, servers, proxies; not tables):
+    /// `up -f` on a running deployment refuses a file whose processes differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    /// The binary the processes were started from: `down` signals only processes that still
+    /// run it (a pid may have been reused since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+}
+
+/// A proxy of a deployment started from a file, at the address it was given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyState {
+    pub name: String,
+    pub listen: String,
+    /// Its Redis gateway, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
+}
+
+/// What a process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessRole {
+    Meta,
+    Replica,
+    Proxy,
+}
+
+impl std::fmt::Display for ProcessRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcessRole::Meta => "meta",
+            ProcessRole::Replica => "replica",
+            ProcessRole::Proxy => "proxy",
+        })
+    }
+}
+
+/// One process of the deployment, as `tern ps` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// `dc1-meta-1`, `dc2-replica-3`, `proxy`: also its log's name.
+    pub name: String,
+    /// The cluster it belongs to (`None`: a proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub role: ProcessRole,
+    pub pid: u32,
+    /// Where it listens (a proxy with a Redis gateway: both, comma-separated).
+    pub addr: String,
+    pub log: PathBuf,
 }
 
 /// One cluster: its meta servers and replica servers by index, `127.0.0.1:port` each.
@@ -34,6 +101,10 @@ pub struct ClusterState {
     pub id: u8,
     pub metas: BTreeMap<u64, String>,
     pub replicas: BTreeMap<u64, String>,
+    /// Its data directory under the deployment's (`None`: its name, or the deployment's own
+    /// for the single cluster `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl ClusterState {
@@ -46,13 +117,16 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join("cluster.json")
 }
 
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("find a free port", e))?;
-    Ok(l.local_addr().map_err(|e| Error::io("find a free port", e))?.port())
+/// `HOST:PORT` with a port of `host` that was free a moment ago (the OS picks it).
+pub fn free_addr_on(host: &str) -> Result<String> {
+    let what = || format!("find a free port on {host} (tern up runs every process on this machine)");
+    let l = std::net::TcpListener::bind((host.trim_start_matches('[').trim_end_matches(']'), 0))
+        .map_err(|e| Error::io(what(), e))?;
+    Ok(format!("{host}:{}", l.local_addr().map_err(|e| Error::io(what(), e))?.port()))
 }
 
 fn free_addr() -> Result<String> {
-    Ok(format!("127.0.0.1:{}", free_port()?))
+    free_addr_on("127.0.0.1")
 }
 
 impl State {
@@ -88,6 +162,7 @@ impl State {
                 id: 1,
                 metas: self.metas.clone(),
                 replicas: self.replicas.clone(),
+                data_dir: None,
             });
         }
         let single = spec.clusters == 1;

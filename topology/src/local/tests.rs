@@ -49,3 +49,89 @@ fn down_without_a_deployment_says_so() {
     let e = down(tmp.path()).unwrap_err();
     assert!(e.to_string().contains("no local deployment in"), "{e}");
 }
+
+const ONE_CLUSTER: &str = "version: 1\nclusters:\n  - name: dc1\n    id: 1\n    meta-servers: [\"127.0.0.1:0\"]\n    replica-servers: [\"127.0.0.1:0\"]\n";
+
+/// `up -f` of `file` (written with [`ONE_CLUSTER`]) in `dir`, with a binary that must never
+/// start (every case here is refused first).
+fn file_spec(dir: &Path, file: &Path) -> FileSpec {
+    std::fs::write(file, ONE_CLUSTER).unwrap();
+    FileSpec {
+        dir: dir.to_path_buf(),
+        binary: PathBuf::from("/nonexistent/tern"),
+        file: file.to_path_buf(),
+        topology: crate::Topology::from_yaml(ONE_CLUSTER, "one.yaml").unwrap(),
+        worker_threads: None,
+        ready_within: Duration::from_millis(100),
+        apply_deadline: Duration::from_millis(100),
+    }
+}
+
+async fn refused(spec: &FileSpec, state: &State) -> String {
+    std::fs::create_dir_all(&spec.dir).unwrap();
+    state.save(&spec.dir).unwrap();
+    match up_file(spec, |_| {}).await {
+        Err(UpError::Refused(why)) => why,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn up_file_refuses_a_directory_that_holds_or_runs_another_deployment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let spec = file_spec(&dir, &tmp.path().join("b.yaml"));
+    let a = tmp.path().join("a.yaml");
+    std::fs::write(&a, ONE_CLUSTER).unwrap();
+    let a = a.canonicalize().unwrap();
+    let cluster = ClusterState { name: "dc1".into(), id: 1, ..Default::default() };
+    let stopped = State { file: Some(a.clone()), clusters: vec![cluster.clone()], ..Default::default() };
+    let why = refused(&spec, &stopped).await;
+    assert!(why.contains("holds the data of the deployment of another topology file"), "{why}");
+    let flags = State { clusters: vec![cluster.clone()], ..Default::default() };
+    let why = refused(&spec, &flags).await;
+    assert!(why.contains("a deployment started by `tern up` without a file"), "{why}");
+
+    // "Running": this test's own process stands in for one of the deployment's.
+    let me = ProcessState {
+        name: "dc1-meta-1".into(),
+        cluster: Some("dc1".into()),
+        role: ProcessRole::Meta,
+        pid: std::process::id(),
+        addr: "127.0.0.1:1".into(),
+        log: dir.join("logs/dc1-meta-1.log"),
+    };
+    let running = State { processes: vec![me], ..stopped };
+    let why = refused(&spec, &running).await;
+    assert!(
+        why.contains("runs the deployment of another topology file") && why.contains("tern down --dir"),
+        "{why}"
+    );
+    let b = spec.file.canonicalize().unwrap();
+    let other_layout = State { file: Some(b), layout: Some("0".into()), ..running };
+    let why = refused(&spec, &other_layout).await;
+    assert!(why.contains("changed since its deployment"), "{why}");
+}
+
+#[test]
+fn ps_lists_the_processes_and_whether_they_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str, pid| ProcessState {
+        name: name.into(),
+        cluster: None,
+        role: ProcessRole::Proxy,
+        pid,
+        addr: "127.0.0.1:1".into(),
+        log: tmp.path().join("logs").join(format!("{name}.log")),
+    };
+    // A pid that no process has: above the kernel's maximum.
+    let state =
+        State { processes: vec![p("me", std::process::id()), p("gone", 4_194_305)], ..Default::default() };
+    state.save(tmp.path()).unwrap();
+    let list = ps(tmp.path()).unwrap();
+    assert_eq!(
+        list.iter().map(|s| (s.process.name.as_str(), s.alive)).collect::<Vec<_>>(),
+        [("me", true), ("gone", false)]
+    );
+    assert_eq!(state.live_pids(), [std::process::id()]);
+}
