@@ -22,6 +22,7 @@ pub mod located;
 pub mod observed;
 pub mod parse;
 pub mod plan;
+pub mod proxy_command;
 pub mod schema;
 mod suggest;
 pub mod units;

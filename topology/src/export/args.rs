@@ -2,6 +2,7 @@
 //! `tern proxy` (the same ones `tern up` passes, `local::processes`), for every target.
 
 use super::{ClusterPlace, DATA_DIR, METRICS_PORT, Placement, ProxyPlace};
+use crate::proxy_command::{ProxyEndpoints, proxy_command};
 use crate::schema::{Cluster, Proxy};
 
 /// `tern meta …` of a meta server of cluster `c` listening on every interface. `id`: its
@@ -50,7 +51,8 @@ pub fn replica(c: &Cluster, place: &ClusterPlace, advertise: &str) -> Vec<String
     ]
 }
 
-/// `tern proxy …` of proxy `p` in front of every cluster of the deployment.
+/// `tern proxy …` of proxy `p` in front of every cluster of the deployment, listening on every
+/// interface ([`crate::proxy_command`]).
 pub fn proxy(
     p: &Proxy,
     place: &ProxyPlace,
@@ -58,34 +60,19 @@ pub fn proxy(
     all: &Placement,
     voters: Option<&str>,
 ) -> Vec<String> {
-    let mut a = vec!["proxy".to_string(), "--listen".into(), format!("0.0.0.0:{}", place.port)];
-    for (c, cp) in clusters.iter().zip(&all.clusters) {
-        let metas: Vec<&str> = cp.metas.iter().map(|(_, a)| a.as_str()).collect();
-        a.extend(["--cluster".into(), format!("{}={}", *c.name, metas.join(","))]);
-    }
-    for f in &p.auto_failover {
-        a.extend([
-            "--auto-failover".into(),
-            format!("{},after={},rpo={}", *f.table, *f.after, *f.rpo_budget),
-        ]);
-    }
-    a.extend(["--metrics-listen".into(), format!("0.0.0.0:{METRICS_PORT}")]);
-    if let (Some(r), Some(port)) = (&p.redis, place.redis_port) {
-        a.extend([
-            "--resp-listen".into(),
-            format!("0.0.0.0:{port}"),
-            "--resp-table".into(),
-            r.table.to_string(),
-        ]);
-        for (n, table) in &r.databases {
-            a.extend(["--resp-db".into(), format!("{n}={}", **table)]);
-        }
-    }
-    if let Some(v) = voters {
-        a.extend(["--dr-voters".into(), v.to_string()]);
-        if p.dr_voter {
-            a.extend(["--dr-name".into(), p.name.to_string()]);
-        }
-    }
-    a
+    let clusters = clusters
+        .iter()
+        .zip(&all.clusters)
+        .map(|(c, cp)| (c.name.to_string(), cp.metas.iter().map(|(_, a)| a.clone()).collect()))
+        .collect();
+    proxy_command(
+        p,
+        &ProxyEndpoints {
+            listen: format!("0.0.0.0:{}", place.port),
+            redis_listen: place.redis_port.map(|port| format!("0.0.0.0:{port}")),
+            metrics_listen: Some(format!("0.0.0.0:{METRICS_PORT}")),
+            clusters,
+            voters,
+        },
+    )
 }

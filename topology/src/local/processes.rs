@@ -288,27 +288,12 @@ pub fn proxy_args(
     clusters: &[ClusterState],
     voters: Option<&str>,
 ) -> Vec<String> {
-    let mut a = vec!["proxy".to_string(), "--listen".into(), listen.to_string()];
-    for c in clusters {
-        a.extend(["--cluster".into(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
-    }
-    for f in &p.auto_failover {
-        a.extend([
-            "--auto-failover".into(),
-            format!("{},after={},rpo={}", *f.table, *f.after, *f.rpo_budget),
-        ]);
-    }
-    if let (Some(r), Some(listen)) = (&p.redis, redis) {
-        a.extend(["--resp-listen".into(), listen.to_string(), "--resp-table".into(), r.table.to_string()]);
-        for (n, table) in &r.databases {
-            a.extend(["--resp-db".into(), format!("{n}={}", **table)]);
-        }
-    }
-    if let Some(v) = voters {
-        a.extend(["--dr-voters".into(), v.to_string()]);
-        if p.dr_voter {
-            a.extend(["--dr-name".into(), p.name.to_string()]);
-        }
-    }
-    a
+    let at = crate::proxy_command::ProxyEndpoints {
+        listen: listen.to_string(),
+        redis_listen: redis.map(str::to_string),
+        metrics_listen: None,
+        clusters: clusters.iter().map(|c| (c.name.clone(), c.meta_addrs())).collect(),
+        voters,
+    };
+    crate::proxy_command::proxy_command(p, &at)
 }
