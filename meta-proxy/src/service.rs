@@ -124,4 +124,13 @@ impl pb::meta_server::Meta for ProxyService {
     ) -> Result<Response<pb::DrLeaseStatus>, Status> {
         Err(not_here("waiving a cluster's DR lease"))
     }
+    async fn record_failover(&self, _: Request<pb::DrFailoverRecord>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("recording a failover"))
+    }
+    async fn list_failovers(
+        &self,
+        _: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::DrFailoverList>, Status> {
+        Err(not_here("a cluster's failover records"))
+    }
 }

@@ -176,6 +176,8 @@ impl pb::dr_voter_server::DrVoter for VoterService {
             refused: pledge.promised.err().unwrap_or_default(),
             since_grant_ms: ms(pledge.since_grant),
             lease_ms: ms(pledge.lease),
+            granted_epoch_known: pledge.granted_epoch.is_some(),
+            granted_epoch: pledge.granted_epoch.unwrap_or_default(),
         }))
     }
 }
@@ -211,6 +213,8 @@ pub async fn collect_promises(
                             refused: pledge.promised.err().unwrap_or_default(),
                             since_grant_ms: ms(pledge.since_grant),
                             lease_ms: ms(pledge.lease),
+                            granted_epoch_known: pledge.granted_epoch.is_some(),
+                            granted_epoch: pledge.granted_epoch.unwrap_or_default(),
                         })
                     }
                     _ => match watcher.pool.channel(addr) {
@@ -228,22 +232,9 @@ pub async fn collect_promises(
             (name.clone(), Instant::now(), answer)
         }
     });
-    let mut promises = Vec::new();
-    let mut not = Vec::new();
-    for (name, at, answer) in futures::future::join_all(asks).await {
-        match answer {
-            Ok(r) if r.voter != name => {
-                not.push(format!("{name}: calls itself {:?} (check --dr-voters and --dr-name)", r.voter))
-            }
-            Ok(r) if r.promised => promises.push(Promise {
-                voter: name,
-                received_at: at,
-                since_grant: Duration::from_millis(r.since_grant_ms),
-                lease: Duration::from_millis(r.lease_ms),
-            }),
-            Ok(r) => not.push(format!("{name}: refused ({})", r.refused)),
-            Err(e) => not.push(format!("{name}: {e}")),
-        }
-    }
-    (promises, not)
+    let answers = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|(name, at, answer)| (name, at, answer.map(tern_client::voter::promise_answer_from_pb)));
+    tern_drlease::tally_promises(answers)
 }

@@ -13,14 +13,13 @@ use super::common::{duration_arg, human_ms, repeated, runtime};
 use super::{Exit, OutputFormat};
 
 /// Disaster recovery: the state of every table's copies across clusters (status), a planned
-/// move of the active role (switchover); failover, reconcile, verify and drill follow.
+/// move of the active role (switchover), an unplanned one (failover), comparing copies
+/// (verify); reconcile and drill follow.
 #[derive(Debug, Subcommand)]
 pub enum DrCmd {
     Status(StatusCmd),
     Switchover(SwitchoverCmd),
-    /// Unplanned promotion of a standby; fences the old side and reports unshipped writes.
-    /// [not available yet]
-    Failover,
+    Failover(FailoverCmd),
     /// Replay the old active side's unshipped writes into the new active side. [not available yet]
     Reconcile,
     Verify(VerifyCmd),
@@ -64,7 +63,7 @@ impl DrCmd {
         let what = match self {
             DrCmd::Status(s) => return s.run(output),
             DrCmd::Switchover(s) => return s.run(output),
-            DrCmd::Failover => "failover",
+            DrCmd::Failover(f) => return f.run(output),
             DrCmd::Reconcile => "reconcile",
             DrCmd::Verify(v) => return v.run(output),
             DrCmd::Drill => "drill",
@@ -194,6 +193,161 @@ impl SwitchoverCmd {
         }
         Ok(())
     }
+}
+
+/// Unplanned failover: make --to's copy of a table active when the active cluster is lost.
+///
+/// Observes every cluster (the lost one is reported unreachable), asks the DR voters to promise
+/// that the old active copy gets no DR lease any more and waits until its last lease has
+/// certainly expired (from then on the old side refuses client writes, also when it comes
+/// back: the fencing), then makes --to active at the next epoch (compare-and-set); proxies
+/// route clients there. Each step is printed with its duration. Then the loss report: per
+/// partition of the old copy, what it had committed that --to had not applied (exact when the
+/// old side answers; otherwise bounds from what --to knows, and "unknown" where nothing is
+/// known, never 0). It is kept in --to's meta state and shown by `tern dr status`.
+///
+/// Refused when the old active copy is reachable and serving (use `tern dr switchover`, which
+/// loses nothing) unless --force. Asks for confirmation unless --yes.
+///
+/// $ tern dr failover --table orders --to dc2 --cluster dc1=10.0.1.10:34601 --cluster dc2=10.0.2.10:34601
+#[derive(Debug, Args)]
+pub struct FailoverCmd {
+    #[command(flatten)]
+    clusters: Clusters,
+    /// The table to fail over.
+    #[arg(long)]
+    table: String,
+    /// The cluster whose copy becomes active.
+    #[arg(long)]
+    to: String,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, env = "TERN_YES")]
+    yes: bool,
+    /// Fail over even though the old active copy is reachable and serving (its writes since
+    /// the last shipped one are lost).
+    #[arg(long)]
+    force: bool,
+    /// Promote without waiting for the old copy's DR lease (no voters, or a lease not used or
+    /// waived): the old side may still take writes, a split brain.
+    #[arg(long)]
+    unsafe_without_lease: bool,
+    /// The DR voters as NAME=HOST:PORT, comma-separated; by default as --to's meta leader
+    /// lists them (the addresses its lease renewals go to).
+    #[arg(long, env = "TERN_DR_VOTERS", value_name = "NAME=ADDR,...", value_delimiter = ',',
+          value_parser = super::drlease::voter_arg)]
+    dr_voters: Vec<(String, String)>,
+    /// Give up after this long (a re-run starts over from what it sees).
+    #[arg(long, default_value = "2m", value_parser = duration_arg, value_name = "DURATION")]
+    timeout: Duration,
+    /// Observe and print what would be done, change nothing (no promises asked either).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl FailoverCmd {
+    pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
+        use std::io::IsTerminal;
+        let clusters = self.clusters.list()?;
+        super::drlease::check_voters(&self.dr_voters)?;
+        if !clusters.iter().any(|c| c.name == self.to) {
+            let known: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+            anyhow::bail!("--to {}: not one of the clusters ({})", self.to, known.join(", "));
+        }
+        if !self.yes && !self.dry_run {
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!(
+                    "tern dr failover makes {} active in {} and may lose the old side's unshipped writes: \
+                     stdin is not a terminal to confirm on; pass --yes",
+                    self.table,
+                    self.to
+                );
+            }
+            let q = format!(
+                "Fail {} over to {}? Writes the old active cluster did not ship are lost until reconciled.",
+                self.table, self.to
+            );
+            if !super::common::confirm(&q)? {
+                anyhow::bail!("not confirmed: nothing changed");
+            }
+        }
+        let opts = tern_runbook::FailoverOptions {
+            force: self.force,
+            unsafe_without_lease: self.unsafe_without_lease,
+            voters: self.dr_voters,
+            timeout: self.timeout,
+            dry_run: self.dry_run,
+            ..Default::default()
+        };
+        let report = runtime()?
+            .block_on(tern_runbook::run_failover(&clusters, &self.table, &self.to, &opts, |line| {
+                eprintln!("{line}")
+            }))
+            .context("tern dr failover")?;
+        match output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            OutputFormat::Text => {
+                println!("{}", report.summary);
+                if let Some(ms) = report.promoted_after_ms {
+                    let wait = report
+                        .lease_wait_ms
+                        .map(|w| format!(", of which {} waiting for the old lease", human_ms(w)));
+                    println!(
+                        "promoted {} after the command started{}",
+                        human_ms(ms),
+                        wait.unwrap_or_default()
+                    );
+                }
+                if let Some(loss) = &report.loss {
+                    print!("{}", loss_text(loss));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failover's loss report, as text: per partition, or why it is unknown.
+fn loss_text(r: &tern_core::FailoverRecord) -> String {
+    let kind = if r.exact { "exact, from the old side" } else { "bounds, from what the promoted side knew" };
+    let mut out = format!(
+        "  failover from {} to {} at epoch {} ({}); loss report ({kind}):\n",
+        r.from,
+        r.to,
+        r.epoch,
+        tern_runbook::observe::wall_text(r.at_ms)
+    );
+    if let Some(why) = &r.unknown {
+        out.push_str(&format!("    unknown: {why}\n"));
+        return out;
+    }
+    let total = r.decrees_lost().map_or_else(|| "unknown".to_string(), |n| n.to_string());
+    out.push_str(&format!("    decrees lost: {total}\n"));
+    if let Some(end) = r.writes_end_before_ms {
+        out.push_str(&format!(
+            "    the old side took no write after {} (its DR lease had expired)\n",
+            tern_runbook::observe::wall_text(end)
+        ));
+    }
+    for p in &r.partitions {
+        let decrees = match &p.decrees {
+            Ok(None) => "nothing lost".to_string(),
+            Ok(Some((a, b))) => format!("decrees {a}..={b} lost ({})", b - a + 1),
+            Err(why) => format!("decrees unknown ({why})"),
+        };
+        let after = match &p.applied_through_timetag {
+            Ok(t) => {
+                let t = tern_core::Timetag::from_u64(*t);
+                format!(
+                    "writes with timetags after {} ({}) may be lost",
+                    t.as_u64(),
+                    tern_runbook::observe::wall_text(t.physical_ms())
+                )
+            }
+            Err(why) => format!("timetags unknown ({why})"),
+        };
+        out.push_str(&format!("    partition {}: {decrees}; {after}\n", p.partition));
+    }
+    out
 }
 
 /// Compare two clusters' copies of a table: exit 0 if they hold the same records, 3 if not.
@@ -357,6 +511,10 @@ fn table_text(t: &TableReport) -> String {
             "  -> {}: {link}, RPO now {rpo}, {} decrees / {} bytes behind{measured}\n",
             s.cluster, s.decrees_behind, s.bytes_behind
         ));
+    }
+    if let Some(r) = &t.last_failover {
+        out.push_str("  last failover:\n");
+        out.push_str(&loss_text(r).lines().map(|l| format!("  {l}\n")).collect::<String>());
     }
     for f in &t.findings {
         let mark = match f.health {

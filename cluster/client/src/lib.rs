@@ -15,6 +15,7 @@ mod meta;
 mod pipeline;
 mod pool;
 mod transport;
+pub mod voter;
 
 pub use admin::{AdminClient, ProxyAdminClient};
 pub use client::{ClientOptions, Route, ShipHeader, TableScanCursor, TernClient};

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod clock;
 pub mod codec;
 pub mod error;
+pub mod failover;
 pub mod hash;
 pub mod hlc;
 pub mod ids;
@@ -35,6 +36,7 @@ pub use admin::{
 };
 pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorCode, Fatal, Result};
+pub use failover::{FailoverRecord, PartitionLoss};
 pub use hash::partition_of;
 pub use hlc::Hlc;
 pub use ids::{Ballot, ClusterId, Decree, Gpid, NodeAddr, NodeId, PartitionIndex, TableId};

@@ -35,7 +35,10 @@ use std::time::{Duration, Instant};
 pub use failover::{Seen, Watched};
 pub use gate::{TableRoleInfo, WriteGate};
 pub use holder::{Answer, Holder};
-pub use promote::{CLOCK_RATE_ERROR, LeaseCheck, LeaseSeen, PROMOTION_MARGIN, Promise, lease_check};
+pub use promote::{
+    CLOCK_RATE_ERROR, LeaseCheck, LeaseSeen, PROMOTION_MARGIN, Promise, PromiseAnswer, granted_epoch,
+    lease_check, tally_promises,
+};
 pub use voter::{Pledge, Renewal, Voter, VoterConfig};
 
 /// A point on one process's monotonic clock. The rules only add durations to moments and

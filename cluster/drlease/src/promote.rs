@@ -44,6 +44,51 @@ impl<M: Moment> Promise<M> {
     }
 }
 
+/// A voter's answer to a promise request (`DrVoter.Promise`), as a promoter received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromiseAnswer {
+    /// The name the voter answered with.
+    pub voter: String,
+    /// `Err`: why it refused.
+    pub promised: Result<(), String>,
+    pub since_grant: Duration,
+    pub lease: Duration,
+    /// The epoch of the old copy it last granted a lease to, if it knows.
+    pub granted_epoch: Option<u64>,
+}
+
+/// The highest epoch of the old copy any voter that answered last granted a lease at: a
+/// promotion must be above it, or the promises do not stop that copy's lease (its floor would
+/// stay at or below the copy's epoch). `None`: no voter knows one.
+pub fn granted_epoch<'a>(answers: impl IntoIterator<Item = &'a PromiseAnswer>) -> Option<u64> {
+    answers.into_iter().filter_map(|a| a.granted_epoch).max()
+}
+
+/// Sorts the answers of a promise round into the promises that count and, for every other
+/// voter asked, why not. Each answer: the name the voter was asked under, when its answer
+/// arrived (promoter's clock), and the answer or why none came. A voter answering under another
+/// name than it was asked under does not count (the voter lists differ). Shared by every
+/// promoter: the proxy's automatic failover and `tern dr failover`.
+pub fn tally_promises<M: Moment>(
+    answers: impl IntoIterator<Item = (String, M, Result<PromiseAnswer, String>)>,
+) -> (Vec<Promise<M>>, Vec<String>) {
+    let mut promises = Vec::new();
+    let mut not = Vec::new();
+    for (name, at, answer) in answers {
+        match answer {
+            Ok(r) if r.voter != name => {
+                not.push(format!("{name}: calls itself {:?} (check --dr-voters and --dr-name)", r.voter))
+            }
+            Ok(PromiseAnswer { promised: Ok(()), since_grant, lease, .. }) => {
+                promises.push(Promise { voter: name, received_at: at, since_grant, lease })
+            }
+            Ok(PromiseAnswer { promised: Err(why), .. }) => not.push(format!("{name}: refused ({why})")),
+            Err(e) => not.push(format!("{name}: {e}")),
+        }
+    }
+    (promises, not)
+}
+
 impl DrRules {
     /// When the old copy's lease has certainly expired, given `promises` from distinct voters
     /// out of `voters`, margin included; `Err` if too few promised for that to be known.

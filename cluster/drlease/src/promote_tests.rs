@@ -181,3 +181,38 @@ fn on_a_millisecond_clock_the_wait_rounds_up() {
     // 10 s + 5 s × 1.01 / 0.99 (5.10101... s) − 1 s + the margin, rounded up to the millisecond.
     assert_eq!(at, Ms(15_102));
 }
+
+#[test]
+fn a_tally_counts_promises_and_says_why_each_other_voter_does_not_count() {
+    use crate::{Ms, PromiseAnswer, tally_promises};
+    let answer = |voter: &str, promised: Result<(), String>| PromiseAnswer {
+        voter: voter.to_string(),
+        promised,
+        since_grant: Duration::from_millis(300),
+        lease: secs(2.0),
+        granted_epoch: None,
+    };
+    let (promises, not) = tally_promises([
+        ("p1".to_string(), Ms(5), Ok(answer("p1", Ok(())))),
+        ("p2".to_string(), Ms(6), Ok(answer("p9", Ok(())))),
+        ("p3".to_string(), Ms(7), Ok(answer("p3", Err("other voters".into())))),
+        ("p4".to_string(), Ms(8), Err("no answer within 1s".to_string())),
+    ]);
+    assert_eq!(
+        promises,
+        [Promise {
+            voter: "p1".into(),
+            received_at: Ms(5),
+            since_grant: Duration::from_millis(300),
+            lease: secs(2.0)
+        }]
+    );
+    assert_eq!(
+        not,
+        [
+            "p2: calls itself \"p9\" (check --dr-voters and --dr-name)",
+            "p3: refused (other voters)",
+            "p4: no answer within 1s"
+        ]
+    );
+}

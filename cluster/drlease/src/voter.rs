@@ -42,6 +42,10 @@ pub struct Pledge {
     pub since_grant: Duration,
     /// The longest lease it grants.
     pub lease: Duration,
+    /// The epoch of the old copy this voter last granted a lease to, if it did since it
+    /// started: a promise below it would not stop that copy's lease, so the promoter asks again
+    /// above it.
+    pub granted_epoch: Option<u64>,
 }
 
 /// A DR voter's state: in memory (a restarted voter knows floors again from what it sees and
@@ -50,8 +54,9 @@ pub struct Pledge {
 pub struct Voter<M> {
     cfg: VoterConfig,
     started: M,
-    /// (cluster, table) → when this voter last granted that cluster's copy of the table.
-    granted: BTreeMap<(String, String), M>,
+    /// (cluster, table) → when this voter last granted that cluster's copy of the table, and
+    /// the copy's epoch then.
+    granted: BTreeMap<(String, String), (M, u64)>,
     /// table → the lowest epoch a copy may hold the lease at.
     floors: BTreeMap<String, u64>,
 }
@@ -109,7 +114,7 @@ impl<M: Moment> Voter<M> {
             if floor > *epoch {
                 superseded.insert(table.clone(), floor);
             } else {
-                self.granted.insert((cluster.to_string(), table.clone()), now);
+                self.granted.insert((cluster.to_string(), table.clone()), (now, *epoch));
             }
         }
         Renewal { granted: Ok(self.cfg.lease), superseded }
@@ -119,11 +124,9 @@ impl<M: Moment> Voter<M> {
     /// to replace `cluster`'s copy.
     pub fn promise(&mut self, now: M, table: &str, cluster: &str, epoch: u64, voters: &[String]) -> Pledge {
         let since_start = now.since(self.started);
-        let since_grant = self
-            .granted
-            .get(&(cluster.to_string(), table.to_string()))
-            .map_or(since_start, |at| now.since(*at))
-            .min(since_start);
+        let last = self.granted.get(&(cluster.to_string(), table.to_string())).copied();
+        let since_grant = last.map_or(since_start, |(at, _)| now.since(at)).min(since_start);
+        let granted_epoch = last.map(|(_, e)| e);
         let mut theirs = voters.to_vec();
         theirs.sort();
         if theirs != self.cfg.voters {
@@ -131,10 +134,11 @@ impl<M: Moment> Voter<M> {
                 promised: Err(set_differs("the promoter", &theirs, &self.cfg.voters)),
                 since_grant,
                 lease: self.cfg.lease,
+                granted_epoch,
             };
         }
         self.observe(table, epoch);
-        Pledge { promised: Ok(()), since_grant, lease: self.cfg.lease }
+        Pledge { promised: Ok(()), since_grant, lease: self.cfg.lease, granted_epoch }
     }
 }
 

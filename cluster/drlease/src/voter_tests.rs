@@ -66,3 +66,20 @@ fn a_promise_raises_the_floor_and_says_how_long_ago_the_old_copy_was_granted() {
     let refused = fresh.promise(at(21.0), "t", "left", 1, &names(&["p1"]));
     assert!(refused.promised.is_err());
 }
+
+#[test]
+fn a_pledge_names_the_epoch_the_old_copy_was_last_granted_at() {
+    let mut v = voter(at(0.0));
+    let all = names(&["p1", "p2", "w"]);
+    assert_eq!(v.promise(at(1.0), "t", "left", 1, &all).granted_epoch, None, "never granted");
+    v.renew(at(2.0), "left", &all, &active(&[("t", 4)]));
+    // Asked below the copy's epoch: the promise would not stop its lease; the promoter learns
+    // the epoch and asks again above it.
+    let p = v.promise(at(3.0), "t", "left", 2, &all);
+    assert_eq!(p.granted_epoch, Some(4));
+    let r = v.renew(at(3.5), "left", &all, &active(&[("t", 4)]));
+    assert!(r.superseded.is_empty(), "a floor of 2 does not fence a copy at 4");
+    assert_eq!(v.promise(at(4.0), "t", "left", 5, &all).granted_epoch, Some(4));
+    let r = v.renew(at(4.5), "left", &all, &active(&[("t", 4)]));
+    assert_eq!(r.superseded, BTreeMap::from([("t".to_string(), 5)]));
+}

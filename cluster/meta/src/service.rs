@@ -417,4 +417,40 @@ impl pb::meta_server::Meta for MetaService {
         self.write(Command::SetDrLeaseWaiver { waiver }).await?;
         Ok(Response::new(self.group.read(|s| self.dr_lease.status(&s.0))))
     }
+
+    async fn record_failover(
+        &self,
+        req: Request<pb::DrFailoverRecord>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let record = tern_proto::convert::admin::failover_from_pb(req.into_inner());
+        if record.table.is_empty() {
+            return Err(status(Error::InvalidArgument("a failover record names no table".into())));
+        }
+        tracing::warn!(
+            table = record.table,
+            "unplanned failover from {} recorded at epoch {} ({} decrees lost at most, {})",
+            record.from,
+            record.epoch,
+            record.decrees_lost().map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+            if record.exact { "exact" } else { "bounds" }
+        );
+        self.write(Command::RecordFailover { record }).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn list_failovers(
+        &self,
+        req: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::DrFailoverList>, Status> {
+        self.leader()?;
+        let table = req.into_inner().table;
+        let records = self.group.read(|s| {
+            s.0.failovers
+                .iter()
+                .filter(|(t, _)| table.is_empty() || **t == table)
+                .flat_map(|(_, rs)| rs.iter().map(tern_proto::convert::admin::failover_to_pb))
+                .collect()
+        });
+        Ok(Response::new(pb::DrFailoverList { records }))
+    }
 }

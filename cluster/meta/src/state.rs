@@ -102,6 +102,10 @@ pub struct MetaState {
     /// The DR lease waived by an operator, if it is (`state/dr.rs`). Absent in older state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dr_lease_waiver: Option<DrLeaseWaiver>,
+    /// Unplanned failovers into this cluster, by table name, oldest first; the newest
+    /// `FailoverRecord::KEPT_PER_TABLE` are kept (`state/dr.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failovers: BTreeMap<String, Vec<tern_core::FailoverRecord>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +183,10 @@ pub enum Command {
     /// Waives the DR lease (`Some`) or enforces it again (`None`).
     SetDrLeaseWaiver {
         waiver: Option<DrLeaseWaiver>,
+    },
+    /// Keeps the record of an unplanned failover into this cluster (`tern dr failover`).
+    RecordFailover {
+        record: tern_core::FailoverRecord,
     },
 }
 
@@ -310,6 +318,7 @@ impl MetaState {
             }
             Command::RaisePurgeHorizon { table, below } => return self.raise_purge_horizon(*table, *below),
             Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
+            Command::RecordFailover { record } => return self.record_failover(record),
         }
         Response::Done
     }

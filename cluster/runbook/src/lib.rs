@@ -1,16 +1,20 @@
 //! The disaster-recovery runbook behind `tern dr` (issue #27): one place where what the
-//! clusters say of a table is gathered ([`observe`], the only I/O) and judged ([`status`], pure
+//! clusters say of a table is gathered ([`observe`](mod@observe), the only I/O) and judged ([`status`], pure
 //! rules with the time passed in), so the CLI only parses, calls and prints.
 //!
 //! Read first: [`status::assess`] (the health rules, each a line of the report) and
 //! [`switchover::next_step`] (a planned move as steps decided from the observed state alone,
-//! so a re-run finishes an interrupted one), then [`observe::observe`] and the executor
-//! [`run_switchover`]. Invariants: an unknown is never read as healthy (an unreachable
+//! so a re-run finishes an interrupted one), [`failover::next_step`] and
+//! [`failover::loss_report`] (an unplanned move: the voters' promises, the wait for the old
+//! copy's DR lease, the promotion, and what the old side may have lost), then
+//! [`observe::observe()`] and the executors [`run_switchover`] and [`run_failover`]. Invariants: an unknown is never read as healthy (an unreachable
 //! cluster, an unknown lag or a missing lease report make a table degraded or unsafe, never
 //! healthy); the health level only grows with what is wrong (a test pins each rule).
 //!
 //! Must not depend on: rocksdb or any server crate.
 
+pub mod failover;
+mod failover_run;
 pub mod observe;
 pub mod status;
 pub mod switchover;
@@ -20,6 +24,7 @@ mod testkit;
 pub mod verify;
 mod verify_run;
 
+pub use failover_run::{FailoverOptions, FailoverReport, run_failover};
 pub use observe::{ClusterAddr, ClusterObs, Observed, observe};
 pub use status::{CopyReport, DrStatus, Finding, Health, StandbyReport, StatusOptions, TableReport, assess};
 pub use switchover_run::{StepDone, SwitchoverOptions, SwitchoverReport, run_switchover};

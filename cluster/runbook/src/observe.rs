@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tern_client::admin::{AdminClient, DrLeaseState, LinkReport, TableInfo};
-use tern_core::{Result, TableStatus};
+use tern_core::{FailoverRecord, Result, TableStatus};
 
 /// A cluster to ask: its name as the deployment calls it, and its meta servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct ClusterObs {
     pub links: Vec<LinkReport>,
     /// Its DR lease, or why it could not be read.
     pub lease: std::result::Result<DrLeaseState, String>,
+    /// The unplanned failovers into it it keeps a record of (`tern dr failover`).
+    pub failovers: Vec<FailoverRecord>,
 }
 
 impl ClusterObs {
@@ -69,12 +71,14 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
         tables: Vec::new(),
         links: Vec::new(),
         lease: Err("not asked".into()),
+        failovers: Vec::new(),
     };
     match tokio::time::timeout(deadline, ask(c, deadline)).await {
-        Ok(Ok((tables, links, lease))) => {
+        Ok(Ok((tables, links, lease, failovers))) => {
             obs.tables = tables;
             obs.links = links;
             obs.lease = lease;
+            obs.failovers = failovers;
         }
         Ok(Err(e)) => obs.unreachable = Some(e.to_string()),
         Err(_) => obs.unreachable = Some(format!("no answer from {} within {deadline:?}", c.metas.join(","))),
@@ -82,7 +86,8 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
     obs
 }
 
-type Answers = (Vec<TableInfo>, Vec<LinkReport>, std::result::Result<DrLeaseState, String>);
+type Answers =
+    (Vec<TableInfo>, Vec<LinkReport>, std::result::Result<DrLeaseState, String>, Vec<FailoverRecord>);
 
 async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     let admin = AdminClient::connect(c.metas.clone())?.with_deadline(deadline);
@@ -98,5 +103,34 @@ async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     tables.retain(|t| t.status == TableStatus::Serving);
     let links = admin.links(None).await?;
     let lease = admin.dr_lease().await.map_err(|e| e.to_string());
-    Ok((tables, links, lease))
+    // History for the report, not a health input: a meta server too old to keep it has none.
+    let failovers = admin.failovers(None).await.unwrap_or_default();
+    Ok((tables, links, lease, failovers))
+}
+
+/// A wall time (ms since the Unix epoch) as UTC text, `2026-12-07 23:05:09.123 UTC`.
+pub fn wall_text(ms: u64) -> String {
+    let (secs, milli) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (H. Hinnant's algorithm), days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{milli:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wall_times_read_as_utc() {
+        assert_eq!(super::wall_text(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(super::wall_text(1_796_684_009_123), "2026-12-07 22:53:29.123 UTC");
+        assert_eq!(super::wall_text(951_782_400_000), "2000-02-29 00:00:00.000 UTC");
+    }
 }

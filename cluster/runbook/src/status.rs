@@ -145,6 +145,9 @@ pub struct TableReport {
     pub copies: Vec<CopyReport>,
     pub standbys: Vec<StandbyReport>,
     pub findings: Vec<Finding>,
+    /// The newest unplanned failover of the table any reachable cluster keeps a record of
+    /// (`tern dr failover`), with what the old side may have lost.
+    pub last_failover: Option<tern_core::FailoverRecord>,
 }
 
 /// A cluster as the report shows it.
@@ -344,6 +347,13 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
         copies,
         standbys,
         findings,
+        last_failover: obs
+            .clusters
+            .iter()
+            .flat_map(|c| c.failovers.iter())
+            .filter(|r| r.table == table)
+            .max_by_key(|r| (r.epoch, r.at_ms))
+            .cloned(),
     }
 }
 

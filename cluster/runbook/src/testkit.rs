@@ -80,6 +80,7 @@ pub fn cluster(name: &str, tables: Vec<TableInfo>, links: Vec<LinkReport>) -> Cl
         tables,
         links,
         lease: Ok(lease(5_000)),
+        failovers: Vec::new(),
     }
 }
 

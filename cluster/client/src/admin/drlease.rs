@@ -30,3 +30,23 @@ impl AdminClient {
             .map_err(|e| e.context(what))
     }
 }
+
+impl AdminClient {
+    /// Keeps the record of an unplanned failover into this cluster (`tern dr failover`).
+    pub async fn record_failover(&self, record: &tern_core::FailoverRecord) -> Result<()> {
+        let req = tern_proto::convert::admin::failover_to_pb(record);
+        self.call(req, |mut c, r| async move { c.record_failover(r).await }).await.map(|_| ()).map_err(|e| {
+            e.context(format!("record the failover of table {} at epoch {}", record.table, record.epoch))
+        })
+    }
+
+    /// The unplanned failovers into this cluster it keeps (of `table` only, if given), oldest
+    /// first per table.
+    pub async fn failovers(&self, table: Option<&str>) -> Result<Vec<tern_core::FailoverRecord>> {
+        let req = pb::DupListRequest { table: table.unwrap_or_default().to_string() };
+        self.call(req, |mut c, r| async move { c.list_failovers(r).await })
+            .await
+            .map(|r| r.records.into_iter().map(tern_proto::convert::admin::failover_from_pb).collect())
+            .map_err(|e| e.context("list the failover records"))
+    }
+}

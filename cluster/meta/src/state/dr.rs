@@ -56,6 +56,20 @@ impl MetaState {
     }
 }
 
+impl MetaState {
+    /// Keeps an unplanned failover's record: one per (table, epoch), the newest
+    /// `KEPT_PER_TABLE` per table, ordered by epoch.
+    pub(super) fn record_failover(&mut self, r: &tern_core::FailoverRecord) -> Response {
+        let kept = self.failovers.entry(r.table.clone()).or_default();
+        kept.retain(|k| k.epoch != r.epoch);
+        kept.push(r.clone());
+        kept.sort_by_key(|k| k.epoch);
+        let extra = kept.len().saturating_sub(tern_core::FailoverRecord::KEPT_PER_TABLE);
+        kept.drain(..extra);
+        Response::Done
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +123,30 @@ mod tests {
             change: RoleChange { table: "x".into(), role: DrRole::Standby, epoch: 1, expect_epoch: None },
         });
         assert!(matches!(r, Response::Refused(m) if m.contains("\"x\"")));
+    }
+
+    #[test]
+    fn failover_records_are_kept_per_table_and_epoch_and_bounded() {
+        let mut s = state();
+        let rec = |epoch| tern_core::FailoverRecord {
+            table: "t".into(),
+            from: "a".into(),
+            to: "b".into(),
+            epoch,
+            at_ms: epoch,
+            exact: false,
+            writes_end_before_ms: None,
+            partitions: Vec::new(),
+            took_ms: 0,
+            unknown: None,
+        };
+        for e in (1..=12).rev() {
+            assert_eq!(s.apply(&Command::RecordFailover { record: rec(e) }), Response::Done);
+        }
+        s.apply(&Command::RecordFailover { record: rec(12) });
+        let kept: Vec<u64> = s.failovers["t"].iter().map(|r| r.epoch).collect();
+        assert_eq!(kept, (5..=12).collect::<Vec<_>>());
+        let json = serde_json::to_vec(&s).unwrap();
+        assert_eq!(serde_json::from_slice::<MetaState>(&json).unwrap(), s);
     }
 }

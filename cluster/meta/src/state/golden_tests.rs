@@ -174,3 +174,35 @@ fn the_dr_lease_waiver_is_absent_from_older_state_and_pinned_when_set() {
     }
     assert_eq!(s.dr_lease_waiver, None, "withdrawn");
 }
+
+/// Failover records (issue #27, `tern dr failover`) are new: older state reads as "none" and
+/// is written as before; a record and its command are pinned here.
+#[test]
+fn failover_records_are_absent_from_older_state_and_pinned_when_kept() {
+    assert!(serde_json::from_str::<MetaState>(STATE).unwrap().failovers.is_empty());
+    let record = tern_core::FailoverRecord {
+        table: "t".into(),
+        from: "dc1".into(),
+        to: "dc2".into(),
+        epoch: 2,
+        at_ms: 7,
+        exact: false,
+        writes_end_before_ms: Some(9),
+        partitions: vec![tern_core::PartitionLoss {
+            partition: 0,
+            decrees: Err("dc1 unreachable".into()),
+            applied_through_timetag: Ok(5),
+        }],
+        took_ms: 3,
+        unknown: None,
+    };
+    let cmd = Command::RecordFailover { record };
+    let golden = r#"{"RecordFailover":{"record":{"table":"t","from":"dc1","to":"dc2","epoch":2,"at_ms":7,"exact":false,"writes_end_before_ms":9,"partitions":[{"partition":0,"decrees":{"Err":"dc1 unreachable"},"applied_through_timetag":{"Ok":5}}],"took_ms":3}}}"#;
+    assert_eq!(serde_json::to_string(&cmd).unwrap(), golden);
+    assert_eq!(serde_json::from_str::<Command>(golden).unwrap(), cmd);
+    let mut s = state();
+    s.apply(&cmd);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains(r#""failovers":{"t":[{"table":"t","#), "{json}");
+    assert_eq!(serde_json::from_str::<MetaState>(&json).unwrap(), s);
+}

@@ -82,6 +82,66 @@ pub fn link_change_from_pb(r: &pb::DupChangeRequest) -> Result<LinkChange> {
     Ok(LinkChange::new(LinkAction::from_pb(r.action, "action")?, r.max_bytes_per_sec))
 }
 
+// ---- unplanned failover records ----
+
+pub fn failover_to_pb(r: &tern_core::FailoverRecord) -> pb::DrFailoverRecord {
+    let part = |p: &tern_core::PartitionLoss| {
+        let mut out = pb::DrPartitionLoss { partition: p.partition, ..Default::default() };
+        match &p.decrees {
+            Ok(None) => (out.decrees_known, out.decrees_none) = (true, true),
+            Ok(Some((a, b))) => (out.decrees_known, out.first_decree, out.last_decree) = (true, *a, *b),
+            Err(why) => out.decrees_unknown = why.clone(),
+        }
+        match &p.applied_through_timetag {
+            Ok(t) => (out.timetag_known, out.applied_through_timetag) = (true, *t),
+            Err(why) => out.timetag_unknown = why.clone(),
+        }
+        out
+    };
+    pb::DrFailoverRecord {
+        table: r.table.clone(),
+        from_cluster: r.from.clone(),
+        to_cluster: r.to.clone(),
+        epoch: r.epoch,
+        at_ms: r.at_ms,
+        exact: r.exact,
+        writes_end_known: r.writes_end_before_ms.is_some(),
+        writes_end_before_ms: r.writes_end_before_ms.unwrap_or_default(),
+        partitions: r.partitions.iter().map(part).collect(),
+        took_ms: r.took_ms,
+        unknown: r.unknown.clone().unwrap_or_default(),
+    }
+}
+
+pub fn failover_from_pb(r: pb::DrFailoverRecord) -> tern_core::FailoverRecord {
+    let unknown = |why: String| if why.is_empty() { "not reported".to_string() } else { why };
+    let part = |p: pb::DrPartitionLoss| tern_core::PartitionLoss {
+        partition: p.partition,
+        decrees: match (p.decrees_known, p.decrees_none) {
+            (true, true) => Ok(None),
+            (true, false) => Ok(Some((p.first_decree, p.last_decree))),
+            (false, _) => Err(unknown(p.decrees_unknown)),
+        },
+        applied_through_timetag: if p.timetag_known {
+            Ok(p.applied_through_timetag)
+        } else {
+            Err(unknown(p.timetag_unknown))
+        },
+    };
+    tern_core::FailoverRecord {
+        table: r.table,
+        from: r.from_cluster,
+        to: r.to_cluster,
+        epoch: r.epoch,
+        at_ms: r.at_ms,
+        exact: r.exact,
+        writes_end_before_ms: r.writes_end_known.then_some(r.writes_end_before_ms),
+        partitions: r.partitions.into_iter().map(part).collect(),
+        took_ms: r.took_ms,
+        unknown: (!r.unknown.is_empty()).then_some(r.unknown),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tern_core::ErrorCode;
@@ -123,5 +183,37 @@ mod tests {
         assert!(table_status_from_pb(0, 0, "table.status").is_err());
         let e = link_change_from_pb(&pb::DupChangeRequest { id: 1, ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("action"), "{e}");
+    }
+
+    #[test]
+    fn a_failover_record_round_trips_with_its_unknowns() {
+        let r = tern_core::FailoverRecord {
+            table: "t".into(),
+            from: "a".into(),
+            to: "b".into(),
+            epoch: 3,
+            at_ms: 9,
+            exact: false,
+            writes_end_before_ms: Some(12),
+            partitions: vec![
+                tern_core::PartitionLoss { partition: 0, decrees: Ok(None), applied_through_timetag: Ok(5) },
+                tern_core::PartitionLoss {
+                    partition: 1,
+                    decrees: Ok(Some((4, 9))),
+                    applied_through_timetag: Err("not heard".into()),
+                },
+                tern_core::PartitionLoss {
+                    partition: 2,
+                    decrees: Err("old side unreachable".into()),
+                    applied_through_timetag: Ok(0),
+                },
+            ],
+            took_ms: 7,
+            unknown: None,
+        };
+        assert_eq!(super::failover_from_pb(super::failover_to_pb(&r)), r);
+        let none =
+            tern_core::FailoverRecord { writes_end_before_ms: None, unknown: Some("no link".into()), ..r };
+        assert_eq!(super::failover_from_pb(super::failover_to_pb(&none)), none);
     }
 }
