@@ -141,6 +141,7 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     .await
     .ok()
     .json();
+    eprintln!("first backup: {first}\nsecond backup: {second}");
     let id2: BackupId = second["backup_id"].as_str().unwrap().parse().unwrap();
     assert!(count(&second, "files_skipped") > 0, "an incremental backup skips stored files: {second}");
     assert!(

@@ -311,6 +311,8 @@ async fn an_interrupted_partition_upload_leaves_no_manifest_and_a_rerun_puts_onl
         tern_backup::model::PartitionManifest::placeholder(1),
     ])?;
     uploader.begin(&intent).await?;
+    assert_eq!(store.calls(Op::Put), 1, "the intent");
+    store.reset_calls();
 
     // The third file's put fails for good: the partition's upload fails mid-way.
     store.inject(Fault::fail(false).on(Op::Put).on_key("files/").nth(3));
