@@ -32,6 +32,7 @@ pub use store::{
     MultipartConfig, ObjectMeta, ObjectStore, Op, PutBody, PutReceipt, Transfer,
 };
 pub use take::{
-    BackupCluster, ClusterTable, PartitionJob, PartitionProgress, TakeOptions, TakeProgress, TakeSummary, take_backup,
+    BackupCluster, ClusterTable, PartitionJob, PartitionProgress, TakeOptions, TakeProgress, TakeSummary,
+    take_backup,
 };
 pub use target::{TargetKind, TargetSpec, open_target};

@@ -148,7 +148,8 @@ pub fn after_failure(attempt: u32, max_attempts: u32, retryable: bool) -> AfterF
 /// The wait before attempt `attempt + 1`: 250 ms doubling, at most 4 s (a new primary is
 /// usually elected within a few seconds).
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(Duration::from_secs(4))
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.saturating_sub(1).min(4)))
+        .min(Duration::from_secs(4))
 }
 
 /// The partitions an intent still needs (its placeholders).
@@ -158,7 +159,8 @@ pub fn partitions_to_run(intent: &Manifest) -> Vec<u32> {
 
 /// Whether a stored intent can be resumed against the table as the cluster describes it now.
 pub fn check_resumable(intent: &Manifest, table: &ClusterTable) -> Result<()> {
-    if intent.table.name != table.schema.name || intent.table.partition_count != table.schema.partition_count {
+    if intent.table.name != table.schema.name || intent.table.partition_count != table.schema.partition_count
+    {
         return Err(Error::invalid(
             "backup to resume",
             format!(
@@ -174,7 +176,10 @@ pub fn check_resumable(intent: &Manifest, table: &ClusterTable) -> Result<()> {
     if intent.cluster != table.cluster {
         return Err(Error::invalid(
             "backup to resume",
-            format!("backup {} was taken from cluster {}, not {}", intent.backup_id, intent.cluster, table.cluster),
+            format!(
+                "backup {} was taken from cluster {}, not {}",
+                intent.backup_id, intent.cluster, table.cluster
+            ),
         ));
     }
     Ok(())
@@ -264,8 +269,12 @@ pub async fn take_backup(
     for p in intent.partitions.iter().filter(|p| !p.is_placeholder()) {
         let bytes = p.files.iter().map(|f| f.size_bytes).sum();
         let files = p.files.len() as u64;
-        initial[p.index as usize] =
-            PartitionProgress { files_total: files, files_done: files, bytes_total: bytes, bytes_done: bytes };
+        initial[p.index as usize] = PartitionProgress {
+            files_total: files,
+            files_done: files,
+            bytes_total: bytes,
+            bytes_done: bytes,
+        };
         done[p.index as usize] = true;
     }
     let shared = Shared {

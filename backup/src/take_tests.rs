@@ -105,7 +105,12 @@ impl BackupCluster for FakeCluster {
         let u = up.upload_partition(&checkpoint).await?;
         let bytes = u.bytes_uploaded + u.bytes_skipped;
         let files = u.files_uploaded + u.files_skipped;
-        progress(PartitionProgress { files_total: files, files_done: files, bytes_total: bytes, bytes_done: bytes });
+        progress(PartitionProgress {
+            files_total: files,
+            files_done: files,
+            bytes_total: bytes,
+            bytes_done: bytes,
+        });
         Ok(u)
     }
 }
@@ -159,7 +164,8 @@ async fn a_moved_primary_is_re_resolved_and_the_partition_run_on_the_new_one() -
     let store: Arc<dyn ObjectStore> = Arc::new(MemObjectStore::new());
     let cluster = FakeCluster::new(dir.path(), store.clone(), 3);
     lock(&cluster.flaky).insert(1, 2);
-    let s = take_backup(&cluster, store.clone(), &TargetSpec::new("/unused"), "users", &opts(), &|_| {}).await?;
+    let s =
+        take_backup(&cluster, store.clone(), &TargetSpec::new("/unused"), "users", &opts(), &|_| {}).await?;
     assert_eq!(cluster.calls_of(1), vec!["node-1", "node-1-new", "node-1-new-new"]);
     assert_eq!(cluster.calls_of(0), vec!["node-0"]);
     assert_eq!(s.retries, 1, "one partition was retried");
@@ -169,8 +175,8 @@ async fn a_moved_primary_is_re_resolved_and_the_partition_run_on_the_new_one() -
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_partition_failing_past_its_attempts_leaves_no_manifest_and_a_resume_takes_only_it() -> anyhow::Result<()>
-{
+async fn a_partition_failing_past_its_attempts_leaves_no_manifest_and_a_resume_takes_only_it()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn ObjectStore> = Arc::new(MemObjectStore::new());
     let mut cluster = FakeCluster::new(dir.path(), store.clone(), 3);

@@ -62,7 +62,9 @@ async fn aws_ls(server: &S3Server) -> String {
         .kill_on_drop(true)
         .output()
         .await
-        .unwrap_or_else(|e| panic!("run the AWS CLI (`aws`): {e}; install it with scripts/install-test-deps.sh"));
+        .unwrap_or_else(|e| {
+            panic!("run the AWS CLI (`aws`): {e}; install it with scripts/install-test-deps.sh")
+        });
     assert!(out.status.success(), "aws s3 ls failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -75,7 +77,8 @@ fn count(j: &serde_json::Value, field: &str) -> u64 {
 fn assert_no_local_checkpoints(cluster: &Cluster) {
     for p in cluster.replicas() {
         let dir = cluster.process(p).data_dir.join("backups");
-        let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let left: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(left.is_empty(), "backup checkpoints left on {p:?}: {left:?}");
     }
 }
@@ -97,7 +100,13 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     writers.wait_acks(&cluster, 0, 200, SETTLE).await;
     let out = tern(
         &cluster,
-        &backup_args(&server, "now", BUCKET, &secret, &["--table", TABLE, "--meta", &meta, "--output", "json"]),
+        &backup_args(
+            &server,
+            "now",
+            BUCKET,
+            &secret,
+            &["--table", TABLE, "--meta", &meta, "--output", "json"],
+        ),
     )
     .await
     .ok();
@@ -110,7 +119,8 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     assert_eq!(first["table"], TABLE);
     assert_eq!(count(&first, "partitions"), u64::from(PARTITIONS));
     assert!(count(&first, "files_uploaded") > 0, "{first}");
-    let decrees: Vec<u64> = first["decrees"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+    let decrees: Vec<u64> =
+        first["decrees"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
     assert_eq!(decrees.len(), PARTITIONS as usize);
     assert!(decrees.iter().all(|d| *d > 0), "every partition at a decree with the seed writes: {decrees:?}");
     assert_no_local_checkpoints(&cluster);
@@ -125,7 +135,10 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
         assert!(p.files.iter().any(|f| f.name == "CURRENT"), "a RocksDB checkpoint: {p:?}");
     }
     assert_eq!(m1.cluster, "e2e");
-    assert!(s.list("backups/").await.unwrap().iter().all(|o| o.key.ends_with("manifest.json")), "no intent left");
+    assert!(
+        s.list("backups/").await.unwrap().iter().all(|o| o.key.ends_with("manifest.json")),
+        "no intent left"
+    );
 
     // 2. The AWS CLI sees plain objects.
     let listing = aws_ls(&server).await;
@@ -136,7 +149,13 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     write_batch(&client, TABLE, "more", 40).await.assert_no_fatal_errors();
     let second = tern(
         &cluster,
-        &backup_args(&server, "now", BUCKET, &secret, &["--table", TABLE, "--meta", &meta, "--output", "json"]),
+        &backup_args(
+            &server,
+            "now",
+            BUCKET,
+            &secret,
+            &["--table", TABLE, "--meta", &meta, "--output", "json"],
+        ),
     )
     .await
     .ok()
@@ -151,14 +170,20 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     assert_no_local_checkpoints(&cluster);
 
     // list, describe.
-    let listed = tern(&cluster, &backup_args(&server, "list", BUCKET, &secret, &["--output", "json"])).await.ok().json();
-    let ids: Vec<&str> = listed["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let listed = tern(&cluster, &backup_args(&server, "list", BUCKET, &secret, &["--output", "json"]))
+        .await
+        .ok()
+        .json();
+    let ids: Vec<&str> =
+        listed["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![id1.as_str(), id2.as_str()]);
-    let described = tern(&cluster, &backup_args(&server, "describe", BUCKET, &secret, &[id2.as_str()])).await.ok();
+    let described =
+        tern(&cluster, &backup_args(&server, "describe", BUCKET, &secret, &[id2.as_str()])).await.ok();
     assert!(described.stdout.contains(&format!("partition {}", PARTITIONS - 1)), "{described:?}");
 
     // 4. verify: clean, then one object damaged behind the backup's back.
-    let clean = tern(&cluster, &backup_args(&server, "verify", BUCKET, &secret, &[id2.as_str(), "--deep"])).await;
+    let clean =
+        tern(&cluster, &backup_args(&server, "verify", BUCKET, &secret, &[id2.as_str(), "--deep"])).await;
     assert_eq!(clean.code, 0, "{clean:?}");
     assert!(clean.stdout.contains("intact"), "{clean:?}");
     let m2 = load_manifest(&s, &id2).await.unwrap();
@@ -227,7 +252,11 @@ async fn a_missing_bucket_wrong_keys_an_unreachable_endpoint_and_bad_flags_are_c
     .await;
     assert_eq!(relative.code, 1, "{relative:?}");
     assert!(relative.stderr.contains("--target"), "{relative:?}");
-    let zero = tern(&cluster, &backup_args(&server, "now", BUCKET, &secret, &["--table", TABLE, "--limit-mbps", "0"])).await;
+    let zero = tern(
+        &cluster,
+        &backup_args(&server, "now", BUCKET, &secret, &["--table", TABLE, "--limit-mbps", "0"]),
+    )
+    .await;
     assert_eq!(zero.code, 2, "{zero:?}");
     assert!(zero.stderr.contains("--limit-mbps"), "{zero:?}");
     let bad_id = tern(&cluster, &backup_args(&server, "verify", BUCKET, &secret, &["not-an-id"])).await;

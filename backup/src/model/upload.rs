@@ -209,9 +209,9 @@ impl Uploader {
         let files: Vec<(Checksum, u64, PathBuf)> = sizes
             .iter()
             .map(|(c, &size)| {
-                let path = sources.get(c).ok_or_else(|| {
-                    Error::invalid("backup request", format!("no local file for {c}"))
-                })?;
+                let path = sources
+                    .get(c)
+                    .ok_or_else(|| Error::invalid("backup request", format!("no local file for {c}")))?;
                 Ok((*c, size, path.clone()))
             })
             .collect::<Result<_>>()?;

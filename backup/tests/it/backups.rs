@@ -287,12 +287,18 @@ fn partition(dir: &Path, index: u32, n: u8) -> anyhow::Result<PartitionCheckpoin
     Ok(PartitionCheckpoint { index, decree: 40 + u64::from(index), timetags: None, files })
 }
 
-fn manifest_of(parts: Vec<tern_backup::model::PartitionManifest>) -> anyhow::Result<tern_backup::model::Manifest> {
+fn manifest_of(
+    parts: Vec<tern_backup::model::PartitionManifest>,
+) -> anyhow::Result<tern_backup::model::Manifest> {
     Ok(tern_backup::model::Manifest {
         format_version: tern_backup::model::MANIFEST_FORMAT_VERSION,
         backup_id: BackupId::new(at(5), "users", 7)?,
         cluster: "eu-1".into(),
-        table: TableSchema { name: "users".into(), partition_count: parts.len() as u32, default_ttl_secs: None },
+        table: TableSchema {
+            name: "users".into(),
+            partition_count: parts.len() as u32,
+            default_ttl_secs: None,
+        },
         partitions: parts,
         tool_version: "test".into(),
         created_at: at(5),

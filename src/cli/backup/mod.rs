@@ -55,7 +55,13 @@ pub struct TargetArgs {
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "KEY", requires = "secret_access_key")]
     access_key_id: Option<String>,
     /// Secret access key (with --access-key-id).
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true, value_name = "SECRET", requires = "access_key_id")]
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        value_name = "SECRET",
+        requires = "access_key_id"
+    )]
     secret_access_key: Option<String>,
 }
 
@@ -207,7 +213,8 @@ fn planned(cmd: &str) -> anyhow::Result<()> {
 
 impl NowCmd {
     fn run(self, fmt: OutputFormat) -> anyhow::Result<()> {
-        tern_backup::model::layout::validate_table(&self.table).map_err(|e| anyhow::anyhow!("--table: {e}"))?;
+        tern_backup::model::layout::validate_table(&self.table)
+            .map_err(|e| anyhow::anyhow!("--table: {e}"))?;
         let resume = self.resume.as_deref().map(|s| backup_id("--resume", s)).transpose()?;
         let opts = TakeOptions {
             concurrency: self.concurrency as usize,
@@ -219,7 +226,8 @@ impl NowCmd {
         let show_bar = !self.no_progress && fmt == OutputFormat::Text && std::io::stderr().is_terminal();
         runtime()?.block_on(async {
             let (spec, store) = self.target.open().await?;
-            let admin = AdminClient::connect(self.meta.meta.clone()).context("connect to the meta servers")?;
+            let admin =
+                AdminClient::connect(self.meta.meta.clone()).context("connect to the meta servers")?;
             let bar = print::Bar::new(show_bar);
             let on_progress = |p: &tern_backup::TakeProgress| bar.update(p);
             let result =

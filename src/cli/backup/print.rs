@@ -71,7 +71,10 @@ pub fn taken(fmt: OutputFormat, s: &TakeSummary) {
         })),
         OutputFormat::Text => {
             println!("backup {} complete", m.backup_id);
-            println!("  table       {} ({} partitions) of cluster {}", m.table.name, m.table.partition_count, m.cluster);
+            println!(
+                "  table       {} ({} partitions) of cluster {}",
+                m.table.name, m.table.partition_count, m.cluster
+            );
             println!(
                 "  files       {} uploaded ({}), {} already stored ({})",
                 s.files_uploaded,
@@ -86,7 +89,8 @@ pub fn taken(fmt: OutputFormat, s: &TakeSummary) {
                     s.retries, s.resumed_partitions
                 );
             }
-            let list = decrees.iter().enumerate().map(|(i, d)| format!("{i}:{d}")).collect::<Vec<_>>().join(" ");
+            let list =
+                decrees.iter().enumerate().map(|(i, d)| format!("{i}:{d}")).collect::<Vec<_>>().join(" ");
             println!("  decrees     {list}");
         }
     }
@@ -186,7 +190,11 @@ pub fn verify(fmt: OutputFormat, r: &VerifyReport) {
                     "backup {} intact: {} objects checked ({mode}{})",
                     r.backup_id,
                     r.objects_checked,
-                    if r.mode == VerifyMode::Deep { format!(", {}", human_bytes(r.bytes_checked)) } else { String::new() }
+                    if r.mode == VerifyMode::Deep {
+                        format!(", {}", human_bytes(r.bytes_checked))
+                    } else {
+                        String::new()
+                    }
                 );
             } else {
                 println!(

@@ -54,7 +54,11 @@ pub fn backed_up_to_pb(u: &PartitionUpload) -> pb::BackedUpPartition {
         files: p
             .files
             .iter()
-            .map(|f| pb::BackupFile { name: f.name.clone(), size_bytes: f.size_bytes, sha256: f.sha256.to_hex() })
+            .map(|f| pb::BackupFile {
+                name: f.name.clone(),
+                size_bytes: f.size_bytes,
+                sha256: f.sha256.to_hex(),
+            })
             .collect(),
         files_uploaded: u.files_uploaded,
         files_skipped: u.files_skipped,
@@ -182,7 +186,11 @@ mod tests {
                 index: 3,
                 decree: 77,
                 timetags: Some(TimetagRange { min: 1, max: 9 }),
-                files: vec![FileEntry { name: "1.sst".into(), size_bytes: 5, sha256: Checksum::of(b"hello") }],
+                files: vec![FileEntry {
+                    name: "1.sst".into(),
+                    size_bytes: 5,
+                    sha256: Checksum::of(b"hello"),
+                }],
             },
             files_uploaded: 1,
             files_skipped: 0,

@@ -233,8 +233,7 @@ impl pb::control_server::Control for Services {
     }
 }
 
-type BackupProgressStream =
-    Pin<Box<dyn Stream<Item = Result<pb::BackupPartitionProgress, Status>> + Send>>;
+type BackupProgressStream = Pin<Box<dyn Stream<Item = Result<pb::BackupPartitionProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::replica_backup_server::ReplicaBackup for Services {

@@ -89,7 +89,9 @@ async fn run(
 ) -> Result<pb::BackupPartitionProgress> {
     let gpid = handle.gpid;
     let parent = env.opts.data_dir.join(DIR);
-    tokio::fs::create_dir_all(&parent).await.map_err(|e| Error::io(format!("create {}", parent.display()), e))?;
+    tokio::fs::create_dir_all(&parent)
+        .await
+        .map_err(|e| Error::io(format!("create {}", parent.display()), e))?;
     let n = env.next_checkpoint.fetch_add(1, Ordering::Relaxed);
     let dir = parent.join(format!("{gpid}-{id}-{n}"));
     let _remove = RemoveOnDrop(dir.clone());
@@ -98,10 +100,9 @@ async fn run(
     let files = checkpoint::files(&dir)?;
     tracing::info!(%gpid, backup = %id, decree = decree.0, files = files.len(), "backup checkpoint taken");
 
-    let store = tern_backup::open_target(target).await.map_err(backup_error(format!(
-        "open backup target {} on {}",
-        target.url, env.id
-    )))?;
+    let store = tern_backup::open_target(target)
+        .await
+        .map_err(backup_error(format!("open backup target {} on {}", target.url, env.id)))?;
     let progress = tx.clone();
     let mut uploader = Uploader::new(store).with_progress(Arc::new(move |p: &UploadProgress| {
         // Progress is best effort: a full channel drops a report, never the result.
