@@ -266,3 +266,36 @@ async fn a_missing_bucket_wrong_keys_an_unreachable_endpoint_and_bad_flags_are_c
     assert_eq!(planned.code, 1, "{planned:?}");
     assert!(planned.stderr.contains("not available yet"), "{planned:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_whose_primary_died_is_taken_again_on_its_new_primary() {
+    let server = S3Server::start(S3ServerKind::S3sFs).await.unwrap();
+    server.create_bucket(BUCKET).await.unwrap();
+    // A long grace: the meta server keeps routing to the dead primary for a while, so the
+    // backup's first attempt at its partition surely hits it.
+    let mut cluster = Cluster::start(ClusterOptions {
+        metas: 1,
+        replicas: 3,
+        grace: "8s".into(),
+        ..Default::default()
+    })
+    .await;
+    cluster.create_table(TABLE, PARTITIONS, 3).await;
+    write_batch(&cluster.client(), TABLE, "seed", 500).await.assert_no_fatal_errors();
+    let victim = cluster.primary_of(TABLE, 0).await.unwrap();
+    cluster.kill9(victim);
+
+    let meta = cluster.meta_arg();
+    let secret = server.secret_access_key.clone();
+    let args = ["--table", TABLE, "--meta", meta.as_str(), "--attempts", "12", "--output", "json"];
+    let out = tern(&cluster, &backup_args(&server, "now", BUCKET, &secret, &args)).await.ok().json();
+    eprintln!("backup with a dead primary: {out}");
+    assert!(count(&out, "retries") >= 1, "partition 0 was re-run: {out}");
+    let id: BackupId = out["backup_id"].as_str().unwrap().parse().unwrap();
+    let m = load_manifest(&store(&server).await, &id).await.unwrap();
+    assert!(m.partitions.iter().all(|p| p.decree > 0 && !p.files.is_empty()), "{m:?}");
+    let now_primary = cluster.primary_of(TABLE, 0).await;
+    assert!(now_primary.is_some() && now_primary != Some(victim), "a new primary: {now_primary:?}");
+    let verified = tern(&cluster, &backup_args(&server, "verify", BUCKET, &secret, &[id.as_str()])).await;
+    assert_eq!(verified.code, 0, "{verified:?}");
+}
