@@ -95,6 +95,46 @@ async fn backups_under_load_are_complete_incremental_listed_and_verified() {
     let meta = cluster.meta_arg();
     let secret = server.secret_access_key.clone();
 
+    // 0. A secondary refuses to back up its partition, naming the partition and the primary.
+    let route = cluster.route(TABLE).await.unwrap();
+    let config = &route.partitions[0];
+    let addr_of =
+        |node: u64| route.addresses.iter().find(|a| a.node == node).map(|a| a.addr.clone()).unwrap();
+    let secondary = addr_of(config.secondaries[0]);
+    let mut rpc =
+        tern_proto::pb::replica_backup_client::ReplicaBackupClient::connect(format!("http://{secondary}"))
+            .await
+            .unwrap();
+    let refused = rpc
+        .backup_partition(tern_proto::pb::BackupPartitionRequest {
+            gpid: config.gpid,
+            backup_id: "20261207T193000Z-users-00000001".into(),
+            target: Some(tern_proto::pb::BackupTarget {
+                url: format!("s3://{BUCKET}/{PREFIX}"),
+                endpoint: server.endpoint().into(),
+                region: "us-east-1".into(),
+                access_key_id: server.access_key_id.clone(),
+                secret_access_key: server.secret_access_key.clone(),
+            }),
+            limit_bytes_per_sec: 0,
+        })
+        .await;
+    let message = match refused {
+        Ok(resp) => match resp.into_inner().message().await {
+            Err(status) => status.message().to_string(),
+            Ok(m) => panic!("a secondary backed up its partition: {m:?}"),
+        },
+        Err(status) => status.message().to_string(),
+    };
+    let gpid = config.gpid.unwrap();
+    let primary = addr_of(config.primary);
+    assert!(
+        message.contains("not its primary")
+            && message.contains(&format!("{}.{}", gpid.table, gpid.partition))
+            && message.contains(&primary),
+        "{message}"
+    );
+
     // 1. A backup while writers keep writing.
     let writers = Writers::start(client.clone(), TABLE, PARTITIONS, 4, "load");
     writers.wait_acks(&cluster, 0, 200, SETTLE).await;
@@ -273,13 +313,9 @@ async fn a_partition_whose_primary_died_is_taken_again_on_its_new_primary() {
     server.create_bucket(BUCKET).await.unwrap();
     // A long grace: the meta server keeps routing to the dead primary for a while, so the
     // backup's first attempt at its partition surely hits it.
-    let mut cluster = Cluster::start(ClusterOptions {
-        metas: 1,
-        replicas: 3,
-        grace: "8s".into(),
-        ..Default::default()
-    })
-    .await;
+    let mut cluster =
+        Cluster::start(ClusterOptions { metas: 1, replicas: 3, grace: "8s".into(), ..Default::default() })
+            .await;
     cluster.create_table(TABLE, PARTITIONS, 3).await;
     write_batch(&cluster.client(), TABLE, "seed", 500).await.assert_no_fatal_errors();
     let victim = cluster.primary_of(TABLE, 0).await.unwrap();
