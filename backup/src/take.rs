@@ -383,7 +383,14 @@ pub async fn take_backup(
         .map(run_one)
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect()
-        .await?;
+        .await
+        .map_err(|e| Error::Cluster {
+            doing: format!(
+                "backup {id} left unfinished (no manifest; its intent is kept, resume it by this id)"
+            ),
+            retryable: e.retryable(),
+            detail: e.to_string(),
+        })?;
 
     let mut summary = TakeSummary {
         manifest: shared.intent.lock().await.clone(),
