@@ -62,6 +62,12 @@ pub enum Error {
     #[error("{endpoint} refused {doing} ({code}, HTTP {status}): {detail}")]
     Service { endpoint: String, doing: String, code: String, status: u16, detail: String },
 
+    /// The cluster a backup is taken from failed a step (resolving a table, a primary's
+    /// checkpoint or upload). Retryable when the cause is (a primary that moved, a server
+    /// unreachable): the coordinator then re-resolves and runs the partition again.
+    #[error("{doing}: {detail}")]
+    Cluster { doing: String, detail: String, retryable: bool },
+
     /// A fault injected by [`crate::FaultyObjectStore`].
     #[error("injected {} fault on {op} {key}", if *.retryable { "retryable" } else { "permanent" })]
     Injected { op: &'static str, key: String, retryable: bool },
@@ -72,7 +78,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::Unreachable { .. } | Error::Throttled { .. } | Error::Transient { .. } => true,
-            Error::Injected { retryable, .. } => *retryable,
+            Error::Injected { retryable, .. } | Error::Cluster { retryable, .. } => *retryable,
             Error::Io { source, .. } => {
                 matches!(source.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut)
             }
@@ -101,6 +107,7 @@ impl Error {
             Error::Io { .. } => "IO",
             Error::Service { .. } => "SERVICE",
             Error::Injected { .. } => "INJECTED",
+            Error::Cluster { .. } => "CLUSTER",
         }
     }
 
@@ -109,7 +116,7 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    pub(crate) fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), detail: detail.into() }
     }
 

@@ -1,6 +1,7 @@
 //! The command-line interface: nouns and verbs, as in `tern kv set` or `tern dr failover`.
 
 mod admin;
+mod backup;
 mod bench;
 mod common;
 mod dr;
@@ -8,7 +9,6 @@ mod drlease;
 mod dup;
 mod export;
 mod kv;
-mod planned;
 mod proxy;
 mod proxy_status;
 mod servers;
@@ -95,12 +95,12 @@ pub enum Command {
     /// Compose file (`compose`).
     #[command(subcommand)]
     Export(export::ExportCmd),
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     Down(up::DownCmd),
     Ps(up::PsCmd),
     #[command(flatten)]
     Bench(bench::BenchCommand),
-    #[command(flatten)]
-    Planned(planned::Planned),
 }
 
 fn long_version() -> &'static str {
@@ -126,10 +126,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(a) => a.run(cli.output),
         Command::Up(u) => u.run(),
         Command::Export(e) => e.run(),
+        Command::Backup(b) => b.run(cli.output),
         Command::Down(d) => d.run(),
         Command::Ps(p) => p.run(cli.output),
         Command::Bench(b) => b.run(cli.output),
-        Command::Planned(p) => p.run(),
     }
 }
 

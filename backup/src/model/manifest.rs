@@ -74,6 +74,18 @@ pub struct FileEntry {
     pub sha256: Checksum,
 }
 
+impl PartitionManifest {
+    /// A partition not uploaded yet, as a backup's intent lists it: no files (a RocksDB
+    /// checkpoint always has some). Never in a committed manifest.
+    pub fn placeholder(index: u32) -> Self {
+        PartitionManifest { index, decree: 0, timetags: None, files: Vec::new() }
+    }
+
+    pub fn is_placeholder(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
 impl Manifest {
     /// Every distinct file the backup references, with its size.
     pub fn files(&self) -> impl Iterator<Item = &FileEntry> {

@@ -19,5 +19,6 @@ pub use manifest::{
 };
 pub use retention::{RetentionInput, RetentionPlan, RetentionPolicy, plan_retention};
 pub use upload::{
-    BackupRequest, LocalFile, PartitionCheckpoint, ProgressSink, UploadProgress, UploadSummary, Uploader,
+    BackupRequest, LocalFile, PartitionCheckpoint, PartitionUpload, ProgressSink, UploadProgress,
+    UploadSummary, Uploader,
 };

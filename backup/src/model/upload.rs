@@ -13,6 +13,11 @@
 //!
 //! An interrupted run leaves files and an intent but no manifest: no backup. Running it again
 //! with the same request uploads only what is missing.
+//!
+//! A backup of a cluster's table splits these steps between processes (`crate::take`): the
+//! coordinator writes the intent ([`Uploader::begin`]), each partition's primary uploads its
+//! checkpoint ([`Uploader::upload_partition`], steps 1, 3 and 4 for its files), and the
+//! coordinator commits ([`Uploader::commit`], steps 4 to 6 for the whole backup).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -87,6 +92,16 @@ impl<F: Fn(&UploadProgress) + Send + Sync> ProgressSink for F {
     fn on_progress(&self, progress: &UploadProgress) {
         self(progress)
     }
+}
+
+/// What uploading one partition did: its manifest entry and counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionUpload {
+    pub partition: PartitionManifest,
+    pub files_uploaded: u64,
+    pub files_skipped: u64,
+    pub bytes_uploaded: u64,
+    pub bytes_skipped: u64,
 }
 
 /// What an upload did.
@@ -179,47 +194,197 @@ impl Uploader {
         Ok((manifest, sources))
     }
 
-    /// Runs (or resumes) a backup. See the module docs for the order of writes.
+    /// Runs (or resumes) a backup of files all on this machine. See the module docs for the
+    /// order of writes; [`Uploader::begin`], [`Uploader::upload_partition`] and
+    /// [`Uploader::commit`] are the same steps for a backup whose partitions are uploaded by
+    /// different processes (the replica servers holding their primaries).
     pub async fn run(&self, request: &BackupRequest) -> Result<UploadSummary> {
         let (manifest, sources) = Self::manifest_of(request).await?;
-        let manifest_bytes = manifest.encode()?;
+        if let Some(done) = self.finished(&manifest).await? {
+            return Ok(done);
+        }
+        self.put_intent(&manifest).await?;
+
+        let sizes: BTreeMap<Checksum, u64> = manifest.files().map(|f| (f.sha256, f.size_bytes)).collect();
+        let files: Vec<(Checksum, u64, PathBuf)> = sizes
+            .iter()
+            .map(|(c, &size)| {
+                let path = sources
+                    .get(c)
+                    .ok_or_else(|| Error::invalid("backup request", format!("no local file for {c}")))?;
+                Ok((*c, size, path.clone()))
+            })
+            .collect::<Result<_>>()?;
+        let counts = self.upload_files(&files).await?;
+        self.commit(&manifest).await?;
+        Ok(UploadSummary {
+            manifest,
+            files_uploaded: counts.files_uploaded,
+            files_skipped: counts.files_skipped,
+            bytes_uploaded: counts.bytes_uploaded,
+            bytes_skipped: counts.bytes_skipped,
+        })
+    }
+
+    /// If the backup's manifest is already stored: `Some` (only the intent's deletion may have
+    /// been missing, which this finishes) when it is this manifest, an error when it is another.
+    async fn finished(&self, manifest: &Manifest) -> Result<Option<UploadSummary>> {
         let store = &*self.store;
         let id = &manifest.backup_id;
-
-        let pending = pending_key(id);
         let manifest_at = manifest_key(id);
-        let no_transfer = Transfer::none();
+        let manifest_bytes = manifest.encode()?;
         match retry(&self.retry, "get manifest", || store.get(&manifest_at, None)).await {
-            // Done before (only the intent's deletion may be missing): finish idempotently.
             Ok(existing) if existing.as_ref() == manifest_bytes.as_slice() => {
+                let pending = pending_key(id);
                 retry(&self.retry, "delete intent", || store.delete(&pending)).await?;
                 let total = manifest.files().map(|f| (f.sha256, f.size_bytes)).collect::<BTreeMap<_, _>>();
-                return Ok(UploadSummary {
+                Ok(Some(UploadSummary {
                     files_uploaded: 0,
                     files_skipped: total.len() as u64,
                     bytes_uploaded: 0,
                     bytes_skipped: total.values().sum(),
-                    manifest,
-                });
+                    manifest: manifest.clone(),
+                }))
             }
-            Ok(_) => {
-                return Err(Error::invalid(
-                    "backup id",
-                    format!("a different backup {id} already exists at {}", store.location(&manifest_at)),
-                ));
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Ok(_) => Err(Error::invalid(
+                "backup id",
+                format!("a different backup {id} already exists at {}", store.location(&manifest_at)),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    async fn put_intent(&self, intent: &Manifest) -> Result<()> {
+        let bytes = intent.encode()?;
+        let store = &*self.store;
+        let pending = pending_key(&intent.backup_id);
+        let no_transfer = Transfer::none();
         retry(&self.retry, "put intent", || {
-            store.put(&pending, PutBody::Bytes(manifest_bytes.clone().into()), &no_transfer)
+            store.put(&pending, PutBody::Bytes(bytes.clone().into()), &no_transfer)
         })
         .await?;
+        Ok(())
+    }
 
+    /// Starts (or updates) a backup taken partition by partition: refuses an id whose manifest
+    /// exists, then writes `intent` as `backups/<id>/pending.json`. The intent is a manifest
+    /// whose partitions not yet uploaded are placeholders ([`PartitionManifest::placeholder`]:
+    /// no files); the coordinator rewrites it as partitions finish, so a resumed backup keeps
+    /// them and retention protects their files.
+    pub async fn begin(&self, intent: &Manifest) -> Result<()> {
+        if self.finished(intent).await?.is_some() {
+            return Err(Error::invalid(
+                "backup id",
+                format!("backup {} is already complete", intent.backup_id),
+            ));
+        }
+        self.put_intent(intent).await
+    }
+
+    /// Rewrites the intent of a running backup (no check of the manifest: see [`Self::begin`]).
+    pub async fn update_intent(&self, intent: &Manifest) -> Result<()> {
+        self.put_intent(intent).await
+    }
+
+    /// Reads a backup's intent, if one is stored (to resume it).
+    pub async fn load_intent(&self, id: &BackupId) -> Result<Option<Manifest>> {
+        let store = &*self.store;
+        let key = pending_key(id);
+        match retry(&self.retry, "get intent", || store.get(&key, None)).await {
+            Ok(bytes) => {
+                let m = Manifest::decode(&bytes, &store.location(&key))?;
+                if &m.backup_id != id {
+                    return Err(Error::Corrupt {
+                        object: store.location(&key),
+                        detail: format!("holds backup {} instead", m.backup_id),
+                    });
+                }
+                Ok(Some(m))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads one partition's checkpoint (files already stored with the right size are
+    /// skipped) and checks its files are all stored; returns its manifest entry. Writes no
+    /// intent and no manifest: on a replica server this is the whole job, and the coordinator
+    /// commits. Progress counts this partition's files only.
+    pub async fn upload_partition(&self, checkpoint: &PartitionCheckpoint) -> Result<PartitionUpload> {
+        let mut files = Vec::with_capacity(checkpoint.files.len());
+        let mut entries = Vec::with_capacity(checkpoint.files.len());
+        let mut seen = BTreeMap::new();
+        for f in &checkpoint.files {
+            let (sha256, size_bytes) = hash_file(&f.path).await?;
+            if seen.insert(sha256, size_bytes).is_none() {
+                files.push((sha256, size_bytes, f.path.clone()));
+            }
+            entries.push(FileEntry { name: f.name.clone(), size_bytes, sha256 });
+        }
+        let counts = self.upload_files(&files).await?;
+        self.check_stored(&seen).await?;
+        Ok(PartitionUpload {
+            partition: PartitionManifest {
+                index: checkpoint.index,
+                decree: checkpoint.decree,
+                timetags: checkpoint.timetags,
+                files: entries,
+            },
+            files_uploaded: counts.files_uploaded,
+            files_skipped: counts.files_skipped,
+            bytes_uploaded: counts.bytes_uploaded,
+            bytes_skipped: counts.bytes_skipped,
+        })
+    }
+
+    /// Makes a backup exist: checks every file the manifest references is stored with its
+    /// size, writes `backups/<id>/manifest.json` (from here on the backup exists; S3 and the
+    /// local store acknowledge a put once it is durable, the local one by fsync'ing the file
+    /// and its directory), then deletes the intent. Idempotent: a manifest already stored with
+    /// these bytes only has the intent deleted; another one is refused.
+    pub async fn commit(&self, manifest: &Manifest) -> Result<()> {
+        if self.finished(manifest).await?.is_some() {
+            return Ok(());
+        }
         let sizes: BTreeMap<Checksum, u64> = manifest.files().map(|f| (f.sha256, f.size_bytes)).collect();
+        // Every file the manifest names must be there before the manifest is.
+        self.check_stored(&sizes).await?;
+        let bytes = manifest.encode()?;
+        let store = &*self.store;
+        let id = &manifest.backup_id;
+        let manifest_at = manifest_key(id);
+        let no_transfer = Transfer::none();
+        retry(&self.retry, "put manifest", || {
+            store.put(&manifest_at, PutBody::Bytes(bytes.clone().into()), &no_transfer)
+        })
+        .await?;
+        let pending = pending_key(id);
+        retry(&self.retry, "delete intent", || store.delete(&pending)).await?;
+        Ok(())
+    }
+
+    async fn check_stored(&self, sizes: &BTreeMap<Checksum, u64>) -> Result<()> {
+        let store = &*self.store;
+        for (checksum, &size) in sizes {
+            let key = file_key(checksum);
+            let meta = retry(&self.retry, "check file", || store.head(&key)).await?;
+            if meta.size_bytes != size {
+                return Err(Error::Corrupt {
+                    object: store.location(&key),
+                    detail: format!("{} bytes stored, {size} expected", meta.size_bytes),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads each distinct file not already stored with its size, reporting progress.
+    async fn upload_files(&self, files: &[(Checksum, u64, PathBuf)]) -> Result<Counts> {
+        let store = &*self.store;
         let started = Instant::now();
         let counters = Arc::new(Counters::default());
-        let totals = (sizes.len() as u64, sizes.values().sum::<u64>());
+        let totals = (files.len() as u64, files.iter().map(|f| f.1).sum::<u64>());
         let report = {
             let counters = counters.clone();
             let sink = self.progress.clone();
@@ -230,6 +395,7 @@ impl Uploader {
             }
         };
         let report = Arc::new(report);
+        report();
         let transfer = Transfer {
             limiter: self.limiter.clone(),
             progress: Some({
@@ -243,14 +409,9 @@ impl Uploader {
             }),
         };
 
-        let mut summary = UploadSummary {
-            manifest: manifest.clone(),
-            files_uploaded: 0,
-            files_skipped: 0,
-            bytes_uploaded: 0,
-            bytes_skipped: 0,
-        };
-        for (checksum, &size) in &sizes {
+        let mut counts = Counts::default();
+        for (checksum, size, path) in files {
+            let size = *size;
             let key = file_key(checksum);
             let stored = match retry(&self.retry, "head file", || store.head(&key)).await {
                 Ok(meta) => meta.size_bytes == size,
@@ -260,12 +421,9 @@ impl Uploader {
             if stored {
                 counters.files_skipped.fetch_add(1, Ordering::Relaxed);
                 counters.bytes_done.fetch_add(size, Ordering::Relaxed);
-                summary.files_skipped += 1;
-                summary.bytes_skipped += size;
+                counts.files_skipped += 1;
+                counts.bytes_skipped += size;
             } else {
-                let path = sources.get(checksum).ok_or_else(|| {
-                    Error::invalid("backup request", format!("no local file for {checksum}"))
-                })?;
                 let before = counters.bytes_done.load(Ordering::Relaxed);
                 let receipt = retry(&self.retry, "upload file", || {
                     store.put(&key, PutBody::File(path.clone()), &transfer)
@@ -282,31 +440,22 @@ impl Uploader {
                 }
                 // A retried put reports its bytes again; count the file once.
                 counters.bytes_done.store(before + size, Ordering::Relaxed);
-                summary.files_uploaded += 1;
-                summary.bytes_uploaded += size;
+                counts.files_uploaded += 1;
+                counts.bytes_uploaded += size;
             }
             counters.files_done.fetch_add(1, Ordering::Relaxed);
             report();
         }
-
-        // Every file the manifest names must be there before the manifest is.
-        for (checksum, &size) in &sizes {
-            let key = file_key(checksum);
-            let meta = retry(&self.retry, "check file", || store.head(&key)).await?;
-            if meta.size_bytes != size {
-                return Err(Error::Corrupt {
-                    object: store.location(&key),
-                    detail: format!("{} bytes stored, {size} expected", meta.size_bytes),
-                });
-            }
-        }
-        retry(&self.retry, "put manifest", || {
-            store.put(&manifest_at, PutBody::Bytes(manifest_bytes.clone().into()), &no_transfer)
-        })
-        .await?;
-        retry(&self.retry, "delete intent", || store.delete(&pending)).await?;
-        Ok(summary)
+        Ok(counts)
     }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    files_uploaded: u64,
+    files_skipped: u64,
+    bytes_uploaded: u64,
+    bytes_skipped: u64,
 }
 
 fn snapshot(c: &Counters, (files_total, bytes_total): (u64, u64), started: Instant) -> UploadProgress {

@@ -275,3 +275,88 @@ async fn the_bandwidth_limit_holds_and_progress_adds_up() -> anyhow::Result<()> 
     assert!((0.9 * rate as f64..=1.1 * rate as f64).contains(&measured), "reported rate {measured}");
     Ok(())
 }
+
+/// One partition's checkpoint of `n` files of distinct contents.
+fn partition(dir: &Path, index: u32, n: u8) -> anyhow::Result<PartitionCheckpoint> {
+    let mut files = Vec::new();
+    for i in 0..n {
+        let path = dir.join(format!("part{index}-{i}.sst"));
+        std::fs::write(&path, pattern(4000 + usize::from(i), i.wrapping_add(index as u8 * 16)))?;
+        files.push(LocalFile { name: format!("{i:06}.sst"), path });
+    }
+    Ok(PartitionCheckpoint { index, decree: 40 + u64::from(index), timetags: None, files })
+}
+
+fn manifest_of(
+    parts: Vec<tern_backup::model::PartitionManifest>,
+) -> anyhow::Result<tern_backup::model::Manifest> {
+    Ok(tern_backup::model::Manifest {
+        format_version: tern_backup::model::MANIFEST_FORMAT_VERSION,
+        backup_id: BackupId::new(at(5), "users", 7)?,
+        cluster: "eu-1".into(),
+        table: TableSchema {
+            name: "users".into(),
+            partition_count: parts.len() as u32,
+            default_ttl_secs: None,
+        },
+        partitions: parts,
+        tool_version: "test".into(),
+        created_at: at(5),
+    })
+}
+
+#[tokio::test]
+async fn an_interrupted_partition_upload_leaves_no_manifest_and_a_rerun_puts_only_missing_files()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(FaultyObjectStore::new(Arc::new(MemObjectStore::new())));
+    let uploader = Uploader::new(store.clone()).with_retry(RetryPolicy::NONE);
+    let p0 = partition(dir.path(), 0, 5)?;
+    let intent = manifest_of(vec![
+        tern_backup::model::PartitionManifest::placeholder(0),
+        tern_backup::model::PartitionManifest::placeholder(1),
+    ])?;
+    uploader.begin(&intent).await?;
+    assert_eq!(store.calls(Op::Put), 1, "the intent");
+    store.reset_calls();
+
+    // The third file's put fails for good: the partition's upload fails mid-way.
+    store.inject(Fault::fail(false).on(Op::Put).on_key("files/").nth(3));
+    assert!(uploader.upload_partition(&p0).await.is_err());
+    assert_eq!(store.calls(Op::Put), 3, "two files stored, the third refused");
+    assert!(list_backups(&*store).await?.is_empty(), "no manifest: no backup");
+
+    store.reset_calls();
+    let done = uploader.upload_partition(&p0).await?;
+    assert_eq!(store.calls(Op::Put), 3, "only the three missing files are put again");
+    assert_eq!((done.files_uploaded, done.files_skipped), (3, 2));
+    assert_eq!(done.partition.decree, 40);
+    assert_eq!(done.partition.files.len(), 5);
+
+    let p1 = uploader.upload_partition(&partition(dir.path(), 1, 2)?).await?;
+    let manifest = manifest_of(vec![done.partition, p1.partition])?;
+    store.reset_calls();
+    uploader.commit(&manifest).await?;
+    assert_eq!(store.calls(Op::Put), 1, "the manifest only");
+    assert_eq!(list_backups(&*store).await?, vec![manifest.backup_id.clone()]);
+    assert!(store.list("backups/").await?.iter().all(|m| m.key.ends_with("manifest.json")), "intent deleted");
+    // Committing again is idempotent; starting it again is refused.
+    uploader.commit(&manifest).await?;
+    assert!(uploader.begin(&intent).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn commit_refuses_a_manifest_whose_files_are_not_all_stored() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(MemObjectStore::new());
+    let uploader = Uploader::new(store.clone()).with_retry(RetryPolicy::NONE);
+    let p0 = uploader.upload_partition(&partition(dir.path(), 0, 3)?).await?;
+    let gone = file_key(&p0.partition.files[1].sha256);
+    store.delete(&gone).await?;
+    let manifest = manifest_of(vec![p0.partition])?;
+    let e = uploader.commit(&manifest).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains(&gone), "{e}");
+    assert!(list_backups(&*store).await?.is_empty());
+    Ok(())
+}

@@ -4,7 +4,7 @@
 //!
 //! * `host/`: the replicas this server runs, one task each around `tern_replica::Replica`,
 //!   whose actions the shared executor `tern_host` carries out (the simulator runs the same);
-//!   checkpoints for learners; garbage collection of replicas no longer served;
+//!   checkpoints for learners and backups; garbage collection of replicas no longer served;
 //! * `log/`: the node-level group-commit log writer (one fsync per group for every replica);
 //! * `peer/`: peer links (length-prefixed frames on the one listening port);
 //! * `dup/`: duplication's runtime (shippers, the `Duplicate` RPC, full sync, metrics) around
@@ -48,6 +48,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     tracing::info!(node = %id, listen = %opts.listen, data_dir = %opts.data_dir.display(), "replica server starting");
     let backend = RocksBackend::new(opts.rocks.clone(), Arc::new(SystemClock));
     let logs = log::LogWriter::start(opts.group_commit, &opts.data_dir.join("shared-log"))?;
+    host::backup::clean_leftovers(&opts.data_dir);
     let node = Arc::new(node::Node::new(id, opts.clone(), backend, logs)?);
     let opened = node.registry.open_existing()?;
     tracing::info!(node = %id, "opened {opened} replicas from disk");
@@ -73,6 +74,7 @@ pub async fn run(opts: ServerOptions, shutdown: impl Future<Output = ()> + Send 
     let server = tonic::transport::Server::builder()
         .add_service(pb::kv_server::KvServer::new(services.clone()).max_decoding_message_size(64 << 20))
         .add_service(pb::peer_server::PeerServer::new(services.clone()))
+        .add_service(pb::replica_backup_server::ReplicaBackupServer::new(services.clone()))
         .add_service(pb::control_server::ControlServer::new(services))
         .serve_with_incoming_shutdown(incoming, {
             let node = node.clone();

@@ -8,6 +8,7 @@
 //! error is a `tern_core::Error` whose context says what was being done; its code is the
 //! cause's, so callers still classify by code.
 
+pub mod backup;
 pub mod convert;
 mod drlease;
 mod links;

@@ -1,6 +1,7 @@
 //! The gRPC services of a replica server: `Kv` for clients, `Peer` for other replica servers
 //! (checkpoint downloads; replica protocol messages come over peer links, `peer/wire.rs`),
-//! `Control` for the meta server.
+//! `Control` for the meta server, `ReplicaBackup` for `tern backup` (a primary backing up its
+//! partition, `host/backup.rs`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -229,5 +230,39 @@ impl pb::control_server::Control for Services {
             None => {}
         }
         Ok(Response::new(pb::Empty {}))
+    }
+}
+
+type BackupProgressStream = Pin<Box<dyn Stream<Item = Result<pb::BackupPartitionProgress, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::replica_backup_server::ReplicaBackup for Services {
+    type BackupPartitionStream = BackupProgressStream;
+
+    async fn backup_partition(
+        &self,
+        req: Request<pb::BackupPartitionRequest>,
+    ) -> Result<Response<BackupProgressStream>, Status> {
+        use futures::StreamExt;
+        let req = req.into_inner();
+        let gpid = gpid_from_pb(req.gpid.as_ref()).map_err(status)?;
+        let id: tern_backup::model::BackupId = req
+            .backup_id
+            .parse()
+            .map_err(|e: tern_backup::Error| status(Error::InvalidArgument(format!("backup id: {e}"))))?;
+        let target = tern_client::admin::backup::target_from_pb(req.target.as_ref()).map_err(status)?;
+        let handle = self.node.registry.get(gpid).ok_or_else(|| {
+            status(Error::Remote {
+                code: tern_core::ErrorCode::NotPrimary,
+                message: format!(
+                    "cannot back up partition {gpid} on {}: no replica of it here",
+                    self.node.registry.env().id
+                ),
+            })
+        })?;
+        let limit = (req.limit_bytes_per_sec > 0).then_some(req.limit_bytes_per_sec);
+        let rx = crate::host::backup::start(self.node.registry.env().clone(), handle, id, target, limit);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map_err(status));
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -5,7 +5,7 @@
 //! Read first: `registry.rs` (which replicas exist here and how they are reached), `task.rs`
 //! (one task per replica: its queues and timers), `server_host.rs` (what the executor's
 //! `ReplicaHost` means on this server: RocksDB, the group-commit log writer, peer links),
-//! then `checkpoint.rs` (checkpoints for learners) and `gc.rs` (replicas no longer served).
+//! then `checkpoint.rs` (checkpoints for learners), `backup.rs` (a primary backing up its partition) and `gc.rs` (replicas no longer served).
 //!
 //! Invariants: one task owns a replica's state machine and store (no locks around replication
 //! state); completions the server owes a replica (log appends made durable, configurations,
@@ -14,6 +14,7 @@
 //! anything about replication or duplication (that is `tern-replica`, `tern-host` and
 //! `tern-duplication`).
 
+pub mod backup;
 pub mod checkpoint;
 pub mod gc;
 pub mod identity;

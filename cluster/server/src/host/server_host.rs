@@ -83,6 +83,12 @@ impl ServerHost {
         self.store.take()
     }
 
+    /// A RocksDB checkpoint of the store into `dir`, for a backup; the decree inside it.
+    pub(super) fn backup_checkpoint(&self, dir: &std::path::Path) -> Result<Decree> {
+        let store = self.store()?;
+        tokio::task::block_in_place(|| store.checkpoint(dir))
+    }
+
     /// A callback for the log writer: a failure stops the replica.
     fn on_log_failure(&self, what: &'static str) -> Box<dyn FnOnce(Result<()>) + Send> {
         let (tx, gpid) = (self.control.clone(), self.gpid);

@@ -46,6 +46,13 @@ pub enum Input {
         limit: usize,
         reply: oneshot::Sender<Result<RawChunk>>,
     },
+    /// A backup (`backup.rs`): if this replica is the partition's primary, a RocksDB checkpoint
+    /// of its store into `dir` (which must not exist), answered with the decree inside it;
+    /// else `NOT_PRIMARY`, naming the primary if this replica knows it.
+    BackupCheckpoint {
+        dir: PathBuf,
+        reply: oneshot::Sender<Result<Decree>>,
+    },
     /// Garbage collection (`gc.rs`): stop for good. The log is reset (its entries are never
     /// replayed into a later replica of the partition on this server) and closed, the store
     /// closed, then `done` is sent.
@@ -60,6 +67,9 @@ impl Input {
             Input::Writes(batch) => batch.into_iter().for_each(|(_, reply)| reply.send(Err(e.clone()))),
             Input::Read { reply, .. } => reply.send(Err(e)),
             Input::ScanRaw { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Input::BackupCheckpoint { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
             Input::Event(_)
@@ -207,8 +217,35 @@ impl Task {
             Input::ScanRaw { after, limit, reply } => {
                 let _ = reply.send(self.io.scan_raw(after, limit));
             }
+            Input::BackupCheckpoint { dir, reply } => {
+                let _ = reply.send(self.backup_checkpoint(&dir));
+            }
             Input::Stop(_) => {} // taken by `run`
         }
+    }
+
+    /// See [`Input::BackupCheckpoint`]. Taken in the task, between two events: no write is
+    /// applied while RocksDB makes it, so the decree is the one inside.
+    fn backup_checkpoint(&mut self, dir: &std::path::Path) -> Result<Decree> {
+        let gpid = self.io.gpid;
+        if self.sm.status() != tern_core::ReplicaStatus::Primary {
+            let me = self.io.env.id;
+            let primary = match self.sm.config().primary {
+                Some(p) if p != me => match self.io.env.peers.addresses().of(p) {
+                    Some(addr) => format!("its primary is {p} at {addr}"),
+                    None => format!("its primary is {p}"),
+                },
+                _ => "no primary known here".to_string(),
+            };
+            return Err(Error::Remote {
+                code: tern_core::ErrorCode::NotPrimary,
+                message: format!(
+                    "cannot back up partition {gpid} on {me}: this replica is {:?}, not its primary ({primary})",
+                    self.sm.status()
+                ),
+            });
+        }
+        self.io.backup_checkpoint(dir)
     }
 
     fn feed(&mut self, event: Event) {
