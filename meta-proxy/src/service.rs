@@ -124,4 +124,15 @@ impl pb::meta_server::Meta for ProxyService {
     ) -> Result<Response<pb::DrLeaseStatus>, Status> {
         Err(not_here("waiving a cluster's DR lease"))
     }
+
+    async fn begin_restore(
+        &self,
+        _: Request<pb::BeginRestoreRequest>,
+    ) -> Result<Response<pb::BeginRestoreResponse>, Status> {
+        Err(not_here("restoring a backup"))
+    }
+
+    async fn finish_restore(&self, _: Request<pb::FinishRestoreRequest>) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("restoring a backup"))
+    }
 }

@@ -1,6 +1,7 @@
 //! The command-line interface: nouns and verbs, as in `tern kv set` or `tern dr failover`.
 
 mod admin;
+mod backup_restore;
 mod bench;
 mod common;
 mod dr;
@@ -127,7 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(e) => e.run(),
         Command::Down(d) => d.run(),
         Command::Bench(b) => b.run(cli.output),
-        Command::Planned(p) => p.run(),
+        Command::Planned(p) => p.run(cli.output),
     }
 }
 

@@ -17,8 +17,8 @@ pub enum BackupVerb {
     Create,
     /// List backups.
     List,
-    /// Restore a table from a backup.
-    Restore,
+    /// Restore a backup into a new table (re-partitioned if asked); it serves once complete.
+    Restore(Box<super::backup_restore::RestoreArgs>),
     /// Manage backup policies (interval, retention, target).
     Policy,
 }
@@ -30,7 +30,10 @@ impl Planned {
         }
     }
 
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self, output: super::OutputFormat) -> anyhow::Result<()> {
+        if let Planned::Backup(BackupVerb::Restore(args)) = self {
+            return super::backup_restore::run(*args, output);
+        }
         let (cmd, issue) = self.describe();
         anyhow::bail!(
             "`{cmd}` is not available yet: it arrives with {issue}. \
