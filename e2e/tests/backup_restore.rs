@@ -140,9 +140,9 @@ async fn stored(cluster: &Cluster, routes: &tern_proto::pb::Route) -> Vec<BTreeM
     let mut replicas = vec![];
     for c in &routes.partitions {
         let gpid = c.gpid.as_ref().unwrap();
-        for node in c.primary.iter().chain(&c.secondaries) {
+        for node in std::iter::once(&c.primary).filter(|n| **n != 0).chain(&c.secondaries) {
             let proc = cluster.replica_with_id(*node).unwrap();
-            let dir = cluster.process(proc).data_dir.join("replicas").join(format!("{}.{}", gpid.table_id, gpid.partition_index));
+            let dir = cluster.process(proc).data_dir.join("replicas").join(format!("{}.{}", gpid.table, gpid.partition));
             let store = backend.open(&dir.join("store")).unwrap();
             let mut recs = BTreeMap::new();
             store
@@ -150,7 +150,7 @@ async fn stored(cluster: &Cluster, routes: &tern_proto::pb::Route) -> Vec<BTreeM
                     let (h, s) = key::decode(k)?;
                     let (header, user) = value::decode(v)?;
                     let val = (!header.is_tombstone()).then(|| user.to_vec());
-                    assert_eq!(partition_of(h, routes.partitions.len() as u32).0, gpid.partition_index);
+                    assert_eq!(partition_of(h, routes.partitions.len() as u32).0, gpid.partition);
                     recs.insert((h.to_vec(), s.to_vec()), (val, header.expire_ts, header.timetag.as_u64()));
                     Ok(std::ops::ControlFlow::Continue(()))
                 })
@@ -257,7 +257,7 @@ async fn a_backup_restores_into_any_partition_count_with_timetags_and_expiries_a
         // Each replica holds exactly its partition's share.
         let n = route.partitions.len() as u32;
         for (i, r) in replicas.iter().enumerate() {
-            let p = route.partitions[i / 3].gpid.as_ref().unwrap().partition_index;
+            let p = route.partitions[i / 3].gpid.as_ref().unwrap().partition;
             let share: BTreeMap<_, _> =
                 expected.iter().filter(|((h, _), _)| partition_of(h, n).0 == p).map(|(k, v)| (k.clone(), v.clone())).collect();
             assert_eq!(r, &share, "{table}: a replica of partition {p}");

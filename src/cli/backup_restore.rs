@@ -200,7 +200,7 @@ fn print_summary(s: &RestoreSummary, output: OutputFormat) {
                 if s.resumed { ", resuming an earlier run" } else { "" }
             );
             println!(
-                "  {} records ({} live, {} expired, {} tombstones): {} applied, {} already there",
+                "  {} records ({} live, {} expired, {} tombstones): {} applied, {} met a newer record",
                 s.records, s.live, s.expired, s.tombstones, s.applied, s.superseded
             );
             println!(

@@ -109,8 +109,11 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
             },
             Some(pb::kv_call::Call::Read(req)) => match read_from_pb(req) {
                 Err(e) => refuse(e),
-                Ok((gpid, _)) if let Some(e) = node.roles.refuse_restoring(gpid.table.0) => refuse(e),
                 Ok((gpid, op)) => {
+                    if let Some(e) = node.roles.refuse_restoring(gpid.table.0) {
+                        refuse(e);
+                        continue;
+                    }
                     let stale = node.roles.standby(gpid.table.0).is_some();
                     let reply = ReplyTo::Stream(StreamAnswer::read(id, stale, tx.clone()));
                     send(node, gpid, Input::Read { op, reply });
