@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn puts_of_several_clusters_including_this_one_are_admitted_unchanged() {
-        let puts = vec![put(key_of(3, 4), NOW - 9, 1), put(key_of(3, 4), NOW - 5, 2), put(key_of(3, 4), 1, 7)];
+        let puts =
+            vec![put(key_of(3, 4), NOW - 9, 1), put(key_of(3, 4), NOW - 5, 2), put(key_of(3, 4), 1, 7)];
         let a = admit_restore(&receiver(Some(4)), Some("B1"), batch(puts.clone()), NOW).unwrap();
         assert_eq!(a, Admitted { puts });
     }
@@ -168,9 +169,13 @@ mod tests {
 
     #[test]
     fn a_timetag_from_the_future_is_refused() {
-        let e = admit_restore(&receiver(Some(4)), Some("B1"), batch(vec![put(key_of(3, 4), NOW + 501, 1)]), NOW)
-            .unwrap_err();
+        let e =
+            admit_restore(&receiver(Some(4)), Some("B1"), batch(vec![put(key_of(3, 4), NOW + 501, 1)]), NOW)
+                .unwrap_err();
         assert_eq!(e.code(), ErrorCode::ClockAhead);
-        assert!(admit_restore(&receiver(Some(4)), Some("B1"), batch(vec![put(key_of(3, 4), NOW + 500, 1)]), NOW).is_ok());
+        assert!(
+            admit_restore(&receiver(Some(4)), Some("B1"), batch(vec![put(key_of(3, 4), NOW + 500, 1)]), NOW)
+                .is_ok()
+        );
     }
 }

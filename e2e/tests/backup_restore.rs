@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tern_backup::model::{BackupId, BackupRequest, LocalFile, PartitionCheckpoint, TableSchema, Uploader, file_key};
+use tern_backup::model::{
+    BackupId, BackupRequest, LocalFile, PartitionCheckpoint, TableSchema, Uploader, file_key,
+};
 use tern_backup::testing::{S3Server, S3ServerKind};
 use tern_backup::{ObjectStore, PutBody, S3ObjectStore, Transfer};
 use tern_core::value::ValueHeader;
@@ -88,7 +90,12 @@ fn checkpoints(dir: &Path, recs: &BTreeMap<(Vec<u8>, Vec<u8>), Stored>) -> Vec<P
                 .max()
                 .unwrap_or_default();
             let mut store = backend.open(&dir.join(format!("src-{p}"))).unwrap();
-            let mark = AppliedMark { decree: Decree(100 + u64::from(p)), timetag: max, ballot: Ballot(1), ..Default::default() };
+            let mark = AppliedMark {
+                decree: Decree(100 + u64::from(p)),
+                timetag: max,
+                ballot: Ballot(1),
+                ..Default::default()
+            };
             store.raw_write(batch, mark).unwrap();
             let ckpt = dir.join(format!("ckpt-{p}"));
             let decree = store.checkpoint(&ckpt).unwrap();
@@ -105,7 +112,11 @@ fn checkpoints(dir: &Path, recs: &BTreeMap<(Vec<u8>, Vec<u8>), Stored>) -> Vec<P
 }
 
 /// A backup of `recs` on `server`; its id.
-async fn upload(server: &S3Server, dir: &Path, recs: &BTreeMap<(Vec<u8>, Vec<u8>), Stored>) -> (BackupId, Arc<S3ObjectStore>) {
+async fn upload(
+    server: &S3Server,
+    dir: &Path,
+    recs: &BTreeMap<(Vec<u8>, Vec<u8>), Stored>,
+) -> (BackupId, Arc<S3ObjectStore>) {
     server.create_bucket(BUCKET).await.unwrap();
     let store = Arc::new(S3ObjectStore::new(server.config(BUCKET, PREFIX).unwrap()).await.unwrap());
     let created_at = chrono::Utc::now();
@@ -122,7 +133,13 @@ async fn upload(server: &S3Server, dir: &Path, recs: &BTreeMap<(Vec<u8>, Vec<u8>
     (id, store)
 }
 
-async fn restore(cluster: &Cluster, server: &S3Server, id: &BackupId, table: &str, extra: &[&str]) -> tern_e2e::process::CliOutput {
+async fn restore(
+    cluster: &Cluster,
+    server: &S3Server,
+    id: &BackupId,
+    table: &str,
+    extra: &[&str],
+) -> tern_e2e::process::CliOutput {
     let meta = cluster.meta_arg();
     let target = format!("s3://{BUCKET}/{PREFIX}");
     let mut args = vec!["backup", "restore", id.as_str(), "--table", table, "--target", &target];
@@ -135,14 +152,21 @@ async fn restore(cluster: &Cluster, server: &S3Server, id: &BackupId, table: &st
 
 /// Every record of `table` (tombstones and expired ones too) as each replica of each partition
 /// stores it, read from the stopped replica servers' disks.
-async fn stored(cluster: &Cluster, routes: &tern_proto::pb::Route) -> Vec<BTreeMap<(Vec<u8>, Vec<u8>), Stored>> {
+async fn stored(
+    cluster: &Cluster,
+    routes: &tern_proto::pb::Route,
+) -> Vec<BTreeMap<(Vec<u8>, Vec<u8>), Stored>> {
     let backend = backend();
     let mut replicas = vec![];
     for c in &routes.partitions {
         let gpid = c.gpid.as_ref().unwrap();
         for node in std::iter::once(&c.primary).filter(|n| **n != 0).chain(&c.secondaries) {
             let proc = cluster.replica_with_id(*node).unwrap();
-            let dir = cluster.process(proc).data_dir.join("replicas").join(format!("{}.{}", gpid.table, gpid.partition));
+            let dir = cluster
+                .process(proc)
+                .data_dir
+                .join("replicas")
+                .join(format!("{}.{}", gpid.table, gpid.partition));
             let store = backend.open(&dir.join("store")).unwrap();
             let mut recs = BTreeMap::new();
             store
@@ -199,11 +223,13 @@ async fn a_backup_restores_into_any_partition_count_with_timetags_and_expiries_a
     // A damaged object (same size, other bytes) in the last partition: the restore fails naming
     // it; the table it began serves nobody; a re-run after repair resumes and finishes.
     let manifest = tern_backup::model::load_manifest(store.as_ref(), &id).await.unwrap();
-    let victim = manifest.partitions.last().unwrap().files.iter().max_by_key(|f| f.size_bytes).unwrap().clone();
+    let victim =
+        manifest.partitions.last().unwrap().files.iter().max_by_key(|f| f.size_bytes).unwrap().clone();
     let key = file_key(&victim.sha256);
     let good = store.get(&key, None).await.unwrap();
     let mut bad = good.to_vec();
-    bad[bad.len() / 2] ^= 0xff;
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0xff;
     store.put(&key, PutBody::Bytes(Bytes::from(bad)), &Transfer::none()).await.unwrap();
     let failed = restore(&cluster, &server, &id, "fixed", &[]).await;
     assert_ne!(failed.code, 0, "{failed:?}");
@@ -258,8 +284,11 @@ async fn a_backup_restores_into_any_partition_count_with_timetags_and_expiries_a
         let n = route.partitions.len() as u32;
         for (i, r) in replicas.iter().enumerate() {
             let p = route.partitions[i / 3].gpid.as_ref().unwrap().partition;
-            let share: BTreeMap<_, _> =
-                expected.iter().filter(|((h, _), _)| partition_of(h, n).0 == p).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let share: BTreeMap<_, _> = expected
+                .iter()
+                .filter(|((h, _), _)| partition_of(h, n).0 == p)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             assert_eq!(r, &share, "{table}: a replica of partition {p}");
         }
     }

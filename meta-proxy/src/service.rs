@@ -132,7 +132,10 @@ impl pb::meta_server::Meta for ProxyService {
         Err(not_here("restoring a backup"))
     }
 
-    async fn finish_restore(&self, _: Request<pb::FinishRestoreRequest>) -> Result<Response<pb::TableInfo>, Status> {
+    async fn finish_restore(
+        &self,
+        _: Request<pb::FinishRestoreRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
         Err(not_here("restoring a backup"))
     }
 }

@@ -203,14 +203,43 @@ pub async fn run(
         let checkpoint = dir.join("checkpoint");
         summary.bytes_downloaded += read::fetch_partition(store.as_ref(), p, &checkpoint, &transfer).await?;
         ingest_partition(&client, req, &backup, partitions, &dir, &reporter, &mut summary).await?;
-        tokio::fs::remove_dir_all(&dir).await.map_err(RestoreError::io(format!("remove {}", dir.display())))?;
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .map_err(RestoreError::io(format!("remove {}", dir.display())))?;
         reporter.counters.partitions_done.fetch_add(1, Ordering::Relaxed);
         reporter.report();
     }
     admin.finish_restore(&req.table, &backup).await?;
+    wait_serving(admin, &req.table, partitions).await?;
     let _ = tokio::fs::remove_dir_all(&root).await;
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// Waits until every partition of `table` serves clients: replica servers learn that the
+/// restore is complete from their next beacon answer, so the restore reports done only once a
+/// read of each partition, as any client sends it, is no longer refused as `RESTORING`.
+async fn wait_serving(admin: &AdminClient, table: &str, partitions: u32) -> Result<()> {
+    let client = TernClient::new(tern_client::ClientOptions::new(admin.metas().to_vec()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for p in 0..partitions {
+        let hash_key = plan::hash_key_of(p, partitions);
+        loop {
+            let read = tern_core::read::ReadOp::Get { hash_key: hash_key.clone(), sort_key: vec![] };
+            match client.read(table, read).await {
+                Ok(_) => break,
+                Err(e) if e.code() == tern_core::ErrorCode::Restoring && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(RestoreError::Cluster(
+                        e.context(format!("wait for partition {p} of table {table} to serve")),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads one downloaded checkpoint (on a blocking thread) and sends its records in batches,
@@ -286,7 +315,8 @@ async fn ingest_partition(
             Err(e) => failed = failed.or(Some(e)),
         }
     }
-    let read = reader.await.map_err(|e| RestoreError::Invalid(format!("the checkpoint reader failed: {e}")))?;
+    let read =
+        reader.await.map_err(|e| RestoreError::Invalid(format!("the checkpoint reader failed: {e}")))?;
     if let Some(e) = failed {
         return Err(RestoreError::Cluster(e.context(format!("restore records into table {}", req.table))));
     }

@@ -13,7 +13,10 @@ pub const MAX_BATCH_PUTS: usize = 512;
 pub const MAX_BATCH_BYTES: usize = 256 << 10;
 
 /// The restored table's partition count: the flag's, else the backup's.
-pub fn target_partitions(backup_partitions: u32, flag: Option<u32>) -> std::result::Result<u32, RestoreError> {
+pub fn target_partitions(
+    backup_partitions: u32,
+    flag: Option<u32>,
+) -> std::result::Result<u32, RestoreError> {
     match flag {
         Some(0) => Err(RestoreError::Invalid("--partitions must be at least 1".into())),
         Some(n) => Ok(n),
@@ -80,6 +83,14 @@ pub fn targets_of(source: u32, sources: u32, target: u32) -> Option<Vec<u32>> {
     }
 }
 
+/// A hash key of partition `p` of `partitions` (to probe that partition).
+pub fn hash_key_of(p: u32, partitions: u32) -> Vec<u8> {
+    (0u64..)
+        .map(|i| format!("tern-restore-probe-{i}").into_bytes())
+        .find(|k| partition_of(k, partitions).0 == p)
+        .unwrap_or_default()
+}
+
 /// Puts gathered per target partition, cut into requests of bounded size.
 #[derive(Debug)]
 pub struct Batcher {
@@ -144,7 +155,9 @@ mod tests {
         let dead = value::encode(&ValueHeader::tombstone(tt(11, 2, true)), b"");
         let (put, kind) = record_to_put(&k, &dead, 1_000).unwrap();
         assert_eq!(kind, RecordKind::Tombstone);
-        assert!(matches!(put, WriteOp::Put { value: None, expire_ts: 0, timetag: Some(t), .. } if t == tt(11, 2, true)));
+        assert!(
+            matches!(put, WriteOp::Put { value: None, expire_ts: 0, timetag: Some(t), .. } if t == tt(11, 2, true))
+        );
         assert!(record_to_put(b"\x00", &live, 0).is_err(), "a key that does not decode");
     }
 
@@ -163,6 +176,11 @@ mod tests {
         assert_eq!(targets_of(1, 4, 8), Some(vec![1, 5]));
         assert_eq!(targets_of(5, 8, 4), Some(vec![1]));
         assert_eq!(targets_of(1, 3, 5), None);
+        for n in [1, 2, 8] {
+            for p in 0..n {
+                assert_eq!(partition_of(&hash_key_of(p, n), n).0, p);
+            }
+        }
     }
 
     #[test]

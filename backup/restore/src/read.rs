@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tern_backup::model::{PartitionManifest, file_key, hash_file};
 use tern_backup::{ObjectStore, Transfer};
-use tern_core::key::KeyRange;
 use tern_core::WriteOp;
+use tern_core::key::KeyRange;
 use tern_rocks::{RocksBackend, RocksConfig};
 use tern_storage::PartitionStore;
 
@@ -93,6 +93,7 @@ pub fn scan_checkpoint(
         })
         .map_err(|e| e.context(format!("read the checkpoint in {}", checkpoint.display())))?;
     drop(store);
-    std::fs::remove_dir_all(store_dir).map_err(RestoreError::io(format!("remove {}", store_dir.display())))?;
+    std::fs::remove_dir_all(store_dir)
+        .map_err(RestoreError::io(format!("remove {}", store_dir.display())))?;
     Ok(())
 }

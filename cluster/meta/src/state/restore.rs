@@ -10,7 +10,13 @@
 use super::{Command, MetaState, Response, TableStatus};
 
 impl MetaState {
-    pub(super) fn begin_restore(&mut self, name: &str, partitions: u32, replicas: u32, backup: &str) -> Response {
+    pub(super) fn begin_restore(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        replicas: u32,
+        backup: &str,
+    ) -> Response {
         if let Some(t) = self.table_by_name(name) {
             return match (&t.status, t.restoring.as_deref()) {
                 (TableStatus::Serving, Some(b)) if b == backup => {

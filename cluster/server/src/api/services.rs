@@ -134,8 +134,14 @@ impl pb::kv_server::Kv for Services {
             .map_err(status)
     }
 
-    async fn restore(&self, req: Request<pb::RestoreRequest>) -> Result<Response<pb::RestoreResponse>, Status> {
-        crate::dup::restore::restore(&self.node.dup, req.into_inner()).await.map(Response::new).map_err(status)
+    async fn restore(
+        &self,
+        req: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        crate::dup::restore::restore(&self.node.dup, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 }
 
