@@ -74,9 +74,9 @@ pub fn put_bytes(put: &WriteOp) -> usize {
 /// ½×); `None` otherwise (any partition). With `partition = crc64(hash key) % count`, doubling
 /// sends partition p's records to p and p + sources; halving sends them to p mod target.
 pub fn targets_of(source: u32, sources: u32, target: u32) -> Option<Vec<u32>> {
-    if target % sources == 0 {
+    if target.is_multiple_of(sources) {
         Some((0..target / sources).map(|i| source + i * sources).collect())
-    } else if sources % target == 0 {
+    } else if sources.is_multiple_of(target) {
         Some(vec![source % target])
     } else {
         None
