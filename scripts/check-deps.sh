@@ -23,6 +23,9 @@ rules=(
   # Without its `s3` feature, tern-backup (trait, in-memory and local stores, backup model)
   # has no AWS SDK: crates that only need the seam use it so.
   "tern-backup --no-default-features:aws-sdk-s3 aws-config rocksdb librocksdb-sys"
+  # The restore tool reads checkpoints with tern-rocks and talks to clusters only through
+  # tern-client: no server or meta crate.
+  "tern-restore:tern-server tern-meta tern-replica tern-host"
 )
 fail=0
 for rule in "${rules[@]}"; do

@@ -292,3 +292,32 @@ fn export_writes_manifests_whose_flags_the_binary_accepts() {
         assert!(err.contains("bad.yaml:4:5: `idd`: unknown field, did you mean `id`?"), "{err}");
     }
 }
+
+/// `tern backup restore` refuses bad input before touching any cluster or target, naming the
+/// flag or value; a target that does not exist fails naming it.
+#[test]
+fn backup_restore_names_bad_flags_and_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("nothing-here");
+    let target = target.to_str().unwrap();
+    let id = "20261207T193000Z-users-0a1b2c3d";
+    let cases: [(&[&str], &str); 4] = [
+        (&["not-an-id", "--table", "t", "--target", target], "not-an-id"),
+        (&[id, "--table", "t", "--target", target, "--partitions", "0"], "--partitions"),
+        (&[id, "--table", "t", "--target", target, "--limit-mbps=-3"], "--limit-mbps"),
+        (&[id, "--table", "bad name", "--target", target], "--table"),
+    ];
+    for (args, wanted) in cases {
+        let mut full = vec!["backup", "restore", "--meta", "127.0.0.1:1"];
+        full.extend_from_slice(args);
+        let out = tern(None, &full);
+        assert_eq!(out.status.code(), Some(1), "{full:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(wanted), "{full:?}: {err}");
+    }
+    let out =
+        tern(None, &["backup", "restore", id, "--table", "t", "--target", target, "--meta", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing-here"), "{err}");
+}

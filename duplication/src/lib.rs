@@ -19,6 +19,8 @@
 //! * [`judge_put`] (`conflict.rs`): what counts as a conflict on the receiving side, and the
 //!   bounded [`ConflictQueue`] a sending server keeps journal entries in until a beacon carries
 //!   them;
+//! * [`admit_restore`] (`restore.rs`): admission of a backup's records into a table being
+//!   restored from it (not a link: timetags of any cluster, the same routing and clock rules);
 //! * [`DupRules`] (`rules.rs`): every other decision of duplication, shared by the replica
 //!   server and the simulator: admission of a received batch (`receive.rs`), how much log the
 //!   links need (`retention.rs`), where a new primary's shipper starts (`start.rs`), how long a
@@ -35,6 +37,7 @@ mod convert;
 mod horizon;
 mod lag;
 mod receive;
+mod restore;
 mod retention;
 mod rules;
 mod share;
@@ -47,6 +50,7 @@ pub use convert::{entry_to_puts, record_to_put};
 pub use horizon::IncomingLink;
 pub use lag::{Lag, LagReport};
 pub use receive::{Admitted, IncomingBatch, Receiver};
+pub use restore::{RestoreBatch, admit_restore};
 pub use retention::{LinkProgress, report_counts};
 pub use rules::DupRules;
 #[cfg(feature = "planted-bugs")]

@@ -476,7 +476,7 @@ impl Cluster {
         self.meta
             .call(|mut c| {
                 let table = table.clone();
-                async move { c.get_route(pb::RouteRequest { table }).await }
+                async move { c.get_route(pb::RouteRequest { table, ..Default::default() }).await }
             })
             .await
     }

@@ -133,4 +133,18 @@ impl pb::meta_server::Meta for ProxyService {
     ) -> Result<Response<pb::DrFailoverList>, Status> {
         Err(not_here("a cluster's failover records"))
     }
+
+    async fn begin_restore(
+        &self,
+        _: Request<pb::BeginRestoreRequest>,
+    ) -> Result<Response<pb::BeginRestoreResponse>, Status> {
+        Err(not_here("restoring a backup"))
+    }
+
+    async fn finish_restore(
+        &self,
+        _: Request<pb::FinishRestoreRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        Err(not_here("restoring a backup"))
+    }
 }

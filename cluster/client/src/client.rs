@@ -76,6 +76,9 @@ pub struct TernClient {
     pub(crate) pool: Pool,
     pipelines: Pipelines,
     routes: RwLock<HashMap<String, Arc<Route>>>,
+    /// Asks for routes as the restore tool (`TernClient::for_restore`): a table being restored
+    /// has no route for anyone else.
+    for_restore: bool,
 }
 
 fn idempotent(op: &WriteOp) -> bool {
@@ -96,6 +99,7 @@ fn certainly_not_applied(e: &Error) -> bool {
             | ErrorCode::Unavailable
             | ErrorCode::Standby
             | ErrorCode::NoDrLease
+            | ErrorCode::Restoring
     )
 }
 
@@ -124,7 +128,14 @@ impl TernClient {
             pool: Pool::new(),
             pipelines: Pipelines::default(),
             routes: RwLock::new(HashMap::new()),
+            for_restore: false,
         })
+    }
+
+    /// A client for `tern backup restore`: it gets routes to tables being restored (which
+    /// refuse other clients), to send them a backup's records with [`TernClient::restore`].
+    pub fn for_restore(opts: ClientOptions) -> Result<TernClient> {
+        Ok(TernClient { for_restore: true, ..TernClient::new(opts)? })
     }
 
     pub fn meta(&self) -> &MetaClient {
@@ -137,11 +148,12 @@ impl TernClient {
             return Ok(r.clone());
         }
         let name = table.to_string();
+        let for_restore = self.for_restore;
         let r = self
             .meta
             .call(|mut c| {
                 let name = name.clone();
-                async move { c.get_route(pb::RouteRequest { table: name }).await }
+                async move { c.get_route(pb::RouteRequest { table: name, for_restore }).await }
             })
             .await
             .and_then(route_from_pb)?;
@@ -278,6 +290,40 @@ impl TernClient {
                 async move {
                     let mut c = KvClient::new(self.pool.channel(&addr)?);
                     c.duplicate(req).await.map(|r| r.into_inner()).map_err(|s| error_of(&s))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sends records of `backup` (puts with the timetags they were written with) to partition
+    /// `partition` of `table`, which is being restored from that backup (a client made by
+    /// [`TernClient::for_restore`]). Every put must hash to that partition under the table's
+    /// partition count. Always retried: applying a put twice changes nothing (last-writer-wins).
+    pub async fn restore(
+        &self,
+        table: &str,
+        partition: u32,
+        backup: &str,
+        puts: &[WriteOp],
+    ) -> Result<pb::RestoreResponse> {
+        let puts = puts.iter().map(put_to_pb).collect::<Result<Vec<_>>>()?;
+        let partition_count = self.route(table, false).await?.partitions;
+        self.with_retries(
+            table,
+            Some(partition),
+            &[],
+            |_| true,
+            |addr, gpid| {
+                let req = pb::RestoreRequest {
+                    gpid: Some(gpid_to_pb(gpid)),
+                    partition_count,
+                    backup: backup.to_string(),
+                    puts: puts.clone(),
+                };
+                async move {
+                    let mut c = KvClient::new(self.pool.channel(&addr)?);
+                    c.restore(req).await.map(|r| r.into_inner()).map_err(|s| error_of(&s))
                 }
             },
         )
@@ -437,6 +483,7 @@ mod tests {
         (ErrorCode::EpochConflict, false, "moot: not retryable (and not a write error)"),
         (ErrorCode::ClockAhead, false, "moot: not retryable (only duplicated writes get it)"),
         (ErrorCode::NoDrLease, true, "refused at admission: the cluster does not hold the DR lease"),
+        (ErrorCode::Restoring, true, "refused at admission: the table is being restored"),
     ];
 
     #[test]
@@ -496,6 +543,7 @@ mod tests {
         (ErrorCode::EpochConflict, false, false),
         (ErrorCode::ClockAhead, false, false),
         (ErrorCode::NoDrLease, true, true),
+        (ErrorCode::Restoring, false, false),
     ];
 
     #[test]

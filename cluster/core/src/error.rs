@@ -70,6 +70,13 @@ pub enum Error {
         "table {table:?} (active at epoch {epoch}) takes no client writes here: this cluster does not hold the DR lease ({why}); retry through a proxy"
     )]
     NoDrLease { table: String, epoch: u64, why: String },
+    /// The table is being restored from a backup (`tern backup restore`): it serves neither
+    /// reads nor writes until the restore completes, so nobody sees half a table. Re-run the
+    /// restore to finish it, or drop the table to abandon it.
+    #[error(
+        "table {table:?} is being restored from backup {backup}: it serves no reads or writes until the restore completes (re-run `tern backup restore {backup} --table {table}` to finish it, or drop the table to abandon it)"
+    )]
+    Restoring { table: String, backup: String },
     #[error(transparent)]
     Fatal(#[from] Fatal),
     /// An error reported by another process: its stable code and its message.
@@ -139,6 +146,7 @@ impl Error {
             Error::EpochConflict { .. } => ErrorCode::EpochConflict,
             Error::ClockAhead { .. } => ErrorCode::ClockAhead,
             Error::NoDrLease { .. } => ErrorCode::NoDrLease,
+            Error::Restoring { .. } => ErrorCode::Restoring,
             Error::Fatal(Fatal::Corruption(_)) => ErrorCode::Corruption,
             Error::Fatal(Fatal::Invariant(_)) => ErrorCode::InvariantViolated,
             Error::Fatal(Fatal::Io { .. }) => ErrorCode::Io,
@@ -214,6 +222,7 @@ error_codes! {
     EpochConflict = 17, "EPOCH_CONFLICT", false;
     ClockAhead = 18, "CLOCK_AHEAD", false;
     NoDrLease = 19, "NO_DR_LEASE", true;
+    Restoring = 20, "RESTORING", false;
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -263,6 +272,7 @@ mod tests {
         (ErrorCode::EpochConflict, 17, "EPOCH_CONFLICT", false),
         (ErrorCode::ClockAhead, 18, "CLOCK_AHEAD", false),
         (ErrorCode::NoDrLease, 19, "NO_DR_LEASE", true),
+        (ErrorCode::Restoring, 20, "RESTORING", false),
     ];
 
     #[test]
@@ -276,7 +286,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(number), Some(code), "{name}");
             assert_eq!(code.is_retryable(), retryable, "{name} changed retry class");
         }
-        assert_eq!(ErrorCode::from_u16(20), None, "a number nobody assigned");
+        assert_eq!(ErrorCode::from_u16(21), None, "a number nobody assigned");
     }
 
     /// Each variant maps to its code (and through it to its retry class) in one place,
@@ -310,6 +320,7 @@ mod tests {
                 ErrorCode::ClockAhead,
             ),
             (Error::NoDrLease { table: s(), epoch: 2, why: s() }, ErrorCode::NoDrLease),
+            (Error::Restoring { table: s(), backup: s() }, ErrorCode::Restoring),
         ];
         for (e, code) in &cases {
             assert_eq!(e.code(), *code, "{e}");

@@ -296,7 +296,7 @@ async fn check_remote(cluster: &str, metas: &[String], table: &str, own_id: u8) 
                  unique among clusters that replicate to each other)"
             )));
         }
-        let req = pb::RouteRequest { table: table.to_string() };
+        let req = pb::RouteRequest { table: table.to_string(), ..Default::default() };
         let route = client
             .call(|mut c| {
                 let req = req.clone();

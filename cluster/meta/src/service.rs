@@ -46,7 +46,7 @@ fn no_such_node(node: u64) -> Status {
 /// A table as the admin API answers it; the admin client's converter is the one place a table
 /// becomes protobuf.
 fn table_info(t: &TableRecord) -> pb::TableInfo {
-    table_to_pb(&TableInfo {
+    let mut info = table_to_pb(&TableInfo {
         id: TableId(t.id),
         name: t.name.clone(),
         partitions: t.partitions,
@@ -54,7 +54,9 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
         status: t.status,
         role: t.role,
         epoch: t.epoch,
-    })
+    });
+    info.restoring = t.restoring.clone().unwrap_or_default();
+    info
 }
 
 /// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.
@@ -158,6 +160,7 @@ impl pb::meta_server::Meta for MetaService {
                         purge_below: s.0.horizon(t.id).map_or(0, |h| h.purge_below),
                         // What is left now; the server counts it from its beacon's send time.
                         dr_lease_ms: lease.beacon_lease_ms(enforced, t.role, &t.name, t.epoch),
+                        restoring: t.restoring.clone().unwrap_or_default(),
                     })
                     .collect();
             let links = crate::dup::beacon_links(&s.0, &answer.dup_demands);
@@ -192,9 +195,14 @@ impl pb::meta_server::Meta for MetaService {
 
     async fn get_route(&self, req: Request<pb::RouteRequest>) -> Result<Response<pb::Route>, Status> {
         self.leader()?;
-        let name = req.into_inner().table;
+        let req = req.into_inner();
+        let name = req.table;
         let route = self.group.read(|s| {
             let t = s.0.serving_table(&name)?;
+            // Nobody but the restore tool gets a route to half a table.
+            if let Some(backup) = t.restoring.as_ref().filter(|_| !req.for_restore) {
+                return Err(Error::Restoring { table: name.clone(), backup: backup.clone() });
+            }
             Ok::<_, Error>(pb::Route {
                 table: Some(table_info(t)),
                 partitions: s.0.table_configs(t.id).iter().map(config_to_pb).collect(),
@@ -452,5 +460,65 @@ impl pb::meta_server::Meta for MetaService {
                 .collect()
         });
         Ok(Response::new(pb::DrFailoverList { records }))
+    }
+
+    async fn begin_restore(
+        &self,
+        req: Request<pb::BeginRestoreRequest>,
+    ) -> Result<Response<pb::BeginRestoreResponse>, Status> {
+        let r = req.into_inner();
+        check_table_name(&r.table)?;
+        tern_core::table::check_partitions(r.partitions).map_err(status)?;
+        tern_core::table::check_replicas(r.replicas).map_err(status)?;
+        if r.backup.is_empty() {
+            return Err(status(Error::InvalidArgument("a restore names its backup".into())));
+        }
+        let cmd = Command::BeginRestore {
+            name: r.table.clone(),
+            partitions: r.partitions,
+            replicas: r.replicas,
+            backup: r.backup.clone(),
+        };
+        let (t, resumed) = match self.write(cmd).await? {
+            Applied::Restoring { table, resumed } => (table, resumed),
+            Applied::Refused(why) => return Err(status(Error::InvalidArgument(why))),
+            other => return Err(status(Error::invariant(format!("begin-restore returned {other:?}")))),
+        };
+        // A new table, or one whose creation a leader change interrupted, gets its partitions
+        // (the configuration manager creates only the missing ones).
+        let placed = self.group.read(|s| s.0.table_configs(t.id).len());
+        if placed < t.partitions as usize {
+            let (reply, rx) = oneshot::channel();
+            self.send(LeaderInput::CreatePartitions {
+                table: tern_core::TableId(t.id),
+                partitions: t.partitions,
+                replicas: t.replicas as usize,
+                reply,
+            })
+            .await?;
+            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+        }
+        tracing::info!(
+            "table {} is {} from backup {}",
+            t.name,
+            if resumed { "still being restored" } else { "created to be restored" },
+            r.backup
+        );
+        Ok(Response::new(pb::BeginRestoreResponse { table: Some(table_info(&t)), resumed }))
+    }
+
+    async fn finish_restore(
+        &self,
+        req: Request<pb::FinishRestoreRequest>,
+    ) -> Result<Response<pb::TableInfo>, Status> {
+        let r = req.into_inner();
+        match self.write(Command::FinishRestore { name: r.table.clone(), backup: r.backup.clone() }).await? {
+            Applied::Table(t) => {
+                tracing::info!("table {} is restored from backup {} and serves", t.name, r.backup);
+                Ok(Response::new(table_info(&t)))
+            }
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            other => Err(status(Error::invariant(format!("finish-restore returned {other:?}")))),
+        }
     }
 }

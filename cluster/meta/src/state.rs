@@ -7,6 +7,7 @@ pub mod dup;
 #[cfg(test)]
 mod golden_tests;
 pub mod incoming;
+pub mod restore;
 
 use std::collections::BTreeMap;
 
@@ -74,6 +75,10 @@ pub struct TableRecord {
     pub role: DrRole,
     #[serde(default)]
     pub epoch: u64,
+    /// The backup it is being restored from (`state/restore.rs`): until the restore finishes
+    /// it serves no client reads or writes. Absent: not restoring (and in older state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restoring: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +193,19 @@ pub enum Command {
     RecordFailover {
         record: tern_core::FailoverRecord,
     },
+    /// Creates `name` restoring from `backup`, or finds it already restoring from it
+    /// (`state/restore.rs`).
+    BeginRestore {
+        name: String,
+        partitions: u32,
+        replicas: u32,
+        backup: String,
+    },
+    /// The restore of `name` from `backup` is complete: the table serves.
+    FinishRestore {
+        name: String,
+        backup: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +220,11 @@ pub enum Response {
     EpochConflict {
         expected: u64,
         actual: u64,
+    },
+    /// `BeginRestore`'s table, and whether it existed already (a resumed restore).
+    Restoring {
+        table: TableRecord,
+        resumed: bool,
     },
 }
 
@@ -263,6 +286,7 @@ impl MetaState {
                     status: TableStatus::Serving,
                     role: DrRole::Active,
                     epoch: 0,
+                    restoring: None,
                 };
                 self.tables.insert(t.id, t.clone());
                 return Response::Table(t);
@@ -319,6 +343,10 @@ impl MetaState {
             Command::RaisePurgeHorizon { table, below } => return self.raise_purge_horizon(*table, *below),
             Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
             Command::RecordFailover { record } => return self.record_failover(record),
+            Command::BeginRestore { name, partitions, replicas, backup } => {
+                return self.begin_restore(name, *partitions, *replicas, backup);
+            }
+            Command::FinishRestore { name, backup } => return self.finish_restore(name, backup),
         }
         Response::Done
     }

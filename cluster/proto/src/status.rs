@@ -29,6 +29,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::EpochConflict => Code::Aborted,
         ErrorCode::ClockAhead => Code::FailedPrecondition,
         ErrorCode::NoDrLease => Code::Unavailable,
+        ErrorCode::Restoring => Code::FailedPrecondition,
     }
 }
 
@@ -115,6 +116,7 @@ mod tests {
         (ErrorCode::EpochConflict, Code::Aborted),
         (ErrorCode::ClockAhead, Code::FailedPrecondition),
         (ErrorCode::NoDrLease, Code::Unavailable),
+        (ErrorCode::Restoring, Code::FailedPrecondition),
     ];
 
     #[test]

@@ -3,6 +3,7 @@
 //! through `tern_client::AdminClient`; this module parses the flags, calls it and prints.
 
 mod print;
+mod restore;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -28,8 +29,7 @@ pub enum BackupCmd {
     List(ListCmd),
     Describe(DescribeCmd),
     Verify(VerifyCmd),
-    /// Restore a table from a backup. [not available yet]
-    Restore,
+    Restore(Box<restore::RestoreArgs>),
     /// Manage backup policies (tables, interval, retention, target). [not available yet]
     Policy,
 }
@@ -84,7 +84,7 @@ impl TargetArgs {
     }
 
     /// Opens the target and checks it (bucket exists, credentials accepted).
-    async fn open(&self) -> anyhow::Result<(TargetSpec, Arc<dyn ObjectStore>)> {
+    pub(super) async fn open(&self) -> anyhow::Result<(TargetSpec, Arc<dyn ObjectStore>)> {
         let spec = self.spec()?;
         let store = tern_backup::open_target(&spec)
             .await
@@ -198,7 +198,7 @@ impl BackupCmd {
                 print::verify(fmt, &report);
                 if report.is_ok() { Ok(()) } else { Err(Exit(EXIT_DAMAGED).into()) }
             }
-            BackupCmd::Restore => planned("tern backup restore"),
+            BackupCmd::Restore(args) => restore::run(*args, fmt),
             BackupCmd::Policy => planned("tern backup policy"),
         }
     }

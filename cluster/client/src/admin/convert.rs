@@ -51,6 +51,7 @@ pub fn table_to_pb(t: &TableInfo) -> pb::TableInfo {
         dropped_at_ms,
         role: t.role.to_pb(),
         epoch: t.epoch,
+        ..Default::default()
     }
 }
 

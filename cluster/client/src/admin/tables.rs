@@ -9,7 +9,7 @@ use tern_proto::pb::meta_client::MetaClient as PbMetaClient;
 use tonic::transport::Channel;
 
 use super::convert::{route_from_pb, table_from_pb};
-use super::{AdminClient, TableInfo, TableRoute};
+use super::{AdminClient, RestoringTable, TableInfo, TableRoute};
 
 impl AdminClient {
     pub async fn create_table(&self, name: &str, partitions: u32, replicas: u32) -> Result<TableInfo> {
@@ -63,8 +63,44 @@ impl AdminClient {
     }
 
     async fn route(&self, name: &str) -> Result<TableRoute> {
-        let req = pb::RouteRequest { table: name.to_string() };
+        let req = pb::RouteRequest { table: name.to_string(), ..Default::default() };
         self.call(req, |mut c, r| async move { c.get_route(r).await }).await.and_then(route_from_pb)
+    }
+
+    /// Creates `name` in the restoring state for `backup` (it serves nobody until
+    /// [`AdminClient::finish_restore`]), or finds it restoring from the same backup with the
+    /// same partition count (then `resumed`). Any other table of that name is refused, named.
+    pub async fn begin_restore(
+        &self,
+        name: &str,
+        partitions: u32,
+        replicas: u32,
+        backup: &str,
+    ) -> Result<RestoringTable> {
+        let req = pb::BeginRestoreRequest {
+            table: name.to_string(),
+            partitions,
+            replicas,
+            backup: backup.to_string(),
+        };
+        let r = self
+            .call(req, |mut c, r| async move { c.begin_restore(r).await })
+            .await
+            .map_err(|e| e.context(format!("begin restoring table {name} from backup {backup}")))?;
+        let info = r.table.ok_or_else(|| {
+            tern_core::Error::invariant(format!("begin restore of table {name}: an answer without the table"))
+        })?;
+        let restoring = info.restoring.clone();
+        Ok(RestoringTable { table: table_from_pb(info)?, backup: restoring, resumed: r.resumed })
+    }
+
+    /// The restore of `name` from `backup` is complete: the table serves from now on.
+    pub async fn finish_restore(&self, name: &str, backup: &str) -> Result<TableInfo> {
+        let req = pb::FinishRestoreRequest { table: name.to_string(), backup: backup.to_string() };
+        self.call(req, |mut c, r| async move { c.finish_restore(r).await })
+            .await
+            .and_then(table_from_pb)
+            .map_err(|e| e.context(format!("finish restoring table {name} from backup {backup}")))
     }
 
     /// Sets a table's DR role at `epoch` (never below the current one); with `expect_epoch`,

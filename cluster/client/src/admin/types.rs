@@ -24,6 +24,16 @@ pub struct TableInfo {
     pub epoch: u64,
 }
 
+/// A table being restored from a backup, as `AdminClient::begin_restore` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoringTable {
+    pub table: TableInfo,
+    /// The backup it is being restored from.
+    pub backup: String,
+    /// It existed already, restoring from the same backup: this restore resumes that one.
+    pub resumed: bool,
+}
+
 /// A table's routing: its partitions' configurations and the servers' addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableRoute {

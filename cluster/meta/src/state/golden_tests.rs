@@ -39,6 +39,7 @@ fn state() -> MetaState {
             status: TableStatus::Serving,
             role: DrRole::Active,
             epoch: 0,
+            restoring: None,
         },
     );
     s.tables.insert(
@@ -51,6 +52,7 @@ fn state() -> MetaState {
             status: TableStatus::Dropped { at_ms: 5 },
             role: DrRole::Standby,
             epoch: 3,
+            restoring: None,
         },
     );
     s.next_table_id = 2;

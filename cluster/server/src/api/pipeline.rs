@@ -30,6 +30,10 @@ const FRAME_BYTES: usize = 1 << 20;
 
 /// Why a client's write is refused before it reaches the replica, if it is.
 pub fn refuse_write(node: &Node, gpid: Gpid, op: &WriteOp) -> Option<Error> {
+    // A table being restored serves nobody until the restore is complete.
+    if let Some(e) = node.roles.refuse_restoring(gpid.table.0) {
+        return Some(e);
+    }
     // A standby, or an active table without the DR lease. Duplicated writes come through
     // `duplicate`, not here.
     if let Some(e) = node.roles.refuse_client_write(gpid.table.0, node.clock.now().mono_ms) {
@@ -106,6 +110,10 @@ fn dispatch(node: &Node, frame: pb::KvCalls, tx: &mpsc::UnboundedSender<pb::KvAn
             Some(pb::kv_call::Call::Read(req)) => match read_from_pb(req) {
                 Err(e) => refuse(e),
                 Ok((gpid, op)) => {
+                    if let Some(e) = node.roles.refuse_restoring(gpid.table.0) {
+                        refuse(e);
+                        continue;
+                    }
                     let stale = node.roles.standby(gpid.table.0).is_some();
                     let reply = ReplyTo::Stream(StreamAnswer::read(id, stale, tx.clone()));
                     send(node, gpid, Input::Read { op, reply });

@@ -38,6 +38,9 @@ impl Services {
     /// One read, as `Read` and every item of `BatchRead` serve it.
     async fn serve_read(&self, req: pb::ReadRequest) -> Result<pb::ReadResponse, Status> {
         let (gpid, op) = read_from_pb(req).map_err(status)?;
+        if let Some(e) = self.node.roles.refuse_restoring(gpid.table.0) {
+            return Err(status(e));
+        }
         let result = self.ask(gpid, false, |reply| Input::Read { op, reply: ReplyTo::Once(reply) }).await?;
         let mut resp = read_result_to_pb(&result);
         resp.possibly_stale = self.node.roles.standby(gpid.table.0).is_some();
@@ -127,6 +130,16 @@ impl pb::kv_server::Kv for Services {
         req: Request<pb::DuplicateRequest>,
     ) -> Result<Response<pb::DuplicateResponse>, Status> {
         crate::dup::receive::duplicate(&self.node.dup, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
+
+    async fn restore(
+        &self,
+        req: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        crate::dup::restore::restore(&self.node.dup, req.into_inner())
             .await
             .map(Response::new)
             .map_err(status)

@@ -23,6 +23,8 @@ struct Known {
     gate: WriteGate,
     /// Every table: id → (partition count, purge horizon).
     tables: BTreeMap<u32, (u32, Timetag)>,
+    /// Tables being restored: id → (name, backup id). They serve no client reads or writes.
+    restoring: BTreeMap<u32, (String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +54,27 @@ impl Roles {
         k.gate.set(&infos, sent_at_ms, lease);
         k.tables =
             roles.iter().map(|r| (r.table, (r.partitions, Timetag::from_u64(r.purge_below)))).collect();
+        k.restoring = roles
+            .iter()
+            .filter(|r| !r.restoring.is_empty())
+            .map(|r| (r.table, (r.name.clone(), r.restoring.clone())))
+            .collect();
+    }
+
+    /// `RESTORING` when `table` is being restored from a backup: client reads and writes wait
+    /// until the restore is complete (docs/backup.md, "Restore").
+    pub fn refuse_restoring(&self, table: u32) -> Option<Error> {
+        let k = self.known.read().unwrap_or_else(|e| e.into_inner());
+        k.restoring
+            .get(&table)
+            .map(|(name, backup)| Error::Restoring { table: name.clone(), backup: backup.clone() })
+    }
+
+    /// The backup `table` is being restored from, if it is; `None` also when the table is not
+    /// known yet (no beacon answer named it).
+    pub fn restoring_from(&self, table: u32) -> Option<String> {
+        let k = self.known.read().unwrap_or_else(|e| e.into_inner());
+        k.restoring.get(&table).map(|(_, b)| b.clone())
     }
 
     /// The partition count of `table` (what duplicated writes to it must be routed by), if known.
@@ -109,5 +132,20 @@ mod tests {
         assert_eq!(r.refuse_client_write(3, 10).unwrap().code(), tern_core::ErrorCode::Standby);
         assert_eq!(r.standby(2), Some(("t2".to_string(), 1)));
         assert_eq!(r.partitions(1), Some(4));
+    }
+
+    #[test]
+    fn a_restoring_table_refuses_clients_naming_the_backup_until_a_beacon_says_it_is_done() {
+        let r = Roles::default();
+        let mut restoring = role(1, DrRole::Active, 0, 0);
+        restoring.restoring = "B1".into();
+        r.set(&[restoring, role(2, DrRole::Active, 0, 0)], 0, false);
+        let e = r.refuse_restoring(1).unwrap();
+        assert_eq!(e.code(), tern_core::ErrorCode::Restoring);
+        assert!(e.to_string().contains("backup B1"), "{e}");
+        assert_eq!(r.restoring_from(1).as_deref(), Some("B1"));
+        assert!(r.refuse_restoring(2).is_none());
+        r.set(&[role(1, DrRole::Active, 0, 0)], 0, false);
+        assert!(r.refuse_restoring(1).is_none());
     }
 }

@@ -23,6 +23,7 @@ pub mod incoming;
 pub mod links;
 mod metrics;
 pub mod receive;
+pub mod restore;
 mod shipper_task;
 pub mod shipping;
 mod wire;
