@@ -205,7 +205,7 @@ fn missing_target_and_planned_commands_say_what_to_do() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(wanted), "{cmd:?}: {err}");
     }
-    for cmd in [&["dr", "reconcile"][..], &["backup", "policy"], &["backup", "restore"]] {
+    for cmd in [&["dr", "reconcile"][..], &["backup", "policy"]] {
         let out = tern(None, cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
         let err = String::from_utf8_lossy(&out.stderr);
