@@ -13,6 +13,8 @@
 //!
 //! Must not depend on: rocksdb or any server crate.
 
+pub mod drill;
+mod drill_run;
 pub mod failover;
 mod failover_run;
 pub mod observe;
@@ -24,6 +26,8 @@ mod testkit;
 pub mod verify;
 mod verify_run;
 
+pub use drill::DrillReport;
+pub use drill_run::{DrillOptions, run_drill};
 pub use failover_run::{FailoverOptions, FailoverReport, run_failover};
 pub use observe::{ClusterAddr, ClusterObs, Observed, observe};
 pub use status::{CopyReport, DrStatus, Finding, Health, StandbyReport, StatusOptions, TableReport, assess};
