@@ -146,6 +146,9 @@ pub struct LossCheck {
     pub outside_report: u64,
     /// A few of them, with why.
     pub examples: Vec<String>,
+    /// Of the lost writes, those in partitions whose decrees the report only bounds (its last
+    /// report from the old side predates the end of its writes): checked by the timetag bound.
+    pub timetag_bound_only: u64,
     /// Lost writes per partition (the report's decree ranges may hold several writes each: a
     /// decree is a batch).
     pub lost_by_partition: BTreeMap<u32, u64>,
@@ -153,7 +156,8 @@ pub struct LossCheck {
 }
 
 /// Checks every acknowledged write that `found` lacks against the failover's loss report: it
-/// must fall in a partition whose reported decree range is not empty, acknowledged after that
+/// must fall in a partition whose reported decree range is not empty (or whose decrees the
+/// report only bounds or does not know, with a timetag bound), acknowledged after that
 /// partition's applied-through timetag (less [`CLOCK_ALLOWANCE_MS`]). `partition_of` maps a
 /// hash key to its partition. The check fails when nothing was checked or the report is missing.
 pub fn check_loss(
@@ -164,12 +168,12 @@ pub fn check_loss(
 ) -> LossCheck {
     let mut c = LossCheck { writes_checked: acks.len() as u64, ..Default::default() };
     let (mut first_sent, mut last_acked) = (u64::MAX, 0);
-    let note = |c: &mut LossCheck, why: String| {
+    fn note(c: &mut LossCheck, why: String) {
         c.outside_report += 1;
         if c.examples.len() < 10 {
             c.examples.push(why);
         }
-    };
+    }
     for a in acks {
         if found.get(&a.hash_key).copied().unwrap_or(false) {
             continue;
@@ -184,10 +188,16 @@ pub fn check_loss(
             note(&mut c, format!("{}: partition {p} is not in the loss report", a.hash_key));
             continue;
         };
-        match &pl.decrees {
-            Ok(Some(_)) => {}
-            Ok(None) => note(&mut c, format!("{}: the report says partition {p} lost nothing", a.hash_key)),
-            Err(why) => note(&mut c, format!("{}: partition {p}'s loss is unknown ({why})", a.hash_key)),
+        match (&pl.decrees, &pl.applied_through_timetag) {
+            (Ok(Some(_)), _) => {}
+            (Ok(None), _) => {
+                note(&mut c, format!("{}: the report says partition {p} lost nothing", a.hash_key))
+            }
+            // Decrees only bounded ("at least …") or unknown: the timetag bound is the claim.
+            (Err(_), Ok(_)) => c.timetag_bound_only += 1,
+            (Err(why), Err(t)) => {
+                note(&mut c, format!("{}: partition {p}'s loss is unknown ({why}; {t})", a.hash_key))
+            }
         }
         if let Ok(t) = pl.applied_through_timetag {
             let bound = Timetag::from_u64(t).physical_ms();

@@ -148,3 +148,24 @@ fn a_drill_passes_only_when_every_check_passed_and_it_cleaned_up() {
     r.judge();
     assert_eq!(r.summary, "drill FAILED: interrupted");
 }
+
+#[test]
+fn a_lost_write_where_the_report_only_bounds_decrees_is_checked_by_its_timetag_bound() {
+    let acks = [ack("p0-a", 1, 10, 20)];
+    let refs: Vec<&Ack> = acks.iter().collect();
+    let found = BTreeMap::new();
+    let bounded = |t: Result<u64, String>| {
+        record(vec![PartitionLoss {
+            partition: 0,
+            decrees: Err("at least decrees 3..=4: its last report predates the end of dc1's writes".into()),
+            applied_through_timetag: t,
+        }])
+    };
+    let c = check_loss(&refs, &found, Some(&bounded(Ok(tt(1_000_000)))), |_| 0);
+    assert!(c.passed, "{c:?}");
+    assert_eq!((c.writes_lost, c.timetag_bound_only, c.outside_report), (1, 1, 0));
+    // Neither decrees nor timetags known: nothing bounds the loss.
+    let c = check_loss(&refs, &found, Some(&bounded(Err("not heard".into()))), |_| 0);
+    assert!(!c.passed);
+    assert_eq!(c.outside_report, 1);
+}
