@@ -7,7 +7,8 @@
 //! so a re-run finishes an interrupted one), [`failover::next_step`] and
 //! [`failover::loss_report`] (an unplanned move: the voters' promises, the wait for the old
 //! copy's DR lease, the promotion, and what the old side may have lost), then
-//! [`observe::observe()`] and the executors [`run_switchover`] and [`run_failover`]. Invariants: an unknown is never read as healthy (an unreachable
+//! [`observe::observe()`] and the executors [`run_switchover`] and [`run_failover`]; [`run_drill`] rehearses both on a
+//! scratch table and checks the figures with the pure [`drill`] functions. Invariants: an unknown is never read as healthy (an unreachable
 //! cluster, an unknown lag or a missing lease report make a table degraded or unsafe, never
 //! healthy); the health level only grows with what is wrong (a test pins each rule).
 //!
