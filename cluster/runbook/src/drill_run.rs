@@ -7,6 +7,7 @@
 //! interruption). Only the scratch table is touched: roles, links, promises and leases are all
 //! per table.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -205,7 +206,9 @@ struct Drill<'a, S: FnMut(&str)> {
     report: DrillReport,
     load: Option<Load>,
     created: Vec<String>,
-    say: S,
+    /// Shared with the executors' own lines while a step runs, so progress shows as it happens.
+    say: RefCell<S>,
+    steps_done: RefCell<Vec<DrillStep>>,
 }
 
 /// Runs a drill from `opts.from` to `opts.to`. `cancel` resolving interrupts it (the scratch
@@ -254,17 +257,19 @@ pub async fn run_drill(
         },
         load: None,
         created: Vec::new(),
-        say,
+        say: RefCell::new(say),
+        steps_done: RefCell::default(),
     };
     let outcome = tokio::select! {
         r = d.steps() => r,
         () = cancel => Err(Error::InvalidArgument("interrupted".to_string())),
     };
     if let Err(e) = &outcome {
-        (d.say)(&format!("drill stopped: {e}"));
+        d.say(&format!("drill stopped: {e}"));
         d.report.error = Some(e.to_string());
     }
     d.cleanup().await;
+    d.report.steps = d.steps_done.take();
     d.report.took_ms = ms(d.started);
     d.report.judge();
     Ok(d.report)
@@ -289,8 +294,12 @@ impl<S: FnMut(&str)> Drill<'_, S> {
     }
 
     /// Runs `f` as a step: printed when it starts, with its duration when it ends.
-    async fn step<T>(&mut self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
-        (self.say)(&format!("[{:>6.1}s] {what}", self.started.elapsed().as_secs_f64()));
+    fn say(&self, line: &str) {
+        (self.say.borrow_mut())(line);
+    }
+
+    async fn step<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+        self.say(&format!("[{:>6.1}s] {what}", self.started.elapsed().as_secs_f64()));
         let t0 = Instant::now();
         let r = f.await;
         let took_ms = t0.elapsed().as_millis() as u64;
@@ -298,8 +307,8 @@ impl<S: FnMut(&str)> Drill<'_, S> {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("failed: {e}"),
         };
-        (self.say)(&format!("          {outcome} in {took_ms} ms"));
-        self.report.steps.push(DrillStep { what: what.to_string(), took_ms, outcome });
+        self.say(&format!("          {outcome} in {took_ms} ms"));
+        self.steps_done.borrow_mut().push(DrillStep { what: what.to_string(), took_ms, outcome });
         r
     }
 
@@ -369,14 +378,9 @@ impl<S: FnMut(&str)> Drill<'_, S> {
             let start = ms(self.started);
             let what = format!("switchover {src} -> {dst}");
             let sw = opts.switchover;
-            let mut lines = Vec::new();
             let r = self
-                .step(&what, run_switchover(clusters, &table, dst, sw, |l| lines.push(format!("  {l}"))))
-                .await;
-            for l in lines {
-                (self.say)(&l);
-            }
-            let r = r?;
+                .step(&what, run_switchover(clusters, &table, dst, sw, |l| self.say(&format!("  {l}"))))
+                .await?;
             let end = ms(self.started);
             let what = format!("writes acknowledged again after the switchover to {dst}");
             self.step(&what, view.wait(&what, n, wait, |x| x.sent_ms >= end)).await?;
@@ -389,7 +393,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
                 took_ms: end - start,
                 rolled_back: r.rolled_back,
             };
-            (self.say)(&format!(
+            self.say(&format!(
                 "          writers saw writes unavailable for {} ms (the executor: {} ms from stop to promotion)",
                 fig.write_unavailable_ms.map_or("?".into(), |v| v.to_string()),
                 fig.stop_to_promote_ms.map_or("?".into(), |v| v.to_string())
@@ -410,7 +414,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
         let what = format!("read every acknowledged key back from {from} ({} keys)", want.len());
         let found = self.step(&what, read_back(&reader, &table, want.keys().cloned().collect())).await?;
         let z = zero_loss(&from, &want, &found);
-        (self.say)(&format!("          {} keys checked, {} lost", z.keys_checked, z.keys_lost));
+        self.say(&format!("          {} keys checked, {} lost", z.keys_checked, z.keys_lost));
         self.report.zero_loss = Some(z);
 
         // A simulated loss of the active side.
@@ -437,17 +441,12 @@ impl<S: FnMut(&str)> Drill<'_, S> {
         self.step(&what, view.wait(&what, n, wait, |x| x.sent_ms >= paused)).await?;
         let loss_ms = ms(self.started);
         let fo = FailoverOptions { force: true, ..opts.failover.clone() };
-        let mut lines = Vec::new();
         let r = self
             .step(
                 &format!("fail over to {to} (forced: {from} is reachable; fenced by its DR lease)"),
-                run_failover(clusters, &table, &to, &fo, |l| lines.push(format!("  {l}"))),
+                run_failover(clusters, &table, &to, &fo, |l| self.say(&format!("  {l}"))),
             )
-            .await;
-        for l in lines {
-            (self.say)(&l);
-        }
-        let r = r?;
+            .await?;
         let promoted = ms(self.started);
         self.report.failover_promoted_after_ms = r.promoted_after_ms;
         self.report.loss_report = r.loss.clone();
@@ -461,7 +460,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
         load.stop().await;
         let acks = load.acks();
         self.report.failover_rto_ms = rto_ms(&acks, loss_ms, on_new);
-        (self.say)(&format!(
+        self.say(&format!(
             "          RTO {} ms (from the loss to the first write {to} acknowledged)",
             self.report.failover_rto_ms.map_or("?".into(), |v| v.to_string())
         ));
@@ -474,7 +473,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
         let found = self.step(&what, read_back(&reader, &table, keys)).await?;
         let found: BTreeMap<String, bool> = found.into_iter().map(|(k, v)| (k, v.is_some())).collect();
         let c = check_loss(&fresh_acks, &found, r.loss.as_ref(), |k| partition_of(k.as_bytes(), parts).0);
-        (self.say)(&format!(
+        self.say(&format!(
             "          {} acknowledged writes lost over {} ms; the loss report says {} decrees; {} outside it",
             c.writes_lost,
             c.lost_span_ms,
@@ -482,7 +481,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
             c.outside_report
         ));
         self.report.loss = Some(c);
-        (self.say)(&format!("backup restore: {BACKUP_SKIPPED}"));
+        self.say(&format!("backup restore: {BACKUP_SKIPPED}"));
         Ok(())
     }
 
@@ -510,7 +509,7 @@ impl<S: FnMut(&str)> Drill<'_, S> {
             .await
             .unwrap_or_default();
         for l in &left {
-            (self.say)(&format!("          LEFT BEHIND: {l}"));
+            self.say(&format!("          LEFT BEHIND: {l}"));
         }
         self.report.cleaned_up = Some(left.is_empty());
         self.report.left_behind = left;
