@@ -75,6 +75,32 @@ fn copy(c: &ClusterObs, table: &str) -> Option<(DrRole, u64)> {
 /// The old side of a failover to `to`: the reachable copy active at the highest epoch outside
 /// `to`, or else the one unreachable cluster. `Err`: why it cannot be told.
 pub fn old_side<'a>(obs: &'a Observed, table: &str, to: &str) -> Result<&'a ClusterObs, String> {
+    old_side_promised(obs, table, to, None)
+}
+
+/// A reachable copy outside `to` that is standby at exactly `promised_epoch`: the old active
+/// copy, which made itself standby at that epoch when a DR voter told it of the promises (a
+/// forced failover while the old side is reachable).
+fn fenced_by_promises<'a>(
+    obs: &'a Observed,
+    table: &str,
+    to: &str,
+    promised_epoch: u64,
+) -> Option<&'a ClusterObs> {
+    obs.clusters
+        .iter()
+        .filter(|c| c.name != to && c.unreachable.is_none())
+        .find(|c| copy(c, table) == Some((DrRole::Standby, promised_epoch)))
+}
+
+/// [`old_side`] during a failover that collected promises for `promised_epoch`: a reachable old
+/// copy that fenced itself at that epoch is still the old side.
+pub fn old_side_promised<'a>(
+    obs: &'a Observed,
+    table: &str,
+    to: &str,
+    promised_epoch: Option<u64>,
+) -> Result<&'a ClusterObs, String> {
     let others: Vec<&ClusterObs> = obs.clusters.iter().filter(|c| c.name != to).collect();
     if let Some(active) = others
         .iter()
@@ -82,6 +108,9 @@ pub fn old_side<'a>(obs: &'a Observed, table: &str, to: &str) -> Result<&'a Clus
         .max_by_key(|(_, e)| *e)
     {
         return Ok(active.0);
+    }
+    if let Some(fenced) = promised_epoch.and_then(|e| fenced_by_promises(obs, table, to, e)) {
+        return Ok(fenced);
     }
     let lost: Vec<&&ClusterObs> = others.iter().filter(|c| c.unreachable.is_some()).collect();
     match lost.as_slice() {
@@ -157,10 +186,14 @@ pub fn next_step<M: Moment>(
         }
         return Step::Done { summary: format!("{table} is active in {to} at epoch {to_epoch}") };
     }
-    let old = match old_side(obs, table, to) {
+    let promised_epoch = promised.map(|p| p.epoch);
+    let old = match old_side_promised(obs, table, to, promised_epoch) {
         Ok(old) => old,
         Err(why) => return Step::Refuse { why },
     };
+    // The old copy fenced itself at the promised epoch: the promises stand at that epoch (asking
+    // above it would not find the old side active any more, and it refuses writes already).
+    let self_fenced = promised_epoch.filter(|e| copy(old, table) == Some((DrRole::Standby, *e)));
     if let Some(why) = serves(old, table)
         && !rules.force
     {
@@ -172,7 +205,10 @@ pub fn next_step<M: Moment>(
     }
     // Above every copy seen, and above the epoch the voters last granted the old copy at (an
     // unreachable old copy may be at an epoch no reachable cluster shows).
-    let epoch = top.max(promised.and_then(|p| p.granted_epoch).unwrap_or(0)) + 1;
+    let epoch = match self_fenced {
+        Some(e) => e,
+        None => top.max(promised.and_then(|p| p.granted_epoch).unwrap_or(0)) + 1,
+    };
     // The old copy's lease as its cluster reports it; unreachable, as the target reports its
     // own (every cluster, proxy and witness is given the same --dr-voters).
     let seen = match (&old.lease, &target.lease) {

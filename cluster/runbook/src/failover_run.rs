@@ -12,7 +12,7 @@ use tern_client::admin::AdminClient;
 use tern_client::voter::{PromiseAsk, ask_promise};
 use tern_core::{DrRole, Error, FailoverRecord, Result};
 
-use crate::failover::{FailoverRules, Promised, Step, loss_report, next_step, old_side};
+use crate::failover::{FailoverRules, Promised, Step, loss_report, next_step, old_side_promised};
 use crate::observe::{ClusterAddr, Observed, observe, wall_ms};
 
 /// How a failover runs.
@@ -240,7 +240,8 @@ pub async fn run_failover(
                 if let Some(n) = &note {
                     say(&format!("WARNING: {n}"));
                 }
-                let old = old_side(&obs, table, to).map(|c| c.name.clone()).ok();
+                let promised_epoch = promised.as_ref().map(|p| p.epoch);
+                let old = old_side_promised(&obs, table, to, promised_epoch).map(|c| c.name.clone()).ok();
                 if let (Some(start), false, None) = (lease_wait_start, waited, &note) {
                     // The lease ran out while this run looked again (a lost cluster takes the
                     // observation deadline): the fence is in place all the same.

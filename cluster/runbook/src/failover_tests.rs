@@ -262,3 +262,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reachable_old_side_that_fenced_itself_at_the_promised_epoch_is_still_replaced() {
+    // A forced failover while dc1 answers: on hearing of the promises for epoch 2, dc1 made
+    // itself standby at 2 (the voters told it the table is active elsewhere at 2).
+    let mut obs = healthy_pair();
+    obs.clusters[0].tables[0].role = DrRole::Standby;
+    obs.clusters[0].tables[0].epoch = 2;
+    let force = FailoverRules { force: true, ..rules() };
+    // Without promises there is no old side to replace.
+    assert!(matches!(next_step::<Ms>(&obs, T, "dc2", &force, None, Ms(0)), Step::Refuse { .. }));
+    // With the promises for epoch 2, dc1 is the old side and dc2 is promoted at that epoch once
+    // the lease has expired (not above it: dc1 would not be seen as the old side again).
+    let p = promised(2, 0, 0);
+    assert!(matches!(next_step(&obs, T, "dc2", &force, Some(&p), Ms(100)), Step::WaitLease { .. }));
+    assert_eq!(
+        next_step(&obs, T, "dc2", &force, Some(&p), Ms(10_000)),
+        Step::Promote { cluster: "dc2".into(), epoch: 2, expect: 1, note: None }
+    );
+    assert_eq!(super::old_side_promised(&obs, T, "dc2", Some(2)).unwrap().name, "dc1");
+    // Promises for another epoch do not make a standby the old side.
+    assert!(super::old_side_promised(&obs, T, "dc2", Some(3)).is_err());
+}

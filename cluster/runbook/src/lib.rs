@@ -7,12 +7,15 @@
 //! so a re-run finishes an interrupted one), [`failover::next_step`] and
 //! [`failover::loss_report`] (an unplanned move: the voters' promises, the wait for the old
 //! copy's DR lease, the promotion, and what the old side may have lost), then
-//! [`observe::observe()`] and the executors [`run_switchover`] and [`run_failover`]. Invariants: an unknown is never read as healthy (an unreachable
+//! [`observe::observe()`] and the executors [`run_switchover`] and [`run_failover`]; [`run_drill`] rehearses both on a
+//! scratch table and checks the figures with the pure [`drill`] functions. Invariants: an unknown is never read as healthy (an unreachable
 //! cluster, an unknown lag or a missing lease report make a table degraded or unsafe, never
 //! healthy); the health level only grows with what is wrong (a test pins each rule).
 //!
 //! Must not depend on: rocksdb or any server crate.
 
+pub mod drill;
+mod drill_run;
 pub mod failover;
 mod failover_run;
 pub mod observe;
@@ -24,6 +27,8 @@ mod testkit;
 pub mod verify;
 mod verify_run;
 
+pub use drill::DrillReport;
+pub use drill_run::{DrillOptions, run_drill};
 pub use failover_run::{FailoverOptions, FailoverReport, run_failover};
 pub use observe::{ClusterAddr, ClusterObs, Observed, observe};
 pub use status::{CopyReport, DrStatus, Finding, Health, StandbyReport, StatusOptions, TableReport, assess};
