@@ -12,7 +12,7 @@
 //! writes; the replica checks their age against its retention and moves its clock past them
 //! (`tern_replica`'s `admit_duplicated`), and every replica applies them by last-writer-wins.
 
-use tern_core::{ClusterId, Error, Gpid, Result, WriteOp, key::escape, partition_of};
+use tern_core::{ClusterId, Error, Gpid, Result, Timetag, WriteOp, key::escape, partition_of};
 
 use crate::DupRules;
 
@@ -26,6 +26,39 @@ pub struct IncomingBatch {
     /// The receiving table's partition count, as the sender routed by.
     pub partition_count: u32,
     pub puts: Vec<WriteOp>,
+}
+
+impl Receiver {
+    /// The rules every put arriving from elsewhere obeys, duplicated or restored: its hash key
+    /// belongs to the partition it was sent to under `partition_count`, and its timetag is not
+    /// further ahead of this cluster's wall clock than the maximum offset (`CLOCK_AHEAD`).
+    pub fn check_put(
+        &self,
+        gpid: Gpid,
+        hash_key: &[u8],
+        t: Timetag,
+        partition_count: u32,
+        now_wall_ms: u64,
+    ) -> Result<()> {
+        let p = partition_of(hash_key, partition_count);
+        if p != gpid.partition {
+            return Err(Error::InvalidArgument(format!(
+                "hash key {} belongs to partition {} of {partition_count}, not to {gpid}",
+                escape(hash_key, 64),
+                p.0
+            )));
+        }
+        let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
+        if ahead_ms > self.max_clock_offset_ms {
+            return Err(Error::ClockAhead {
+                gpid,
+                from_cluster: t.cluster().get(),
+                ahead_ms,
+                max_ms: self.max_clock_offset_ms,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What the receiver knows about itself.
@@ -87,23 +120,7 @@ impl DupRules {
                     t.cluster().get()
                 )));
             }
-            let p = partition_of(hash_key, partition_count);
-            if p != gpid.partition {
-                return Err(Error::InvalidArgument(format!(
-                    "hash key {} belongs to partition {} of {partition_count}, not to {gpid}",
-                    escape(hash_key, 64),
-                    p.0
-                )));
-            }
-            let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
-            if ahead_ms > receiver.max_clock_offset_ms {
-                return Err(Error::ClockAhead {
-                    gpid,
-                    from_cluster: t.cluster().get(),
-                    ahead_ms,
-                    max_ms: receiver.max_clock_offset_ms,
-                });
-            }
+            receiver.check_put(gpid, hash_key, *t, partition_count, now_wall_ms)?;
             admitted.puts.push(op);
         }
         Ok(admitted)

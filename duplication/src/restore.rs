@@ -14,7 +14,7 @@
 //! puts go through the primary like duplicated ones: its clock moves past them, and every
 //! replica applies them by last-writer-wins, so re-sending a batch changes nothing.
 
-use tern_core::{Error, Gpid, Result, WriteOp, key::escape, partition_of};
+use tern_core::{Error, Gpid, Result, WriteOp};
 
 use crate::{Admitted, Receiver};
 
@@ -78,23 +78,7 @@ pub fn admit_restore(
                 "a restored put for {gpid} without the timetag it was written with"
             )));
         };
-        let p = partition_of(hash_key, own_partitions);
-        if p != gpid.partition {
-            return Err(Error::InvalidArgument(format!(
-                "hash key {} belongs to partition {} of {own_partitions}, not to {gpid}",
-                escape(hash_key, 64),
-                p.0
-            )));
-        }
-        let ahead_ms = t.physical_ms().saturating_sub(now_wall_ms);
-        if ahead_ms > receiver.max_clock_offset_ms {
-            return Err(Error::ClockAhead {
-                gpid,
-                from_cluster: t.cluster().get(),
-                ahead_ms,
-                max_ms: receiver.max_clock_offset_ms,
-            });
-        }
+        receiver.check_put(gpid, hash_key, *t, own_partitions, now_wall_ms)?;
         admitted.puts.push(op);
     }
     Ok(admitted)
@@ -102,7 +86,7 @@ pub fn admit_restore(
 
 #[cfg(test)]
 mod tests {
-    use tern_core::{ClusterId, ErrorCode, Timetag};
+    use tern_core::{ClusterId, ErrorCode, Timetag, partition_of};
 
     use super::*;
 
