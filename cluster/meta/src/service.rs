@@ -86,6 +86,20 @@ impl MetaService {
         self.leader()?.send(input).await.map_err(|_| status(Error::Unavailable("leadership changed".into())))
     }
 
+    /// Has the leader's configuration manager place table `id`'s partitions (only the missing
+    /// ones: a creation a leader change interrupted is finished) and waits until it has.
+    async fn create_partitions(&self, id: u32, partitions: u32, replicas: u32) -> Result<(), Status> {
+        let (reply, rx) = oneshot::channel();
+        self.send(LeaderInput::CreatePartitions {
+            table: tern_core::TableId(id),
+            partitions,
+            replicas: replicas as usize,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)
+    }
+
     /// Liveness, health and balance from the leader's configuration manager.
     async fn status_report(&self) -> Result<StatusReport, Status> {
         let (reply, rx) = oneshot::channel();
@@ -243,15 +257,7 @@ impl pb::meta_server::Meta for MetaService {
             Applied::Refused(why) => return Err(status(Error::InvalidArgument(why))),
             _ => return Err(status(Error::invariant("create table returned no table"))),
         };
-        let (reply, rx) = oneshot::channel();
-        self.send(LeaderInput::CreatePartitions {
-            table: tern_core::TableId(t.id),
-            partitions: t.partitions,
-            replicas: t.replicas as usize,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+        self.create_partitions(t.id, t.partitions, t.replicas).await?;
         Ok(Response::new(table_info(&t)))
     }
 
@@ -488,15 +494,7 @@ impl pb::meta_server::Meta for MetaService {
         // (the configuration manager creates only the missing ones).
         let placed = self.group.read(|s| s.0.table_configs(t.id).len());
         if placed < t.partitions as usize {
-            let (reply, rx) = oneshot::channel();
-            self.send(LeaderInput::CreatePartitions {
-                table: tern_core::TableId(t.id),
-                partitions: t.partitions,
-                replicas: t.replicas as usize,
-                reply,
-            })
-            .await?;
-            rx.await.map_err(|_| status(Error::Unavailable("leadership changed".into())))?.map_err(status)?;
+            self.create_partitions(t.id, t.partitions, t.replicas).await?;
         }
         tracing::info!(
             "table {} is {} from backup {}",
