@@ -11,6 +11,7 @@
 
 mod error;
 mod fsutil;
+pub mod local_s3;
 pub mod model;
 pub mod ratelimit;
 pub mod retry;

@@ -184,7 +184,13 @@ async fn up_from_a_file_serves_plans_clean_is_idempotent_and_down_leaves_nothing
     let list = out.json();
     let list = list.as_array().unwrap();
     let names: Vec<&str> = list.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["dc1-meta-1", "dc1-replica-1", "dc2-meta-1", "dc2-replica-1", "proxy-p1"]);
+    // With s3s-fs installed, `up` also runs the local S3 server for backups (last).
+    let with_s3 = tern_backup::local_s3::find_s3s_fs().is_some();
+    let mut expected = vec!["dc1-meta-1", "dc1-replica-1", "dc2-meta-1", "dc2-replica-1", "proxy-p1"];
+    if with_s3 {
+        expected.push("s3");
+    }
+    assert_eq!(names, expected);
     assert!(list.iter().all(|p| p["alive"] == true), "{list:?}");
     assert_eq!(list[4]["role"], "proxy");
     assert_eq!(list[0]["cluster"], "dc1");
@@ -195,12 +201,13 @@ async fn up_from_a_file_serves_plans_clean_is_idempotent_and_down_leaves_nothing
 
     // down: no process, no listening port.
     let out = tern(&["down", "--dir", d]).await.ok();
-    assert!(out.stdout.contains("stopped 5 processes"), "{out:?}");
+    assert!(out.stdout.contains(&format!("stopped {} processes", expected.len())), "{out:?}");
     let running: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     assert!(running.is_empty(), "tern down returns once every process is gone: {running:?} run");
     let mut addrs: Vec<String> =
         state.clusters.iter().flat_map(|c| c.metas.values().chain(c.replicas.values())).cloned().collect();
     addrs.extend([proxy, redis_addr]);
+    addrs.extend(state.s3.clone());
     for a in &addrs {
         assert!(tokio::net::TcpStream::connect(a).await.is_err(), "{a} still accepts connections");
     }

@@ -110,6 +110,7 @@ impl UpCmd {
             partitions: self.partitions,
             worker_threads: self.worker_threads,
             ready_within: self.wait,
+            s3: tern_backup::local_s3::find_s3s_fs(),
             ..LocalSpec::new(self.dir.clone(), binary)
         })
     }
@@ -121,7 +122,11 @@ impl UpCmd {
         let spec = self.spec()?;
         let rt = runtime()?;
         let running = rt.block_on(local::up(&spec, |step| eprintln!("{step}")))?;
+        let backups = rt.block_on(backup_target(&running))?;
         self.print(&running);
+        let meta = running.clusters()[0].meta_addrs().join(",");
+        let table = if self.table.is_empty() { "TABLE" } else { self.table.as_str() };
+        backups.print(table, &meta);
         self.wait_or_detach(&rt, running)
     }
 
@@ -135,10 +140,17 @@ impl UpCmd {
             worker_threads: self.worker_threads,
             ready_within: self.wait,
             apply_deadline: Duration::from_secs(10),
+            s3: tern_backup::local_s3::find_s3s_fs(),
         };
         let rt = runtime()?;
         let running = rt.block_on(local::up_file(&spec, |step| eprintln!("{step}")))?;
+        let backups = rt.block_on(backup_target(&running))?;
         print_file(&spec, &running);
+        if let Some(c) = running.clusters().first() {
+            let table =
+                spec.topology.tables.first().map_or_else(|| "TABLE".to_string(), |t| t.name.to_string());
+            backups.print(&table, &c.meta_addrs().join(","));
+        }
         if running.adopted() {
             println!(
                 "it was already running: nothing was started (stop it with: tern down --dir {})",
@@ -233,6 +245,89 @@ fn print_file(spec: &FileSpec, running: &Running) {
     }
     println!("  plan against it: tern plan -f {dir}/{}", local::file::DEPLOYED_FILE);
     println!("  processes: tern ps --dir {dir}");
+}
+
+/// The bucket `tern up` creates on its S3 server.
+pub const BACKUP_BUCKET: &str = "tern-backups";
+/// The file `tern up` writes the backup target into, for `set -a; . DIR/backup.env`.
+pub const BACKUP_ENV: &str = "backup.env";
+
+/// Where the backups of a local deployment go: its S3 server's bucket, or (without s3s-fs) a
+/// directory of the deployment.
+struct BackupTarget {
+    env_file: PathBuf,
+    target: String,
+    /// The S3 server's endpoint (`None`: a local directory).
+    endpoint: Option<String>,
+}
+
+/// Creates the backup target of `running` (the bucket on its S3 server, else `<dir>/backups`)
+/// and writes `<dir>/backup.env` with the variables `tern backup` reads.
+async fn backup_target(running: &Running) -> anyhow::Result<BackupTarget> {
+    use tern_backup::local_s3::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, ensure_bucket};
+    let dir = running.dir();
+    // One prefix per deployment's first cluster, as a shared bucket would have one per cluster.
+    let cluster = running.clusters().first().map_or("local", |c| c.name.as_str());
+    let env_file = dir.join(BACKUP_ENV);
+    let (target, endpoint, vars) = match running.s3() {
+        Some(addr) => {
+            let endpoint = format!("http://{addr}");
+            ensure_bucket(&endpoint, BACKUP_BUCKET, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
+                .await
+                .with_context(|| format!("create the backup bucket on the local S3 server {endpoint}"))?;
+            let target = format!("s3://{BACKUP_BUCKET}/{cluster}");
+            let vars = vec![
+                ("TERN_BACKUP_TARGET", target.clone()),
+                ("TERN_BACKUP_ENDPOINT", endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID.to_string()),
+                ("AWS_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY.to_string()),
+                ("AWS_REGION", "us-east-1".to_string()),
+            ];
+            (target, Some(endpoint), vars)
+        }
+        None => {
+            let path = dir.join("backups");
+            std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+            let target = path.display().to_string();
+            (target.clone(), None, vec![("TERN_BACKUP_TARGET", target)])
+        }
+    };
+    let mut text = String::from(
+        "# The backup target of this local deployment (written by `tern up`): `set -a; . THIS_FILE; set +a`\n# then `tern backup now|list|verify|restore` need no target flags. Local development keys only.\n",
+    );
+    for (k, v) in &vars {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    std::fs::write(&env_file, text).with_context(|| format!("write {}", env_file.display()))?;
+    Ok(BackupTarget { env_file, target, endpoint })
+}
+
+impl BackupTarget {
+    fn print(&self, table: &str, meta: &str) {
+        use tern_backup::local_s3::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, INSTALL_SCRIPT};
+        let env = self.env_file.display();
+        match &self.endpoint {
+            Some(endpoint) => {
+                println!("  backups: S3 server {endpoint}, bucket {BACKUP_BUCKET} (target {})", self.target);
+                println!(
+                    "    tern backup now --table {table} --meta {meta} --target {} --endpoint {endpoint} --access-key-id {DEV_ACCESS_KEY_ID} --secret-access-key {DEV_SECRET_ACCESS_KEY}",
+                    self.target
+                );
+                println!("    or: set -a; . {env}; set +a; tern backup now --table {table} --meta {meta}");
+                println!(
+                    "    AWS_ACCESS_KEY_ID={DEV_ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY={DEV_SECRET_ACCESS_KEY} AWS_REGION=us-east-1 aws --endpoint-url {endpoint} s3 ls --recursive s3://{BACKUP_BUCKET}/"
+                );
+            }
+            None => {
+                println!(
+                    "  backups: to the directory {} (s3s-fs is not installed: {INSTALL_SCRIPT} installs it, then `tern up` again starts a local S3 server)",
+                    self.target
+                );
+                println!("    tern backup now --table {table} --meta {meta} --target {}", self.target);
+                println!("    or: set -a; . {env}; set +a; tern backup now --table {table} --meta {meta}");
+            }
+        }
+    }
 }
 
 impl DownCmd {

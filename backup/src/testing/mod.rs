@@ -1,6 +1,6 @@
 //! Test support (feature `testing`): the object-store conformance suite and real
-//! S3-compatible servers to run it against. Used by this crate's tests and, later, by the
-//! end-to-end tests and `tern up`.
+//! S3-compatible servers to run it against. Used by this crate's tests and the end-to-end
+//! tests; `tern up` shares the part it needs through [`crate::local_s3`].
 
 pub mod conformance;
 pub mod servers;

@@ -1,4 +1,5 @@
-//! Real S3-compatible servers for tests (and later `tern up`): `s3s-fs` and moto's server,
+//! Real S3-compatible servers for tests (`tern up` starts s3s-fs the same way, through
+//! [`crate::local_s3`]): `s3s-fs` and moto's server,
 //! started on 127.0.0.1 with a free port and killed when the handle is dropped.
 //!
 //! Both are installed by `scripts/install-test-deps.sh`; a missing one is an error that says
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use aws_sdk_s3::error::DisplayErrorContext;
 
+use crate::local_s3;
 use crate::s3::{S3Config, S3ObjectStore, S3Target};
 
 /// Which server.
@@ -39,18 +41,7 @@ const ACCESS_KEY: &str = "tern-test-access";
 const SECRET_KEY: &str = "tern-test-secret-key";
 const INSTALL_HINT: &str = "run scripts/install-test-deps.sh to install the test servers";
 
-/// Where `scripts/install-test-deps.sh` installs s3s-fs: `$TERN_S3S_FS`, else
-/// `$TERN_CACHE_DIR/tools/bin/s3s-fs` (`~/.cache/tern/tools/bin/s3s-fs`).
-pub fn s3s_fs_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TERN_S3S_FS") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("TERN_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tern")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/tern"));
-    cache.join("tools/bin/s3s-fs")
-}
+pub use crate::local_s3::s3s_fs_binary;
 
 /// The moto server command: `$TERN_MOTO_SERVER`, else `moto_server` on the PATH.
 fn moto_binary() -> anyhow::Result<PathBuf> {
@@ -102,9 +93,7 @@ impl S3Server {
                 }
                 let data = tempfile::tempdir().context("create s3s-fs data directory")?;
                 let child = Command::new(&bin)
-                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                    .arg(data.path())
+                    .args(local_s3::s3s_fs_args("127.0.0.1", port, ACCESS_KEY, SECRET_KEY, data.path()))
                     .stdin(Stdio::null())
                     .stdout(server_output())
                     .stderr(server_output())

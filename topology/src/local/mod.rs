@@ -4,7 +4,8 @@
 //! a standby elsewhere, a two-way duplication link between every pair of clusters, and a proxy
 //! in front of them all, which is also the clusters' one DR voter (their active tables take
 //! client writes while the proxy runs). One cluster is named "local" and has no proxy (and no
-//! DR lease).
+//! DR lease). When given an s3s-fs binary ([`LocalSpec::s3`]), also a local S3-compatible server
+//! for backups (process `s3`, buckets under `<dir>/s3`; the caller makes the bucket).
 //!
 //! Owns: choosing ports and keeping them in the state file ([`state`]), starting and stopping
 //! the processes with their logs ([`processes`]), and waiting until the deployment serves
@@ -54,6 +55,8 @@ pub struct LocalSpec {
     pub worker_threads: Option<u64>,
     /// How long each wait (servers joining, links starting) may take.
     pub ready_within: Duration,
+    /// The S3-compatible server to start for backups (the s3s-fs binary), if any.
+    pub s3: Option<PathBuf>,
 }
 
 impl LocalSpec {
@@ -70,6 +73,7 @@ impl LocalSpec {
             partitions: 4,
             worker_threads: None,
             ready_within: Duration::from_secs(60),
+            s3: None,
         }
     }
 
@@ -121,6 +125,12 @@ impl Running {
     /// Every proxy (of a deployment started from a file).
     pub fn proxies(&self) -> &[ProxyState] {
         &self.state.proxies
+    }
+
+    /// The local S3 server for backups (`127.0.0.1:port`), if one was started; its buckets
+    /// are directories under `<dir>/s3`.
+    pub fn s3(&self) -> Option<&str> {
+        self.state.s3.as_deref()
     }
 
     /// Whether `up -f` found the deployment running already and started nothing.
@@ -200,9 +210,11 @@ async fn start(
         progress(&format!("starting the proxy on {addr}"));
         processes.spawn_proxy(addr, &state.clusters)?;
     }
+    start_s3(spec.s3.as_deref(), dir, state, processes, progress)?;
     state.pids = processes.pids();
     state.processes = processes.processes();
     state.save(dir)?;
+    wait_s3(state, spec.ready_within, progress).await?;
     let replicas = spec.replicas as usize;
     for c in &state.clusters {
         progress(&format!("waiting for {replicas} replica servers of {} to join…", c.name));
@@ -247,6 +259,29 @@ async fn start(
     Ok(())
 }
 
+/// Starts the S3 server for backups, if there is one to start, on the state's address.
+fn start_s3(
+    binary: Option<&Path>,
+    dir: &Path,
+    state: &State,
+    processes: &mut Processes,
+    progress: &mut impl FnMut(&str),
+) -> tern_core::Result<()> {
+    if let (Some(binary), Some(addr)) = (binary, &state.s3) {
+        progress(&format!("starting the S3 server for backups on {addr} ({})", binary.display()));
+        processes.spawn_s3(binary, addr, &dir.join("s3"))?;
+    }
+    Ok(())
+}
+
+async fn wait_s3(state: &State, within: Duration, progress: &mut impl FnMut(&str)) -> tern_core::Result<()> {
+    if let Some(addr) = &state.s3 {
+        progress("waiting for the S3 server to listen…");
+        readiness::wait_listening(addr, "the S3 server", within).await?;
+    }
+    Ok(())
+}
+
 /// Stops a deployment left running (`tern up --detach`): SIGTERM to every process of its state
 /// file that still runs (and runs the `tern` binary it was started from), then waits until
 /// they have exited; one still running after [`processes::STOP_GRACE`] is killed. Returns how
@@ -280,7 +315,7 @@ pub fn ps(dir: &Path) -> tern_core::Result<Vec<ProcessStatus>> {
         .known_processes(dir)
         .into_iter()
         .map(|p| {
-            let alive = alive(p.pid) && runs(p.pid, binary);
+            let alive = alive(p.pid) && runs(p.pid, p.binary.as_deref().or(binary));
             ProcessStatus { process: p, alive }
         })
         .collect())
@@ -303,18 +338,22 @@ impl State {
                 pid: *pid,
                 addr: String::new(),
                 log: logs.clone(),
+                binary: None,
             })
             .collect()
     }
 
     /// The pids of the deployment that still run its binary.
     pub fn live_pids(&self) -> Vec<u32> {
-        let pids: Vec<u32> = if self.processes.is_empty() {
-            self.pids.clone()
-        } else {
-            self.processes.iter().map(|p| p.pid).collect()
-        };
-        pids.into_iter().filter(|p| alive(*p) && runs(*p, self.binary.as_deref())).collect()
+        let binary = self.binary.as_deref();
+        if self.processes.is_empty() {
+            return self.pids.iter().copied().filter(|p| alive(*p) && runs(*p, binary)).collect();
+        }
+        self.processes
+            .iter()
+            .filter(|p| alive(p.pid) && runs(p.pid, p.binary.as_deref().or(binary)))
+            .map(|p| p.pid)
+            .collect()
     }
 }
 
@@ -335,6 +374,8 @@ pub struct FileSpec {
     pub ready_within: Duration,
     /// How long each call of apply to a cluster may keep trying.
     pub apply_deadline: Duration,
+    /// The S3-compatible server to start for backups (the s3s-fs binary), if any.
+    pub s3: Option<PathBuf>,
 }
 
 /// Starts the deployment of a topology file and brings it into service: every cluster's meta
@@ -400,6 +441,8 @@ pub async fn up_file(spec: &FileSpec, mut progress: impl FnMut(&str)) -> Result<
         file::resolve(&spec.topology, &previous, &mut state::free_addr_on).map_err(UpError::Prepare)?;
     state.file = Some(source);
     state.binary = Some(spec.binary.clone());
+    state.s3 = previous.s3.clone();
+    state.plan_s3(spec.s3.is_some()).map_err(UpError::Prepare)?;
     check_free(&state).map_err(UpError::Prepare)?;
     let mut processes = Processes::new(spec.binary.clone(), dir.clone());
     let started = start_file(spec, &dir, &mut state, &mut processes, &mut progress).await;
@@ -430,6 +473,9 @@ fn check_free(s: &State) -> tern_core::Result<()> {
         if let Some(r) = &p.redis {
             all.push((format!("the Redis gateway of proxy {}", p.name), r.as_str()));
         }
+    }
+    if let Some(a) = &s.s3 {
+        all.push(("the S3 server for backups".into(), a.as_str()));
     }
     for (what, addr) in all {
         std::net::TcpListener::bind(addr).map_err(|e| {
@@ -476,9 +522,11 @@ async fn start_file(
             processes::proxy_args(p, &ps.listen, ps.redis.as_deref(), &state.clusters, voters.as_deref());
         processes.spawn_file_proxy(&ps.name, &addr, &args)?;
     }
+    start_s3(spec.s3.as_deref(), dir, state, processes, progress)?;
     state.pids = processes.pids();
     state.processes = processes.processes();
     state.save(dir)?;
+    wait_s3(state, spec.ready_within, progress).await?;
     serve(spec, dir, state, progress).await
 }
 

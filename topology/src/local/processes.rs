@@ -57,6 +57,13 @@ impl Processes {
 
     /// Starts `binary args…` as the process `who` describes, logging to `logs/<name>.log`.
     pub fn spawn(&mut self, who: Launch<'_>, args: &[String]) -> Result<()> {
+        let binary = self.binary.clone();
+        self.spawn_program(who, &binary, args)
+    }
+
+    /// Starts `program args…` (not the `tern` binary) as the process `who` describes, logging
+    /// to `logs/<name>.log`; the state names the program, so `down` and `ps` check it.
+    fn spawn_program(&mut self, who: Launch<'_>, program: &Path, args: &[String]) -> Result<()> {
         let name = who.name.as_str();
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| Error::io(format!("create {}", logs.display()), e))?;
@@ -64,13 +71,13 @@ impl Processes {
         let log =
             std::fs::File::create(&path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
         let err = log.try_clone().map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        let child = Command::new(&self.binary)
+        let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
             .spawn()
-            .map_err(|e| Error::io(format!("start {name} ({})", self.binary.display()), e))?;
+            .map_err(|e| Error::io(format!("start {name} ({})", program.display()), e))?;
         let state = ProcessState {
             name: name.to_string(),
             cluster: who.cluster.map(str::to_string),
@@ -78,6 +85,7 @@ impl Processes {
             pid: child.id(),
             addr: who.addr,
             log: path,
+            binary: (program != self.binary).then(|| program.to_path_buf()),
         };
         self.children.push((state, child));
         Ok(())
@@ -165,6 +173,26 @@ impl Processes {
         let who =
             Launch { name: proxy_process(name), cluster: None, role: ProcessRole::Proxy, addr: addr.into() };
         self.spawn(who, args)
+    }
+
+    /// Starts the local S3 server for backups (s3s-fs, `binary`) on `addr`, serving the buckets
+    /// under `root` (one directory each) with the development credentials of
+    /// [`tern_backup::local_s3`].
+    pub fn spawn_s3(&mut self, binary: &Path, addr: &str, root: &Path) -> Result<()> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .ok_or_else(|| Error::invariant(format!("the S3 server's address {addr:?} is not HOST:PORT")))?;
+        let args = tern_backup::local_s3::s3s_fs_args(
+            host,
+            port,
+            tern_backup::local_s3::DEV_ACCESS_KEY_ID,
+            tern_backup::local_s3::DEV_SECRET_ACCESS_KEY,
+            root,
+        );
+        let who = Launch { name: "s3".into(), cluster: None, role: ProcessRole::S3, addr: addr.into() };
+        self.spawn_program(who, binary, &args)
     }
 
     /// Asks every process to stop (SIGTERM) and waits for them; one still running after

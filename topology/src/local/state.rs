@@ -48,6 +48,9 @@ pub struct State {
     /// run it (a pid may have been reused since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
+    /// The local S3-compatible server for backups (`127.0.0.1:port`), when one was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
 }
 
 /// A proxy of a deployment started from a file, at the address it was given.
@@ -67,6 +70,8 @@ pub enum ProcessRole {
     Meta,
     Replica,
     Proxy,
+    /// The local S3-compatible server for backups (s3s-fs).
+    S3,
 }
 
 impl std::fmt::Display for ProcessRole {
@@ -75,6 +80,7 @@ impl std::fmt::Display for ProcessRole {
             ProcessRole::Meta => "meta",
             ProcessRole::Replica => "replica",
             ProcessRole::Proxy => "proxy",
+            ProcessRole::S3 => "s3",
         })
     }
 }
@@ -92,6 +98,9 @@ pub struct ProcessState {
     /// Where it listens (a proxy with a Redis gateway: both, comma-separated).
     pub addr: String,
     pub log: PathBuf,
+    /// The program it runs when that is not the deployment's `tern` binary (the S3 server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
 }
 
 /// One cluster: its meta servers and replica servers by index, `127.0.0.1:port` each.
@@ -192,6 +201,17 @@ impl State {
         };
         self.metas = self.clusters[0].metas.clone();
         self.replicas = self.clusters[0].replicas.clone();
+        self.plan_s3(spec.s3.is_some())
+    }
+
+    /// Keeps the S3 server's port when it is wanted, picks one if it has none; forgets it
+    /// otherwise.
+    pub fn plan_s3(&mut self, wanted: bool) -> Result<()> {
+        self.s3 = match (wanted, self.s3.take()) {
+            (false, _) => None,
+            (true, Some(a)) => Some(a),
+            (true, None) => Some(free_addr()?),
+        };
         Ok(())
     }
 }

@@ -64,6 +64,7 @@ fn file_spec(dir: &Path, file: &Path) -> FileSpec {
         worker_threads: None,
         ready_within: Duration::from_millis(100),
         apply_deadline: Duration::from_millis(100),
+        s3: None,
     }
 }
 
@@ -100,6 +101,7 @@ async fn up_file_refuses_a_directory_that_holds_or_runs_another_deployment() {
         pid: std::process::id(),
         addr: "127.0.0.1:1".into(),
         log: dir.join("logs/dc1-meta-1.log"),
+        binary: None,
     };
     let running = State { processes: vec![me], ..stopped };
     let why = refused(&spec, &running).await;
@@ -123,6 +125,7 @@ fn ps_lists_the_processes_and_whether_they_run() {
         pid,
         addr: "127.0.0.1:1".into(),
         log: tmp.path().join("logs").join(format!("{name}.log")),
+        binary: None,
     };
     // A pid that no process has: above the kernel's maximum.
     let state =
@@ -134,4 +137,40 @@ fn ps_lists_the_processes_and_whether_they_run() {
         [("me", true), ("gone", false)]
     );
     assert_eq!(state.live_pids(), [std::process::id()]);
+}
+
+#[test]
+fn a_process_of_another_program_is_checked_against_its_own_binary() {
+    // The S3 server runs s3s-fs, not the deployment's `tern`: `down` and `ps` must still see
+    // it, and must not take a process of the tern binary's pid for it.
+    let me = std::fs::read(format!("/proc/{}/cmdline", std::process::id())).unwrap_or_default();
+    let argv0 = String::from_utf8_lossy(me.split(|b| *b == 0).next().unwrap_or_default()).into_owned();
+    let p = |name: &str, binary: Option<PathBuf>| ProcessState {
+        name: name.into(),
+        cluster: None,
+        role: ProcessRole::S3,
+        pid: std::process::id(),
+        addr: "127.0.0.1:1".into(),
+        log: PathBuf::from("s3.log"),
+        binary,
+    };
+    let state = State {
+        binary: Some(PathBuf::from("/nonexistent/tern")),
+        processes: vec![p("s3", Some(PathBuf::from(argv0)))],
+        ..Default::default()
+    };
+    assert_eq!(state.live_pids(), [std::process::id()], "runs its own binary");
+    let other = State { processes: vec![p("s3", None)], ..state.clone() };
+    assert!(other.live_pids().is_empty(), "not the tern binary, and no binary of its own");
+}
+
+#[test]
+fn the_s3_server_keeps_its_port_and_is_forgotten_when_not_wanted() {
+    let mut s = State::default();
+    s.plan_s3(true).unwrap();
+    let addr = s.s3.clone().expect("a port");
+    s.plan_s3(true).unwrap();
+    assert_eq!(s.s3.as_deref(), Some(addr.as_str()));
+    s.plan_s3(false).unwrap();
+    assert_eq!(s.s3, None);
 }
