@@ -5,7 +5,9 @@
 #   - `tern dr verify` of the two copies (keys/s),
 #   - `tern dr switchover` to dc2 and back while writers keep writing through the proxy at
 #     RATE ops/s (client writes refused/waiting between stop and promotion, as the command
-#     measures it; and the writes' p99 latency over the run).
+#     measures it; and the writes' p99 latency over the run),
+#   - `tern dr drill --from dc1 --to dc2` (its own scratch table and writers: switchover
+#     unavailability as the writers saw it, zero loss, forced-failover RTO and RPO).
 # Prints a markdown table; KEEP=1 keeps the work directory.
 #
 #   bench/dr.sh                    # defaults: KEYS=200000 PARTITIONS=8 RATE=2000
@@ -59,6 +61,8 @@ sleep 5
 wait "$bench_pid"
 bench_pid=""
 
+"$tern" dr drill --dir "$up_dir" --from dc1 --to dc2 --output json >"$work/drill.json" 2>"$work/drill.err"
+
 echo
 echo "| figure | value |"
 echo "|---|---|"
@@ -66,3 +70,7 @@ jq -r '"| dr verify, \(.left_records) records a side | \(.took_ms) ms, \(.keys_p
 jq -r '"| switchover dc1 -> dc2: writes refused/waiting | \(.write_unavailable_ms) ms |"' "$work/to-dc2.json"
 jq -r '"| switchover dc2 -> dc1: writes refused/waiting | \(.write_unavailable_ms) ms |"' "$work/to-dc1.json"
 jq -r '"| writes through the proxy at \(.total.throughput_ops_per_sec | floor) ops/s across both: p99 / max | \(.total.latency_ms.p99) / \(.total.latency_ms.max) ms, \(.total.errors // 0) errors |"' "$work/writes.json"
+jq -r '.switchovers[] | "| drill: switchover \(.from) -> \(.to), writes unavailable as the writers saw it | \(.write_unavailable_ms) ms |"' "$work/drill.json"
+jq -r '"| drill: zero-loss check after both switchovers | \(.zero_loss.keys_lost) of \(.zero_loss.keys_checked) keys lost |"' "$work/drill.json"
+jq -r '"| drill: forced failover RTO (loss to first acknowledged write) | \(.failover_rto_ms) ms |"' "$work/drill.json"
+jq -r '"| drill: RPO (acknowledged writes the new active lacks) | \(.loss.writes_lost) writes over \(.loss.lost_span_ms) ms, \(.loss.outside_report) outside the loss report |"' "$work/drill.json"
