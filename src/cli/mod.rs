@@ -85,7 +85,8 @@ pub enum Command {
     Proxy(Box<proxy::ProxyCmd>),
     Witness(Box<drlease::WitnessCmd>),
     /// Disaster recovery: every table's copies across clusters, roles, lag and what a failover
-    /// now could lose (status); switchover, failover, reconcile, verify and drill follow.
+    /// now could lose (status); a planned move (switchover), an unplanned one with a loss report
+    /// (failover), comparing copies (verify), a measured rehearsal (drill); reconcile follows.
     #[command(subcommand)]
     Dr(dr::DrCmd),
     Plan(Box<topology::PlanCmd>),
