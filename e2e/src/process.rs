@@ -198,3 +198,26 @@ pub async fn run_cli(args: &[&str], timeout: Duration) -> CliOutput {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Whether process `pid` runs (a zombie does not: a detached child of a test that exited stays
+/// one until the test ends).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name in parentheses.
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
+}
+
+/// Runs `tern down --dir DIR` when dropped, so that a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct DownOnDrop(pub PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(tern_bin())
+            .args(["down", "--dir"])
+            .arg(&self.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

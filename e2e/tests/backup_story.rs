@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,33 +20,13 @@ use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult, Ttl};
 use tern_e2e::binary::tern_bin;
 use tern_e2e::mixed::dump;
-use tern_e2e::process::CliOutput;
+use tern_e2e::process::{CliOutput, DownOnDrop, alive};
 use tern_e2e::workload::set_op;
 use tern_topology::local::{ProcessRole, State};
 
 const PARTITIONS: u32 = 4;
 const HASH_KEYS: u64 = 600;
 const SORT_KEYS: u64 = 5;
-
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
-}
-
-/// Runs `tern down --dir DIR` when dropped, so that a failing test leaves nothing running.
-struct DownOnDrop(PathBuf);
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(tern_bin())
-            .args(["down", "--dir"])
-            .arg(&self.0)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 /// The variables of `<dir>/backup.env` (what `set -a; . backup.env` exports).
 fn env_file(dir: &Path) -> Vec<(String, String)> {

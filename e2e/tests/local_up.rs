@@ -12,16 +12,9 @@ use tern_client::{AdminClient, ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{DrRole, LinkMode, LinkStatus};
 use tern_e2e::cluster::SETTLE;
+use tern_e2e::process::alive;
 use tern_e2e::workload::set_op;
 use tern_topology::local::{self, LocalSpec, State};
-
-/// Whether process `pid` runs (a zombie does not: a detached child of this test that exited
-/// stays one until the test ends).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the command name in parentheses.
-    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
-}
 
 async fn links(admin: &AdminClient) -> Vec<LinkReport> {
     admin.links(None).await.unwrap()

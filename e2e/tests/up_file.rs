@@ -7,37 +7,17 @@
 //! test fails half-way.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
-use tern_e2e::binary::tern_bin;
 use tern_e2e::cluster::SETTLE;
 use tern_e2e::ports::free_addr;
 use tern_e2e::process::{CliOutput, run_cli};
+use tern_e2e::process::{DownOnDrop, alive};
 use tern_e2e::workload::set_op;
 use tern_topology::local::State;
-
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
-}
-
-/// Runs `tern down --dir DIR` when dropped, so that a failing test leaves nothing running.
-struct DownOnDrop(PathBuf);
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(tern_bin())
-            .args(["down", "--dir"])
-            .arg(&self.0)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 async fn tern(args: &[&str]) -> CliOutput {
     let out = run_cli(args, Duration::from_secs(300)).await;

@@ -149,15 +149,17 @@ impl Running {
     }
 }
 
+/// Creates a deployment's directory if needed and returns its absolute path.
+fn prepare_dir(dir: &Path) -> Result<PathBuf, UpError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| UpError::Prepare(Error::io(format!("create {}", dir.display()), e)))?;
+    dir.canonicalize().map_err(|e| UpError::Prepare(Error::io(format!("resolve {}", dir.display()), e)))
+}
+
 /// Starts the deployment `spec` describes and waits until it serves. `progress` is told each
 /// step as it starts ("waiting for 3 replica servers of dc1 to join…").
 pub async fn up(spec: &LocalSpec, mut progress: impl FnMut(&str)) -> Result<Running, UpError> {
-    std::fs::create_dir_all(&spec.dir)
-        .map_err(|e| UpError::Prepare(Error::io(format!("create {}", spec.dir.display()), e)))?;
-    let dir = spec
-        .dir
-        .canonicalize()
-        .map_err(|e| UpError::Prepare(Error::io(format!("resolve {}", spec.dir.display()), e)))?;
+    let dir = prepare_dir(&spec.dir)?;
     let mut state = State::load(&dir);
     if let Some(file) = &state.file {
         return Err(UpError::Refused(format!(
@@ -389,12 +391,7 @@ pub struct FileSpec {
 /// holds another deployment (another file, or one started by flags), running or not, is
 /// refused ([`UpError::Refused`]) before anything is done.
 pub async fn up_file(spec: &FileSpec, mut progress: impl FnMut(&str)) -> Result<Running, UpError> {
-    std::fs::create_dir_all(&spec.dir)
-        .map_err(|e| UpError::Prepare(Error::io(format!("create {}", spec.dir.display()), e)))?;
-    let dir = spec
-        .dir
-        .canonicalize()
-        .map_err(|e| UpError::Prepare(Error::io(format!("resolve {}", spec.dir.display()), e)))?;
+    let dir = prepare_dir(&spec.dir)?;
     let source = spec
         .file
         .canonicalize()
