@@ -24,7 +24,7 @@ pub mod target;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use ratelimit::RateLimiter;
+pub use ratelimit::{RateLimiter, SharedLimit};
 pub use retry::{RetryPolicy, retry};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3ObjectStore, S3Target, StaticCredentials};

@@ -4,7 +4,7 @@
 //! [`RateLimiter`] around it reads tokio's clock and sleeps, so tests with a paused tokio clock
 //! measure it exactly.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -78,6 +78,39 @@ impl RateLimiter {
     }
 }
 
+/// The burst a shared limit allows: a tenth of a second at the rate (at least 64 KiB), so a
+/// limit holds over seconds, not only over minutes.
+pub fn burst_for(rate_bytes_per_sec: u64) -> u64 {
+    (rate_bytes_per_sec / 10).max(64 * 1024)
+}
+
+/// One bandwidth limit for every transfer of a process that asks for the same rate. A replica
+/// server keeps one for its backup uploads, so a limit bounds the server's upload, whatever
+/// number of its partitions upload at once, and a partition that starts after another does not
+/// get a fresh burst (a limiter per partition let eight small partitions upload 2.5× the limit
+/// one after the other). A request with another rate replaces the shared limiter; transfers
+/// already running keep the one they took.
+#[derive(Debug, Default)]
+pub struct SharedLimit {
+    current: Mutex<Option<Arc<RateLimiter>>>,
+}
+
+impl SharedLimit {
+    /// The limiter for `rate_bytes_per_sec`: the shared one if it has that rate, else a new one
+    /// that becomes the shared one.
+    pub fn get(&self, rate_bytes_per_sec: u64) -> Arc<RateLimiter> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some(l) if l.rate_bytes_per_sec() == rate_bytes_per_sec => Arc::clone(l),
+            _ => {
+                let l = Arc::new(RateLimiter::new(rate_bytes_per_sec, burst_for(rate_bytes_per_sec)));
+                *current = Some(Arc::clone(&l));
+                l
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +139,23 @@ mod tests {
         // 10 MiB at 1 MiB/s, the first 64 KiB free: 9.9375 s of (virtual) time.
         let secs = start.elapsed().as_secs_f64();
         assert!((9.9..=10.0).contains(&secs), "took {secs} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partitions_one_after_another_share_one_limit() {
+        let shared = SharedLimit::default();
+        let start = Instant::now();
+        // Eight partitions of 1 MiB in turn, each taking the server's limiter as it starts.
+        for _ in 0..8 {
+            let limiter = shared.get(1 << 20);
+            for _ in 0..16 {
+                limiter.acquire(64 << 10).await;
+            }
+        }
+        // 8 MiB at 1 MiB/s with one burst of 64 KiB in all, not one per partition.
+        let secs = start.elapsed().as_secs_f64();
+        assert!((7.9..=8.0).contains(&secs), "took {secs} s");
+        // Another rate replaces the shared limiter.
+        assert_eq!(shared.get(2 << 20).rate_bytes_per_sec(), 2 << 20);
     }
 }

@@ -69,6 +69,7 @@ impl Node {
             pool: Pool::new(),
             meta: meta.clone(),
             next_checkpoint: AtomicU64::new(1),
+            backup_limit: tern_backup::SharedLimit::default(),
         });
         let replica_opts = env.replica_options();
         let registry = Arc::new(Registry::new(env));

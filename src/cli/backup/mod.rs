@@ -109,7 +109,8 @@ pub struct NowCmd {
     table: String,
     #[command(flatten)]
     target: TargetArgs,
-    /// Upload bandwidth per primary, in megabits per second (N × 125,000 bytes/s).
+    /// Upload bandwidth of each replica server, in megabits per second (N × 125,000 bytes/s),
+    /// shared by the partitions it uploads at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit_mbps: Option<u64>,
     /// Partitions backed up at once.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tern_backup::model::{BackupId, LocalFile, PartitionCheckpoint, UploadProgress, Uploader};
-use tern_backup::{RateLimiter, TargetSpec};
+use tern_backup::TargetSpec;
 use tern_client::admin::backup::backed_up_to_pb;
 use tern_core::{Error, Gpid, Result};
 use tern_proto::pb;
@@ -109,7 +109,7 @@ async fn run(
         let _ = progress.try_send(Ok(progress_pb(p)));
     }));
     if let Some(rate) = limit_bytes_per_sec.filter(|r| *r > 0) {
-        uploader = uploader.with_limit(Arc::new(RateLimiter::new(rate, rate)));
+        uploader = uploader.with_limit(env.backup_limit.get(rate));
     }
     let upload = uploader
         .upload_partition(&PartitionCheckpoint {

@@ -52,6 +52,9 @@ pub struct HostEnv {
     pub pool: Pool,
     pub meta: Arc<MetaClient>,
     pub next_checkpoint: AtomicU64,
+    /// The bandwidth limit every backup upload of this server shares (`--limit-mbps` bounds
+    /// the server, not each partition).
+    pub backup_limit: tern_backup::SharedLimit,
 }
 
 impl HostEnv {
