@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 
@@ -93,13 +92,23 @@ impl Hasher {
     }
 }
 
-/// Hashes a local file, reading it in 1 MiB chunks; returns its checksum and size.
+/// Hashes a local file, reading it in 1 MiB chunks; returns its checksum and size. Runs on a
+/// blocking thread: hashing is CPU work, and on a replica server it must not hold up the
+/// runtime that serves client requests.
 pub async fn hash_file(path: &Path) -> Result<(Checksum, u64)> {
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| Error::io("open file to hash", path, e))?;
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || hash_file_blocking(&owned))
+        .await
+        .map_err(|e| Error::io("hash file", path, std::io::Error::other(e)))?
+}
+
+fn hash_file_blocking(path: &Path) -> Result<(Checksum, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open file to hash", path, e))?;
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).await.map_err(|e| Error::io("read file to hash", path, e))?;
+        let n = file.read(&mut buf).map_err(|e| Error::io("read file to hash", path, e))?;
         if n == 0 {
             break;
         }
