@@ -29,7 +29,9 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: tern-s3-raw get|put --url s3://BUCKET/PREFIX --dir DIR [--endpoint URL] [--concurrency N]");
+    eprintln!(
+        "usage: tern-s3-raw get|put --url s3://BUCKET/PREFIX --dir DIR [--endpoint URL] [--concurrency N]"
+    );
     std::process::exit(2)
 }
 

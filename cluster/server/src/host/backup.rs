@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tern_backup::model::{BackupId, LocalFile, PartitionCheckpoint, UploadProgress, Uploader};
 use tern_backup::TargetSpec;
+use tern_backup::model::{BackupId, LocalFile, PartitionCheckpoint, UploadProgress, Uploader};
 use tern_client::admin::backup::backed_up_to_pb;
 use tern_core::{Error, Gpid, Result};
 use tern_proto::pb;
