@@ -305,7 +305,7 @@ async fn check_remote(
                  unique among clusters that replicate to each other)"
             )));
         }
-        let req = pb::RouteRequest { table: table.to_string(), for_restore: restoring, ..Default::default() };
+        let req = pb::RouteRequest { table: table.to_string(), for_restore: restoring };
         let route = client
             .call(|mut c| {
                 let req = req.clone();
