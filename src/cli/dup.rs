@@ -3,6 +3,7 @@
 //! the other cluster's (`--to-meta`).
 
 mod output;
+mod seed;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tern_client::AdminClient;
@@ -17,6 +18,8 @@ const AFTER_HELP: &str = "\
 Examples:
   tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601,b2:34601
   tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601 --mode two-way
+  tern dup add --meta a1:34601 --table users --to dc-b --to-meta b1:34601 \\
+      --seed-from-backup --target s3://backups/tern --endpoint http://127.0.0.1:9000
   tern dup set-throttle --meta a1:34601 3 10MiB
   tern dup status --meta a1:34601 --table users
   tern dup pause --meta a1:34601 3
@@ -35,7 +38,9 @@ pub enum DupCmd {
     /// in each partition, from the moment its primary picks the link up: records already in the
     /// table are not copied. With --full-sync, each partition first copies its records (the
     /// link shows `syncing-checkpoint` and per-partition progress in `tern dup status`), then
-    /// ships its log from where the copy began. Cluster names and ids must differ.
+    /// ships its log from where the copy began. With --seed-from-backup, the remote table is
+    /// created from a backup of this table and the link ships only the log written since
+    /// (docs/backup.md, "Seeding a duplication peer"). Cluster names and ids must differ.
     Add(Box<AddArgs>),
     /// List links with their lag summed over partitions.
     List {
@@ -160,6 +165,8 @@ pub struct AddArgs {
     #[arg(long, value_name = "N", value_parser = rate_arg, env = "TERN_DUP_MAX_BYTES_PER_SEC")]
     max_bytes_per_sec: Option<u64>,
     #[command(flatten)]
+    seed: seed::SeedArgs,
+    #[command(flatten)]
     meta: MetaAddrs,
 }
 
@@ -190,6 +197,26 @@ async fn add(fmt: OutputFormat, a: AddArgs) -> anyhow::Result<()> {
         a.to_meta.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     if to_meta.is_empty() {
         anyhow::bail!("unknown cluster {}: give its meta addresses (--to-meta)", a.to);
+    }
+    if a.seed.wanted() {
+        if a.full_sync {
+            anyhow::bail!("--seed-from-backup and --full-sync are two ways to copy the table: pick one");
+        }
+        if a.mode == Mode::TwoWay {
+            anyhow::bail!("--seed-from-backup adds a one-way link; add the reverse link afterwards");
+        }
+        let link = seed::LinkSide {
+            table: a.table.clone(),
+            to: a.to.clone(),
+            remote_table: a.remote_table.clone().unwrap_or_else(|| a.table.clone()),
+            to_meta,
+            max_bytes_per_sec: a.max_bytes_per_sec.unwrap_or(0),
+            meta: a.meta.meta.clone(),
+        };
+        return seed::run(fmt, link, &a.seed).await;
+    }
+    if a.seed.dry_run {
+        anyhow::bail!("--dry-run is for --seed-from-backup");
     }
     let admin = client(&a.meta.meta)?;
     let link = NewLink {

@@ -16,6 +16,7 @@
 pub mod error;
 pub mod plan;
 pub mod read;
+pub mod seed;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::leader::LeaderInput;
 use crate::service::{MetaService, check_table_name};
 use crate::state::dup::{
-    ConflictKind, ConflictRecord, LinkMode, LinkRecord, LinkStatus, NewLink, ProgressUpdate,
+    ConflictKind, ConflictRecord, LinkMode, LinkRecord, LinkSeed, LinkStatus, NewLink, ProgressUpdate,
 };
 use crate::state::{Command, MetaState, Response as Applied, TableStatus, partition_key};
 
@@ -109,6 +109,7 @@ pub fn link_to_pb(l: &LinkRecord) -> pb::DupLink {
         replicated_up_to: (0..l.partition_count()).map(|p| l.replicated_up_to(p)).collect(),
         // Set where the split is known (beacon answers, status).
         partition_bytes_per_sec: Vec::new(),
+        seed_backup: l.seed_backup.clone().unwrap_or_default(),
     }
 }
 
@@ -266,7 +267,15 @@ fn status(e: Error) -> tonic::Status {
 /// id other than `own_id`, and hold `table`. Returns the remote cluster's id. An unreachable
 /// remote cluster is reported as an invalid argument (check `--to-meta`), not as retryable: the
 /// client retrying the same call would only wait again.
-async fn check_remote(cluster: &str, metas: &[String], table: &str, own_id: u8) -> Result<u8> {
+/// Checks the remote cluster (name, id) and its table; `restoring`: the table may be one being
+/// restored (a link seeded from a backup is added before the restore fills it).
+async fn check_remote(
+    cluster: &str,
+    metas: &[String],
+    table: &str,
+    own_id: u8,
+    restoring: bool,
+) -> Result<u8> {
     let at = metas.join(",");
     let unreachable = |e: String| {
         Error::InvalidArgument(format!(
@@ -296,7 +305,7 @@ async fn check_remote(cluster: &str, metas: &[String], table: &str, own_id: u8) 
                  unique among clusters that replicate to each other)"
             )));
         }
-        let req = pb::RouteRequest { table: table.to_string(), ..Default::default() };
+        let req = pb::RouteRequest { table: table.to_string(), for_restore: restoring };
         let route = client
             .call(|mut c| {
                 let req = req.clone();
@@ -384,7 +393,9 @@ impl MetaService {
             )));
         }
         let remote_cluster_id =
-            check_remote(&remote_cluster, &remote_metas, &remote_table, own_id).await.map_err(status)?;
+            check_remote(&remote_cluster, &remote_metas, &remote_table, own_id, r.seed.is_some())
+                .await
+                .map_err(status)?;
         let link = NewLink {
             table: table.id,
             table_name: table.name.clone(),
@@ -399,7 +410,16 @@ impl MetaService {
             max_bytes_per_sec: r.max_bytes_per_sec,
             created_at_ms: crate::wall_ms(),
         };
-        let applied = self.write(Command::AddLink { link }).await?;
+        let command = match r.seed {
+            Some(seed) => {
+                if r.full_sync {
+                    return Err(invalid("a link seeded from a backup does not also take a full sync".into()));
+                }
+                Command::AddSeededLink { link, seed: LinkSeed { backup: seed.backup, decrees: seed.decrees } }
+            }
+            None => Command::AddLink { link },
+        };
+        let applied = self.write(command).await?;
         if let Applied::Link(l) = &applied {
             tracing::info!(
                 "duplication link {} added: table {} → cluster {} table {} ({})",

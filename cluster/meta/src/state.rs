@@ -17,7 +17,7 @@ pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
 use self::dr::{DrLeaseWaiver, DrRole, RoleChange};
-use self::dup::{LinkChange, LinkRecord, NewLink, ProgressUpdate};
+use self::dup::{LinkChange, LinkRecord, LinkSeed, NewLink, ProgressUpdate};
 use self::incoming::{IncomingRecord, TableHorizon};
 
 /// A partition configuration as stored.
@@ -206,6 +206,12 @@ pub enum Command {
         name: String,
         backup: String,
     },
+    /// A duplication link seeded from a backup (`tern dup add --seed-from-backup`): added
+    /// paused, every partition started at the backup's decree (`LinkRecord::seeded`).
+    AddSeededLink {
+        link: NewLink,
+        seed: LinkSeed,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +337,7 @@ impl MetaState {
                 None => return Response::Refused(format!("no node {}", NodeId(*id))),
             },
             Command::AddLink { link } => return self.add_link(link),
+            Command::AddSeededLink { link, seed } => return self.add_seeded_link(link, seed),
             Command::ChangeLink { id, change } => return self.change_link(*id, *change),
             Command::RecordDupProgress { updates, journal } => {
                 return self.record_dup_progress(updates, *journal);

@@ -66,6 +66,7 @@ impl Node {
             logs: logs.clone(),
             peers: peers.clone(),
             links: links.clone(),
+            holds: Default::default(),
             pool: Pool::new(),
             meta: meta.clone(),
             next_checkpoint: AtomicU64::new(1),

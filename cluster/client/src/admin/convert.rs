@@ -162,6 +162,7 @@ pub fn new_link_to_pb(l: &NewLink) -> pb::DupAddRequest {
         full_sync: l.full_sync,
         max_bytes_per_sec: l.max_bytes_per_sec,
         mode: l.mode.to_pb(),
+        seed: None,
     }
 }
 

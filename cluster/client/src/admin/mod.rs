@@ -13,6 +13,7 @@ pub mod convert;
 mod drlease;
 mod links;
 mod proxy;
+pub mod seed;
 mod tables;
 mod two_way;
 pub mod types;

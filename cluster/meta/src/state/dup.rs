@@ -106,6 +106,16 @@ pub struct LinkRecord {
     /// with `confirmed` (empty in links recorded before it existed: zero).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicated_up_to: Vec<u64>,
+    /// The backup the remote table was seeded from (`tern dup add --seed-from-backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_backup: Option<String>,
+}
+
+/// Where a link seeded from a backup starts: the backup, and per source partition its decree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSeed {
+    pub backup: String,
+    pub decrees: Vec<u64>,
 }
 
 /// What `AddLink` carries: everything but the id and the per-partition progress.
@@ -173,6 +183,21 @@ impl LinkRecord {
             recent_conflicts: VecDeque::new(),
             partition_conflicts: vec![ConflictCounter::default(); n],
             replicated_up_to: vec![0; n],
+            seed_backup: None,
+        }
+    }
+
+    /// Link `id` seeded from a backup: added paused (it ships once the remote table holds the
+    /// backup, `tern dup add --seed-from-backup` resumes it), every partition started with the
+    /// backup's decree confirmed, so every replica holds its log from the decree after it on
+    /// (invariant 11 of docs/duplication.md) and shipping resumes there.
+    pub fn seeded(id: u64, new: &NewLink, partitions: u32, seed: &LinkSeed) -> LinkRecord {
+        LinkRecord {
+            status: LinkStatus::Paused,
+            confirmed: seed.decrees.clone(),
+            started: vec![true; partitions as usize],
+            seed_backup: Some(seed.backup.clone()),
+            ..LinkRecord::new(id, new, partitions)
         }
     }
 
@@ -288,6 +313,33 @@ impl MetaState {
         Response::Link(Box::new(link))
     }
 
+    /// Adds a link seeded from a backup ([`LinkRecord::seeded`]); refused unless the seed
+    /// names a decree for every partition of the table.
+    pub(super) fn add_seeded_link(&mut self, new: &NewLink, seed: &LinkSeed) -> Response {
+        let partitions = match self.tables.get(&new.table) {
+            Some(t) if t.status == TableStatus::Serving && t.name == new.table_name => t.partitions,
+            _ => return Response::Refused(format!("no serving table {:?}", new.table_name)),
+        };
+        if seed.decrees.len() != partitions as usize {
+            return Response::Refused(format!(
+                "backup {} has {} partitions; table {:?} has {partitions}: it is a backup of another table",
+                seed.backup,
+                seed.decrees.len(),
+                new.table_name
+            ));
+        }
+        if let Some(l) = self.live_link_to(new.table, &new.remote_cluster, &new.remote_table) {
+            return Response::Refused(format!(
+                "table {:?} already has link {} to table {:?} of cluster {} ({})",
+                new.table_name, l.id, l.remote_table, l.remote_cluster, l.status
+            ));
+        }
+        self.next_link_id += 1;
+        let link = LinkRecord::seeded(self.next_link_id, new, partitions, seed);
+        self.links.insert(link.id, link.clone());
+        Response::Link(Box::new(link))
+    }
+
     pub(super) fn change_link(&mut self, id: u64, change: LinkChange) -> Response {
         let Some(link) = self.links.get_mut(&id) else {
             return Response::Refused(format!("no duplication link {id} (see `tern dup list`)"));
@@ -332,3 +384,7 @@ impl MetaState {
 #[cfg(test)]
 #[path = "dup_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "seed_tests.rs"]
+mod seed_tests;

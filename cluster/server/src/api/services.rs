@@ -278,4 +278,43 @@ impl pb::replica_backup_server::ReplicaBackup for Services {
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map_err(status));
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn seed_log_coverage(
+        &self,
+        req: Request<pb::SeedLogCoverageRequest>,
+    ) -> Result<Response<pb::SeedLogCoverageResponse>, Status> {
+        let req = req.into_inner();
+        let node = self.node.clone();
+        let replicas = tokio::task::spawn_blocking(move || seed_log_coverage(&node, &req))
+            .await
+            .map_err(|e| status(Error::invariant(format!("seed log coverage task: {e}"))))?;
+        Ok(Response::new(pb::SeedLogCoverageResponse { node: self.node.registry.env().id.0, replicas }))
+    }
+}
+
+/// The log of every replica of `req.table` here, each read after checking whether the link is
+/// known (see `SeedReplicaLog`). Blocking (reads the log writer's answer).
+fn seed_log_coverage(node: &Node, req: &pb::SeedLogCoverageRequest) -> Vec<pb::SeedReplicaLog> {
+    let env = node.registry.env();
+    let mut out = Vec::new();
+    for r in node.registry.reports().into_iter().filter(|r| r.gpid.table.0 == req.table) {
+        let link = (req.link != 0).then(|| env.links.get(req.link)).flatten();
+        let link_confirmed = link
+            .as_ref()
+            .map(|l| crate::dup::links::progress_of(l, r.gpid))
+            .filter(|p| p.started)
+            .map_or(0, |p| p.confirmed.0);
+        let range = env.logs.read(r.gpid, tern_core::Decree(u64::MAX), 0).ok().and_then(|(range, _)| range);
+        out.push(pb::SeedReplicaLog {
+            partition: r.gpid.partition.0,
+            status: r.status as u32,
+            log_empty: range.is_none(),
+            log_first: range.map_or(0, |(first, _)| first.0),
+            log_last: range.map_or(0, |(_, last)| last.0),
+            applied: r.committed.0,
+            link_known: link.is_some(),
+            link_confirmed,
+        });
+    }
+    out
 }

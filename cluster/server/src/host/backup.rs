@@ -9,15 +9,18 @@
 //! deleted when the call ends, whether it succeeded, failed or the caller went away; one a
 //! crash left behind is deleted when the server starts ([`clean_leftovers`]).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tern_backup::TargetSpec;
-use tern_backup::model::{BackupId, LocalFile, PartitionCheckpoint, UploadProgress, Uploader};
+use tern_backup::model::{BackupId, LocalFile, PartitionCheckpoint, TimetagRange, UploadProgress, Uploader};
 use tern_client::admin::backup::backed_up_to_pb;
+use tern_core::key::KeyRange;
 use tern_core::{Error, Gpid, Result};
 use tern_proto::pb;
+use tern_storage::PartitionStore;
 use tokio::sync::{mpsc, oneshot};
 
 use super::HostEnv;
@@ -96,7 +99,11 @@ async fn run(
     let dir = parent.join(format!("{gpid}-{id}-{n}"));
     let _remove = RemoveOnDrop(dir.clone());
 
+    // Held before the checkpoint (then from its decree + 1 on) until this call ends in any way:
+    // the log after the backup stays for a duplication peer seeded from it (`holds.rs`).
+    let hold = env.holds.hold(gpid, tern_core::Decree::ZERO);
     let decree = checkpoint_on_primary(handle, dir.clone()).await?;
+    hold.move_to(decree.next());
     let files = checkpoint::files(&dir)?;
     tracing::info!(%gpid, backup = %id, decree = decree.0, files = files.len(), "backup checkpoint taken");
 
@@ -111,15 +118,25 @@ async fn run(
     if let Some(rate) = limit_bytes_per_sec.filter(|r| *r > 0) {
         uploader = uploader.with_limit(env.backup_limit.get(rate));
     }
-    let upload = uploader
-        .upload_partition(&PartitionCheckpoint {
-            index: gpid.partition.0,
-            decree: decree.0,
-            // The smallest timetag in a store is not kept anywhere cheap to read (it would take
-            // a scan); docs/backup.md says so.
-            timetags: None,
-            files: files.into_iter().map(|(name, _)| LocalFile { path: dir.join(&name), name }).collect(),
+    // The checkpoint's timetag range is read while its files upload (one sequential read of a
+    // private copy, off the replica task).
+    let scan = {
+        let (dir, scratch) = (dir.clone(), parent.join(format!("{gpid}-{id}-{n}.scan")));
+        tokio::task::spawn_blocking(move || {
+            let _remove = RemoveOnDrop(scratch.clone());
+            timetag_range(&dir, &scratch)
         })
+    };
+    let files: Vec<LocalFile> =
+        files.into_iter().map(|(name, _)| LocalFile { path: dir.join(&name), name }).collect();
+    let mut entry = PartitionCheckpoint { index: gpid.partition.0, decree: decree.0, timetags: None, files };
+    let timetags = scan
+        .await
+        .map_err(|e| Error::invariant(format!("timetag scan task of partition {gpid}: {e}")))?
+        .map_err(|e| e.context(format!("read the timetags of backup checkpoint {}", dir.display())))?;
+    entry.timetags = timetags;
+    let upload = uploader
+        .upload_partition(&entry)
         .await
         .map_err(backup_error(format!("upload partition {gpid} of backup {id} from {}", env.id)))?;
     let files = upload.files_uploaded + upload.files_skipped;
@@ -131,6 +148,31 @@ async fn run(
         bytes_done: bytes,
         done: Some(backed_up_to_pb(&upload)),
     })
+}
+
+/// The smallest and largest record timetag of the checkpoint in `dir` (tombstones and expired
+/// records included; `None` if it holds no record), read through a private copy in `scratch`.
+/// Blocking.
+fn timetag_range(dir: &Path, scratch: &Path) -> Result<Option<TimetagRange>> {
+    let config = tern_rocks::RocksConfig {
+        block_cache_bytes: 8 << 20,
+        write_buffer_bytes: 4 << 20,
+        memtable_huge_pages: false,
+        max_background_jobs: 1,
+    };
+    let backend = tern_rocks::RocksBackend::new(config, Arc::new(tern_storage::SystemClock));
+    let store = backend.open_from_checkpoint(dir, scratch)?;
+    let mut range: Option<TimetagRange> = None;
+    store.raw_scan(&KeyRange::all(), false, &mut |_, v| {
+        let (header, _) = tern_core::value::decode(v)?;
+        let t = header.timetag.with_delete(false).as_u64();
+        range = Some(match range {
+            None => TimetagRange { min: t, max: t },
+            Some(r) => TimetagRange { min: r.min.min(t), max: r.max.max(t) },
+        });
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(range)
 }
 
 /// Has the replica task take the checkpoint (refused unless it is the primary).

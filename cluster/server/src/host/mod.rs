@@ -5,7 +5,8 @@
 //! Read first: `registry.rs` (which replicas exist here and how they are reached), `task.rs`
 //! (one task per replica: its queues and timers), `server_host.rs` (what the executor's
 //! `ReplicaHost` means on this server: RocksDB, the group-commit log writer, peer links),
-//! then `checkpoint.rs` (checkpoints for learners), `backup.rs` (a primary backing up its partition) and `gc.rs` (replicas no longer served).
+//! then `checkpoint.rs` (checkpoints for learners), `backup.rs` (a primary backing up its partition;
+//! `holds.rs`, the log it holds meanwhile) and `gc.rs` (replicas no longer served).
 //!
 //! Invariants: one task owns a replica's state machine and store (no locks around replication
 //! state); completions the server owes a replica (log appends made durable, configurations,
@@ -17,6 +18,7 @@
 pub mod backup;
 pub mod checkpoint;
 pub mod gc;
+pub mod holds;
 pub mod identity;
 pub mod propose;
 pub mod registry;
@@ -49,6 +51,8 @@ pub struct HostEnv {
     pub peers: Arc<PeerNet>,
     /// The duplication links (what they hold back of each log).
     pub links: Arc<Links>,
+    /// Running operations' holds on logs (a backup's upload).
+    pub holds: Arc<holds::LogHolds>,
     pub pool: Pool,
     pub meta: Arc<MetaClient>,
     pub next_checkpoint: AtomicU64,

@@ -236,7 +236,8 @@ impl ReplicaHost for ServerHost {
     }
 
     fn dup_log_floor(&self) -> Option<Decree> {
-        self.env.links.log_floor(self.gpid)
+        // The links' floor and what running operations (a backup's upload) hold.
+        super::holds::lowest(self.env.links.log_floor(self.gpid), self.env.holds.floor(self.gpid))
     }
 
     fn send(&mut self, to: NodeId, msg: PeerMessage) {
