@@ -2,15 +2,18 @@
 //! running), then the topology brought into service by `plan` and `apply::execute`, the code of
 //! `tern apply`, so that `up` and `apply` cannot disagree.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tern_core::Error;
+use tern_client::AdminClient;
+use tern_core::{Error, TableStatus};
 
 use super::processes::{self, Processes};
 use super::state::{self, State};
 use super::{Running, UpError, file, readiness};
 use crate::apply::{self, ApplyOptions, Progress};
+use crate::plan::{Action, Plan};
 use crate::schema::Topology;
 
 /// Where the topology of a deployment comes from.
@@ -243,10 +246,15 @@ async fn apply_topology(
     let failed = |e: apply::ApplyError| Error::Unavailable(format!("apply {}: {e}", path.display()));
     let observed = apply::observe(t, deadline).await.map_err(failed)?;
     let mut plan = crate::plan(t, &observed);
+    let dropped = dropped_tables(t, &plan, deadline).await;
     let mut kept = Vec::with_capacity(plan.steps.len());
     for s in std::mem::take(&mut plan.steps) {
         let what = crate::plan::describe(&s.action);
-        if let Some(why) = &s.blocked {
+        if let Some((table, cluster)) = table_of(&s.action).and_then(|t| dropped.get_key_value(t)) {
+            progress(&format!(
+                "not applied: {what}: table {table} was dropped in {cluster} and can still be recalled (`tern table recall {table}`), so it cannot be created again yet"
+            ));
+        } else if let Some(why) = &s.blocked {
             progress(&format!("not applied: {what}: apply cannot do it yet: {why}"));
         } else if let Some(why) = &s.destructive {
             progress(&format!(
@@ -276,4 +284,43 @@ async fn apply_topology(
     .map_err(failed)?;
     progress(&format!("applied the topology: {} step(s)", report.steps.len()));
     Ok(())
+}
+
+/// The tables `plan` would create that a cluster holds dropped, by table (with that cluster):
+/// the meta servers refuse to create a table again while the dropped one can be recalled.
+/// `up` then leaves the table as it is (as it always has) instead of failing. A cluster that
+/// does not answer is left to the step to report.
+async fn dropped_tables(t: &Topology, plan: &Plan, deadline: Duration) -> BTreeMap<String, String> {
+    let mut dropped = BTreeMap::new();
+    for s in &plan.steps {
+        let Action::CreateTable { cluster, table, .. } = &s.action else { continue };
+        let Some(c) = t.cluster(cluster) else { continue };
+        let metas: Vec<String> = c.meta_servers.iter().map(|a| a.value.clone()).collect();
+        let Ok(admin) = AdminClient::connect(metas) else { continue };
+        let Ok(tables) = admin.with_deadline(deadline).list_tables().await else { continue };
+        if tables.iter().any(|i| i.name == *table && i.status != TableStatus::Serving) {
+            dropped.entry(table.clone()).or_insert_with(|| cluster.clone());
+        }
+    }
+    dropped
+}
+
+/// The table a step is about, if it is about one.
+fn table_of(a: &Action) -> Option<&str> {
+    match a {
+        Action::CreateTable { table, .. }
+        | Action::DropTable { table, .. }
+        | Action::AlterTable { table, .. }
+        | Action::SetRole { table, .. }
+        | Action::MoveActive { table, .. }
+        | Action::AddLink { table, .. }
+        | Action::RemoveLink { table, .. }
+        | Action::PauseLink { table, .. }
+        | Action::ResumeLink { table, .. }
+        | Action::SetThrottle { table, .. } => Some(table),
+        Action::AddPolicy { .. }
+        | Action::AlterPolicy { .. }
+        | Action::RemovePolicy { .. }
+        | Action::ChangeProxy { .. } => None,
+    }
 }
