@@ -1,9 +1,9 @@
 //! `tern up` / `tern down` / `tern ps`: a local multi-datacenter deployment for trying Tern
-//! out, run by `tern_topology::local` (this module parses the flags and prints): by default two
-//! clusters ("dc1", "dc2"), each with meta and replica servers as child processes of this
-//! binary, a demo table in each and a two-way duplication link between them, and a proxy; with
-//! `-f FILE`, a topology file's deployment (docs/topology.md, "`tern up -f`"). State lives in
-//! `<dir>/cluster.json`, data in `<dir>/[<cluster>/]<process>/`, logs in `<dir>/logs/`.
+//! out, run by `tern_topology::local` (this module parses the flags and prints): a topology
+//! file's deployment (`-f FILE`), or the one the flags describe (by default the bundled
+//! `topology/examples/two-dc.yaml`), both started and applied by the same code
+//! (docs/topology.md, "`tern up`"). State lives in `<dir>/cluster.json`, data in
+//! `<dir>/<cluster>/<process>/`, logs in `<dir>/logs/`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,19 +18,25 @@ use super::{Exit, OutputFormat};
 /// Exit status of `tern ps` when some process of the deployment does not run.
 pub const EXIT_NOT_ALL_RUNNING: u8 = 3;
 
-/// Start a local deployment on this machine: by default two clusters ("datacenters" dc1 and dc2,
-/// each with meta servers and replica servers as processes), a demo table in each, and a
-/// two-way duplication link between them; then wait for Ctrl-C (or return at once with
-/// --detach; stop with `tern down`).
+/// Start a local deployment on this machine and bring it into service: by default two
+/// clusters ("datacenters" dc1 and dc2, each with a meta server and three replica servers as
+/// processes), table demo active in dc1 and a standby in dc2 with a two-way duplication link,
+/// and a proxy in front of both with a Redis gateway; then wait for Ctrl-C (or return at once
+/// with --detach; stop with `tern down`).
 ///
-/// With -f FILE, the deployment a topology file describes: its clusters (names, ids), meta and
-/// replica servers at the file's addresses (port 0: a free port, kept for the next run), and
-/// its proxies with their Redis gateways; then the file's tables, roles and links are applied
-/// by the same code as `tern apply`. The file with the ports picked is written to
-/// DIR/topology.yaml (for `tern plan -f`). On a directory where the same file already runs, it
-/// starts nothing and applies the file again; another file's directory is refused.
+/// The flags describe a topology (the default one is topology/examples/two-dc.yaml); with -f
+/// FILE, a topology file's instead: its clusters (names, ids), meta and replica servers at the
+/// file's addresses (port 0: a free port, kept for the next run), and its proxies with their
+/// Redis gateways. Either way the processes are started, then the topology's tables, roles and
+/// links are applied by the same code as `tern apply`, so `up` and `apply` cannot disagree. The
+/// topology with the ports picked is written to DIR/topology.yaml (for `tern plan -f`). On a
+/// directory where the same deployment runs, it starts nothing and applies again; a directory
+/// of another file (or of flags, for -f) is refused. With s3s-fs installed, also a local S3
+/// server for backups (DIR/backup.env).
 ///
-/// $ tern up -f topology/examples/two-dc.yaml --detach
+/// $ tern up --detach
+///
+/// $ tern up -f topology/examples/two-dc.yaml --dir tern-file --detach
 ///
 /// $ tern ps
 ///
@@ -41,7 +47,7 @@ pub struct UpCmd {
     #[arg(long, default_value = "tern-local", env = "TERN_LOCAL_DIR")]
     dir: PathBuf,
     /// Run this topology file's deployment (YAML; see docs/topology.md) instead of the one the
-    /// flags describe.
+    /// flags below describe.
     #[arg(
         short = 'f',
         long = "file",
@@ -50,8 +56,9 @@ pub struct UpCmd {
         conflicts_with_all = ["clusters", "metas", "replicas", "table", "partitions"]
     )]
     file: Option<PathBuf>,
-    /// Clusters to start (1 to 4). With more than one, every pair gets a two-way duplication
-    /// link on the demo table (writes in any cluster reach all others).
+    /// Clusters to start (1 to 4): dc1, dc2, … (one: a single cluster named "local", without a
+    /// proxy). With more than one, every pair gets a two-way duplication link on the table
+    /// (writes in any cluster reach all others), and one proxy with a Redis gateway fronts them.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=4))]
     clusters: u64,
     /// Meta servers per cluster (1 or 3).
@@ -60,10 +67,12 @@ pub struct UpCmd {
     /// Replica servers per cluster.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     replicas: u64,
-    /// A table to create in every cluster if it does not exist yet (empty: none).
+    /// A table in every cluster, active in the first, a standby elsewhere (empty: none). Its
+    /// replicas: --replicas, at most 3.
     #[arg(long, default_value = "demo")]
     table: String,
-    #[arg(long, default_value_t = 4)]
+    /// The table's partitions (fixed once it exists).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     partitions: u32,
     /// Return once the cluster is up, leaving it running (stop it with `tern down`).
     #[arg(long)]
@@ -100,55 +109,50 @@ pub struct PsCmd {
 }
 
 impl UpCmd {
-    fn spec(&self) -> anyhow::Result<LocalSpec> {
-        let binary = std::env::current_exe().context("find the tern binary")?;
-        Ok(LocalSpec {
-            clusters: self.clusters,
-            metas: self.metas,
-            replicas: self.replicas,
-            table: self.table.clone(),
-            partitions: self.partitions,
-            worker_threads: self.worker_threads,
-            ready_within: self.wait,
-            s3: tern_backup::local_s3::find_s3s_fs(),
-            ..LocalSpec::new(self.dir.clone(), binary)
-        })
-    }
-
     pub fn run(self) -> anyhow::Result<()> {
-        if let Some(file) = self.file.clone() {
-            return self.run_file(file);
-        }
-        let spec = self.spec()?;
+        let binary = std::env::current_exe().context("find the tern binary")?;
+        let s3 = tern_backup::local_s3::find_s3s_fs();
         let rt = runtime()?;
-        let running = rt.block_on(local::up(&spec, |step| eprintln!("{step}")))?;
-        let backups = rt.block_on(backup_target(&running))?;
-        self.print(&running);
-        let meta = running.clusters()[0].meta_addrs().join(",");
-        let table = if self.table.is_empty() { "TABLE" } else { self.table.as_str() };
-        backups.print(table, &meta);
-        self.wait_or_detach(&rt, running)
-    }
-
-    fn run_file(self, file: PathBuf) -> anyhow::Result<()> {
-        let topology = super::topology::load(&file)?;
-        let spec = FileSpec {
-            dir: self.dir.clone(),
-            binary: std::env::current_exe().context("find the tern binary")?,
-            file,
-            topology,
-            worker_threads: self.worker_threads,
-            ready_within: self.wait,
-            apply_deadline: Duration::from_secs(10),
-            s3: tern_backup::local_s3::find_s3s_fs(),
+        let progress = |step: &str| eprintln!("{step}");
+        let (running, title) = match &self.file {
+            Some(file) => {
+                let spec = FileSpec {
+                    dir: self.dir.clone(),
+                    binary,
+                    file: file.clone(),
+                    topology: super::topology::load(file)?,
+                    worker_threads: self.worker_threads,
+                    ready_within: self.wait,
+                    apply_deadline: APPLY_DEADLINE,
+                    s3,
+                };
+                (rt.block_on(local::up_file(&spec, progress))?, format!("Tern is running {}", file.display()))
+            }
+            None => {
+                let spec = LocalSpec {
+                    clusters: self.clusters,
+                    metas: self.metas,
+                    replicas: self.replicas,
+                    table: self.table.clone(),
+                    partitions: self.partitions,
+                    worker_threads: self.worker_threads,
+                    ready_within: self.wait,
+                    apply_deadline: APPLY_DEADLINE,
+                    s3,
+                    ..LocalSpec::new(self.dir.clone(), binary)
+                };
+                let title = format!(
+                    "Tern is running: {} cluster(s), each with {} meta server(s) and {} replica servers",
+                    self.clusters, self.metas, self.replicas
+                );
+                (rt.block_on(local::up(&spec, progress))?, title)
+            }
         };
-        let rt = runtime()?;
-        let running = rt.block_on(local::up_file(&spec, |step| eprintln!("{step}")))?;
         let backups = rt.block_on(backup_target(&running))?;
-        print_file(&spec, &running);
+        print_banner(&title, &running);
         if let Some(c) = running.clusters().first() {
             let table =
-                spec.topology.tables.first().map_or_else(|| "TABLE".to_string(), |t| t.name.to_string());
+                running.topology().tables.first().map_or_else(|| "TABLE".to_string(), |t| t.name.to_string());
             backups.print(&table, &c.meta_addrs().join(","));
         }
         if running.adopted() {
@@ -175,50 +179,17 @@ impl UpCmd {
         println!("stopped");
         Ok(())
     }
-
-    fn print(&self, running: &Running) {
-        let clusters = running.clusters();
-        println!(
-            "Tern is running: {} cluster(s), each with {} meta server(s) and {} replica servers; data and logs in {}",
-            self.clusters,
-            self.metas,
-            self.replicas,
-            running.dir().display()
-        );
-        for c in clusters {
-            println!("  cluster {} (id {}): meta servers {}", c.name, c.id, c.meta_addrs().join(","));
-        }
-        let meta = clusters[0].meta_addrs().join(",");
-        if let Some(proxy) = running.proxy() {
-            println!(
-                "  proxy: {proxy} (the one entry point: table {} is active in {}, standby elsewhere)",
-                self.table, clusters[0].name
-            );
-        }
-        if !self.table.is_empty() {
-            let entry = running.proxy().map_or_else(|| meta.clone(), str::to_string);
-            println!("  try: tern kv --meta {entry} --table {} set user:1 name alice", self.table);
-            if let Some(other) = clusters.get(1) {
-                let m2 = other.meta_addrs().join(",");
-                println!(
-                    "       tern kv --meta {m2} --table {} get user:1 name    # duplicated to {}",
-                    self.table, other.name
-                );
-                println!("       tern dup status --meta {meta}");
-                println!("       tern table role {} --meta {m2}", self.table);
-            } else {
-                println!("       tern kv --meta {meta} --table {} get user:1 name", self.table);
-            }
-        }
-        println!("       tern cluster status --meta {meta}");
-    }
 }
 
-/// The banner of `up -f`: clusters, proxies (native and Redis) and what to try.
-fn print_file(spec: &FileSpec, running: &Running) {
+/// How long each call of the apply that `up` runs may keep trying.
+const APPLY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The banner of `up`: clusters, proxies (native and Redis) and what to try.
+fn print_banner(title: &str, running: &Running) {
     let dir = running.dir().display();
-    println!("Tern is running {}: data and logs in {dir}", spec.file.display());
-    for c in running.clusters() {
+    println!("{title}; data and logs in {dir}");
+    let clusters = running.clusters();
+    for c in clusters {
         println!(
             "  cluster {} (id {}): meta servers {}; replica servers {}",
             c.name,
@@ -227,21 +198,39 @@ fn print_file(spec: &FileSpec, running: &Running) {
             c.replicas.values().cloned().collect::<Vec<_>>().join(",")
         );
     }
-    let table = spec.topology.tables.first().map(|t| t.name.to_string());
+    let table = running.topology().tables.first();
     for p in running.proxies() {
-        println!("  proxy {}: {} (the native entry point)", p.name, p.listen);
+        let name = if p.name == local::flags::PROXY { String::new() } else { format!(" {}", p.name) };
+        let routes = table
+            .and_then(|t| Some((t, t.active()?)))
+            .map(|(t, a)| format!(": table {} is active in {a}", t.name.as_str()))
+            .unwrap_or_default();
+        println!("  proxy{name}: {} (the native entry point{routes})", p.listen);
         if let Some(r) = &p.redis {
             let port = r.rsplit_once(':').map_or(r.as_str(), |(_, p)| p);
             println!("    Redis gateway: {r}   try: redis-cli -p {port} set greeting hello");
         }
     }
-    let entry = running
-        .proxies()
-        .first()
-        .map(|p| p.listen.clone())
-        .or_else(|| running.clusters().first().map(|c| c.meta_addrs().join(",")));
-    if let (Some(entry), Some(table)) = (entry, table) {
-        println!("  try: tern kv --meta {entry} --table {table} set user:1 name alice");
+    let meta_of =
+        |name: &str| clusters.iter().find(|c| c.name == name).unwrap_or(&clusters[0]).meta_addrs().join(",");
+    if let (Some(t), Some(first)) = (table, clusters.first()) {
+        let active = t.active().unwrap_or(first.name.as_str());
+        let meta = meta_of(active);
+        let entry = running.proxy().map_or_else(|| meta.clone(), str::to_string);
+        let name = t.name.as_str();
+        println!("  try: tern kv --meta {entry} --table {name} set user:1 name alice");
+        if let Some(other) = t.copies.iter().map(|c| c.cluster.as_str()).find(|c| *c != active) {
+            let m2 = meta_of(other);
+            println!("       tern kv --meta {m2} --table {name} get user:1 name    # duplicated to {other}");
+            println!("       tern dup status --meta {meta}");
+            println!("       tern table role {name} --meta {m2}");
+            println!("       tern dr status --dir {dir} --table {name}");
+        } else {
+            println!("       tern kv --meta {entry} --table {name} get user:1 name");
+        }
+    }
+    if let Some(first) = clusters.first() {
+        println!("       tern cluster status --meta {}", first.meta_addrs().join(","));
     }
     println!("  plan against it: tern plan -f {dir}/{}", local::file::DEPLOYED_FILE);
     println!("  processes: tern ps --dir {dir}");

@@ -1,4 +1,4 @@
-//! `tern up -f FILE`: a topology file as a local deployment. All pure (the free-port picker is
+//! A topology (a file's, or the one `tern up`'s flags describe) as a local deployment. All pure (the free-port picker is
 //! passed in):
 //! - [`resolve`] turns the file and the state an earlier `up` left in the directory into the
 //!   state to start: every cluster with its name, id, data directory and server addresses,
@@ -137,13 +137,12 @@ pub fn deployed(t: &Topology, s: &State) -> Topology {
 }
 
 /// [`deployed`] as the YAML `up` writes to `<dir>/topology.yaml`, with a comment saying where
-/// it comes from.
-pub fn deployed_yaml(t: &Topology, s: &State, source: &std::path::Path) -> Result<String> {
+/// it comes from (`origin`: the command that started it, "`tern up -f two-dc.yaml`").
+pub fn deployed_yaml(t: &Topology, s: &State, origin: &str) -> Result<String> {
     let yaml = serde_saphyr::to_string(&deployed(t, s))
         .map_err(|e| Error::invariant(format!("write the deployed topology as YAML: {e}")))?;
     Ok(format!(
-        "# Written by `tern up -f {}`: that file with the ports tern up picked.\n# `tern plan -f` and `tern apply -f` this file to compare or change the running deployment.\n{yaml}",
-        source.display()
+        "# Written by {origin}: what it runs, with the ports tern up picked.\n# `tern plan -f` and `tern apply -f` this file to compare or change the running deployment.\n{yaml}"
     ))
 }
 

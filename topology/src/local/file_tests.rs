@@ -108,7 +108,7 @@ fn deployed_is_the_file_with_the_ports_and_validates_with_no_port_zero() {
     );
     assert_eq!(d.proxies[0].redis.as_ref().map(|r| r.listen.as_str()), Some("127.0.0.1:9005"));
     assert_eq!(d.tables, t.tables, "tables, links and roles unchanged");
-    let yaml = deployed_yaml(&t, &s, std::path::Path::new("/x/t.yaml")).unwrap();
+    let yaml = deployed_yaml(&t, &s, "`tern up -f /x/t.yaml`").unwrap();
     assert!(yaml.starts_with("# Written by `tern up -f /x/t.yaml`"), "{yaml}");
     assert!(!yaml.contains(":0\""), "no port 0 left: {yaml}");
     assert_eq!(topology(&yaml), d, "reads back as the same topology");

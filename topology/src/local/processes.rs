@@ -1,7 +1,8 @@
 //! The processes of a local deployment: the `tern` binary started as meta servers, replica
-//! servers and a proxy, each logging to `<dir>/logs/<name>.log`, and stopping them. What was
-//! started is stopped again unless it is handed over ([`Processes::detach`]): on an error, on
-//! [`Processes::stop`], and (killed at once) when dropped.
+//! servers and proxies (and s3s-fs as the S3 server), each logging to `<dir>/logs/<name>.log`,
+//! and stopping them. What was started is stopped again unless it is handed over
+//! ([`Processes::detach`]): on an error, on [`Processes::stop`], and (killed at once) when
+//! dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,15 +11,6 @@ use std::time::Duration;
 use tern_core::{Error, Result};
 
 use super::state::{ClusterState, ProcessRole, ProcessState};
-
-/// The proxy's name as the DR voter of a local deployment.
-pub const PROXY_VOTER: &str = "proxy";
-
-/// `--dr-voters` of a local deployment: its one proxy. (With one voter, the clusters' active
-/// tables take writes only while the proxy runs; production runs three voters.)
-pub fn proxy_voters(proxy: &str) -> String {
-    format!("{PROXY_VOTER}={proxy}")
-}
 
 /// How long a stopped process may take to exit before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -153,18 +145,6 @@ impl Processes {
             self.spawn(who, &args)?;
         }
         Ok(())
-    }
-
-    /// Starts the proxy in front of `clusters`, listening on `addr`; it is the only DR voter,
-    /// named [`PROXY_VOTER`].
-    pub fn spawn_proxy(&mut self, addr: &str, clusters: &[ClusterState]) -> Result<()> {
-        let mut args = vec!["proxy".to_string(), "--listen".into(), addr.to_string()];
-        args.extend(["--dr-voters".to_string(), proxy_voters(addr), "--dr-name".into(), PROXY_VOTER.into()]);
-        for c in clusters {
-            args.extend(["--cluster".to_string(), format!("{}={}", c.name, c.meta_addrs().join(","))]);
-        }
-        let who = Launch { name: "proxy".into(), cluster: None, role: ProcessRole::Proxy, addr: addr.into() };
-        self.spawn(who, &args)
     }
 
     /// Starts proxy `name` of a topology file with `args` ([`proxy_args`]); `addr`: where it
@@ -302,7 +282,11 @@ fn wait_gone(pids: &[u32], within: Duration) -> Vec<u32> {
 /// The process (and log) name of proxy `name` of a file: `proxy` and `proxy-…` as they are,
 /// others prefixed (`p1` → `proxy-p1`).
 pub fn proxy_process(name: &str) -> String {
-    if name == PROXY_VOTER || name.starts_with("proxy-") { name.to_string() } else { format!("proxy-{name}") }
+    if name == super::flags::PROXY || name.starts_with("proxy-") {
+        name.to_string()
+    } else {
+        format!("proxy-{name}")
+    }
 }
 
 /// `tern proxy …` of proxy `p` of a topology file: listening on `listen` (its Redis gateway,

@@ -1,14 +1,12 @@
-//! Bringing a started local deployment into service, through the admin client only: wait for
-//! the replica servers to join, create the table, link every pair of clusters both ways (with
-//! rollback), make the table a standby in all but the first cluster, and wait for the links to
-//! start shipping. Each step is idempotent, so `up` on an existing directory repeats them
-//! harmlessly; each wait reports what it waits for and has a deadline.
+//! The waits of a local deployment, through the admin client only: the replica servers joined,
+//! a listener accepting connections, the duplication links started, the DR leases held. (The
+//! tables, roles and links themselves are made by `apply`.) Each wait has a deadline and says
+//! what it waited for.
 
 use std::time::Duration;
 
 use tern_client::AdminClient;
-use tern_client::admin::{LinkReport, NewLink};
-use tern_core::{DrRole, Error, ErrorCode, LinkMode, LinkStatus, Result};
+use tern_core::{Error, LinkStatus, Result};
 use tokio::time::Instant;
 
 use super::state::ClusterState;
@@ -38,66 +36,6 @@ pub async fn wait_joined(c: &ClusterState, replicas: usize, within: Duration) ->
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Creates `table` in `c` unless it exists (dropped or not). Returns whether it created it.
-pub async fn ensure_table(c: &ClusterState, table: &str, partitions: u32, replicas: u32) -> Result<bool> {
-    let admin = admin(c)?;
-    if admin.list_tables().await?.iter().any(|t| t.name == table) {
-        return Ok(false);
-    }
-    admin.create_table(table, partitions, replicas).await?;
-    Ok(true)
-}
-
-/// Whether `links` hold a live link on `table` to cluster `to`.
-fn links_to(links: &[LinkReport], table: &str, to: &str) -> bool {
-    links
-        .iter()
-        .map(|l| &l.link)
-        .any(|l| l.remote_cluster == to && l.table_name == table && l.status != LinkStatus::Removed)
-}
-
-/// Links `table` of `a` and `b` both ways, unless they are. A missing pair is added with
-/// rollback (`AdminClient::add_two_way`); a pair missing one direction (left by an older
-/// version) gets that one. Returns whether anything was added.
-pub async fn link_pair(a: &ClusterState, b: &ClusterState, table: &str) -> Result<bool> {
-    let (admin_a, admin_b) = (admin(a)?, admin(b)?);
-    let ab = links_to(&admin_a.links(None).await?, table, &b.name);
-    let ba = links_to(&admin_b.links(None).await?, table, &a.name);
-    let link = |to: &ClusterState| NewLink {
-        table: table.to_string(),
-        remote_cluster: to.name.clone(),
-        remote_metas: to.meta_addrs(),
-        remote_table: None,
-        full_sync: false,
-        max_bytes_per_sec: 0,
-        mode: LinkMode::TwoWay,
-    };
-    match (ab, ba) {
-        (true, true) => return Ok(false),
-        (false, false) => {
-            admin_a.add_two_way(&link(b)).await?;
-        }
-        (false, true) => {
-            admin_a.add_link(&link(b)).await?;
-        }
-        (true, false) => {
-            admin_b.add_link(&link(a)).await?;
-        }
-    }
-    Ok(true)
-}
-
-/// Makes `table` a standby in `c` at epoch 1, the first time only: a compare-and-set from
-/// epoch 0, so a later run, or a role an operator changed, is left alone. Returns whether it
-/// changed the role.
-pub async fn make_standby(c: &ClusterState, table: &str) -> Result<bool> {
-    match admin(c)?.set_table_role(table, DrRole::Standby, 1, Some(0)).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.code() == ErrorCode::EpochConflict => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

@@ -1,19 +1,17 @@
 //! The state file of a local deployment, `<dir>/cluster.json`: each cluster's name, id and
 //! server addresses, the proxy's address, and the pids of every process (so `tern down` can
 //! stop them). Read back by the next `tern up` on the same directory, which keeps its ports.
-//! The layout is what scripts read (`.metas` is the first cluster's): do not rename fields.
-//! `tern up -f FILE` also records the file, a digest of the processes it describes (its
-//! [`layout`](State::layout)), every proxy, and every process with its role, address and log
-//! (what `tern ps` lists).
+//! The layout is what scripts read (`.metas` is the first cluster's, `.proxy` the first
+//! proxy's, `.clusters[i].metas`, `.pids`): do not rename fields. It also records the topology
+//! file (`tern up -f`; none for `tern up`'s flags), a digest of the processes the topology
+//! describes (its [`layout`](State::layout)), every proxy, and every process with its role,
+//! address and log (what `tern ps` lists).
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tern_core::{Error, Result};
-
-use super::LocalSpec;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -25,11 +23,10 @@ pub struct State {
     pub pids: Vec<u32>,
     #[serde(default)]
     pub clusters: Vec<ClusterState>,
-    /// The meta-proxy in front of every cluster (with more than one cluster; with a file, its
-    /// first proxy).
+    /// The first proxy's address (`tern up`'s flags: the proxy, with more than one cluster).
     #[serde(default)]
     pub proxy: Option<String>,
-    /// Every proxy of a deployment started from a file.
+    /// Every proxy (a state of an older `tern up` has only `proxy`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proxies: Vec<ProxyState>,
     /// Every process started, in start order (a state written by an older version has only
@@ -37,11 +34,11 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessState>,
     /// The topology file (canonical path) of a deployment started by `tern up -f`; `None`: by
-    /// flags.
+    /// `tern up`'s flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
-    /// A digest of the processes the file describes (clusters, servers, proxies; not tables):
-    /// `up -f` on a running deployment refuses a file whose processes differ.
+    /// A digest of the processes the topology describes (clusters, servers, proxies; not
+    /// tables): `up` on a running deployment refuses a topology whose processes differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
     /// The binary the processes were started from: `down` signals only processes that still
@@ -110,8 +107,8 @@ pub struct ClusterState {
     pub id: u8,
     pub metas: BTreeMap<u64, String>,
     pub replicas: BTreeMap<u64, String>,
-    /// Its data directory under the deployment's (`None`: its name, or the deployment's own
-    /// for the single cluster `local`).
+    /// Its data directory under the deployment's (`.`: the deployment's own; `None`, in a
+    /// state of an older `tern up`: its name, or the deployment's own for cluster `local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
 }
@@ -161,49 +158,6 @@ impl State {
         std::fs::write(&p, bytes).map_err(|e| Error::io(format!("write {}", p.display()), e))
     }
 
-    /// Fits the state to `spec`: clusters and servers that exist keep their ports, new ones
-    /// get free ports, those beyond the spec are dropped. A directory from a single-cluster
-    /// `up` of an older version (no `clusters`) becomes cluster `local`.
-    pub fn plan(&mut self, spec: &LocalSpec) -> Result<()> {
-        if self.clusters.is_empty() && !self.metas.is_empty() {
-            self.clusters.push(ClusterState {
-                name: "local".into(),
-                id: 1,
-                metas: self.metas.clone(),
-                replicas: self.replicas.clone(),
-                data_dir: None,
-            });
-        }
-        let single = spec.clusters == 1;
-        for i in 0..spec.clusters as usize {
-            if self.clusters.len() <= i {
-                let name = if single { "local".to_string() } else { format!("dc{}", i + 1) };
-                self.clusters.push(ClusterState { name, id: i as u8 + 1, ..Default::default() });
-            }
-            let c = &mut self.clusters[i];
-            for id in 1..=spec.metas {
-                if let Entry::Vacant(e) = c.metas.entry(id) {
-                    e.insert(free_addr()?);
-                }
-            }
-            c.metas.retain(|id, _| *id <= spec.metas);
-            for r in 1..=spec.replicas {
-                if let Entry::Vacant(e) = c.replicas.entry(r) {
-                    e.insert(free_addr()?);
-                }
-            }
-        }
-        self.clusters.truncate(spec.clusters as usize);
-        self.proxy = match (single, self.proxy.take()) {
-            (true, _) => None,
-            (false, Some(a)) => Some(a),
-            (false, None) => Some(free_addr()?),
-        };
-        self.metas = self.clusters[0].metas.clone();
-        self.replicas = self.clusters[0].replicas.clone();
-        self.plan_s3(spec.s3.is_some())
-    }
-
     /// Keeps the S3 server's port when it is wanted, picks one if it has none; forgets it
     /// otherwise.
     pub fn plan_s3(&mut self, wanted: bool) -> Result<()> {
@@ -213,47 +167,5 @@ impl State {
             (true, None) => Some(free_addr()?),
         };
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(clusters: u64, metas: u64, replicas: u64) -> LocalSpec {
-        LocalSpec { clusters, metas, replicas, ..LocalSpec::new("d".into(), "tern".into()) }
-    }
-
-    #[test]
-    fn a_second_plan_keeps_the_ports_and_fits_the_counts() {
-        let mut s = State::default();
-        s.plan(&spec(2, 1, 3)).unwrap();
-        assert_eq!(
-            s.clusters.iter().map(|c| (c.name.as_str(), c.id)).collect::<Vec<_>>(),
-            [("dc1", 1), ("dc2", 2)]
-        );
-        assert_eq!((s.clusters[1].metas.len(), s.clusters[1].replicas.len()), (1, 3));
-        assert_eq!(s.metas, s.clusters[0].metas);
-        let proxy = s.proxy.clone().expect("two clusters have a proxy");
-        let before = s.clone();
-        s.plan(&spec(2, 1, 3)).unwrap();
-        assert_eq!(s, before, "the same spec changes nothing");
-        s.plan(&spec(1, 1, 3)).unwrap();
-        assert_eq!((s.clusters.len(), s.proxy.as_deref()), (1, None));
-        assert_eq!(s.clusters[0].metas, before.clusters[0].metas);
-        assert_ne!(Some(proxy), s.proxy);
-    }
-
-    #[test]
-    fn an_old_single_cluster_state_becomes_cluster_local_and_reads_back() {
-        let old = r#"{"metas":{"1":"127.0.0.1:5"},"replicas":{"1":"127.0.0.1:6"},"pids":[7]}"#;
-        let mut s: State = serde_json::from_str(old).unwrap();
-        s.plan(&spec(1, 1, 1)).unwrap();
-        assert_eq!(s.clusters[0].name, "local");
-        assert_eq!(s.clusters[0].meta_addrs(), ["127.0.0.1:5"]);
-        let dir = tempfile::tempdir().unwrap();
-        s.save(dir.path()).unwrap();
-        assert_eq!(State::read(dir.path()).unwrap(), s);
-        assert_eq!(State::load(dir.path()), s);
     }
 }
