@@ -28,10 +28,22 @@ fn main() -> ExitCode {
 }
 
 /// A panic is a bug: say which build hit it, print the backtrace, and abort (no unwinding past
-/// half-updated state).
+/// half-updated state). Except `println!` into a closed pipe (`tern ps | head`): the reader
+/// went away, so end quietly with the shell's status for SIGPIPE (128 + 13), as `ls | head`
+/// does. (SIGPIPE itself stays ignored: servers of this binary must get EPIPE from a closed
+/// socket, not die.)
 fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         eprintln!(
             "tern {} (git {}) panicked; this is a bug.",
             env!("CARGO_PKG_VERSION"),
