@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod common;
 mod dr;
+mod dr_reconcile;
 mod drlease;
 mod dup;
 mod export;
