@@ -87,7 +87,8 @@ pub enum Command {
     Witness(Box<drlease::WitnessCmd>),
     /// Disaster recovery: every table's copies across clusters, roles, lag and what a failover
     /// now could lose (status); a planned move (switchover), an unplanned one with a loss report
-    /// (failover), comparing copies (verify), a measured rehearsal (drill); reconcile follows.
+    /// (failover), shipping the old side's unshipped writes after it (reconcile), comparing
+    /// copies (verify), a measured rehearsal (drill).
     #[command(subcommand)]
     Dr(dr::DrCmd),
     Plan(Box<topology::PlanCmd>),

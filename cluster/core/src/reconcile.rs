@@ -41,7 +41,8 @@ pub struct ReconcileSummary {
     pub base_conflicts: u64,
     pub base_overwritten: u64,
     pub base_dropped: u64,
-    /// Puts of the tail the link shipped (as its primaries counted them).
+    /// Puts of the tail the link shipped, at least (as its primaries counted them, summed
+    /// across primary changes the reconcile saw).
     pub shipped_puts: u64,
     /// Tail writes that lost to a newer write of the promoted copy (complete count).
     pub lost: u64,

@@ -279,23 +279,22 @@ fn count(s: &mut ReconcileSummary, link: &LinkReport) {
     s.shipped_puts = link.partitions.iter().map(|p| p.shipped_puts).sum();
 }
 
-/// The tail's conflicts from the link's journal: entries of partitions with a tail, whose tail
+/// The tail's conflicts in the link's journal: entries of partitions with a tail, whose tail
 /// write is later than what the promoted side had applied of its partition (when the failover
-/// knew it). The counts become at least what is listed (entries journaled before the baseline,
-/// had the link shipped some of the tail before it was paused, are listed too).
-pub fn finish(
-    mut s: ReconcileSummary,
+/// knew it). Entries journaled before the baseline, had the link shipped some of the tail before
+/// it was paused, are of the tail too.
+pub fn tail_conflicts(
+    s: &ReconcileSummary,
     record: &FailoverRecord,
     journal: &LinkConflicts,
-    finished_at_ms: u64,
-) -> ReconcileSummary {
+) -> Vec<ReconcileConflict> {
     let n = s.partitions.len() as u32;
     let with_tail = |p: u32| s.partitions.iter().any(|q| q.partition == p && q.decrees.is_some());
     let after = |p: u32, t: Timetag| match record.partitions.iter().find(|l| l.partition == p) {
         Some(l) => l.applied_through_timetag.as_ref().map_or(true, |w| t.as_u64() > *w),
         None => true,
     };
-    let mut listed: Vec<ReconcileConflict> = journal
+    journal
         .recent
         .iter()
         .filter(|c| {
@@ -310,15 +309,59 @@ pub fn finish(
             other_timetag: c.stored.as_u64(),
             kind: c.kind,
         })
-        .collect();
+        .collect()
+}
+
+/// Adds the conflicts of `new` not in `into` yet (the journal is read again and again while the
+/// tail ships, so that more than its bound can be listed).
+pub fn merge_conflicts(into: &mut Vec<ReconcileConflict>, new: Vec<ReconcileConflict>) {
+    for c in new {
+        if !into.contains(&c) {
+            into.push(c);
+        }
+    }
+}
+
+/// The finished summary: the counts (the link's since the baseline, at least what is listed) and
+/// the first [`RECONCILE_LISTED_CONFLICTS`](tern_core::reconcile::RECONCILE_LISTED_CONFLICTS) of
+/// `listed` (every conflict the journal showed while the tail shipped).
+pub fn finish(
+    mut s: ReconcileSummary,
+    listed: &[ReconcileConflict],
+    finished_at_ms: u64,
+) -> ReconcileSummary {
     let kind_count = |k: ConflictKind| listed.iter().filter(|c| c.kind == k).count() as u64;
     s.lost = s.lost.max(kind_count(ConflictKind::ShippedLost));
     s.overwritten = s.overwritten.max(kind_count(ConflictKind::RemoteOverwritten));
-    let extra = listed.len().saturating_sub(tern_core::reconcile::RECONCILE_LISTED_CONFLICTS);
-    listed.drain(..extra);
-    s.conflicts = listed;
+    s.conflicts = listed.iter().take(tern_core::reconcile::RECONCILE_LISTED_CONFLICTS).cloned().collect();
     s.finished_at_ms = Some(finished_at_ms);
     s
+}
+
+/// Puts the link shipped, summed over the primaries that shipped them: each look adds what each
+/// partition's primary counted since the last look (a new primary counts from zero). Puts an
+/// old primary shipped after the last look before it stopped are missed: "at least".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShippedPuts {
+    /// Per partition: (primary, its count at the last look).
+    last: std::collections::BTreeMap<u32, (Option<tern_core::NodeId>, u64)>,
+    pub total: u64,
+}
+
+impl ShippedPuts {
+    pub fn look(&mut self, link: &LinkReport) {
+        for p in &link.partitions {
+            let now = (p.primary, p.shipped_puts);
+            let added = match self.last.get(&p.partition) {
+                Some((who, before)) if *who == p.primary && p.shipped_puts >= *before => {
+                    p.shipped_puts - before
+                }
+                _ => p.shipped_puts,
+            };
+            self.total += added;
+            self.last.insert(p.partition, now);
+        }
+    }
 }
 
 /// A finished reconcile in one line.

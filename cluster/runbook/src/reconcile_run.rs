@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tern_client::admin::{AdminClient, NewLink};
-use tern_core::{DrRole, Error, LinkMode, LinkStatus, ReconcileSummary, Result};
+use tern_core::{DrRole, Error, LinkMode, LinkStatus, ReconcileConflict, ReconcileSummary, Result};
 
 use crate::failover_run::StepTaken;
 use crate::observe::{ClusterAddr, Observed, observe, wall_ms};
-use crate::reconcile::{Reverse, Step, done_text, finish, last_failover, next_step};
+use crate::reconcile::{
+    Reverse, ShippedPuts, Step, done_text, finish, last_failover, merge_conflicts, next_step, tail_conflicts,
+};
 
 /// How a reconcile runs.
 #[derive(Clone, Debug)]
@@ -47,8 +49,16 @@ pub struct ReconcileReport {
     pub steps: Vec<StepTaken>,
     /// Nothing was left to do when the command started (a reconcile finished before).
     pub nothing_to_do: bool,
-    /// The summary kept in the promoted cluster's meta state (finished, or as far as it went).
+    /// The summary kept in the promoted cluster's meta state (finished, or as far as it went;
+    /// its list of conflicts is bounded).
     pub reconcile: Option<ReconcileSummary>,
+    /// Every conflict of the tail the link's journal showed while this run watched it ship (the
+    /// journal is read at every look, so more than its bound are listed).
+    pub conflicts: Vec<ReconcileConflict>,
+    /// Conflicts counted but not listed: their journal entries were dropped or replaced before
+    /// this run read them, or a write was judged twice (a new primary ships again from the
+    /// confirmed decree: harmless under last-writer-wins, but counted again).
+    pub unlisted: u64,
     pub summary: String,
 }
 
@@ -65,10 +75,13 @@ pub async fn run_reconcile(
         steps: Vec::new(),
         nothing_to_do: false,
         reconcile: None,
+        conflicts: Vec::new(),
+        unlisted: 0,
         summary: String::new(),
     };
     let mut last_wait = String::new();
     let mut added_full_sync = false;
+    let mut shipped = ShippedPuts::default();
     loop {
         if started.elapsed() > opts.timeout {
             return Err(Error::Timeout(format!(
@@ -78,6 +91,12 @@ pub async fn run_reconcile(
         }
         let obs = observe(clusters, opts.observe_deadline, wall_ms()).await;
         let step = next_step(&obs, table, opts.from.as_deref());
+        if let Some(s) = kept(&obs, table)
+            && let Some(l) =
+                obs.clusters.iter().find(|c| c.name == s.from).and_then(|c| c.link_to(table, &s.to))
+        {
+            shipped.look(l);
+        }
         if opts.dry_run && !matches!(step, Step::Refuse { .. } | Step::Done { .. }) {
             report.summary = format!("dry run, nothing changed; next: {}", describe(&step, table));
             return Ok(report);
@@ -97,6 +116,7 @@ pub async fn run_reconcile(
                 return Ok(report);
             }
             Step::Wait { why } => {
+                watch_journal(clusters, table, &obs, &mut report.conflicts).await;
                 if why != last_wait {
                     say(&format!("waiting: {why}"));
                     last_wait = why;
@@ -107,6 +127,14 @@ pub async fn run_reconcile(
             step => {
                 let what = describe(&step, table);
                 say(&what);
+                let step = match step {
+                    // What this run saw shipped, across primary changes.
+                    Step::Finish { mut summary } if report.reconcile.is_some() || shipped.total > 0 => {
+                        summary.shipped_puts = summary.shipped_puts.max(shipped.total);
+                        Step::Finish { summary }
+                    }
+                    other => other,
+                };
                 execute(clusters, table, &obs, step, &mut report, &mut added_full_sync, &mut say).await?;
                 let took_ms = t0.elapsed().as_millis() as u64;
                 say(&format!("  done in {took_ms} ms"));
@@ -179,17 +207,35 @@ async fn execute(
             let (newc, record) = last_failover(obs, table)
                 .ok_or_else(|| Error::invariant("the failover record went away during the reconcile"))?;
             let journal = admin(clusters, &summary.from)?.link_conflicts(summary.link).await?;
+            merge_conflicts(&mut report.conflicts, tail_conflicts(&summary, record, &journal));
             let back = newc.link_to(table, &summary.from);
             summary.reverse_link = back.map(|l| l.link.id);
             summary.reverse_full_sync =
                 *added_full_sync || back.is_some_and(|l| l.link.status == LinkStatus::SyncingCheckpoint);
-            let done = finish(summary, record, &journal, wall_ms());
+            let done = finish(summary, &report.conflicts, wall_ms());
             admin(clusters, &done.to)?.record_reconcile(&done).await?;
+            report.unlisted = (done.lost + done.overwritten).saturating_sub(report.conflicts.len() as u64);
             report.reconcile = Some(done);
         }
         Step::Refuse { .. } | Step::Done { .. } | Step::Wait { .. } => {}
     }
     Ok(())
+}
+
+/// Reads the link's journal while the tail ships and keeps the tail's conflicts not seen yet. A
+/// journal that cannot be read now is read at the next look (the counts stay complete anyway).
+async fn watch_journal(
+    clusters: &[ClusterAddr],
+    table: &str,
+    obs: &Observed,
+    seen: &mut Vec<ReconcileConflict>,
+) {
+    let Some(summary) = kept(obs, table) else { return };
+    let Some((_, record)) = last_failover(obs, table) else { return };
+    let Ok(a) = admin(clusters, &summary.from) else { return };
+    if let Ok(journal) = a.link_conflicts(summary.link).await {
+        merge_conflicts(seen, tail_conflicts(&summary, record, &journal));
+    }
 }
 
 fn describe(step: &Step, table: &str) -> String {

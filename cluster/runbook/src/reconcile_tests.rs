@@ -189,7 +189,9 @@ fn the_tails_conflicts_come_from_the_journal_and_the_counts_are_at_least_what_is
             conflict(1, 170, ConflictKind::ShippedLost), // a partition without a tail
         ],
     };
-    let done = finish(s, &record(), &journal, 9_000);
+    let mut listed = tail_conflicts(&s, &record(), &journal);
+    merge_conflicts(&mut listed, tail_conflicts(&s, &record(), &journal));
+    let done = finish(s, &listed, 9_000);
     let listed: Vec<(u64, u64, ConflictKind)> =
         done.conflicts.iter().map(|c| (c.tail_timetag, c.winner(), c.kind)).collect();
     assert_eq!(
