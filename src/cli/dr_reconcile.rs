@@ -168,7 +168,7 @@ pub fn reconcile_text(s: &ReconcileSummary) -> String {
         let more = s.conflicts.len().saturating_sub(PRINTED_CONFLICTS) as u64 + unlisted;
         if more > 0 {
             out.push_str(&format!(
-                "    … {more} more conflicts ({} listed in --output json; the rest counted: journal entries gone before they were read, or writes shipped twice)\n",
+                "    … {more} more conflicts: {} listed (--output json), the others only counted (journal entries gone before they were read, or writes judged twice)\n",
                 s.conflicts.len()
             ));
         }
