@@ -71,14 +71,52 @@ fn copy(c: &ClusterObs, table: &str) -> Option<(DrRole, u64)> {
     c.tables.iter().find(|t| t.name == table).map(|t| (t.role, t.epoch))
 }
 
-/// The newest failover of `table` any reachable cluster keeps, kept by the cluster it promoted.
-pub fn last_failover<'a>(obs: &'a Observed, table: &str) -> Option<(&'a ClusterObs, &'a FailoverRecord)> {
-    obs.clusters
+/// The failover of `table` to reconcile, and the cluster it promoted: the newest failover record
+/// any reachable cluster keeps of a move into it. Without one (an automatic failover by a proxy
+/// keeps none), a reconcile kept by the active copy's cluster at its epoch, or else a copy fenced
+/// with its link to the active copy paused (the hold), stands for the failover: a record without
+/// bounds (`unknown` says why).
+pub fn last_failover<'a>(obs: &'a Observed, table: &str) -> Option<(&'a ClusterObs, FailoverRecord)> {
+    let recorded = obs
+        .clusters
         .iter()
         .filter(|c| c.unreachable.is_none())
         .flat_map(|c| c.failovers.iter().map(move |r| (c, r)))
         .filter(|(c, r)| r.table == table && r.to == c.name)
-        .max_by_key(|(_, r)| (r.epoch, r.at_ms))
+        .max_by_key(|(_, r)| (r.epoch, r.at_ms));
+    if let Some((c, r)) = recorded {
+        return Some((c, r.clone()));
+    }
+    let (active, epoch) = obs
+        .clusters
+        .iter()
+        .filter(|c| c.unreachable.is_none())
+        .filter_map(|c| copy(c, table).filter(|(r, _)| *r == DrRole::Active).map(|(_, e)| (c, e)))
+        .max_by_key(|(_, e)| *e)?;
+    let unrecorded = |from: &str| FailoverRecord {
+        table: table.to_string(),
+        from: from.to_string(),
+        to: active.name.clone(),
+        epoch,
+        at_ms: obs.at_ms,
+        exact: false,
+        writes_end_before_ms: None,
+        partitions: Vec::new(),
+        took_ms: 0,
+        unknown: Some(format!(
+            "no failover record in {}: an automatic failover (a proxy) keeps none",
+            active.name
+        )),
+    };
+    if let Some(s) = active.reconciles.iter().find(|s| s.table == table && s.epoch == epoch) {
+        return Some((active, unrecorded(&s.from)));
+    }
+    let held =
+        obs.clusters.iter().filter(|c| c.name != active.name && c.unreachable.is_none()).find(|c| {
+            matches!(copy(c, table), Some((DrRole::Standby, e)) if e <= epoch)
+                && c.link_to(table, &active.name).is_some_and(|l| l.link.status == LinkStatus::Paused)
+        })?;
+    Some((active, unrecorded(&held.name)))
 }
 
 /// The next step of reconciling `table` (`from`: the old side the operator names, if any).
@@ -158,7 +196,7 @@ pub fn next_step(obs: &Observed, table: &str, from: Option<&str>) -> Step {
         };
     };
     let Some(summary) = kept else {
-        return begin(obs, table, record, link);
+        return begin(obs, table, &record, link);
     };
     if summary.link != link.link.id {
         return Step::Refuse {

@@ -207,7 +207,7 @@ async fn execute(
             let (newc, record) = last_failover(obs, table)
                 .ok_or_else(|| Error::invariant("the failover record went away during the reconcile"))?;
             let journal = admin(clusters, &summary.from)?.link_conflicts(summary.link).await?;
-            merge_conflicts(&mut report.conflicts, tail_conflicts(&summary, record, &journal));
+            merge_conflicts(&mut report.conflicts, tail_conflicts(&summary, &record, &journal));
             let back = newc.link_to(table, &summary.from);
             summary.reverse_link = back.map(|l| l.link.id);
             summary.reverse_full_sync =
@@ -234,7 +234,7 @@ async fn watch_journal(
     let Some((_, record)) = last_failover(obs, table) else { return };
     let Ok(a) = admin(clusters, &summary.from) else { return };
     if let Ok(journal) = a.link_conflicts(summary.link).await {
-        merge_conflicts(seen, tail_conflicts(&summary, record, &journal));
+        merge_conflicts(seen, tail_conflicts(&summary, &record, &journal));
     }
 }
 

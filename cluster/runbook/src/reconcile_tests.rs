@@ -64,9 +64,13 @@ fn keep(obs: &mut Observed, s: ReconcileSummary) {
 }
 
 #[test]
-fn without_a_failover_record_there_is_nothing_to_reconcile() {
+fn without_a_failover_record_only_a_held_link_is_something_to_reconcile() {
+    // An automatic failover (a proxy) keeps no record: the fenced copy's paused link stands for it.
     let mut obs = after_failover();
     obs.clusters[1].failovers.clear();
+    let s = begun(&obs);
+    assert_eq!((s.from.as_str(), s.to.as_str(), s.epoch), ("dc1", "dc2", 2));
+    obs.clusters[0].links[0].link.status = LinkStatus::Shipping;
     let Step::Refuse { why } = next_step(&obs, T, None) else { panic!() };
     assert!(why.starts_with("nothing to reconcile: no reachable cluster keeps a failover record"), "{why}");
     let Step::Refuse { why } = next_step(&after_failover(), T, Some("dc3")) else { panic!() };
