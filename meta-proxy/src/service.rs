@@ -134,6 +134,16 @@ impl pb::meta_server::Meta for ProxyService {
         Err(not_here("a cluster's failover records"))
     }
 
+    async fn record_reconcile(&self, _: Request<pb::ReconcileRecord>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("recording a reconcile"))
+    }
+    async fn list_reconciles(
+        &self,
+        _: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::ReconcileList>, Status> {
+        Err(not_here("a cluster's reconcile summaries"))
+    }
+
     async fn begin_restore(
         &self,
         _: Request<pb::BeginRestoreRequest>,

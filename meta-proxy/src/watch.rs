@@ -273,6 +273,9 @@ impl Watcher {
         };
         for (cluster, epoch, expect) in fence {
             let r = self.set_role(table, &cluster, DrRole::Standby, epoch, expect).await;
+            if r.is_ok() {
+                self.hold_tail(table, &cluster).await;
+            }
             let why = format!("{cluster} was still active at epoch {expect}, below the routed epoch {epoch}");
             self.record(table, outcome(FailoverOutcome::Fenced, &r), &cluster, epoch, &why, &r, None);
         }
@@ -425,6 +428,32 @@ impl Watcher {
         if r.is_ok() {
             // Route to the new active copy at once.
             let _ = self.refresh(table, false).await;
+        }
+    }
+
+    /// A fenced copy may hold writes the promoted copy never saw: its shipping links of the table
+    /// are paused, so that they ship only under `tern dr reconcile` (which measures the tail
+    /// first). The fenced cluster's meta leader does the same when a voter tells it; whichever
+    /// fences first holds.
+    async fn hold_tail(&self, table: &str, cluster: &str) {
+        let Some(c) = self.clusters.iter().find(|c| c.name == cluster) else { return };
+        let links = match c.admin.links(Some(table)).await {
+            Ok(l) => l,
+            Err(e) => return tracing::warn!(table, cluster, "holding the fenced copy's links: {e}"),
+        };
+        let shipping = links.iter().filter(|l| l.link.status == tern_core::LinkStatus::Shipping);
+        for l in shipping {
+            match c.admin.pause_link(l.link.id).await {
+                Ok(_) => tracing::warn!(
+                    table,
+                    cluster,
+                    "link {} paused: {cluster}'s copy was fenced with writes the promoted copy may lack; `tern dr reconcile` ships them",
+                    l.link.id
+                ),
+                Err(e) => {
+                    tracing::warn!(table, cluster, "pausing link {} of the fenced copy: {e}", l.link.id)
+                }
+            }
         }
     }
 

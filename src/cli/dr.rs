@@ -13,15 +13,15 @@ use super::common::{duration_arg, human_ms, repeated, runtime};
 use super::{Exit, OutputFormat};
 
 /// Disaster recovery: the state of every table's copies across clusters (status), a planned
-/// move of the active role (switchover), an unplanned one (failover), comparing copies
-/// (verify), a rehearsal of both on a scratch table (drill); reconcile follows.
+/// move of the active role (switchover), an unplanned one (failover), shipping the old side's
+/// unshipped writes after it (reconcile), comparing copies (verify), a rehearsal of both on a
+/// scratch table (drill).
 #[derive(Debug, Subcommand)]
 pub enum DrCmd {
     Status(StatusCmd),
     Switchover(SwitchoverCmd),
     Failover(FailoverCmd),
-    /// Replay the old active side's unshipped writes into the new active side. [not available yet]
-    Reconcile,
+    Reconcile(super::dr_reconcile::ReconcileCmd),
     Verify(VerifyCmd),
     Drill(DrillCmd),
 }
@@ -58,17 +58,14 @@ pub struct StatusCmd {
 
 impl DrCmd {
     pub fn run(self, output: OutputFormat) -> anyhow::Result<()> {
-        let what = match self {
-            DrCmd::Status(s) => return s.run(output),
-            DrCmd::Switchover(s) => return s.run(output),
-            DrCmd::Failover(f) => return f.run(output),
-            DrCmd::Reconcile => "reconcile",
-            DrCmd::Verify(v) => return v.run(output),
-            DrCmd::Drill(d) => return d.run(output),
-        };
-        anyhow::bail!(
-            "`tern dr {what}` is not available yet: it arrives with the disaster-recovery issue. `tern dr status` works today."
-        )
+        match self {
+            DrCmd::Status(s) => s.run(output),
+            DrCmd::Switchover(s) => s.run(output),
+            DrCmd::Failover(f) => f.run(output),
+            DrCmd::Reconcile(r) => r.run(output),
+            DrCmd::Verify(v) => v.run(output),
+            DrCmd::Drill(d) => d.run(output),
+        }
     }
 }
 
@@ -85,7 +82,7 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    fn list(&self) -> anyhow::Result<Vec<ClusterAddr>> {
+    pub(super) fn list(&self) -> anyhow::Result<Vec<ClusterAddr>> {
         if !self.clusters.is_empty() {
             if let Some(name) = repeated(self.clusters.iter().map(|(n, _)| n.as_str())) {
                 anyhow::bail!("--cluster {name} is given twice");
@@ -707,6 +704,11 @@ fn table_text(t: &TableReport) -> String {
     if let Some(r) = &t.last_failover {
         out.push_str("  last failover:\n");
         out.push_str(&loss_text(r).lines().map(|l| format!("  {l}\n")).collect::<String>());
+    }
+    if let Some(r) = &t.last_reconcile {
+        out.push_str("  last reconcile:\n");
+        let text = super::dr_reconcile::reconcile_text(r);
+        out.push_str(&text.lines().map(|l| format!("  {l}\n")).collect::<String>());
     }
     for f in &t.findings {
         let mark = match f.health {

@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod common;
 mod dr;
+mod dr_reconcile;
 mod drlease;
 mod dup;
 mod export;
@@ -86,7 +87,8 @@ pub enum Command {
     Witness(Box<drlease::WitnessCmd>),
     /// Disaster recovery: every table's copies across clusters, roles, lag and what a failover
     /// now could lose (status); a planned move (switchover), an unplanned one with a loss report
-    /// (failover), comparing copies (verify), a measured rehearsal (drill); reconcile follows.
+    /// (failover), shipping the old side's unshipped writes after it (reconcile), comparing
+    /// copies (verify), a measured rehearsal (drill).
     #[command(subcommand)]
     Dr(dr::DrCmd),
     Plan(Box<topology::PlanCmd>),

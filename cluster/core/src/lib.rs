@@ -22,6 +22,7 @@ pub mod limits;
 pub mod mutation;
 pub mod partition;
 pub mod read;
+pub mod reconcile;
 pub mod resolved;
 pub mod table;
 #[cfg(any(test, feature = "testing"))]
@@ -43,6 +44,7 @@ pub use ids::{Ballot, ClusterId, Decree, Gpid, NodeAddr, NodeId, PartitionIndex,
 pub use limits::Limits;
 pub use mutation::{CheckAndMutate, CheckAndSet, CheckType, Mutation, WriteOp};
 pub use partition::{ConfigChange, PartitionConfig, ReplicaReport, ReplicaStatus};
+pub use reconcile::{ReconcileConflict, ReconcilePartition, ReconcileSummary};
 pub use resolved::{RecordState, ResolvedOutcome};
 pub use timetag::Timetag;
 pub use value::ValueHeader;

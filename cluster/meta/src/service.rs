@@ -468,6 +468,58 @@ impl pb::meta_server::Meta for MetaService {
         Ok(Response::new(pb::DrFailoverList { records }))
     }
 
+    async fn record_reconcile(
+        &self,
+        req: Request<pb::ReconcileRecord>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let summary = tern_core::ReconcileSummary::from_json(&r.summary_json)
+            .map_err(|e| status(Error::InvalidArgument(e)))?;
+        if summary.table != r.table || summary.epoch != r.epoch {
+            return Err(status(Error::InvalidArgument(format!(
+                "a reconcile summary of table {:?} at epoch {} sent as {:?} at epoch {}",
+                summary.table, summary.epoch, r.table, r.epoch
+            ))));
+        }
+        if summary.finished() {
+            tracing::warn!(
+                table = summary.table,
+                "reconcile after the failover from {} at epoch {}: {} tail writes applied, {} lost, {} of this cluster's writes replaced",
+                summary.from,
+                summary.epoch,
+                summary.applied(),
+                summary.lost,
+                summary.overwritten
+            );
+        }
+        match self.write(Command::RecordReconcile { summary }).await? {
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            _ => Ok(Response::new(pb::Empty {})),
+        }
+    }
+
+    async fn list_reconciles(
+        &self,
+        req: Request<pb::DupListRequest>,
+    ) -> Result<Response<pb::ReconcileList>, Status> {
+        self.leader()?;
+        let table = req.into_inner().table;
+        let records = self.group.read(|s| {
+            s.0.reconciles
+                .iter()
+                .filter(|(t, _)| table.is_empty() || **t == table)
+                .flat_map(|(_, rs)| {
+                    rs.iter().map(|r| pb::ReconcileRecord {
+                        table: r.table.clone(),
+                        epoch: r.epoch,
+                        summary_json: r.to_json(),
+                    })
+                })
+                .collect()
+        });
+        Ok(Response::new(pb::ReconcileList { records }))
+    }
+
     async fn begin_restore(
         &self,
         req: Request<pb::BeginRestoreRequest>,

@@ -7,6 +7,7 @@ pub mod dup;
 #[cfg(test)]
 mod golden_tests;
 pub mod incoming;
+pub mod reconcile;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,11 @@ pub struct MetaState {
     /// `FailoverRecord::KEPT_PER_TABLE` are kept (`state/dr.rs`). Absent in older state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failovers: BTreeMap<String, Vec<tern_core::FailoverRecord>>,
+    /// What `tern dr reconcile` did after those failovers, by table name, oldest first; the
+    /// newest `ReconcileSummary::KEPT_PER_TABLE` are kept (`state/reconcile.rs`). Absent in older
+    /// state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reconciles: BTreeMap<String, Vec<tern_core::ReconcileSummary>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +198,10 @@ pub enum Command {
     /// Keeps the record of an unplanned failover into this cluster (`tern dr failover`).
     RecordFailover {
         record: tern_core::FailoverRecord,
+    },
+    /// Keeps what `tern dr reconcile` did (or measured so far) after a failover.
+    RecordReconcile {
+        summary: tern_core::ReconcileSummary,
     },
     /// Creates `name` restoring from `backup`, or finds it already restoring from it
     /// (`state/restore.rs`).
@@ -350,6 +360,7 @@ impl MetaState {
             Command::RaisePurgeHorizon { table, below } => return self.raise_purge_horizon(*table, *below),
             Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
             Command::RecordFailover { record } => return self.record_failover(record),
+            Command::RecordReconcile { summary } => return self.record_reconcile(summary),
             Command::BeginRestore { name, partitions, replicas, backup } => {
                 return self.begin_restore(name, *partitions, *replicas, backup);
             }

@@ -283,9 +283,20 @@ pub async fn run_failover(
             Step::Fence { cluster, epoch, expect } => {
                 let what = format!("fence: {table} in {cluster} becomes standby at epoch {epoch}");
                 say(&what);
-                admin(clusters, &cluster)?
-                    .set_table_role(table, DrRole::Standby, epoch, Some(expect))
-                    .await?;
+                let a = admin(clusters, &cluster)?;
+                a.set_table_role(table, DrRole::Standby, epoch, Some(expect)).await?;
+                // Its unshipped tail waits for tern dr reconcile (as when its meta leader or a
+                // proxy fences it).
+                for l in a.links(Some(table)).await.unwrap_or_default() {
+                    if l.link.status == tern_core::LinkStatus::Shipping
+                        && a.pause_link(l.link.id).await.is_ok()
+                    {
+                        say(&format!(
+                            "  link {} of {cluster} paused: tern dr reconcile ships its tail",
+                            l.link.id
+                        ));
+                    }
+                }
                 let took_ms = t0.elapsed().as_millis() as u64;
                 say(&format!("  done in {took_ms} ms"));
                 report.steps.push(StepTaken { what, took_ms });

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tern_client::admin::{AdminClient, DrLeaseState, LinkReport, TableInfo};
-use tern_core::{FailoverRecord, Result, TableStatus};
+use tern_core::{FailoverRecord, ReconcileSummary, Result, TableStatus};
 
 /// A cluster to ask: its name as the deployment calls it, and its meta servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub struct ClusterObs {
     pub lease: std::result::Result<DrLeaseState, String>,
     /// The unplanned failovers into it it keeps a record of (`tern dr failover`).
     pub failovers: Vec<FailoverRecord>,
+    /// What `tern dr reconcile` did (or measured so far) after those failovers.
+    pub reconciles: Vec<ReconcileSummary>,
 }
 
 impl ClusterObs {
@@ -72,13 +74,15 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
         links: Vec::new(),
         lease: Err("not asked".into()),
         failovers: Vec::new(),
+        reconciles: Vec::new(),
     };
     match tokio::time::timeout(deadline, ask(c, deadline)).await {
-        Ok(Ok((tables, links, lease, failovers))) => {
+        Ok(Ok((tables, links, lease, (failovers, reconciles)))) => {
             obs.tables = tables;
             obs.links = links;
             obs.lease = lease;
             obs.failovers = failovers;
+            obs.reconciles = reconciles;
         }
         Ok(Err(e)) => obs.unreachable = Some(e.to_string()),
         Err(_) => obs.unreachable = Some(format!("no answer from {} within {deadline:?}", c.metas.join(","))),
@@ -86,8 +90,12 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
     obs
 }
 
-type Answers =
-    (Vec<TableInfo>, Vec<LinkReport>, std::result::Result<DrLeaseState, String>, Vec<FailoverRecord>);
+type Answers = (
+    Vec<TableInfo>,
+    Vec<LinkReport>,
+    std::result::Result<DrLeaseState, String>,
+    (Vec<FailoverRecord>, Vec<ReconcileSummary>),
+);
 
 async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     let admin = AdminClient::connect(c.metas.clone())?.with_deadline(deadline);
@@ -105,7 +113,8 @@ async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     let lease = admin.dr_lease().await.map_err(|e| e.to_string());
     // History for the report, not a health input: a meta server too old to keep it has none.
     let failovers = admin.failovers(None).await.unwrap_or_default();
-    Ok((tables, links, lease, failovers))
+    let reconciles = admin.reconciles(None).await.unwrap_or_default();
+    Ok((tables, links, lease, (failovers, reconciles)))
 }
 
 /// A wall time (ms since the Unix epoch) as UTC text, `2026-12-07 23:05:09.123 UTC`.

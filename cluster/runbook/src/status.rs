@@ -148,6 +148,9 @@ pub struct TableReport {
     /// The newest unplanned failover of the table any reachable cluster keeps a record of
     /// (`tern dr failover`), with what the old side may have lost.
     pub last_failover: Option<tern_core::FailoverRecord>,
+    /// What `tern dr reconcile` did after that failover (kept by the cluster it promoted), if it
+    /// ran.
+    pub last_reconcile: Option<tern_core::ReconcileSummary>,
 }
 
 /// A cluster as the report shows it.
@@ -354,6 +357,8 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
             .filter(|r| r.table == table)
             .max_by_key(|r| (r.epoch, r.at_ms))
             .cloned(),
+        last_reconcile: crate::reconcile::last_failover(obs, table)
+            .and_then(|(c, r)| c.reconciles.iter().find(|s| s.table == table && s.epoch == r.epoch).cloned()),
     }
 }
 

@@ -81,6 +81,7 @@ pub fn cluster(name: &str, tables: Vec<TableInfo>, links: Vec<LinkReport>) -> Cl
         links,
         lease: Ok(lease(5_000)),
         failovers: Vec::new(),
+        reconciles: Vec::new(),
     }
 }
 

@@ -49,4 +49,40 @@ impl AdminClient {
             .map(|r| r.records.into_iter().map(tern_proto::convert::admin::failover_from_pb).collect())
             .map_err(|e| e.context("list the failover records"))
     }
+
+    /// Keeps what `tern dr reconcile` did (or measured so far) in this cluster's meta state.
+    pub async fn record_reconcile(&self, summary: &tern_core::ReconcileSummary) -> Result<()> {
+        let req = pb::ReconcileRecord {
+            table: summary.table.clone(),
+            epoch: summary.epoch,
+            summary_json: summary.to_json(),
+        };
+        self.call(req, |mut c, r| async move { c.record_reconcile(r).await }).await.map(|_| ()).map_err(|e| {
+            e.context(format!(
+                "record the reconcile of table {} (failover epoch {})",
+                summary.table, summary.epoch
+            ))
+        })
+    }
+
+    /// The reconcile summaries this cluster keeps (of `table` only, if given), oldest first per
+    /// table. A summary this build cannot read is an error naming it.
+    pub async fn reconciles(&self, table: Option<&str>) -> Result<Vec<tern_core::ReconcileSummary>> {
+        let req = pb::DupListRequest { table: table.unwrap_or_default().to_string() };
+        let list = self
+            .call(req, |mut c, r| async move { c.list_reconciles(r).await })
+            .await
+            .map_err(|e| e.context("list the reconcile summaries"))?;
+        list.records
+            .into_iter()
+            .map(|r| {
+                tern_core::ReconcileSummary::from_json(&r.summary_json).map_err(|e| {
+                    tern_core::Error::InvalidArgument(format!(
+                        "the reconcile summary of table {} at epoch {}: {e}",
+                        r.table, r.epoch
+                    ))
+                })
+            })
+            .collect()
+    }
 }

@@ -265,12 +265,39 @@ async fn fence_superseded(lease: &DrLease, group: &RaftGroup<MetaSm>) {
         let change =
             RoleChange { table: table.clone(), role: DrRole::Standby, epoch, expect_epoch: Some(expect) };
         match group.write(Command::SetTableRole { change }).await {
-            Ok(Response::Table(_)) => tracing::warn!(
-                table,
-                "fenced: a DR voter says table {table} is active elsewhere at epoch {epoch} (here: active at {expect}); now standby at epoch {epoch}"
-            ),
+            Ok(Response::Table(_)) => {
+                tracing::warn!(
+                    table,
+                    "fenced: a DR voter says table {table} is active elsewhere at epoch {epoch} (here: active at {expect}); now standby at epoch {epoch}"
+                );
+                hold_tail(&table, group).await;
+            }
             Ok(other) => tracing::debug!(table, "fencing skipped: {other:?}"),
             Err(e) => tracing::warn!(table, "fencing failed: {}", crate::leader::write_error(e)),
+        }
+    }
+}
+
+/// A copy fenced because another was promoted over it holds an unshipped tail of writes the
+/// promoted copy may never have seen: its outgoing links are paused, so that the tail ships
+/// only under `tern dr reconcile`, which measures it first and reports what became of it.
+async fn hold_tail(table: &str, group: &RaftGroup<MetaSm>) {
+    let shipping: Vec<u64> = group.read(|s| {
+        s.0.links
+            .values()
+            .filter(|l| l.table_name == table && l.status == tern_core::LinkStatus::Shipping)
+            .map(|l| l.id)
+            .collect()
+    });
+    for id in shipping {
+        let change = crate::state::dup::LinkChange::Pause;
+        match group.write(Command::ChangeLink { id, change }).await {
+            Ok(Response::Link(_)) => tracing::warn!(
+                table,
+                "link {id} paused: table {table} was fenced with writes the promoted copy may lack; `tern dr reconcile` ships them"
+            ),
+            Ok(other) => tracing::debug!(table, "pausing link {id} skipped: {other:?}"),
+            Err(e) => tracing::warn!(table, "pausing link {id} failed: {}", crate::leader::write_error(e)),
         }
     }
 }
