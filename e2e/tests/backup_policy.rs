@@ -37,7 +37,12 @@ fn scheduled_backups_run_keep_the_newest_and_stop_when_paused_or_removed() {
         std::env::set_var("AWS_REGION", "us-east-1");
         std::env::remove_var("AWS_PROFILE");
     }
-    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap().block_on(scenario());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(scenario());
 }
 
 async fn tern(cluster: &Cluster, args: &[&str]) -> CliOutput {
@@ -50,7 +55,10 @@ async fn backups(store: &S3ObjectStore) -> Vec<BackupId> {
 
 /// The policy as `describe --output json` shows it.
 async fn describe(cluster: &Cluster, meta: &str) -> serde_json::Value {
-    tern(cluster, &["backup", "policy", "describe", "p", "--meta", meta, "--output", "json"]).await.ok().json()
+    tern(cluster, &["backup", "policy", "describe", "p", "--meta", meta, "--output", "json"])
+        .await
+        .ok()
+        .json()
 }
 
 async fn scenario() {
@@ -62,6 +70,14 @@ async fn scenario() {
         metas: 1,
         replicas: 3,
         meta_args: vec!["--backup-min-interval".into(), "2s".into(), "--backup-tick".into(), "300ms".into()],
+        // Credentials come from the servers' environment, never from a policy.
+        env: [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec(),
         ..Default::default()
     })
     .await;
@@ -71,7 +87,8 @@ async fn scenario() {
     let meta = cluster.meta_arg();
     let target = format!("s3://{BUCKET}/{PREFIX}");
     let add = |extra: &'static [&'static str]| {
-        let mut args = vec!["backup", "policy", "add", "p", "--target", &target, "--endpoint", server.endpoint()];
+        let mut args =
+            vec!["backup", "policy", "add", "p", "--target", &target, "--endpoint", server.endpoint()];
         args.extend(["--region", "us-east-1", "--meta", &meta]);
         args.extend_from_slice(extra);
         args
@@ -89,18 +106,24 @@ async fn scenario() {
     tern(&cluster, &add(&["--table", TABLE, "--every", "4s", "--keep-last", "1"])).await.ok();
     let r = tern(&cluster, &add(&["--table", TABLE, "--every", "4s", "--keep-last", "1"])).await;
     assert!(r.code != 0 && r.stderr.contains("exists already"), "{r:?}");
-    let list_args = |extra: &'static str| {
-        vec!["backup", "list", "--target", &target, "--endpoint", server.endpoint(), "--meta", &meta, "--output", extra]
+    let keys = ["--region", "us-east-1", "--access-key-id", ACCESS_KEY, "--secret-access-key", SECRET_KEY];
+    let list_args = |output: &'static str| {
+        let mut args =
+            vec!["backup", "list", "--target", &target, "--endpoint", server.endpoint(), "--meta", &meta];
+        args.extend(keys);
+        args.extend(["--output", output]);
+        args
     };
-    let first: String = wait_until("a scheduled backup in `tern backup list`", Duration::from_secs(90), || async {
-        let out = tern(&cluster, &list_args("json")).await;
-        let j = if out.code == 0 { out.json() } else { return Err(format!("{out:?}")) };
-        match j["backups"].as_array().and_then(|b| b.first()) {
-            Some(b) => Ok(b["id"].as_str().unwrap().to_string()),
-            None => Err(j.to_string()),
-        }
-    })
-    .await;
+    let first: String =
+        wait_until("a scheduled backup in `tern backup list`", Duration::from_secs(90), || async {
+            let out = tern(&cluster, &list_args("json")).await;
+            let j = if out.code == 0 { out.json() } else { return Err(format!("{out:?}")) };
+            match j["backups"].as_array().and_then(|b| b.first()) {
+                Some(b) => Ok(b["id"].as_str().unwrap().to_string()),
+                None => Err(j.to_string()),
+            }
+        })
+        .await;
     let first: BackupId = first.parse().unwrap();
     let first_manifest = load_manifest(&store, &first).await.unwrap();
     assert!(first_manifest.tool_version.contains("policy p"), "{}", first_manifest.tool_version);
@@ -112,8 +135,6 @@ async fn scenario() {
         if !ids.contains(&first) && !ids.is_empty() { Ok(()) } else { Err(format!("{ids:?}")) }
     })
     .await;
-    let text = tern(&cluster, &list_args("text")).await.ok().stdout;
-    assert!(text.contains("policy p table users: succeeded"), "{text}");
 
     // 3. Pause: once nothing runs, nothing starts again.
     tern(&cluster, &["backup", "policy", "pause", "p", "--meta", &meta]).await.ok();
@@ -124,6 +145,9 @@ async fn scenario() {
         if idle && d["policy"]["paused"] == true { Ok(()) } else { Err(d.to_string()) }
     })
     .await;
+    // `tern backup list --meta` shows the policy's last run of the table.
+    let text = tern(&cluster, &list_args("text")).await.ok().stdout;
+    assert!(text.contains("policy p table users: succeeded"), "{text}");
     let kept = backups(&store).await;
     // Every kept backup is whole; nothing stored is unreferenced; the first backup's own
     // files went with it.
@@ -131,11 +155,17 @@ async fn scenario() {
     let referenced: BTreeSet<_> = contents.manifests.iter().flat_map(|m| m.checksums()).collect();
     for id in &kept {
         let id = id.to_string();
-        let v = tern(&cluster, &["backup", "verify", &id, "--target", &target, "--endpoint", server.endpoint()]).await;
+        let mut args = vec!["backup", "verify", &id, "--target", &target, "--endpoint", server.endpoint()];
+        args.extend(keys);
+        let v = tern(&cluster, &args).await;
         assert_eq!(v.code, 0, "{v:?}");
     }
-    let only_first: Vec<_> = first_manifest.checksums().into_iter().filter(|c| !referenced.contains(c)).collect();
-    assert!(!only_first.is_empty(), "the first backup had files of its own (its checkpoint's MANIFEST at least)");
+    let only_first: Vec<_> =
+        first_manifest.checksums().into_iter().filter(|c| !referenced.contains(c)).collect();
+    assert!(
+        !only_first.is_empty(),
+        "the first backup had files of its own (its checkpoint's MANIFEST at least)"
+    );
     for c in &only_first {
         assert!(!contents.stored_files.contains(c), "{c} of the deleted backup is still stored");
     }
@@ -147,7 +177,8 @@ async fn scenario() {
 
     // 4. Remove: gone from the list, describe names it.
     tern(&cluster, &["backup", "policy", "remove", "p", "--yes", "--meta", &meta]).await.ok();
-    let list = tern(&cluster, &["backup", "policy", "list", "--meta", &meta, "--output", "json"]).await.ok().json();
+    let list =
+        tern(&cluster, &["backup", "policy", "list", "--meta", &meta, "--output", "json"]).await.ok().json();
     assert_eq!(list["policies"].as_array().map(Vec::len), Some(0), "{list}");
     let r = tern(&cluster, &["backup", "policy", "describe", "p", "--meta", &meta]).await;
     assert!(r.code != 0 && r.stderr.contains("no backup policy \"p\""), "{r:?}");

@@ -31,9 +31,7 @@ use crate::MetaSm;
 use crate::backup_schedule::{ScheduleAction, due_runs};
 use crate::leader::write_error;
 use crate::raft::RaftGroup;
-use crate::state::backup::{
-    BackupOpKind, BackupPolicyRecord, BackupRunRecord, NewBackupOp, RunOutcome,
-};
+use crate::state::backup::{BackupOpKind, BackupPolicyRecord, BackupRunRecord, NewBackupOp, RunOutcome};
 use crate::state::{Command, Response};
 
 /// Settings of backup policies on a meta server.
@@ -250,17 +248,17 @@ impl Runner {
 
     async fn retention(&self, p: &BackupPolicyRecord) -> Result<(Option<String>, String)> {
         let spec = spec(p);
-        let fail = |doing: &str, e: tern_backup::Error| Error::Unavailable(format!("{doing} {}: {e}", spec.url));
+        let fail =
+            |doing: &str, e: tern_backup::Error| Error::Unavailable(format!("{doing} {}: {e}", spec.url));
         let store = tern_backup::open_target(&spec).await.map_err(|e| fail("open backup target", e))?;
         let contents = read_contents(&*store).await.map_err(|e| fail("list", e))?;
         // Restores reading a backup of this target keep it (none can start while this runs).
         let (cluster, in_use) = self.group.read(|s| {
-            let ids: BTreeSet<BackupId> = s
-                .0
-                .live_backup_ops(&p.target.key(), now_ms())
-                .iter()
-                .filter_map(|o| o.op.backup_id.as_deref()?.parse().ok())
-                .collect();
+            let ids: BTreeSet<BackupId> =
+                s.0.live_backup_ops(&p.target.key(), now_ms())
+                    .iter()
+                    .filter_map(|o| o.op.backup_id.as_deref()?.parse().ok())
+                    .collect();
             (s.0.cluster_name.clone(), ids)
         });
         let input = RetentionInput {
@@ -274,7 +272,8 @@ impl Runner {
             max_age: p.max_age_secs.map(|s| chrono::Duration::seconds(s as i64)),
         };
         let now = Utc.timestamp_millis_opt(now_ms() as i64).single().unwrap_or_else(Utc::now);
-        let in_scope = |m: &tern_backup::model::Manifest| m.cluster == cluster && p.tables.contains(&m.table.name);
+        let in_scope =
+            |m: &tern_backup::model::Manifest| m.cluster == cluster && p.tables.contains(&m.table.name);
         let plan = plan_scoped_retention(&input, &rule, now, &in_scope);
         apply_retention(&*store, &plan).await.map_err(|e| fail("delete from", e))?;
         Ok((

@@ -52,7 +52,9 @@ fn start(s: &mut MetaState, a: &ScheduleAction, now_ms: u64, lease_ms: u64) -> u
         holder: "meta 1".into(),
         lease_ms,
     };
-    let Response::BackupOp(o) = s.apply(&Command::BeginBackupOp { op, now_ms }) else { panic!("{a:?} refused") };
+    let Response::BackupOp(o) = s.apply(&Command::BeginBackupOp { op, now_ms }) else {
+        panic!("{a:?} refused")
+    };
     let run = BackupRunRecord {
         started_ms: now_ms,
         ended_ms: None,
@@ -90,7 +92,8 @@ fn runs_fall_on_slots_aligned_to_the_start_time_once_per_slot() {
     assert!(due_runs(&s, 11 * DAY + 150 * MIN - 1).is_empty());
     let at = 11 * DAY + 150 * MIN;
     assert_eq!(due_runs(&s, at), vec![backup("orders"), backup("users")]);
-    let ops: Vec<_> = [backup("orders"), backup("users")].iter().map(|a| (a.clone(), start(&mut s, a, at, HOUR))).collect();
+    let ops: Vec<_> =
+        [backup("orders"), backup("users")].iter().map(|a| (a.clone(), start(&mut s, a, at, HOUR))).collect();
     assert!(due_runs(&s, at + MIN).is_empty(), "running: not again, and no retention meanwhile");
     for (a, op) in &ops {
         finish(&mut s, a, *op, at, at + 2 * MIN, true);

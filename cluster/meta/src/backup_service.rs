@@ -194,8 +194,11 @@ impl MetaService {
         check_policy_request(&p, self.backup.min_interval.as_secs()).map_err(status)?;
         let mut rec = policy_record(&p);
         rec.created_at_ms = crate::wall_ms();
-        let cmd =
-            if alter { Command::AlterBackupPolicy { policy: rec } } else { Command::AddBackupPolicy { policy: rec } };
+        let cmd = if alter {
+            Command::AlterBackupPolicy { policy: rec }
+        } else {
+            Command::AddBackupPolicy { policy: rec }
+        };
         Self::refused(self.write(cmd).await?)?;
         tracing::info!(policy = p.name, "backup policy {}", if alter { "altered" } else { "added" });
         self.policy_answer(&p.name)
@@ -205,12 +208,17 @@ impl MetaService {
         &self,
         r: pb::BackupPolicyName,
     ) -> std::result::Result<pb::BackupPolicyStatus, Status> {
-        Self::refused(self.write(Command::SetBackupPolicyPaused { name: r.name.clone(), paused: r.paused }).await?)?;
+        Self::refused(
+            self.write(Command::SetBackupPolicyPaused { name: r.name.clone(), paused: r.paused }).await?,
+        )?;
         tracing::info!(policy = r.name, "backup policy {}", if r.paused { "paused" } else { "resumed" });
         self.policy_answer(&r.name)
     }
 
-    pub(crate) async fn do_backup_policy_remove(&self, r: pb::BackupPolicyName) -> std::result::Result<(), Status> {
+    pub(crate) async fn do_backup_policy_remove(
+        &self,
+        r: pb::BackupPolicyName,
+    ) -> std::result::Result<(), Status> {
         Self::refused(self.write(Command::RemoveBackupPolicy { name: r.name.clone() }).await?)?;
         tracing::info!(policy = r.name, "backup policy removed");
         Ok(())
@@ -242,7 +250,10 @@ impl MetaService {
         })
     }
 
-    pub(crate) async fn do_backup_op_begin(&self, r: pb::BackupOp) -> std::result::Result<pb::BackupOp, Status> {
+    pub(crate) async fn do_backup_op_begin(
+        &self,
+        r: pb::BackupOp,
+    ) -> std::result::Result<pb::BackupOp, Status> {
         let o = op_from_pb(r).map_err(status)?;
         if o.target_url.is_empty() {
             return Err(invalid("a backup operation names no target".into()));
@@ -278,7 +289,10 @@ impl MetaService {
         }
     }
 
-    pub(crate) async fn do_backup_op_end(&self, r: pb::BackupOpRenewRequest) -> std::result::Result<(), Status> {
+    pub(crate) async fn do_backup_op_end(
+        &self,
+        r: pb::BackupOpRenewRequest,
+    ) -> std::result::Result<(), Status> {
         self.write(Command::EndBackupOp { id: r.id }).await?;
         Ok(())
     }

@@ -543,7 +543,10 @@ impl pb::meta_server::Meta for MetaService {
         self.do_backup_policy_set_paused(req.into_inner()).await.map(Response::new)
     }
 
-    async fn backup_policy_remove(&self, req: Request<pb::BackupPolicyName>) -> Result<Response<pb::Empty>, Status> {
+    async fn backup_policy_remove(
+        &self,
+        req: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::Empty>, Status> {
         self.do_backup_policy_remove(req.into_inner()).await.map(|()| Response::new(pb::Empty {}))
     }
 
@@ -558,11 +561,17 @@ impl pb::meta_server::Meta for MetaService {
         self.do_backup_op_begin(req.into_inner()).await.map(Response::new)
     }
 
-    async fn backup_op_renew(&self, req: Request<pb::BackupOpRenewRequest>) -> Result<Response<pb::BackupOp>, Status> {
+    async fn backup_op_renew(
+        &self,
+        req: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::BackupOp>, Status> {
         self.do_backup_op_renew(req.into_inner()).await.map(Response::new)
     }
 
-    async fn backup_op_end(&self, req: Request<pb::BackupOpRenewRequest>) -> Result<Response<pb::Empty>, Status> {
+    async fn backup_op_end(
+        &self,
+        req: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
         self.do_backup_op_end(req.into_inner()).await.map(|()| Response::new(pb::Empty {}))
     }
 }

@@ -251,7 +251,9 @@ impl PolicyCmd {
                 let what = format!("remove backup policy {} (its backups stay in the target)", c.name);
                 if c.dry_run {
                     match fmt {
-                        OutputFormat::Json => println!("{}", json!({ "dry_run": true, "would_remove": c.name })),
+                        OutputFormat::Json => {
+                            println!("{}", json!({ "dry_run": true, "would_remove": c.name }))
+                        }
                         OutputFormat::Text => println!("would {what}"),
                     }
                     return Ok(());
@@ -334,7 +336,11 @@ fn print_status(fmt: OutputFormat, s: &PolicyStatus, ops: &[BackupOpInfo], verb:
         println!("  table {t:<12} {}{due}", outcome(r));
     }
     if let Some(r) = &s.retention {
-        println!("  retention run  {}{}", outcome(r), if r.summary.is_empty() { String::new() } else { format!(" ({})", r.summary) });
+        println!(
+            "  retention run  {}{}",
+            outcome(r),
+            if r.summary.is_empty() { String::new() } else { format!(" ({})", r.summary) }
+        );
     }
     for o in ops.iter().filter(|o| o.policy.as_deref() == Some(p.name.as_str())) {
         println!(
@@ -362,7 +368,10 @@ fn print_list(fmt: OutputFormat, list: &PolicyList) {
 
 /// The last runs of the policies of the cluster at `meta` whose target is `target` (for
 /// `tern backup list --meta`). A cluster that cannot be asked shows nothing, with a warning.
-pub(super) async fn runs_on_target(meta: &[String], target: &tern_backup::TargetSpec) -> Vec<super::print::PolicyTableRun> {
+pub(super) async fn runs_on_target(
+    meta: &[String],
+    target: &tern_backup::TargetSpec,
+) -> Vec<super::print::PolicyTableRun> {
     let key = |url: &str, endpoint: Option<&str>| {
         (url.trim_end_matches('/').to_string(), endpoint.unwrap_or("").trim_end_matches('/').to_string())
     };
@@ -383,7 +392,10 @@ pub(super) async fn runs_on_target(meta: &[String], target: &tern_backup::Target
         .filter(|s| key(&s.policy.target.url, s.policy.target.endpoint.as_deref()) == want)
         .flat_map(|s| {
             let name = s.policy.name.clone();
-            s.runs.into_iter().chain(s.retention).map(move |run| super::print::PolicyTableRun { policy: name.clone(), run })
+            s.runs
+                .into_iter()
+                .chain(s.retention)
+                .map(move |run| super::print::PolicyTableRun { policy: name.clone(), run })
         })
         .collect()
 }

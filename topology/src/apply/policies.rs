@@ -53,7 +53,9 @@ pub(super) fn desired(t: &Topology) -> BTreeMap<String, DesiredPolicy> {
                 .tables
                 .iter()
                 .filter(|name| {
-                    t.tables.iter().any(|tb| tb.name.value == **name && tb.copies.iter().any(|cp| *cp.cluster == *c.name))
+                    t.tables.iter().any(|tb| {
+                        tb.name.value == **name && tb.copies.iter().any(|cp| *cp.cluster == *c.name)
+                    })
                 })
                 .cloned()
                 .collect();
@@ -144,6 +146,9 @@ mod tests {
         for (cluster, tables) in &nightly.clusters {
             assert_eq!(tables, &vec!["users".to_string()], "{cluster}");
         }
-        assert!(same(&nightly.policy, &BackupPolicy { paused: true, created_at_ms: 9, ..nightly.policy.clone() }));
+        assert!(same(
+            &nightly.policy,
+            &BackupPolicy { paused: true, created_at_ms: 9, ..nightly.policy.clone() }
+        ));
     }
 }

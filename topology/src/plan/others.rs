@@ -85,13 +85,11 @@ pub(super) fn policies(desired: &Topology, observed: &Observed, steps: &mut Vec<
     let want = desired_policies(desired);
     for (name, p) in &want {
         match observed.backup_policies.get(name) {
-            None => steps.push(
-                Step::new(Action::AddPolicy {
-                    policy: name.clone(),
-                    tables: p.tables.clone(),
-                    url: p.url.clone(),
-                }),
-            ),
+            None => steps.push(Step::new(Action::AddPolicy {
+                policy: name.clone(),
+                tables: p.tables.clone(),
+                url: p.url.clone(),
+            })),
             Some(have) => {
                 let changes = policy_changes(have, p);
                 if !changes.is_empty() {
@@ -102,13 +100,10 @@ pub(super) fn policies(desired: &Topology, observed: &Observed, steps: &mut Vec<
     }
     for (name, p) in &observed.backup_policies {
         if !want.contains_key(name) {
-            steps.push(
-                Step::new(Action::RemovePolicy { policy: name.clone() })
-                    .destructive(format!(
-                        "no new backups of {} are taken (existing ones stay until their retention ends)",
-                        p.tables.join(", ")
-                    )),
-            );
+            steps.push(Step::new(Action::RemovePolicy { policy: name.clone() }).destructive(format!(
+                "no new backups of {} are taken (existing ones stay until their retention ends)",
+                p.tables.join(", ")
+            )));
         }
     }
 }

@@ -245,9 +245,10 @@ impl MetaState {
     pub(super) fn begin_backup_op(&mut self, op: &NewBackupOp, now_ms: u64) -> Response {
         self.backup_ops.retain(|_, o| o.live(now_ms));
         if op.policy.is_some()
-            && let Some(o) = self.backup_ops.values().find(|o| {
-                o.op.kind == op.kind && o.op.policy == op.policy && o.op.table == op.table
-            })
+            && let Some(o) = self
+                .backup_ops
+                .values()
+                .find(|o| o.op.kind == op.kind && o.op.policy == op.policy && o.op.table == op.table)
         {
             return Response::Refused(format!(
                 "policy {:?} is running this already (operation {}, {})",
@@ -256,10 +257,8 @@ impl MetaState {
                 o.op.holder
             ));
         }
-        if let Some(o) = self
-            .backup_ops
-            .values()
-            .find(|o| o.op.target == op.target && ops_conflict(op.kind, o.op.kind))
+        if let Some(o) =
+            self.backup_ops.values().find(|o| o.op.target == op.target && ops_conflict(op.kind, o.op.kind))
         {
             return Response::Refused(format!(
                 "a {:?} run ({}{}) is in use on this target until its end or lease (at {} ms): \

@@ -70,10 +70,15 @@ fn alter_pause_resume_and_remove_change_only_their_policy() {
         outcome: RunOutcome::Succeeded,
         summary: String::new(),
     };
-    let record = |t: &str| Command::RecordBackupRun { policy: "p".into(), table: Some(t.into()), run: run.clone() };
+    let record =
+        |t: &str| Command::RecordBackupRun { policy: "p".into(), table: Some(t.into()), run: run.clone() };
     s.apply(&record("users"));
-    let altered =
-        BackupPolicyRecord { tables: vec!["orders".into()], created_at_ms: 99, interval_secs: 60, ..policy("p") };
+    let altered = BackupPolicyRecord {
+        tables: vec!["orders".into()],
+        created_at_ms: 99,
+        interval_secs: 60,
+        ..policy("p")
+    };
     assert_eq!(s.apply(&Command::AlterBackupPolicy { policy: altered }), Response::Done);
     let p = &s.backup_policies["p"];
     assert_eq!((p.interval_secs, p.created_at_ms, p.tables.clone()), (60, 1_000, vec!["orders".to_string()]));
