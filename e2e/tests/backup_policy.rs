@@ -27,22 +27,9 @@ const ACCESS_KEY: &str = "tern-test-access";
 const SECRET_KEY: &str = "tern-test-secret-key";
 const EVERY: Duration = Duration::from_secs(4);
 
-#[test]
-fn scheduled_backups_run_keep_the_newest_and_stop_when_paused_or_removed() {
-    // SAFETY: set before this test starts its runtime and processes; the meta and replica
-    // servers inherit them (credentials come from the servers' environment, never a policy).
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_PROFILE");
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(scenario());
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_backups_run_keep_the_newest_and_stop_when_paused_or_removed() {
+    scenario().await;
 }
 
 async fn tern(cluster: &Cluster, args: &[&str]) -> CliOutput {

@@ -28,8 +28,8 @@ use crate::cli::common::{MetaAddrs, confirm, duration_arg, human_ms, runtime};
 /// $ tern backup policy pause nightly --meta 127.0.0.1:34601
 #[derive(Debug, Subcommand)]
 pub enum PolicyCmd {
-    Add(AddCmd),
-    Alter(AlterCmd),
+    Add(Box<AddCmd>),
+    Alter(Box<AlterCmd>),
     List(ListCmd),
     Describe(NameCmd),
     Pause(NameCmd),
@@ -183,6 +183,7 @@ impl PolicyCmd {
         let rt = runtime()?;
         match self {
             PolicyCmd::Add(c) => {
+                let c = *c;
                 let mut p = BackupPolicy {
                     name: c.name,
                     tables: Vec::new(),
@@ -208,6 +209,7 @@ impl PolicyCmd {
                 print_status(fmt, &s, &[], "added");
             }
             PolicyCmd::Alter(c) => {
+                let c = *c;
                 let admin = connect(&c.meta)?;
                 rt.block_on(async {
                     let list = admin.list_backup_policies(Some(&c.name)).await?;
