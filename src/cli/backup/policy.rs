@@ -31,8 +31,12 @@ pub enum PolicyCmd {
     Add(Box<AddCmd>),
     Alter(Box<AlterCmd>),
     List(ListCmd),
+    /// Show a policy: settings, each table's last run (outcome, backup id) and next due time,
+    /// its last retention run, and the operations it has in use.
     Describe(NameCmd),
+    /// Pause a policy: no new runs (a running one finishes).
     Pause(NameCmd),
+    /// Resume a paused policy: its next slot runs (a missed one runs once, not once per slot).
     Resume(NameCmd),
     Remove(RemoveCmd),
 }
