@@ -22,10 +22,13 @@ use crate::cli::common::{MetaAddrs, confirm, duration_arg, human_ms, runtime};
 /// (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION in their environment, or AWS_PROFILE),
 /// and the replica servers, which upload, with theirs.
 ///
-/// $ tern backup policy add nightly --table users,orders --target s3://backups/tern \
-///       --endpoint http://127.0.0.1:9000 --every 1d --at 02:30 --keep-last 7 --meta 127.0.0.1:34601
-/// $ tern backup policy list --meta 127.0.0.1:34601
-/// $ tern backup policy pause nightly --meta 127.0.0.1:34601
+/// Examples (with TERN_META=127.0.0.1:34601 set):
+///
+/// $ tern backup policy add nightly --table users,orders --target s3://backups/tern --endpoint http://127.0.0.1:9000 --every 1d --at 02:30 --keep-last 7
+///
+/// $ tern backup policy list
+///
+/// $ tern backup policy pause nightly
 #[derive(Debug, Subcommand)]
 pub enum PolicyCmd {
     Add(Box<AddCmd>),
