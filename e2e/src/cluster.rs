@@ -34,6 +34,8 @@ pub struct ClusterOptions {
     pub meta_args: Vec<String>,
     /// Give every replica server a metrics listener (`--metrics-listen`, see `metrics_addr`).
     pub metrics: bool,
+    /// Environment variables of every meta and replica server (e.g. S3 credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -49,6 +51,7 @@ impl Default for ClusterOptions {
             replica_args: vec![],
             meta_args: vec![],
             metrics: false,
+            env: vec![],
         }
     }
 }
@@ -161,7 +164,15 @@ impl Cluster {
                     opts.grace.clone(),
                 ];
                 let args = args.into_iter().chain(opts.meta_args.iter().cloned()).collect();
-                Process::new(name.clone(), addr.clone(), data_dir, root.join(format!("{name}.log")), args)
+                let mut p = Process::new(
+                    name.clone(),
+                    addr.clone(),
+                    data_dir,
+                    root.join(format!("{name}.log")),
+                    args,
+                );
+                p.env = opts.env.clone();
+                p
             })
             .collect();
         let mut meta = MetaClient::new(meta_addrs).unwrap_or_else(|e| panic!("meta client: {e}"));
@@ -285,6 +296,7 @@ impl Cluster {
         self.metrics.push(metrics);
         let mut proc =
             Process::new(name.clone(), addr, data_dir, self.root.join(format!("{name}.log")), args);
+        proc.env = self.opts.env.clone();
         proc.start();
         self.replicas.push(proc);
         p

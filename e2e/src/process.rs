@@ -22,6 +22,8 @@ pub struct Process {
     /// stdout and stderr of every run, appended.
     pub log: PathBuf,
     args: Vec<String>,
+    /// More environment variables of every start.
+    pub env: Vec<(String, String)>,
     child: Mutex<Option<Child>>,
     runs: u32,
 }
@@ -41,7 +43,7 @@ fn command(args: &[String]) -> Command {
 
 impl Process {
     pub fn new(name: String, addr: String, data_dir: PathBuf, log: PathBuf, args: Vec<String>) -> Process {
-        Process { name, addr, data_dir, log, args, child: Mutex::new(None), runs: 0 }
+        Process { name, addr, data_dir, log, args, env: Vec::new(), child: Mutex::new(None), runs: 0 }
     }
 
     fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
@@ -73,6 +75,7 @@ impl Process {
             writeln!(log, "===== e2e: start #{} of {}: tern {}", self.runs, self.name, self.args.join(" "));
         let err = log.try_clone().unwrap_or_else(|e| panic!("clone a log handle: {e}"));
         let child = command(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log)
             .stderr(err)
             .spawn()

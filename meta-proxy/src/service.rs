@@ -157,4 +157,57 @@ impl pb::meta_server::Meta for ProxyService {
     ) -> Result<Response<pb::TableInfo>, Status> {
         Err(not_here("restoring a backup"))
     }
+
+    async fn backup_policy_add(
+        &self,
+        _: Request<pb::BackupPolicyRequest>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        Err(not_here("backup policies"))
+    }
+
+    async fn backup_policy_alter(
+        &self,
+        _: Request<pb::BackupPolicyRequest>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        Err(not_here("backup policies"))
+    }
+
+    async fn backup_policy_set_paused(
+        &self,
+        _: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        Err(not_here("backup policies"))
+    }
+
+    async fn backup_policy_remove(
+        &self,
+        _: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("backup policies"))
+    }
+
+    async fn backup_policy_list(
+        &self,
+        _: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::BackupPolicyListResponse>, Status> {
+        Err(not_here("backup policies"))
+    }
+
+    async fn backup_op_begin(&self, _: Request<pb::BackupOp>) -> Result<Response<pb::BackupOp>, Status> {
+        Err(not_here("backup operations"))
+    }
+
+    async fn backup_op_renew(
+        &self,
+        _: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::BackupOp>, Status> {
+        Err(not_here("backup operations"))
+    }
+
+    async fn backup_op_end(
+        &self,
+        _: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("backup operations"))
+    }
 }

@@ -205,6 +205,8 @@ struct MetaFile {
     dup_hold_limit: Option<String>,
     dr_voters: Option<Vec<String>>,
     dr_renew_interval: Option<String>,
+    backup_min_interval: Option<String>,
+    backup_tick: Option<String>,
 }
 
 /// Run a meta server: the cluster's configuration (tables, partitions, nodes), replicated with
@@ -276,6 +278,14 @@ pub struct MetaCmd {
     /// well below the voters' --dr-lease).
     #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     dr_renew_interval: Option<Duration>,
+    /// TESTS ONLY: the shortest interval a backup policy may have (default and minimum for
+    /// users 1m). Lets end-to-end tests schedule backups every few seconds.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION", hide = true,
+          env = "TERN_TEST_BACKUP_MIN_INTERVAL")]
+    backup_min_interval: Option<Duration>,
+    /// How often the meta leader looks for backup policy runs that are due (default 5s).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION", hide = true, env = "TERN_BACKUP_TICK")]
+    backup_tick: Option<Duration>,
     /// A TOML file with the same settings (keys are the flag names).
     #[arg(long, env = "TERN_CONFIG")]
     config: Option<PathBuf>,
@@ -303,6 +313,24 @@ fn dr_lease_options(
         opts.renew_interval = d;
     }
     Ok(opts)
+}
+
+/// Backup policy settings of `tern meta`.
+fn backup_options(
+    min_interval: Option<Duration>,
+    tick: Option<Duration>,
+) -> anyhow::Result<tern_meta::backup_runner::BackupRunnerOptions> {
+    let mut o = tern_meta::backup_runner::BackupRunnerOptions::default();
+    if let Some(d) = min_interval {
+        anyhow::ensure!(d >= Duration::from_secs(1), "--backup-min-interval must be at least 1s");
+        tracing::warn!("backup policies may run every {d:?} (--backup-min-interval: for tests only)");
+        o.min_interval = d;
+    }
+    if let Some(d) = tick {
+        anyhow::ensure!(!d.is_zero(), "--backup-tick must be above 0");
+        o.tick = d;
+    }
+    Ok(o)
 }
 
 /// Parses `ID=HOST:PORT` members.
@@ -374,6 +402,10 @@ impl MetaCmd {
                 self.dr_renew_interval,
                 file.dr_voters,
                 file.dr_renew_interval,
+            )?,
+            backup: backup_options(
+                self.backup_min_interval.or(file_duration(file.backup_min_interval, "backup-min-interval")?),
+                self.backup_tick.or(file_duration(file.backup_tick, "backup-tick")?),
             )?,
         };
         runtime()?.block_on(tern_meta::run(opts, shutdown_signal())).map_err(Into::into)

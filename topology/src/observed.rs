@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tern_client::admin::backup_policy::BackupPolicy;
 use tern_client::admin::{LinkReport, ProxyStatus, TableInfo};
 use tern_core::{DrRole, LinkMode, LinkStatus, TableStatus};
 
@@ -22,8 +23,8 @@ pub struct Observed {
     /// By name, the clusters that answered. A cluster of the file missing here is planned as
     /// if it held nothing.
     pub clusters: BTreeMap<String, ObservedCluster>,
-    /// Backup policies by name: always empty until the backup subsystem (issue #25) reports
-    /// them.
+    /// Backup policies by name, merged over the clusters that hold them (each cluster keeps
+    /// the policy for the tables it has a copy of; see [`policies_from`]).
     pub backup_policies: BTreeMap<String, ObservedPolicy>,
     /// Proxies by name; `None`: not asked (their settings are then not planned).
     pub proxies: Option<BTreeMap<String, ObservedProxy>>,
@@ -221,6 +222,33 @@ pub fn observed_from(
         proxies: proxies.map(|ps| ps.iter().map(|(n, s)| (n.to_string(), proxy_from(s))).collect()),
     }
     .versioned()
+}
+
+/// The backup policies of the clusters (`(cluster, policies)` each), by name: a policy held by
+/// several clusters is one policy with the union of their tables, in the order first seen
+/// (plans compare tables as sets). Its other settings are the first cluster's.
+pub fn policies_from(clusters: &[(&str, &[BackupPolicy])]) -> BTreeMap<String, ObservedPolicy> {
+    let mut out: BTreeMap<String, ObservedPolicy> = BTreeMap::new();
+    for (_, policies) in clusters {
+        for p in *policies {
+            let o = out.entry(p.name.clone()).or_insert_with(|| ObservedPolicy {
+                tables: Vec::new(),
+                url: p.target.url.clone(),
+                endpoint: p.target.endpoint.clone(),
+                interval: Duration::from_secs(p.interval_secs),
+                start_time: p.start_minute.map(|m| format!("{:02}:{:02}", m / 60, m % 60)),
+                keep: p.keep_last,
+                max_age: p.max_age_secs.map(Duration::from_secs),
+                max_bytes_per_sec: p.limit_bytes_per_sec.unwrap_or(0),
+            });
+            for t in &p.tables {
+                if !o.tables.contains(t) {
+                    o.tables.push(t.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The role a copy should have, in the file's terms.

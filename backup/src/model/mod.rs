@@ -17,7 +17,7 @@ pub use layout::{BackupId, file_key, manifest_key, pending_key};
 pub use manifest::{
     FileEntry, MANIFEST_FORMAT_VERSION, Manifest, PartitionManifest, TableSchema, TimetagRange,
 };
-pub use retention::{RetentionInput, RetentionPlan, RetentionPolicy, plan_retention};
+pub use retention::{RetentionInput, RetentionPlan, RetentionPolicy, plan_retention, plan_scoped_retention};
 pub use upload::{
     BackupRequest, LocalFile, PartitionCheckpoint, PartitionUpload, ProgressSink, UploadProgress,
     UploadSummary, Uploader,

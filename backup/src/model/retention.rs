@@ -111,6 +111,39 @@ pub fn plan_retention(
     RetentionPlan { delete_manifests, delete_pending, delete_files }
 }
 
+/// Retention of one policy on a target other policies (or other clusters) share: only the
+/// manifests `in_scope` accepts may be deleted, by `policy`; every other manifest is kept and
+/// protects its files. Intents and files are decided over everything, as [`plan_retention`]
+/// does (an intent not in use is stale whoever wrote it: the caller excludes backups on the
+/// target while it runs, docs/backup.md invariant 5).
+pub fn plan_scoped_retention(
+    input: &RetentionInput<'_>,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    in_scope: &dyn Fn(&Manifest) -> bool,
+) -> RetentionPlan {
+    let scoped: Vec<Manifest> = input.manifests.iter().filter(|m| in_scope(m)).cloned().collect();
+    let first = plan_retention(
+        &RetentionInput { manifests: &scoped, in_use: input.in_use, ..RetentionInput::default() },
+        policy,
+        now,
+    );
+    let deleted: BTreeSet<&BackupId> = first.delete_manifests.iter().collect();
+    let rest: Vec<Manifest> =
+        input.manifests.iter().filter(|m| !deleted.contains(&m.backup_id)).cloned().collect();
+    // With no rule, every remaining manifest is kept: what goes is what nothing kept uses.
+    let second = plan_retention(
+        &RetentionInput { manifests: &rest, ..input.clone() },
+        &RetentionPolicy::default(),
+        now,
+    );
+    RetentionPlan {
+        delete_manifests: first.delete_manifests,
+        delete_pending: second.delete_pending,
+        delete_files: second.delete_files,
+    }
+}
+
 #[cfg(test)]
 #[path = "retention_tests.rs"]
 mod tests;

@@ -41,6 +41,29 @@ fn ids(ms: &[&Manifest]) -> Vec<BackupId> {
 }
 
 #[test]
+fn a_scoped_run_deletes_only_its_tables_backups_and_keeps_files_others_use() {
+    // Policy of table t (keep 1) on a target shared with table u's backups.
+    let t1 = backup("t", 1, &[1, 2]);
+    let t2 = backup("t", 2, &[2, 3]);
+    let u1 = backup("u", 1, &[1, 4]);
+    let u2 = backup("u", 2, &[5]);
+    let manifests = [t1.clone(), t2.clone(), u1, u2];
+    let stored: BTreeSet<_> = (1..=6).map(sum).collect(); // 6 is an orphan
+    let input = RetentionInput { manifests: &manifests, stored_files: &stored, ..Default::default() };
+    let policy = RetentionPolicy { keep_last: Some(1), max_age: None };
+    let plan = plan_scoped_retention(&input, &policy, t0() + Duration::days(1), &|m| m.table.name == "t");
+    assert_eq!(plan.delete_manifests, ids(&[&t1]), "u's older backup is not this policy's to delete");
+    // File 1 is t1's but u1 still uses it; 6 is used by nobody.
+    assert_eq!(plan.delete_files, vec![sum(6)]);
+    // A restore reading t1 keeps it.
+    let in_use: BTreeSet<_> = [t1.backup_id.clone()].into();
+    let input = RetentionInput { in_use: &in_use, ..input };
+    let plan = plan_scoped_retention(&input, &policy, t0() + Duration::days(1), &|m| m.table.name == "t");
+    assert!(plan.delete_manifests.is_empty());
+    let _ = t2;
+}
+
+#[test]
 fn keep_last_deletes_older_backups_and_their_unshared_files() {
     let b1 = backup("t", 1, &[1, 2]);
     let b2 = backup("t", 2, &[2, 3]);

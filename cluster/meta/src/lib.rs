@@ -10,6 +10,9 @@
 //! Decisions (failure detection, reconfiguration, placement) live in `tern-confman`, which has
 //! no I/O; this crate persists and carries them out.
 
+pub mod backup_runner;
+pub mod backup_schedule;
+mod backup_service;
 pub mod drlease;
 pub mod dup;
 pub mod horizon;
@@ -87,6 +90,8 @@ pub struct MetaOptions {
     pub raft: RaftOptions,
     /// The DR lease: its voters (none: no lease) and how often it is renewed.
     pub dr_lease: drlease::DrLeaseOptions,
+    /// Backup policies: minimum interval, how often the leader looks for due runs, leases.
+    pub backup: backup_runner::BackupRunnerOptions,
 }
 
 pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -141,6 +146,7 @@ pub async fn run(opts: MetaOptions, shutdown: impl Future<Output = ()> + Send + 
         leader: leader_slot,
         memory: Default::default(),
         dr_lease,
+        backup: opts.backup.clone(),
     };
     tracing::info!(id = opts.id, listen = %opts.listen, "meta server started");
     let server = tonic::transport::Server::builder()
@@ -167,6 +173,8 @@ async fn supervise(
     pool: Arc<Pool>,
 ) {
     let mut changes = group.leader_changes();
+    // Backup policies run on the leader only (`backup_runner.rs`); aborting it aborts its runs.
+    let mut backups: Option<AbortOnDrop> = None;
     loop {
         let leads = group.is_leader();
         let running =
@@ -185,15 +193,31 @@ async fn supervise(
                 };
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(leader::spawn(group.clone(), lo, pool.clone()));
+                drop(backups.replace(AbortOnDrop(tokio::spawn(backup_runner::run(
+                    group.clone(),
+                    opts.backup.clone(),
+                    opts.id,
+                    opts.members.values().cloned().collect(),
+                )))));
             }
         } else if !leads && running {
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            drop(backups.take());
             tracing::info!("no longer leading");
         }
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+/// A task that ends with its owner (the supervisor, itself aborted when the server stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

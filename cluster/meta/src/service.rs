@@ -30,6 +30,8 @@ pub struct MetaService {
     pub memory: Arc<Mutex<HashMap<u64, pb::NodeMemory>>>,
     /// The cluster's DR lease (renewed by this server while it leads).
     pub dr_lease: Arc<crate::drlease::DrLease>,
+    /// Backup policy settings (minimum interval, operation lease).
+    pub backup: crate::backup_runner::BackupRunnerOptions,
 }
 
 fn status(e: Error) -> Status {
@@ -570,5 +572,58 @@ impl pb::meta_server::Meta for MetaService {
             Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
             other => Err(status(Error::invariant(format!("finish-restore returned {other:?}")))),
         }
+    }
+
+    async fn backup_policy_add(
+        &self,
+        req: Request<pb::BackupPolicyRequest>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        self.do_backup_policy_add(req.into_inner(), false).await.map(Response::new)
+    }
+
+    async fn backup_policy_alter(
+        &self,
+        req: Request<pb::BackupPolicyRequest>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        self.do_backup_policy_add(req.into_inner(), true).await.map(Response::new)
+    }
+
+    async fn backup_policy_set_paused(
+        &self,
+        req: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::BackupPolicyStatus>, Status> {
+        self.do_backup_policy_set_paused(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn backup_policy_remove(
+        &self,
+        req: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.do_backup_policy_remove(req.into_inner()).await.map(|()| Response::new(pb::Empty {}))
+    }
+
+    async fn backup_policy_list(
+        &self,
+        req: Request<pb::BackupPolicyName>,
+    ) -> Result<Response<pb::BackupPolicyListResponse>, Status> {
+        self.do_backup_policy_list(req.into_inner()).map(Response::new)
+    }
+
+    async fn backup_op_begin(&self, req: Request<pb::BackupOp>) -> Result<Response<pb::BackupOp>, Status> {
+        self.do_backup_op_begin(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn backup_op_renew(
+        &self,
+        req: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::BackupOp>, Status> {
+        self.do_backup_op_renew(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn backup_op_end(
+        &self,
+        req: Request<pb::BackupOpRenewRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.do_backup_op_end(req.into_inner()).await.map(|()| Response::new(pb::Empty {}))
     }
 }

@@ -2,6 +2,7 @@
 //! on every meta server; a leader's decisions are written here before anyone is told about them.
 //! Duplication links live in [`dup`].
 
+pub mod backup;
 pub mod dr;
 pub mod dup;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use tern_confman::{Demoted, PersistedPartition};
 pub use tern_core::TableStatus;
 use tern_core::{Ballot, Error, Gpid, NodeId, PartitionConfig, Result};
 
+use self::backup::{BackupOpRecord, BackupPolicyRecord, BackupRunRecord, NewBackupOp, PolicyRuns};
 use self::dr::{DrLeaseWaiver, DrRole, RoleChange};
 use self::dup::{LinkChange, LinkRecord, LinkSeed, NewLink, ProgressUpdate};
 use self::incoming::{IncomingRecord, TableHorizon};
@@ -117,6 +119,21 @@ pub struct MetaState {
     /// state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reconciles: BTreeMap<String, Vec<tern_core::ReconcileSummary>>,
+    /// Backup policies by name (`state/backup.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_policies: BTreeMap<String, BackupPolicyRecord>,
+    /// Each policy's last runs, by policy name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_runs: BTreeMap<String, PolicyRuns>,
+    /// Backup operations in use (backups, restores, retention runs), by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_ops: BTreeMap<u64, BackupOpRecord>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_backup_op: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +239,41 @@ pub enum Command {
         link: NewLink,
         seed: LinkSeed,
     },
+    /// A new backup policy (`state/backup.rs`): refused if the name exists, a table is unknown
+    /// or the retention is empty.
+    AddBackupPolicy {
+        policy: BackupPolicyRecord,
+    },
+    /// Replaces a policy of the same name (its creation time stays).
+    AlterBackupPolicy {
+        policy: BackupPolicyRecord,
+    },
+    SetBackupPolicyPaused {
+        name: String,
+        paused: bool,
+    },
+    RemoveBackupPolicy {
+        name: String,
+    },
+    /// Begins a backup operation on a target unless a conflicting one is in use there.
+    BeginBackupOp {
+        op: NewBackupOp,
+        now_ms: u64,
+    },
+    RenewBackupOp {
+        id: u64,
+        backup_id: Option<String>,
+        now_ms: u64,
+    },
+    EndBackupOp {
+        id: u64,
+    },
+    /// A policy's run for `table` (none: its retention run) started or ended.
+    RecordBackupRun {
+        policy: String,
+        table: Option<String>,
+        run: BackupRunRecord,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +294,8 @@ pub enum Response {
         table: TableRecord,
         resumed: bool,
     },
+    /// A backup operation begun or renewed.
+    BackupOp(BackupOpRecord),
 }
 
 pub fn partition_key(table: u32, partition: u32) -> String {
@@ -365,6 +419,20 @@ impl MetaState {
                 return self.begin_restore(name, *partitions, *replicas, backup);
             }
             Command::FinishRestore { name, backup } => return self.finish_restore(name, backup),
+            Command::AddBackupPolicy { policy } => return self.add_backup_policy(policy),
+            Command::AlterBackupPolicy { policy } => return self.alter_backup_policy(policy),
+            Command::SetBackupPolicyPaused { name, paused } => {
+                return self.set_backup_policy_paused(name, *paused);
+            }
+            Command::RemoveBackupPolicy { name } => return self.remove_backup_policy(name),
+            Command::BeginBackupOp { op, now_ms } => return self.begin_backup_op(op, *now_ms),
+            Command::RenewBackupOp { id, backup_id, now_ms } => {
+                return self.renew_backup_op(*id, backup_id.as_deref(), *now_ms);
+            }
+            Command::EndBackupOp { id } => return self.end_backup_op(*id),
+            Command::RecordBackupRun { policy, table, run } => {
+                return self.record_backup_run(policy, table.as_deref(), run);
+            }
         }
         Response::Done
     }

@@ -2,6 +2,8 @@
 //! (docs/backup.md). The coordinator lives in `tern_backup::take` and talks to the cluster
 //! through `tern_client::AdminClient`; this module parses the flags, calls it and prints.
 
+mod ops;
+mod policy;
 mod print;
 mod restore;
 
@@ -30,8 +32,8 @@ pub enum BackupCmd {
     Describe(DescribeCmd),
     Verify(VerifyCmd),
     Restore(Box<restore::RestoreArgs>),
-    /// Manage backup policies (tables, interval, retention, target). [not available yet]
-    Policy,
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
 }
 
 /// Where backups are, and how to reach it.
@@ -131,11 +133,15 @@ pub struct NowCmd {
 }
 
 /// List the complete backups in a target, oldest first (an interrupted backup is not listed:
-/// without its manifest it does not exist).
+/// without its manifest it does not exist). With --meta, also each backup policy of that
+/// cluster on this target with its tables' last runs.
 #[derive(Debug, Args)]
 pub struct ListCmd {
     #[command(flatten)]
     target: TargetArgs,
+    /// Meta servers of a cluster whose backup policies' last runs to show too.
+    #[arg(long = "meta", env = "TERN_META", value_delimiter = ',', value_name = "ADDRS")]
+    meta: Option<Vec<String>>,
 }
 
 /// Show a backup's manifest: table, cluster, each partition's decree and files, sizes.
@@ -172,9 +178,13 @@ impl BackupCmd {
         match self {
             BackupCmd::Now(c) => c.run(fmt),
             BackupCmd::List(c) => runtime()?.block_on(async {
-                let (_, store) = c.target.open().await?;
+                let (spec, store) = c.target.open().await?;
                 let ids = tern_backup::model::list_backups(&*store).await.context("list backups")?;
-                print::list(fmt, &ids);
+                let runs = match &c.meta {
+                    Some(m) => policy::runs_on_target(m, &spec).await,
+                    None => Vec::new(),
+                };
+                print::list(fmt, &ids, &runs);
                 Ok(())
             }),
             BackupCmd::Describe(c) => {
@@ -200,16 +210,9 @@ impl BackupCmd {
                 if report.is_ok() { Ok(()) } else { Err(Exit(EXIT_DAMAGED).into()) }
             }
             BackupCmd::Restore(args) => restore::run(*args, fmt),
-            BackupCmd::Policy => planned("tern backup policy"),
+            BackupCmd::Policy(c) => c.run(fmt),
         }
     }
-}
-
-fn planned(cmd: &str) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "`{cmd}` is not available yet: it arrives with the backup issue (#25). \
-         See `tern backup --help` for what works today."
-    )
 }
 
 impl NowCmd {
@@ -231,8 +234,14 @@ impl NowCmd {
                 AdminClient::connect(self.meta.meta.clone()).context("connect to the meta servers")?;
             let bar = print::Bar::new(show_bar);
             let on_progress = |p: &tern_backup::TakeProgress| bar.update(p);
-            let result =
-                tern_backup::take_backup(&admin, store, &spec, &self.table, &opts, &on_progress).await;
+            let take = async {
+                tern_backup::take_backup(&admin, store, &spec, &self.table, &opts, &on_progress)
+                    .await
+                    .map_err(anyhow::Error::new)
+            };
+            let resumed = opts.resume.as_ref().map(|id| id.to_string());
+            let kind = tern_client::admin::backup_policy::BackupOpKind::Backup;
+            let result = ops::while_registered(&admin, kind, &spec, &self.table, resumed, take).await;
             bar.finish();
             let summary = result.with_context(|| format!("back up table {}", self.table))?;
             print::taken(fmt, &summary);

@@ -96,7 +96,13 @@ pub fn taken(fmt: OutputFormat, s: &TakeSummary) {
     }
 }
 
-pub fn list(fmt: OutputFormat, ids: &[BackupId]) {
+/// One table's last scheduled run, of a policy on the listed target.
+pub struct PolicyTableRun {
+    pub policy: String,
+    pub run: tern_client::admin::backup_policy::PolicyRun,
+}
+
+pub fn list(fmt: OutputFormat, ids: &[BackupId], runs: &[PolicyTableRun]) {
     match fmt {
         OutputFormat::Json => print_json(json!({
             "backups": ids.iter().map(|id| json!({
@@ -104,6 +110,7 @@ pub fn list(fmt: OutputFormat, ids: &[BackupId]) {
                 "table": id.table(),
                 "created_at": id.created_at().to_rfc3339(),
             })).collect::<Vec<_>>(),
+            "policy_runs": runs.iter().map(|r| json!({ "policy": r.policy, "run": r.run })).collect::<Vec<_>>(),
         })),
         OutputFormat::Text => {
             if ids.is_empty() {
@@ -111,6 +118,14 @@ pub fn list(fmt: OutputFormat, ids: &[BackupId]) {
             }
             for id in ids {
                 println!("{id}  {}  {}", id.table(), id.created_at().format("%Y-%m-%d %H:%M:%S UTC"));
+            }
+            for r in runs {
+                println!(
+                    "policy {} table {}: {}",
+                    r.policy,
+                    r.run.table.as_deref().unwrap_or("(retention)"),
+                    super::policy::outcome(&r.run)
+                );
             }
         }
     }

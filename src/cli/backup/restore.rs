@@ -83,13 +83,17 @@ pub fn run(args: RestoreArgs, output: OutputFormat) -> anyhow::Result<()> {
     let req = args.request()?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
-        let (_, store) = args.target.open().await?;
+        let (spec, store) = args.target.open().await?;
         let admin = AdminClient::connect(args.meta.meta.clone())?;
         let opts = ClientOptions { timeout: Duration::from_secs(60), ..ClientOptions::new(args.meta.meta.clone()) };
         let client = Arc::new(TernClient::for_restore(opts)?);
         let bar = Bar::new(output == OutputFormat::Text && std::io::stderr().is_terminal());
         let sink = bar.sink();
-        let r = tern_restore::run(store, &admin, client, &req, sink).await;
+        // Registered on the target: retention keeps this backup while it is read.
+        let restore = async { tern_restore::run(store, &admin, client, &req, sink).await.map_err(anyhow::Error::new) };
+        let kind = tern_client::admin::backup_policy::BackupOpKind::Restore;
+        let r = super::ops::while_registered(&admin, kind, &spec, &req.table, Some(req.backup.to_string()), restore)
+            .await;
         bar.finish();
         r.with_context(|| {
             format!(

@@ -18,6 +18,7 @@
 //! and a second run finds nothing to do.
 
 mod observe;
+mod policies;
 mod steps;
 #[cfg(test)]
 mod tests;

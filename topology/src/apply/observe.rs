@@ -1,14 +1,15 @@
 //! Reading the running deployment a topology file describes: every cluster of the file through
-//! its admin client (`cluster_name`, `list_tables`, `links(None)`), every proxy with a real
+//! its admin client (`cluster_name`, `list_tables`, `links(None)`, `list_backup_policies`), every proxy with a real
 //! port through `ProxyAdminClient`. The only I/O of `tern plan`.
 
 use std::time::Duration;
 
 use tern_client::AdminClient;
+use tern_client::admin::backup_policy::BackupPolicy;
 use tern_client::admin::{LinkReport, ProxyAdminClient, ProxyStatus, TableInfo};
 
 use super::ApplyError;
-use crate::observed::{Observed, observed_from};
+use crate::observed::{Observed, observed_from, policies_from};
 use crate::schema::{Cluster, Topology};
 
 /// Whether `addr` (`HOST:PORT`) has port 0, which only `tern up` resolves.
@@ -32,6 +33,7 @@ pub(crate) fn metas_of(c: &Cluster) -> Result<Vec<String>, ApplyError> {
 /// A proxy that does not answer is left out (the plan notes that its settings are not planned).
 pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, ApplyError> {
     let mut answers: Vec<(String, Vec<TableInfo>, Vec<LinkReport>)> = Vec::new();
+    let mut policies: Vec<(String, Vec<BackupPolicy>)> = Vec::new();
     for c in &t.clusters {
         let metas = metas_of(c)?;
         let unreachable = |cause: tern_core::Error| ApplyError::Unreachable {
@@ -50,6 +52,8 @@ pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, Apply
         }
         let tables = admin.list_tables().await.map_err(unreachable)?;
         let links = admin.links(None).await.map_err(unreachable)?;
+        let held = admin.list_backup_policies(None).await.map_err(unreachable)?;
+        policies.push((c.name.value.clone(), held.policies.into_iter().map(|s| s.policy).collect()));
         answers.push((c.name.value.clone(), tables, links));
     }
     let mut proxies: Vec<(String, ProxyStatus)> = Vec::new();
@@ -65,5 +69,9 @@ pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, Apply
     let clusters: Vec<(&str, &[TableInfo], &[LinkReport])> =
         answers.iter().map(|(n, t, l)| (n.as_str(), t.as_slice(), l.as_slice())).collect();
     let proxies: Vec<(&str, &ProxyStatus)> = proxies.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    Ok(observed_from(&clusters, Some(&proxies)))
+    let mut observed = observed_from(&clusters, Some(&proxies));
+    let policies: Vec<(&str, &[BackupPolicy])> =
+        policies.iter().map(|(n, p)| (n.as_str(), p.as_slice())).collect();
+    observed.backup_policies = policies_from(&policies);
+    Ok(observed.versioned())
 }

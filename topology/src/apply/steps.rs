@@ -23,6 +23,8 @@ pub(super) struct Ctx<'a> {
     plan: &'a Plan,
     before: &'a Observed,
     opts: &'a ApplyOptions,
+    /// The file's backup policies as each cluster should hold them.
+    policies: BTreeMap<String, super::policies::DesiredPolicy>,
 }
 
 impl<'a> Ctx<'a> {
@@ -46,7 +48,7 @@ impl<'a> Ctx<'a> {
             admins.insert(c.name.value.clone(), admin);
             metas.insert(c.name.value.clone(), m);
         }
-        Ok(Ctx { admins, metas, plan, before, opts })
+        Ok(Ctx { admins, metas, plan, before, opts, policies: super::policies::desired(t) })
     }
 
     fn admin(&self, cluster: &str) -> Result<&AdminClient> {
@@ -115,11 +117,11 @@ impl<'a> Ctx<'a> {
                 admin.drop_table(table).await.map(|_| "dropped (recallable within the recall window)".into())
             }
             Action::MoveActive { table, to, .. } => self.move_active(table, to, say).await,
-            Action::AlterTable { .. }
-            | Action::AddPolicy { .. }
-            | Action::AlterPolicy { .. }
-            | Action::RemovePolicy { .. }
-            | Action::ChangeProxy { .. } => Err(Error::invariant(format!(
+            Action::AddPolicy { policy, .. } | Action::AlterPolicy { policy, .. } => {
+                super::policies::put(policy, self.policies.get(policy), &self.admins).await
+            }
+            Action::RemovePolicy { policy } => super::policies::remove(policy, &self.admins).await,
+            Action::AlterTable { .. } | Action::ChangeProxy { .. } => Err(Error::invariant(format!(
                 "apply was asked to run a step it cannot do ({}); check() refuses those",
                 describe(&step.action)
             ))),

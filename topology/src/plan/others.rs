@@ -1,6 +1,6 @@
-//! The steps for backup policies and proxies. Both are planned but not applied yet: backup
-//! policies wait for the backup subsystem (issue #25), and a proxy takes its settings from its
-//! flags when it starts.
+//! The steps for backup policies and proxies. Backup policies are applied to every cluster
+//! holding a copy of their tables (`apply/policies.rs`); proxies are planned only: a proxy takes
+//! its settings from its flags when it starts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +11,6 @@ use crate::observed::{Observed, ObservedPolicy, ObservedProxy};
 use crate::schema::{Proxy, Topology};
 use crate::units::HumanDuration;
 
-const NO_BACKUP: &str = "backup policies are not executed yet (issue #25)";
 const RESTART_PROXY: &str =
     "a proxy takes these settings from its flags when it starts: restart it with them";
 
@@ -57,9 +56,16 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or("none".to_string(), T::to_string)
 }
 
+/// Tables as a set: clusters report a policy's tables in their own order.
+fn sorted(tables: &[String]) -> String {
+    let mut t = tables.to_vec();
+    t.sort();
+    t.join(",")
+}
+
 fn policy_changes(have: &ObservedPolicy, want: &ObservedPolicy) -> Vec<Change> {
     let fields = [
-        ("tables", have.tables.join(","), want.tables.join(",")),
+        ("tables", sorted(&have.tables), sorted(&want.tables)),
         ("url", have.url.clone(), want.url.clone()),
         ("endpoint", opt(&have.endpoint), opt(&want.endpoint)),
         ("interval", dur(Some(have.interval)), dur(Some(want.interval))),
@@ -79,34 +85,25 @@ pub(super) fn policies(desired: &Topology, observed: &Observed, steps: &mut Vec<
     let want = desired_policies(desired);
     for (name, p) in &want {
         match observed.backup_policies.get(name) {
-            None => steps.push(
-                Step::new(Action::AddPolicy {
-                    policy: name.clone(),
-                    tables: p.tables.clone(),
-                    url: p.url.clone(),
-                })
-                .blocked(NO_BACKUP),
-            ),
+            None => steps.push(Step::new(Action::AddPolicy {
+                policy: name.clone(),
+                tables: p.tables.clone(),
+                url: p.url.clone(),
+            })),
             Some(have) => {
                 let changes = policy_changes(have, p);
                 if !changes.is_empty() {
-                    steps.push(
-                        Step::new(Action::AlterPolicy { policy: name.clone(), changes }).blocked(NO_BACKUP),
-                    );
+                    steps.push(Step::new(Action::AlterPolicy { policy: name.clone(), changes }));
                 }
             }
         }
     }
     for (name, p) in &observed.backup_policies {
         if !want.contains_key(name) {
-            steps.push(
-                Step::new(Action::RemovePolicy { policy: name.clone() })
-                    .destructive(format!(
-                        "no new backups of {} are taken (existing ones stay until their retention ends)",
-                        p.tables.join(", ")
-                    ))
-                    .blocked(NO_BACKUP),
-            );
+            steps.push(Step::new(Action::RemovePolicy { policy: name.clone() }).destructive(format!(
+                "no new backups of {} are taken (existing ones stay until their retention ends)",
+                p.tables.join(", ")
+            )));
         }
     }
 }

@@ -253,7 +253,7 @@ fn links_pause_resume_and_blocked_shape_changes() {
 }
 
 #[test]
-fn policies_and_proxies_are_planned_but_blocked() {
+fn policies_are_applied_and_proxies_planned_but_blocked() {
     let desired = example("everything.yaml");
     let mut observed = Observed::of_topology(&desired);
     let nightly: ObservedPolicy = observed.backup_policies["nightly"].clone();
@@ -264,8 +264,23 @@ fn policies_and_proxies_are_planned_but_blocked() {
     let p = plan(&desired, &observed);
     let kinds: Vec<_> = p.steps.iter().map(|s| describe(&s.action)).collect();
     assert_eq!(kinds, ["alter backup policy nightly", "change proxy p1", "remove backup policy hourly"]);
-    assert!(p.steps.iter().all(|s| s.blocked.is_some()));
-    assert!(p.steps[2].destructive.is_some());
+    let blocked: Vec<bool> = p.steps.iter().map(|s| s.blocked.is_some()).collect();
+    assert_eq!(blocked, [false, true, false], "policies are applied; a proxy takes flags when it starts");
+    assert!(p.steps[2].destructive.is_some(), "removing a policy needs --allow-destructive");
+    // Clusters report a policy's tables in their own order: not a change.
+    let nightly = observed.backup_policies.get_mut("nightly").expect("nightly");
+    (nightly.keep, nightly.tables) = (Some(7), vec![s("users")]);
+    let hourly = observed.backup_policies.get_mut("hourly").expect("hourly");
+    hourly.tables = vec![s("sessions"), s("users")];
+    let mut want = desired.clone();
+    let b = want.backup.as_mut().expect("backup");
+    let mut h = b.policies[0].clone();
+    h.name.value = s("hourly");
+    h.tables = vec![h.tables[0].clone(), h.tables[0].clone()];
+    (h.tables[0].value, h.tables[1].value) = (s("users"), s("sessions"));
+    b.policies.push(h);
+    let kinds: Vec<_> = plan(&want, &observed).steps.iter().map(|s| describe(&s.action)).collect();
+    assert_eq!(kinds, ["change proxy p1"]);
     let text = p.render();
     assert!(text.contains("      retention.keep: 3 → 7\n"), "{text}");
     assert!(text.contains("      auto-failover.users: off → after 30s, rpo-budget 2s\n"), "{text}");

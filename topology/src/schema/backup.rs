@@ -1,5 +1,6 @@
 //! Backups: where snapshots go (targets) and what is snapshotted when (policies). Validated
-//! and planned; executed by the backup subsystem (issue #25) once it lands.
+//! and planned; `tern apply` gives each policy to the clusters holding its tables, whose meta
+//! leaders run it (docs/backup.md "Policies and scheduling").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,7 @@
 //! cause's, so callers still classify by code.
 
 pub mod backup;
+pub mod backup_policy;
 pub mod convert;
 mod drlease;
 mod links;

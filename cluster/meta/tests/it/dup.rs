@@ -45,6 +45,7 @@ impl Meta {
             dup_hold_limit: tern_meta::DEFAULT_DUP_HOLD_LIMIT,
             raft: RaftOptions { election_timeout_ms: (150, 300), heartbeat_ms: 50, ..RaftOptions::default() },
             dr_lease: Default::default(),
+            backup: Default::default(),
         };
         let mut m =
             Meta { client: MetaClient::new(vec![listen.to_string()]).unwrap(), opts, stop: None, task: None };
