@@ -9,7 +9,8 @@
 #   2. `tern backup restore` (into a new table) against raw GetObject of the same objects
 #      (`tern-s3-raw get`);
 #   3. foreground writes (`tern bench --workload write`, closed loop) for DURATION alone, then for
-#      DURATION while full backups run back to back at the default limit (none);
+#      DURATION while full backups run back to back at the default limit (none), then (with
+#      FOREGROUND_LIMIT_MBPS set) for DURATION while they run at that limit;
 #   4. `--limit-mbps LIMIT_MBPS --concurrency 1`: the achieved upload rate against the limit.
 # Prints a markdown table; KEEP=1 keeps the work directory.
 #
@@ -28,9 +29,13 @@ source "$repo/scripts/env.sh"
 source "$repo/bench/local-cluster.sh"
 cd "$repo"
 command -v jq >/dev/null || { echo "backup.sh needs jq (apt-get install jq)" >&2; exit 1; }
-build_tern
+if [ "${NO_BUILD:-0}" = 1 ]; then # the release binaries already built
+  tern=$CARGO_TARGET_DIR/release/tern
+else
+  build_tern
+fi
 # One invocation with the root package, so features unify as for `tern` and nothing rebuilds.
-cargo build --release -p tern -p tern-bench --bin tern --bin tern-s3-raw >&2
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release -p tern -p tern-bench --bin tern --bin tern-s3-raw >&2
 raw=$CARGO_TARGET_DIR/release/tern-s3-raw
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-backup-bench-XXXXXX")
@@ -97,6 +102,17 @@ while kill -0 "$writer_pid" 2>/dev/null; do
 done
 wait "$writer_pid"
 writer_pid=""
+if [ -n "${FOREGROUND_LIMIT_MBPS:-}" ]; then
+  write_bench >"$work/writes-limited.json" 2>"$work/writes-limited.err" &
+  writer_pid=$!
+  limited_during=0
+  while kill -0 "$writer_pid" 2>/dev/null; do
+    backup "limited-during-$limited_during" --limit-mbps "$FOREGROUND_LIMIT_MBPS" >/dev/null
+    limited_during=$((limited_during + 1))
+  done
+  wait "$writer_pid"
+  writer_pid=""
+fi
 
 echo "== 4. the bandwidth limit ($LIMIT_MBPS Mbit/s, one partition at a time)" >&2
 backup limited --concurrency 1 --limit-mbps "$LIMIT_MBPS" >"$work/limited.json"
@@ -119,4 +135,8 @@ echo "| backup upload, $(jq -r .files_uploaded "$work/full.json") files, $(jq -r
 echo "| restore, $(jq -r .records "$work/restore.json") records into $PARTITIONS partitions | $tern_restore MB/s | GET $raw_get MB/s | $(ratio "$tern_restore" "$raw_get") |"
 echo "| restore context: the load through the client ($KEYS records) | $loaded MB/s of values | | |"
 echo "| foreground writes, ${DURATION} s, 32 writers | $during ops/s during $backups_during full backups | $alone ops/s without | $(ratio "$during" "$alone") |"
+if [ -n "${FOREGROUND_LIMIT_MBPS:-}" ]; then
+  at_limit=$(jq -r '.total.throughput_ops_per_sec | floor' "$work/writes-limited.json")
+  echo "| foreground writes, ${DURATION} s, 32 writers | $at_limit ops/s during $limited_during full backups at --limit-mbps $FOREGROUND_LIMIT_MBPS | $alone ops/s without | $(ratio "$at_limit" "$alone") |"
+fi
 echo "| --limit-mbps $LIMIT_MBPS --concurrency 1 | $limited Mbit/s | limit $LIMIT_MBPS Mbit/s | $(ratio "$limited" "$LIMIT_MBPS") |"

@@ -13,6 +13,22 @@ pub const DEV_ACCESS_KEY_ID: &str = "tern-local";
 pub const DEV_SECRET_ACCESS_KEY: &str = "tern-local-secret-key";
 
 /// The script that installs s3s-fs (and the AWS CLI), from the repository's root.
+/// The bucket of a local deployment's backups (`tern up`): a directory `<root>/tern-backups`
+/// of the s3s-fs server, made before the server starts, so it exists from the first request.
+pub const DEV_BUCKET: &str = "tern-backups";
+/// The region the local server is addressed with.
+pub const DEV_REGION: &str = "us-east-1";
+
+/// The environment a local deployment's servers get, so that the meta leader's scheduled
+/// backups (and the replica servers' uploads) can use the local server: development keys only.
+pub fn dev_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY),
+        ("AWS_REGION", DEV_REGION),
+    ]
+}
+
 pub const INSTALL_SCRIPT: &str = "scripts/install-test-deps.sh";
 
 /// Where `scripts/install-test-deps.sh` installs s3s-fs: `$TERN_S3S_FS`, else

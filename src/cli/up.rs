@@ -148,7 +148,9 @@ impl UpCmd {
                 (rt.block_on(local::up(&spec, progress))?, title)
             }
         };
-        let backups = rt.block_on(backup_target(&running))?;
+        let mut backups = rt.block_on(backup_target(&running))?;
+        // Without a file, `tern up` gives its tables a backup policy on its S3 server.
+        backups.policy = self.file.is_none() && backups.endpoint.is_some() && !running.topology().tables.is_empty();
         print_banner(&title, &running);
         if let Some(c) = running.clusters().first() {
             let table =
@@ -237,7 +239,7 @@ fn print_banner(title: &str, running: &Running) {
 }
 
 /// The bucket `tern up` creates on its S3 server.
-pub const BACKUP_BUCKET: &str = "tern-backups";
+pub const BACKUP_BUCKET: &str = tern_backup::local_s3::DEV_BUCKET;
 /// The file `tern up` writes the backup target into, for `set -a; . DIR/backup.env`.
 pub const BACKUP_ENV: &str = "backup.env";
 
@@ -248,6 +250,8 @@ struct BackupTarget {
     target: String,
     /// The S3 server's endpoint (`None`: a local directory).
     endpoint: Option<String>,
+    /// The tables have `tern up`'s backup policy.
+    policy: bool,
 }
 
 /// Creates the backup target of `running` (the bucket on its S3 server, else `<dir>/backups`)
@@ -288,7 +292,7 @@ async fn backup_target(running: &Running) -> anyhow::Result<BackupTarget> {
         text.push_str(&format!("{k}={v}\n"));
     }
     std::fs::write(&env_file, text).with_context(|| format!("write {}", env_file.display()))?;
-    Ok(BackupTarget { env_file, target, endpoint })
+    Ok(BackupTarget { env_file, target, endpoint, policy: false })
 }
 
 impl BackupTarget {
@@ -298,6 +302,13 @@ impl BackupTarget {
         match &self.endpoint {
             Some(endpoint) => {
                 println!("  backups: S3 server {endpoint}, bucket {BACKUP_BUCKET} (target {})", self.target);
+                if self.policy {
+                    println!(
+                        "    policy {}: every table, every 10 minutes, the newest 6 kept (tern backup policy describe {} --meta {meta})",
+                        tern_topology::local::LOCAL_POLICY,
+                        tern_topology::local::LOCAL_POLICY
+                    );
+                }
                 println!(
                     "    tern backup now --table {table} --meta {meta} --target {} --endpoint {endpoint} --access-key-id {DEV_ACCESS_KEY_ID} --secret-access-key {DEV_SECRET_ACCESS_KEY}",
                     self.target

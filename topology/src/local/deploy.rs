@@ -157,6 +157,12 @@ async fn start(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = d.worker_threads.map_or_else(|| (cores / servers.max(1)).max(1), |n| n as usize);
     let voters = file::voters(t, state);
+    if d.s3.is_some() && state.s3.is_some() {
+        // The servers run the scheduled backups into the local S3 server (`local_backups`).
+        for (k, v) in tern_backup::local_s3::dev_env() {
+            processes.set_env(k, v);
+        }
+    }
     for c in &state.clusters {
         let base = match c.data_dir.as_deref() {
             Some(super::flags::TOP) => dir.to_path_buf(),
@@ -201,7 +207,8 @@ async fn start(
 /// servers, writes `<dir>/topology.yaml`, waits for the proxies, applies the topology, waits
 /// for the links and the DR leases.
 async fn serve(d: &Deploy, state: &State, progress: &mut impl FnMut(&str)) -> tern_core::Result<()> {
-    let t = &d.topology;
+    let with_backups = local_backups(d, state);
+    let t = with_backups.as_ref().unwrap_or(&d.topology);
     let within = d.ready_within;
     for (c, tc) in state.clusters.iter().zip(&t.clusters) {
         let n = tc.replica_servers.len();
@@ -324,3 +331,43 @@ fn table_of(a: &Action) -> Option<&str> {
         | Action::ChangeProxy { .. } => None,
     }
 }
+
+/// `tern up` without a file, with its local S3 server: the topology its flags describe plus a
+/// backup policy for every table (`local-default`: every 10 minutes into
+/// `s3://tern-backups/<first cluster>`, the newest 6 kept), so a new user has backups without
+/// configuring anything. A file's deployment (`-f`) runs exactly its file. `None`: nothing to
+/// add.
+fn local_backups(d: &Deploy, state: &State) -> Option<Topology> {
+    use crate::schema::{Backup, BackupPolicy, BackupTarget, Retention};
+    use crate::units::HumanDuration;
+    use tern_backup::local_s3::{DEV_BUCKET, DEV_REGION};
+    let (Origin::Flags(_), Some(addr)) = (&d.origin, &state.s3) else { return None };
+    let t = &d.topology;
+    if t.backup.is_some() || t.tables.is_empty() || d.s3.is_none() {
+        return None;
+    }
+    let first = t.clusters.first()?;
+    let target = "local";
+    let mut with = t.clone();
+    with.backup = Some(Backup {
+        targets: vec![BackupTarget {
+            name: target.to_string().into(),
+            url: format!("s3://{DEV_BUCKET}/{}", first.name.value).into(),
+            endpoint: Some(format!("http://{addr}").into()),
+            region: Some(DEV_REGION.to_string()),
+        }],
+        policies: vec![BackupPolicy {
+            name: LOCAL_POLICY.to_string().into(),
+            tables: t.tables.iter().map(|table| table.name.value.clone().into()).collect(),
+            target: target.to_string().into(),
+            interval: HumanDuration(Duration::from_secs(600)).into(),
+            start_time: None,
+            retention: Retention { keep: Some(6.into()), max_age: None }.into(),
+            max_bytes_per_sec: None,
+        }],
+    });
+    Some(with)
+}
+
+/// The backup policy `tern up` gives its tables (see [`local_backups`]).
+pub const LOCAL_POLICY: &str = "local-default";

@@ -22,6 +22,8 @@ pub struct Processes {
     /// Where `logs/` is.
     dir: PathBuf,
     children: Vec<(ProcessState, Child)>,
+    /// Set in every process this starts (besides what it inherits).
+    env: Vec<(String, String)>,
 }
 
 /// Who a process is, before it has a pid.
@@ -35,7 +37,12 @@ pub struct Launch<'a> {
 
 impl Processes {
     pub fn new(binary: PathBuf, dir: PathBuf) -> Processes {
-        Processes { binary, dir, children: Vec::new() }
+        Processes { binary, dir, children: Vec::new(), env: Vec::new() }
+    }
+
+    /// Sets `key=value` in every process started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -65,6 +72,7 @@ impl Processes {
         let err = log.try_clone().map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         let child = Command::new(program)
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -159,7 +167,9 @@ impl Processes {
     /// under `root` (one directory each) with the development credentials of
     /// [`tern_backup::local_s3`].
     pub fn spawn_s3(&mut self, binary: &Path, addr: &str, root: &Path) -> Result<()> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        // The bucket is a directory of s3s-fs's root: made here, it exists from the first request.
+        let bucket = root.join(tern_backup::local_s3::DEV_BUCKET);
+        std::fs::create_dir_all(&bucket).map_err(|e| Error::io(format!("create {}", bucket.display()), e))?;
         let (host, port) = addr
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
