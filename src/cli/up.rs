@@ -150,7 +150,8 @@ impl UpCmd {
         };
         let mut backups = rt.block_on(backup_target(&running))?;
         // Without a file, `tern up` gives its tables a backup policy on its S3 server.
-        backups.policy = self.file.is_none() && backups.endpoint.is_some() && !running.topology().tables.is_empty();
+        backups.policy =
+            self.file.is_none() && backups.endpoint.is_some() && !running.topology().tables.is_empty();
         print_banner(&title, &running);
         if let Some(c) = running.clusters().first() {
             let table =

@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use tern_core::Error;
 
+pub use self::deploy::LOCAL_POLICY;
 use self::deploy::{Deploy, Origin, deploy};
 pub use self::flags::LocalSpec;
-pub use self::deploy::LOCAL_POLICY;
 use self::processes::{Processes, alive, runs};
 pub use self::state::{ClusterState, ProcessRole, ProcessState, ProxyState, State};
 use crate::schema::Topology;
