@@ -701,6 +701,26 @@ fn table_text(t: &TableReport) -> String {
             s.cluster, s.decrees_behind, s.bytes_behind
         ));
     }
+    if t.backups.is_empty() {
+        out.push_str("  backups: no policy backs this table up (tern backup policy add)\n");
+    }
+    for b in &t.backups {
+        let newest = match (&b.newest_backup, b.newest_age_ms) {
+            (Some(id), Some(age)) => format!("newest {id}, {} old", human_ms(age)),
+            _ => match &b.error {
+                Some(e) => format!("last run FAILED: {e}"),
+                None => format!("last run {}", b.last_run),
+            },
+        };
+        let paused = if b.paused { ", PAUSED" } else { "" };
+        out.push_str(&format!(
+            "  backups: policy {} in {} -> {} every {}{paused}: {newest}\n",
+            b.policy,
+            b.cluster,
+            b.target,
+            human_ms(b.interval_secs * 1000)
+        ));
+    }
     if let Some(r) = &t.last_failover {
         out.push_str("  last failover:\n");
         out.push_str(&loss_text(r).lines().map(|l| format!("  {l}\n")).collect::<String>());

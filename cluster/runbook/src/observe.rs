@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use tern_client::admin::backup_policy::PolicyStatus;
 use tern_client::admin::{AdminClient, DrLeaseState, LinkReport, TableInfo};
 use tern_core::{FailoverRecord, ReconcileSummary, Result, TableStatus};
 
@@ -32,6 +33,8 @@ pub struct ClusterObs {
     pub failovers: Vec<FailoverRecord>,
     /// What `tern dr reconcile` did (or measured so far) after those failovers.
     pub reconciles: Vec<ReconcileSummary>,
+    /// Its backup policies with their last runs (`tern backup policy`).
+    pub backup_policies: Vec<PolicyStatus>,
 }
 
 impl ClusterObs {
@@ -75,14 +78,16 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
         lease: Err("not asked".into()),
         failovers: Vec::new(),
         reconciles: Vec::new(),
+        backup_policies: Vec::new(),
     };
     match tokio::time::timeout(deadline, ask(c, deadline)).await {
-        Ok(Ok((tables, links, lease, (failovers, reconciles)))) => {
+        Ok(Ok((tables, links, lease, (failovers, reconciles, backup_policies)))) => {
             obs.tables = tables;
             obs.links = links;
             obs.lease = lease;
             obs.failovers = failovers;
             obs.reconciles = reconciles;
+            obs.backup_policies = backup_policies;
         }
         Ok(Err(e)) => obs.unreachable = Some(e.to_string()),
         Err(_) => obs.unreachable = Some(format!("no answer from {} within {deadline:?}", c.metas.join(","))),
@@ -94,7 +99,7 @@ type Answers = (
     Vec<TableInfo>,
     Vec<LinkReport>,
     std::result::Result<DrLeaseState, String>,
-    (Vec<FailoverRecord>, Vec<ReconcileSummary>),
+    (Vec<FailoverRecord>, Vec<ReconcileSummary>, Vec<PolicyStatus>),
 );
 
 async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
@@ -114,7 +119,8 @@ async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     // History for the report, not a health input: a meta server too old to keep it has none.
     let failovers = admin.failovers(None).await.unwrap_or_default();
     let reconciles = admin.reconciles(None).await.unwrap_or_default();
-    Ok((tables, links, lease, (failovers, reconciles)))
+    let policies = admin.list_backup_policies(None).await.map(|l| l.policies).unwrap_or_default();
+    Ok((tables, links, lease, (failovers, reconciles, policies)))
 }
 
 /// A wall time (ms since the Unix epoch) as UTC text, `2026-12-07 23:05:09.123 UTC`.

@@ -151,6 +151,27 @@ pub struct TableReport {
     /// What `tern dr reconcile` did after that failover (kept by the cluster it promoted), if it
     /// ran.
     pub last_reconcile: Option<tern_core::ReconcileSummary>,
+    /// The backup policies that back the table up, with their last run (empty: none does).
+    pub backups: Vec<BackupRow>,
+}
+
+/// A backup policy of one cluster that backs a table up (the cluster of its active copy), and
+/// its last run of that table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackupRow {
+    pub cluster: String,
+    pub policy: String,
+    pub target: String,
+    pub interval_secs: u64,
+    pub paused: bool,
+    /// The last run's outcome: `never`, `running`, `succeeded` or `failed`.
+    pub last_run: String,
+    pub error: Option<String>,
+    /// The newest backup, when the last run made one.
+    pub newest_backup: Option<String>,
+    /// Its age when observed, in ms.
+    pub newest_age_ms: Option<u64>,
+    pub next_due_ms: Option<u64>,
 }
 
 /// A cluster as the report shows it.
@@ -341,6 +362,7 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
     if standbys.is_empty() && !copies.iter().any(|c| matches!(c, CopyReport::Unreachable { .. })) {
         note(Health::Healthy, "no standby copy: this table has no disaster recovery".into());
     }
+    let backups = backup_rows(obs, table, &mut note);
     let health = findings.iter().map(|f| f.health).max().unwrap_or_default();
     TableReport {
         table: table.to_string(),
@@ -359,6 +381,74 @@ fn assess_table(obs: &Observed, table: &str, opts: &StatusOptions) -> TableRepor
             .cloned(),
         last_reconcile: crate::reconcile::last_failover(obs, table)
             .and_then(|(c, r)| c.reconciles.iter().find(|s| s.table == table && s.epoch == r.epoch).cloned()),
+        backups,
+    }
+}
+
+/// The policies of reachable clusters that back `table` up there (not those that skip it, e.g.
+/// on a standby copy), with findings: a failed last run degrades the table, as does a last
+/// backup older than two intervals (late). No policy is no finding (not every table needs one).
+fn backup_rows(obs: &Observed, table: &str, note: &mut impl FnMut(Health, String)) -> Vec<BackupRow> {
+    use tern_client::admin::backup_policy::PolicyRunOutcome;
+    let mut rows = Vec::new();
+    for c in obs.clusters.iter().filter(|c| c.unreachable.is_none()) {
+        for p in &c.backup_policies {
+            let Some(run) = p.runs.iter().find(|r| r.table.as_deref() == Some(table)) else { continue };
+            if run.skipped.is_some() {
+                continue;
+            }
+            let (last_run, error) = match &run.outcome {
+                PolicyRunOutcome::Never => ("never", None),
+                PolicyRunOutcome::Running => ("running", None),
+                PolicyRunOutcome::Succeeded => ("succeeded", None),
+                PolicyRunOutcome::Failed(e) => ("failed", Some(e.clone())),
+            };
+            let made = matches!(run.outcome, PolicyRunOutcome::Succeeded);
+            let newest_backup = if made { run.backup_id.clone() } else { None };
+            let newest_age_ms = if made { run.ended_ms.map(|t| obs.at_ms.saturating_sub(t)) } else { None };
+            let name = &p.policy.name;
+            if let Some(e) = &error {
+                note(
+                    Health::Degraded,
+                    format!("backup policy {name} in {}: the last backup failed: {e}", c.name),
+                );
+            }
+            let late_ms = p.policy.interval_secs.saturating_mul(2_000);
+            if !p.policy.paused
+                && let Some(age) = newest_age_ms
+                && age > late_ms
+            {
+                note(
+                    Health::Degraded,
+                    format!(
+                        "backup policy {name} in {}: the newest backup is {} old (late)",
+                        c.name,
+                        ms_text(age)
+                    ),
+                );
+            }
+            rows.push(BackupRow {
+                cluster: c.name.clone(),
+                policy: name.clone(),
+                target: p.policy.target.url.clone(),
+                interval_secs: p.policy.interval_secs,
+                paused: p.policy.paused,
+                last_run: last_run.to_string(),
+                error,
+                newest_backup,
+                newest_age_ms,
+                next_due_ms: run.next_due_ms,
+            });
+        }
+    }
+    rows
+}
+
+fn ms_text(ms: u64) -> String {
+    match ms {
+        ms if ms < 120_000 => format!("{} s", ms / 1000),
+        ms if ms < 7_200_000 => format!("{} min", ms / 60_000),
+        ms => format!("{} h", ms / 3_600_000),
     }
 }
 

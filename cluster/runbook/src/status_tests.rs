@@ -153,3 +153,74 @@ fn the_report_serializes_with_named_states() {
     assert_eq!(v["tables"][0]["copies"][0]["role"], "active");
     assert_eq!(v["tables"][0]["standbys"][0]["rpo_ms"], 500);
 }
+
+fn policy(
+    table: &str,
+    outcome: tern_client::admin::backup_policy::PolicyRunOutcome,
+    ended_ms: u64,
+) -> tern_client::admin::backup_policy::PolicyStatus {
+    use tern_client::admin::backup_policy::{BackupPolicy, PolicyRun, PolicyStatus, PolicyTargetInfo};
+    PolicyStatus {
+        policy: BackupPolicy {
+            name: "hourly".into(),
+            tables: vec![table.into()],
+            target: PolicyTargetInfo { url: "s3://b/dc1".into(), endpoint: None, region: None },
+            interval_secs: 3_600,
+            start_minute: None,
+            keep_last: Some(3),
+            max_age_secs: None,
+            limit_bytes_per_sec: None,
+            paused: false,
+            created_at_ms: 0,
+        },
+        runs: vec![PolicyRun {
+            table: Some(table.into()),
+            outcome,
+            started_ms: Some(ended_ms.saturating_sub(10)),
+            ended_ms: Some(ended_ms),
+            backup_id: Some("20261208T000000Z-t-0000abcd".into()),
+            summary: String::new(),
+            next_due_ms: None,
+            skipped: None,
+        }],
+        retention: None,
+    }
+}
+
+#[test]
+fn backups_of_the_active_cluster_are_reported_and_a_failed_or_late_one_degrades() {
+    use tern_client::admin::backup_policy::PolicyRunOutcome;
+    let mut obs = healthy_pair();
+    let table = obs.clusters[0].tables[0].name.clone();
+    // No policy: no row and no finding.
+    let t = status(&obs);
+    assert!(t.backups.is_empty());
+    assert_eq!(t.health, Health::Healthy);
+
+    // A recent backup: reported with its age, still healthy.
+    obs.at_ms = 10_000_000;
+    obs.clusters[0].backup_policies = vec![policy(&table, PolicyRunOutcome::Succeeded, 9_000_000)];
+    let t = status(&obs);
+    assert_eq!(t.health, Health::Healthy, "{:#?}", t.findings);
+    assert_eq!(t.backups.len(), 1);
+    assert_eq!(t.backups[0].newest_age_ms, Some(1_000_000));
+    assert_eq!(t.backups[0].cluster, "dc1");
+
+    // Older than two intervals: late.
+    obs.at_ms = 9_000_000 + 7_300_000;
+    let t = status(&obs);
+    said(&t, Health::Degraded, "late");
+
+    // The last run failed: degraded, naming the error.
+    obs.clusters[0].backup_policies =
+        vec![policy(&table, PolicyRunOutcome::Failed("no such bucket".into()), 9_000_000)];
+    let t = status(&obs);
+    said(&t, Health::Degraded, "no such bucket");
+    assert_eq!(t.backups[0].newest_backup, None);
+
+    // A policy that skips the table here (a standby copy) is not a row.
+    let mut p = policy(&table, PolicyRunOutcome::Never, 0);
+    p.runs[0].skipped = Some("standby here".into());
+    obs.clusters[0].backup_policies = vec![p];
+    assert!(status(&obs).backups.is_empty());
+}

@@ -82,6 +82,7 @@ pub fn cluster(name: &str, tables: Vec<TableInfo>, links: Vec<LinkReport>) -> Cl
         lease: Ok(lease(5_000)),
         failovers: Vec::new(),
         reconciles: Vec::new(),
+        backup_policies: Vec::new(),
     }
 }
 
