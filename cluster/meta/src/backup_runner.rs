@@ -276,12 +276,17 @@ impl Runner {
             |m: &tern_backup::model::Manifest| m.cluster == cluster && p.tables.contains(&m.table.name);
         let plan = plan_scoped_retention(&input, &rule, now, &in_scope);
         apply_retention(&*store, &plan).await.map_err(|e| fail("delete from", e))?;
+        let deleted = match plan.delete_manifests.len() {
+            0 => "no backup deleted".to_string(),
+            n => format!(
+                "{n} backup(s) deleted ({})",
+                plan.delete_manifests.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        };
         Ok((
             None,
             format!(
-                "{} backups deleted ({}), {} stale intents, {} files",
-                plan.delete_manifests.len(),
-                plan.delete_manifests.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                "{deleted}, {} stale intent(s), {} file(s) deleted",
                 plan.delete_pending.len(),
                 plan.delete_files.len()
             ),
