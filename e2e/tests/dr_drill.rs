@@ -94,6 +94,28 @@ async fn a_drill_switches_over_and_back_fails_over_checks_the_loss_and_cleans_up
         loss["reported_decrees"]
     );
 
+    // Both clusters keep the report; `tern dr status` shows it as the last drill.
+    for c in [&a, &b] {
+        let kept = AdminClient::connect(c.meta_addrs()).unwrap().drills().await.unwrap();
+        let last = kept.last().expect("a drill report kept");
+        assert_eq!((last.from.as_str(), last.to.as_str(), last.passed), ("main", "spare", true));
+        let stored: serde_json::Value = serde_json::from_str(&last.report_json).unwrap();
+        assert_eq!(stored, r, "the kept report is the printed one");
+    }
+    let status = run_cli(
+        &["--output", "json", "dr", "status", "--cluster", &ca, "--cluster", &cb],
+        Duration::from_secs(60),
+    )
+    .await;
+    let s = status.json();
+    assert_eq!(s["last_drill"], r, "{s:#}");
+    let text = run_cli(&["dr", "status", "--cluster", &ca, "--cluster", &cb], Duration::from_secs(60)).await;
+    assert!(
+        text.stdout.contains("last drill: ") && text.stdout.contains("main -> spare passed"),
+        "{}",
+        text.stdout
+    );
+
     // The scratch tables are gone; `t` is as it was.
     for c in [&a, &b] {
         let tables = AdminClient::connect(c.meta_addrs()).unwrap().list_tables().await.unwrap();

@@ -134,6 +134,13 @@ impl pb::meta_server::Meta for ProxyService {
         Err(not_here("a cluster's failover records"))
     }
 
+    async fn record_drill(&self, _: Request<pb::DrillRecord>) -> Result<Response<pb::Empty>, Status> {
+        Err(not_here("recording a drill"))
+    }
+    async fn list_drills(&self, _: Request<pb::Empty>) -> Result<Response<pb::DrillList>, Status> {
+        Err(not_here("a cluster's drill reports"))
+    }
+
     async fn record_reconcile(&self, _: Request<pb::ReconcileRecord>) -> Result<Response<pb::Empty>, Status> {
         Err(not_here("recording a reconcile"))
     }

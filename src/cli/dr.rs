@@ -405,9 +405,11 @@ impl DrillCmd {
                 std::future::pending::<()>().await;
             }
         };
-        let report = runtime()?
+        let rt = runtime()?;
+        let report = rt
             .block_on(tern_runbook::run_drill(&clusters, &opts, cancel, |line| eprintln!("{line}")))
             .context("tern dr drill")?;
+        rt.block_on(record_drill(&clusters, &report));
         if let Some(path) = &self.report {
             std::fs::write(path, serde_json::to_string_pretty(&report)?)
                 .with_context(|| format!("write the drill report to {}", path.display()))?;
@@ -662,8 +664,71 @@ fn to_text(s: &DrStatus) -> String {
     for t in &s.tables {
         out.push_str(&table_text(t));
     }
+    if let Some(d) = &s.last_drill {
+        out.push_str(&last_drill_text(d));
+    }
     out.push_str(&format!("\noverall: {}\n", s.health.name().to_uppercase()));
     out
+}
+
+/// The newest drill in one line: when, which way, and the figures it measured.
+fn last_drill_text(d: &tern_runbook::DrillReport) -> String {
+    let verdict = if d.passed { "passed" } else { "FAILED" };
+    let mut figures: Vec<String> = d
+        .switchovers
+        .iter()
+        .map(|s| match s.write_unavailable_ms {
+            Some(ms) => format!("switchover {}->{} {ms} ms unavailable", s.from, s.to),
+            None => format!("switchover {}->{} unmeasured", s.from, s.to),
+        })
+        .collect();
+    if let Some(z) = &d.zero_loss {
+        figures.push(format!("{} of {} keys lost", z.keys_lost, z.keys_checked));
+    }
+    if let Some(rto) = d.failover_rto_ms {
+        figures.push(format!("failover RTO {rto} ms"));
+    }
+    if let Some(l) = &d.loss {
+        figures.push(format!(
+            "RPO {} writes over {} ms ({} outside the loss report)",
+            l.writes_lost, l.lost_span_ms, l.outside_report
+        ));
+    }
+    format!(
+        "\nlast drill: {} {} -> {} {verdict}: {}\n",
+        tern_runbook::observe::wall_text(d.started_wall_ms),
+        d.from,
+        d.to,
+        figures.join(", ")
+    )
+}
+
+/// Keeps the drill's report in both clusters' meta states (`tern dr status` shows the newest),
+/// as far as they answer: a cluster that does not is named, the drill's result stands.
+async fn record_drill(clusters: &[ClusterAddr], report: &tern_runbook::DrillReport) {
+    let json = match serde_json::to_string(report) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("warning: the drill report was not kept in the clusters: {e}");
+            return;
+        }
+    };
+    let record = tern_client::admin::DrillRecord {
+        started_ms: report.started_wall_ms,
+        from: report.from.clone(),
+        to: report.to.clone(),
+        passed: report.passed,
+        report_json: json,
+    };
+    for c in clusters.iter().filter(|c| c.name == report.from || c.name == report.to) {
+        let kept = match tern_client::AdminClient::connect(c.metas.clone()) {
+            Ok(admin) => admin.with_deadline(Duration::from_secs(5)).record_drill(&record).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            eprintln!("warning: the drill report was not kept in cluster {}: {e}", c.name);
+        }
+    }
 }
 
 fn table_text(t: &TableReport) -> String {

@@ -500,6 +500,41 @@ impl pb::meta_server::Meta for MetaService {
         }
     }
 
+    async fn record_drill(&self, req: Request<pb::DrillRecord>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let report_json = String::from_utf8(r.report_json)
+            .map_err(|_| status(Error::InvalidArgument("a drill report that is not UTF-8 JSON".into())))?;
+        tracing::info!(from = r.from, to = r.to, passed = r.passed, "drill report recorded");
+        let drill = crate::state::drill::DrillEntry {
+            started_ms: r.started_ms,
+            from: r.from,
+            to: r.to,
+            passed: r.passed,
+            report_json,
+        };
+        match self.write(Command::RecordDrill { drill }).await? {
+            Applied::Refused(why) => Err(status(Error::InvalidArgument(why))),
+            _ => Ok(Response::new(pb::Empty {})),
+        }
+    }
+
+    async fn list_drills(&self, _: Request<pb::Empty>) -> Result<Response<pb::DrillList>, Status> {
+        self.leader()?;
+        let records = self.group.read(|s| {
+            s.0.drills
+                .iter()
+                .map(|d| pb::DrillRecord {
+                    started_ms: d.started_ms,
+                    from: d.from.clone(),
+                    to: d.to.clone(),
+                    passed: d.passed,
+                    report_json: d.report_json.clone().into_bytes(),
+                })
+                .collect()
+        });
+        Ok(Response::new(pb::DrillList { records }))
+    }
+
     async fn list_reconciles(
         &self,
         req: Request<pb::DupListRequest>,

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod dr;
+pub mod drill;
 pub mod dup;
 #[cfg(test)]
 mod golden_tests;
@@ -119,6 +120,10 @@ pub struct MetaState {
     /// state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reconciles: BTreeMap<String, Vec<tern_core::ReconcileSummary>>,
+    /// The reports of the newest `tern dr drill` runs this cluster took part in
+    /// (`state/drill.rs`). Absent in older state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<drill::DrillEntry>,
     /// Backup policies by name (`state/backup.rs`). Absent in older state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backup_policies: BTreeMap<String, BackupPolicyRecord>,
@@ -219,6 +224,10 @@ pub enum Command {
     /// Keeps what `tern dr reconcile` did (or measured so far) after a failover.
     RecordReconcile {
         summary: tern_core::ReconcileSummary,
+    },
+    /// Keeps a drill's report (`state/drill.rs`).
+    RecordDrill {
+        drill: drill::DrillEntry,
     },
     /// Creates `name` restoring from `backup`, or finds it already restoring from it
     /// (`state/restore.rs`).
@@ -415,6 +424,7 @@ impl MetaState {
             Command::SetDrLeaseWaiver { waiver } => self.dr_lease_waiver = waiver.clone(),
             Command::RecordFailover { record } => return self.record_failover(record),
             Command::RecordReconcile { summary } => return self.record_reconcile(summary),
+            Command::RecordDrill { drill } => return self.record_drill(drill),
             Command::BeginRestore { name, partitions, replicas, backup } => {
                 return self.begin_restore(name, *partitions, *replicas, backup);
             }

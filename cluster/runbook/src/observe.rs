@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tern_client::admin::backup_policy::PolicyStatus;
-use tern_client::admin::{AdminClient, DrLeaseState, LinkReport, TableInfo};
+use tern_client::admin::{AdminClient, DrLeaseState, DrillRecord, LinkReport, TableInfo};
 use tern_core::{FailoverRecord, ReconcileSummary, Result, TableStatus};
 
 /// A cluster to ask: its name as the deployment calls it, and its meta servers.
@@ -35,6 +35,8 @@ pub struct ClusterObs {
     pub reconciles: Vec<ReconcileSummary>,
     /// Its backup policies with their last runs (`tern backup policy`).
     pub backup_policies: Vec<PolicyStatus>,
+    /// The drill reports it keeps (`tern dr drill`), oldest first.
+    pub drills: Vec<DrillRecord>,
 }
 
 impl ClusterObs {
@@ -79,15 +81,17 @@ async fn observe_one(c: &ClusterAddr, deadline: Duration) -> ClusterObs {
         failovers: Vec::new(),
         reconciles: Vec::new(),
         backup_policies: Vec::new(),
+        drills: Vec::new(),
     };
     match tokio::time::timeout(deadline, ask(c, deadline)).await {
-        Ok(Ok((tables, links, lease, (failovers, reconciles, backup_policies)))) => {
+        Ok(Ok((tables, links, lease, (failovers, reconciles, backup_policies, drills)))) => {
             obs.tables = tables;
             obs.links = links;
             obs.lease = lease;
             obs.failovers = failovers;
             obs.reconciles = reconciles;
             obs.backup_policies = backup_policies;
+            obs.drills = drills;
         }
         Ok(Err(e)) => obs.unreachable = Some(e.to_string()),
         Err(_) => obs.unreachable = Some(format!("no answer from {} within {deadline:?}", c.metas.join(","))),
@@ -99,7 +103,7 @@ type Answers = (
     Vec<TableInfo>,
     Vec<LinkReport>,
     std::result::Result<DrLeaseState, String>,
-    (Vec<FailoverRecord>, Vec<ReconcileSummary>, Vec<PolicyStatus>),
+    (Vec<FailoverRecord>, Vec<ReconcileSummary>, Vec<PolicyStatus>, Vec<DrillRecord>),
 );
 
 async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
@@ -120,7 +124,8 @@ async fn ask(c: &ClusterAddr, deadline: Duration) -> Result<Answers> {
     let failovers = admin.failovers(None).await.unwrap_or_default();
     let reconciles = admin.reconciles(None).await.unwrap_or_default();
     let policies = admin.list_backup_policies(None).await.map(|l| l.policies).unwrap_or_default();
-    Ok((tables, links, lease, (failovers, reconciles, policies)))
+    let drills = admin.drills().await.unwrap_or_default();
+    Ok((tables, links, lease, (failovers, reconciles, policies, drills)))
 }
 
 /// A wall time (ms since the Unix epoch) as UTC text, `2026-12-07 23:05:09.123 UTC`.

@@ -191,6 +191,19 @@ pub struct DrStatus {
     pub health: Health,
     pub clusters: Vec<ClusterReport>,
     pub tables: Vec<TableReport>,
+    /// The newest drill any reachable cluster keeps the report of (`tern dr drill`): the
+    /// figures the runbook quotes. Not a health input.
+    pub last_drill: Option<crate::DrillReport>,
+}
+
+/// The newest drill report the clusters keep that this build reads.
+fn last_drill(obs: &Observed) -> Option<crate::DrillReport> {
+    obs.clusters
+        .iter()
+        .filter(|c| c.unreachable.is_none())
+        .flat_map(|c| c.drills.iter())
+        .max_by_key(|d| d.started_ms)
+        .and_then(|d| serde_json::from_str(&d.report_json).ok())
 }
 
 /// Judges what the clusters said. `table`: only that table (a name no cluster has is a report
@@ -222,7 +235,7 @@ pub fn assess(obs: &Observed, table: Option<&str>, opts: &StatusOptions) -> DrSt
         _ => Health::Degraded,
     };
     let health = tables.iter().map(|t| t.health).chain([seen]).max().unwrap_or_default();
-    DrStatus { at_ms: obs.at_ms, health, clusters, tables }
+    DrStatus { at_ms: obs.at_ms, health, clusters, tables, last_drill: last_drill(obs) }
 }
 
 fn cluster_report(c: &ClusterObs) -> ClusterReport {

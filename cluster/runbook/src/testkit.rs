@@ -83,6 +83,7 @@ pub fn cluster(name: &str, tables: Vec<TableInfo>, links: Vec<LinkReport>) -> Cl
         failovers: Vec::new(),
         reconciles: Vec::new(),
         backup_policies: Vec::new(),
+        drills: Vec::new(),
     }
 }
 

@@ -85,4 +85,49 @@ impl AdminClient {
             })
             .collect()
     }
+
+    /// Keeps a drill's report in this cluster's meta state (`report_json`: the report as JSON).
+    pub async fn record_drill(&self, d: &DrillRecord) -> Result<()> {
+        let req = pb::DrillRecord {
+            started_ms: d.started_ms,
+            from: d.from.clone(),
+            to: d.to.clone(),
+            passed: d.passed,
+            report_json: d.report_json.clone().into_bytes(),
+        };
+        self.call(req, |mut c, r| async move { c.record_drill(r).await })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.context(format!("record the drill from {} to {}", d.from, d.to)))
+    }
+
+    /// The drill reports this cluster keeps, oldest first.
+    pub async fn drills(&self) -> Result<Vec<DrillRecord>> {
+        let list = self
+            .call(pb::Empty {}, |mut c, r| async move { c.list_drills(r).await })
+            .await
+            .map_err(|e| e.context("list the drill reports"))?;
+        Ok(list
+            .records
+            .into_iter()
+            .map(|r| DrillRecord {
+                started_ms: r.started_ms,
+                from: r.from,
+                to: r.to,
+                passed: r.passed,
+                report_json: String::from_utf8_lossy(&r.report_json).into_owned(),
+            })
+            .collect())
+    }
+}
+
+/// A drill's report as a cluster keeps it: indexed by start and sides, the report as JSON
+/// (`tern_runbook::DrillReport`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrillRecord {
+    pub started_ms: u64,
+    pub from: String,
+    pub to: String,
+    pub passed: bool,
+    pub report_json: String,
 }

@@ -28,6 +28,7 @@ use tern_proto::pb::meta_client::MetaClient as PbMetaClient;
 use tonic::transport::Channel;
 
 use self::convert::cluster_status_from_pb;
+pub use self::drlease::DrillRecord;
 pub use self::proxy::ProxyAdminClient;
 pub use self::types::*;
 use crate::MetaClient;
