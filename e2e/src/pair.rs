@@ -115,3 +115,54 @@ impl Cluster {
         .await
     }
 }
+
+/// Two DR-linked clusters, `main` (active) and `spare` (standby), whose meta servers take their
+/// DR leases from one proxy `proxy1` (lease 2 s, renewed every 300 ms), which is also the
+/// clients' entry point: the setup of the failover, reconcile and drill tests. Bind every field
+/// when destructuring (`proxy: _proxy`, `dir`): a field left to `..` is dropped at once, and
+/// dropping `proxy` stops the proxy.
+pub struct VotedPair {
+    pub a: Cluster,
+    pub b: Cluster,
+    pub proxy: crate::process::Process,
+    pub proxy_addr: String,
+    /// `main=METAS` and `spare=METAS`, for `--cluster`.
+    pub ca: String,
+    pub cb: String,
+    /// The proxy's directory, also room for a test's files (removed after the proxy stops).
+    pub dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for VotedPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VotedPair")
+            .field("ca", &self.ca)
+            .field("cb", &self.cb)
+            .field("proxy", &self.proxy_addr)
+            .finish()
+    }
+}
+
+/// Starts a [`VotedPair`]; `ids`: the clusters' ids (distinct per test file).
+pub async fn voted_pair(ids: (u8, u8)) -> VotedPair {
+    let proxy_addr = crate::ports::free_addr();
+    let voters = format!("proxy1={proxy_addr}");
+    let (a, b) = dr_pair_with(
+        ("main", ids.0),
+        ("spare", ids.1),
+        &["--dr-voters", &voters, "--dr-renew-interval", "300ms"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+    let clusters = [("main", a.meta_arg()), ("spare", b.meta_arg())];
+    let proxy = crate::proxy::start_at(
+        dir.path(),
+        "proxy1",
+        "proxy",
+        &proxy_addr,
+        &clusters,
+        &["--dr-voters", &voters, "--dr-name", "proxy1", "--dr-lease", "2s"],
+    );
+    let (ca, cb) = (format!("main={}", a.meta_arg()), format!("spare={}", b.meta_arg()));
+    VotedPair { a, b, proxy, proxy_addr, ca, cb, dir }
+}

@@ -10,29 +10,12 @@ use std::time::Duration;
 
 use tern_client::admin::AdminClient;
 use tern_core::{DrRole, TableStatus};
-use tern_e2e::pair::dr_pair_with;
-use tern_e2e::ports::free_addr;
+use tern_e2e::pair::{VotedPair, voted_pair};
 use tern_e2e::process::run_cli;
-use tern_e2e::proxy::start_at;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drill_switches_over_and_back_fails_over_checks_the_loss_and_cleans_up() {
-    let proxy_addr = free_addr();
-    let voters = format!("proxy1={proxy_addr}");
-    let (a, b) =
-        dr_pair_with(("main", 61), ("spare", 62), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"])
-            .await;
-    let dir = tempfile::tempdir().unwrap();
-    let clusters = [("main", a.meta_arg()), ("spare", b.meta_arg())];
-    let _proxy = start_at(
-        dir.path(),
-        "proxy1",
-        "proxy",
-        &proxy_addr,
-        &clusters,
-        &["--dr-voters", &voters, "--dr-name", "proxy1", "--dr-lease", "2s"],
-    );
-    let (ca, cb) = (format!("main={}", a.meta_arg()), format!("spare={}", b.meta_arg()));
+    let VotedPair { a, b, proxy: _proxy, proxy_addr: _, ca, cb, dir } = voted_pair((61, 62)).await;
     let report_file = dir.path().join("drill.json");
     let report_arg = report_file.display().to_string();
     let args = [

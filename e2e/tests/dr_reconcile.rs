@@ -17,9 +17,7 @@ use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{DrRole, Timetag, partition_of};
 use tern_e2e::cluster::{Cluster, SETTLE};
-use tern_e2e::pair::dr_pair_with;
-use tern_e2e::ports::free_addr;
-use tern_e2e::proxy::start_at;
+use tern_e2e::pair::{VotedPair, voted_pair};
 use tern_e2e::workload::set_op;
 
 fn kill_all(c: &mut Cluster) {
@@ -44,22 +42,7 @@ async fn get(client: &TernClient, key: &str) -> Option<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconcile_ships_the_lost_tail_lists_every_conflict_with_its_winner_and_links_back() {
-    let proxy_addr = free_addr();
-    let voters = format!("proxy1={proxy_addr}");
-    let (mut a, b) =
-        dr_pair_with(("main", 41), ("spare", 42), &["--dr-voters", &voters, "--dr-renew-interval", "300ms"])
-            .await;
-    let dir = tempfile::tempdir().unwrap();
-    let clusters = [("main", a.meta_arg()), ("spare", b.meta_arg())];
-    let _proxy = start_at(
-        dir.path(),
-        "proxy1",
-        "proxy",
-        &proxy_addr,
-        &clusters,
-        &["--dr-voters", &voters, "--dr-name", "proxy1", "--dr-lease", "2s"],
-    );
-    let (ca, cb) = (format!("main={}", a.meta_arg()), format!("spare={}", b.meta_arg()));
+    let VotedPair { mut a, b, proxy: _proxy, proxy_addr, ca, cb, dir: _dir } = voted_pair((41, 42)).await;
     let cl = ["--cluster", ca.as_str(), "--cluster", cb.as_str()];
     let client = Arc::new(TernClient::new(ClientOptions::new(vec![proxy_addr.clone()])).unwrap());
     a.wait_for("the proxy to route writes", SETTLE, || async {
