@@ -5,7 +5,7 @@
 mod ops;
 mod policy;
 mod print;
-mod restore;
+pub(crate) mod restore;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -127,14 +127,7 @@ impl Bar {
         let bar = self.0.clone();
         Arc::new(move |p: &RestoreProgress| {
             if let Some(bar) = &bar {
-                bar.set_length(p.bytes_total);
-                bar.set_position(p.bytes_done.min(p.bytes_total));
-                bar.set_message(format!(
-                    "partition {}/{}, {} records",
-                    (p.partitions_done + 1).min(p.partitions_total),
-                    p.partitions_total,
-                    p.records_sent
-                ));
+                show_progress(bar, p, "");
             }
         })
     }
@@ -144,6 +137,18 @@ impl Bar {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A restore's progress on `bar`: bytes downloaded, and `"{prefix}partition i/n, r records"`.
+pub(crate) fn show_progress(bar: &indicatif::ProgressBar, p: &RestoreProgress, prefix: &str) {
+    bar.set_length(p.bytes_total);
+    bar.set_position(p.bytes_done.min(p.bytes_total));
+    bar.set_message(format!(
+        "{prefix}partition {}/{}, {} records",
+        (p.partitions_done + 1).min(p.partitions_total),
+        p.partitions_total,
+        p.records_sent
+    ));
 }
 
 fn print_summary(s: &RestoreSummary, output: OutputFormat) {

@@ -187,16 +187,7 @@ impl Bar {
             let Some(bar) = &bar else { return };
             match e {
                 SeedEvent::Step(s) => bar.set_message(step_text(*s)),
-                SeedEvent::Restore(p) => {
-                    bar.set_length(p.bytes_total);
-                    bar.set_position(p.bytes_done.min(p.bytes_total));
-                    bar.set_message(format!(
-                        "restoring partition {}/{}, {} records",
-                        (p.partitions_done + 1).min(p.partitions_total),
-                        p.partitions_total,
-                        p.records_sent
-                    ));
-                }
+                SeedEvent::Restore(p) => crate::cli::backup::restore::show_progress(bar, p, "restoring "),
             }
         })
     }
