@@ -11,7 +11,7 @@ impl MetaState {
     pub(super) fn bump_topology_version(&mut self, expect: u64) -> Response {
         if self.topology_version != expect {
             return Response::Refused(format!(
-                "state changed since plan: cluster {:?} is at topology version {}, the plan expected {expect}",
+                "cluster {:?} is at topology version {}, not the expected {expect}",
                 self.cluster_name, self.topology_version
             ));
         }
@@ -45,7 +45,7 @@ mod tests {
         let before = s.clone();
         let r = bump(&mut s, 0);
         assert!(
-            matches!(&r, Response::Refused(m) if m.contains("state changed since plan") && m.contains("\"dc1\"") && m.contains("version 1")),
+            matches!(&r, Response::Refused(m) if m.contains("\"dc1\" is at topology version 1, not the expected 0")),
             "{r:?}"
         );
         assert_eq!(s, before);
