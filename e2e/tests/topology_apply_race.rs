@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tern_client::AdminClient;
+use tern_client::admin::TopologyVersionBump;
 use tern_core::TableStatus;
 use tern_e2e::cluster::{Cluster, ClusterOptions};
 use tern_e2e::process::{CliOutput, run_cli};
@@ -112,7 +113,18 @@ async fn of_two_applies_planned_against_the_same_state_only_one_wins() {
     assert_eq!(tables(&dc1).await, ["events", "late"]);
     assert_eq!((dc1.topology_version().await.unwrap(), dc2.topology_version().await.unwrap()), (2, 2));
 
-    // 3. Converged: a plan finds nothing to do, and an apply of no steps bumps nothing.
+    // 3. The meta servers' compare-and-set itself: a bump expecting an old version is refused
+    //    (through Raft, naming the cluster and both versions) and changes nothing.
+    match dc1.bump_topology_version(1).await.unwrap() {
+        TopologyVersionBump::Refused { version, why } => {
+            assert_eq!(version, 2);
+            assert!(why.contains("\"dc1\" is at topology version 2, not the expected 1"), "{why}");
+        }
+        other => panic!("a stale bump is refused: {other:?}"),
+    }
+    assert_eq!(dc1.topology_version().await.unwrap(), 2);
+
+    // 4. Converged: a plan finds nothing to do, and an apply of no steps bumps nothing.
     let out = tern(&["apply", "-f", file, "--yes"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!((dc1.topology_version().await.unwrap(), dc2.topology_version().await.unwrap()), (2, 2));
