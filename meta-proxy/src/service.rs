@@ -217,4 +217,18 @@ impl pb::meta_server::Meta for ProxyService {
     ) -> Result<Response<pb::Empty>, Status> {
         Err(not_here("backup operations"))
     }
+
+    async fn apply_version_get(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ApplyVersionStatus>, Status> {
+        Err(not_here("a cluster's topology state version"))
+    }
+
+    async fn apply_version_bump(
+        &self,
+        _: Request<pb::ApplyVersionBumpRequest>,
+    ) -> Result<Response<pb::ApplyVersionStatus>, Status> {
+        Err(not_here("a cluster's topology state version"))
+    }
 }

@@ -102,8 +102,10 @@ impl PlanCmd {
 /// took. Before the first step it reads the deployment again and refuses if it changed since
 /// the plan ("state changed since plan; run tern plan again"); with --expect-version it also
 /// refuses a plan made at another version than the one you reviewed. The version is a digest
-/// of what was read, compared by this command, not by the clusters: a best effort against two
-/// operators applying at once, not a lock.
+/// of what was read, each cluster's topology version included; before the first step apply
+/// compare-and-sets every cluster's topology version on its meta servers, so of two applies
+/// planned against the same state only one runs: the other is refused ("state changed since
+/// plan") with nothing changed, and you re-plan.
 ///
 /// Refused, with nothing changed: destructive steps (drop a table, remove a link, move an
 /// active copy) without --allow-destructive, and steps apply cannot do yet (change a table's

@@ -16,10 +16,16 @@ use crate::schema::{Role, Topology};
 /// A running deployment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
-    /// The version of the state this was read at, opaque: `apply` carries it and refuses to
-    /// run if the deployment's version moved since (compare-and-set). Until the meta servers
-    /// expose a state version, it is [`Observed::digest`] of what was read.
+    /// The version of the state this was read at, opaque: [`Observed::digest`] of what was
+    /// read, each cluster's `topology_versions` included. `apply` carries it, refuses to run if
+    /// the deployment's digest moved since, and then compare-and-sets every cluster's topology
+    /// version on its meta servers (docs/topology.md, "The version rule").
     pub version: String,
+    /// By cluster name, the topology state version its meta servers keep (bumped by every
+    /// apply that changes something). Empty when built without asking them (tests,
+    /// [`Observed::of_topology`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topology_versions: BTreeMap<String, u64>,
     /// By name, the clusters that answered. A cluster of the file missing here is planned as
     /// if it held nothing.
     pub clusters: BTreeMap<String, ObservedCluster>,
@@ -89,7 +95,7 @@ pub struct ObservedProxy {
 }
 
 impl Observed {
-    /// A digest of everything but `version`: two reads of an unchanged deployment give the
+    /// A digest of everything but `version` (the clusters' topology versions included): two reads of an unchanged deployment give the
     /// same one. A link's status counts only as paused or not: a new link moves from `init`
     /// through `syncing-checkpoint` to `shipping` on its own, and the plan reads no more of it,
     /// so that progress is not a change an apply should be refused for.
@@ -100,7 +106,7 @@ impl Observed {
                 l.status = LinkStatus::Shipping;
             }
         }
-        let content = (&clusters, &self.backup_policies, &self.proxies);
+        let content = (&clusters, &self.backup_policies, &self.proxies, &self.topology_versions);
         let bytes = serde_json::to_vec(&content).unwrap_or_default();
         format!("{:016x}", tern_core::hash::hash_key_hash(&bytes))
     }
@@ -154,7 +160,14 @@ impl Observed {
         let backup_policies = crate::plan::desired_policies(t);
         let proxies =
             t.proxies.iter().map(|p| (p.name.value.clone(), crate::plan::desired_proxy(p))).collect();
-        Observed { version: String::new(), clusters, backup_policies, proxies: Some(proxies) }.versioned()
+        Observed {
+            version: String::new(),
+            topology_versions: BTreeMap::new(),
+            clusters,
+            backup_policies,
+            proxies: Some(proxies),
+        }
+        .versioned()
     }
 }
 
@@ -217,6 +230,7 @@ pub fn observed_from(
 ) -> Observed {
     Observed {
         version: String::new(),
+        topology_versions: BTreeMap::new(),
         clusters: clusters.iter().map(|(n, t, l)| (n.to_string(), cluster_from(t, l))).collect(),
         backup_policies: BTreeMap::new(),
         proxies: proxies.map(|ps| ps.iter().map(|(n, s)| (n.to_string(), proxy_from(s))).collect()),

@@ -10,6 +10,7 @@
 //! Decisions (failure detection, reconfiguration, placement) live in `tern-confman`, which has
 //! no I/O; this crate persists and carries them out.
 
+mod apply_version_service;
 pub mod backup_runner;
 pub mod backup_schedule;
 mod backup_service;

@@ -661,4 +661,18 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::Empty>, Status> {
         self.do_backup_op_end(req.into_inner()).await.map(|()| Response::new(pb::Empty {}))
     }
+
+    async fn apply_version_get(
+        &self,
+        _: Request<pb::Empty>,
+    ) -> Result<Response<pb::ApplyVersionStatus>, Status> {
+        self.do_apply_version_get().map(Response::new)
+    }
+
+    async fn apply_version_bump(
+        &self,
+        req: Request<pb::ApplyVersionBumpRequest>,
+    ) -> Result<Response<pb::ApplyVersionStatus>, Status> {
+        self.do_apply_version_bump(req.into_inner()).await.map(Response::new)
+    }
 }

@@ -2,6 +2,7 @@
 //! on every meta server; a leader's decisions are written here before anyone is told about them.
 //! Duplication links live in [`dup`].
 
+pub mod apply_version;
 pub mod backup;
 pub mod dr;
 pub mod drill;
@@ -135,6 +136,10 @@ pub struct MetaState {
     pub backup_ops: BTreeMap<u64, BackupOpRecord>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_backup_op: u64,
+    /// The topology state version `tern apply` compares and bumps (`state/apply_version.rs`).
+    /// Absent (0) in older state.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topology_version: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -282,6 +287,11 @@ pub enum Command {
         policy: String,
         table: Option<String>,
         run: BackupRunRecord,
+    },
+    /// Compare-and-set on the topology state version (`state/apply_version.rs`): refused unless
+    /// it is `expect`; increments it otherwise.
+    BumpTopologyVersion {
+        expect: u64,
     },
 }
 
@@ -443,6 +453,7 @@ impl MetaState {
             Command::RecordBackupRun { policy, table, run } => {
                 return self.record_backup_run(policy, table.as_deref(), run);
             }
+            Command::BumpTopologyVersion { expect } => return self.bump_topology_version(*expect),
         }
         Response::Done
     }

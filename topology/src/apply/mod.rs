@@ -6,10 +6,11 @@
 //!    the one the operator expected (`tern apply --expect-version V`, printed by `tern plan`),
 //!    and [`execute`] reads the deployment again right before the first step and refuses if its
 //!    version moved since the plan ("state changed since plan; run tern plan again"). The
-//!    version is a digest of what was read (`Observed::digest`), compared by this process, not
-//!    by the clusters: two applies that read the same state and start their first step within
-//!    the same instant can both pass it. It is a best effort until the meta servers keep a state
-//!    version and compare it themselves (docs/topology.md, next steps).
+//!    version is a digest of what was read (`Observed::digest`), each cluster's topology state
+//!    version included. Then, before the first step, [`execute`] compare-and-sets every
+//!    cluster's topology version on its meta servers (by cluster name, expecting the planned
+//!    one; [`version`]): of two applies that read the same state, the second is refused there
+//!    ("state changed since plan", re-plan) and changes nothing (docs/topology.md).
 //! 2. **Blocked steps** (what apply cannot do yet) are refused, each with its reason.
 //! 3. **Destructive steps** are refused without `allow_destructive`, each named.
 //!
@@ -22,6 +23,7 @@ mod policies;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod version;
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,13 @@ pub enum ApplyError {
         "state changed since plan (planned against version {planned}, the deployment is now at version {now}); run tern plan again"
     )]
     StateChanged { planned: String, now: String },
+    /// A cluster's meta servers refused the compare-and-set of its topology version: another
+    /// apply bumped it since the plan. `bumped`: the clusters bumped before it (no data changed).
+    #[error("state changed since plan: {why}; {}", version::moved_text(bumped))]
+    VersionMoved { cluster: String, why: String, bumped: Vec<String> },
+    /// The plan was made without reading a cluster's topology version (a bug: observe reads it).
+    #[error("the plan has no topology version for cluster {cluster}: run tern plan again")]
+    NoVersion { cluster: String },
     /// Steps apply will not run; nothing was changed.
     #[error("{}", refused_text(blocked, destructive))]
     Refused {
@@ -94,6 +103,8 @@ impl ApplyError {
             ApplyError::WrongCluster { .. }
             | ApplyError::PortZero { .. }
             | ApplyError::StateChanged { .. }
+            | ApplyError::VersionMoved { .. }
+            | ApplyError::NoVersion { .. }
             | ApplyError::Refused { .. } => false,
         }
     }
@@ -179,7 +190,9 @@ pub fn check(plan: &Plan, expect_version: Option<&str>, allow_destructive: bool)
 }
 
 /// Carries out `plan` (made from `t`): reads the deployment again and refuses if its version
-/// is not the plan's, [`check`]s the plan, then runs every step in order. `say` hears each step
+/// is not the plan's, [`check`]s the plan, compare-and-sets every cluster's topology version
+/// (a refusal stops it before any step: `VersionMoved`), then runs every step in order. A plan
+/// without steps bumps nothing. `say` hears each step
 /// start and end. Stops at the first failing step (the ones before it stay done; a re-run goes
 /// on from there).
 pub async fn execute(
@@ -195,6 +208,9 @@ pub async fn execute(
     }
     check(plan, None, opts.allow_destructive)?;
     let ctx = steps::Ctx::new(t, plan, &now, opts)?;
+    if !plan.steps.is_empty() {
+        version::bump_all(&ctx, &version::bumps(t, &now)?).await?;
+    }
     let total = plan.steps.len();
     let mut done = Vec::with_capacity(total);
     for (i, step) in plan.steps.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! Reading the running deployment a topology file describes: every cluster of the file through
-//! its admin client (`cluster_name`, `list_tables`, `links(None)`, `list_backup_policies`), every proxy with a real
+//! its admin client (`cluster_name`, `topology_version`, `list_tables`, `links(None)`, `list_backup_policies`), every proxy with a real
 //! port through `ProxyAdminClient`. The only I/O of `tern plan`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tern_client::AdminClient;
@@ -34,6 +35,7 @@ pub(crate) fn metas_of(c: &Cluster) -> Result<Vec<String>, ApplyError> {
 pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, ApplyError> {
     let mut answers: Vec<(String, Vec<TableInfo>, Vec<LinkReport>)> = Vec::new();
     let mut policies: Vec<(String, Vec<BackupPolicy>)> = Vec::new();
+    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
     for c in &t.clusters {
         let metas = metas_of(c)?;
         let unreachable = |cause: tern_core::Error| ApplyError::Unreachable {
@@ -50,6 +52,7 @@ pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, Apply
                 actual: name,
             });
         }
+        versions.insert(c.name.value.clone(), admin.topology_version().await.map_err(unreachable)?);
         let tables = admin.list_tables().await.map_err(unreachable)?;
         let links = admin.links(None).await.map_err(unreachable)?;
         let held = admin.list_backup_policies(None).await.map_err(unreachable)?;
@@ -73,5 +76,6 @@ pub async fn observe(t: &Topology, deadline: Duration) -> Result<Observed, Apply
     let policies: Vec<(&str, &[BackupPolicy])> =
         policies.iter().map(|(n, p)| (n.as_str(), p.as_slice())).collect();
     observed.backup_policies = policies_from(&policies);
+    observed.topology_versions = versions;
     Ok(observed.versioned())
 }

@@ -51,7 +51,12 @@ impl<'a> Ctx<'a> {
         Ok(Ctx { admins, metas, plan, before, opts, policies: super::policies::desired(t) })
     }
 
-    fn admin(&self, cluster: &str) -> Result<&AdminClient> {
+    /// The meta servers of `cluster`, comma-separated (for errors).
+    pub(super) fn addrs(&self, cluster: &str) -> String {
+        self.metas.get(cluster).map(|m| m.join(",")).unwrap_or_default()
+    }
+
+    pub(super) fn admin(&self, cluster: &str) -> Result<&AdminClient> {
         self.admins.get(cluster).ok_or_else(|| {
             Error::invariant(format!("the plan names cluster {cluster}, which the file does not"))
         })

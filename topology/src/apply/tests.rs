@@ -87,3 +87,41 @@ fn a_link_progressing_on_its_own_does_not_move_the_version_but_a_pause_does() {
     observed.clusters.get_mut("dc1").expect("dc1").links[0].status = LinkStatus::Paused;
     assert_ne!(observed.digest(), shipping);
 }
+
+#[test]
+fn the_plan_version_covers_each_clusters_topology_version() {
+    let t = two_dc();
+    let mut o = Observed::of_topology(&t);
+    o.topology_versions = [("dc1".to_string(), 4), ("dc2".to_string(), 0)].into();
+    let before = o.digest();
+    o.topology_versions.insert("dc2".into(), 1);
+    assert_ne!(o.digest(), before, "another apply's bump moves the plan's version");
+}
+
+#[test]
+fn every_cluster_is_bumped_by_name_expecting_the_planned_version() {
+    let mut t = two_dc();
+    t.clusters.reverse();
+    let mut o = Observed::of_topology(&t);
+    o.topology_versions = [("dc2".to_string(), 7), ("dc1".to_string(), 3)].into();
+    let b = super::version::bumps(&t, &o).expect("both versions read");
+    assert_eq!(b, [("dc1".to_string(), 3), ("dc2".to_string(), 7)]);
+    o.topology_versions.remove("dc2");
+    let e = super::version::bumps(&t, &o).expect_err("dc2 unread");
+    assert!(matches!(&e, ApplyError::NoVersion { cluster } if cluster == "dc2"), "{e}");
+}
+
+#[test]
+fn a_refused_bump_says_state_changed_and_to_re_plan() {
+    let e = ApplyError::VersionMoved {
+        cluster: "dc2".into(),
+        why: "cluster \"dc2\" is at topology version 5, not the expected 4".into(),
+        bumped: vec!["dc1".into()],
+    };
+    let text = e.to_string();
+    assert!(text.starts_with("state changed since plan: cluster \"dc2\" is at topology version 5"), "{text}");
+    assert!(text.contains("tern plan -f FILE"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert!(text.contains("dc1 was bumped first"), "{text}");
+    assert!(!e.is_retryable(), "re-plan first");
+}

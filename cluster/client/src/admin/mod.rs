@@ -8,6 +8,7 @@
 //! error is a `tern_core::Error` whose context says what was being done; its code is the
 //! cause's, so callers still classify by code.
 
+pub mod apply_version;
 pub mod backup;
 pub mod backup_policy;
 pub mod convert;
@@ -27,6 +28,7 @@ use tern_proto::pb;
 use tern_proto::pb::meta_client::MetaClient as PbMetaClient;
 use tonic::transport::Channel;
 
+pub use self::apply_version::TopologyVersionBump;
 use self::convert::cluster_status_from_pb;
 pub use self::drlease::DrillRecord;
 pub use self::proxy::ProxyAdminClient;
