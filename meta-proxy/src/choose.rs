@@ -48,6 +48,7 @@ mod tests {
             status: TableStatus::Serving,
             role: role.parse().unwrap(),
             epoch,
+            restoring: None,
         };
         View::Route(TableRoute { table, partitions: vec![], addresses: Default::default(), dr_lease: None })
     }

@@ -18,6 +18,7 @@ fn route(role: &str, epoch: u64, partitions: u32, with_primary: u32) -> View {
         status: TableStatus::Serving,
         role: role.parse().unwrap(),
         epoch,
+        restoring: None,
     };
     let partitions = (0..partitions)
         .map(|p| PartitionConfig {

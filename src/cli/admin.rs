@@ -106,15 +106,23 @@ fn table_json(t: &TableInfo) -> serde_json::Value {
         "status": t.status.name(),
         "role": t.role.name(),
         "epoch": t.epoch,
+        "restoring": t.restoring,
     })
 }
 
 fn print_table(fmt: OutputFormat, t: &TableInfo) {
     match fmt {
-        OutputFormat::Text => println!(
-            "{} (id {}): {} partitions x {} replicas, {}, {} at epoch {}",
-            t.name, t.id.0, t.partitions, t.replicas, t.status, t.role, t.epoch
-        ),
+        OutputFormat::Text => {
+            let restoring = t
+                .restoring
+                .as_ref()
+                .map(|b| format!(", RESTORING from backup {b} (serves nobody until the restore finishes)"))
+                .unwrap_or_default();
+            println!(
+                "{} (id {}): {} partitions x {} replicas, {}, {} at epoch {}{restoring}",
+                t.name, t.id.0, t.partitions, t.replicas, t.status, t.role, t.epoch
+            )
+        }
         OutputFormat::Json => println!("{}", table_json(t)),
     }
 }

@@ -171,8 +171,9 @@ pub async fn run(
         sink: progress,
     });
     let limiter = req.limit_bytes_per_sec.map(|rate| {
-        // A burst of one read chunk: the limit holds on average (docs/backup.md).
-        Arc::new(RateLimiter::new(rate, store.read_chunk_bytes().max(rate)))
+        // A tenth of a second of burst: with a burst of one read chunk (8 MiB) a small restore
+        // was not limited at all.
+        Arc::new(RateLimiter::new(rate, tern_backup::ratelimit::burst_for(rate)))
     });
     let r = reporter.clone();
     let transfer = Transfer {

@@ -48,7 +48,7 @@ fn no_such_node(node: u64) -> Status {
 /// A table as the admin API answers it; the admin client's converter is the one place a table
 /// becomes protobuf.
 fn table_info(t: &TableRecord) -> pb::TableInfo {
-    let mut info = table_to_pb(&TableInfo {
+    table_to_pb(&TableInfo {
         id: TableId(t.id),
         name: t.name.clone(),
         partitions: t.partitions,
@@ -56,9 +56,8 @@ fn table_info(t: &TableRecord) -> pb::TableInfo {
         status: t.status,
         role: t.role,
         epoch: t.epoch,
-    });
-    info.restoring = t.restoring.clone().unwrap_or_default();
-    info
+        restoring: t.restoring.clone(),
+    })
 }
 
 /// Table names: 1–64 characters from `[A-Za-z0-9_.-]`.

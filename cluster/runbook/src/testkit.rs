@@ -17,6 +17,7 @@ pub fn table(role: DrRole, epoch: u64) -> TableInfo {
         status: TableStatus::Serving,
         role,
         epoch,
+        restoring: None,
     }
 }
 

@@ -35,7 +35,8 @@ pub struct RestoreArgs {
     pub replicas: u32,
     #[command(flatten)]
     pub target: super::TargetArgs,
-    /// Download bandwidth limit in MB/s (10^6 bytes); default: unlimited.
+    /// Download bandwidth limit in megabits per second (N × 125,000 bytes/s, like `tern backup
+    /// now --limit-mbps`); default: unlimited.
     #[arg(long, env = "TERN_RESTORE_LIMIT_MBPS")]
     pub limit_mbps: Option<f64>,
     /// Restore requests in flight at once.
@@ -54,8 +55,10 @@ impl RestoreArgs {
         let backup: BackupId = self.id.parse().with_context(|| format!("backup id {:?}", self.id))?;
         let limit_bytes_per_sec = match self.limit_mbps {
             None => None,
-            Some(m) if m.is_finite() && m > 0.0 => Some((m * 1e6) as u64),
-            Some(m) => anyhow::bail!("--limit-mbps must be a positive number of MB/s, not {m}"),
+            Some(m) if m.is_finite() && m > 0.0 => Some(((m * 125_000.0) as u64).max(1)),
+            Some(m) => {
+                anyhow::bail!("--limit-mbps must be a positive number of megabits per second, not {m}")
+            }
         };
         if self.concurrency == 0 {
             anyhow::bail!("--concurrency must be at least 1");

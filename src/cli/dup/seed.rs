@@ -56,7 +56,8 @@ pub struct SeedArgs {
     /// Replicas per partition of the remote table the seed creates.
     #[arg(long, value_name = "N", default_value_t = 3, env = "TERN_DUP_REMOTE_REPLICAS")]
     pub remote_replicas: u32,
-    /// The restore's download limit in MB/s (10^6 bytes); default: unlimited.
+    /// The restore's download limit in megabits per second (N × 125,000 bytes/s, like `tern
+    /// backup now --limit-mbps`); default: unlimited.
     #[arg(long, value_name = "MBPS", env = "TERN_DUP_SEED_LIMIT_MBPS")]
     pub seed_limit_mbps: Option<f64>,
     /// Where the restore downloads a partition at a time (default: the system's temporary
@@ -111,8 +112,10 @@ pub async fn run(fmt: OutputFormat, link: LinkSide, s: &SeedArgs) -> anyhow::Res
     };
     let limit_bytes_per_sec = match s.seed_limit_mbps {
         None => None,
-        Some(m) if m.is_finite() && m > 0.0 => Some((m * 1e6) as u64),
-        Some(m) => anyhow::bail!("--seed-limit-mbps must be a positive number of MB/s, not {m}"),
+        Some(m) if m.is_finite() && m > 0.0 => Some(((m * 125_000.0) as u64).max(1)),
+        Some(m) => {
+            anyhow::bail!("--seed-limit-mbps must be a positive number of megabits per second, not {m}")
+        }
     };
     if s.remote_partitions == Some(0) {
         anyhow::bail!("--remote-partitions must be at least 1");

@@ -76,6 +76,7 @@ fn what_tern_up_leaves_running_plans_as_no_change() {
         status: TableStatus::Serving,
         role,
         epoch,
+        restoring: None,
     };
     let dropped =
         TableInfo { name: s("old"), status: TableStatus::Dropped { at_ms: 5 }, ..table(DrRole::Active, 0) };

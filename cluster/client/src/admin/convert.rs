@@ -37,6 +37,7 @@ pub fn table_from_pb(t: pb::TableInfo) -> Result<TableInfo> {
         partitions: t.partitions,
         replicas: t.replicas,
         epoch: t.epoch,
+        restoring: (!t.restoring.is_empty()).then_some(t.restoring),
     })
 }
 
@@ -51,7 +52,7 @@ pub fn table_to_pb(t: &TableInfo) -> pb::TableInfo {
         dropped_at_ms,
         role: t.role.to_pb(),
         epoch: t.epoch,
-        ..Default::default()
+        restoring: t.restoring.clone().unwrap_or_default(),
     }
 }
 

@@ -11,6 +11,7 @@ fn table(role: DrRole) -> TableInfo {
         status: TableStatus::Dropped { at_ms: 9 },
         role,
         epoch: 4,
+        restoring: None,
     }
 }
 
@@ -40,6 +41,14 @@ fn routes_round_trip_sorted_by_partition() {
     assert_eq!(back, route);
     assert_eq!(back.with_primary(), 1);
     assert_eq!(back.address(NodeId(8)), Some("b:1"));
+}
+
+#[test]
+fn a_restoring_table_round_trips_and_empty_means_not_restoring() {
+    let mut t = table(DrRole::Active);
+    assert_eq!(table_from_pb(table_to_pb(&t)).unwrap().restoring, None);
+    t.restoring = Some("20261208T032824Z-demo-463cd728".into());
+    assert_eq!(table_from_pb(table_to_pb(&t)).unwrap(), t);
 }
 
 #[test]

@@ -22,6 +22,9 @@ pub struct TableInfo {
     pub role: DrRole,
     /// Grows with every role change decided for the table.
     pub epoch: u64,
+    /// The backup it is being restored from (`tern backup restore`): until the restore
+    /// finishes it serves nobody. `None`: not restoring.
+    pub restoring: Option<String>,
 }
 
 /// A table being restored from a backup, as `AdminClient::begin_restore` answers.
