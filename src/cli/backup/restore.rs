@@ -115,15 +115,7 @@ struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(on: bool) -> Bar {
-        Bar(on.then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            let style = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-            bar.set_style(style);
-            bar
-        }))
+        Bar(on.then(new_bar))
     }
 
     fn sink(&self) -> Arc<dyn Fn(&RestoreProgress) + Send + Sync> {
@@ -140,6 +132,17 @@ impl Bar {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The bar of a restore: bytes of the backup downloaded, rate, ETA, and a message.
+pub(crate) fn new_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }
 
 /// A restore's progress on `bar`: bytes downloaded, and `"{prefix}partition i/n, r records"`.

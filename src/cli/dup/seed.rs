@@ -173,15 +173,7 @@ struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(on: bool) -> Bar {
-        Bar(on.then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            let style = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-            bar.set_style(style);
-            bar
-        }))
+        Bar(on.then(crate::cli::backup::restore::new_bar))
     }
 
     fn sink(&self) -> tern_restore::seed::EventFn {
