@@ -166,3 +166,21 @@ pub async fn voted_pair(ids: (u8, u8)) -> VotedPair {
     let (ca, cb) = (format!("main={}", a.meta_arg()), format!("spare={}", b.meta_arg()));
     VotedPair { a, b, proxy, proxy_addr, ca, cb, dir }
 }
+
+/// A client of the proxy at `proxy_addr`, returned once a write of table `t` through it is
+/// acknowledged (the proxy routes to `a`'s active copy).
+pub async fn routed_client(a: &Cluster, proxy_addr: &str) -> std::sync::Arc<tern_client::TernClient> {
+    let options = tern_client::ClientOptions::new(vec![proxy_addr.to_string()]);
+    let client = std::sync::Arc::new(
+        tern_client::TernClient::new(options).unwrap_or_else(|e| panic!("a client of {proxy_addr}: {e}")),
+    );
+    a.wait_for("the proxy to route writes", SETTLE, || async {
+        client
+            .write("t", crate::workload::set_op("warm", "v", "v", 0))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    client
+}

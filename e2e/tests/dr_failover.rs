@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tern_client::{ClientOptions, TernClient};
 use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{DrRole, Timetag, partition_of};
 use tern_e2e::cluster::{Cluster, SETTLE};
-use tern_e2e::pair::{VotedPair, voted_pair};
+use tern_e2e::pair::{VotedPair, routed_client, voted_pair};
 use tern_e2e::workload::set_op;
 
 fn wall_ms() -> u64 {
@@ -43,11 +42,7 @@ fn clusters_args<'a>(ca: &'a str, cb: &'a str) -> [&'a str; 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_over_a_lost_active_cluster_fences_it_promotes_the_standby_and_bounds_the_loss() {
     let VotedPair { mut a, b, proxy: _proxy, proxy_addr, ca, cb, dir: _dir } = voted_pair((41, 42)).await;
-    let client = Arc::new(TernClient::new(ClientOptions::new(vec![proxy_addr.clone()])).unwrap());
-    a.wait_for("the proxy to route writes", SETTLE, || async {
-        client.write("t", set_op("warm", "v", "v", 0)).await.map(|_| ()).map_err(|e| e.to_string())
-    })
-    .await;
+    let client = routed_client(&a, &proxy_addr).await;
     // Writers through the proxy, recording every acknowledged write.
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<String, Acked>>> = Arc::default();

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tern_client::{ClientOptions, TernClient};
+use tern_client::TernClient;
 use tern_core::read::{ReadOp, ReadResult};
 use tern_core::{DrRole, Timetag, partition_of};
 use tern_e2e::cluster::{Cluster, SETTLE};
-use tern_e2e::pair::{VotedPair, voted_pair};
+use tern_e2e::pair::{VotedPair, routed_client, voted_pair};
 use tern_e2e::workload::set_op;
 
 fn kill_all(c: &mut Cluster) {
@@ -44,11 +44,7 @@ async fn get(client: &TernClient, key: &str) -> Option<Vec<u8>> {
 async fn reconcile_ships_the_lost_tail_lists_every_conflict_with_its_winner_and_links_back() {
     let VotedPair { mut a, b, proxy: _proxy, proxy_addr, ca, cb, dir: _dir } = voted_pair((41, 42)).await;
     let cl = ["--cluster", ca.as_str(), "--cluster", cb.as_str()];
-    let client = Arc::new(TernClient::new(ClientOptions::new(vec![proxy_addr.clone()])).unwrap());
-    a.wait_for("the proxy to route writes", SETTLE, || async {
-        client.write("t", set_op("warm", "v", "v", 0)).await.map(|_| ()).map_err(|e| e.to_string())
-    })
-    .await;
+    let client = routed_client(&a, &proxy_addr).await;
 
     // main ships behind its writers: 2 KiB/s for the whole link.
     let link = a.first_link_id().await;
